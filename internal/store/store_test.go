@@ -1,0 +1,73 @@
+package store_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"testing/fstest"
+
+	"github.com/remitpay/remit/internal/store"
+)
+
+func TestMigrateAppliesInOrderOnce(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "x", "db.sqlite")
+	migs := fstest.MapFS{
+		"002_add.sql":  {Data: []byte(`INSERT INTO t (v) VALUES ('second');`)},
+		"001_init.sql": {Data: []byte(`CREATE TABLE t (v TEXT NOT NULL);`)},
+	}
+	for range 2 { // reopening must not re-apply
+		db, err := store.OpenSQLite(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Migrate(ctx, db, migs); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := db.QueryRow(`SELECT count(*) FROM t`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Fatalf("rows = %d, want 1 (migrations applied once, in order)", n)
+		}
+		var mode string
+		if err := db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil {
+			t.Fatal(err)
+		}
+		if mode != "wal" {
+			t.Fatalf("journal_mode = %q, want wal", mode)
+		}
+		var sync int
+		if err := db.QueryRow(`PRAGMA synchronous`).Scan(&sync); err != nil {
+			t.Fatal(err)
+		}
+		if sync != 2 {
+			t.Fatalf("synchronous = %d, want 2 (FULL)", sync)
+		}
+		db.Close()
+	}
+}
+
+func TestMigrateRejectsBadNamesAndFailedSQL(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "db.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := store.Migrate(ctx, db, fstest.MapFS{"init.sql": {Data: []byte(`SELECT 1;`)}}); err == nil {
+		t.Fatal("unnumbered migration accepted")
+	}
+	bad := fstest.MapFS{"001_bad.sql": {Data: []byte(`CREATE TABLE t (v TEXT); THIS IS NOT SQL;`)}}
+	if err := store.Migrate(ctx, db, bad); err == nil {
+		t.Fatal("broken migration accepted")
+	}
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("a failed migration was recorded")
+	}
+}

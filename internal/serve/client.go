@@ -1,0 +1,49 @@
+package serve
+
+import (
+	"crypto/tls"
+	"net/http"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// Client-side HTTP/2 health checking used by [NewHTTP2Client].
+const (
+	// ClientReadIdleTimeout is how long a client connection may receive
+	// nothing before the client sends a PING, so dead bank connections are
+	// detected instead of hanging RPCs.
+	ClientReadIdleTimeout = 30 * time.Second
+	// ClientPingTimeout is how long the client waits for a PING ack before
+	// closing the connection.
+	ClientPingTimeout = 15 * time.Second
+)
+
+// NewHTTP2Client returns the HTTP client Remit uses to call Connect servers
+// (the banks, and each other in tests): HTTP/2 only, over TLS only — the
+// transport refuses http:// URLs — with TLS 1.3 as the minimum version and
+// PING-based detection of dead connections. gRPC requires HTTP/2, and one
+// multiplexed connection per bank keeps latency low.
+//
+// tlsConf (cloned, never modified) carries the roots and, for mTLS, the
+// client certificate; nil means system roots. A MinVersion below TLS 1.3 is
+// raised to TLS 1.3. The client has no overall timeout because it also
+// carries streams: bound each RPC with a context deadline.
+func NewHTTP2Client(tlsConf *tls.Config) *http.Client {
+	var conf *tls.Config
+	if tlsConf != nil {
+		conf = tlsConf.Clone()
+	} else {
+		conf = &tls.Config{}
+	}
+	if conf.MinVersion < tls.VersionTLS13 {
+		conf.MinVersion = tls.VersionTLS13
+	}
+	return &http.Client{
+		Transport: &http2.Transport{ //nolint:staticcheck // x/net/http2 transport chosen deliberately
+			TLSClientConfig: conf,
+			ReadIdleTimeout: ClientReadIdleTimeout,
+			PingTimeout:     ClientPingTimeout,
+		},
+	}
+}

@@ -1,0 +1,242 @@
+// Package serve runs Remit's Connect servers: one net/http server per
+// process, TLS 1.3 only, HTTP/2 (and HTTP/1.1 for Connect and gRPC-Web
+// clients that cannot do HTTP/2), answering the Connect, gRPC and gRPC-Web
+// protocols. It centralizes the timeouts, limits, interceptor chain and
+// graceful shutdown so that every Remit binary behaves the same way.
+//
+// There is deliberately no plaintext listener anywhere: payment traffic and
+// bearer credentials must never cross the network unencrypted, so [Serve]
+// and [Run] refuse to start without a TLS 1.3 configuration.
+package serve
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// Defaults applied by [Serve] and [Run] to zero-valued [Config] fields.
+const (
+	// DefaultReadHeaderTimeout bounds how long a client may take to send
+	// request headers, which defeats slowloris-style connection exhaustion
+	// without affecting long-running streams (headers come first).
+	DefaultReadHeaderTimeout = 5 * time.Second
+	// DefaultIdleTimeout closes keep-alive connections that carry no
+	// requests, so idle clients do not pin server resources forever.
+	DefaultIdleTimeout = 120 * time.Second
+	// DefaultShutdownTimeout is how long in-flight RPCs get to finish after
+	// shutdown starts before connections are closed forcibly.
+	DefaultShutdownTimeout = 10 * time.Second
+	// DefaultMaxHeaderBytes caps request header size; Remit requests carry
+	// a bearer token and a few metadata headers, far below 64 KiB.
+	DefaultMaxHeaderBytes = 64 << 10
+	// DefaultMaxConcurrentStreams caps concurrent HTTP/2 streams (RPCs) per
+	// connection so that one client cannot monopolize the server.
+	DefaultMaxConcurrentStreams = 250
+	// DefaultMaxBodyBytes caps the total request body per HTTP request (for
+	// a stream: per stream). It is a coarse backstop above the per-message
+	// limit set by [HandlerOptions] (connect.WithReadMaxBytes), which is
+	// the real per-RPC bound.
+	DefaultMaxBodyBytes = 2 << 20
+)
+
+// Config describes one Remit server. Zero values are replaced by the
+// Default* constants so that callers only set what they need and cannot
+// accidentally run without limits.
+//
+// There are intentionally no read or write timeouts by default, and no
+// WriteTimeout field at all: net/http applies them to the whole request or
+// response, which would cut off long-lived streaming RPCs (for example
+// health Watch or reflection). Per-RPC limits come instead from Connect's
+// read max bytes ([HandlerOptions]), from the request body cap
+// (MaxBodyBytes), and from RPC deadlines propagated by clients
+// (Connect-Timeout-Ms / grpc-timeout), which Connect turns into context
+// deadlines.
+type Config struct {
+	// Addr is the TCP address to listen on, e.g. ":8443". Used by Run only.
+	Addr string
+	// TLS is the server's TLS configuration. Required, with MinVersion
+	// tls.VersionTLS13 and a certificate (Certificates, GetCertificate or
+	// GetConfigForClient). It is cloned, never modified.
+	TLS *tls.Config
+	// Handler serves requests, usually an *http.ServeMux of Connect
+	// handlers. Required: a nil handler would fall back to
+	// http.DefaultServeMux, which may expose debug endpoints.
+	Handler http.Handler
+	// Logger receives server lifecycle and net/http error logs;
+	// slog.Default() if nil.
+	Logger *slog.Logger
+
+	// ReadHeaderTimeout defaults to DefaultReadHeaderTimeout.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout defaults to 0 (none) so streaming RPCs are not cut; see
+	// the Config documentation.
+	ReadTimeout time.Duration
+	// IdleTimeout defaults to DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// ShutdownTimeout defaults to DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
+	// MaxHeaderBytes defaults to DefaultMaxHeaderBytes.
+	MaxHeaderBytes int
+	// MaxConcurrentStreams defaults to DefaultMaxConcurrentStreams.
+	MaxConcurrentStreams uint32
+	// MaxBodyBytes caps each request body (http.MaxBytesHandler); defaults
+	// to DefaultMaxBodyBytes. Raise it for client-streaming RPCs that
+	// legitimately send more in total.
+	MaxBodyBytes int64
+}
+
+// withDefaults returns a copy of c with zero values replaced by defaults.
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.ReadHeaderTimeout <= 0 {
+		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if c.ReadTimeout < 0 {
+		c.ReadTimeout = 0
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if c.MaxConcurrentStreams == 0 {
+		c.MaxConcurrentStreams = DefaultMaxConcurrentStreams
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	return c
+}
+
+// Errors returned when a Config is unsafe to serve.
+var (
+	// ErrNoTLS means Config.TLS is nil; Remit never serves plaintext.
+	ErrNoTLS = errors.New("serve: TLS config is required (no plaintext listeners)")
+	// ErrTLSVersion means Config.TLS allows versions below TLS 1.3.
+	ErrTLSVersion = errors.New("serve: TLS MinVersion must be TLS 1.3")
+	// ErrNoCertificate means Config.TLS has no way to present a certificate.
+	ErrNoCertificate = errors.New("serve: TLS config has no certificate")
+	// ErrNoHandler means Config.Handler is nil.
+	ErrNoHandler = errors.New("serve: handler is required")
+)
+
+// validate rejects configurations that would serve insecurely.
+func (c Config) validate() error {
+	switch {
+	case c.TLS == nil:
+		return ErrNoTLS
+	case c.TLS.MinVersion < tls.VersionTLS13:
+		return ErrTLSVersion
+	case len(c.TLS.Certificates) == 0 && c.TLS.GetCertificate == nil && c.TLS.GetConfigForClient == nil:
+		return ErrNoCertificate
+	case c.Handler == nil:
+		return ErrNoHandler
+	}
+	return nil
+}
+
+// Run listens on cfg.Addr and serves like [Serve] until ctx is done. It is
+// the entry point of every Remit server binary. The configuration is
+// validated before the port is opened, so an unsafe configuration never
+// listens at all.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("serve: listen on %q: %w", cfg.Addr, err)
+	}
+	return Serve(ctx, ln, cfg)
+}
+
+// Serve serves cfg.Handler over TLS 1.3 with HTTP/2 on ln (a plain TCP
+// listener; Serve adds TLS) until ctx is done, then shuts down gracefully:
+// it stops accepting, sends HTTP/2 GOAWAY, waits up to cfg.ShutdownTimeout
+// for in-flight RPCs, and then closes remaining connections. It exists
+// separately from [Run] so tests and callers can supply their own listener
+// (for example on 127.0.0.1:0).
+//
+// Serve returns nil after a graceful shutdown, the shutdown error if
+// in-flight RPCs outlived ShutdownTimeout, or the serving error if the
+// server failed. It closes ln in all cases.
+func Serve(ctx context.Context, ln net.Listener, cfg Config) error {
+	if err := cfg.validate(); err != nil {
+		_ = ln.Close()
+		return err
+	}
+	cfg = cfg.withDefaults()
+	logger := cfg.Logger
+
+	tlsConf := cfg.TLS.Clone()
+	// h2 first: Go's TLS server picks ALPN by server preference.
+	tlsConf.NextProtos = []string{"h2", "http/1.1"}
+
+	srv := &http.Server{
+		Handler:           http.MaxBytesHandler(cfg.Handler, cfg.MaxBodyBytes),
+		TLSConfig:         tlsConf,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      0, // see Config: would cut streaming RPCs
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		// Requests inherit ctx's values but not its cancellation: shutdown
+		// must let in-flight payments finish, not abort them.
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	// x/net/http2 is deprecated in favor of http.Server.HTTP2 since
+	// x/net v0.62; it is kept for its explicit, version-independent knobs.
+	if err := http2.ConfigureServer(srv, &http2.Server{ //nolint:staticcheck // see above
+		MaxConcurrentStreams: cfg.MaxConcurrentStreams,
+		IdleTimeout:          cfg.IdleTimeout,
+	}); err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("serve: configure HTTP/2: %w", err)
+	}
+
+	addr := ln.Addr().String()
+	errCh := make(chan error, 1)
+	go func() {
+		// Certificates come from TLSConfig, hence no file names.
+		errCh <- srv.ServeTLS(ln, "", "")
+	}()
+	logger.LogAttrs(ctx, slog.LevelInfo, "listening", slog.String("addr", addr))
+
+	select {
+	case err := <-errCh:
+		// The server stopped on its own: that is always a failure.
+		return fmt.Errorf("serve: %s: %w", addr, err)
+	case <-ctx.Done():
+	}
+
+	logger.LogAttrs(ctx, slog.LevelInfo, "shutting down", slog.String("addr", addr), slog.Duration("timeout", cfg.ShutdownTimeout))
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		_ = srv.Close()
+		<-errCh
+		logger.LogAttrs(ctx, slog.LevelError, "forced shutdown", slog.String("addr", addr), slog.String("error", err.Error()))
+		return fmt.Errorf("serve: graceful shutdown of %s: %w", addr, err)
+	}
+	if err := <-errCh; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %s: %w", addr, err)
+	}
+	logger.LogAttrs(ctx, slog.LevelInfo, "stopped", slog.String("addr", addr))
+	return nil
+}

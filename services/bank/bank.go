@@ -1,0 +1,158 @@
+package bank
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/remitpay/remit/gen/remit/gateway/v1/gatewayv1connect"
+	"github.com/remitpay/remit/internal/pki"
+	"github.com/remitpay/remit/internal/serve"
+)
+
+// Config describes one bank process for [Run].
+type Config struct {
+	// Name is the bank's name, e.g. "bank-a"; it must match the name in its
+	// certificates.
+	Name string
+	// Addr is the listen address, e.g. 127.0.0.1:8444 (ignored if Listener
+	// is set).
+	Addr string
+	// Listener is an optional plain TCP listener, for tests; Run adds TLS
+	// and closes it.
+	Listener net.Listener
+	// PublicURL is how the gateway reaches this bank: https://host:port.
+	PublicURL string
+	// GatewayURL is the gateway's https base URL.
+	GatewayURL string
+	// ServerTLS is the server side; it must require and verify client
+	// certificates (mutual TLS), because only the gateway may call a bank.
+	ServerTLS *tls.Config
+	// GatewayTLS is the client side for calling the gateway; it presents
+	// the bank's client certificate.
+	GatewayTLS *tls.Config
+	// DataDir holds the ledger, DataDir/ledger.db.
+	DataDir string
+	// Accounts are created at start if absent; existing ones are kept as
+	// they are, so restarts keep balances.
+	Accounts []AccountSeed
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// ResolveInterval defaults to DefaultResolveInterval.
+	ResolveInterval time.Duration
+	// RegisterInterval defaults to DefaultRegisterInterval.
+	RegisterInterval time.Duration
+	// Retention defaults to DefaultRetention.
+	Retention time.Duration
+	// Now is the ledger's and resolver's clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if !pki.ValidBankName(c.Name) {
+		errs = append(errs, fmt.Errorf("bank name %q must match ^[a-z0-9][a-z0-9-]{0,62}$", c.Name))
+	}
+	if c.Listener == nil && c.Addr == "" {
+		errs = append(errs, errors.New("no listen address"))
+	}
+	if !strings.HasPrefix(c.PublicURL, "https://") {
+		errs = append(errs, fmt.Errorf("public URL %q must start with https://", c.PublicURL))
+	}
+	if !strings.HasPrefix(c.GatewayURL, "https://") {
+		errs = append(errs, fmt.Errorf("gateway URL %q must start with https://", c.GatewayURL))
+	}
+	if c.ServerTLS == nil || c.ServerTLS.ClientAuth != tls.RequireAndVerifyClientCert {
+		errs = append(errs, errors.New("server TLS must require and verify client certificates (mutual TLS)"))
+	}
+	if c.GatewayTLS == nil {
+		errs = append(errs, errors.New("no TLS configuration for calling the gateway"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("no data directory"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("bank: invalid config: %w", err)
+	}
+	return nil
+}
+
+// Run is a bank process: it opens the ledger, creates the configured
+// accounts, serves BankService (with health and reflection) over mutual TLS,
+// keeps the bank registered with the gateway and resolves expired prepared
+// transactions, until ctx ends. It returns after a graceful shutdown, or
+// with the error that stopped it.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.validate(); err != nil {
+		if cfg.Listener != nil {
+			cfg.Listener.Close()
+		}
+		return err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("bank", cfg.Name)
+
+	ln := cfg.Listener
+	closeLn := func() {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+	ledger, err := OpenLedger(ctx, filepath.Join(cfg.DataDir, "ledger.db"), cfg.Now)
+	if err != nil {
+		closeLn()
+		return err
+	}
+	defer ledger.Close()
+	for _, a := range cfg.Accounts {
+		created, err := ledger.EnsureAccount(ctx, a)
+		if err != nil {
+			closeLn()
+			return err
+		}
+		if created {
+			log.Info("account opened", "account_id", a.ID, "currency", a.Currency, "amount", a.Opening)
+		}
+	}
+
+	if ln == nil {
+		var lc net.ListenConfig
+		if ln, err = lc.Listen(ctx, "tcp", cfg.Addr); err != nil {
+			return fmt.Errorf("bank: listen on %s: %w", cfg.Addr, err)
+		}
+	}
+
+	httpClient := serve.NewHTTP2Client(cfg.GatewayTLS)
+	defer httpClient.CloseIdleConnections()
+	gateway := NewCoordinator(gatewayv1connect.NewCoordinatorServiceClient(httpClient, cfg.GatewayURL))
+
+	loopCtx, stopLoops := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		(&Resolver{
+			Ledger: ledger, Coordinator: gateway, Interval: cfg.ResolveInterval,
+			Retention: cfg.Retention, Logger: log, Now: cfg.Now,
+		}).Run(loopCtx)
+	})
+	wg.Go(func() {
+		(&Registrar{
+			Coordinator: gateway, Name: cfg.Name, URL: cfg.PublicURL,
+			Interval: cfg.RegisterInterval, Logger: log,
+		}).Run(loopCtx)
+	})
+
+	err = serve.Serve(ctx, ln, serve.Config{TLS: cfg.ServerTLS, Handler: NewHTTPHandler(ledger, log), Logger: log})
+	stopLoops()
+	wg.Wait()
+	return err
+}

@@ -1,0 +1,820 @@
+package bank
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/remitpay/remit/internal/store"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Sentinel errors of the ledger. They are wrapped with %w and detail; the RPC
+// layer maps each to a Connect code and ErrorInfo reason (errors.go). The
+// refusals among them are also the Reason of a NO [Vote].
+var (
+	// ErrAccountNotFound: no such account at this bank.
+	ErrAccountNotFound = errors.New("account not found")
+	// ErrCurrencyMismatch: the account holds another currency.
+	ErrCurrencyMismatch = errors.New("currency mismatch")
+	// ErrInsufficientFunds: the available balance (balance - held) is
+	// below the debit.
+	ErrInsufficientFunds = errors.New("insufficient funds")
+	// ErrBalanceOverflow: the credit would take the balance past 2^63-1.
+	ErrBalanceOverflow = errors.New("balance would overflow")
+	// ErrAlreadyAborted: the transaction was aborted here (or an ABORT for it
+	// arrived before its prepare); it can be neither prepared nor committed.
+	ErrAlreadyAborted = errors.New("transaction already aborted")
+	// ErrIdempotencyKeyReused: the transaction id was already used here with
+	// other legs or parameters, or by the other kind of movement.
+	ErrIdempotencyKeyReused = errors.New("transaction id already used with different parameters")
+	// ErrCannotCommit: COMMIT of a transaction that is unknown or aborted
+	// here. It means the gateway and the bank disagree; never retried away.
+	ErrCannotCommit = errors.New("cannot commit a transaction that is not prepared")
+	// ErrAlreadyCommitted: ABORT of a committed transaction; a commit is
+	// never undone.
+	ErrAlreadyCommitted = errors.New("cannot abort: transaction already committed")
+	// ErrInvalidArgument: a malformed request the RPC validation should
+	// have caught, or two legs moving the same account the same way.
+	ErrInvalidArgument = errors.New("invalid argument")
+)
+
+// refusalCodes is how refusals are stored in prepared_transactions, so a
+// repeated prepare repeats the same NO. The codes are a storage format: never
+// change one.
+var refusalCodes = []struct {
+	err  error
+	code string
+}{
+	{ErrAccountNotFound, "ACCOUNT_NOT_FOUND"},
+	{ErrCurrencyMismatch, "CURRENCY_MISMATCH"},
+	{ErrInsufficientFunds, "INSUFFICIENT_FUNDS"},
+	{ErrBalanceOverflow, "BALANCE_OVERFLOW"},
+}
+
+func refusalCode(err error) string {
+	for _, r := range refusalCodes {
+		if errors.Is(err, r.err) {
+			return r.code
+		}
+	}
+	return ""
+}
+
+func refusalErr(code string) error {
+	for _, r := range refusalCodes {
+		if r.code == code {
+			return r.err
+		}
+	}
+	return ErrAlreadyAborted
+}
+
+// Direction says which way money moves on an account.
+type Direction string
+
+// Directions, as stored in the ledger.
+const (
+	Credit Direction = "credit" // money in
+	Debit  Direction = "debit"  // money out
+)
+
+// Leg is one account's part in a transaction: a payment has one or two legs
+// at a bank, an adjustment exactly one.
+type Leg struct {
+	AccountID string
+	Direction Direction
+	Amount    int64  // smallest currency unit, > 0
+	Currency  string // lowercase ISO 4217
+}
+
+// Vote is the answer to [Ledger.Prepare].
+type Vote struct {
+	// Yes means the transaction is durably prepared and its debits held.
+	Yes bool
+	// Reason says why the vote is NO: one of ErrAccountNotFound,
+	// ErrCurrencyMismatch, ErrInsufficientFunds, ErrBalanceOverflow,
+	// ErrAlreadyAborted or ErrIdempotencyKeyReused. Nil for YES.
+	Reason error
+	// AccountID is the account the refusal is about, when there is one.
+	AccountID string
+}
+
+// State is where a transaction stands at this bank.
+type State string
+
+// States of a prepared transaction.
+const (
+	StatePrepared  State = "prepared"
+	StateCommitted State = "committed"
+	StateAborted   State = "aborted"
+)
+
+// Account is an account's state.
+type Account struct {
+	ID       string
+	Owner    string
+	Currency string
+	// Balance is the booked balance.
+	Balance int64
+	// Held is the sum of debits of prepared transactions, not yet decided.
+	Held int64
+	// Incoming is the sum of credits of prepared transactions, not yet
+	// decided; it is reserved so that committing them cannot overflow.
+	Incoming int64
+}
+
+// Available is what can be spent now: Balance - Held, never negative.
+func (a Account) Available() int64 { return a.Balance - a.Held }
+
+// Adjustment is the result of [Ledger.UpdateBalance]: the account right
+// after the movement (for a repeat, right after the original movement).
+type Adjustment struct {
+	Balance   int64
+	Currency  string
+	ApplyTime time.Time
+}
+
+// Entry kinds of the journal.
+const (
+	KindOpening    = "opening"
+	KindPayment    = "payment"
+	KindAdjustment = "adjustment"
+)
+
+// Entry is one journal line: one applied movement of one account.
+type Entry struct {
+	ID            int64
+	TransactionID string
+	AccountID     string
+	Direction     Direction
+	Amount        int64
+	Balance       int64  // the account's balance right after the movement
+	Kind          string // KindOpening, KindPayment or KindAdjustment
+	Time          time.Time
+}
+
+// AccountSeed describes an account to create at start if it does not exist.
+type AccountSeed struct {
+	ID       string
+	Owner    string
+	Currency string
+	Opening  int64 // opening balance, journaled as kind "opening"
+}
+
+// Ledger is a bank's durable book: accounts, the journal, the two-phase
+// commit participant log and the adjustments. It is safe for concurrent use;
+// every method that changes state commits one durable transaction before it
+// returns. The SQL lives behind this type so that another database can go
+// beside SQLite later.
+type Ledger struct {
+	db  *sql.DB
+	now func() time.Time
+}
+
+// OpenLedger opens (creating and migrating if needed) the SQLite ledger at
+// path. now is the ledger's clock for the times it records; nil means
+// time.Now.
+func OpenLedger(ctx context.Context, path string, now func() time.Time) (*Ledger, error) {
+	db, err := store.OpenSQLite(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("bank: open ledger: %w", err)
+	}
+	sub, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := store.Migrate(ctx, db, sub); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("bank: migrate ledger: %w", err)
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Ledger{db: db, now: now}, nil
+}
+
+// Close closes the database.
+func (l *Ledger) Close() error { return l.db.Close() }
+
+func (l *Ledger) nowNanos() int64 { return nanos(l.now()) }
+
+// nanos is t in Unix nanoseconds, clamped to what an int64 holds (1970 to
+// 2262), so an absurd expire_time cannot wrap around.
+func nanos(t time.Time) int64 {
+	switch {
+	case t.Before(time.Unix(0, 0)):
+		return 0
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+// EnsureAccount creates the account with its opening balance (journaled as
+// kind "opening", transaction id "opening:<id>") if it does not exist, and
+// does nothing if it does, so restarts keep balances. It reports whether it
+// created the account. An existing account with another currency is an
+// error: the configuration no longer matches the books.
+func (l *Ledger) EnsureAccount(ctx context.Context, seed AccountSeed) (created bool, err error) {
+	if seed.ID == "" || seed.Currency == "" || seed.Opening < 0 {
+		return false, fmt.Errorf("%w: account seed %+v", ErrInvalidArgument, seed)
+	}
+	now := l.nowNanos()
+	err = store.InTx(ctx, l.db, func(tx *sql.Tx) error {
+		var currency string
+		err := tx.QueryRowContext(ctx, `SELECT currency FROM accounts WHERE account_id = ?`, seed.ID).Scan(&currency)
+		switch {
+		case err == nil:
+			if currency != seed.Currency {
+				return fmt.Errorf("bank: account %s exists in %s, not %s", seed.ID, currency, seed.Currency)
+			}
+			return nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO accounts (account_id, owner, currency, balance, create_time) VALUES (?, ?, ?, ?, ?)`,
+			seed.ID, seed.Owner, seed.Currency, seed.Opening, now); err != nil {
+			return err
+		}
+		created = true
+		return journal(ctx, tx, "opening:"+seed.ID, seed.ID, Credit, seed.Opening, seed.Opening, KindOpening, now)
+	})
+	if err != nil {
+		return false, fmt.Errorf("bank: ensure account %s: %w", seed.ID, err)
+	}
+	return created, nil
+}
+
+// Balance returns one account.
+func (l *Ledger) Balance(ctx context.Context, accountID string) (Account, error) {
+	a, err := getAccount(ctx, l.db, accountID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Account{}, fmt.Errorf("%w: %s", ErrAccountNotFound, accountID)
+	}
+	return a, err
+}
+
+// Accounts returns every account, ordered by id.
+func (l *Ledger) Accounts(ctx context.Context) ([]Account, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT `+accountCols+` FROM accounts ORDER BY account_id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Account
+	for rows.Next() {
+		var a Account
+		if err := rows.Scan(&a.ID, &a.Owner, &a.Currency, &a.Balance, &a.Held, &a.Incoming); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// Entries returns the journal entries of a transaction, in the order they
+// were written.
+func (l *Ledger) Entries(ctx context.Context, txID string) ([]Entry, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT entry_id, transaction_id, account_id, direction, amount, balance, kind, entry_time
+		FROM journal WHERE transaction_id = ? ORDER BY entry_id`, txID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Entry
+	for rows.Next() {
+		var e Entry
+		var t int64
+		if err := rows.Scan(&e.ID, &e.TransactionID, &e.AccountID, &e.Direction, &e.Amount, &e.Balance, &e.Kind, &t); err != nil {
+			return nil, err
+		}
+		e.Time = fromNanos(t)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// Prepare is phase one. In one durable transaction it returns the recorded
+// vote if txID is known here (same legs: the same vote; other legs: NO
+// ErrIdempotencyKeyReused; aborted tombstone: NO ErrAlreadyAborted), or else
+// checks every leg, records the transaction with its legs and expiry, holds
+// the debits, reserves the credits and votes YES. A refusal is recorded as
+// an aborted transaction carrying the reason, so a repeat votes the same NO.
+//
+// Vote.Reason carries refusals; the error is only for failures (the vote was
+// not taken, nothing was recorded) and for malformed legs
+// (ErrInvalidArgument).
+func (l *Ledger) Prepare(ctx context.Context, txID string, legs []Leg, expire time.Time) (Vote, error) {
+	if err := checkLegs(txID, legs); err != nil {
+		return Vote{}, err
+	}
+	if expire.IsZero() {
+		return Vote{}, fmt.Errorf("%w: no expire time", ErrInvalidArgument)
+	}
+	fp := fingerprint(legs)
+	now := l.nowNanos()
+	var vote Vote
+	err := store.InTx(ctx, l.db, func(tx *sql.Tx) error {
+		rec, err := getTxn(ctx, tx, txID)
+		switch {
+		case err == nil:
+			vote = rec.repeatVote(fp)
+			return nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		if used, err := idUsed(ctx, tx, txID, ""); err != nil {
+			return err
+		} else if used {
+			// An adjustment, or a payment whose record was pruned after it was
+			// applied: never hold funds for it again.
+			vote = Vote{Reason: ErrIdempotencyKeyReused}
+			return nil
+		}
+		accounts := map[string]Account{}
+		for _, lg := range legs {
+			if _, ok := accounts[lg.AccountID]; ok {
+				continue
+			}
+			a, err := getAccount(ctx, tx, lg.AccountID)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			} else if err != nil {
+				return err
+			}
+			accounts[lg.AccountID] = a
+		}
+		vote = evaluate(legs, accounts)
+
+		state, decided := StatePrepared, sql.NullInt64{}
+		if !vote.Yes {
+			state, decided = StateAborted, sql.NullInt64{Int64: now, Valid: true}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO prepared_transactions
+			(transaction_id, state, fingerprint, refusal_reason, refusal_account, expire_time, create_time, decide_time)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			txID, state, fp, refusalCode(vote.Reason), vote.AccountID, nanos(expire), now, decided); err != nil {
+			return err
+		}
+		for i, lg := range legs {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO prepared_legs (transaction_id, leg_index, account_id, direction, amount, currency)
+				VALUES (?, ?, ?, ?, ?, ?)`, txID, i, lg.AccountID, lg.Direction, lg.Amount, lg.Currency); err != nil {
+				return err
+			}
+		}
+		if !vote.Yes {
+			return nil
+		}
+		for _, lg := range legs {
+			q := `UPDATE accounts SET held = held + ? WHERE account_id = ?`
+			if lg.Direction == Credit {
+				q = `UPDATE accounts SET incoming = incoming + ? WHERE account_id = ?`
+			}
+			if _, err := tx.ExecContext(ctx, q, lg.Amount, lg.AccountID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Vote{}, fmt.Errorf("bank: prepare %s: %w", txID, err)
+	}
+	return vote, nil
+}
+
+// evaluate checks the legs against the accounts they name: existence and
+// currency first (in leg order), then funds and overflow with the amounts of
+// legs on the same account summed.
+func evaluate(legs []Leg, accounts map[string]Account) Vote {
+	for _, lg := range legs {
+		a, ok := accounts[lg.AccountID]
+		if !ok {
+			return Vote{Reason: ErrAccountNotFound, AccountID: lg.AccountID}
+		}
+		if a.Currency != lg.Currency {
+			return Vote{Reason: ErrCurrencyMismatch, AccountID: lg.AccountID}
+		}
+	}
+	debits, credits := map[string]int64{}, map[string]int64{}
+	for _, lg := range legs {
+		a := accounts[lg.AccountID]
+		switch lg.Direction {
+		case Debit:
+			sum, ok := add(debits[lg.AccountID], lg.Amount)
+			debits[lg.AccountID] = sum
+			if _, heldOK := add(a.Held, sum); !ok || !heldOK || sum > a.Available() {
+				return Vote{Reason: ErrInsufficientFunds, AccountID: lg.AccountID}
+			}
+		case Credit:
+			sum, ok := add(credits[lg.AccountID], lg.Amount)
+			credits[lg.AccountID] = sum
+			if !ok || !fits(a, sum) {
+				return Vote{Reason: ErrBalanceOverflow, AccountID: lg.AccountID}
+			}
+		}
+	}
+	return Vote{Yes: true}
+}
+
+// fits reports whether crediting amount keeps balance + incoming within
+// int64, so every credit already promised can still be applied.
+func fits(a Account, amount int64) bool {
+	reserved, ok := add(a.Balance, a.Incoming)
+	if !ok {
+		return false
+	}
+	_, ok = add(reserved, amount)
+	return ok
+}
+
+// add returns a+b for non-negative a and b, and false on overflow.
+func add(a, b int64) (int64, bool) {
+	if b > math.MaxInt64-a {
+		return 0, false
+	}
+	return a + b, true
+}
+
+// Commit is phase two: commit=true applies the legs of a prepared
+// transaction (debits leave balance and held, credits enter balance and leave
+// incoming), journals each and marks it committed; commit=false releases the
+// holds and marks it aborted. Both run in one durable transaction and are
+// idempotent. ABORT of an unknown id succeeds and records an aborted
+// tombstone (presumed abort). COMMIT of an unknown or aborted id fails with
+// ErrCannotCommit; ABORT of a committed one with ErrAlreadyCommitted.
+func (l *Ledger) Commit(ctx context.Context, txID string, commit bool) (State, error) {
+	if txID == "" {
+		return "", fmt.Errorf("%w: empty transaction id", ErrInvalidArgument)
+	}
+	now := l.nowNanos()
+	var state State
+	err := store.InTx(ctx, l.db, func(tx *sql.Tx) error {
+		rec, err := getTxn(ctx, tx, txID)
+		if errors.Is(err, sql.ErrNoRows) {
+			applied, err := idUsed(ctx, tx, txID, KindPayment)
+			switch {
+			case err != nil:
+				return err
+			case applied && commit:
+				state = StateCommitted // committed, record pruned since
+				return nil
+			case applied:
+				return fmt.Errorf("%w (its record was pruned, its journal entries remain)", ErrAlreadyCommitted)
+			case commit:
+				return fmt.Errorf("%w: it was never prepared here", ErrCannotCommit)
+			}
+			state = StateAborted
+			_, err = tx.ExecContext(ctx, `INSERT INTO prepared_transactions
+				(transaction_id, state, fingerprint, expire_time, create_time, decide_time) VALUES (?, 'aborted', '', ?, ?, ?)`,
+				txID, now, now, now)
+			return err
+		} else if err != nil {
+			return err
+		}
+		switch {
+		case rec.state == StateCommitted && commit, rec.state == StateAborted && !commit:
+			state = rec.state
+			return nil
+		case rec.state == StateCommitted:
+			return ErrAlreadyCommitted
+		case rec.state == StateAborted:
+			return fmt.Errorf("%w: it was aborted here", ErrCannotCommit)
+		}
+		legs, err := getLegs(ctx, tx, txID)
+		if err != nil {
+			return err
+		}
+		for _, lg := range legs {
+			if commit {
+				err = applyLeg(ctx, tx, txID, lg, now)
+			} else {
+				err = releaseLeg(ctx, tx, lg)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		state = StateAborted
+		if commit {
+			state = StateCommitted
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE prepared_transactions SET state = ?, decide_time = ? WHERE transaction_id = ?`, state, now, txID)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("bank: %s %s: %w", decisionName(commit), txID, err)
+	}
+	return state, nil
+}
+
+func decisionName(commit bool) string {
+	if commit {
+		return "commit"
+	}
+	return "abort"
+}
+
+// applyLeg applies one prepared leg and journals it. The CHECK constraints
+// of accounts and the reservations made at prepare guarantee it succeeds.
+func applyLeg(ctx context.Context, tx *sql.Tx, txID string, lg Leg, now int64) error {
+	q := `UPDATE accounts SET balance = balance - ?1, held = held - ?1 WHERE account_id = ?2 RETURNING balance`
+	if lg.Direction == Credit {
+		q = `UPDATE accounts SET balance = balance + ?1, incoming = incoming - ?1 WHERE account_id = ?2 RETURNING balance`
+	}
+	var balance int64
+	if err := tx.QueryRowContext(ctx, q, lg.Amount, lg.AccountID).Scan(&balance); err != nil {
+		return fmt.Errorf("apply %s of %d to %s: %w", lg.Direction, lg.Amount, lg.AccountID, err)
+	}
+	return journal(ctx, tx, txID, lg.AccountID, lg.Direction, lg.Amount, balance, KindPayment, now)
+}
+
+// releaseLeg undoes one leg's reservation.
+func releaseLeg(ctx context.Context, tx *sql.Tx, lg Leg) error {
+	q := `UPDATE accounts SET held = held - ? WHERE account_id = ?`
+	if lg.Direction == Credit {
+		q = `UPDATE accounts SET incoming = incoming - ? WHERE account_id = ?`
+	}
+	_, err := tx.ExecContext(ctx, q, lg.Amount, lg.AccountID)
+	if err != nil {
+		return fmt.Errorf("release %s of %d on %s: %w", lg.Direction, lg.Amount, lg.AccountID, err)
+	}
+	return nil
+}
+
+// UpdateBalance credits or debits one account in a single phase, journaled
+// as kind "adjustment", idempotent by txID: a repeat with the same leg
+// returns the stored result; another leg, or an id used by a payment, fails
+// with ErrIdempotencyKeyReused. A debit never takes the available balance
+// below zero (ErrInsufficientFunds); a credit never lets balance plus
+// reserved credits overflow (ErrBalanceOverflow). A refusal records nothing.
+func (l *Ledger) UpdateBalance(ctx context.Context, txID string, leg Leg) (Adjustment, error) {
+	if err := checkLegs(txID, []Leg{leg}); err != nil {
+		return Adjustment{}, err
+	}
+	now := l.nowNanos()
+	var res Adjustment
+	err := store.InTx(ctx, l.db, func(tx *sql.Tx) error {
+		var prev Leg
+		var applied int64
+		err := tx.QueryRowContext(ctx, `SELECT account_id, direction, amount, currency, balance, apply_time
+			FROM adjustments WHERE transaction_id = ?`, txID).
+			Scan(&prev.AccountID, &prev.Direction, &prev.Amount, &prev.Currency, &res.Balance, &applied)
+		switch {
+		case err == nil:
+			if prev != leg {
+				return fmt.Errorf("%w: %s was a %s of %d %s on %s", ErrIdempotencyKeyReused, txID, prev.Direction, prev.Amount, prev.Currency, prev.AccountID)
+			}
+			res.Currency, res.ApplyTime = prev.Currency, fromNanos(applied)
+			return nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		var seen int
+		err = tx.QueryRowContext(ctx, `SELECT 1 FROM prepared_transactions WHERE transaction_id = ?`, txID).Scan(&seen)
+		switch {
+		case err == nil:
+			return fmt.Errorf("%w: %s is a payment here", ErrIdempotencyKeyReused, txID)
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		if used, err := idUsed(ctx, tx, txID, ""); err != nil {
+			return err
+		} else if used {
+			return fmt.Errorf("%w: %s is in the journal already", ErrIdempotencyKeyReused, txID)
+		}
+
+		a, err := getAccount(ctx, tx, leg.AccountID)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("%w: %s", ErrAccountNotFound, leg.AccountID)
+		case err != nil:
+			return err
+		case a.Currency != leg.Currency:
+			return fmt.Errorf("%w: account %s holds %s, not %s", ErrCurrencyMismatch, leg.AccountID, a.Currency, leg.Currency)
+		}
+		balance := a.Balance
+		switch leg.Direction {
+		case Debit:
+			if leg.Amount > a.Available() {
+				return fmt.Errorf("%w: account %s has %d available, debit is %d", ErrInsufficientFunds, leg.AccountID, a.Available(), leg.Amount)
+			}
+			balance -= leg.Amount
+		case Credit:
+			if !fits(a, leg.Amount) {
+				return fmt.Errorf("%w: crediting %d to account %s", ErrBalanceOverflow, leg.Amount, leg.AccountID)
+			}
+			balance += leg.Amount
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE accounts SET balance = ? WHERE account_id = ?`, balance, leg.AccountID); err != nil {
+			return err
+		}
+		if err := journal(ctx, tx, txID, leg.AccountID, leg.Direction, leg.Amount, balance, KindAdjustment, now); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO adjustments (transaction_id, account_id, direction, amount, currency, balance, apply_time)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, txID, leg.AccountID, leg.Direction, leg.Amount, leg.Currency, balance, now); err != nil {
+			return err
+		}
+		res = Adjustment{Balance: balance, Currency: a.Currency, ApplyTime: fromNanos(now)}
+		return nil
+	})
+	if err != nil {
+		return Adjustment{}, fmt.Errorf("bank: update balance %s: %w", txID, err)
+	}
+	return res, nil
+}
+
+// Expired returns the ids of prepared transactions whose expire_time is at or
+// before now, oldest expiry first. They wait for a decision the resolver must
+// ask the gateway for.
+func (l *Ledger) Expired(ctx context.Context, now time.Time) ([]string, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT transaction_id FROM prepared_transactions
+		WHERE state = 'prepared' AND expire_time <= ? ORDER BY expire_time, transaction_id`, nanos(now))
+	if err != nil {
+		return nil, fmt.Errorf("bank: list expired: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// Prune deletes committed and aborted transaction records (with their legs)
+// decided before before, and returns how many it deleted. Prepared records,
+// the journal and the adjustments are never pruned.
+func (l *Ledger) Prune(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := store.InTx(ctx, l.db, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM prepared_transactions WHERE state <> 'prepared' AND decide_time < ?`, nanos(before))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("bank: prune: %w", err)
+	}
+	return n, nil
+}
+
+// State returns where txID stands here; ok is false if it is unknown (never
+// prepared, or pruned).
+func (l *Ledger) State(ctx context.Context, txID string) (state State, ok bool, err error) {
+	err = l.db.QueryRowContext(ctx, `SELECT state FROM prepared_transactions WHERE transaction_id = ?`, txID).Scan(&state)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return state, true, nil
+}
+
+// checkLegs rejects what request validation should have caught, and two
+// legs that move the same account the same way (the journal records one
+// movement per transaction, account and direction).
+func checkLegs(txID string, legs []Leg) error {
+	if txID == "" {
+		return fmt.Errorf("%w: empty transaction id", ErrInvalidArgument)
+	}
+	if len(legs) == 0 {
+		return fmt.Errorf("%w: no legs", ErrInvalidArgument)
+	}
+	for i, lg := range legs {
+		switch {
+		case lg.AccountID == "":
+			return fmt.Errorf("%w: leg %d has no account", ErrInvalidArgument, i)
+		case lg.Direction != Credit && lg.Direction != Debit:
+			return fmt.Errorf("%w: leg %d has direction %q", ErrInvalidArgument, i, lg.Direction)
+		case lg.Amount <= 0:
+			return fmt.Errorf("%w: leg %d has amount %d", ErrInvalidArgument, i, lg.Amount)
+		case lg.Currency == "":
+			return fmt.Errorf("%w: leg %d has no currency", ErrInvalidArgument, i)
+		}
+		for _, prev := range legs[:i] {
+			if prev.AccountID == lg.AccountID && prev.Direction == lg.Direction {
+				return fmt.Errorf("%w: two %s legs on account %s", ErrInvalidArgument, lg.Direction, lg.AccountID)
+			}
+		}
+	}
+	return nil
+}
+
+// fingerprint identifies a set of legs independently of their order.
+func fingerprint(legs []Leg) string {
+	lines := make([]string, len(legs))
+	for i, lg := range legs {
+		lines[i] = strings.Join([]string{lg.AccountID, string(lg.Direction), strconv.FormatInt(lg.Amount, 10), lg.Currency}, "\x00")
+	}
+	slices.Sort(lines)
+	sum := sha256.Sum256([]byte(strings.Join(lines, "\n")))
+	return hex.EncodeToString(sum[:])
+}
+
+// querier is what both *sql.DB and *sql.Tx offer; inside a transaction
+// always pass the *sql.Tx (the pool has one connection).
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+const accountCols = `account_id, owner, currency, balance, held, incoming`
+
+func getAccount(ctx context.Context, q querier, id string) (Account, error) {
+	var a Account
+	err := q.QueryRowContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE account_id = ?`, id).
+		Scan(&a.ID, &a.Owner, &a.Currency, &a.Balance, &a.Held, &a.Incoming)
+	return a, err
+}
+
+// txnRecord is a row of prepared_transactions.
+type txnRecord struct {
+	state          State
+	fingerprint    string
+	refusalReason  string
+	refusalAccount string
+}
+
+func getTxn(ctx context.Context, tx *sql.Tx, id string) (txnRecord, error) {
+	var r txnRecord
+	err := tx.QueryRowContext(ctx, `SELECT state, fingerprint, refusal_reason, refusal_account
+		FROM prepared_transactions WHERE transaction_id = ?`, id).
+		Scan(&r.state, &r.fingerprint, &r.refusalReason, &r.refusalAccount)
+	return r, err
+}
+
+// repeatVote is the vote for a prepare of a transaction already recorded.
+func (r txnRecord) repeatVote(fp string) Vote {
+	switch {
+	case r.fingerprint == "": // tombstone: ABORT arrived first
+		return Vote{Reason: ErrAlreadyAborted}
+	case r.fingerprint != fp:
+		return Vote{Reason: ErrIdempotencyKeyReused}
+	case r.state == StateAborted && r.refusalReason != "":
+		return Vote{Reason: refusalErr(r.refusalReason), AccountID: r.refusalAccount}
+	case r.state == StateAborted:
+		return Vote{Reason: ErrAlreadyAborted}
+	default: // prepared or committed
+		return Vote{Yes: true}
+	}
+}
+
+func getLegs(ctx context.Context, tx *sql.Tx, id string) ([]Leg, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT account_id, direction, amount, currency FROM prepared_legs
+		WHERE transaction_id = ? ORDER BY leg_index`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var legs []Leg
+	for rows.Next() {
+		var lg Leg
+		if err := rows.Scan(&lg.AccountID, &lg.Direction, &lg.Amount, &lg.Currency); err != nil {
+			return nil, err
+		}
+		legs = append(legs, lg)
+	}
+	return legs, rows.Err()
+}
+
+// idUsed reports whether the journal has entries for id (of kind, if not
+// empty).
+func idUsed(ctx context.Context, tx *sql.Tx, id, kind string) (bool, error) {
+	var seen int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM journal WHERE transaction_id = ?1 AND (?2 = '' OR kind = ?2) LIMIT 1`, id, kind).Scan(&seen)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func journal(ctx context.Context, tx *sql.Tx, txID, account string, dir Direction, amount, balance int64, kind string, now int64) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO journal (transaction_id, account_id, direction, amount, balance, kind, entry_time)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, txID, account, dir, amount, balance, kind, now)
+	if err != nil {
+		return fmt.Errorf("journal %s %s: %w", txID, account, err)
+	}
+	return nil
+}

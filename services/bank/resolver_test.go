@@ -1,0 +1,231 @@
+package bank_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/remitpay/remit/services/bank"
+)
+
+// fakeGateway is a Coordinator whose answers the test sets.
+type fakeGateway struct {
+	mu        sync.Mutex
+	outcomes  map[string]bool // txID -> commit
+	down      bool
+	instance  string
+	asked     []string // Outcome calls, in order
+	registers int
+}
+
+var _ bank.Coordinator = (*fakeGateway)(nil)
+
+var errGatewayDown = connect.NewError(connect.CodeUnavailable, errors.New("connection refused"))
+
+func (g *fakeGateway) Outcome(_ context.Context, txID string) (bool, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.asked = append(g.asked, txID)
+	if g.down {
+		return false, errGatewayDown
+	}
+	commit, ok := g.outcomes[txID]
+	if !ok {
+		return false, connect.NewError(connect.CodePermissionDenied, errors.New("not a participant"))
+	}
+	return commit, nil
+}
+
+func (g *fakeGateway) Register(context.Context, string, string) (string, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.registers++
+	if g.down {
+		return "", errGatewayDown
+	}
+	return g.instance, nil
+}
+
+func (g *fakeGateway) set(f func(g *fakeGateway)) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	f(g)
+}
+
+func (g *fakeGateway) askedCount() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.asked)
+}
+
+// syncBuffer is a log destination safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) count(msg string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Count(s.b.Bytes(), []byte(`"msg":"`+msg+`"`))
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func wantState(t *testing.T, l *bank.Ledger, id string, want bank.State) {
+	t.Helper()
+	got, _, err := l.State(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("state of %s = %q, want %q", id, got, want)
+	}
+}
+
+// TestResolver runs the resolver in a synctest bubble: time only moves when
+// every goroutine waits, so expiry and backoff are exact and instant.
+func TestResolver(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		// The ledger is opened inside the bubble so its clock (time.Now) is
+		// the bubble's.
+		l := openLedger(t, filepath.Join(t.TempDir(), "ledger.db"), nil)
+		ctx := t.Context()
+		start := time.Now()
+		commitMe, abortMe, notYet := newID(), newID(), newID()
+		for _, p := range []struct {
+			id     string
+			expire time.Duration
+		}{{commitMe, 10 * time.Second}, {abortMe, 10 * time.Second}, {notYet, time.Hour}} {
+			v, err := l.Prepare(ctx, p.id, []bank.Leg{debit("alice", 10), credit("bob", 10)}, start.Add(p.expire))
+			if err != nil || !v.Yes {
+				t.Fatalf("prepare: %+v, %v", v, err)
+			}
+		}
+		gw := &fakeGateway{outcomes: map[string]bool{commitMe: true, abortMe: false, notYet: true}}
+
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			(&bank.Resolver{Ledger: l, Coordinator: gw, Interval: time.Second, Retention: 24 * time.Hour, Logger: discardLogger()}).Run(runCtx)
+		}()
+
+		// Before expiry nothing is asked and nothing moves.
+		time.Sleep(9 * time.Second)
+		synctest.Wait()
+		if n := gw.askedCount(); n != 0 {
+			t.Fatalf("asked the gateway %d times before any expiry", n)
+		}
+		wantBalances(t, l, "alice", balances{100, 30, 0})
+
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		wantState(t, l, commitMe, bank.StateCommitted)
+		wantState(t, l, abortMe, bank.StateAborted)
+		wantState(t, l, notYet, bank.StatePrepared)
+		wantBalances(t, l, "alice", balances{90, 10, 0})
+		wantBalances(t, l, "bob", balances{60, 0, 10})
+
+		stop()
+		<-done
+	})
+}
+
+func TestResolverPrunes(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		l := openLedger(t, filepath.Join(t.TempDir(), "ledger.db"), nil)
+		ctx := t.Context()
+		decided, prepared := newID(), newID()
+		for _, id := range []string{decided, prepared} {
+			if v, err := l.Prepare(ctx, id, []bank.Leg{debit("alice", 10)}, time.Now().Add(1000*time.Hour)); err != nil || !v.Yes {
+				t.Fatalf("prepare: %+v, %v", v, err)
+			}
+		}
+		mustCommit(t, l, decided, true, bank.StateCommitted)
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			(&bank.Resolver{Ledger: l, Coordinator: &fakeGateway{}, Interval: 10 * time.Minute, Retention: 24 * time.Hour, Logger: discardLogger()}).Run(runCtx)
+		}()
+		// Pruning runs once an hour, for records decided more than Retention ago.
+		time.Sleep(24*time.Hour - time.Minute)
+		synctest.Wait()
+		wantState(t, l, decided, bank.StateCommitted)
+		time.Sleep(bank.PruneInterval + 11*time.Minute)
+		synctest.Wait()
+		if _, ok, _ := l.State(ctx, decided); ok {
+			t.Error("decided record kept after the retention period")
+		}
+		// Prepared records are never pruned.
+		wantState(t, l, prepared, bank.StatePrepared)
+		stop()
+		<-done
+	})
+}
+
+func TestResolverWaitsForTheGateway(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		l := openLedger(t, filepath.Join(t.TempDir(), "ledger.db"), nil)
+		ctx := t.Context()
+		ids := []string{newID(), newID()}
+		for _, id := range ids {
+			if v, err := l.Prepare(ctx, id, []bank.Leg{debit("alice", 10)}, time.Now()); err != nil || !v.Yes {
+				t.Fatalf("prepare: %+v, %v", v, err)
+			}
+		}
+		gw := &fakeGateway{down: true, outcomes: map[string]bool{ids[0]: true, ids[1]: false}}
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			(&bank.Resolver{Ledger: l, Coordinator: gw, Interval: time.Second, Logger: discardLogger()}).Run(runCtx)
+		}()
+
+		// A YES is never aborted on the bank's own: however long the gateway
+		// is away, the funds stay held.
+		time.Sleep(10 * time.Minute)
+		synctest.Wait()
+		wantState(t, l, ids[0], bank.StatePrepared)
+		wantState(t, l, ids[1], bank.StatePrepared)
+		wantBalances(t, l, "alice", balances{100, 20, 0})
+		// With backoff capped at a minute, ten minutes cost about 15
+		// attempts, not 600; an unreachable gateway is asked about the first
+		// transaction only.
+		if n := gw.askedCount(); n < 10 || n > 20 {
+			t.Errorf("asked %d times in 10 minutes of outage, want 10..20", n)
+		}
+
+		gw.set(func(g *fakeGateway) { g.down = false })
+		time.Sleep(maxBackoffPlusInterval)
+		synctest.Wait()
+		wantState(t, l, ids[0], bank.StateCommitted)
+		wantState(t, l, ids[1], bank.StateAborted)
+		wantBalances(t, l, "alice", balances{90, 0, 0})
+		stop()
+		<-done
+	})
+}
+
+// maxBackoffPlusInterval is the longest the resolver can take to notice the
+// gateway is back.
+const maxBackoffPlusInterval = bank.MaxResolveBackoff + time.Second

@@ -1,0 +1,270 @@
+// Package audit writes Remit's append-only audit log: one JSON object per
+// line, for the few events an operator or an investigator must be able to
+// reconstruct after the fact (logins, authorization denials, payment
+// decisions).
+//
+// # Format
+//
+// Every line is a JSON object whose first two keys are "time" (RFC 3339 with
+// nanoseconds, UTC) and "event" (one of the Event* constants), followed by
+// the attributes given to [Log.Record], encoded as log/slog's JSON handler
+// encodes them (groups become nested objects). Attributes named like a
+// built-in key ("time", "event", "level", "msg") are renamed with an "attr_"
+// prefix so that they cannot forge or hide the built-in ones.
+//
+// # Invariants
+//
+//   - The file is only ever appended to (O_APPEND); nothing in Remit
+//     truncates or rewrites it. Rotation, if wanted, is an operator's job
+//     (move the file away and restart, or copytruncate-free tools).
+//   - A line is fsynced before [Log.Record] returns, so an event that was
+//     recorded survives a crash. If the process dies in the middle of a
+//     line, [Open] terminates the partial line before appending, so every
+//     complete line stays valid JSON.
+//   - The file is created with mode 0600 in a directory created with mode
+//     0700: it names clients, banks and amounts.
+//   - Secrets never go into the audit log: callers must not pass passwords,
+//     tokens, keys or Authorization headers. As a second line of defence,
+//     the value of any attribute whose key contains "password", "passwd",
+//     "secret", "token", "authorization" or "private" is replaced by
+//     [Redacted].
+package audit
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Events recorded in the audit log. They are exported so that writers and
+// log queries (and tests) share one spelling.
+const (
+	// EventLoginSucceeded is recorded when a client logged in and received a
+	// token (attributes: client_id, source, session_id).
+	EventLoginSucceeded = "login_succeeded"
+	// EventLoginFailed is recorded for every rejected password (attributes:
+	// client_id, source). It never says whether the id or the password was
+	// wrong to the client, but the audit log may carry a reason.
+	EventLoginFailed = "login_failed"
+	// EventLoginLocked is recorded when repeated failures lock a client id or
+	// a source address out of Login for a while (attributes: the locked key
+	// and retry_after).
+	EventLoginLocked = "login_locked"
+	// EventAuthzDenied is recorded when an authenticated principal called a
+	// procedure its roles do not allow (attributes: procedure, principal,
+	// role, peer).
+	EventAuthzDenied = "authz_denied"
+	// EventPaymentDecided is recorded by the gateway once the commit or
+	// abort decision of a payment is durable (attributes: transaction_id,
+	// decision, amount, currency, payer, payee).
+	EventPaymentDecided = "payment_decided"
+)
+
+// Redacted replaces the value of attributes whose key looks like it names a
+// secret.
+const Redacted = "[REDACTED]"
+
+// Keys written by the audit log itself.
+const (
+	KeyTime  = "time"
+	KeyEvent = "event"
+)
+
+// Recorder is what code that emits audit events depends on, so that it can
+// be tested with a fake and run without an audit log (nil Recorder). *Log
+// implements it.
+type Recorder interface {
+	// Record appends one event with attrs; see [Log.Record].
+	Record(ctx context.Context, event string, attrs ...slog.Attr)
+}
+
+// ErrClosed is reported by [Log.Err] for events recorded after
+// [Log.Close].
+var ErrClosed = errors.New("audit: log is closed")
+
+// Log is an append-only JSON-lines audit log file. It is safe for
+// concurrent use; lines from concurrent Record calls never interleave.
+type Log struct {
+	path string
+
+	mu      sync.Mutex
+	f       *os.File
+	buf     bytes.Buffer
+	handler slog.Handler
+	err     error // first failure to record an event
+}
+
+var _ Recorder = (*Log)(nil)
+
+// Open opens (creating if needed) the audit log at path for appending. The
+// parent directory is created with mode 0700 and the file with mode 0600; an
+// existing file with wider permissions is narrowed to 0600.
+func Open(path string) (*Log, error) {
+	if path == "" {
+		return nil, errors.New("audit: empty log path")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("audit: create directory for %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("audit: open %s: %w", path, err)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("audit: chmod %s: %w", path, err)
+	}
+	if err := terminatePartialLine(path, f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	l := &Log{path: path, f: f}
+	l.handler = slog.NewJSONHandler(&l.buf, &slog.HandlerOptions{ReplaceAttr: replaceAttr})
+	return l, nil
+}
+
+// terminatePartialLine appends a newline if the file does not end in one,
+// which happens only if a previous process died in the middle of a write.
+// The partial line stays (the log is append-only) but the next event starts
+// on a line of its own.
+func terminatePartialLine(path string, w *os.File) error {
+	r, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("audit: open %s: %w", path, err)
+	}
+	defer r.Close()
+	fi, err := r.Stat()
+	if err != nil {
+		return fmt.Errorf("audit: stat %s: %w", path, err)
+	}
+	if fi.Size() == 0 {
+		return nil
+	}
+	last := make([]byte, 1)
+	if _, err := r.ReadAt(last, fi.Size()-1); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("audit: read %s: %w", path, err)
+	}
+	if last[0] == '\n' {
+		return nil
+	}
+	if _, err := w.Write([]byte{'\n'}); err != nil {
+		return fmt.Errorf("audit: write %s: %w", path, err)
+	}
+	return w.Sync()
+}
+
+// Path returns the file the log appends to.
+func (l *Log) Path() string { return l.path }
+
+// Record appends one line {time, event, attrs...} and fsyncs the file
+// before returning, so that a recorded event survives a crash.
+//
+// Auditing never blocks the operation being audited: a payment decision is
+// already durable when it is recorded, and a failed login has already
+// failed. So Record does not return an error; a line that could not be
+// written durably is reported on slog.Default() at error level and
+// remembered for [Log.Err], which operators and health checks can watch.
+//
+// Never pass secrets (passwords, tokens, keys, Authorization headers) in
+// attrs; see the package documentation.
+func (l *Log) Record(ctx context.Context, event string, attrs ...slog.Attr) {
+	if err := l.write(ctx, event, attrs); err != nil {
+		slog.Default().LogAttrs(ctx, slog.LevelError, "audit log write failed",
+			slog.String("event", event), slog.String("path", l.path), slog.String("error", err.Error()))
+		l.mu.Lock()
+		if l.err == nil {
+			l.err = err
+		}
+		l.mu.Unlock()
+	}
+}
+
+// Err returns the first error that kept an event out of the log since
+// Open, or nil if every event was recorded durably.
+func (l *Log) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+func (l *Log) write(ctx context.Context, event string, attrs []slog.Attr) error {
+	rec := slog.NewRecord(time.Now(), slog.LevelInfo, event, 0)
+	for _, a := range attrs {
+		switch a.Key {
+		case KeyTime, KeyEvent, slog.LevelKey, slog.MessageKey:
+			a.Key = "attr_" + a.Key
+		}
+		rec.AddAttrs(a)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return ErrClosed
+	}
+	l.buf.Reset()
+	if err := l.handler.Handle(ctx, rec); err != nil {
+		return fmt.Errorf("audit: encode %s: %w", event, err)
+	}
+	if _, err := l.f.Write(l.buf.Bytes()); err != nil {
+		return fmt.Errorf("audit: write %s: %w", l.path, err)
+	}
+	if err := l.f.Sync(); err != nil {
+		return fmt.Errorf("audit: sync %s: %w", l.path, err)
+	}
+	return nil
+}
+
+// Close closes the file. Later calls to Record return [ErrClosed].
+func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return nil
+	}
+	err := l.f.Close()
+	l.f = nil
+	return err
+}
+
+// replaceAttr shapes slog's JSON output into the audit format: no level,
+// the message becomes "event", the time is UTC, and secret-looking
+// attributes are redacted.
+func replaceAttr(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 {
+		switch a.Key {
+		case slog.LevelKey:
+			return slog.Attr{}
+		case slog.MessageKey:
+			a.Key = KeyEvent
+			return a
+		case slog.TimeKey:
+			if a.Value.Kind() == slog.KindTime {
+				return slog.String(KeyTime, a.Value.Time().UTC().Format(time.RFC3339Nano))
+			}
+		}
+	}
+	if secretKey(a.Key) {
+		return slog.String(a.Key, Redacted)
+	}
+	return a
+}
+
+var secretWords = []string{"password", "passwd", "secret", "token", "authorization", "private"}
+
+func secretKey(key string) bool {
+	k := strings.ToLower(key)
+	for _, w := range secretWords {
+		if strings.Contains(k, w) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,308 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/remitpay/remit/internal/audit"
+	"github.com/remitpay/remit/internal/authz"
+)
+
+// ErrBadCredentials is the one error Login returns for an unknown client id
+// and for a wrong password alike.
+var ErrBadCredentials = errors.New("auth: invalid client id or password")
+
+// Login throttling defaults.
+const (
+	DefaultMaxFailures       = 5
+	DefaultMaxSourceFailures = 20
+	DefaultFailureWindow     = 15 * time.Minute
+	DefaultLockout           = time.Minute
+	DefaultMaxLockout        = 15 * time.Minute
+	DefaultMaxTracked        = 100_000
+)
+
+// Audit attribute keys written by the Authenticator.
+const (
+	KeyClientID   = "client_id"
+	KeySource     = "source"
+	KeySessionID  = "session_id"
+	KeyLocked     = "locked"
+	KeyRetryAfter = "retry_after"
+)
+
+// Config configures [NewAuthenticator]. Zero fields take the defaults.
+type Config struct {
+	// MaxFailures failed logins for one client id within FailureWindow lock
+	// that id out (default 5). A successful login resets the count.
+	MaxFailures int
+	// MaxSourceFailures failed logins from one source address (IPv4
+	// address or IPv6 /64) within FailureWindow lock that source out
+	// (default 20: higher, since one address may serve many users). Only
+	// the window resets it, not a success, so that an attacker cannot clear
+	// it by logging into an account of its own between guesses.
+	MaxSourceFailures int
+	// FailureWindow is the window in which failures are counted
+	// (default 15 min).
+	FailureWindow time.Duration
+	// Lockout is the first lockout (default 1 min); each further lockout
+	// of the same key doubles it, up to MaxLockout (default 15 min).
+	Lockout    time.Duration
+	MaxLockout time.Duration
+	// MaxTracked bounds the number of client ids and sources tracked
+	// (default 100 000).
+	MaxTracked int
+	// MaxConcurrentHashes bounds the password verifications running at
+	// once; each holds the hash's memory cost (64 MiB by default). Default
+	// GOMAXPROCS.
+	MaxConcurrentHashes int
+	// Audit receives login_succeeded, login_failed and login_locked; nil
+	// audits nothing.
+	Audit audit.Recorder
+	// Now returns the current time; nil means time.Now. Sessions have
+	// their own clock ([SessionConfig]).
+	Now func() time.Time
+}
+
+// Authenticator checks client credentials against the users file, throttles
+// failed attempts, and issues and verifies session tokens. It implements
+// [authz.TokenVerifier], so the gateway passes it to the authz interceptor.
+//
+// Throttling state is in memory (see [Config]); a restart forgets it.
+type Authenticator struct {
+	sessions *Sessions
+	ids      *throttle
+	sources  *throttle
+	hashes   chan struct{}
+	audit    audit.Recorder
+	now      func() time.Time
+
+	users atomic.Pointer[Users]
+	mu    sync.Mutex // serializes SetUsers
+	dummy atomic.Pointer[string]
+}
+
+var _ authz.TokenVerifier = (*Authenticator)(nil)
+
+// NewAuthenticator returns an Authenticator over users and sessions.
+func NewAuthenticator(users *Users, sessions *Sessions, cfg Config) (*Authenticator, error) {
+	if users == nil || sessions == nil {
+		return nil, errors.New("auth: NewAuthenticator needs users and sessions")
+	}
+	def := func(v, d int) int {
+		if v <= 0 {
+			return d
+		}
+		return v
+	}
+	defDur := func(v, d time.Duration) time.Duration {
+		if v <= 0 {
+			return d
+		}
+		return v
+	}
+	window := defDur(cfg.FailureWindow, DefaultFailureWindow)
+	base := defDur(cfg.Lockout, DefaultLockout)
+	maxLock := max(defDur(cfg.MaxLockout, DefaultMaxLockout), base)
+	tracked := def(cfg.MaxTracked, DefaultMaxTracked)
+	a := &Authenticator{
+		sessions: sessions,
+		ids:      newThrottle(def(cfg.MaxFailures, DefaultMaxFailures), window, base, maxLock, tracked),
+		sources:  newThrottle(def(cfg.MaxSourceFailures, DefaultMaxSourceFailures), window, base, maxLock, tracked),
+		hashes:   make(chan struct{}, def(cfg.MaxConcurrentHashes, runtime.GOMAXPROCS(0))),
+		audit:    cfg.Audit,
+		now:      cfg.Now,
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if err := a.SetUsers(users); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// SetUsers replaces the users (after the file was reloaded). Sessions of
+// users that are gone stop working at once; role changes apply to the next
+// call.
+func (a *Authenticator) SetUsers(users *Users) error {
+	if users == nil {
+		return errors.New("auth: SetUsers(nil)")
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	dummy, err := dummyHash(users, a.dummy.Load())
+	if err != nil {
+		return err
+	}
+	a.dummy.Store(&dummy)
+	a.users.Store(users)
+	return nil
+}
+
+// Users returns the current users.
+func (a *Authenticator) Users() *Users { return a.users.Load() }
+
+// dummyHash returns a hash of a random password with the parameters most
+// users' hashes have, reusing prev if its parameters already match. Login
+// verifies against it for unknown client ids so that they take as long as
+// a wrong password for a real one.
+func dummyHash(users *Users, prev *string) (string, error) {
+	counts := map[Params]int{}
+	best, bestN := DefaultParams, 0
+	for _, u := range users.list {
+		p, _, _, err := parseHash(u.PasswordHash)
+		if err != nil {
+			continue
+		}
+		counts[p]++
+		if counts[p] > bestN {
+			best, bestN = p, counts[p]
+		}
+	}
+	if prev != nil {
+		if p, _, _, err := parseHash(*prev); err == nil && p == best {
+			return *prev, nil
+		}
+	}
+	pw := make([]byte, 24)
+	if _, err := rand.Read(pw); err != nil {
+		return "", fmt.Errorf("auth: read random: %w", err)
+	}
+	return HashPasswordParams(base64.RawURLEncoding.EncodeToString(pw), best)
+}
+
+// Login checks clientID and password and, if they match, issues a session
+// token. remoteAddr is the caller's address ("host:port" or an IP), used
+// for per-source throttling.
+//
+// An unknown client id and a wrong password both return
+// [ErrBadCredentials] after the same amount of work: an unknown id is
+// verified against a dummy hash. While the client id or the source is
+// locked out, Login returns a [*LockoutError] (errors.Is ErrLockedOut)
+// without checking the password, whether it is right or not. Other errors
+// are internal (context, database).
+func (a *Authenticator) Login(ctx context.Context, clientID, password, remoteAddr string) (token string, expire time.Time, user *User, err error) {
+	if err := ctx.Err(); err != nil {
+		return "", time.Time{}, nil, err
+	}
+	idKey, srcKey := clientID, authz.SourceOf(remoteAddr)
+	if !ValidClientID(clientID) {
+		// No such user can exist; one shared key keeps arbitrary input
+		// from growing the throttle's memory.
+		idKey = "\x00invalid"
+	}
+	auditAttrs := []slog.Attr{slog.String(KeyClientID, auditID(clientID)), slog.String(KeySource, srcKey)}
+
+	now := a.now()
+	if retry, ok := a.sources.begin(srcKey, now); !ok {
+		return "", time.Time{}, nil, &LockoutError{RetryAfter: retry}
+	}
+	if retry, ok := a.ids.begin(idKey, now); !ok {
+		a.sources.end(srcKey, now, false, false)
+		return "", time.Time{}, nil, &LockoutError{RetryAfter: retry}
+	}
+
+	user, ok, err := a.check(ctx, clientID, password)
+	now = a.now()
+	if err != nil {
+		// Not the caller's fault (canceled, shutting down): count nothing.
+		a.ids.end(idKey, now, false, false)
+		a.sources.end(srcKey, now, false, false)
+		return "", time.Time{}, nil, err
+	}
+	if !ok {
+		idLock := a.ids.end(idKey, now, true, false)
+		srcLock := a.sources.end(srcKey, now, true, false)
+		a.record(ctx, audit.EventLoginFailed, auditAttrs...)
+		if idLock > 0 {
+			a.record(ctx, audit.EventLoginLocked, append(auditAttrs,
+				slog.String(KeyLocked, KeyClientID), slog.Duration(KeyRetryAfter, idLock))...)
+		}
+		if srcLock > 0 {
+			a.record(ctx, audit.EventLoginLocked, append(auditAttrs,
+				slog.String(KeyLocked, KeySource), slog.Duration(KeyRetryAfter, srcLock))...)
+		}
+		return "", time.Time{}, nil, ErrBadCredentials
+	}
+	a.ids.end(idKey, now, false, true)
+	a.sources.end(srcKey, now, false, false)
+
+	token, sessionID, expire, err := a.sessions.issue(ctx, clientID)
+	if err != nil {
+		return "", time.Time{}, nil, err
+	}
+	a.record(ctx, audit.EventLoginSucceeded, append(auditAttrs, slog.String(KeySessionID, sessionID))...)
+	return token, expire, user, nil
+}
+
+// check returns the user and true if password is clientID's. It verifies
+// against the dummy hash if the user does not exist, so both cases cost the
+// same, and holds one of the hashing slots while it does.
+func (a *Authenticator) check(ctx context.Context, clientID, password string) (*User, bool, error) {
+	select {
+	case a.hashes <- struct{}{}:
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
+	}
+	defer func() { <-a.hashes }()
+	user, exists := a.users.Load().Lookup(clientID)
+	hash := *a.dummy.Load()
+	if exists {
+		hash = user.PasswordHash
+	}
+	if match := VerifyPassword(hash, password); !match || !exists || password == "" {
+		return nil, false, nil
+	}
+	return user, true, nil
+}
+
+// Verify implements [authz.TokenVerifier]: it returns the client principal
+// of a valid token. A token that is invalid, expired or revoked, or whose
+// user is no longer in the users file, yields an error wrapping both
+// [ErrInvalidToken] and [authz.ErrUnauthenticated].
+func (a *Authenticator) Verify(ctx context.Context, token string) (*authz.Principal, error) {
+	clientID, sessionID, err := a.sessions.Verify(ctx, token)
+	if errors.Is(err, ErrInvalidToken) {
+		return nil, fmt.Errorf("%w: %w", authz.ErrUnauthenticated, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	user, ok := a.users.Load().Lookup(clientID)
+	if !ok {
+		return nil, fmt.Errorf("%w: %w", authz.ErrUnauthenticated, ErrInvalidToken)
+	}
+	return user.Principal(sessionID), nil
+}
+
+// Logout revokes the session sessionID (the principal's SessionID). It is
+// idempotent.
+func (a *Authenticator) Logout(ctx context.Context, sessionID string) error {
+	return a.sessions.Revoke(ctx, sessionID)
+}
+
+func (a *Authenticator) record(ctx context.Context, event string, attrs ...slog.Attr) {
+	if a.audit == nil {
+		return
+	}
+	a.audit.Record(ctx, event, attrs...)
+}
+
+// auditID is the client id as written to the audit log: only well-formed
+// ids, so that arbitrary input (a password typed into the wrong field is
+// the classic) is less likely to end up in the log.
+func auditID(clientID string) string {
+	if ValidClientID(clientID) {
+		return clientID
+	}
+	return "(invalid)"
+}

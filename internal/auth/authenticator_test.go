@@ -1,0 +1,365 @@
+package auth_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/remitpay/remit/internal/audit"
+	"github.com/remitpay/remit/internal/auth"
+	"github.com/remitpay/remit/internal/authz"
+)
+
+const (
+	alicePW = "alice-password"
+	bobPW   = "bob-password"
+	srcA    = "192.0.2.1:40000"
+	srcB    = "198.51.100.7:40000"
+)
+
+type authFixture struct {
+	a     *auth.Authenticator
+	clock *fakeClock
+	audit *recorder
+	dir   string
+}
+
+func parseUsers(t *testing.T, params auth.Params) *auth.Users {
+	t.Helper()
+	hash := func(pw string) string {
+		h, err := auth.HashPasswordParams(pw, params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	users, err := auth.ParseUsers("users.json", []byte(usersJSON(
+		entry("alice", hash(alicePW), `["customer"]`, `{"bank":"bank-a","account_id":"alice"}`),
+		entry("bob", hash(bobPW), `["customer","auditor"]`, `{"bank":"bank-b","account_id":"bob"}`),
+	)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return users
+}
+
+func newAuthFixture(t *testing.T, cfg auth.Config) *authFixture {
+	t.Helper()
+	f := &authFixture{clock: newClock(), audit: &recorder{}, dir: t.TempDir()}
+	sessions, err := auth.OpenSessions(context.Background(), filepath.Join(f.dir, "sessions.db"), auth.SessionConfig{Now: f.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sessions.Close() })
+	cfg.Now = f.clock.Now
+	cfg.Audit = f.audit
+	f.a, err = auth.NewAuthenticator(parseUsers(t, cheap), sessions, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestLoginAndVerify(t *testing.T) {
+	ctx := context.Background()
+	f := newAuthFixture(t, auth.Config{})
+	token, expire, user, err := f.a.Login(ctx, "alice", alicePW, srcA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if user.ClientID != "alice" || !expire.Equal(f.clock.Now().Add(auth.DefaultSessionTTL)) {
+		t.Errorf("Login = user %+v, expire %v", user, expire)
+	}
+	p, err := f.a.Verify(ctx, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Kind != authz.KindClient || p.ClientID != "alice" || !p.HasRole(authz.RoleCustomer) ||
+		!p.Owns("bank-a", "alice") || p.SessionID == "" {
+		t.Errorf("principal = %+v", p)
+	}
+
+	events, lines := f.audit.snapshot()
+	if !slices.Equal(events, []string{audit.EventLoginSucceeded}) {
+		t.Fatalf("audit = %v", events)
+	}
+	if l := lines[0]; l[auth.KeyClientID] != "alice" || l[auth.KeySource] != "192.0.2.1" || l[auth.KeySessionID] != p.SessionID {
+		t.Errorf("audit line = %v", l)
+	}
+	if s := fmt.Sprint(lines); strings.Contains(s, alicePW) || strings.Contains(s, token) {
+		t.Errorf("audit contains a secret: %s", s)
+	}
+
+	// Logout revokes the session at once.
+	if err := f.a.Logout(ctx, p.SessionID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.a.Verify(ctx, token); !errors.Is(err, authz.ErrUnauthenticated) || !errors.Is(err, auth.ErrInvalidToken) {
+		t.Errorf("Verify after Logout = %v", err)
+	}
+}
+
+func TestVerifyFollowsUsersFile(t *testing.T) {
+	ctx := context.Background()
+	f := newAuthFixture(t, auth.Config{})
+	aliceTok, _, _, err := f.a.Login(ctx, "alice", alicePW, srcA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobTok, _, _, err := f.a.Login(ctx, "bob", bobPW, srcA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The file is reloaded without bob, and alice became an auditor.
+	hash, _ := f.a.Users().Lookup("alice")
+	users, err := auth.ParseUsers("users.json", []byte(usersJSON(entry("alice", hash.PasswordHash, `["auditor"]`, ""))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.a.SetUsers(users); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.a.Verify(ctx, bobTok); !errors.Is(err, authz.ErrUnauthenticated) {
+		t.Errorf("removed user's token: %v", err)
+	}
+	p, err := f.a.Verify(ctx, aliceTok)
+	if err != nil || !p.IsStaff() || p.HasRole(authz.RoleCustomer) || p.Account != nil {
+		t.Errorf("alice after reload = %+v, %v", p, err)
+	}
+	if _, err := f.a.Verify(ctx, "rmt_garbage"); !errors.Is(err, authz.ErrUnauthenticated) {
+		t.Errorf("garbage token: %v", err)
+	}
+}
+
+func TestLoginBadCredentialsLookAlike(t *testing.T) {
+	ctx := context.Background()
+	f := newAuthFixture(t, auth.Config{MaxFailures: 1000, MaxSourceFailures: 1000})
+	tests := []struct{ name, id, pw string }{
+		{"wrong password", "alice", "alice-passwore"},
+		{"unknown user", "mallory", alicePW},
+		{"other user's password", "alice", bobPW},
+		{"case of id", "Alice", alicePW},
+		{"empty password", "alice", ""},
+		{"empty id", "", alicePW},
+	}
+	for _, tt := range tests {
+		tok, _, user, err := f.a.Login(ctx, tt.id, tt.pw, srcA)
+		if err != auth.ErrBadCredentials { //nolint:errorlint // must be the identical error
+			t.Errorf("%s: err = %v, want exactly ErrBadCredentials", tt.name, err)
+		}
+		if tok != "" || user != nil {
+			t.Errorf("%s: returned token or user", tt.name)
+		}
+	}
+	events, lines := f.audit.snapshot()
+	if len(events) != len(tests) || slices.ContainsFunc(events, func(e string) bool { return e != audit.EventLoginFailed }) {
+		t.Errorf("audit = %v, want %d login_failed", events, len(tests))
+	}
+	for _, l := range lines {
+		if strings.Contains(fmt.Sprint(l), alicePW) {
+			t.Errorf("audit line contains a password: %v", l)
+		}
+	}
+}
+
+// TestUnknownUserTakesAsLong checks the dummy-hash path: an unknown client
+// id costs a full password verification, like a wrong password does.
+func TestUnknownUserTakesAsLong(t *testing.T) {
+	ctx := context.Background()
+	costly := auth.Params{Memory: 8 * 1024, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32}
+	sessions, err := auth.OpenSessions(ctx, filepath.Join(t.TempDir(), "s.db"), auth.SessionConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sessions.Close()
+	a, err := auth.NewAuthenticator(parseUsers(t, costly), sessions, auth.Config{MaxFailures: 1000, MaxSourceFailures: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	median := func(id string) time.Duration {
+		var ds []time.Duration
+		for range 5 {
+			start := time.Now()
+			if _, _, _, err := a.Login(ctx, id, "wrong", srcA); !errors.Is(err, auth.ErrBadCredentials) {
+				t.Fatal(err)
+			}
+			ds = append(ds, time.Since(start))
+		}
+		slices.Sort(ds)
+		return ds[len(ds)/2]
+	}
+	known, unknown := median("alice"), median("mallory")
+	// A skipped verification would be ~1000x faster; allow wide noise.
+	if unknown < known/3 {
+		t.Errorf("unknown user took %v, wrong password %v: the dummy hash is not verified", unknown, known)
+	}
+}
+
+func lockedFor(t *testing.T, err error) time.Duration {
+	t.Helper()
+	var le *auth.LockoutError
+	if !errors.As(err, &le) || !errors.Is(err, auth.ErrLockedOut) {
+		t.Fatalf("err = %v, want a LockoutError", err)
+	}
+	return le.RetryAfter
+}
+
+func TestLockoutPerClientID(t *testing.T) {
+	ctx := context.Background()
+	f := newAuthFixture(t, auth.Config{})
+	fail := func(n int, id string) {
+		t.Helper()
+		for i := range n {
+			// Different sources: only the client id counter matters here.
+			src := fmt.Sprintf("203.0.113.%d:1", i)
+			if _, _, _, err := f.a.Login(ctx, id, "guess", src); !errors.Is(err, auth.ErrBadCredentials) {
+				t.Fatalf("failure %d: %v", i, err)
+			}
+		}
+	}
+
+	fail(auth.DefaultMaxFailures, "alice")
+	// Locked: even the right password is refused, without being checked.
+	_, _, _, err := f.a.Login(ctx, "alice", alicePW, srcB)
+	if d := lockedFor(t, err); d != time.Minute {
+		t.Errorf("first lockout %v, want 1m", d)
+	}
+	// Other client ids are not affected.
+	if _, _, _, err := f.a.Login(ctx, "bob", bobPW, srcB); err != nil {
+		t.Errorf("bob locked out with alice: %v", err)
+	}
+	f.clock.Advance(59 * time.Second)
+	_, _, _, err = f.a.Login(ctx, "alice", alicePW, srcB)
+	if d := lockedFor(t, err); d != time.Second {
+		t.Errorf("after 59s: retry after %v, want 1s", d)
+	}
+	f.clock.Advance(time.Second)
+	if _, _, _, err := f.a.Login(ctx, "alice", alicePW, srcB); err != nil {
+		t.Fatalf("after the lockout: %v", err)
+	}
+
+	// The success reset the counter: four failures do not lock.
+	fail(auth.DefaultMaxFailures-1, "alice")
+	if _, _, _, err := f.a.Login(ctx, "alice", alicePW, srcB); err != nil {
+		t.Fatalf("success reset: %v", err)
+	}
+
+	// Repeated lockouts double, up to 15 minutes. Unknown ids are locked
+	// like real ones, so locking reveals nothing.
+	for _, want := range []time.Duration{1, 2, 4, 8, 15, 15} {
+		fail(auth.DefaultMaxFailures, "mallory")
+		_, _, _, err := f.a.Login(ctx, "mallory", "guess", srcB)
+		if d := lockedFor(t, err); d != want*time.Minute {
+			t.Fatalf("lockout %v, want %v", d, want*time.Minute)
+		}
+		f.clock.Advance(want * time.Minute)
+	}
+
+	events, lines := f.audit.snapshot()
+	var locks int
+	for i, e := range events {
+		if e == audit.EventLoginLocked {
+			locks++
+			if lines[i][auth.KeyLocked] != auth.KeyClientID || lines[i][auth.KeyRetryAfter] == "" {
+				t.Errorf("login_locked line = %v", lines[i])
+			}
+		}
+	}
+	if locks != 7 {
+		t.Errorf("%d login_locked events, want 7 (one per lockout)", locks)
+	}
+}
+
+func TestLockoutWindow(t *testing.T) {
+	ctx := context.Background()
+	f := newAuthFixture(t, auth.Config{FailureWindow: 10 * time.Minute})
+	// Failures spread wider than the window never lock.
+	for i := range 3 * auth.DefaultMaxFailures {
+		if _, _, _, err := f.a.Login(ctx, "alice", "guess", srcA); !errors.Is(err, auth.ErrBadCredentials) {
+			t.Fatalf("failure %d: %v", i, err)
+		}
+		f.clock.Advance(3 * time.Minute)
+	}
+}
+
+func TestLockoutPerSource(t *testing.T) {
+	ctx := context.Background()
+	f := newAuthFixture(t, auth.Config{})
+	// Password spraying: one guess per id, all from one address. The
+	// attacker's own successful login in between does not reset the source.
+	for i := range auth.DefaultMaxSourceFailures {
+		if i == auth.DefaultMaxSourceFailures/2 {
+			if _, _, _, err := f.a.Login(ctx, "bob", bobPW, srcA); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, _, _, err := f.a.Login(ctx, fmt.Sprintf("user%d", i), "Summer2026!", srcA); !errors.Is(err, auth.ErrBadCredentials) {
+			t.Fatalf("failure %d: %v", i, err)
+		}
+	}
+	_, _, _, err := f.a.Login(ctx, "alice", alicePW, srcA)
+	if d := lockedFor(t, err); d != time.Minute {
+		t.Errorf("source lockout %v, want 1m", d)
+	}
+	// Another address is not affected.
+	if _, _, _, err := f.a.Login(ctx, "alice", alicePW, srcB); err != nil {
+		t.Errorf("alice from another address: %v", err)
+	}
+	events, lines := f.audit.snapshot()
+	i := slices.Index(events, audit.EventLoginLocked)
+	if i < 0 || lines[i][auth.KeyLocked] != auth.KeySource || lines[i][auth.KeySource] != "192.0.2.1" {
+		t.Errorf("no source lockout in audit: %v", events)
+	}
+}
+
+// TestLockoutConcurrent fires many wrong guesses at once: no more than
+// MaxFailures may be checked before the lockout applies.
+func TestLockoutConcurrent(t *testing.T) {
+	ctx := context.Background()
+	f := newAuthFixture(t, auth.Config{MaxConcurrentHashes: 64})
+	var (
+		wg            sync.WaitGroup
+		mu            sync.Mutex
+		checked, lock int
+	)
+	for i := range 40 {
+		wg.Go(func() {
+			_, _, _, err := f.a.Login(ctx, "alice", fmt.Sprint("guess", i), srcA)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, auth.ErrBadCredentials):
+				checked++
+			case errors.Is(err, auth.ErrLockedOut):
+				lock++
+			default:
+				t.Errorf("unexpected %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if checked > auth.DefaultMaxFailures || checked+lock != 40 {
+		t.Errorf("%d guesses checked, %d refused; want at most %d checked", checked, lock, auth.DefaultMaxFailures)
+	}
+}
+
+func TestLoginCanceled(t *testing.T) {
+	f := newAuthFixture(t, auth.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 2 * auth.DefaultMaxFailures {
+		if _, _, _, err := f.a.Login(ctx, "alice", "guess", srcA); !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+	}
+	// Canceled attempts are not failures.
+	if _, _, _, err := f.a.Login(context.Background(), "alice", alicePW, srcA); err != nil {
+		t.Errorf("after canceled attempts: %v", err)
+	}
+}

@@ -1,0 +1,79 @@
+package auth_test
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/remitpay/remit/internal/auth"
+)
+
+// cheap are argon2id parameters that make tests fast; production uses
+// auth.DefaultParams.
+var cheap = auth.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+
+func mustHash(t testing.TB, password string) string {
+	t.Helper()
+	h, err := auth.HashPasswordParams(password, cheap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func writeFile(t testing.TB, dir, name, content string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *fakeClock {
+	return &fakeClock{now: time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+type recorder struct {
+	mu     sync.Mutex
+	events []string
+	lines  []map[string]string
+}
+
+func (r *recorder) Record(_ context.Context, event string, attrs ...slog.Attr) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := map[string]string{}
+	for _, a := range attrs {
+		m[a.Key] = a.Value.String()
+	}
+	r.events = append(r.events, event)
+	r.lines = append(r.lines, m)
+}
+
+func (r *recorder) snapshot() ([]string, []map[string]string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.events...), append([]map[string]string(nil), r.lines...)
+}

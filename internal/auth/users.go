@@ -1,0 +1,477 @@
+package auth
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+
+	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
+	"github.com/remitpay/remit/internal/authz"
+)
+
+// MaxUsersFileSize bounds the users file LoadUsers reads.
+const MaxUsersFileSize = 16 << 20
+
+// Errors of the users file helpers.
+var (
+	// ErrInvalidUsersFile wraps every reason LoadUsers or ParseUsers rejects
+	// a users file for.
+	ErrInvalidUsersFile = errors.New("invalid users file")
+	// ErrUserExists is returned by AddUser for a client id already in the
+	// file (compared case-insensitively).
+	ErrUserExists = errors.New("user already exists")
+	// ErrUnknownUser is returned by SetPassword for a client id not in the
+	// file.
+	ErrUnknownUser = errors.New("no such user")
+)
+
+var (
+	idRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+	bankRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+)
+
+// ValidClientID reports whether id is a syntactically valid client id (and
+// account id): ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$, the API's rule.
+func ValidClientID(id string) bool { return idRE.MatchString(id) }
+
+// User is one entry of the users file: a client that can log in.
+type User struct {
+	// ClientID is the login name, unique in the file (case-insensitively).
+	ClientID string
+	// PasswordHash is the argon2id PHC string of the password; the password
+	// itself is never stored.
+	PasswordHash string
+	// Roles are the user's client roles, at least one, without duplicates.
+	Roles []authz.Role
+	// Account is the account the user owns. Customers must have one; staff
+	// may.
+	Account *authz.Account
+}
+
+// HasRole reports whether u holds role r.
+func (u *User) HasRole(r authz.Role) bool { return slices.Contains(u.Roles, r) }
+
+// Proto returns u as the API's Client message (without any secret).
+func (u *User) Proto() *gatewayv1.Client {
+	c := &gatewayv1.Client{ClientId: u.ClientID, Account: u.Account.Proto()}
+	for _, r := range u.Roles {
+		c.Roles = append(c.Roles, r.Proto())
+	}
+	return c
+}
+
+// Principal returns the client principal u is when it presents a token of
+// login session sessionID. Roles and account are copies.
+func (u *User) Principal(sessionID string) *authz.Principal {
+	p := &authz.Principal{
+		Kind:      authz.KindClient,
+		ClientID:  u.ClientID,
+		Roles:     slices.Clone(u.Roles),
+		SessionID: sessionID,
+	}
+	if u.Account != nil {
+		a := *u.Account
+		p.Account = &a
+	}
+	return p
+}
+
+// Users is a parsed, validated users file. It is immutable and safe for
+// concurrent use; reloading means loading a new one.
+type Users struct {
+	path string
+	list []*User
+	byID map[string]*User
+}
+
+// Lookup returns the user with clientID (exact match), if any. The returned
+// User must not be modified.
+func (u *Users) Lookup(clientID string) (*User, bool) {
+	if u == nil {
+		return nil, false
+	}
+	usr, ok := u.byID[clientID]
+	return usr, ok
+}
+
+// All returns the users in file order. The Users must not be modified.
+func (u *Users) All() []*User {
+	if u == nil {
+		return nil
+	}
+	return slices.Clone(u.list)
+}
+
+// Len returns the number of users.
+func (u *Users) Len() int {
+	if u == nil {
+		return 0
+	}
+	return len(u.list)
+}
+
+// Path returns the file the users were loaded from ("" if parsed from
+// memory under another name).
+func (u *Users) Path() string { return u.path }
+
+// The on-disk format. Field names are the file's keys; fileUser is kept
+// apart from User so the domain type does not carry JSON concerns.
+type usersFile struct {
+	Users *[]fileUser `json:"users"`
+}
+
+type fileUser struct {
+	ClientID     string       `json:"client_id"`
+	PasswordHash string       `json:"password_hash"`
+	Roles        []string     `json:"roles"`
+	Account      *fileAccount `json:"account,omitempty"`
+}
+
+type fileAccount struct {
+	Bank      string `json:"bank"`
+	AccountID string `json:"account_id"`
+}
+
+// allowedKeys lists the exact (case-sensitive) keys of every object in the
+// file, by the key that holds the object ("" for the top level, "users[]"
+// for an entry). encoding/json matches keys case-insensitively and keeps
+// the last of duplicate keys; a credential file must not be able to say one
+// thing to a reviewer and another to the loader, so both are refused.
+var allowedKeys = map[string][]string{
+	"":        {"users"},
+	"users[]": {"client_id", "password_hash", "roles", "account"},
+	"account": {"bank", "account_id"},
+}
+
+// LoadUsers reads and validates the users file at path (JSON, see the
+// package documentation). It is strict: unknown, misspelled or duplicate
+// keys, trailing data, invalid ids, unknown roles, customers without an
+// account, duplicate client ids (case-insensitively) and unparsable password
+// hashes are all errors, which name the file and the offending entry.
+func LoadUsers(path string) (*Users, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("auth: users file: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxUsersFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("auth: users file %s: %w", path, err)
+	}
+	if len(data) > MaxUsersFileSize {
+		return nil, fmt.Errorf("auth: users file %s: %w: larger than %d bytes", path, ErrInvalidUsersFile, MaxUsersFileSize)
+	}
+	u, err := ParseUsers(path, data)
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// ParseUsers is [LoadUsers] for a file already in memory; name is used in
+// error messages and returned by [Users.Path].
+func ParseUsers(name string, data []byte) (*Users, error) {
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("auth: users file %s: %w: %s", name, ErrInvalidUsersFile, fmt.Sprintf(format, args...))
+	}
+	if err := checkKeys(data); err != nil {
+		return nil, fail("%s", describeJSONError(data, err))
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var file usersFile
+	if err := dec.Decode(&file); err != nil {
+		return nil, fail("%s", describeJSONError(data, err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, fail("unexpected data after the top-level object")
+	}
+	if file.Users == nil {
+		return nil, fail(`missing "users"`)
+	}
+	u := &Users{path: name, byID: make(map[string]*User, len(*file.Users))}
+	folded := make(map[string]int, len(*file.Users))
+	for i, fu := range *file.Users {
+		entry := fmt.Sprintf("users[%d]", i)
+		if fu.ClientID != "" {
+			entry = fmt.Sprintf("users[%d] (%s)", i, quoteShort(fu.ClientID))
+		}
+		usr, err := fu.toUser()
+		if err != nil {
+			return nil, fail("%s: %v", entry, err)
+		}
+		key := strings.ToLower(usr.ClientID)
+		if j, dup := folded[key]; dup {
+			return nil, fail("%s: duplicate client_id (also users[%d])", entry, j)
+		}
+		folded[key] = i
+		u.list = append(u.list, usr)
+		u.byID[usr.ClientID] = usr
+	}
+	return u, nil
+}
+
+func (fu fileUser) toUser() (*User, error) {
+	if !ValidClientID(fu.ClientID) {
+		return nil, fmt.Errorf("client_id %s does not match %s", quoteShort(fu.ClientID), idRE)
+	}
+	if _, _, _, err := parseHash(fu.PasswordHash); err != nil {
+		// Do not echo the hash: it is not the password, but it is still
+		// material for an offline guessing attack.
+		return nil, fmt.Errorf("password_hash: %w", err)
+	}
+	if len(fu.Roles) == 0 {
+		return nil, errors.New(`"roles" must list at least one of customer, admin, auditor`)
+	}
+	usr := &User{ClientID: fu.ClientID, PasswordHash: fu.PasswordHash}
+	for _, s := range fu.Roles {
+		r, ok := authz.ParseClientRole(s)
+		if !ok {
+			return nil, fmt.Errorf("unknown role %s (want customer, admin or auditor)", quoteShort(s))
+		}
+		if slices.Contains(usr.Roles, r) {
+			return nil, fmt.Errorf("duplicate role %q", s)
+		}
+		usr.Roles = append(usr.Roles, r)
+	}
+	if fu.Account != nil {
+		if !bankRE.MatchString(fu.Account.Bank) {
+			return nil, fmt.Errorf("account.bank %s does not match %s", quoteShort(fu.Account.Bank), bankRE)
+		}
+		if !ValidClientID(fu.Account.AccountID) {
+			return nil, fmt.Errorf("account.account_id %s does not match %s", quoteShort(fu.Account.AccountID), idRE)
+		}
+		usr.Account = &authz.Account{Bank: fu.Account.Bank, ID: fu.Account.AccountID}
+	}
+	if usr.HasRole(authz.RoleCustomer) && usr.Account == nil {
+		return nil, errors.New(`a customer needs an "account"`)
+	}
+	return usr, nil
+}
+
+// checkKeys walks the JSON document and rejects duplicate keys and keys not
+// spelled exactly as in allowedKeys. Type errors are left to the decoder.
+func checkKeys(data []byte) error {
+	type frame struct {
+		object bool
+		holder string // the key (or "key[]") holding this container
+		key    string // the last key read in an object
+		seen   map[string]bool
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var stack []*frame
+	expectKey := func() bool {
+		if len(stack) == 0 {
+			return false
+		}
+		top := stack[len(stack)-1]
+		return top.object && top.key == ""
+	}
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if expectKey() {
+			if _, isDelim := tok.(json.Delim); !isDelim {
+				top := stack[len(stack)-1]
+				k, _ := tok.(string)
+				if top.seen[k] {
+					return fmt.Errorf("duplicate key %s", quoteShort(k))
+				}
+				top.seen[k] = true
+				if allowed, known := allowedKeys[top.holder]; known && !slices.Contains(allowed, k) {
+					return fmt.Errorf("unknown key %s", quoteShort(k))
+				}
+				top.key = k
+				continue
+			}
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			holder := ""
+			if len(stack) > 0 {
+				parent := stack[len(stack)-1]
+				if parent.object {
+					holder = parent.key
+				} else {
+					holder = parent.holder + "[]"
+				}
+			}
+			stack = append(stack, &frame{object: tok == json.Delim('{'), holder: holder, seen: map[string]bool{}})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		// A value (scalar or a just-closed container) ends the current key.
+		if len(stack) > 0 && stack[len(stack)-1].object {
+			stack[len(stack)-1].key = ""
+		}
+		if len(stack) == 0 {
+			// Trailing data is reported by the decoder pass.
+			return nil
+		}
+	}
+}
+
+// describeJSONError adds the line and column to JSON syntax and type
+// errors, which otherwise only carry a byte offset.
+func describeJSONError(data []byte, err error) string {
+	var offset int64 = -1
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		offset = syn.Offset
+	case errors.As(err, &typ):
+		offset = typ.Offset
+	}
+	if offset < 0 || offset > int64(len(data)) {
+		return err.Error()
+	}
+	line := 1 + bytes.Count(data[:offset], []byte("\n"))
+	col := int(offset) - bytes.LastIndexByte(data[:offset], '\n')
+	return fmt.Sprintf("line %d, column %d: %v", line, col, err)
+}
+
+// AddUser adds u to the users file at path with password hashed by
+// [HashPassword], creating the file if it does not exist, and writes it
+// atomically with mode 0600. u.PasswordHash is ignored. It is what
+// `remit users add` calls; a running gateway sees the change when it
+// reloads the file.
+//
+// Concurrent writers are not coordinated: two simultaneous AddUser calls on
+// the same file may lose one update. Run the commands one at a time.
+func AddUser(path string, u User, password string) error {
+	users, err := LoadUsers(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		users = &Users{path: path, byID: map[string]*User{}}
+	case err != nil:
+		return err
+	}
+	for _, existing := range users.list {
+		if strings.EqualFold(existing.ClientID, u.ClientID) {
+			return fmt.Errorf("auth: add %q to %s: %w", u.ClientID, path, ErrUserExists)
+		}
+	}
+	hash, err := HashPassword(password)
+	if err != nil {
+		return err
+	}
+	u.PasswordHash = hash
+	u.Roles = slices.Clone(u.Roles)
+	list := append(slices.Clone(users.list), &u)
+	return writeUsers(path, list)
+}
+
+// SetPassword replaces the password of clientID in the users file at path
+// and writes it atomically with mode 0600 (`remit users passwd`). Tokens
+// issued before the change stay valid until they expire or are revoked.
+func SetPassword(path, clientID, password string) error {
+	users, err := LoadUsers(path)
+	if err != nil {
+		return err
+	}
+	old, ok := users.Lookup(clientID)
+	if !ok {
+		return fmt.Errorf("auth: set password of %q in %s: %w", clientID, path, ErrUnknownUser)
+	}
+	hash, err := HashPassword(password)
+	if err != nil {
+		return err
+	}
+	list := slices.Clone(users.list)
+	for i, usr := range list {
+		if usr == old {
+			changed := *usr
+			changed.PasswordHash = hash
+			list[i] = &changed
+		}
+	}
+	return writeUsers(path, list)
+}
+
+// writeUsers validates list by round-tripping it through the parser, then
+// replaces path atomically: temp file in the same directory, mode 0600,
+// fsync, rename, fsync of the directory.
+func writeUsers(path string, list []*User) error {
+	file := usersFile{Users: &[]fileUser{}}
+	for _, u := range list {
+		fu := fileUser{ClientID: u.ClientID, PasswordHash: u.PasswordHash}
+		for _, r := range u.Roles {
+			fu.Roles = append(fu.Roles, string(r))
+		}
+		if u.Account != nil {
+			fu.Account = &fileAccount{Bank: u.Account.Bank, AccountID: u.Account.ID}
+		}
+		*file.Users = append(*file.Users, fu)
+	}
+	data, err := json.MarshalIndent(file, "", "  ")
+	if err != nil {
+		return fmt.Errorf("auth: encode users file: %w", err)
+	}
+	data = append(data, '\n')
+	if _, err := ParseUsers(path, data); err != nil {
+		return err
+	}
+	return writeFileAtomic(path, data, 0o600)
+}
+
+func writeFileAtomic(path string, data []byte, mode fs.FileMode) (err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("auth: create directory for %s: %w", path, err)
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("auth: write %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := tmp.Chmod(mode); err != nil {
+		return fmt.Errorf("auth: write %s: %w", path, err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return fmt.Errorf("auth: write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("auth: write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("auth: write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("auth: write %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// quoteShort quotes s for an error message, truncated so that a hostile
+// file cannot make its own error message megabytes long.
+func quoteShort(s string) string {
+	const limit = 80
+	if len(s) <= limit {
+		return fmt.Sprintf("%q", s)
+	}
+	return fmt.Sprintf("%q...", s[:limit])
+}

@@ -1,0 +1,259 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"golang.org/x/time/rate"
+
+	"github.com/remitpay/remit/internal/audit"
+	"github.com/remitpay/remit/internal/logging"
+	"github.com/remitpay/remit/internal/pki"
+	"github.com/remitpay/remit/internal/rpcerr"
+)
+
+// TokenVerifier turns a bearer token into the client principal it speaks
+// for. The gateway adapts its session store and users file to it
+// (auth.Authenticator implements it).
+//
+// Verify must return an error wrapping [ErrUnauthenticated] for a token that
+// is unknown, malformed, expired or revoked, or whose user no longer
+// exists; any other error is treated as an internal failure (the store is
+// down), not as bad credentials.
+type TokenVerifier interface {
+	Verify(ctx context.Context, token string) (*Principal, error)
+}
+
+// MaxTokenLen bounds the bearer tokens the interceptor passes to its
+// TokenVerifier; longer ones are rejected without a lookup.
+const MaxTokenLen = 512
+
+// Log line keys added by the interceptor with logging.AddFields.
+const (
+	KeyPrincipal     = "principal"
+	KeyPrincipalKind = "principal_kind"
+	KeyRole          = "role"
+	KeySessionID     = "session_id"
+)
+
+// Config configures [NewInterceptor]. The zero value is usable: it accepts
+// certificate principals only, uses [Policy] and the default rate limit,
+// and audits nothing.
+type Config struct {
+	// Verifier verifies bearer tokens. Nil means bearer tokens are not
+	// accepted (banks, which only serve the gateway's certificate).
+	Verifier TokenVerifier
+	// Audit receives an authz_denied event for every permission_denied
+	// answer. Nil disables auditing.
+	Audit audit.Recorder
+	// Policy maps procedures to rules; nil means [Policy].
+	Policy map[string]Rule
+	// Rate and Burst are the per-principal token bucket: Rate requests per
+	// second sustained, up to Burst at once. Anonymous callers share a
+	// bucket per source address ([SourceOf]). Zero means [DefaultRate] and
+	// [DefaultBurst]; rate.Inf disables rate limiting.
+	Rate  rate.Limit
+	Burst int
+	// Now is the clock of the rate limiter; nil means time.Now.
+	Now func() time.Time
+}
+
+// Interceptor is the handler-side connect.Interceptor that authenticates
+// every RPC, rate-limits it per principal and authorizes it against the
+// policy, for unary and streaming procedures alike, before the handler (and
+// before request validation) runs. In order:
+//
+//  1. Authentication. A client certificate verified by crypto/tls against
+//     the Remit CA ([pki.PeerIdentity], read from the context stored by
+//     [TLSStateMiddleware]) makes a bank or gateway principal; an
+//     "Authorization: Bearer <token>" header is checked by the
+//     [TokenVerifier] and makes a client principal. Presenting both is
+//     refused as ambiguous.
+//  2. Rate limiting per principal (anonymous callers: per source address)
+//     -> resource_exhausted, reason RATE_LIMITED, with a retry hint.
+//  3. Authorization with [Authorize]: missing or invalid credentials on a
+//     non-public procedure -> unauthenticated; an authenticated principal
+//     whose roles the rule does not list, or a procedure without a rule ->
+//     permission_denied (audited as authz_denied).
+//
+// The principal is stored in the context ([PrincipalFrom]) and added to the
+// RPC's log line (principal, principal_kind, role, session_id) with
+// logging.AddFields. Tokens, headers and certificates are never logged.
+type Interceptor struct {
+	tokens TokenVerifier
+	audit  audit.Recorder
+	policy map[string]Rule
+	limits *limiters
+	now    func() time.Time
+	logger *slog.Logger
+}
+
+var _ connect.Interceptor = (*Interceptor)(nil)
+
+// NewInterceptor returns an [Interceptor] configured by cfg.
+func NewInterceptor(cfg Config) *Interceptor {
+	i := &Interceptor{
+		tokens: cfg.Verifier,
+		audit:  cfg.Audit,
+		policy: cfg.Policy,
+		now:    cfg.Now,
+	}
+	if i.policy == nil {
+		i.policy = Policy
+	}
+	if i.now == nil {
+		i.now = time.Now
+	}
+	limit, burst := cfg.Rate, cfg.Burst
+	if limit == 0 {
+		limit = DefaultRate
+	}
+	if burst <= 0 {
+		burst = DefaultBurst
+	}
+	i.limits = newLimiters(limit, burst)
+	return i
+}
+
+// WrapUnary implements connect.Interceptor for unary handlers; client-side
+// calls pass through untouched.
+func (i *Interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		if req.Spec().IsClient {
+			return next(ctx, req)
+		}
+		ctx, err := i.check(ctx, req.Spec().Procedure, req.Header(), req.Peer())
+		if err != nil {
+			return nil, err
+		}
+		return next(ctx, req)
+	}
+}
+
+// WrapStreamingClient implements connect.Interceptor; it is a no-op because
+// the interceptor only protects handlers.
+func (i *Interceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+// WrapStreamingHandler implements connect.Interceptor for streaming
+// handlers. The check runs once, when the stream opens.
+func (i *Interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		ctx, err := i.check(ctx, conn.Spec().Procedure, conn.RequestHeader(), conn.Peer())
+		if err != nil {
+			return err
+		}
+		return next(ctx, conn)
+	}
+}
+
+// check authenticates, rate-limits and authorizes one call and returns the
+// context for the handler.
+func (i *Interceptor) check(ctx context.Context, procedure string, header http.Header, peer connect.Peer) (context.Context, error) {
+	p, authErr := i.authenticate(ctx, header)
+	if authErr != nil && !errors.Is(authErr, ErrUnauthenticated) {
+		// The verifier failed (store down, context canceled): not the
+		// caller's fault, and not a reason to tell them to log in again.
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return ctx, rpcerr.FromTable(ctxErr, nil)
+		}
+		return ctx, rpcerr.Internal(authErr)
+	}
+	if p != nil {
+		ctx = WithPrincipal(ctx, p)
+		attrs := []slog.Attr{
+			slog.String(KeyPrincipal, p.Name()),
+			slog.String(KeyPrincipalKind, string(p.Kind)),
+			slog.String(KeyRole, p.RoleString()),
+		}
+		if p.SessionID != "" {
+			attrs = append(attrs, slog.String(KeySessionID, p.SessionID))
+		}
+		logging.AddFields(ctx, attrs...)
+	}
+
+	key := "source:" + SourceOf(peer.Addr)
+	if p != nil {
+		key = string(p.Kind) + ":" + p.Name()
+	}
+	if ok, retry := i.limits.allow(key, i.now()); !ok {
+		return ctx, RateLimited(retry)
+	}
+
+	switch err := Authorize(i.policy, procedure, p); {
+	case err == nil:
+		return ctx, nil
+	case errors.Is(err, ErrUnauthenticated):
+		return ctx, Unauthenticated()
+	default:
+		i.recordDenial(ctx, procedure, p, peer)
+		return ctx, PermissionDenied()
+	}
+}
+
+// authenticate returns the caller's principal, nil and nil for an anonymous
+// caller, or an error wrapping ErrUnauthenticated for bad credentials.
+func (i *Interceptor) authenticate(ctx context.Context, header http.Header) (*Principal, error) {
+	var certPrincipal *Principal
+	if id, ok := pki.PeerIdentity(TLSStateFrom(ctx)); ok {
+		switch id.Kind {
+		case pki.KindBank:
+			certPrincipal = &Principal{Kind: KindBank, BankName: id.Name, Roles: []Role{RoleBank}}
+		case pki.KindGateway:
+			certPrincipal = &Principal{Kind: KindGateway, Roles: []Role{RoleGateway}}
+		}
+	}
+	values := header.Values("Authorization")
+	if len(values) == 0 {
+		return certPrincipal, nil
+	}
+	if certPrincipal != nil {
+		return nil, errors.Join(ErrUnauthenticated, errors.New("both a client certificate and a bearer token"))
+	}
+	if len(values) > 1 || i.tokens == nil {
+		return nil, ErrUnauthenticated
+	}
+	scheme, token, ok := strings.Cut(strings.TrimSpace(values[0]), " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || len(token) > MaxTokenLen {
+		return nil, ErrUnauthenticated
+	}
+	p, err := i.tokens.Verify(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil || p.Kind != KindClient || !onlyClientRoles(p.Roles) {
+		// A token can only ever speak for a client; anything else is a bug
+		// in the verifier and must not grant bank or gateway powers.
+		return nil, ErrUnauthenticated
+	}
+	return p, nil
+}
+
+func (i *Interceptor) recordDenial(ctx context.Context, procedure string, p *Principal, peer connect.Peer) {
+	if i.audit == nil {
+		return
+	}
+	i.audit.Record(ctx, audit.EventAuthzDenied,
+		slog.String(logging.KeyProcedure, procedure),
+		slog.String(KeyPrincipal, p.Name()),
+		slog.String(KeyPrincipalKind, string(p.Kind)),
+		slog.String(KeyRole, p.RoleString()),
+		slog.String(logging.KeyPeer, peer.Addr),
+	)
+}
+
+func onlyClientRoles(roles []Role) bool {
+	for _, r := range roles {
+		if _, ok := ParseClientRole(string(r)); !ok {
+			return false
+		}
+	}
+	return true
+}

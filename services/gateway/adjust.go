@@ -1,0 +1,138 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// AdjustRequest is a validated deposit or withdrawal from an admin.
+type AdjustRequest struct {
+	TxID     string
+	ClientID string
+	Account  Account
+	Debit    bool
+	Amount   int64
+	Currency string
+}
+
+func (r AdjustRequest) fingerprint() string {
+	h := sha256.New()
+	dir := "credit"
+	if r.Debit {
+		dir = "debit"
+	}
+	for _, f := range []string{"adjustment", r.ClientID, r.Account.Bank, r.Account.ID, dir,
+		strconv.FormatInt(r.Amount, 10), r.Currency} {
+		fmt.Fprintf(h, "%d:%s;", len(f), f)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Adjust credits or debits one account single-phase, idempotent by id. The
+// row is claimed first; the bank call is itself idempotent by id, so a retry
+// of an unanswered adjustment (by the client or the re-driver) is safe. A
+// refusal is returned as a Txn with Status failed.
+func (c *Coordinator) Adjust(ctx context.Context, req AdjustRequest) (*Txn, error) {
+	fp := req.fingerprint()
+	dir := "credit"
+	if req.Debit {
+		dir = "debit"
+	}
+	now := c.now()
+	t := &Txn{
+		ID: req.TxID, Kind: KindAdjustment, ClientID: req.ClientID, Fingerprint: fp,
+		Payee: req.Account, Direction: dir, Amount: req.Amount, Currency: req.Currency,
+		Status: StatusProcessing, CreateTime: now,
+	}
+	existing, err := c.store.Get(ctx, req.TxID)
+	switch {
+	case err == nil:
+		if existing.ClientID != req.ClientID || existing.Fingerprint != fp {
+			return nil, ErrIdempotencyKeyReused
+		}
+		if existing.Status != StatusProcessing {
+			return existing, nil
+		}
+		t = existing
+	case errors.Is(err, errNotFound):
+		client, st := c.banks.Lookup(req.Account.Bank)
+		if st == BankUnknown || client == nil {
+			t.Status, t.FailureReason, t.CompleteTime = StatusFailed, "BANK_NOT_FOUND", now
+		} else if st == BankUnreachable {
+			return nil, ErrBankUnavailable
+		}
+		stored, claimed, err := c.store.Claim(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		if !claimed {
+			if stored.ClientID != req.ClientID || stored.Fingerprint != fp {
+				return nil, ErrIdempotencyKeyReused
+			}
+			if stored.Status != StatusProcessing {
+				return stored, nil
+			}
+		}
+		t = stored
+		if t.Status != StatusProcessing {
+			return t, nil
+		}
+	default:
+		return nil, err
+	}
+
+	c.mu.Lock()
+	c.inflight[t.ID] = make(chan struct{})
+	done := c.inflight[t.ID]
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		if c.inflight[t.ID] == done {
+			delete(c.inflight, t.ID)
+		}
+		c.mu.Unlock()
+		close(done)
+	}()
+	out := c.applyAdjustment(ctx, t)
+	if out == nil || out.Status == StatusProcessing {
+		return nil, ErrBankUnavailable
+	}
+	return out, nil
+}
+
+// applyAdjustment makes one attempt at the bank call of a processing
+// adjustment and records a definitive answer. It returns nil, or the row still
+// processing, when the bank gave no definitive answer.
+func (c *Coordinator) applyAdjustment(ctx context.Context, t *Txn) *Txn {
+	client, st := c.banks.Lookup(t.Payee.Bank)
+	if client == nil || st == BankUnknown {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, c.timing.CommitCall)
+	defer cancel()
+	bal, err := client.UpdateBalance(cctx, t.ID, Leg{AccountID: t.Payee.ID, Debit: t.Direction == "debit", Amount: t.Amount, Currency: t.Currency})
+	var ref *RefusalError
+	switch {
+	case err == nil:
+		out, err := c.store.FinishAdjustment(ctx, t.ID, StatusSucceeded, "", bal.Balance, c.now())
+		if err != nil {
+			c.log.Error("record adjustment", "transaction_id", t.ID, "err", err)
+			return nil
+		}
+		return out
+	case errors.As(err, &ref):
+		out, err := c.store.FinishAdjustment(ctx, t.ID, StatusFailed, ref.Reason, 0, c.now())
+		if err != nil {
+			c.log.Error("record adjustment", "transaction_id", t.ID, "err", err)
+			return nil
+		}
+		return out
+	default:
+		c.log.Warn("adjustment not answered by bank; will retry", "transaction_id", t.ID, "bank", t.Payee.Bank, "err", err)
+		return nil
+	}
+}

@@ -1,0 +1,56 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
+	"github.com/remitpay/remit/internal/auth"
+	"github.com/remitpay/remit/internal/authz"
+	"github.com/remitpay/remit/internal/logging"
+	"github.com/remitpay/remit/internal/rpcerr"
+)
+
+// authAPI implements AuthService over the Authenticator.
+type authAPI struct {
+	authn *auth.Authenticator
+}
+
+func (a *authAPI) Login(ctx context.Context, req *gatewayv1.LoginRequest) (*gatewayv1.LoginResponse, error) {
+	logging.AddFields(ctx, slog.String("client_id", req.GetClientId()))
+	peer := ""
+	if ci, ok := connect.CallInfoForHandlerContext(ctx); ok {
+		peer = ci.Peer().Addr
+	}
+	token, expire, user, err := a.authn.Login(ctx, req.GetClientId(), req.GetPassword(), peer)
+	var locked *auth.LockoutError
+	switch {
+	case errors.As(err, &locked):
+		secs := int64(locked.RetryAfter.Seconds() + 0.999)
+		return nil, rpcerr.New(connect.CodeResourceExhausted, "LOGIN_LOCKED",
+			"too many failed logins; wait "+strconv.FormatInt(secs, 10)+"s before trying again",
+			map[string]string{"retry_after_seconds": strconv.FormatInt(secs, 10)})
+	case errors.Is(err, auth.ErrBadCredentials):
+		return nil, rpcerr.New(connect.CodeUnauthenticated, "INVALID_CREDENTIALS",
+			"client id or password is wrong", nil)
+	case err != nil:
+		return nil, toConnect(err)
+	}
+	return &gatewayv1.LoginResponse{AccessToken: token, ExpireTime: timestamppb.New(expire), Client: user.Proto()}, nil
+}
+
+func (a *authAPI) Logout(ctx context.Context, _ *gatewayv1.LogoutRequest) (*gatewayv1.LogoutResponse, error) {
+	p, ok := authz.PrincipalFrom(ctx)
+	if !ok || p.SessionID == "" {
+		return nil, rpcerr.New(connect.CodeUnauthenticated, "UNAUTHENTICATED", "log in first", nil)
+	}
+	if err := a.authn.Logout(ctx, p.SessionID); err != nil {
+		return nil, toConnect(err)
+	}
+	return &gatewayv1.LogoutResponse{}, nil
+}

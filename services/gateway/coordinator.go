@@ -1,0 +1,570 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/remitpay/remit/internal/audit"
+)
+
+// Sentinel errors of the coordinator. The RPC layer turns each into a Connect
+// code and ErrorInfo reason with one table (errors.go).
+var (
+	// ErrIdempotencyKeyReused: the transaction id was used before with other
+	// parameters or by another client.
+	ErrIdempotencyKeyReused = errors.New("this transaction id was already used for a different request; generate a new transaction id")
+	// ErrInProgress: a request with this id is still being processed.
+	ErrInProgress = errors.New("a request with this transaction id is still in progress; retry later with the same transaction id")
+	// ErrBankUnavailable: a bank is known to be down before anything was
+	// recorded; the same id may be retried later.
+	ErrBankUnavailable = errors.New("a bank involved is unavailable; nothing was recorded, retry later with the same transaction id")
+	// ErrNotFound: no such transaction (or the caller may not see it).
+	ErrNotFound = errors.New("no such payment")
+	// ErrNotCommittable: a bank asked about a transaction it is not part of.
+	ErrNotParticipant = errors.New("the bank is not a participant of this transaction")
+)
+
+// Leg is one account's part in a transaction at one bank.
+type Leg struct {
+	AccountID string
+	Debit     bool
+	Amount    int64
+	Currency  string
+}
+
+// Vote is a bank's answer to prepare.
+type Vote struct {
+	Yes    bool
+	Reason string // a FailureReason name, e.g. INSUFFICIENT_FUNDS, when !Yes
+}
+
+// Balance is an account's state at its bank.
+type Balance struct {
+	Balance, Available int64
+	Currency           string
+}
+
+// RefusalError is a bank's definitive refusal of a single-phase movement or a
+// read, with a reason such as INSUFFICIENT_FUNDS or ACCOUNT_NOT_FOUND.
+type RefusalError struct{ Reason string }
+
+func (e *RefusalError) Error() string { return "refused by bank: " + e.Reason }
+
+// BankClient is how the coordinator talks to one bank. The production
+// implementation speaks BankService over mutual TLS (bankclient.go). An error
+// that is not a *RefusalError means "no definitive answer": the call may or
+// may not have taken effect.
+type BankClient interface {
+	Prepare(ctx context.Context, txID string, legs []Leg, expire time.Time) (Vote, error)
+	Commit(ctx context.Context, txID string, commit bool) error
+	UpdateBalance(ctx context.Context, txID string, leg Leg) (Balance, error)
+	GetBalance(ctx context.Context, accountID string) (Balance, error)
+}
+
+// BankState is what the coordinator knows about a bank before calling it.
+type BankState int
+
+// Bank states.
+const (
+	BankUnknown     BankState = iota // not registered
+	BankServing                      // registered, last health check good or not yet checked
+	BankUnreachable                  // registered, last health check failed
+)
+
+// Banks resolves a bank name to a client and its last known health.
+type Banks interface {
+	Lookup(name string) (BankClient, BankState)
+}
+
+// Timing holds the coordinator's deadlines.
+type Timing struct {
+	// PrepareCall bounds each PrepareTransaction call.
+	PrepareCall time.Duration
+	// Decision bounds phase one: a payment not decided by then is aborted.
+	Decision time.Duration
+	// ExpireGrace is added to the decision deadline to form the expire_time
+	// sent to banks, after which they ask for the outcome.
+	ExpireGrace time.Duration
+	// CommitCall bounds each CommitTransaction call.
+	CommitCall time.Duration
+	// Phase2Wait is how long MakePayment waits for phase-two
+	// acknowledgements before answering; the re-driver finishes the rest.
+	Phase2Wait time.Duration
+	// Redrive is the period of the phase-two re-driver.
+	Redrive time.Duration
+}
+
+// DefaultTiming is what a real deployment uses.
+var DefaultTiming = Timing{
+	PrepareCall: 5 * time.Second,
+	Decision:    10 * time.Second,
+	ExpireGrace: 20 * time.Second,
+	CommitCall:  5 * time.Second,
+	Phase2Wait:  3 * time.Second,
+	Redrive:     time.Second,
+}
+
+// Coordinator runs the two-phase commit for payments and the single-phase
+// adjustments, over the durable log in Store.
+//
+// Invariants a change must keep:
+//   - The transaction id is claimed durably before any bank hears of it.
+//   - The decision is durable (compare-and-set) before phase two starts, and
+//     once written it never changes.
+//   - A COMMIT is written only if every participant voted YES before the
+//     decision deadline.
+//   - Phase two is re-sent until every participant acknowledged it, across
+//     restarts.
+type Coordinator struct {
+	store  *Store
+	banks  Banks
+	log    *slog.Logger
+	now    func() time.Time
+	timing Timing
+
+	audit  audit.Recorder // nil for none
+
+	mu       sync.Mutex
+	inflight map[string]chan struct{} // transaction id -> closed when its first run ends
+	driving  map[string]bool          // phase two being driven in-process
+	wake     chan struct{}
+}
+
+// NewCoordinator builds a coordinator; now may be nil for time.Now.
+func NewCoordinator(st *Store, banks Banks, log *slog.Logger, timing Timing, now func() time.Time) *Coordinator {
+	if now == nil {
+		now = time.Now
+	}
+	return &Coordinator{
+		store: st, banks: banks, log: log, now: now, timing: timing,
+		inflight: map[string]chan struct{}{},
+		driving:  map[string]bool{},
+		wake:     make(chan struct{}, 1),
+	}
+}
+
+// PaymentRequest is a validated MakePayment from an authenticated client.
+type PaymentRequest struct {
+	TxID        string
+	ClientID    string
+	Payer       Account
+	Payee       Account
+	Amount      int64
+	Currency    string
+	Description string
+}
+
+func (r PaymentRequest) fingerprint() string {
+	h := sha256.New()
+	for _, f := range []string{"payment", r.ClientID, r.Payer.Bank, r.Payer.ID, r.Payee.Bank, r.Payee.ID,
+		strconv.FormatInt(r.Amount, 10), r.Currency, r.Description} {
+		fmt.Fprintf(h, "%d:%s;", len(f), f)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Pay runs one payment to its outcome, or returns the stored outcome of an
+// earlier request with the same id. A declined payment is returned as a Txn
+// with Status failed, not as an error; errors are the sentinels above or
+// infrastructure failures.
+func (c *Coordinator) Pay(ctx context.Context, req PaymentRequest) (*Txn, error) {
+	fp := req.fingerprint()
+	if t, err := c.store.Get(ctx, req.TxID); err == nil {
+		return c.replay(ctx, t, req.ClientID, fp)
+	} else if !errors.Is(err, errNotFound) {
+		return nil, err
+	}
+	now := c.now()
+	t := &Txn{
+		ID: req.TxID, Kind: KindPayment, ClientID: req.ClientID, Fingerprint: fp,
+		Payer: req.Payer, Payee: req.Payee, Amount: req.Amount, Currency: req.Currency,
+		Description: req.Description, Status: StatusProcessing, CreateTime: now,
+		PrepareDeadline: now.Add(c.timing.Decision),
+	}
+	if reason := c.precheck(req); reason != "" {
+		if reason == "unavailable" {
+			return nil, ErrBankUnavailable
+		}
+		// A decline known before phase one is final for this id too.
+		t.Status, t.FailureReason, t.Decision, t.CompleteTime = StatusFailed, reason, DecisionAbort, now
+		stored, claimed, err := c.store.Claim(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		if !claimed {
+			return c.replay(ctx, stored, req.ClientID, fp)
+		}
+		return stored, nil
+	}
+	t.Participants = participants(req.Payer, req.Payee)
+
+	// Register the in-flight marker before claiming, so a duplicate that sees
+	// the claimed row always finds something to wait on.
+	c.mu.Lock()
+	if _, busy := c.inflight[req.TxID]; busy {
+		c.mu.Unlock()
+		return c.waitAndReplay(ctx, req.TxID, req.ClientID, fp)
+	}
+	done := make(chan struct{})
+	c.inflight[req.TxID] = done
+	c.mu.Unlock()
+	release := func() {
+		c.mu.Lock()
+		delete(c.inflight, req.TxID)
+		c.mu.Unlock()
+		close(done)
+	}
+
+	stored, claimed, err := c.store.Claim(ctx, t)
+	if err != nil || !claimed {
+		release()
+		if err != nil {
+			return nil, err
+		}
+		return c.replay(ctx, stored, req.ClientID, fp)
+	}
+
+	// From here on the outcome is final for this id. The protocol runs on a
+	// context detached from the client's: a client that hangs up must not
+	// leave a payment half-decided.
+	result := make(chan *Txn, 1)
+	go func() {
+		defer release()
+		result <- c.run(context.WithoutCancel(ctx), stored)
+	}()
+	select {
+	case r := <-result:
+		if r == nil {
+			return nil, ErrInProgress
+		}
+		return r, nil
+	case <-ctx.Done():
+		return nil, ErrInProgress
+	}
+}
+
+// precheck returns a final decline reason, "unavailable" when a bank is known
+// to be down, or "" when phase one may start.
+func (c *Coordinator) precheck(req PaymentRequest) string {
+	if req.Payer == req.Payee {
+		return "SAME_ACCOUNT"
+	}
+	for _, b := range participants(req.Payer, req.Payee) {
+		_, st := c.banks.Lookup(b)
+		switch st {
+		case BankUnknown:
+			return "BANK_NOT_FOUND"
+		case BankUnreachable:
+			return "unavailable"
+		}
+	}
+	return ""
+}
+
+func participants(payer, payee Account) []string {
+	if payer.Bank == payee.Bank {
+		return []string{payer.Bank}
+	}
+	p := []string{payer.Bank, payee.Bank}
+	sort.Strings(p)
+	return p
+}
+
+// replay answers a request whose id is already in the log.
+func (c *Coordinator) replay(ctx context.Context, t *Txn, clientID, fp string) (*Txn, error) {
+	if t.ClientID != clientID || t.Fingerprint != fp {
+		return nil, ErrIdempotencyKeyReused
+	}
+	if t.Status != StatusProcessing {
+		return t, nil
+	}
+	return c.waitAndReplay(ctx, t.ID, clientID, fp)
+}
+
+// waitAndReplay waits, within ctx, for the in-flight request with this id to
+// end and returns its stored outcome.
+func (c *Coordinator) waitAndReplay(ctx context.Context, id, clientID, fp string) (*Txn, error) {
+	for {
+		c.mu.Lock()
+		done := c.inflight[id]
+		c.mu.Unlock()
+		if done == nil {
+			t, err := c.store.Get(ctx, id)
+			if err != nil {
+				if errors.Is(err, errNotFound) {
+					return nil, ErrInProgress // the other request stopped before claiming
+				}
+				return nil, err
+			}
+			if t.ClientID != clientID || t.Fingerprint != fp {
+				return nil, ErrIdempotencyKeyReused
+			}
+			if t.Status != StatusProcessing {
+				return t, nil
+			}
+			// Processing with nobody running it in this process: only an
+			// adjustment whose bank call is unanswered. Retrying is the caller's
+			// job (AdjustBalance does it).
+			return t, nil
+		}
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return nil, ErrInProgress
+		}
+	}
+}
+
+// run executes phase one, the decision and phase two for a claimed payment.
+func (c *Coordinator) run(ctx context.Context, t *Txn) *Txn {
+	legs := map[string][]Leg{}
+	legs[t.Payer.Bank] = append(legs[t.Payer.Bank], Leg{AccountID: t.Payer.ID, Debit: true, Amount: t.Amount, Currency: t.Currency})
+	legs[t.Payee.Bank] = append(legs[t.Payee.Bank], Leg{AccountID: t.Payee.ID, Amount: t.Amount, Currency: t.Currency})
+	expire := t.PrepareDeadline.Add(c.timing.ExpireGrace)
+
+	type answer struct {
+		bank string
+		vote Vote
+	}
+	answers := make(chan answer, len(legs))
+	pctx, cancel := context.WithDeadline(ctx, t.PrepareDeadline)
+	defer cancel()
+	for bank, l := range legs {
+		go func() {
+			answers <- answer{bank, c.prepare(pctx, t.ID, bank, l, expire)}
+		}()
+	}
+	decision, reason := DecisionCommit, ""
+	for range legs {
+		a := <-answers
+		if !a.vote.Yes && (reason == "" || reason == "BANK_UNAVAILABLE") {
+			decision, reason = DecisionAbort, a.vote.Reason
+		}
+	}
+	if decision == DecisionCommit && !c.now().Before(t.PrepareDeadline) {
+		decision, reason = DecisionAbort, "EXPIRED"
+	}
+	final, err := c.decide(ctx, t.ID, decision, reason)
+	if err != nil {
+		// The decision could not be written; it stays undecided and will be
+		// aborted by recovery or by a bank's outcome query. Nothing was committed.
+		c.log.Error("cannot record decision; payment stays undecided until recovery", "transaction_id", t.ID, "err", err)
+		return nil
+	}
+	c.drivePhase2(ctx, final, c.timing.Phase2Wait)
+	return final
+}
+
+func (c *Coordinator) prepare(ctx context.Context, txID, bank string, legs []Leg, expire time.Time) Vote {
+	client, st := c.banks.Lookup(bank)
+	if st == BankUnknown || client == nil {
+		return Vote{Reason: "BANK_NOT_FOUND"}
+	}
+	cctx, cancel := context.WithTimeout(ctx, c.timing.PrepareCall)
+	defer cancel()
+	v, err := client.Prepare(cctx, txID, legs, expire)
+	if err != nil {
+		c.log.Warn("prepare failed; aborting", "transaction_id", txID, "bank", bank, "err", err)
+		return Vote{Reason: "BANK_UNAVAILABLE"}
+	}
+	if !v.Yes && v.Reason == "" {
+		v.Reason = "DECLINED_BY_BANK"
+	}
+	return v
+}
+
+// decide writes the decision with compare-and-set and returns the row with the
+// decision that stands.
+func (c *Coordinator) decide(ctx context.Context, id string, d Decision, reason string) (*Txn, error) {
+	t, err := c.store.Decide(ctx, id, d, reason, c.now())
+	if err != nil {
+		return nil, err
+	}
+	if t.Decision != d {
+		c.log.Warn("decision already taken by another path; obeying it", "transaction_id", id,
+			"wanted", string(d), "standing", string(t.Decision))
+	}
+	c.log.Info("payment decided", "transaction_id", id, "decision", string(t.Decision), "reason", t.FailureReason,
+		"amount", t.Amount, "currency", t.Currency)
+	if c.audit != nil {
+		c.audit.Record(ctx, "payment_decided", slog.String("transaction_id", id), slog.String("decision", string(t.Decision)),
+			slog.String("reason", t.FailureReason), slog.String("client_id", t.ClientID),
+			slog.String("payer", t.Payer.String()), slog.String("payee", t.Payee.String()),
+			slog.Int64("amount", t.Amount), slog.String("currency", t.Currency))
+	}
+	return t, nil
+}
+
+// drivePhase2 sends the standing decision to every participant that has not
+// acknowledged it, waiting at most wait; whatever is left is re-driven by Run.
+func (c *Coordinator) drivePhase2(ctx context.Context, t *Txn, wait time.Duration) {
+	c.mu.Lock()
+	if c.driving[t.ID] {
+		c.mu.Unlock()
+		return
+	}
+	c.driving[t.ID] = true
+	c.mu.Unlock()
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		defer func() {
+			c.mu.Lock()
+			delete(c.driving, t.ID)
+			c.mu.Unlock()
+		}()
+		c.sendPhase2(ctx, t)
+	}()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-finished:
+	case <-timer.C:
+	}
+}
+
+// sendPhase2 makes one attempt at every unacknowledged participant.
+func (c *Coordinator) sendPhase2(ctx context.Context, t *Txn) {
+	banks, err := c.store.UnackedParticipants(ctx, t.ID)
+	if err != nil {
+		c.log.Error("read participants", "transaction_id", t.ID, "err", err)
+		return
+	}
+	var wg sync.WaitGroup
+	for _, b := range banks {
+		wg.Go(func() {
+			client, st := c.banks.Lookup(b)
+			if client == nil || st == BankUnknown {
+				c.log.Error("phase two: bank not registered; will retry", "transaction_id", t.ID, "bank", b)
+				return
+			}
+			cctx, cancel := context.WithTimeout(ctx, c.timing.CommitCall)
+			defer cancel()
+			if err := client.Commit(cctx, t.ID, t.Decision == DecisionCommit); err != nil {
+				var ref *RefusalError
+				if errors.As(err, &ref) {
+					// COMMIT refused for an unknown or aborted id: the bank broke
+					// its promise or lost data. Loud, and retried.
+					c.log.Error("PHASE TWO REFUSED BY BANK: ledger inconsistency, needs an operator",
+						"transaction_id", t.ID, "bank", b, "decision", string(t.Decision), "reason", ref.Reason)
+				} else {
+					c.log.Warn("phase two not acknowledged; will retry", "transaction_id", t.ID, "bank", b, "err", err)
+				}
+				return
+			}
+			if err := c.store.AckParticipant(ctx, t.ID, b); err != nil {
+				c.log.Error("record acknowledgement", "transaction_id", t.ID, "bank", b, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// Recover decides ABORT for every payment left undecided by a previous
+// process (presumed abort); Run then sends the aborts. Call it before serving.
+func (c *Coordinator) Recover(ctx context.Context) error {
+	ids, err := c.store.Undecided(ctx)
+	if err != nil {
+		return fmt.Errorf("recovery: %w", err)
+	}
+	for _, id := range ids {
+		if _, err := c.decide(ctx, id, DecisionAbort, "EXPIRED"); err != nil {
+			return fmt.Errorf("recovery: abort %s: %w", id, err)
+		}
+	}
+	if len(ids) > 0 {
+		c.log.Warn("recovery aborted undecided payments", "count", len(ids))
+	}
+	return nil
+}
+
+// Run re-drives phase two for decided payments with unacknowledged
+// participants, and unanswered adjustments, until ctx ends.
+func (c *Coordinator) Run(ctx context.Context) {
+	ticker := time.NewTicker(c.timing.Redrive)
+	defer ticker.Stop()
+	for {
+		c.redriveOnce(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		case <-c.wake:
+		}
+	}
+}
+
+func (c *Coordinator) redriveOnce(ctx context.Context) {
+	ids, err := c.store.UnackedDecided(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.log.Error("re-driver: list unacknowledged", "err", err)
+		}
+		return
+	}
+	for _, id := range ids {
+		c.mu.Lock()
+		busy := c.driving[id] || c.inflight[id] != nil
+		c.mu.Unlock()
+		if busy {
+			continue
+		}
+		t, err := c.store.Get(ctx, id)
+		if err != nil {
+			continue
+		}
+		c.drivePhase2(ctx, t, c.timing.CommitCall+time.Second)
+	}
+	adj, err := c.store.PendingAdjustments(ctx)
+	if err != nil {
+		return
+	}
+	for _, id := range adj {
+		t, err := c.store.Get(ctx, id)
+		if err != nil {
+			continue
+		}
+		c.mu.Lock()
+		busy := c.inflight[id] != nil
+		c.mu.Unlock()
+		if !busy {
+			c.applyAdjustment(ctx, t)
+		}
+	}
+}
+
+// Outcome answers a bank's GetTransactionOutcome: the standing decision, or,
+// if none was taken yet, a durable ABORT taken now.
+func (c *Coordinator) Outcome(ctx context.Context, bank, id string) (Decision, error) {
+	t, err := c.store.Get(ctx, id)
+	if errors.Is(err, errNotFound) {
+		// Never claimed here, so never committed: presumed abort.
+		return DecisionAbort, nil
+	}
+	if err != nil {
+		return DecisionNone, err
+	}
+	isParticipant := false
+	for _, p := range t.Participants {
+		isParticipant = isParticipant || p == bank
+	}
+	if !isParticipant {
+		return DecisionNone, ErrNotParticipant
+	}
+	if t.Decision != DecisionNone {
+		return t.Decision, nil
+	}
+	t, err = c.decide(ctx, id, DecisionAbort, "EXPIRED")
+	if err != nil {
+		return DecisionNone, err
+	}
+	return t.Decision, nil
+}

@@ -1,0 +1,33 @@
+// Package gateway is Remit's payment gateway: it authenticates clients,
+// authorizes every call, and coordinates payments between accounts held at
+// independent banks with a two-phase commit over a durable decision log.
+//
+// # The log
+//
+// Store keeps one row per client transaction id in embedded SQLite (WAL,
+// synchronous=FULL). Rows are kept forever, so idempotency keys outlive the
+// 7 days the API promises.
+//
+// # Invariants a change must keep
+//
+//   - A transaction id is claimed (inserted) durably before any bank hears of
+//     it, so every prepared transaction at a bank has a row here.
+//   - The decision (COMMIT or ABORT) is written with compare-and-set before
+//     phase two starts and never changes afterwards. A bank asking for the
+//     outcome of an undecided payment makes the gateway decide ABORT first,
+//     so the gateway can never commit after telling a bank it aborted.
+//   - COMMIT is decided only if every participant voted YES before the
+//     payment's decision deadline.
+//   - Phase two is re-sent until every participant acknowledges it, across
+//     gateway restarts (Coordinator.Run). On start, payments left undecided
+//     by a dead process are aborted (presumed abort, Coordinator.Recover).
+//   - The protocol runs on a context detached from the client's request: a
+//     client hanging up never leaves a payment half-done.
+//
+// # Errors
+//
+// Domain code returns sentinel errors; errors.go maps them to Connect codes
+// and ErrorInfo reasons in one table. A decline (insufficient funds, unknown
+// account, ...) is not an error inside the package: it is a Txn with status
+// failed, turned into failed_precondition at the RPC boundary.
+package gateway

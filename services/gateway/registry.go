@@ -1,0 +1,203 @@
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+)
+
+// Registry is the gateway's view of the banks: where each is, a client for it,
+// and its health as last observed. Registrations are durable (Store); health
+// is kept in memory by polling each bank's grpc.health.v1 service.
+type Registry struct {
+	store    *Store
+	http     *http.Client
+	log      *slog.Logger
+	now      func() time.Time
+	interval time.Duration
+
+	mu      sync.Mutex
+	banks   map[string]*bankEntry
+	changed chan struct{} // signals Run that an entry needs a watcher
+}
+
+type bankEntry struct {
+	url      string
+	client   BankClient
+	health   *grpchealth.Client
+	status   BankState
+	observed bool
+	lastSeen time.Time
+	stop     context.CancelFunc
+	touched  time.Time // last time lastSeen was persisted
+}
+
+// NewRegistry loads the registered banks from st. httpClient is the gateway's
+// mutual-TLS HTTP/2 client; interval is the health-check period.
+func NewRegistry(ctx context.Context, st *Store, httpClient *http.Client, log *slog.Logger, interval time.Duration, now func() time.Time) (*Registry, error) {
+	if now == nil {
+		now = time.Now
+	}
+	r := &Registry{store: st, http: httpClient, log: log, now: now, interval: interval,
+		banks: map[string]*bankEntry{}, changed: make(chan struct{}, 1)}
+	recs, err := st.Banks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range recs {
+		r.banks[b.Name] = r.newEntry(b.URL, b.LastSeen)
+	}
+	return r, nil
+}
+
+func (r *Registry) newEntry(url string, lastSeen time.Time) *bankEntry {
+	return &bankEntry{
+		url:      url,
+		client:   newConnectBank(r.http, url),
+		health:   grpchealth.NewClient(r.http, url, connect.WithGRPC()),
+		status:   BankServing, // optimistic until the first health check says otherwise
+		lastSeen: lastSeen,
+	}
+}
+
+// Lookup implements Banks.
+func (r *Registry) Lookup(name string) (BankClient, BankState) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.banks[name]
+	if e == nil {
+		return nil, BankUnknown
+	}
+	return e.client, e.status
+}
+
+// Register records a bank's URL durably and (re)starts watching it.
+func (r *Registry) Register(ctx context.Context, name, url string) error {
+	now := r.now()
+	if err := r.store.RegisterBank(ctx, name, url, now); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.banks[name]
+	if e != nil && e.url == url {
+		e.status, e.observed, e.lastSeen, e.touched = BankServing, true, now, now
+		return nil
+	}
+	if e != nil && e.stop != nil {
+		e.stop()
+	}
+	r.log.Info("bank registered", "bank", name, "url", url)
+	e = r.newEntry(url, now)
+	e.observed, e.touched = true, now
+	r.banks[name] = e
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Run health-checks every registered bank each interval until ctx ends,
+// marking a bank unreachable when its check fails so that new payments
+// touching it are refused before anything is recorded.
+func (r *Registry) Run(ctx context.Context) {
+	for {
+		r.mu.Lock()
+		for name, e := range r.banks {
+			if e.stop == nil {
+				wctx, cancel := context.WithCancel(ctx)
+				e.stop = cancel
+				go r.poll(wctx, name, e)
+			}
+		}
+		r.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.changed:
+		}
+	}
+}
+
+func (r *Registry) poll(ctx context.Context, name string, e *bankEntry) {
+	ticker := time.NewTicker(r.interval)
+	defer ticker.Stop()
+	for {
+		cctx, cancel := context.WithTimeout(ctx, r.interval)
+		res, err := e.health.Check(cctx, &grpchealth.CheckRequest{})
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		now := r.now()
+		serving := err == nil && res.Status == grpchealth.StatusServing
+		r.mu.Lock()
+		was := e.status
+		persist := false
+		if serving {
+			e.status, e.lastSeen = BankServing, now
+			persist = now.Sub(e.touched) >= 10*time.Second
+			if persist {
+				e.touched = now
+			}
+		} else {
+			e.status = BankUnreachable
+		}
+		first := !e.observed
+		e.observed = true
+		r.mu.Unlock()
+		switch {
+		case serving && (was != BankServing || first):
+			r.log.Info("bank serving", "bank", name)
+		case !serving && (was != BankUnreachable || first):
+			r.log.Warn("bank unreachable; new payments touching it are refused until it answers", "bank", name, "err", err)
+		}
+		if persist {
+			if err := r.store.TouchBank(ctx, name, now); err != nil && ctx.Err() == nil {
+				r.log.Error("record bank last seen", "bank", name, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+// BankInfo is one bank as ListBanks shows it.
+type BankInfo struct {
+	Name     string
+	URL      string
+	Status   BankState
+	Observed bool
+	LastSeen time.Time
+}
+
+// List returns every registered bank, by name.
+func (r *Registry) List(ctx context.Context) ([]BankInfo, error) {
+	recs, err := r.store.Banks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]BankInfo, 0, len(recs))
+	for _, b := range recs {
+		info := BankInfo{Name: b.Name, URL: b.URL, LastSeen: b.LastSeen}
+		if e := r.banks[b.Name]; e != nil {
+			info.Status, info.Observed = e.status, e.observed
+			if e.lastSeen.After(info.LastSeen) {
+				info.LastSeen = e.lastSeen
+			}
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}

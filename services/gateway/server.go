@@ -1,0 +1,149 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/google/uuid"
+	"golang.org/x/time/rate"
+
+	"github.com/remitpay/remit/gen/remit/gateway/v1/gatewayv1connect"
+	"github.com/remitpay/remit/internal/audit"
+	"github.com/remitpay/remit/internal/auth"
+	"github.com/remitpay/remit/internal/authz"
+	"github.com/remitpay/remit/internal/serve"
+)
+
+// Config is everything a gateway process needs. Paths are absolute or
+// relative to the working directory; cmd/remit resolves them against the
+// config file.
+type Config struct {
+	// Addr is the listen address, e.g. 127.0.0.1:8443 (ignored if Listener is set).
+	Addr string
+	// Listener, when set, is used instead of listening on Addr (tests).
+	Listener net.Listener
+	// ServerTLS is the server side: TLS 1.3, the gateway's server certificate,
+	// and client certificates verified if given (banks present one).
+	ServerTLS *tls.Config
+	// BankTLS is the client side for calling banks: it presents the gateway's
+	// client certificate and trusts the Remit CA.
+	BankTLS *tls.Config
+	// DataDir holds gateway.db (the coordinator log) and sessions.db.
+	DataDir string
+	// UsersFile is the JSON credentials file (password hashes only).
+	UsersFile string
+	// AuditLog is the append-only JSON-lines audit file; default DataDir/audit.jsonl.
+	AuditLog string
+	// Logger receives one line per RPC and the coordinator's events.
+	Logger *slog.Logger
+	// Timing overrides DefaultTiming when non-zero.
+	Timing Timing
+	// HealthInterval is how often each bank's health is checked (default 2s).
+	HealthInterval time.Duration
+	// TokenTTL is the lifetime of access tokens (default 1h).
+	TokenTTL time.Duration
+	// RateLimit is the per-principal request rate (default authz's).
+	RateLimit float64
+	// Now is the clock; nil for time.Now.
+	Now func() time.Time
+}
+
+// Run starts the gateway and serves until ctx ends, then shuts down
+// gracefully. Recovery of undecided payments happens before the listener
+// accepts its first request.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ServerTLS == nil || cfg.BankTLS == nil {
+		return errors.New("gateway: ServerTLS and BankTLS are required: there is no plaintext listener")
+	}
+	if cfg.Timing == (Timing{}) {
+		cfg.Timing = DefaultTiming
+	}
+	if cfg.HealthInterval == 0 {
+		cfg.HealthInterval = 2 * time.Second
+	}
+	if cfg.AuditLog == "" {
+		cfg.AuditLog = filepath.Join(cfg.DataDir, "audit.jsonl")
+	}
+	log := cfg.Logger
+
+	st, err := OpenStore(ctx, filepath.Join(cfg.DataDir, "gateway.db"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	users, err := auth.LoadUsers(cfg.UsersFile)
+	if err != nil {
+		return err
+	}
+	sessions, err := auth.OpenSessions(ctx, filepath.Join(cfg.DataDir, "sessions.db"), auth.SessionConfig{TTL: cfg.TokenTTL, Now: cfg.Now})
+	if err != nil {
+		return err
+	}
+	defer sessions.Close()
+	auditLog, err := audit.Open(cfg.AuditLog)
+	if err != nil {
+		return err
+	}
+	defer auditLog.Close()
+	authn, err := auth.NewAuthenticator(users, sessions, auth.Config{Audit: auditLog, Now: cfg.Now})
+	if err != nil {
+		return err
+	}
+
+	bankHTTP := serve.NewHTTP2Client(cfg.BankTLS)
+	registry, err := NewRegistry(ctx, st, bankHTTP, log, cfg.HealthInterval, cfg.Now)
+	if err != nil {
+		return err
+	}
+	coord := NewCoordinator(st, registry, log, cfg.Timing, cfg.Now)
+	coord.audit = auditLog
+	if err := coord.Recover(ctx); err != nil {
+		return err
+	}
+
+	h := &api{store: st, coord: coord, registry: registry, instance: uuid.NewString(), log: log}
+	ah := &authAPI{authn: authn}
+	interceptor := authz.NewInterceptor(authz.Config{
+		Verifier: authn,
+		Audit:    auditLog,
+		Rate:     rate.Limit(cfg.RateLimit),
+		Now:      cfg.Now,
+	})
+	opts := serve.HandlerOptions(log, interceptor)
+	mux := http.NewServeMux()
+	mux.Handle(gatewayv1connect.NewAuthServiceHandler(ah, opts...))
+	mux.Handle(gatewayv1connect.NewPaymentServiceHandler(h, opts...))
+	mux.Handle(gatewayv1connect.NewAdminServiceHandler(h, opts...))
+	mux.Handle(gatewayv1connect.NewCoordinatorServiceHandler(h, opts...))
+	serve.Mount(mux, []string{
+		gatewayv1connect.AuthServiceName, gatewayv1connect.PaymentServiceName,
+		gatewayv1connect.AdminServiceName, gatewayv1connect.CoordinatorServiceName,
+	}, connect.WithInterceptors())
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go coord.Run(ctx)
+	go registry.Run(ctx)
+
+	scfg := serve.Config{Addr: cfg.Addr, TLS: cfg.ServerTLS, Handler: authz.TLSStateMiddleware(mux), Logger: log}
+	if cfg.Listener != nil {
+		err = serve.Serve(ctx, cfg.Listener, scfg)
+	} else {
+		err = serve.Run(ctx, scfg)
+	}
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	return nil
+}

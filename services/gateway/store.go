@@ -1,0 +1,532 @@
+package gateway
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/remitpay/remit/internal/store"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Kind says whether a transaction is a two-phase payment or a single-phase
+// adjustment (deposit or withdrawal).
+type Kind string
+
+// Transaction kinds.
+const (
+	KindPayment    Kind = "payment"
+	KindAdjustment Kind = "adjustment"
+)
+
+// Status is a transaction's life-cycle state; only StatusProcessing changes.
+type Status string
+
+// Statuses.
+const (
+	StatusProcessing Status = "processing"
+	StatusSucceeded  Status = "succeeded"
+	StatusFailed     Status = "failed"
+)
+
+// Decision is the coordinator's durable phase-two verdict.
+type Decision string
+
+// Decisions; DecisionNone means phase one may still be running.
+const (
+	DecisionNone   Decision = ""
+	DecisionCommit Decision = "commit"
+	DecisionAbort  Decision = "abort"
+)
+
+// Account names an account at a bank.
+type Account struct {
+	Bank string
+	ID   string
+}
+
+// String renders bank/account, the form the CLI and logs use.
+func (a Account) String() string { return a.Bank + "/" + a.ID }
+
+// Txn is one row of the coordinator log.
+type Txn struct {
+	Seq             int64
+	ID              string
+	Kind            Kind
+	ClientID        string
+	Fingerprint     string
+	Payer, Payee    Account // for adjustments Payee is the account moved
+	Direction       string  // adjustments: "credit" or "debit"
+	Amount          int64
+	Currency        string
+	Description     string
+	Status          Status
+	FailureReason   string // an ErrorInfo reason, e.g. INSUFFICIENT_FUNDS
+	Decision        Decision
+	PrepareDeadline time.Time
+	CreateTime      time.Time
+	CompleteTime    time.Time
+	AckTime         time.Time
+	ResultBalance   int64
+	Participants    []string // banks, sorted
+}
+
+// Event is one entry of the per-account event log.
+type Event struct {
+	ID      int64
+	Account Account
+	Type    string // succeeded | failed | acknowledged
+	TxID    string
+	Time    time.Time
+}
+
+// BankRecord is one row of the bank registry.
+type BankRecord struct {
+	Name         string
+	URL          string
+	RegisterTime time.Time
+	LastSeen     time.Time
+}
+
+// Store is the gateway's durable coordinator log in embedded SQLite.
+type Store struct {
+	db *sql.DB
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced whenever events are appended
+}
+
+// OpenStore opens (creating and migrating) the coordinator log at path.
+func OpenStore(ctx context.Context, path string) (*Store, error) {
+	db, err := store.OpenSQLite(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	if err := store.Migrate(ctx, db, mustSub(migrationFiles, "migrations")); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Store{db: db, changed: make(chan struct{})}, nil
+}
+
+// EventsChanged returns a channel that is closed the next time an event is
+// committed. Take it before reading events so none is missed.
+func (s *Store) EventsChanged() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
+func (s *Store) notify() {
+	s.mu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+func nanos(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return time.Unix(0, n.Int64).UTC()
+}
+
+const txnColumns = `rowid, transaction_id, kind, client_id, fingerprint, payer_bank, payer_account,
+	payee_bank, payee_account, direction, amount, currency, description, status, failure_reason,
+	decision, prepare_deadline, create_time, complete_time, acknowledge_time, result_balance`
+
+type scanner interface{ Scan(...any) error }
+
+func scanTxn(r scanner) (*Txn, error) {
+	var t Txn
+	var decision sql.NullString
+	var deadline, create, complete, ack, bal sql.NullInt64
+	err := r.Scan(&t.Seq, &t.ID, &t.Kind, &t.ClientID, &t.Fingerprint, &t.Payer.Bank, &t.Payer.ID,
+		&t.Payee.Bank, &t.Payee.ID, &t.Direction, &t.Amount, &t.Currency, &t.Description, &t.Status,
+		&t.FailureReason, &decision, &deadline, &create, &complete, &ack, &bal)
+	if err != nil {
+		return nil, err
+	}
+	t.Decision = Decision(decision.String)
+	t.PrepareDeadline = fromNanos(deadline)
+	t.CreateTime = fromNanos(create)
+	t.CompleteTime = fromNanos(complete)
+	t.AckTime = fromNanos(ack)
+	t.ResultBalance = bal.Int64
+	return &t, nil
+}
+
+// errNotFound is returned by Get for an unknown transaction id.
+var errNotFound = errors.New("transaction not found")
+
+func getTxn(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, id string) (*Txn, error) {
+	t, err := scanTxn(q.QueryRowContext(ctx, `SELECT `+txnColumns+` FROM transactions WHERE transaction_id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read transaction: %w", err)
+	}
+	rows, err := q.QueryContext(ctx, `SELECT bank FROM participants WHERE transaction_id = ? ORDER BY bank`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var b string
+		if err := rows.Scan(&b); err != nil {
+			return nil, err
+		}
+		t.Participants = append(t.Participants, b)
+	}
+	return t, rows.Err()
+}
+
+// Get reads one transaction with its participants.
+func (s *Store) Get(ctx context.Context, id string) (*Txn, error) {
+	return getTxn(ctx, s.db, id)
+}
+
+// Claim inserts t if its id is unused and reports true. If the id exists it
+// returns the stored row and false, and writes nothing: the caller compares
+// fingerprints. A claim with Status failed is a final decline recorded
+// together with its events in the same transaction.
+func (s *Store) Claim(ctx context.Context, t *Txn) (*Txn, bool, error) {
+	var existing *Txn
+	err := store.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO transactions (transaction_id, kind, client_id, fingerprint,
+			payer_bank, payer_account, payee_bank, payee_account, direction, amount, currency, description,
+			status, failure_reason, decision, decide_time, prepare_deadline, create_time, complete_time)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (transaction_id) DO NOTHING`,
+			t.ID, t.Kind, t.ClientID, t.Fingerprint, t.Payer.Bank, t.Payer.ID, t.Payee.Bank, t.Payee.ID,
+			t.Direction, t.Amount, t.Currency, t.Description, t.Status, t.FailureReason,
+			nullString(string(t.Decision)), decideTime(t), nanos(t.PrepareDeadline), nanos(t.CreateTime), nanos(t.CompleteTime))
+		if err != nil {
+			return fmt.Errorf("claim transaction: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			existing, err = getTxn(ctx, tx, t.ID)
+			return err
+		}
+		for _, b := range t.Participants {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO participants (transaction_id, bank) VALUES (?, ?)`, t.ID, b); err != nil {
+				return err
+			}
+		}
+		if t.Kind == KindPayment && t.Status != StatusProcessing {
+			return insertOutcomeEvents(ctx, tx, t, t.CreateTime)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if existing != nil {
+		return existing, false, nil
+	}
+	if t.Kind == KindPayment && t.Status != StatusProcessing {
+		s.notify()
+	}
+	return t, true, nil
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func decideTime(t *Txn) any {
+	if t.Decision == DecisionNone {
+		return nil
+	}
+	return nanos(t.CreateTime)
+}
+
+func insertOutcomeEvents(ctx context.Context, tx *sql.Tx, t *Txn, at time.Time) error {
+	typ := "succeeded"
+	if t.Status == StatusFailed {
+		typ = "failed"
+	}
+	return insertEvents(ctx, tx, t, typ, at)
+}
+
+func insertEvents(ctx context.Context, tx *sql.Tx, t *Txn, typ string, at time.Time) error {
+	accounts := []Account{t.Payer}
+	if t.Payee != t.Payer {
+		accounts = append(accounts, t.Payee)
+	}
+	for _, a := range accounts {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO events (bank, account_id, type, transaction_id, event_time)
+			VALUES (?, ?, ?, ?, ?)`, a.Bank, a.ID, typ, t.ID, at.UnixNano()); err != nil {
+			return fmt.Errorf("record event: %w", err)
+		}
+	}
+	return nil
+}
+
+// Decide records the decision for a payment with compare-and-set: it is
+// written only if no decision exists yet. It returns the decision that stands
+// (the caller's, or the one that landed first) and the row as it is now.
+// A COMMIT makes the payment SUCCEEDED, an ABORT makes it FAILED with reason.
+func (s *Store) Decide(ctx context.Context, id string, d Decision, reason string, now time.Time) (*Txn, error) {
+	var out *Txn
+	won := false
+	err := store.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		status, why := StatusSucceeded, ""
+		if d == DecisionAbort {
+			status, why = StatusFailed, reason
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE transactions SET decision = ?, decide_time = ?, status = ?,
+			failure_reason = ?, complete_time = ? WHERE transaction_id = ? AND decision IS NULL AND kind = 'payment'`,
+			d, now.UnixNano(), status, why, now.UnixNano(), id)
+		if err != nil {
+			return fmt.Errorf("record decision: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		out, err = getTxn(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if n == 1 {
+			won = true
+			return insertOutcomeEvents(ctx, tx, out, now)
+		}
+		return nil
+	})
+	if won && err == nil {
+		s.notify()
+	}
+	return out, err
+}
+
+// AckParticipant records that bank applied the decision for id.
+func (s *Store) AckParticipant(ctx context.Context, id, bank string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE participants SET acked = 1 WHERE transaction_id = ? AND bank = ?`, id, bank)
+	if err != nil {
+		return fmt.Errorf("record phase-two acknowledgement: %w", err)
+	}
+	return nil
+}
+
+// Undecided lists payments with no decision: after a restart these are the
+// ones whose coordinator died in phase one.
+func (s *Store) Undecided(ctx context.Context) ([]string, error) {
+	return s.ids(ctx, `SELECT transaction_id FROM transactions WHERE kind = 'payment' AND decision IS NULL ORDER BY rowid`)
+}
+
+// UnackedDecided lists decided payments that some participant has not yet
+// acknowledged: phase two must be re-driven for them.
+func (s *Store) UnackedDecided(ctx context.Context) ([]string, error) {
+	return s.ids(ctx, `SELECT DISTINCT p.transaction_id FROM participants p JOIN transactions t USING (transaction_id)
+		WHERE p.acked = 0 AND t.decision IS NOT NULL ORDER BY t.rowid`)
+}
+
+// PendingAdjustments lists adjustments whose bank call has not been answered.
+func (s *Store) PendingAdjustments(ctx context.Context) ([]string, error) {
+	return s.ids(ctx, `SELECT transaction_id FROM transactions WHERE kind = 'adjustment' AND status = 'processing' ORDER BY rowid`)
+}
+
+// UnackedParticipants lists the banks that have not acknowledged phase two of id.
+func (s *Store) UnackedParticipants(ctx context.Context, id string) ([]string, error) {
+	return s.ids(ctx, `SELECT bank FROM participants WHERE transaction_id = ? AND acked = 0 ORDER BY bank`, id)
+}
+
+func (s *Store) ids(ctx context.Context, q string, args ...any) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// FinishAdjustment records the bank's final answer to an adjustment.
+func (s *Store) FinishAdjustment(ctx context.Context, id string, status Status, reason string, balance int64, now time.Time) (*Txn, error) {
+	var out *Txn
+	err := store.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE transactions SET status = ?, failure_reason = ?, result_balance = ?,
+			complete_time = ? WHERE transaction_id = ? AND kind = 'adjustment' AND status = 'processing'`,
+			status, reason, balance, now.UnixNano(), id); err != nil {
+			return fmt.Errorf("record adjustment outcome: %w", err)
+		}
+		var err error
+		out, err = getTxn(ctx, tx, id)
+		return err
+	})
+	return out, err
+}
+
+// Acknowledge sets acknowledge_time on a succeeded payment the first time
+// and records an event for both sides; repeats change nothing.
+func (s *Store) Acknowledge(ctx context.Context, id string, now time.Time) (*Txn, error) {
+	var out *Txn
+	won := false
+	err := store.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE transactions SET acknowledge_time = ?
+			WHERE transaction_id = ? AND status = 'succeeded' AND kind = 'payment' AND acknowledge_time IS NULL`,
+			now.UnixNano(), id)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		out, err = getTxn(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if n == 1 {
+			won = true
+			return insertEvents(ctx, tx, out, "acknowledged", now)
+		}
+		return nil
+	})
+	if won && err == nil {
+		s.notify()
+	}
+	return out, err
+}
+
+// ListFilter selects transactions for List.
+type ListFilter struct {
+	Account   *Account // payments involving this account; nil for all
+	BeforeSeq int64    // only rows older than this sequence number; 0 for the newest
+	Limit     int
+}
+
+// List returns payments newest first.
+func (s *Store) List(ctx context.Context, f ListFilter) ([]*Txn, error) {
+	var where []string
+	var args []any
+	where = append(where, "kind = 'payment'")
+	if f.Account != nil {
+		where = append(where, "((payer_bank = ? AND payer_account = ?) OR (payee_bank = ? AND payee_account = ?))")
+		args = append(args, f.Account.Bank, f.Account.ID, f.Account.Bank, f.Account.ID)
+	}
+	if f.BeforeSeq > 0 {
+		where = append(where, "rowid < ?")
+		args = append(args, f.BeforeSeq)
+	}
+	args = append(args, f.Limit)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+txnColumns+` FROM transactions WHERE `+
+		strings.Join(where, " AND ")+` ORDER BY rowid DESC LIMIT ?`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list payments: %w", err)
+	}
+	defer rows.Close()
+	var out []*Txn
+	for rows.Next() {
+		t, err := scanTxn(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// Events returns up to limit events after afterID, oldest first, for one
+// account or (account nil) for all.
+func (s *Store) Events(ctx context.Context, account *Account, afterID int64, limit int) ([]Event, error) {
+	q := `SELECT event_id, bank, account_id, type, transaction_id, event_time FROM events WHERE event_id > ?`
+	args := []any{afterID}
+	if account != nil {
+		q += ` AND bank = ? AND account_id = ?`
+		args = append(args, account.Bank, account.ID)
+	}
+	q += ` ORDER BY event_id LIMIT ?`
+	args = append(args, limit)
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var e Event
+		var at int64
+		if err := rows.Scan(&e.ID, &e.Account.Bank, &e.Account.ID, &e.Type, &e.TxID, &at); err != nil {
+			return nil, err
+		}
+		e.Time = time.Unix(0, at).UTC()
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// RegisterBank inserts or refreshes a bank's registry row.
+func (s *Store) RegisterBank(ctx context.Context, name, url string, now time.Time) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO banks (name, url, register_time, last_seen_time) VALUES (?, ?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET url = excluded.url, register_time = excluded.register_time,
+		last_seen_time = excluded.last_seen_time`, name, url, now.UnixNano(), now.UnixNano())
+	if err != nil {
+		return fmt.Errorf("register bank: %w", err)
+	}
+	return nil
+}
+
+// TouchBank records that the bank was seen serving at now.
+func (s *Store) TouchBank(ctx context.Context, name string, now time.Time) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE banks SET last_seen_time = ? WHERE name = ? AND last_seen_time < ?`,
+		now.UnixNano(), name, now.UnixNano())
+	return err
+}
+
+// Banks lists the registry by name.
+func (s *Store) Banks(ctx context.Context) ([]BankRecord, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT name, url, register_time, last_seen_time FROM banks ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []BankRecord
+	for rows.Next() {
+		var b BankRecord
+		var reg, seen int64
+		if err := rows.Scan(&b.Name, &b.URL, &reg, &seen); err != nil {
+			return nil, err
+		}
+		b.RegisterTime, b.LastSeen = time.Unix(0, reg).UTC(), time.Unix(0, seen).UTC()
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}

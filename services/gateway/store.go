@@ -329,13 +329,20 @@ func (s *Store) Decide(ctx context.Context, id string, d Decision, reason string
 	return out, err
 }
 
-// AckParticipant records that bank applied the decision for id.
-func (s *Store) AckParticipant(ctx context.Context, id, bank string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE participants SET acked = 1 WHERE transaction_id = ? AND bank = ?`, id, bank)
-	if err != nil {
-		return fmt.Errorf("record phase-two acknowledgement: %w", err)
+// AckParticipants records, in one transaction, that banks applied the
+// decision for id. An empty list writes nothing.
+func (s *Store) AckParticipants(ctx context.Context, id string, banks []string) error {
+	if len(banks) == 0 {
+		return nil
 	}
-	return nil
+	return store.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		for _, b := range banks {
+			if _, err := tx.ExecContext(ctx, `UPDATE participants SET acked = 1 WHERE transaction_id = ? AND bank = ?`, id, b); err != nil {
+				return fmt.Errorf("record phase-two acknowledgement: %w", err)
+			}
+		}
+		return nil
+	})
 }
 
 // Undecided lists payments with no decision: after a restart these are the

@@ -130,7 +130,7 @@ type Coordinator struct {
 	now    func() time.Time
 	timing Timing
 
-	audit  audit.Recorder // nil for none
+	audit audit.Recorder // nil for none
 
 	mu       sync.Mutex
 	inflight map[string]chan struct{} // transaction id -> closed when its first run ends

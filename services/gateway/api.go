@@ -28,6 +28,9 @@ type api struct {
 	registry *Registry
 	instance string
 	log      *slog.Logger
+	// stopping is closed when the gateway starts shutting down, so that
+	// WatchPayments streams end instead of holding up graceful shutdown.
+	stopping <-chan struct{}
 }
 
 func principal(ctx context.Context) (*authz.Principal, error) {
@@ -335,6 +338,9 @@ func (a *api) WatchPayments(ctx context.Context, req *gatewayv1.WatchPaymentsReq
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-a.stopping:
+			return rpcerr.New(connect.CodeUnavailable, "SHUTTING_DOWN",
+				"the gateway is restarting; reconnect with after_event_id set to the last event id you saw", nil)
 		case <-changed:
 		}
 	}

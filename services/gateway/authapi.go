@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"strconv"
 
 	"connectrpc.com/connect"
@@ -31,10 +32,9 @@ func (a *authAPI) Login(ctx context.Context, req *gatewayv1.LoginRequest) (*gate
 	var locked *auth.LockoutError
 	switch {
 	case errors.As(err, &locked):
-		secs := int64(locked.RetryAfter.Seconds() + 0.999)
-		return nil, rpcerr.New(connect.CodeResourceExhausted, "LOGIN_LOCKED",
-			"too many failed logins; wait "+strconv.FormatInt(secs, 10)+"s before trying again",
-			map[string]string{"retry_after_seconds": strconv.FormatInt(secs, 10)})
+		secs := int64(math.Ceil(locked.RetryAfter.Seconds()))
+		return nil, authz.ResourceExhausted("LOGIN_LOCKED",
+			"too many failed logins; wait "+strconv.FormatInt(secs, 10)+"s before trying again", locked.RetryAfter)
 	case errors.Is(err, auth.ErrBadCredentials):
 		return nil, rpcerr.New(connect.CodeUnauthenticated, "INVALID_CREDENTIALS",
 			"client id or password is wrong", nil)

@@ -202,6 +202,8 @@ func (c *Coordinator) Pay(ctx context.Context, req PaymentRequest) (*Txn, error)
 		if !claimed {
 			return c.replay(ctx, stored, req.ClientID, fp)
 		}
+		c.log.Info("payment declined before phase one", "transaction_id", t.ID, "reason", reason)
+		c.auditDecision(ctx, stored)
 		return stored, nil
 	}
 	t.Participants = participants(req.Payer, req.Payee)
@@ -394,13 +396,19 @@ func (c *Coordinator) decide(ctx context.Context, id string, d Decision, reason 
 	}
 	c.log.Info("payment decided", "transaction_id", id, "decision", string(t.Decision), "reason", t.FailureReason,
 		"amount", t.Amount, "currency", t.Currency)
-	if c.audit != nil {
-		c.audit.Record(ctx, "payment_decided", slog.String("transaction_id", id), slog.String("decision", string(t.Decision)),
-			slog.String("reason", t.FailureReason), slog.String("client_id", t.ClientID),
-			slog.String("payer", t.Payer.String()), slog.String("payee", t.Payee.String()),
-			slog.Int64("amount", t.Amount), slog.String("currency", t.Currency))
-	}
+	c.auditDecision(ctx, t)
 	return t, nil
+}
+
+// auditDecision appends the payment's standing decision to the audit log.
+func (c *Coordinator) auditDecision(ctx context.Context, t *Txn) {
+	if c.audit == nil {
+		return
+	}
+	c.audit.Record(ctx, audit.EventPaymentDecided, slog.String("transaction_id", t.ID),
+		slog.String("decision", string(t.Decision)), slog.String("reason", t.FailureReason),
+		slog.String("client_id", t.ClientID), slog.String("payer", t.Payer.String()),
+		slog.String("payee", t.Payee.String()), slog.Int64("amount", t.Amount), slog.String("currency", t.Currency))
 }
 
 // drivePhase2 sends the standing decision to every participant that has not

@@ -112,7 +112,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
-	h := &api{store: st, coord: coord, registry: registry, instance: uuid.NewString(), log: log}
+	h := &api{store: st, coord: coord, registry: registry, instance: uuid.NewString(), log: log, stopping: ctx.Done()}
 	ah := &authAPI{authn: authn}
 	interceptor := authz.NewInterceptor(authz.Config{
 		Verifier: authn,

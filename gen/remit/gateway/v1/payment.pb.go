@@ -602,7 +602,8 @@ type WatchPaymentsResponse struct {
 	EventId int64 `protobuf:"varint,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
 	// What happened.
 	Type PaymentEventType `protobuf:"varint,2,opt,name=type,proto3,enum=remit.gateway.v1.PaymentEventType" json:"type,omitempty"`
-	// The payment as it was right after the event.
+	// The payment as it is when the event is sent (its latest state, so a
+	// replayed SUCCEEDED event may already show acknowledge_time).
 	Payment *Payment `protobuf:"bytes,3,opt,name=payment,proto3" json:"payment,omitempty"`
 	// When the event happened.
 	EventTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=event_time,json=eventTime,proto3" json:"event_time,omitempty"`

@@ -44,7 +44,8 @@ type AuthServiceClient interface {
 	// Login checks the credentials and returns a new access token. Repeated
 	// failures are slowed down and then locked out for a while. Anyone may call it.
 	Login(context.Context, *v1.LoginRequest) (*v1.LoginResponse, error)
-	// Logout revokes the token the request was made with. Idempotent.
+	// Logout revokes the token the request was made with. The token stops
+	// working at once, so a second Logout with it is unauthenticated.
 	Logout(context.Context, *v1.LogoutRequest) (*v1.LogoutResponse, error)
 }
 
@@ -103,7 +104,8 @@ type AuthServiceHandler interface {
 	// Login checks the credentials and returns a new access token. Repeated
 	// failures are slowed down and then locked out for a while. Anyone may call it.
 	Login(context.Context, *v1.LoginRequest) (*v1.LoginResponse, error)
-	// Logout revokes the token the request was made with. Idempotent.
+	// Logout revokes the token the request was made with. The token stops
+	// working at once, so a second Logout with it is unauthenticated.
 	Logout(context.Context, *v1.LogoutRequest) (*v1.LogoutResponse, error)
 }
 

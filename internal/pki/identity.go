@@ -3,6 +3,7 @@ package pki
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"net/url"
 	"regexp"
 	"strings"
@@ -110,4 +111,31 @@ func PeerIdentity(cs *tls.ConnectionState) (Identity, bool) {
 		return Identity{}, false
 	}
 	return IdentityFromCert(cs.VerifiedChains[0][0])
+}
+
+// RequirePeer returns a copy of conf that, after the usual chain and host
+// name verification, also requires the peer's verified certificate to name
+// want. Clients use it to pin the server they meant to reach: every dev
+// server certificate covers 127.0.0.1 and localhost, so a host name match
+// alone would let one Remit server stand in for another (a bank registering
+// another bank's address, say).
+func RequirePeer(conf *tls.Config, want Identity) *tls.Config {
+	c := conf.Clone()
+	prev := c.VerifyConnection
+	c.VerifyConnection = func(cs tls.ConnectionState) error {
+		if prev != nil {
+			if err := prev(cs); err != nil {
+				return err
+			}
+		}
+		got, ok := PeerIdentity(&cs)
+		if !ok {
+			return fmt.Errorf("pki: peer certificate names no Remit identity; want %s", want)
+		}
+		if got != want {
+			return fmt.Errorf("pki: peer is %s, want %s", got, want)
+		}
+		return nil
+	}
+	return c
 }

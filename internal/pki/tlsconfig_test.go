@@ -330,3 +330,28 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestRequirePeerPinsTheServerIdentity(t *testing.T) {
+	l := generate(t, pki.Options{Banks: []string{"bank-a", "bank-b"}})
+	client := mustClient(t, l.CA, l, "gateway")
+	cases := []struct {
+		name   string
+		server string
+		want   pki.Identity
+		ok     bool
+	}{
+		{"the bank meant", "bank-a", pki.BankIdentity("bank-a"), true},
+		{"another bank at the same address", "bank-b", pki.BankIdentity("bank-a"), false},
+		{"the gateway instead of a bank", "gateway", pki.BankIdentity("bank-a"), false},
+		{"the gateway meant", "gateway", pki.GatewayIdentity(), true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res := handshake(t, mustServer(t, l, tc.server, tls.RequireAndVerifyClientCert),
+				pki.RequirePeer(client, tc.want), "127.0.0.1")
+			if (res.clientErr == nil) != tc.ok {
+				t.Fatalf("client error = %v, want success %v", res.clientErr, tc.ok)
+			}
+		})
+	}
+}

@@ -132,7 +132,9 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 
-	httpClient := serve.NewHTTP2Client(cfg.GatewayTLS)
+	// Pinned to the gateway's identity: a host name match alone would accept
+	// any Remit server certificate for 127.0.0.1.
+	httpClient := serve.NewHTTP2Client(pki.RequirePeer(cfg.GatewayTLS, pki.GatewayIdentity()))
 	defer httpClient.CloseIdleConnections()
 	gateway := NewCoordinator(gatewayv1connect.NewCoordinatorServiceClient(httpClient, cfg.GatewayURL))
 

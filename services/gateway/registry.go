@@ -2,13 +2,16 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
-	"net/http"
 	"sync"
 	"time"
 
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
+
+	"github.com/remitpay/remit/internal/pki"
+	"github.com/remitpay/remit/internal/serve"
 )
 
 // Registry is the gateway's view of the banks: where each is, a client for it,
@@ -16,7 +19,7 @@ import (
 // is kept in memory by polling each bank's grpc.health.v1 service.
 type Registry struct {
 	store    *Store
-	http     *http.Client
+	tls      *tls.Config
 	log      *slog.Logger
 	now      func() time.Time
 	interval time.Duration
@@ -37,29 +40,32 @@ type bankEntry struct {
 	touched  time.Time // last time lastSeen was persisted
 }
 
-// NewRegistry loads the registered banks from st. httpClient is the gateway's
-// mutual-TLS HTTP/2 client; interval is the health-check period.
-func NewRegistry(ctx context.Context, st *Store, httpClient *http.Client, log *slog.Logger, interval time.Duration, now func() time.Time) (*Registry, error) {
+// NewRegistry loads the registered banks from st. bankTLS is the gateway's
+// mutual-TLS client configuration; each bank gets its own HTTP/2 client
+// pinned to that bank's certificate identity. interval is the health-check
+// period.
+func NewRegistry(ctx context.Context, st *Store, bankTLS *tls.Config, log *slog.Logger, interval time.Duration, now func() time.Time) (*Registry, error) {
 	if now == nil {
 		now = time.Now
 	}
-	r := &Registry{store: st, http: httpClient, log: log, now: now, interval: interval,
+	r := &Registry{store: st, tls: bankTLS, log: log, now: now, interval: interval,
 		banks: map[string]*bankEntry{}, changed: make(chan struct{}, 1)}
 	recs, err := st.Banks(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for _, b := range recs {
-		r.banks[b.Name] = r.newEntry(b.URL, b.LastSeen)
+		r.banks[b.Name] = r.newEntry(b.Name, b.URL, b.LastSeen)
 	}
 	return r, nil
 }
 
-func (r *Registry) newEntry(url string, lastSeen time.Time) *bankEntry {
+func (r *Registry) newEntry(name, url string, lastSeen time.Time) *bankEntry {
+	httpClient := serve.NewHTTP2Client(pki.RequirePeer(r.tls, pki.BankIdentity(name)))
 	return &bankEntry{
 		url:      url,
-		client:   newConnectBank(r.http, url),
-		health:   grpchealth.NewClient(r.http, url, connect.WithGRPC()),
+		client:   newConnectBank(httpClient, url),
+		health:   grpchealth.NewClient(httpClient, url, connect.WithGRPC()),
 		status:   BankServing, // optimistic until the first health check says otherwise
 		lastSeen: lastSeen,
 	}
@@ -93,7 +99,7 @@ func (r *Registry) Register(ctx context.Context, name, url string) error {
 		e.stop()
 	}
 	r.log.Info("bank registered", "bank", name, "url", url)
-	e = r.newEntry(url, now)
+	e = r.newEntry(name, url, now)
 	e.observed, e.touched = true, now
 	r.banks[name] = e
 	select {

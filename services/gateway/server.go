@@ -101,8 +101,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
-	bankHTTP := serve.NewHTTP2Client(cfg.BankTLS)
-	registry, err := NewRegistry(ctx, st, bankHTTP, log, cfg.HealthInterval, cfg.Now)
+	registry, err := NewRegistry(ctx, st, cfg.BankTLS, log, cfg.HealthInterval, cfg.Now)
 	if err != nil {
 		return err
 	}

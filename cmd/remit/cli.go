@@ -12,7 +12,8 @@ import (
 	"github.com/remitpay/remit/internal/logging"
 )
 
-// Exit statuses of remit.
+// Exit statuses of remit. Client commands that leave a payment queued in
+// the outbox exit with exitQueued (3; see session.go).
 const (
 	exitOK      = 0
 	exitFailure = 1
@@ -152,6 +153,14 @@ func (e *env) fail(c *command, err error) int {
 		fmt.Fprintf(e.stderr, "%s: %v\nRun '%s' for usage.\n", prefix, err, helpCmd)
 		return exitUsage
 	}
+	var xe *exitError
+	if errors.As(err, &xe) {
+		// The command printed its outcome; xe.err adds to it, if set.
+		if xe.err != nil {
+			fmt.Fprintf(e.stderr, "%s: %v\n", prefix, xe.err)
+		}
+		return xe.code
+	}
 	fmt.Fprintf(e.stderr, "%s: %v\n", prefix, err)
 	return exitFailure
 }
@@ -221,6 +230,12 @@ Global flags (before or after the command):
 
 Quick start:
   remit up                 # a whole local network in ./.remit, over TLS
+  remit login alice        # in another terminal; password in .remit/credentials.json
+  remit pay --to bank-b/bob --amount 12.50
+  remit balance
+
+Exit status: 0 success, 1 failed or declined, 2 usage error, 3 payment
+queued in the outbox (not sent yet; 'remit outbox flush' sends it).
 
 Run 'remit <command> --help' for a command's flags and examples.
 `)

@@ -427,8 +427,11 @@ Try it:
   # gRPC with grpcurl (reflection is on)
   grpcurl -cacert %[1]s %[4]s list
 
-  # the remit CLI: the client commands arrive with 'remit login'; until then use curl or grpcurl
-  # more in README.md and docs/api.md
+  # the remit CLI (go build -o bin/remit ./cmd/remit): log in as alice, pay bob, check the balance
+  remit login --gateway %[3]s --ca %[1]s alice
+  remit pay --to bank-b/bob --amount 12.50 && remit balance
+
+  # more in README.md, docs/cli.md and docs/api.md
 
 %[5]s
 `, ca, password, gw.url, gwAddr, readyLine)

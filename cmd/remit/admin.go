@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"connectrpc.com/connect"
+
+	"github.com/remitpay/remit/client"
+	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
+)
+
+var adminCmd = &command{
+	name:    "admin",
+	summary: "deposit, withdraw and list banks (admins; banks also for auditors)",
+	usage: `remit admin deposit --account BANK/ID --amount AMOUNT [--currency usd] [--transaction-id UUID] [--json]
+       remit admin withdraw --account BANK/ID --amount AMOUNT [--currency usd] [--transaction-id UUID] [--json]
+       remit admin banks [--json]`,
+	help: `
+Admin runs the operator calls of the gateway. Log in as an admin first
+('remit login admin').
+
+  deposit   credits AMOUNT to the account at its bank.
+  withdraw  debits AMOUNT from the account; it never takes the available
+            balance below zero (that is a decline: exit 1, nothing moved).
+  banks     lists the registered banks and their last observed health
+            (admins and auditors).
+
+AMOUNT is a decimal converted exactly, as for 'remit pay'. A deposit or
+withdrawal is idempotent by its transaction id: the command prints the id,
+and if it fails without an answer (the gateway unreachable), running it
+again with --transaction-id set to that id applies it at most once.
+Adjustments are not queued in the outbox.
+
+Exit status: 0 done; 1 declined or failed; 2 usage error.`,
+	examples: `
+remit admin deposit --account bank-a/alice --amount 100
+remit admin withdraw --account bank-b/bob --amount 20.25 --transaction-id 5d1f3a8e-2c4b-4f6a-9e7d-1b2c3d4e5f60
+remit admin banks`,
+	flags: func(fs *flag.FlagSet) runFunc {
+		f := addClientFlags(fs)
+		account := fs.String("account", "", "deposit, withdraw: the account as `BANK/ID` (required)")
+		amount := fs.String("amount", "", "deposit, withdraw: the `AMOUNT` as a decimal, e.g. 100.00 (required)")
+		currency := fs.String("currency", "usd", "deposit, withdraw: the lowercase ISO 4217 `CODE` of the currency")
+		txID := fs.String("transaction-id", "", "deposit, withdraw: the idempotency key, a `UUID` (default: a new one)")
+		return func(ctx context.Context, e *env, args []string) error {
+			if len(args) == 0 {
+				return usagef("missing subcommand: deposit, withdraw or banks")
+			}
+			sub, args := args[0], args[1:]
+			if err := noArgs(args); err != nil {
+				return err
+			}
+			var (
+				ref    client.AccountRef
+				minor  int64
+				adjust bool
+			)
+			switch sub {
+			case "banks":
+				set := false
+				fs.Visit(func(fl *flag.Flag) {
+					set = set || fl.Name == "account" || fl.Name == "amount" || fl.Name == "transaction-id"
+				})
+				if set {
+					return usagef("--account, --amount and --transaction-id only apply to deposit and withdraw")
+				}
+			case "deposit", "withdraw":
+				adjust = true
+				switch {
+				case *account == "":
+					return usagef("--account is required: the account as BANK/ID, e.g. bank-a/alice")
+				case *amount == "":
+					return usagef("--amount is required, e.g. --amount 100")
+				}
+				var err error
+				if ref, err = client.ParseAccountRef(*account); err != nil {
+					return usagef("--account: %s", invalidMessage(err))
+				}
+				if minor, err = client.ParseAmount(*amount, *currency); err != nil {
+					return usagef("--amount: %s", invalidMessage(err))
+				}
+				if *txID == "" {
+					*txID = client.NewTransactionID()
+				}
+			default:
+				return usagef("unknown subcommand %q: want deposit, withdraw or banks", sub)
+			}
+
+			ctx, stop := signalContext(ctx)
+			defer stop()
+			s, err := openSession(f)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			if !adjust {
+				return listBanks(ctx, e, s)
+			}
+			call, verb, prep := s.client.Deposit, "Deposited", "to"
+			if sub == "withdraw" {
+				call, verb, prep = s.client.Withdraw, "Withdrew", "from"
+			}
+			res, err := call(ctx, *txID, ref, minor, *currency)
+			if err != nil {
+				return adjustError(e, s, sub, *txID, err)
+			}
+			if f.json {
+				return printProto(e.stdout, res)
+			}
+			fmt.Fprintf(e.stdout, "%s %s %s %s; its balance is now %s.\n", verb, client.FormatAmount(minor, *currency), prep,
+				client.AccountRefFromProto(res.GetAccount()), client.FormatAmount(res.GetBalance(), res.GetCurrency()))
+			fmt.Fprintf(e.stdout, "Transaction id: %s\n", res.GetTransactionId())
+			return nil
+		}
+	},
+}
+
+// adjustError explains a failed deposit or withdrawal; when its outcome is
+// unknown, it says how to retry it safely.
+func adjustError(e *env, s *session, sub, txID string, err error) error {
+	err2 := s.fail(e, err)
+	if connect.CodeOf(err) == connect.CodePermissionDenied {
+		return fmt.Errorf("%w (%s needs an admin: `remit login admin`)", err2, sub)
+	}
+	if client.IsRetryable(err) {
+		return fmt.Errorf("%w\nThe %s may or may not have been applied: run the same command again with --transaction-id %s to find out; it is applied at most once",
+			err2, sub, txID)
+	}
+	var ue *usageError
+	if errors.As(err2, &ue) {
+		return err2
+	}
+	return fmt.Errorf("%w (transaction id %s)", err2, txID)
+}
+
+func listBanks(ctx context.Context, e *env, s *session) error {
+	banks, err := s.client.Banks(ctx)
+	if err != nil {
+		err2 := s.fail(e, err)
+		if connect.CodeOf(err) == connect.CodePermissionDenied {
+			return fmt.Errorf("%w (banks needs an admin or an auditor: `remit login admin`)", err2)
+		}
+		return err2
+	}
+	if s.flags.json {
+		return printProto(e.stdout, &gatewayv1.ListBanksResponse{Banks: banks})
+	}
+	if len(banks) == 0 {
+		fmt.Fprintln(e.stdout, "No bank is registered yet.")
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "BANK\tURL\tSTATUS\tLAST SEEN")
+	for _, b := range banks {
+		seen := "-"
+		if b.GetLastSeenTime() != nil {
+			seen = formatTime(b.GetLastSeenTime().AsTime())
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", b.GetName(), b.GetUrl(),
+			strings.TrimPrefix(b.GetStatus().String(), "BANK_STATUS_"), seen)
+	}
+	return tw.Flush()
+}

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 	"testing/fstest"
@@ -69,5 +70,22 @@ func TestMigrateRejectsBadNamesAndFailedSQL(t *testing.T) {
 	}
 	if n != 0 {
 		t.Fatalf("a failed migration was recorded")
+	}
+}
+
+func TestOpenSQLiteKeepsOddPathsWhole(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "we#ird?x %41")
+	path := filepath.Join(dir, "db.sqlite")
+	db, err := store.OpenSQLite(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE t (v INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("database not at the path asked for: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -148,9 +149,10 @@ func (o *Outbox) outcomeOf(it Item, p *gatewayv1.Payment, err error) (Outcome, e
 			out.Status, out.Payment = StatusSucceeded, p
 			return out, nil
 		case gatewayv1.PaymentStatus_PAYMENT_STATUS_FAILED:
-			reason := p.GetFailureReason().String()
+			// The same name the gateway's ErrorInfo carries for a decline.
+			reason := strings.TrimPrefix(p.GetFailureReason().String(), "FAILURE_REASON_")
 			out.Status, out.Payment = StatusFailed, p
-			out.Code, out.Reason, out.Message = connect.CodeFailedPrecondition.String(), reason, "declined"
+			out.Code, out.Reason, out.Message = connect.CodeFailedPrecondition.String(), reason, "declined: "+strings.ToLower(strings.ReplaceAll(reason, "_", " "))
 			return out, nil
 		default:
 			return out, errProcessing

@@ -99,7 +99,10 @@ func (c *Coordinator) Adjust(ctx context.Context, req AdjustRequest) (*Txn, erro
 	}()
 	out := c.applyAdjustment(ctx, t)
 	if out == nil || out.Status == StatusProcessing {
-		return nil, ErrBankUnavailable
+		// The row is recorded and the re-driver keeps asking the bank, so
+		// the movement may still happen: the caller must retry with the
+		// same id, never a new one.
+		return nil, ErrInProgress
 	}
 	return out, nil
 }

@@ -311,6 +311,11 @@ func (a *api) WatchPayments(ctx context.Context, req *gatewayv1.WatchPaymentsReq
 		return err
 	}
 	cursor := req.GetAfterEventId()
+	// Send the response headers now, so the client's call returns (and it
+	// knows it is subscribed) before the first event exists.
+	if err := stream.Send(nil); err != nil {
+		return err
+	}
 	for {
 		// Take the change signal before reading, so an event committed between
 		// the read and the wait still wakes us.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -29,8 +30,18 @@ type Registry struct {
 	changed chan struct{} // signals Run that an entry needs a watcher
 }
 
+// Health-check tuning: each check may take healthTimeout (or the interval,
+// if longer), and a bank is marked unreachable after unreachableAfter
+// failed checks in a row (or at once if it has not answered since start).
+const (
+	healthTimeout    = 2 * time.Second
+	unreachableAfter = 2
+)
+
 type bankEntry struct {
 	url      string
+	http     *http.Client
+	failures int // consecutive failed health checks
 	client   BankClient
 	health   *grpchealth.Client
 	status   BankState
@@ -64,6 +75,7 @@ func (r *Registry) newEntry(name, url string, lastSeen time.Time) *bankEntry {
 	httpClient := serve.NewHTTP2Client(pki.RequirePeer(r.tls, pki.BankIdentity(name)))
 	return &bankEntry{
 		url:      url,
+		http:     httpClient,
 		client:   newConnectBank(httpClient, url),
 		health:   grpchealth.NewClient(httpClient, url, connect.WithGRPC()),
 		status:   BankServing, // optimistic until the first health check says otherwise
@@ -92,11 +104,16 @@ func (r *Registry) Register(ctx context.Context, name, url string) error {
 	defer r.mu.Unlock()
 	e := r.banks[name]
 	if e != nil && e.url == url {
-		e.status, e.observed, e.lastSeen, e.touched = BankServing, true, now, now
+		// A heartbeat proves the bank can reach us, not that we can reach
+		// it: health stays the health checks' business.
+		e.lastSeen, e.touched = now, now
 		return nil
 	}
-	if e != nil && e.stop != nil {
-		e.stop()
+	if e != nil {
+		if e.stop != nil {
+			e.stop()
+		}
+		e.http.CloseIdleConnections()
 	}
 	r.log.Info("bank registered", "bank", name, "url", url)
 	e = r.newEntry(name, url, now)
@@ -135,7 +152,7 @@ func (r *Registry) poll(ctx context.Context, name string, e *bankEntry) {
 	ticker := time.NewTicker(r.interval)
 	defer ticker.Stop()
 	for {
-		cctx, cancel := context.WithTimeout(ctx, r.interval)
+		cctx, cancel := context.WithTimeout(ctx, max(r.interval, healthTimeout))
 		res, err := e.health.Check(cctx, &grpchealth.CheckRequest{})
 		cancel()
 		if ctx.Err() != nil {
@@ -152,16 +169,23 @@ func (r *Registry) poll(ctx context.Context, name string, e *bankEntry) {
 			if persist {
 				e.touched = now
 			}
+			e.failures = 0
 		} else {
-			e.status = BankUnreachable
+			// One lost check on a busy machine is not an outage: it takes
+			// unreachableAfter failures in a row to refuse new payments.
+			e.failures++
+			if e.failures >= unreachableAfter || !e.observed {
+				e.status = BankUnreachable
+			}
 		}
 		first := !e.observed
 		e.observed = true
+		status := e.status
 		r.mu.Unlock()
 		switch {
 		case serving && (was != BankServing || first):
 			r.log.Info("bank serving", "bank", name)
-		case !serving && (was != BankUnreachable || first):
+		case !serving && status == BankUnreachable && (was != BankUnreachable || first):
 			r.log.Warn("bank unreachable; new payments touching it are refused until it answers", "bank", name, "err", err)
 		}
 		if persist {

@@ -76,6 +76,14 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.AuditLog = filepath.Join(cfg.DataDir, "audit.jsonl")
 	}
 	log := cfg.Logger
+	// Serve owns the listener once it starts; close it ourselves if we fail
+	// before that, so the caller's port is not left bound.
+	serving := false
+	defer func() {
+		if !serving && cfg.Listener != nil {
+			cfg.Listener.Close()
+		}
+	}()
 
 	st, err := OpenStore(ctx, filepath.Join(cfg.DataDir, "gateway.db"))
 	if err != nil {
@@ -136,6 +144,7 @@ func Run(ctx context.Context, cfg Config) error {
 	go registry.Run(ctx)
 
 	scfg := serve.Config{Addr: cfg.Addr, TLS: cfg.ServerTLS, Handler: authz.TLSStateMiddleware(mux), Logger: log}
+	serving = true
 	if cfg.Listener != nil {
 		err = serve.Serve(ctx, cfg.Listener, scfg)
 	} else {

@@ -1,0 +1,743 @@
+// Package gatewaytest runs a whole Remit network in-process for tests: one
+// gateway and three banks on 127.0.0.1 over real mutual TLS, each of which
+// can be stopped and restarted on its data directory and address, with a
+// [Proxy] in front of every bank so that a test can cut the gateway off from
+// a bank that keeps running.
+//
+// The network has five users, all with [Password]: alice and dave (bank-a),
+// bob (bank-b), carol (bank-c), each owning an account of the same name with
+// [Opening] usd, and admin (role admin, no account).
+//
+// Tests that need a bank to be slow (a prepare that times out, a vote that
+// arrives late) hold its ledger's write lock with [Bank.LockLedger]; the bank
+// stays healthy and its calls queue on SQLite's busy timeout. [Gateway.LockDB]
+// does the same to the coordinator log, which holds a decision back.
+package gatewaytest
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
+	"github.com/remitpay/remit/gen/remit/gateway/v1/gatewayv1connect"
+	"github.com/remitpay/remit/internal/auth"
+	"github.com/remitpay/remit/internal/pki"
+	"github.com/remitpay/remit/internal/serve"
+	"github.com/remitpay/remit/internal/store"
+	"github.com/remitpay/remit/services/bank"
+	"github.com/remitpay/remit/services/gateway"
+)
+
+// Fixed facts of every Network.
+const (
+	// Password is every user's password.
+	Password = "integration-password"
+	// Opening is every customer account's opening balance, in cents.
+	Opening int64 = 100000
+	// Currency is every account's currency.
+	Currency = "usd"
+	// AdminID is the client id of the admin user.
+	AdminID = "admin"
+)
+
+// BankNames are the banks of every Network.
+var BankNames = []string{"bank-a", "bank-b", "bank-c"}
+
+// Customers maps each customer's client id (which is also its account id) to
+// its bank.
+var Customers = map[string]string{"alice": "bank-a", "dave": "bank-a", "bob": "bank-b", "carol": "bank-c"}
+
+// Bounds of the waits in this package and in tests that use it.
+const (
+	// WaitTimeout bounds every wait for a condition.
+	WaitTimeout = 20 * time.Second
+	// PollInterval is the pause between two checks of a condition.
+	PollInterval = 20 * time.Millisecond
+)
+
+// FastTiming is the coordinator timing tests run with unless they say
+// otherwise: short enough that timeouts and re-drives happen within a test.
+var FastTiming = gateway.Timing{
+	PrepareCall: 500 * time.Millisecond,
+	Decision:    2 * time.Second,
+	ExpireGrace: time.Second,
+	CommitCall:  500 * time.Millisecond,
+	Phase2Wait:  500 * time.Millisecond,
+	Redrive:     50 * time.Millisecond,
+}
+
+// Options adjusts a Network. Zero fields take the fast defaults.
+type Options struct {
+	// Timing is the gateway's coordinator timing (default FastTiming).
+	Timing gateway.Timing
+	// HealthInterval is the gateway's bank health-check period (default 100ms).
+	HealthInterval time.Duration
+	// ResolveInterval is each bank's resolver period (default 100ms).
+	ResolveInterval time.Duration
+	// RegisterInterval is each bank's registration heartbeat (default 200ms).
+	RegisterInterval time.Duration
+}
+
+// Network is a running gateway with its three banks.
+type Network struct {
+	// Dir holds the certificates, the users file and every data directory.
+	Dir     string
+	Gateway *Gateway
+	Banks   map[string]*Bank
+	// Log receives every process's logs; it is printed when the test fails.
+	Log *LogBuffer
+
+	http *http.Client
+}
+
+// Start builds and starts a network in a fresh directory, waits until the
+// gateway lists every bank as serving, and stops everything (and removes the
+// directory) when the test ends. Networks of parallel tests share nothing.
+func Start(t testing.TB, opts Options) *Network {
+	t.Helper()
+	if opts.Timing == (gateway.Timing{}) {
+		opts.Timing = FastTiming
+	}
+	opts.HealthInterval = orDefault(opts.HealthInterval, 100*time.Millisecond)
+	opts.ResolveInterval = orDefault(opts.ResolveInterval, 100*time.Millisecond)
+	opts.RegisterInterval = orDefault(opts.RegisterInterval, 200*time.Millisecond)
+
+	dir := dataRoot(t)
+	layout, err := pki.Generate(filepath.Join(dir, "certs"), pki.Options{Banks: BankNames})
+	if err != nil {
+		t.Fatal(err)
+	}
+	usersFile := filepath.Join(dir, "users.json")
+	if err := writeUsers(usersFile); err != nil {
+		t.Fatal(err)
+	}
+	logBuf := &LogBuffer{}
+	logger := slog.New(slog.NewTextHandler(logBuf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	ports := freePorts(t, 1+2*len(BankNames))
+	n := &Network{Dir: dir, Log: logBuf, Banks: map[string]*Bank{}}
+
+	gcert, gkey := layout.Server(pki.GatewayName)
+	serverTLS, err := pki.ServerConfig(gcert, gkey, layout.CA, tls.VerifyClientCertIfGiven)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gccert, gckey := layout.Client(pki.GatewayName)
+	bankTLS, err := pki.ClientConfig(layout.CA, gccert, gckey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gwAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
+	n.Gateway = &Gateway{
+		URL:  "https://" + gwAddr,
+		addr: gwAddr,
+		cfg: gateway.Config{
+			ServerTLS:      serverTLS,
+			BankTLS:        bankTLS,
+			DataDir:        filepath.Join(dir, "gateway"),
+			UsersFile:      usersFile,
+			Logger:         logger.With("process", "gateway"),
+			Timing:         opts.Timing,
+			HealthInterval: opts.HealthInterval,
+			RateLimit:      1e9, // the tests are the only clients; never throttle them
+		},
+	}
+
+	for i, name := range BankNames {
+		cert, key := layout.Server(name)
+		bankServerTLS, err := pki.ServerConfig(cert, key, layout.CA, tls.RequireAndVerifyClientCert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ccert, ckey := layout.Client(name)
+		gatewayTLS, err := pki.ClientConfig(layout.CA, ccert, ckey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1+2*i]))
+		proxy, err := NewProxy(net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[2+2*i])), addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seeds []bank.AccountSeed
+		for id, b := range Customers {
+			if b == name {
+				seeds = append(seeds, bank.AccountSeed{ID: id, Owner: id, Currency: Currency, Opening: Opening})
+			}
+		}
+		n.Banks[name] = &Bank{
+			Name:  name,
+			Proxy: proxy,
+			addr:  addr,
+			cfg: bank.Config{
+				Name:             name,
+				PublicURL:        "https://" + proxy.Addr(),
+				GatewayURL:       n.Gateway.URL,
+				ServerTLS:        bankServerTLS,
+				GatewayTLS:       gatewayTLS,
+				DataDir:          filepath.Join(dir, name),
+				Accounts:         seeds,
+				Logger:           logger.With("process", name),
+				ResolveInterval:  opts.ResolveInterval,
+				RegisterInterval: opts.RegisterInterval,
+			},
+		}
+	}
+
+	clientTLS, err := pki.ClientConfig(layout.CA, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.http = serve.NewHTTP2Client(clientTLS)
+
+	t.Cleanup(func() {
+		n.http.CloseIdleConnections()
+		// Every graceful stop waits about a second for HTTP/2 peers to hang
+		// up after GOAWAY; stop the processes together.
+		var wg sync.WaitGroup
+		wg.Go(func() { n.Gateway.stop(t.Errorf) })
+		for _, name := range BankNames {
+			wg.Go(func() { n.Banks[name].stop(t.Errorf) })
+		}
+		wg.Wait()
+		for _, name := range BankNames {
+			n.Banks[name].Proxy.Close()
+		}
+		if t.Failed() {
+			t.Logf("logs of the network (last lines):\n%s", logBuf.Tail(400))
+		}
+	})
+
+	n.Gateway.Start(t)
+	for _, name := range BankNames {
+		n.Banks[name].Start(t)
+	}
+	n.WaitReady(t)
+	return n
+}
+
+// dataRoot returns a fresh directory for a network, removed when the test
+// ends. It prefers tmpfs (/dev/shm): every SQLite commit fsyncs
+// (synchronous=FULL), which on a disk makes a payment cost tens of
+// milliseconds, while nothing these in-process tests check depends on the
+// disk (a stopped process leaves its writes in the page cache either way).
+func dataRoot(t testing.TB) string {
+	t.Helper()
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		if dir, err := os.MkdirTemp("/dev/shm", "remit-gatewaytest-"); err == nil {
+			t.Cleanup(func() { os.RemoveAll(dir) })
+			return dir
+		}
+	}
+	return t.TempDir()
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// handedOut holds every port freePorts returned in this process: a network
+// keeps its ports across restarts, so no other network of a parallel test
+// may take one while its process is stopped.
+var handedOut sync.Map // int -> struct{}
+
+// freePorts returns n distinct free ports below the kernel's ephemeral range
+// (32768+ on Linux), so that outgoing connections cannot take one of them
+// while its process is stopped between a stop and a restart.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var out []int
+	var held []net.Listener
+	defer func() {
+		for _, ln := range held {
+			ln.Close()
+		}
+	}()
+	for tries := 0; len(out) < n; tries++ {
+		if tries > 1000 {
+			t.Fatal("found no free ports on 127.0.0.1")
+		}
+		p := 20000 + rand.IntN(12000)
+		if _, taken := handedOut.LoadOrStore(p, struct{}{}); taken {
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			continue
+		}
+		held = append(held, ln)
+		out = append(out, p)
+	}
+	return out
+}
+
+// cheapHash keeps logins fast: the tests are not about password cost.
+var cheapHash = auth.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+
+func writeUsers(path string) error {
+	type account struct {
+		Bank      string `json:"bank"`
+		AccountID string `json:"account_id"`
+	}
+	type user struct {
+		ClientID     string   `json:"client_id"`
+		PasswordHash string   `json:"password_hash"`
+		Roles        []string `json:"roles"`
+		Account      *account `json:"account,omitempty"`
+	}
+	var users []user
+	add := func(id string, roles []string, acct *account) error {
+		h, err := auth.HashPasswordParams(Password, cheapHash)
+		if err != nil {
+			return err
+		}
+		users = append(users, user{ClientID: id, PasswordHash: h, Roles: roles, Account: acct})
+		return nil
+	}
+	for _, id := range []string{"alice", "bob", "carol", "dave"} {
+		if err := add(id, []string{"customer"}, &account{Bank: Customers[id], AccountID: id}); err != nil {
+			return err
+		}
+	}
+	if err := add(AdminID, []string{"admin"}, nil); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(map[string]any{"users": users}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o600)
+}
+
+// listen listens on addr, retrying for a while: right after a process
+// stopped, its port may be briefly unavailable.
+func listen(addr string) (net.Listener, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ln, err := net.Listen("tcp", addr)
+		if err == nil || time.Now().After(deadline) {
+			return ln, err
+		}
+		time.Sleep(PollInterval)
+	}
+}
+
+// process is one in-process server run: its cancel and the result of its
+// Run.
+type process struct {
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+func (p *process) start(run func(ctx context.Context, ln net.Listener) error, addr string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done != nil {
+		return errors.New("already running")
+	}
+	ln, err := listen(addr)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	p.cancel, p.done, p.err = cancel, done, nil
+	go func() {
+		err := run(ctx, ln)
+		ln.Close() // Run may return before serving, leaving the listener open
+		p.mu.Lock()
+		p.err = err
+		p.mu.Unlock()
+		close(done)
+	}()
+	return nil
+}
+
+// stop cancels the run and waits for it; it reports a timeout or an error
+// Run returned.
+func (p *process) stop() error {
+	p.mu.Lock()
+	cancel, done := p.cancel, p.done
+	p.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(WaitTimeout):
+		return errors.New("did not stop in time")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cancel, p.done = nil, nil
+	if errors.Is(p.err, context.Canceled) {
+		return nil // stopped while still starting up
+	}
+	return p.err
+}
+
+// exited returns Run's error if the process stopped on its own.
+func (p *process) exited() (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done == nil {
+		return false, nil
+	}
+	select {
+	case <-p.done:
+		return true, p.err
+	default:
+		return false, nil
+	}
+}
+
+// StopBanks stops every bank, together, and waits until they stopped.
+func (n *Network) StopBanks(t testing.TB) {
+	t.Helper()
+	errs := make([]error, len(BankNames))
+	var wg sync.WaitGroup
+	for i, name := range BankNames {
+		wg.Go(func() { errs[i] = n.Banks[name].proc.stop() })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("stop banks: %v", err)
+	}
+}
+
+// Gateway is the network's gateway process.
+type Gateway struct {
+	// URL is the gateway's https base URL; it stays the same across restarts.
+	URL  string
+	addr string
+	cfg  gateway.Config
+	proc process
+}
+
+// Start runs the gateway on its address and data directory.
+func (g *Gateway) Start(t testing.TB) {
+	t.Helper()
+	if err := g.start(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (g *Gateway) start() error {
+	cfg := g.cfg
+	if err := g.proc.start(func(ctx context.Context, ln net.Listener) error {
+		cfg.Listener = ln
+		return gateway.Run(ctx, cfg)
+	}, g.addr); err != nil {
+		return fmt.Errorf("start gateway: %w", err)
+	}
+	return nil
+}
+
+// Stop shuts the gateway down gracefully and waits until Run returned.
+func (g *Gateway) Stop(t testing.TB) {
+	t.Helper()
+	g.stop(t.Fatalf)
+}
+
+func (g *Gateway) stop(fail func(string, ...any)) {
+	if err := g.proc.stop(); err != nil {
+		fail("stop gateway: %v", err)
+	}
+}
+
+// Restart stops the gateway and starts it again on the same address and
+// data directory. Unlike Stop and Start it may be called from any goroutine.
+func (g *Gateway) Restart() error {
+	if err := g.proc.stop(); err != nil {
+		return fmt.Errorf("stop gateway: %w", err)
+	}
+	return g.start()
+}
+
+// SetTiming changes the coordinator timing of the next Start.
+func (g *Gateway) SetTiming(timing gateway.Timing) { g.cfg.Timing = timing }
+
+// Timing is the coordinator timing of the gateway.
+func (g *Gateway) Timing() gateway.Timing { return g.cfg.Timing }
+
+// LockDB takes the write lock of the coordinator log (gateway.db) and holds
+// it until the returned function is called: every write of the gateway (a
+// claim, a decision, an acknowledgement) waits meanwhile. Release within
+// SQLite's busy timeout (10s) or the waiting writes fail.
+func (g *Gateway) LockDB(t testing.TB) (release func()) {
+	t.Helper()
+	return lockDB(t, filepath.Join(g.cfg.DataDir, "gateway.db"))
+}
+
+// Bank is one bank process with the proxy the gateway reaches it through.
+type Bank struct {
+	Name string
+	// Proxy is where the gateway reaches this bank.
+	Proxy *Proxy
+	addr  string
+	cfg   bank.Config
+	proc  process
+}
+
+// Start runs the bank on its address and data directory.
+func (b *Bank) Start(t testing.TB) {
+	t.Helper()
+	if err := b.start(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (b *Bank) start() error {
+	cfg := b.cfg
+	if err := b.proc.start(func(ctx context.Context, ln net.Listener) error {
+		cfg.Listener = ln
+		return bank.Run(ctx, cfg)
+	}, b.addr); err != nil {
+		return fmt.Errorf("start %s: %w", b.Name, err)
+	}
+	return nil
+}
+
+// Restart stops the bank and starts it again on the same address and data
+// directory. Unlike Stop and Start it may be called from any goroutine.
+func (b *Bank) Restart() error {
+	if err := b.proc.stop(); err != nil {
+		return fmt.Errorf("stop %s: %w", b.Name, err)
+	}
+	return b.start()
+}
+
+// Stop shuts the bank down gracefully and waits until Run returned.
+func (b *Bank) Stop(t testing.TB) {
+	t.Helper()
+	b.stop(t.Fatalf)
+}
+
+func (b *Bank) stop(fail func(string, ...any)) {
+	if err := b.proc.stop(); err != nil {
+		fail("stop %s: %v", b.Name, err)
+	}
+}
+
+// LedgerPath is the bank's SQLite ledger file.
+func (b *Bank) LedgerPath() string { return filepath.Join(b.cfg.DataDir, "ledger.db") }
+
+// Inspect opens a second handle on the bank's ledger, running or not, and
+// passes it to fn. SQLite in WAL mode lets it read while the bank writes.
+func (b *Bank) Inspect(t testing.TB, fn func(*bank.Ledger)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), WaitTimeout)
+	defer cancel()
+	l, err := bank.OpenLedger(ctx, b.LedgerPath(), nil)
+	if err != nil {
+		t.Fatalf("open ledger of %s: %v", b.Name, err)
+	}
+	defer l.Close()
+	fn(l)
+}
+
+// LockLedger takes the write lock of the bank's ledger and holds it until
+// the returned function is called: the bank keeps answering health checks,
+// but every prepare, commit and balance read queues behind the lock. Release
+// within SQLite's busy timeout (10s).
+func (b *Bank) LockLedger(t testing.TB) (release func()) {
+	t.Helper()
+	return lockDB(t, b.LedgerPath())
+}
+
+// TryLockLedger is LockLedger for goroutines other than the test's: it
+// returns an error instead of failing the test, and the caller must release.
+func (b *Bank) TryLockLedger() (release func(), err error) {
+	return tryLockDB(b.LedgerPath())
+}
+
+func lockDB(t testing.TB, path string) func() {
+	t.Helper()
+	release, err := tryLockDB(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(release)
+	return release
+}
+
+func tryLockDB(path string) (func(), error) {
+	ctx, cancel := context.WithTimeout(context.Background(), WaitTimeout)
+	defer cancel()
+	db, err := store.OpenSQLite(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	// BEGIN IMMEDIATE takes the write lock. Not ctx: database/sql rolls a
+	// transaction back when its context ends.
+	tx, err := db.BeginTx(context.Background(), nil)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			tx.Rollback()
+			db.Close()
+		})
+	}, nil
+}
+
+// LogBuffer collects log lines from every process of a network.
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write implements io.Writer.
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// String returns everything logged so far.
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// Tail returns the last n lines logged.
+func (l *LogBuffer) Tail(n int) string {
+	lines := strings.Split(strings.TrimRight(l.String(), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Client is a logged-in user of the network.
+type Client struct {
+	ID string
+	// Account is the user's own account; nil for admin.
+	Account  *gatewayv1.AccountRef
+	Payments gatewayv1connect.PaymentServiceClient
+	Admin    gatewayv1connect.AdminServiceClient
+}
+
+// Ref returns the account reference of a customer.
+func Ref(clientID string) *gatewayv1.AccountRef {
+	return &gatewayv1.AccountRef{Bank: Customers[clientID], AccountId: clientID}
+}
+
+type bearer struct {
+	base  http.RoundTripper
+	token string
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.base.RoundTrip(r)
+}
+
+// Login logs clientID in (retrying while the gateway is not up) and returns
+// its clients. Sessions are durable, so a Client keeps working across
+// gateway restarts.
+func (n *Network) Login(t testing.TB, clientID string) *Client {
+	t.Helper()
+	authc := gatewayv1connect.NewAuthServiceClient(n.http, n.Gateway.URL)
+	var token string
+	WaitFor(t, "login of "+clientID, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		res, err := authc.Login(ctx, &gatewayv1.LoginRequest{ClientId: clientID, Password: Password})
+		if err != nil {
+			return err
+		}
+		token = res.GetAccessToken()
+		return nil
+	})
+	hc := &http.Client{Transport: bearer{base: n.http.Transport, token: token}}
+	c := &Client{
+		ID:       clientID,
+		Payments: gatewayv1connect.NewPaymentServiceClient(hc, n.Gateway.URL),
+		Admin:    gatewayv1connect.NewAdminServiceClient(hc, n.Gateway.URL),
+	}
+	if _, ok := Customers[clientID]; ok {
+		c.Account = Ref(clientID)
+	}
+	return c
+}
+
+// WaitReady waits until the gateway answers and lists every bank, at its
+// proxy's URL, as serving.
+func (n *Network) WaitReady(t testing.TB) {
+	t.Helper()
+	admin := n.Login(t, AdminID)
+	WaitFor(t, "every bank serving", func() error {
+		if exited, err := n.Gateway.proc.exited(); exited {
+			return fmt.Errorf("gateway exited: %v", err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		res, err := admin.Admin.ListBanks(ctx, &gatewayv1.ListBanksRequest{})
+		if err != nil {
+			return err
+		}
+		serving := map[string]bool{}
+		for _, b := range res.GetBanks() {
+			want := n.Banks[b.GetName()]
+			if want != nil && b.GetUrl() == want.cfg.PublicURL && b.GetStatus() == gatewayv1.BankStatus_BANK_STATUS_SERVING {
+				serving[b.GetName()] = true
+			}
+		}
+		for _, name := range BankNames {
+			if !serving[name] {
+				return fmt.Errorf("%s not serving; banks: %v", name, res.GetBanks())
+			}
+		}
+		return nil
+	})
+}
+
+// WaitFor polls cond until it returns nil, failing the test with cond's last
+// error after WaitTimeout.
+func WaitFor(t testing.TB, what string, cond func() error) {
+	t.Helper()
+	WaitForWithin(t, WaitTimeout, what, cond)
+}
+
+// WaitForWithin is WaitFor with its own bound.
+func WaitForWithin(t testing.TB, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s: %v", timeout, what, err)
+		}
+		time.Sleep(PollInterval)
+	}
+}

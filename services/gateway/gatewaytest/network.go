@@ -91,6 +91,10 @@ type Options struct {
 	ResolveInterval time.Duration
 	// RegisterInterval is each bank's registration heartbeat (default 200ms).
 	RegisterInterval time.Duration
+	// OnDisk keeps the data directories on the real disk (t.TempDir) instead
+	// of tmpfs, so that fsync costs what it costs in production: benchmarks
+	// set it.
+	OnDisk bool
 }
 
 // Network is a running gateway with its three banks.
@@ -117,7 +121,10 @@ func Start(t testing.TB, opts Options) *Network {
 	opts.ResolveInterval = orDefault(opts.ResolveInterval, 100*time.Millisecond)
 	opts.RegisterInterval = orDefault(opts.RegisterInterval, 200*time.Millisecond)
 
-	dir := dataRoot(t)
+	dir := t.TempDir()
+	if !opts.OnDisk {
+		dir = dataRoot(t)
+	}
 	layout, err := pki.Generate(filepath.Join(dir, "certs"), pki.Options{Banks: BankNames})
 	if err != nil {
 		t.Fatal(err)

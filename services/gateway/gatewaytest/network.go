@@ -33,6 +33,8 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
 	"github.com/remitpay/remit/gen/remit/gateway/v1/gatewayv1connect"
 	"github.com/remitpay/remit/internal/auth"
@@ -547,7 +549,10 @@ func (b *Bank) stop(fail func(string, ...any)) {
 	}
 }
 
-// LedgerPath is the bank's SQLite ledger file.
+// URL is the bank's public URL, the one it registers with the gateway.
+func (b *Bank) URL() string { return b.cfg.PublicURL }
+
+// LedgerPath is the path of the bank's ledger database.
 func (b *Bank) LedgerPath() string { return filepath.Join(b.cfg.DataDir, "ledger.db") }
 
 // Inspect opens a second handle on the bank's ledger, running or not, and
@@ -646,6 +651,7 @@ type Client struct {
 	ID string
 	// Account is the user's own account; nil for admin.
 	Account  *gatewayv1.AccountRef
+	Auth     gatewayv1connect.AuthServiceClient
 	Payments gatewayv1connect.PaymentServiceClient
 	Admin    gatewayv1connect.AdminServiceClient
 }
@@ -671,7 +677,14 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 // gateway restarts.
 func (n *Network) Login(t testing.TB, clientID string) *Client {
 	t.Helper()
-	authc := gatewayv1connect.NewAuthServiceClient(n.http, n.Gateway.URL)
+	return n.LoginWith(t, clientID)
+}
+
+// LoginWith is Login with client options for every client it builds, e.g.
+// connect.WithGRPC() or connect.WithGRPCWeb() to speak another protocol.
+func (n *Network) LoginWith(t testing.TB, clientID string, opts ...connect.ClientOption) *Client {
+	t.Helper()
+	authc := gatewayv1connect.NewAuthServiceClient(n.http, n.Gateway.URL, opts...)
 	var token string
 	WaitFor(t, "login of "+clientID, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -686,13 +699,28 @@ func (n *Network) Login(t testing.TB, clientID string) *Client {
 	hc := &http.Client{Transport: bearer{base: n.http.Transport, token: token}}
 	c := &Client{
 		ID:       clientID,
-		Payments: gatewayv1connect.NewPaymentServiceClient(hc, n.Gateway.URL),
-		Admin:    gatewayv1connect.NewAdminServiceClient(hc, n.Gateway.URL),
+		Auth:     gatewayv1connect.NewAuthServiceClient(hc, n.Gateway.URL, opts...),
+		Payments: gatewayv1connect.NewPaymentServiceClient(hc, n.Gateway.URL, opts...),
+		Admin:    gatewayv1connect.NewAdminServiceClient(hc, n.Gateway.URL, opts...),
 	}
 	if _, ok := Customers[clientID]; ok {
 		c.Account = Ref(clientID)
 	}
 	return c
+}
+
+// CertHTTPClient returns an HTTP/2 client that trusts the network's CA and
+// presents the client certificate of name ("gateway" or a bank name), as
+// that process would.
+func (n *Network) CertHTTPClient(t testing.TB, name string) *http.Client {
+	t.Helper()
+	layout := pki.NewLayout(filepath.Join(n.Dir, "certs"))
+	cert, key := layout.Client(name)
+	conf, err := pki.ClientConfig(layout.CA, cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serve.NewHTTP2Client(conf)
 }
 
 // WaitReady waits until the gateway answers and lists every bank, at its

@@ -2,10 +2,7 @@ package gateway
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	"strconv"
 )
 
@@ -19,17 +16,16 @@ type AdjustRequest struct {
 	Currency string
 }
 
-func (r AdjustRequest) fingerprint() string {
-	h := sha256.New()
-	dir := "credit"
+func (r AdjustRequest) direction() string {
 	if r.Debit {
-		dir = "debit"
+		return "debit"
 	}
-	for _, f := range []string{"adjustment", r.ClientID, r.Account.Bank, r.Account.ID, dir,
-		strconv.FormatInt(r.Amount, 10), r.Currency} {
-		fmt.Fprintf(h, "%d:%s;", len(f), f)
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	return "credit"
+}
+
+func (r AdjustRequest) fingerprint() string {
+	return fingerprint("adjustment", r.ClientID, r.Account.Bank, r.Account.ID, r.direction(),
+		strconv.FormatInt(r.Amount, 10), r.Currency)
 }
 
 // Adjust credits or debits one account single-phase, idempotent by id. The
@@ -38,14 +34,10 @@ func (r AdjustRequest) fingerprint() string {
 // refusal is returned as a Txn with Status failed.
 func (c *Coordinator) Adjust(ctx context.Context, req AdjustRequest) (*Txn, error) {
 	fp := req.fingerprint()
-	dir := "credit"
-	if req.Debit {
-		dir = "debit"
-	}
 	now := c.now()
 	t := &Txn{
 		ID: req.TxID, Kind: KindAdjustment, ClientID: req.ClientID, Fingerprint: fp,
-		Payee: req.Account, Direction: dir, Amount: req.Amount, Currency: req.Currency,
+		Payee: req.Account, Direction: req.direction(), Amount: req.Amount, Currency: req.Currency,
 		Status: StatusProcessing, CreateTime: now,
 	}
 	existing, err := c.store.Get(ctx, req.TxID)

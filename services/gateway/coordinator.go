@@ -163,9 +163,16 @@ type PaymentRequest struct {
 }
 
 func (r PaymentRequest) fingerprint() string {
+	return fingerprint("payment", r.ClientID, r.Payer.Bank, r.Payer.ID, r.Payee.Bank, r.Payee.ID,
+		strconv.FormatInt(r.Amount, 10), r.Currency, r.Description)
+}
+
+// fingerprint hashes a request's parameters unambiguously (each field is
+// length-prefixed), so a reused transaction id with any other parameter is
+// told apart from a retry.
+func fingerprint(fields ...string) string {
 	h := sha256.New()
-	for _, f := range []string{"payment", r.ClientID, r.Payer.Bank, r.Payer.ID, r.Payee.Bank, r.Payee.ID,
-		strconv.FormatInt(r.Amount, 10), r.Currency, r.Description} {
+	for _, f := range fields {
 		fmt.Fprintf(h, "%d:%s;", len(f), f)
 	}
 	return hex.EncodeToString(h.Sum(nil))

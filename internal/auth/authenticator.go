@@ -200,7 +200,7 @@ func (a *Authenticator) Login(ctx context.Context, clientID, password, remoteAdd
 		// from growing the throttle's memory.
 		idKey = "\x00invalid"
 	}
-	auditAttrs := []slog.Attr{slog.String(KeyClientID, auditID(clientID)), slog.String(KeySource, srcKey)}
+	auditAttrs := []slog.Attr{slog.String(KeyClientID, a.auditID(clientID)), slog.String(KeySource, srcKey)}
 
 	now := a.now()
 	if retry, ok := a.sources.begin(srcKey, now); !ok {
@@ -297,12 +297,17 @@ func (a *Authenticator) record(ctx context.Context, event string, attrs ...slog.
 	a.audit.Record(ctx, event, attrs...)
 }
 
-// auditID is the client id as written to the audit log: only well-formed
-// ids, so that arbitrary input (a password typed into the wrong field is
-// the classic) is less likely to end up in the log.
-func auditID(clientID string) string {
-	if ValidClientID(clientID) {
+// auditID is the client id as written to the audit log: only ids of users
+// that exist. Anything else is written as [UnknownClientID]: a password
+// typed into the client id field (the classic) is often a well-formed id, so
+// shape alone cannot keep it out of the log.
+func (a *Authenticator) auditID(clientID string) string {
+	if _, ok := a.users.Load().Lookup(clientID); ok {
 		return clientID
 	}
-	return "(invalid)"
+	return UnknownClientID
 }
+
+// UnknownClientID stands in the audit log for a client id that names no
+// user, so that what was typed is never recorded.
+const UnknownClientID = "(unknown)"

@@ -147,6 +147,7 @@ func TestLoginBadCredentialsLookAlike(t *testing.T) {
 		{"case of id", "Alice", alicePW},
 		{"empty password", "alice", ""},
 		{"empty id", "", alicePW},
+		{"password typed as the client id", "Zq7hY2mP4k", "x"},
 	}
 	for _, tt := range tests {
 		tok, _, user, err := f.a.Login(ctx, tt.id, tt.pw, srcA)
@@ -161,9 +162,12 @@ func TestLoginBadCredentialsLookAlike(t *testing.T) {
 	if len(events) != len(tests) || slices.ContainsFunc(events, func(e string) bool { return e != audit.EventLoginFailed }) {
 		t.Errorf("audit = %v, want %d login_failed", events, len(tests))
 	}
-	for _, l := range lines {
-		if strings.Contains(fmt.Sprint(l), alicePW) {
+	for i, l := range lines {
+		if strings.Contains(fmt.Sprint(l), alicePW) || strings.Contains(fmt.Sprint(l), "Zq7hY2mP4k") {
 			t.Errorf("audit line contains a password: %v", l)
+		}
+		if want := tests[i].id; want != "alice" && l[auth.KeyClientID] != auth.UnknownClientID {
+			t.Errorf("%s: audit client_id = %q, want %q for an id naming no user", tests[i].name, l[auth.KeyClientID], auth.UnknownClientID)
 		}
 	}
 }

@@ -23,7 +23,6 @@ type authAPI struct {
 }
 
 func (a *authAPI) Login(ctx context.Context, req *gatewayv1.LoginRequest) (*gatewayv1.LoginResponse, error) {
-	logging.AddFields(ctx, slog.String("client_id", req.GetClientId()))
 	peer := ""
 	if ci, ok := connect.CallInfoForHandlerContext(ctx); ok {
 		peer = ci.Peer().Addr
@@ -41,6 +40,9 @@ func (a *authAPI) Login(ctx context.Context, req *gatewayv1.LoginRequest) (*gate
 	case err != nil:
 		return nil, toConnect(err)
 	}
+	// Only now, for a user that exists: the submitted client id of a failed
+	// login may be a password typed into the wrong field.
+	logging.AddFields(ctx, slog.String("client_id", user.ClientID))
 	return &gatewayv1.LoginResponse{AccessToken: token, ExpireTime: timestamppb.New(expire), Client: user.Proto()}, nil
 }
 

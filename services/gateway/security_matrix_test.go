@@ -317,9 +317,9 @@ func secGatewayProcedures(t *testing.T) []string {
 	return procs
 }
 
-// TestSecurity runs the security matrix and the attacks around it against
-// one real network.
-func TestSecurity(t *testing.T) {
+// TestSecurityMatrix runs the security matrix and the attacks around it
+// against one real network.
+func TestSecurityMatrix(t *testing.T) {
 	procs := secGatewayProcedures(t)
 	rows := secMatrix()
 	for _, p := range procs {
@@ -411,7 +411,9 @@ func secCheckDenial(t *testing.T, err error, fx secFixture) {
 		return // it echoes the id the caller sent, which reveals nothing
 	}
 	var cerr *connect.Error
-	errors.As(err, &cerr)
+	if !errors.As(err, &cerr) {
+		t.Fatalf("%v is not a Connect error", err)
+	}
 	for _, secret := range []string{"alice", "dave", fx.received, fx.foreign} {
 		if strings.Contains(cerr.Message(), secret) {
 			t.Errorf("denial %q reveals %q", cerr.Message(), secret)
@@ -980,6 +982,30 @@ func secOwnership(t *testing.T, e *secEnv) {
 			}
 		})
 	}
+
+	// Transaction ids are idempotency keys: a retry with the same id and
+	// parameters returns the stored payment. Another customer sending the
+	// same id, even with the very same parameters, gets neither the payment
+	// nor a second one.
+	t.Run("another customer replays a transaction id", func(t *testing.T) {
+		admin := e.as(t, gatewaytest.AdminID)
+		before := e.balance(t, admin, "bob")
+		res, err := bob.pay.MakePayment(secCtx(t), &gatewayv1.MakePaymentRequest{
+			TransactionId: e.fx.received, Payee: gatewaytest.Ref("alice"), Amount: 100,
+			Currency: gatewaytest.Currency, Description: "security fixture",
+		})
+		if connect.CodeOf(err) != connect.CodeInvalidArgument || rpcerr.Reason(err) != "IDEMPOTENCY_KEY_REUSED" {
+			t.Fatalf("MakePayment with dave's transaction id = %v, %v; want invalid_argument IDEMPOTENCY_KEY_REUSED", res, err)
+		}
+		for _, s := range []string{"dave", "alice", "100"} {
+			if strings.Contains(err.Error(), s) {
+				t.Errorf("the refusal %q reveals %q", err, s)
+			}
+		}
+		if after := e.balance(t, admin, "bob"); after != before {
+			t.Errorf("bob's balance went from %v to %v", before, after)
+		}
+	})
 
 	// Without an account, lists and watches default to the caller's own.
 	t.Run("lists default to the caller's account", func(t *testing.T) {

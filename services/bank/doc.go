@@ -56,8 +56,8 @@
 //
 // UpdateBalance is idempotent by transaction id: a repeat with the same
 // parameters returns the stored result; other parameters, or an id already
-// used by a payment, are refused with [ErrIdempotencyKeyReused]. Refused
-// adjustments record nothing.
+// used by a payment, are refused with [ErrIdempotencyKeyReused]. A refusal
+// is recorded too and is just as final: a repeat gets the same refusal.
 //
 // # Retention
 //

@@ -562,13 +562,18 @@ func releaseLeg(ctx context.Context, tx *sql.Tx, lg Leg) error {
 // returns the stored result; another leg, or an id used by a payment, fails
 // with ErrIdempotencyKeyReused. A debit never takes the available balance
 // below zero (ErrInsufficientFunds); a credit never lets balance plus
-// reserved credits overflow (ErrBalanceOverflow). A refusal records nothing.
+// reserved credits overflow (ErrBalanceOverflow). A refusal is recorded and
+// final: a repeat of the id gets the same refusal, so a caller told "refused"
+// is never contradicted by a retry of the same id that was still in flight.
 func (l *Ledger) UpdateBalance(ctx context.Context, txID string, leg Leg) (Adjustment, error) {
 	if err := checkLegs(txID, []Leg{leg}); err != nil {
 		return Adjustment{}, err
 	}
 	now := l.nowNanos()
 	var res Adjustment
+	// refused is a refusal recorded in this transaction: it commits (so a
+	// repeat gets the same answer) and is then returned.
+	var refused error
 	err := store.InTx(ctx, l.db, func(tx *sql.Tx) error {
 		var prev Leg
 		var applied int64
@@ -581,6 +586,20 @@ func (l *Ledger) UpdateBalance(ctx context.Context, txID string, leg Leg) (Adjus
 				return fmt.Errorf("%w: %s was a %s of %d %s on %s", ErrIdempotencyKeyReused, txID, prev.Direction, prev.Amount, prev.Currency, prev.AccountID)
 			}
 			res.Currency, res.ApplyTime = prev.Currency, fromNanos(applied)
+			return nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		var reason string
+		err = tx.QueryRowContext(ctx, `SELECT account_id, direction, amount, currency, reason
+			FROM refused_adjustments WHERE transaction_id = ?`, txID).
+			Scan(&prev.AccountID, &prev.Direction, &prev.Amount, &prev.Currency, &reason)
+		switch {
+		case err == nil:
+			if prev != leg {
+				return fmt.Errorf("%w: %s was a %s of %d %s on %s", ErrIdempotencyKeyReused, txID, prev.Direction, prev.Amount, prev.Currency, prev.AccountID)
+			}
+			refused = fmt.Errorf("%w (refused earlier; the refusal is final for this transaction id)", refusalErrors[reason])
 			return nil
 		case !errors.Is(err, sql.ErrNoRows):
 			return err
@@ -599,25 +618,34 @@ func (l *Ledger) UpdateBalance(ctx context.Context, txID string, leg Leg) (Adjus
 			return fmt.Errorf("%w: %s is in the journal already", ErrIdempotencyKeyReused, txID)
 		}
 
+		refuse := func(reason string, err error) error {
+			if _, ierr := tx.ExecContext(ctx, `INSERT INTO refused_adjustments (transaction_id, account_id, direction,
+				amount, currency, reason, refuse_time) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+				txID, leg.AccountID, leg.Direction, leg.Amount, leg.Currency, reason, now); ierr != nil {
+				return ierr
+			}
+			refused = err
+			return nil
+		}
 		a, err := getAccount(ctx, tx, leg.AccountID)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
-			return fmt.Errorf("%w: %s", ErrAccountNotFound, leg.AccountID)
+			return refuse("ACCOUNT_NOT_FOUND", fmt.Errorf("%w: %s", ErrAccountNotFound, leg.AccountID))
 		case err != nil:
 			return err
 		case a.Currency != leg.Currency:
-			return fmt.Errorf("%w: account %s holds %s, not %s", ErrCurrencyMismatch, leg.AccountID, a.Currency, leg.Currency)
+			return refuse("CURRENCY_MISMATCH", fmt.Errorf("%w: account %s holds %s, not %s", ErrCurrencyMismatch, leg.AccountID, a.Currency, leg.Currency))
 		}
 		balance := a.Balance
 		switch leg.Direction {
 		case Debit:
 			if leg.Amount > a.Available() {
-				return fmt.Errorf("%w: account %s has %d available, debit is %d", ErrInsufficientFunds, leg.AccountID, a.Available(), leg.Amount)
+				return refuse("INSUFFICIENT_FUNDS", fmt.Errorf("%w: account %s has %d available, debit is %d", ErrInsufficientFunds, leg.AccountID, a.Available(), leg.Amount))
 			}
 			balance -= leg.Amount
 		case Credit:
 			if !fits(a, leg.Amount) {
-				return fmt.Errorf("%w: crediting %d to account %s", ErrBalanceOverflow, leg.Amount, leg.AccountID)
+				return refuse("BALANCE_OVERFLOW", fmt.Errorf("%w: crediting %d to account %s", ErrBalanceOverflow, leg.Amount, leg.AccountID))
 			}
 			balance += leg.Amount
 		}
@@ -634,10 +662,21 @@ func (l *Ledger) UpdateBalance(ctx context.Context, txID string, leg Leg) (Adjus
 		res = Adjustment{Balance: balance, Currency: a.Currency, ApplyTime: fromNanos(now)}
 		return nil
 	})
+	if err == nil {
+		err = refused
+	}
 	if err != nil {
 		return Adjustment{}, fmt.Errorf("bank: update balance %s: %w", txID, err)
 	}
 	return res, nil
+}
+
+// refusalErrors turns a recorded refusal reason back into its sentinel.
+var refusalErrors = map[string]error{
+	"ACCOUNT_NOT_FOUND":  ErrAccountNotFound,
+	"CURRENCY_MISMATCH":  ErrCurrencyMismatch,
+	"INSUFFICIENT_FUNDS": ErrInsufficientFunds,
+	"BALANCE_OVERFLOW":   ErrBalanceOverflow,
 }
 
 // Expired returns the ids of prepared transactions whose expire_time is at or

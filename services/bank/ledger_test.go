@@ -433,7 +433,9 @@ func TestUpdateBalanceIdempotency(t *testing.T) {
 	}
 	wantBalances(t, l, "alice", balances{111, 10, 0})
 
-	// A refused adjustment records nothing: the same id may succeed later.
+	// A refusal is as final as an application: the same id is refused again
+	// even once the account could afford it, so a caller told "refused" can
+	// never be contradicted by a retry that was still in flight.
 	retry := newID()
 	if _, err := l.UpdateBalance(ctx, retry, debit("bob", 60)); !errors.Is(err, bank.ErrInsufficientFunds) {
 		t.Fatal(err)
@@ -441,9 +443,31 @@ func TestUpdateBalanceIdempotency(t *testing.T) {
 	if _, err := l.UpdateBalance(ctx, newID(), credit("bob", 10)); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := l.UpdateBalance(ctx, retry, debit("bob", 60)); err != nil || got.Balance != 0 {
-		t.Fatalf("retry after deposit = %+v, %v; want balance 0", got, err)
+	before := balanceOf(t, l, "bob")
+	if _, err := l.UpdateBalance(ctx, retry, debit("bob", 60)); !errors.Is(err, bank.ErrInsufficientFunds) {
+		t.Fatalf("retry of a refused id after a deposit: %v, want the same ErrInsufficientFunds", err)
 	}
+	if _, err := l.UpdateBalance(ctx, retry, debit("bob", 5)); !errors.Is(err, bank.ErrIdempotencyKeyReused) {
+		t.Fatalf("refused id reused with another amount: %v, want ErrIdempotencyKeyReused", err)
+	}
+	if after := balanceOf(t, l, "bob"); after != before {
+		t.Fatalf("a repeated refusal moved money: %d -> %d", before, after)
+	}
+	unknown := newID()
+	for range 2 {
+		if _, err := l.UpdateBalance(ctx, unknown, credit("nobody", 5)); !errors.Is(err, bank.ErrAccountNotFound) {
+			t.Fatalf("unknown account: %v, want ErrAccountNotFound both times", err)
+		}
+	}
+}
+
+func balanceOf(t *testing.T, l *bank.Ledger, id string) int64 {
+	t.Helper()
+	a, err := l.Balance(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.Balance
 }
 
 func TestEnsureAccount(t *testing.T) {

@@ -29,45 +29,70 @@ func (r AdjustRequest) fingerprint() string {
 }
 
 // Adjust credits or debits one account single-phase, idempotent by id. The
-// row is claimed first; the bank call is itself idempotent by id, so a retry
-// of an unanswered adjustment (by the client or the re-driver) is safe. A
-// refusal is returned as a Txn with Status failed.
+// row is claimed first; the bank call is itself idempotent by id, and its
+// refusals are final there too, so a retry of an unanswered adjustment (by
+// the client or the re-driver) is safe. Only one caller at a time talks to
+// the bank about an id: duplicates wait for its outcome. A refusal is
+// returned as a Txn with Status failed.
 func (c *Coordinator) Adjust(ctx context.Context, req AdjustRequest) (*Txn, error) {
 	fp := req.fingerprint()
-	now := c.now()
-	t := &Txn{
-		ID: req.TxID, Kind: KindAdjustment, ClientID: req.ClientID, Fingerprint: fp,
-		Payee: req.Account, Direction: req.direction(), Amount: req.Amount, Currency: req.Currency,
-		Status: StatusProcessing, CreateTime: now,
+	for {
+		t, err := c.store.Get(ctx, req.TxID)
+		switch {
+		case err == nil:
+			if t.ClientID != req.ClientID || t.Fingerprint != fp {
+				return nil, ErrIdempotencyKeyReused
+			}
+			if t.Status != StatusProcessing {
+				return t, nil
+			}
+		case !errors.Is(err, errNotFound):
+			return nil, err
+		}
+		release, busy := c.acquire(req.TxID)
+		if busy {
+			select {
+			case <-c.inflightDone(req.TxID):
+				continue // its holder finished: read the outcome again
+			case <-ctx.Done():
+				return nil, ErrInProgress
+			}
+		}
+		defer release()
+		return c.adjustLocked(ctx, req, fp)
 	}
-	existing, err := c.store.Get(ctx, req.TxID)
+}
+
+// adjustLocked does Adjust's work while holding the id's in-flight slot.
+func (c *Coordinator) adjustLocked(ctx context.Context, req AdjustRequest, fp string) (*Txn, error) {
+	t, err := c.store.Get(ctx, req.TxID)
 	switch {
 	case err == nil:
-		if existing.ClientID != req.ClientID || existing.Fingerprint != fp {
+		if t.ClientID != req.ClientID || t.Fingerprint != fp {
 			return nil, ErrIdempotencyKeyReused
 		}
-		if existing.Status != StatusProcessing {
-			return existing, nil
+		if t.Status != StatusProcessing {
+			return t, nil
 		}
-		t = existing
 	case errors.Is(err, errNotFound):
-		client, st := c.banks.Lookup(req.Account.Bank)
-		if st == BankUnknown || client == nil {
+		now := c.now()
+		t = &Txn{
+			ID: req.TxID, Kind: KindAdjustment, ClientID: req.ClientID, Fingerprint: fp,
+			Payee: req.Account, Direction: req.direction(), Amount: req.Amount, Currency: req.Currency,
+			Status: StatusProcessing, CreateTime: now,
+		}
+		switch _, st := c.banks.Lookup(req.Account.Bank); st {
+		case BankUnknown:
 			t.Status, t.FailureReason, t.CompleteTime = StatusFailed, "BANK_NOT_FOUND", now
-		} else if st == BankUnreachable {
-			return nil, ErrBankUnavailable
+		case BankUnreachable:
+			return nil, ErrBankUnavailable // nothing recorded: the same id may be retried
 		}
 		stored, claimed, err := c.store.Claim(ctx, t)
 		if err != nil {
 			return nil, err
 		}
-		if !claimed {
-			if stored.ClientID != req.ClientID || stored.Fingerprint != fp {
-				return nil, ErrIdempotencyKeyReused
-			}
-			if stored.Status != StatusProcessing {
-				return stored, nil
-			}
+		if !claimed && (stored.ClientID != req.ClientID || stored.Fingerprint != fp) {
+			return nil, ErrIdempotencyKeyReused
 		}
 		t = stored
 		if t.Status != StatusProcessing {
@@ -76,20 +101,9 @@ func (c *Coordinator) Adjust(ctx context.Context, req AdjustRequest) (*Txn, erro
 	default:
 		return nil, err
 	}
-
-	c.mu.Lock()
-	c.inflight[t.ID] = make(chan struct{})
-	done := c.inflight[t.ID]
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		if c.inflight[t.ID] == done {
-			delete(c.inflight, t.ID)
-		}
-		c.mu.Unlock()
-		close(done)
-	}()
-	out := c.applyAdjustment(ctx, t)
+	// Detached from the client: a hang-up must not cut a bank call whose
+	// outcome would then be unknown.
+	out := c.applyAdjustment(context.WithoutCancel(ctx), t)
 	if out == nil || out.Status == StatusProcessing {
 		// The row is recorded and the re-driver keeps asking the bank, so
 		// the movement may still happen: the caller must retry with the

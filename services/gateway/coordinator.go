@@ -215,21 +215,11 @@ func (c *Coordinator) Pay(ctx context.Context, req PaymentRequest) (*Txn, error)
 	}
 	t.Participants = participants(req.Payer, req.Payee)
 
-	// Register the in-flight marker before claiming, so a duplicate that sees
-	// the claimed row always finds something to wait on.
-	c.mu.Lock()
-	if _, busy := c.inflight[req.TxID]; busy {
-		c.mu.Unlock()
+	// Take the in-flight slot before claiming, so a duplicate that sees the
+	// claimed row always finds something to wait on.
+	release, busy := c.acquire(req.TxID)
+	if busy {
 		return c.waitAndReplay(ctx, req.TxID, req.ClientID, fp)
-	}
-	done := make(chan struct{})
-	c.inflight[req.TxID] = done
-	c.mu.Unlock()
-	release := func() {
-		c.mu.Lock()
-		delete(c.inflight, req.TxID)
-		c.mu.Unlock()
-		close(done)
 	}
 
 	stored, claimed, err := c.store.Claim(ctx, t)
@@ -258,6 +248,36 @@ func (c *Coordinator) Pay(ctx context.Context, req PaymentRequest) (*Txn, error)
 	case <-ctx.Done():
 		return nil, ErrInProgress
 	}
+}
+
+// acquire takes the in-flight slot of a transaction id: at most one request
+// or re-driver pass works on an id at a time in this process. It reports busy
+// if another holds it; otherwise release must be called when the work ends,
+// which wakes everyone waiting on the id.
+func (c *Coordinator) acquire(id string) (release func(), busy bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, taken := c.inflight[id]; taken {
+		return nil, true
+	}
+	done := make(chan struct{})
+	c.inflight[id] = done
+	return func() {
+		c.mu.Lock()
+		if c.inflight[id] == done {
+			delete(c.inflight, id)
+		}
+		c.mu.Unlock()
+		close(done)
+	}, false
+}
+
+// inflightDone returns the channel closed when the current holder of id's
+// slot releases it, or nil if nobody holds it.
+func (c *Coordinator) inflightDone(id string) <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.inflight[id]
 }
 
 // precheck returns a final decline reason, "unavailable" when a bank is known
@@ -302,9 +322,7 @@ func (c *Coordinator) replay(ctx context.Context, t *Txn, clientID, fp string) (
 // end and returns its stored outcome.
 func (c *Coordinator) waitAndReplay(ctx context.Context, id, clientID, fp string) (*Txn, error) {
 	for {
-		c.mu.Lock()
-		done := c.inflight[id]
-		c.mu.Unlock()
+		done := c.inflightDone(id)
 		if done == nil {
 			t, err := c.store.Get(ctx, id)
 			if err != nil {
@@ -319,10 +337,11 @@ func (c *Coordinator) waitAndReplay(ctx context.Context, id, clientID, fp string
 			if t.Status != StatusProcessing {
 				return t, nil
 			}
-			// Processing with nobody running it in this process: only an
-			// adjustment whose bank call is unanswered. Retrying is the caller's
-			// job (AdjustBalance does it).
-			return t, nil
+			// Still undecided with nobody working on it: its decision could
+			// not be written. The re-driver aborts it once its deadline has
+			// passed; until then the answer is "in progress", never a
+			// PROCESSING payment presented as an outcome.
+			return nil, ErrInProgress
 		}
 		select {
 		case <-done:
@@ -461,8 +480,13 @@ func (c *Coordinator) sendPhase2(ctx context.Context, t *Txn) {
 	for _, b := range banks {
 		wg.Go(func() {
 			client, st := c.banks.Lookup(b)
-			if client == nil || st == BankUnknown {
+			switch {
+			case client == nil || st == BankUnknown:
 				c.log.Error("phase two: bank not registered; will retry", "transaction_id", t.ID, "bank", b)
+				return
+			case st == BankUnreachable:
+				// Its health check fails: don't spend a call timeout per payment
+				// on it; the re-driver delivers once it answers again.
 				return
 			}
 			cctx, cancel := context.WithTimeout(ctx, c.timing.CommitCall)
@@ -547,21 +571,44 @@ func (c *Coordinator) redriveOnce(ctx context.Context) {
 		}
 		c.drivePhase2(ctx, t, c.timing.CommitCall+time.Second)
 	}
+	c.abortStale(ctx)
 	adj, err := c.store.PendingAdjustments(ctx)
 	if err != nil {
 		return
 	}
 	for _, id := range adj {
-		t, err := c.store.Get(ctx, id)
-		if err != nil {
-			continue
+		release, busy := c.acquire(id)
+		if busy {
+			continue // a request is calling the bank for it right now
 		}
-		c.mu.Lock()
-		busy := c.inflight[id] != nil
-		c.mu.Unlock()
-		if !busy {
+		if t, err := c.store.Get(ctx, id); err == nil && t.Status == StatusProcessing {
 			c.applyAdjustment(ctx, t)
 		}
+		release()
+	}
+}
+
+// abortStale decides ABORT for payments still undecided past their decision
+// deadline with nobody working on them (their decision write failed). A
+// bank that voted YES would otherwise hold the funds until its resolver
+// asked, and the client would hear "in progress" until a restart.
+func (c *Coordinator) abortStale(ctx context.Context) {
+	ids, err := c.store.Undecided(ctx)
+	if err != nil {
+		return
+	}
+	now := c.now()
+	for _, id := range ids {
+		release, busy := c.acquire(id)
+		if busy {
+			continue
+		}
+		if t, err := c.store.Get(ctx, id); err == nil && t.Decision == DecisionNone && now.After(t.PrepareDeadline) {
+			if _, err := c.decide(ctx, id, DecisionAbort, "EXPIRED"); err != nil {
+				c.log.Error("re-driver: abort stale payment", "transaction_id", id, "err", err)
+			}
+		}
+		release()
 	}
 }
 

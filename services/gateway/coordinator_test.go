@@ -18,6 +18,8 @@ import (
 // bank over TLS is exercised by the integration tests in this package.
 type fakeBank struct {
 	mu        sync.Mutex
+	updates   map[string]int
+	update    func(txID string) (Balance, error)
 	prepares  map[string]int
 	decisions map[string][]bool
 	vote      func(txID string, legs []Leg) (Vote, error)
@@ -26,7 +28,7 @@ type fakeBank struct {
 }
 
 func newFakeBank() *fakeBank {
-	return &fakeBank{prepares: map[string]int{}, decisions: map[string][]bool{}}
+	return &fakeBank{prepares: map[string]int{}, decisions: map[string][]bool{}, updates: map[string]int{}}
 }
 
 func (b *fakeBank) Prepare(ctx context.Context, txID string, legs []Leg, _ time.Time) (Vote, error) {
@@ -59,8 +61,15 @@ func (b *fakeBank) Commit(_ context.Context, txID string, commit bool) error {
 	return nil
 }
 
-func (b *fakeBank) UpdateBalance(context.Context, string, Leg) (Balance, error) {
-	return Balance{}, errors.New("not used")
+func (b *fakeBank) UpdateBalance(_ context.Context, txID string, _ Leg) (Balance, error) {
+	b.mu.Lock()
+	b.updates[txID]++
+	f := b.update
+	b.mu.Unlock()
+	if f != nil {
+		return f(txID)
+	}
+	return Balance{Balance: 500, Currency: "usd"}, nil
 }
 func (b *fakeBank) GetBalance(context.Context, string) (Balance, error) {
 	return Balance{}, errors.New("not used")
@@ -430,5 +439,87 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached within 10s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestConcurrentAdjustmentsCallTheBankOnce(t *testing.T) {
+	h := newHarness(t)
+	release := make(chan struct{})
+	h.a.update = func(string) (Balance, error) {
+		<-release // hold the first call at the bank while duplicates arrive
+		return Balance{Balance: 500, Currency: "usd"}, nil
+	}
+	req := AdjustRequest{TxID: uuid.NewString(), ClientID: "admin", Account: Account{"bank-a", "alice"}, Amount: 5, Currency: "usd"}
+	var wg sync.WaitGroup
+	results := make(chan *Txn, 50)
+	for range 50 {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			got, err := h.coord.Adjust(ctx, req)
+			if err != nil {
+				t.Errorf("duplicate: %v", err)
+				return
+			}
+			results <- got
+		})
+	}
+	waitFor(t, func() bool {
+		h.a.mu.Lock()
+		defer h.a.mu.Unlock()
+		return h.a.updates[req.TxID] == 1
+	})
+	close(release)
+	wg.Wait()
+	close(results)
+	for got := range results {
+		if got.Status != StatusSucceeded || got.ResultBalance != 500 {
+			t.Fatalf("a duplicate saw %+v", got)
+		}
+	}
+	h.a.mu.Lock()
+	defer h.a.mu.Unlock()
+	if n := h.a.updates[req.TxID]; n != 1 {
+		t.Fatalf("the bank was called %d times for one adjustment, want 1", n)
+	}
+}
+
+func TestUnansweredAdjustmentIsInProgressNotUnavailable(t *testing.T) {
+	h := newHarness(t)
+	h.a.update = func(string) (Balance, error) { return Balance{}, errors.New("connection reset") }
+	req := AdjustRequest{TxID: uuid.NewString(), ClientID: "admin", Account: Account{"bank-a", "alice"}, Amount: 5, Currency: "usd"}
+	if _, err := h.coord.Adjust(context.Background(), req); !errors.Is(err, ErrInProgress) {
+		t.Fatalf("unanswered adjustment: %v, want ErrInProgress (recorded; retry with the same id)", err)
+	}
+	h.a.update = nil
+	got, err := h.coord.Adjust(context.Background(), req)
+	if err != nil || got.Status != StatusSucceeded {
+		t.Fatalf("retry with the same id: %+v %v", got, err)
+	}
+}
+
+func TestStaleUndecidedPaymentIsAbortedByTheRedriver(t *testing.T) {
+	h := newHarness(t)
+	id := uuid.NewString()
+	past := time.Now().Add(-time.Minute)
+	tx := &Txn{ID: id, Kind: KindPayment, ClientID: "alice", Fingerprint: payment(id).fingerprint(),
+		Payer: Account{"bank-a", "alice"}, Payee: Account{"bank-b", "bob"}, Amount: 1250, Currency: "usd",
+		Status: StatusProcessing, CreateTime: past, PrepareDeadline: past.Add(time.Second), Participants: []string{"bank-a", "bank-b"}}
+	if _, ok, err := h.store.Claim(context.Background(), tx); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if _, err := h.coord.Pay(context.Background(), payment(id)); !errors.Is(err, ErrInProgress) {
+		t.Fatalf("undecided payment nobody works on: %v, want ErrInProgress", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go h.coord.Run(ctx)
+	waitFor(t, func() bool {
+		got, _ := h.store.Get(context.Background(), id)
+		return got.Decision == DecisionAbort
+	})
+	got, err := h.coord.Pay(context.Background(), payment(id))
+	if err != nil || got.Status != StatusFailed || got.FailureReason != "EXPIRED" {
+		t.Fatalf("after the re-driver: %+v %v, want FAILED EXPIRED", got, err)
 	}
 }

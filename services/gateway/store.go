@@ -348,7 +348,7 @@ func (s *Store) AckParticipants(ctx context.Context, id string, banks []string) 
 // Undecided lists payments with no decision: after a restart these are the
 // ones whose coordinator died in phase one.
 func (s *Store) Undecided(ctx context.Context) ([]string, error) {
-	return s.ids(ctx, `SELECT transaction_id FROM transactions WHERE kind = 'payment' AND decision IS NULL ORDER BY rowid`)
+	return s.ids(ctx, `SELECT transaction_id FROM transactions WHERE status = 'processing' AND kind = 'payment' AND decision IS NULL ORDER BY rowid`)
 }
 
 // UnackedDecided lists decided payments that some participant has not yet

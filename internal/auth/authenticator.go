@@ -70,6 +70,44 @@ type Config struct {
 	// Now returns the current time; nil means time.Now. Sessions have
 	// their own clock ([SessionConfig]).
 	Now func() time.Time
+	// FailureDelay slows repeated failures down before the lockout: the
+	// n-th failure of a client id in the window is answered after
+	// FailureDelay * 2^(n-2), the first at once, at most MaxFailureDelay
+	// (default 250ms; negative disables).
+	FailureDelay time.Duration
+	// Sleep waits d or until ctx ends; nil means a real timer. Tests
+	// replace it.
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// DefaultFailureDelay and MaxFailureDelay bound the slow-down of repeated
+// failed logins (see [Config.FailureDelay]).
+const (
+	DefaultFailureDelay = 250 * time.Millisecond
+	MaxFailureDelay     = 2 * time.Second
+)
+
+// failureDelay is the wait before answering the n-th failure in a window.
+func failureDelay(base time.Duration, n int) time.Duration {
+	if base <= 0 || n < 2 {
+		return 0
+	}
+	d := base
+	for i := 2; i < n && d < MaxFailureDelay; i++ {
+		d *= 2
+	}
+	return min(d, MaxFailureDelay)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Authenticator checks client credentials against the users file, throttles
@@ -84,6 +122,9 @@ type Authenticator struct {
 	hashes   chan struct{}
 	audit    audit.Recorder
 	now      func() time.Time
+
+	failureDelay time.Duration
+	sleep        func(context.Context, time.Duration) error
 
 	users atomic.Pointer[Users]
 	mu    sync.Mutex // serializes SetUsers
@@ -123,6 +164,13 @@ func NewAuthenticator(users *Users, sessions *Sessions, cfg Config) (*Authentica
 	}
 	if a.now == nil {
 		a.now = time.Now
+	}
+	a.failureDelay, a.sleep = cfg.FailureDelay, cfg.Sleep
+	if a.failureDelay == 0 {
+		a.failureDelay = DefaultFailureDelay
+	}
+	if a.sleep == nil {
+		a.sleep = sleepCtx
 	}
 	if err := a.SetUsers(users); err != nil {
 		return nil, err
@@ -220,7 +268,7 @@ func (a *Authenticator) Login(ctx context.Context, clientID, password, remoteAdd
 		return "", time.Time{}, nil, err
 	}
 	if !ok {
-		idLock := a.ids.end(idKey, now, true, false)
+		idLock, failures := a.ids.endCount(idKey, now, true, false)
 		srcLock := a.sources.end(srcKey, now, true, false)
 		a.record(ctx, audit.EventLoginFailed, auditAttrs...)
 		if idLock > 0 {
@@ -230,6 +278,13 @@ func (a *Authenticator) Login(ctx context.Context, clientID, password, remoteAdd
 		if srcLock > 0 {
 			a.record(ctx, audit.EventLoginLocked, append(auditAttrs,
 				slog.String(KeyLocked, KeySource), slog.Duration(KeyRetryAfter, srcLock))...)
+		}
+		// Slow down before the lockout: each further failure for this client
+		// id in the window waits longer before it is answered.
+		if d := failureDelay(a.failureDelay, failures); d > 0 {
+			if err := a.sleep(ctx, d); err != nil {
+				return "", time.Time{}, nil, err
+			}
 		}
 		return "", time.Time{}, nil, ErrBadCredentials
 	}

@@ -24,6 +24,9 @@ const (
 )
 
 type authFixture struct {
+	sleepsMu sync.Mutex
+	sleeps   []time.Duration // waits the Authenticator asked for, in order
+
 	a     *auth.Authenticator
 	clock *fakeClock
 	audit *recorder
@@ -59,6 +62,14 @@ func newAuthFixture(t *testing.T, cfg auth.Config) *authFixture {
 	t.Cleanup(func() { sessions.Close() })
 	cfg.Now = f.clock.Now
 	cfg.Audit = f.audit
+	if cfg.Sleep == nil {
+		cfg.Sleep = func(_ context.Context, d time.Duration) error {
+			f.sleepsMu.Lock()
+			f.sleeps = append(f.sleeps, d)
+			f.sleepsMu.Unlock()
+			return nil
+		}
+	}
 	f.a, err = auth.NewAuthenticator(parseUsers(t, cheap), sessions, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +193,9 @@ func TestUnknownUserTakesAsLong(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sessions.Close()
-	a, err := auth.NewAuthenticator(parseUsers(t, costly), sessions, auth.Config{MaxFailures: 1000, MaxSourceFailures: 1000})
+	// The slow-down of repeated failures is off: this test times the
+	// password work alone.
+	a, err := auth.NewAuthenticator(parseUsers(t, costly), sessions, auth.Config{MaxFailures: 1000, MaxSourceFailures: 1000, FailureDelay: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,5 +378,37 @@ func TestLoginCanceled(t *testing.T) {
 	// Canceled attempts are not failures.
 	if _, _, _, err := f.a.Login(context.Background(), "alice", alicePW, srcA); err != nil {
 		t.Errorf("after canceled attempts: %v", err)
+	}
+}
+
+// TestRepeatedFailuresAreSlowedBeforeLockout checks the slow-down: each
+// further failure for a client id waits longer before it is answered, until
+// the lockout takes over.
+func TestRepeatedFailuresAreSlowedBeforeLockout(t *testing.T) {
+	ctx := context.Background()
+	f := newAuthFixture(t, auth.Config{MaxFailures: 5, MaxSourceFailures: 1000})
+	for range 4 {
+		if _, _, _, err := f.a.Login(ctx, "alice", "wrong", srcA); !errors.Is(err, auth.ErrBadCredentials) {
+			t.Fatal(err)
+		}
+	}
+	f.sleepsMu.Lock()
+	got := append([]time.Duration(nil), f.sleeps...)
+	f.sleepsMu.Unlock()
+	want := []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second}
+	if !slices.Equal(got, want) {
+		t.Fatalf("waits before answering failures 2-4 = %v, want %v", got, want)
+	}
+	// A success resets the slow-down.
+	if _, _, _, err := f.a.Login(ctx, "alice", alicePW, srcA); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := f.a.Login(ctx, "alice", "wrong", srcA); !errors.Is(err, auth.ErrBadCredentials) {
+		t.Fatal(err)
+	}
+	f.sleepsMu.Lock()
+	defer f.sleepsMu.Unlock()
+	if len(f.sleeps) != len(want) {
+		t.Fatalf("the first failure after a success waited: %v", f.sleeps[len(want):])
 	}
 }

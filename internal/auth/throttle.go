@@ -88,6 +88,13 @@ func (t *throttle) begin(key string, now time.Time) (retryAfter time.Duration, o
 // returns the lockout it started, if any; reset (a successful login for a
 // client id) forgets the key.
 func (t *throttle) end(key string, now time.Time, failed, reset bool) (locked time.Duration) {
+	locked, _ = t.endCount(key, now, failed, reset)
+	return locked
+}
+
+// endCount is end that also returns the key's failures in the current
+// window after this attempt (0 once a lockout starts or on success).
+func (t *throttle) endCount(key string, now time.Time, failed, reset bool) (locked time.Duration, failures int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e := t.entry(key, now)
@@ -101,9 +108,9 @@ func (t *throttle) end(key string, now time.Time, failed, reset bool) (locked ti
 		} else {
 			*e = throttleEntry{inFlight: e.inFlight}
 		}
-		return 0
+		return 0, 0
 	case !failed:
-		return 0
+		return 0, e.failures
 	}
 	if e.failures == 0 || now.Sub(e.windowStart) >= t.window {
 		e.failures = 0
@@ -112,7 +119,7 @@ func (t *throttle) end(key string, now time.Time, failed, reset bool) (locked ti
 	e.failures++
 	e.lastFailure = now
 	if e.failures < t.maxFailures {
-		return 0
+		return 0, e.failures
 	}
 	e.lockouts++
 	d := t.base
@@ -122,7 +129,7 @@ func (t *throttle) end(key string, now time.Time, failed, reset bool) (locked ti
 	d = min(d, t.max)
 	e.lockedUntil = now.Add(d)
 	e.failures = 0
-	return d
+	return d, 0
 }
 
 // entry returns key's entry, creating it. The caller holds t.mu.

@@ -131,7 +131,22 @@ func (i *Interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		if err != nil {
 			return nil, err
 		}
-		return next(ctx, req)
+		res, err := next(ctx, req)
+		i.auditHandlerDenial(ctx, req.Spec().Procedure, req.Peer(), err)
+		return res, err
+	}
+}
+
+// auditHandlerDenial records a permission_denied decided by the handler
+// itself (an ownership check: a customer naming another's account), so
+// that every authorization denial reaches the audit log, not only the
+// role checks made here.
+func (i *Interceptor) auditHandlerDenial(ctx context.Context, procedure string, peer connect.Peer, err error) {
+	if connect.CodeOf(err) != connect.CodePermissionDenied {
+		return
+	}
+	if p, ok := PrincipalFrom(ctx); ok {
+		i.recordDenial(ctx, procedure, p, peer)
 	}
 }
 
@@ -149,7 +164,9 @@ func (i *Interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) co
 		if err != nil {
 			return err
 		}
-		return next(ctx, conn)
+		err = next(ctx, conn)
+		i.auditHandlerDenial(ctx, conn.Spec().Procedure, conn.Peer(), err)
+		return err
 	}
 }
 

@@ -82,7 +82,9 @@ func (r *Resolver) Run(ctx context.Context) {
 }
 
 // resolveOnce tries every expired prepared transaction once and reports
-// whether all of them were resolved.
+// whether the gateway could be asked. Only an unreachable gateway makes the
+// resolver back off: one transaction the gateway refuses to answer about
+// (logged for an operator) must not delay the release of every other hold.
 func (r *Resolver) resolveOnce(ctx context.Context, log *slog.Logger, now time.Time) bool {
 	ids, err := r.Ledger.Expired(ctx, now)
 	if err != nil {
@@ -91,7 +93,6 @@ func (r *Resolver) resolveOnce(ctx context.Context, log *slog.Logger, now time.T
 		}
 		return false
 	}
-	ok := true
 	for _, id := range ids {
 		callCtx, cancel := context.WithTimeout(ctx, callTimeout)
 		commit, err := r.Coordinator.Outcome(callCtx, id)
@@ -100,7 +101,6 @@ func (r *Resolver) resolveOnce(ctx context.Context, log *slog.Logger, now time.T
 			return false
 		}
 		if err != nil {
-			ok = false
 			if !answered(err) {
 				log.Warn("gateway unreachable; expired prepared transactions keep their funds held",
 					"transaction_id", id, "err", err)
@@ -112,7 +112,6 @@ func (r *Resolver) resolveOnce(ctx context.Context, log *slog.Logger, now time.T
 		}
 		state, err := r.Ledger.Commit(ctx, id, commit)
 		if err != nil {
-			ok = false
 			if ctx.Err() == nil {
 				log.Error("cannot apply the gateway's outcome to an expired prepared transaction",
 					"transaction_id", id, "commit", commit, "err", err)
@@ -121,7 +120,7 @@ func (r *Resolver) resolveOnce(ctx context.Context, log *slog.Logger, now time.T
 		}
 		log.Info("resolved expired prepared transaction through the gateway", "transaction_id", id, "state", string(state))
 	}
-	return ok
+	return true
 }
 
 // answered reports whether err is the gateway's definite answer about one

@@ -229,3 +229,36 @@ func TestResolverWaitsForTheGateway(t *testing.T) {
 // maxBackoffPlusInterval is the longest the resolver can take to notice the
 // gateway is back.
 const maxBackoffPlusInterval = bank.MaxResolveBackoff + time.Second
+
+// TestResolverStuckTransactionDoesNotDelayOthers: a transaction the gateway
+// refuses to answer about stays held (an operator must look), but the
+// resolver does not back off for it, so a hold that expires later is still
+// released at the next interval, not a minute later.
+func TestResolverStuckTransactionDoesNotDelayOthers(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		l := openLedger(t, filepath.Join(t.TempDir(), "ledger.db"), nil)
+		ctx := t.Context()
+		stuck, later := newID(), newID()
+		if v, err := l.Prepare(ctx, stuck, []bank.Leg{debit("alice", 10)}, time.Now()); err != nil || !v.Yes {
+			t.Fatalf("prepare: %+v, %v", v, err)
+		}
+		if v, err := l.Prepare(ctx, later, []bank.Leg{debit("alice", 10)}, time.Now().Add(5*time.Minute)); err != nil || !v.Yes {
+			t.Fatalf("prepare: %+v, %v", v, err)
+		}
+		// The gateway knows "later" but refuses to answer about "stuck".
+		gw := &fakeGateway{outcomes: map[string]bool{later: false}}
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			(&bank.Resolver{Ledger: l, Coordinator: gw, Interval: time.Second, Logger: discardLogger()}).Run(runCtx)
+		}()
+		time.Sleep(5*time.Minute + 2*time.Second)
+		synctest.Wait()
+		wantState(t, l, stuck, bank.StatePrepared)
+		wantState(t, l, later, bank.StateAborted)
+		stop()
+		<-done
+	})
+}

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +37,7 @@ const DefaultTimeout = 10 * time.Second
 type Config struct {
 	// GatewayURL is the gateway's base URL, e.g. https://127.0.0.1:8443.
 	// Only https is accepted: tokens and payments never travel in clear.
+	// It is normalized (see [NormalizeGatewayURL]).
 	GatewayURL string
 	// CAFile is the PEM file of the CA that signed the gateway's
 	// certificate (the dev CA's ca.pem). If neither CAFile nor TLSConfig
@@ -59,6 +62,42 @@ type Config struct {
 	// Logger receives a debug line per retry and re-login (never tokens or
 	// passwords); nil discards them.
 	Logger *slog.Logger
+}
+
+// ErrCAFileNotFound is wrapped by the error of [New] when Config.CAFile
+// names no file.
+var ErrCAFileNotFound = errors.New("CA certificate file not found")
+
+// NormalizeGatewayURL returns the canonical spelling of a gateway URL: the
+// one a [Client] talks to ([Client.GatewayURL]), that profiles store and
+// that the outbox scopes queued payments by. The scheme and host are
+// lowercased, the default port (443 for https) and trailing slashes are
+// dropped, so https://Gateway.example:443/ and https://gateway.example are
+// the same gateway. Different hosts stay different, even when they resolve
+// to the same address (localhost and 127.0.0.1).
+func NormalizeGatewayURL(raw string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || u.Host == "" {
+		return "", fmt.Errorf("gateway URL %q is not a URL like https://host:port", raw)
+	}
+	u.Scheme = strings.ToLower(u.Scheme)
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if host == "" {
+		return "", fmt.Errorf("gateway URL %q is not a URL like https://host:port", raw)
+	}
+	if (u.Scheme == "https" && port == "443") || (u.Scheme == "http" && port == "80") {
+		port = ""
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]" // an IPv6 address
+	}
+	if port != "" {
+		host += ":" + port
+	}
+	u.Host = host
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = strings.TrimRight(u.RawPath, "/")
+	return u.String(), nil
 }
 
 // Credentials are a client id and password kept in memory for re-login.
@@ -93,15 +132,18 @@ type Client struct {
 
 // New returns a Client for cfg. It does not contact the gateway.
 func New(cfg Config) (*Client, error) {
-	u, err := url.Parse(cfg.GatewayURL)
-	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("client: gateway URL %q is not a URL like https://host:port", cfg.GatewayURL)
+	baseURL, err := NormalizeGatewayURL(cfg.GatewayURL)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
 	}
-	if u.Scheme != "https" {
+	if !strings.HasPrefix(baseURL, "https://") {
 		return nil, fmt.Errorf("client: gateway URL %q must use https", cfg.GatewayURL)
 	}
 	tlsConf := cfg.TLSConfig
 	if tlsConf == nil && cfg.CAFile != "" {
+		if _, err := os.Stat(cfg.CAFile); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("client: %w: %s", ErrCAFileNotFound, cfg.CAFile)
+		}
 		if tlsConf, err = pki.ClientConfig(cfg.CAFile, "", ""); err != nil {
 			return nil, fmt.Errorf("client: %w", err)
 		}
@@ -110,7 +152,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, errors.New("client: credentials need both a client id and a password")
 	}
 	c := &Client{
-		baseURL: strings.TrimRight(u.String(), "/"),
+		baseURL: baseURL,
 		timeout: cfg.Timeout,
 		creds:   cfg.Credentials,
 		onLogin: cfg.OnSession,
@@ -143,7 +185,8 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// GatewayURL returns the gateway's base URL.
+// GatewayURL returns the gateway's base URL, normalized by
+// [NormalizeGatewayURL].
 func (c *Client) GatewayURL() string { return c.baseURL }
 
 // Token returns the current bearer token ("" when logged out). It is a

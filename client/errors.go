@@ -28,8 +28,10 @@ const (
 	ReasonNotServing = "NOT_SERVING"
 )
 
-// Metadata keys of the retry hint of resource_exhausted errors: the rate
-// limiter sends milliseconds, the login lockout seconds.
+// Metadata keys of the retry hint of resource_exhausted errors. The gateway
+// sends milliseconds (retry_after_ms) for both its rate limiter and its
+// login lockout; whole seconds are accepted too, for servers that send
+// those.
 const (
 	metaRetryAfterMillis  = "retry_after_ms"
 	metaRetryAfterSeconds = "retry_after_seconds"

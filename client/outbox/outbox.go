@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -41,14 +43,18 @@ var (
 	// ErrNotQueued: no payment with that transaction id is queued for this
 	// client and gateway.
 	ErrNotQueued = errors.New("outbox: no such queued payment")
-	// ErrTransactionIDReused: the transaction id is already queued with
-	// different parameters; a new payment needs a new id.
-	ErrTransactionIDReused = errors.New("outbox: this transaction id is already queued for a different payment")
+	// ErrTransactionIDReused: the transaction id is already queued, or
+	// already has a final outcome in history, for a different payment (other
+	// payee, amount, currency, description, client or gateway). Nothing was
+	// queued or sent; a new payment needs a new id.
+	ErrTransactionIDReused = errors.New("outbox: this transaction id was already used for a different payment")
 )
 
 // Gateway is what the outbox needs from a gateway client; *client.Client
 // implements it. Pay must retry only with the same transaction id and
-// return *client.Error values for answers (see client.Retryable).
+// return the gateway's answers as errors wrapping the *connect.Error
+// received (as *client.Error does): the outbox treats an error as a final
+// outcome only if it carries the gateway's ErrorInfo (domain remit.dev).
 type Gateway interface {
 	Pay(ctx context.Context, req client.PaymentRequest) (*gatewayv1.Payment, error)
 	Health(ctx context.Context) error
@@ -59,7 +65,10 @@ type Options struct {
 	// ClientID and GatewayURL scope the handle: payments are queued under
 	// them, and Flush, Send and Pay send only payments queued under the same
 	// pair, so another login never sends them from the wrong account or to
-	// the wrong gateway. Use the logged-in profile's values.
+	// the wrong gateway. Use the logged-in profile's values. GatewayURL is
+	// normalized (client.NormalizeGatewayURL), so spellings of one URL
+	// that differ only in case, a default port or a trailing slash share
+	// the queue.
 	ClientID   string
 	GatewayURL string
 	// Wait makes Flush and Send wait for another flusher to finish instead
@@ -95,7 +104,12 @@ func Open(ctx context.Context, dir string, opts Options) (*Outbox, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	db, err := store.OpenSQLite(ctx, filepath.Join(dir, dbFile))
+	opts.GatewayURL = normalizeURL(opts.GatewayURL)
+	path := filepath.Join(dir, dbFile)
+	if err := createPrivate(dir, path); err != nil {
+		return nil, fmt.Errorf("outbox: %w", err)
+	}
+	db, err := store.OpenSQLite(ctx, path)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: %w", err)
 	}
@@ -122,6 +136,93 @@ func (o *Outbox) migrate(ctx context.Context) error {
 	}
 	if err := store.Migrate(ctx, o.db, sub); err != nil {
 		return fmt.Errorf("outbox: %w", err)
+	}
+	if err := o.normalizeStoredURLs(ctx); err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
+	return nil
+}
+
+// normalizeURL is client.NormalizeGatewayURL, or u itself if it is not a
+// URL (the empty scope of a handle that only lists).
+func normalizeURL(u string) string {
+	if n, err := client.NormalizeGatewayURL(u); err == nil {
+		return n
+	}
+	return u
+}
+
+// normalizeStoredURLs rewrites gateway URLs stored by older versions,
+// which kept them as typed, into their normalized form, so that a payment
+// queued under https://Localhost:8443/ is sent by a handle scoped to
+// https://localhost:8443. It runs under the schema lock and changes
+// nothing once done.
+func (o *Outbox) normalizeStoredURLs(ctx context.Context) error {
+	rows, err := o.db.QueryContext(ctx, `SELECT gateway FROM queued UNION SELECT gateway FROM history`)
+	if err != nil {
+		return err
+	}
+	var urls []string
+	for rows.Next() {
+		var u string
+		if err := rows.Scan(&u); err != nil {
+			rows.Close()
+			return err
+		}
+		urls = append(urls, u)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, u := range urls {
+		n := normalizeURL(u)
+		if n == u {
+			continue
+		}
+		err := store.InTx(ctx, o.db, func(tx *sql.Tx) error {
+			for _, table := range []string{"queued", "history"} {
+				if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET gateway = ? WHERE gateway = ?`, n, u); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// createPrivate creates dir (0700) and the database file at path (0600)
+// if they do not exist, and makes the database and its WAL files
+// readable by the user alone if an older version created them wider.
+// SQLite creates the WAL files with the database file's mode.
+func createPrivate(dir, path string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, fi.Mode().Perm()&0o700); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -276,34 +377,69 @@ type FlushReport struct {
 	// Remaining is how many payments of this client and gateway are still
 	// queued.
 	Remaining int
+	// Elsewhere counts this client's payments queued under other gateway
+	// URLs, by URL. This handle does not send them: one opened with that
+	// GatewayURL does.
+	Elsewhere map[string]int
 }
 
 // Enqueue durably queues a payment without sending it and returns its
 // transaction id (generated if the request has none). Queuing the same id
-// with the same parameters again is a no-op; with other parameters it is
-// ErrTransactionIDReused.
+// with the same parameters again is a no-op, whether the payment is still
+// queued or already has its final outcome in history (see [Outbox.Outcome];
+// it is not sent again). The same id with other parameters is
+// ErrTransactionIDReused, and nothing is queued.
 func (o *Outbox) Enqueue(ctx context.Context, req client.PaymentRequest) (string, error) {
-	it, err := o.enqueue(ctx, req)
+	it, done, err := o.enqueue(ctx, req)
 	if err != nil {
 		return "", err
+	}
+	if done != nil {
+		return done.TransactionID, nil
 	}
 	return it.TransactionID, nil
 }
 
-func (o *Outbox) enqueue(ctx context.Context, req client.PaymentRequest) (Item, error) {
+// enqueue queues req, or returns the queued item with its id, or (done)
+// the final outcome already recorded for its id. The lookups and the
+// insert are one transaction, and history rows are written in the same
+// transaction that deletes the queued row, so an id is never both queued
+// anew and in history.
+func (o *Outbox) enqueue(ctx context.Context, req client.PaymentRequest) (Item, *Outcome, error) {
 	req, err := req.Normalize()
 	if err != nil {
-		return Item{}, err
+		return Item{}, nil, err
 	}
-	var it Item
+	var (
+		it   Item
+		done *Outcome
+	)
 	err = store.InTx(ctx, o.db, func(tx *sql.Tx) error {
 		existing, err := getItem(ctx, tx, req.TransactionID)
 		switch {
 		case err == nil:
 			if existing.Request() != req || existing.ClientID != o.opts.ClientID || existing.GatewayURL != o.opts.GatewayURL {
-				return fmt.Errorf("%w: %s", ErrTransactionIDReused, req.TransactionID)
+				return fmt.Errorf("%w: %s is queued for %s", ErrTransactionIDReused, req.TransactionID,
+					describe(existing.Payee, existing.Amount, existing.Currency))
 			}
 			it = existing
+			return nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		prev, err := getOutcome(ctx, tx, req.TransactionID)
+		switch {
+		case err == nil && prev.Status == StatusFailed && prev.Reason == "" && prev.request() == req &&
+			prev.ClientID == o.opts.ClientID && prev.GatewayURL == o.opts.GatewayURL:
+			// A failure without the gateway's ErrorInfo, recorded by an
+			// older version: no gateway gave it, so it is no outcome. The
+			// payment is queued again; its send records the real one.
+		case err == nil:
+			if prev.request() != req || prev.ClientID != o.opts.ClientID || prev.GatewayURL != o.opts.GatewayURL {
+				return fmt.Errorf("%w: %s already %s for %s", ErrTransactionIDReused, req.TransactionID,
+					strings.ToLower(string(prev.Status)), describe(prev.Payee, prev.Amount, prev.Currency))
+			}
+			done = &prev
 			return nil
 		case !errors.Is(err, sql.ErrNoRows):
 			return err
@@ -328,11 +464,16 @@ func (o *Outbox) enqueue(ctx context.Context, req client.PaymentRequest) (Item, 
 	})
 	if err != nil {
 		if errors.Is(err, ErrTransactionIDReused) {
-			return Item{}, err
+			return Item{}, nil, err
 		}
-		return Item{}, fmt.Errorf("outbox: enqueue: %w", err)
+		return Item{}, nil, fmt.Errorf("outbox: enqueue: %w", err)
 	}
-	return it, nil
+	return it, done, nil
+}
+
+// describe is "12.50 usd to bank-b/bob".
+func describe(payee client.AccountRef, amount int64, currency string) string {
+	return client.FormatAmount(amount, currency) + " to " + payee.String()
 }
 
 const itemColumns = `seq, transaction_id, client_id, gateway, payee_bank, payee_account, amount, currency,
@@ -431,9 +572,59 @@ func scanOutcome(r rowScanner) (Outcome, error) {
 	return out, nil
 }
 
+// request is the payment request the outcome is for.
+func (out Outcome) request() client.PaymentRequest {
+	return client.PaymentRequest{
+		TransactionID: out.TransactionID, Payee: out.Payee, Amount: out.Amount,
+		Currency: out.Currency, Description: out.Description,
+	}
+}
+
+// Outcome returns the final outcome recorded in history for a transaction
+// id (any case), or an error wrapping sql.ErrNoRows if there is none.
+func (o *Outbox) Outcome(ctx context.Context, txID string) (Outcome, error) {
+	out, err := o.outcome(ctx, strings.ToLower(txID))
+	if err != nil {
+		return out, fmt.Errorf("outbox: outcome of %s: %w", txID, err)
+	}
+	return out, nil
+}
+
 // outcome looks up the recorded outcome of txID.
 func (o *Outbox) outcome(ctx context.Context, txID string) (Outcome, error) {
-	return scanOutcome(o.db.QueryRowContext(ctx, `SELECT transaction_id, client_id, gateway, status, code, reason,
+	return getOutcome(ctx, o.db, txID)
+}
+
+func getOutcome(ctx context.Context, q querier, txID string) (Outcome, error) {
+	return scanOutcome(q.QueryRowContext(ctx, `SELECT transaction_id, client_id, gateway, status, code, reason,
 		message, payment, payee_bank, payee_account, amount, currency, description, created, completed, attempts
 		FROM history WHERE transaction_id = ?`, txID))
+}
+
+// Elsewhere counts this client's payments queued under other gateway URLs,
+// by URL (nil if there are none). A handle never sends them; one opened
+// with that GatewayURL does.
+func (o *Outbox) Elsewhere(ctx context.Context) (map[string]int, error) {
+	rows, err := o.db.QueryContext(ctx, `SELECT gateway, count(*) FROM queued
+		WHERE client_id = ? AND gateway <> ? GROUP BY gateway ORDER BY gateway`, o.opts.ClientID, o.opts.GatewayURL)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: %w", err)
+	}
+	defer rows.Close()
+	var m map[string]int
+	for rows.Next() {
+		var u string
+		var n int
+		if err := rows.Scan(&u, &n); err != nil {
+			return nil, fmt.Errorf("outbox: %w", err)
+		}
+		if m == nil {
+			m = map[string]int{}
+		}
+		m[u] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("outbox: %w", err)
+	}
+	return m, nil
 }

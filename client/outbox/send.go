@@ -13,6 +13,7 @@ import (
 
 	"github.com/remitpay/remit/client"
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
+	"github.com/remitpay/remit/internal/rpcerr"
 	"github.com/remitpay/remit/internal/store"
 )
 
@@ -48,7 +49,9 @@ func (o *Outbox) Send(ctx context.Context, gw Gateway, txID string) (*gatewayv1.
 func (o *Outbox) Flush(ctx context.Context, gw Gateway) (FlushReport, error) {
 	unlock, err := o.lockFlush(ctx, o.opts.Wait)
 	if err != nil {
-		return FlushReport{Remaining: o.remaining(ctx)}, err
+		rep := FlushReport{Remaining: o.remaining(ctx)}
+		rep.Elsewhere, _ = o.Elsewhere(context.WithoutCancel(ctx))
+		return rep, err
 	}
 	defer unlock()
 	return o.flushLocked(ctx, gw, 0)
@@ -57,7 +60,10 @@ func (o *Outbox) Flush(ctx context.Context, gw Gateway) (FlushReport, error) {
 // flushLocked is Flush with the lock held; uptoSeq > 0 stops after the
 // payment with that sequence number.
 func (o *Outbox) flushLocked(ctx context.Context, gw Gateway, uptoSeq int64) (rep FlushReport, err error) {
-	defer func() { rep.Remaining = o.remaining(ctx) }()
+	defer func() {
+		rep.Remaining = o.remaining(ctx)
+		rep.Elsewhere, _ = o.Elsewhere(context.WithoutCancel(ctx))
+	}()
 	for {
 		it, err := o.oldest(ctx)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -162,23 +168,44 @@ func (o *Outbox) outcomeOf(it Item, p *gatewayv1.Payment, err error) (Outcome, e
 	if !errors.As(err, &e) {
 		return out, err // a local failure: nothing is known about the payment
 	}
-	switch {
-	case e.Retryable:
-		return out, err
-	case e.Code == connect.CodeUnauthenticated:
-		// The gateway did not look at the payment; it goes out after the
-		// next login.
-		return out, err
-	case e.Code == connect.CodeInternal || e.Code == connect.CodeUnknown || e.Code == connect.CodeDataLoss:
-		// The gateway failed while handling it: the payment may still be
-		// decided (and committed) by its recovery. Recording FAILED here
-		// could make the user pay twice; a later resend with the same id
-		// returns the real outcome.
+	if e.Retryable || !finalAnswer(err) {
 		return out, err
 	}
 	out.Status, out.err = StatusFailed, err
 	out.Code, out.Reason, out.Message = e.Code.String(), e.Reason, e.Message
 	return out, nil
+}
+
+// finalAnswer reports whether err is a final outcome of a payment given by
+// the gateway itself: a Remit error (an ErrorInfo of domain remit.dev) with
+// a code that no resend of the same request can change. Only then may a
+// payment leave the outbox without succeeding.
+//
+// Everything else keeps it queued: an error without Remit's ErrorInfo did
+// not come from the gateway (a proxy, a load balancer, a server that is
+// not a gateway at all answering 404), so no gateway may have seen the
+// payment; unauthenticated means the gateway did not look at it (it goes
+// out after the next login); internal, unknown and data_loss mean the
+// gateway failed while handling it and may still decide (and commit) it in
+// its recovery, so recording FAILED could make the user pay twice; and
+// aborted, unavailable, resource_exhausted, deadline_exceeded and canceled
+// are transient. A needless resend is harmless (the gateway replays the
+// stored outcome); a payment dropped from the outbox is lost.
+func finalAnswer(err error) bool {
+	info := rpcerr.Info(err)
+	if info == nil || info.GetDomain() != rpcerr.Domain {
+		return false
+	}
+	switch connect.CodeOf(err) {
+	case connect.CodeFailedPrecondition, // a decline: INSUFFICIENT_FUNDS, ACCOUNT_NOT_FOUND, ...
+		connect.CodeInvalidArgument,  // IDEMPOTENCY_KEY_REUSED, or the request refused as given
+		connect.CodePermissionDenied, // this client has no account to pay from
+		connect.CodeNotFound,
+		connect.CodeAlreadyExists,
+		connect.CodeOutOfRange:
+		return true
+	}
+	return false
 }
 
 // record moves a payment from the queue to history in one transaction.
@@ -192,10 +219,23 @@ func (o *Outbox) record(ctx context.Context, it Item, out Outcome) error {
 		payment = string(b)
 	}
 	err := store.InTx(ctx, o.db, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO history
+		// Enqueue refuses an id that is in history, so a conflict here only
+		// comes from an outbox written by an older version, which queued
+		// such ids again. Whatever happened to that second request, the
+		// recorded success of the first stays: it is the payment that moved
+		// money.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO history
 			(transaction_id, client_id, gateway, status, code, reason, message, payment, payee_bank, payee_account,
 			 amount, currency, description, created, completed, attempts)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (transaction_id) DO UPDATE SET
+				client_id = excluded.client_id, gateway = excluded.gateway, status = excluded.status,
+				code = excluded.code, reason = excluded.reason, message = excluded.message,
+				payment = excluded.payment, payee_bank = excluded.payee_bank,
+				payee_account = excluded.payee_account, amount = excluded.amount, currency = excluded.currency,
+				description = excluded.description, created = excluded.created, completed = excluded.completed,
+				attempts = excluded.attempts
+			WHERE history.status <> 'SUCCEEDED'`,
 			out.TransactionID, out.ClientID, out.GatewayURL, string(out.Status), out.Code, out.Reason, out.Message,
 			payment, out.Payee.Bank, out.Payee.ID, out.Amount, out.Currency, out.Description,
 			out.Created.UnixNano(), out.Completed.UnixNano(), out.Attempts); err != nil {
@@ -215,13 +255,19 @@ func (o *Outbox) record(ctx context.Context, it Item, out Outcome) error {
 // It returns the payment if it succeeded; queued=true with a *QueuedError
 // (carrying the transaction id and the cause) if it is safely queued for a
 // later flush; or the final *client.Error (a decline: client.IsDeclined). An
-// error with queued=false from before the enqueue (an invalid request)
-// means nothing was saved. Outcomes of older payments are reported through
+// error with queued=false from before the enqueue means nothing was saved
+// or sent: an invalid request, or ErrTransactionIDReused for an id already
+// used locally for a different payment. A transaction id that already has
+// a final outcome in history, for the same payment, is not sent again: Pay
+// returns that outcome. Outcomes of older payments are reported through
 // Options.OnOutcome.
 func (o *Outbox) Pay(ctx context.Context, gw Gateway, req client.PaymentRequest) (p *gatewayv1.Payment, queued bool, err error) {
-	it, err := o.enqueue(ctx, req)
+	it, done, err := o.enqueue(ctx, req)
 	if err != nil {
 		return nil, false, err
+	}
+	if done != nil {
+		return done.Payment, false, done.Err()
 	}
 	id := it.TransactionID
 	unlock, err := o.lockFlush(ctx, true)
@@ -229,10 +275,15 @@ func (o *Outbox) Pay(ctx context.Context, gw Gateway, req client.PaymentRequest)
 		return nil, true, &QueuedError{TransactionID: id, Cause: err}
 	}
 	defer unlock()
-	_, ferr := o.flushLocked(ctx, gw, it.seq)
+	rep, ferr := o.flushLocked(ctx, gw, it.seq)
+	for _, out := range rep.Outcomes {
+		if out.TransactionID == id {
+			return out.Payment, false, out.Err()
+		}
+	}
 
-	// Whoever sent it (this flush, or one that held the lock before us),
-	// once it has left the queue its final outcome is in history.
+	// Whoever sent it (a flush that held the lock before us), once it has
+	// left the queue its final outcome is in history.
 	rctx := context.WithoutCancel(ctx)
 	switch _, err := getItem(rctx, o.db, id); {
 	case errors.Is(err, sql.ErrNoRows):

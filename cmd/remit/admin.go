@@ -81,6 +81,9 @@ remit admin banks`,
 				if ref, err = client.ParseAccountRef(*account); err != nil {
 					return usagef("--account: %s", invalidMessage(err))
 				}
+				if err := checkCurrency(*currency); err != nil {
+					return err
+				}
 				if minor, err = client.ParseAmount(*amount, *currency); err != nil {
 					return usagef("--amount: %s", invalidMessage(err))
 				}
@@ -107,7 +110,7 @@ remit admin banks`,
 			}
 			res, err := call(ctx, *txID, ref, minor, *currency)
 			if err != nil {
-				return adjustError(e, s, sub, *txID, err)
+				return adjustError(e, s, sub, *txID, ref, err)
 			}
 			if f.json {
 				return printProto(e.stdout, res)
@@ -120,12 +123,38 @@ remit admin banks`,
 	},
 }
 
+// adjustDecline says what a decline reason means for a deposit or
+// withdrawal of account, naming it (gateways before adjustment-specific
+// messages described payments: "the payer's balance"). Other reasons keep
+// the gateway's message.
+func adjustDecline(sub string, account client.AccountRef, reason string) string {
+	switch reason {
+	case "INSUFFICIENT_FUNDS":
+		if sub == "withdraw" {
+			return fmt.Sprintf("the available balance of %s is too low for this withdrawal; nothing moved: withdraw less", account)
+		}
+	case "ACCOUNT_NOT_FOUND":
+		return fmt.Sprintf("%s does not exist at its bank; nothing moved: check the bank and account id", account)
+	case "CURRENCY_MISMATCH":
+		return fmt.Sprintf("%s holds another currency; nothing moved: pass --currency with the account's currency", account)
+	}
+	return ""
+}
+
 // adjustError explains a failed deposit or withdrawal; when its outcome is
 // unknown, it says how to retry it safely.
-func adjustError(e *env, s *session, sub, txID string, err error) error {
+func adjustError(e *env, s *session, sub, txID string, account client.AccountRef, err error) error {
 	err2 := s.fail(e, err)
-	if connect.CodeOf(err) == connect.CodePermissionDenied {
+	var ce *client.Error
+	switch {
+	case connect.CodeOf(err) == connect.CodePermissionDenied:
 		return fmt.Errorf("%w (%s needs an admin: `remit login admin`)", err2, sub)
+	case client.IsDeclined(err) && errors.As(err, &ce):
+		if msg := adjustDecline(sub, account, ce.Reason); msg != "" {
+			return fmt.Errorf("declined: %s: %s (transaction id %s)", humanReason(ce.Reason), msg, txID)
+		}
+	case errors.As(err, &ce) && ce.Reason == client.ReasonIdempotencyKeyReused:
+		return errors.New(idReused(txID, "deposit, withdrawal or payment"))
 	}
 	if client.IsRetryable(err) {
 		return fmt.Errorf("%w\nThe %s may or may not have been applied: run the same command again with --transaction-id %s to find out; it is applied at most once",

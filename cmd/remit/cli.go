@@ -50,14 +50,33 @@ type env struct {
 	stdout, stderr io.Writer
 	// logFormat is --log-format: "text", "json", or "" when not given.
 	logFormat string
+	// json is set when the command runs with --json: an error is then
+	// also reported as {"error": {...}} on stdout, unless the command
+	// already printed its JSON there.
+	json bool
+	// out counts what was written to stdout.
+	out *countingWriter
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // errHelp is returned when the user asked for help; it exits 0.
 var errHelp = errors.New("help requested")
 
 // usageError is a mistake in how remit was invoked: wrong flags, missing
-// arguments. It exits 2 and points at --help.
-type usageError struct{ msg string }
+// arguments. It exits 2 and points at --help. reason, if set, is the
+// ErrorInfo-style reason --json reports with it.
+type usageError struct{ msg, reason string }
 
 func (e *usageError) Error() string { return e.msg }
 
@@ -72,6 +91,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // runEnv is run with every stream given (tests feed stdin through it).
 func runEnv(ctx context.Context, e *env, args []string) int {
+	e.out = &countingWriter{w: e.stdout}
+	e.stdout = e.out
+	e.json = jsonRequested(args)
 	stdout, stderr := e.stdout, e.stderr
 	global := flag.NewFlagSet("remit", flag.ContinueOnError)
 	global.SetOutput(io.Discard)
@@ -129,6 +151,9 @@ func (e *env) runCommand(ctx context.Context, c *command, args []string) error {
 	if err != nil {
 		return err
 	}
+	if f := fs.Lookup("json"); f != nil {
+		e.json = f.Value.String() == "true"
+	}
 	if e.logFormat != "" {
 		f, err := logging.ParseFormat(e.logFormat)
 		if err != nil {
@@ -139,10 +164,33 @@ func (e *env) runCommand(ctx context.Context, c *command, args []string) error {
 	return runC(ctx, e, pos)
 }
 
-// fail reports err (nil: success) and returns the exit status.
+// jsonRequested reports whether args ask for --json, for errors found
+// before (or while) the flags are parsed.
+func jsonRequested(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "--json", "-json", "--json=true", "-json=true", "--json=1", "-json=1":
+			return true
+		}
+	}
+	return false
+}
+
+// fail reports err (nil: success) and returns the exit status. With
+// --json, a command that failed before printing its JSON document gets
+// {"error": {"code", "reason", "message"}} on stdout, so every failure of
+// every command looks the same to a script; the message also goes to
+// stderr and the exit status is the same as without --json.
 func (e *env) fail(c *command, err error) int {
 	if err == nil {
 		return exitOK
+	}
+	if e.json && (e.out == nil || e.out.n == 0) {
+		_ = printJSON(e.stdout, struct {
+			Error *errorJSON `json:"error"`
+		}{newErrorJSON(err)})
 	}
 	prefix, helpCmd := "remit", "remit --help"
 	if c != nil {

@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -98,8 +100,13 @@ func runLogin(ctx context.Context, e *env, f *clientFlags, clientID string, pass
 	}
 	fmt.Fprintf(e.stdout, "Logged in as %s at %s until %s.\n", describeClient(p), p.GatewayURL, formatTime(p.ExpireTime))
 	fmt.Fprintf(e.stdout, "Session saved in %s.\n", filepath.Join(dir, client.ProfileFile))
-	if n := queuedFor(ctx, dir, p.ClientID, p.GatewayURL); n > 0 {
+	n, elsewhere := queuedFor(ctx, dir, p.ClientID, p.GatewayURL)
+	if n > 0 {
 		fmt.Fprintf(e.stdout, "%s queued in the outbox: send with `remit outbox flush`.\n", plural(n, "payment is"))
+	}
+	for _, u := range slices.Sorted(maps.Keys(elsewhere)) {
+		fmt.Fprintf(e.stdout, "%s queued for the gateway at %s: send with `remit outbox flush --gateway %s`.\n",
+			plural(elsewhere[u], "payment is"), u, u)
 	}
 	return nil
 }
@@ -123,6 +130,10 @@ func loginConfig(f *clientFlags, dir string) client.Config {
 	return cfg
 }
 
+// loginLockedReason is the ErrorInfo reason of the gateway's login
+// lockout after too many failed logins.
+const loginLockedReason = "LOGIN_LOCKED"
+
 // loginError explains a failed login.
 func loginError(e *env, f *clientFlags, gatewayURL string, err error) error {
 	if f.json {
@@ -141,9 +152,13 @@ func loginError(e *env, f *clientFlags, gatewayURL string, err error) error {
 	case ce.Code == connect.CodeResourceExhausted:
 		wait := "a while"
 		if ce.RetryAfter > 0 {
-			wait = ce.RetryAfter.Round(time.Second).String()
+			// Rounded up: trying at the rounded-down second would be early.
+			wait = (ce.RetryAfter + time.Second - 1).Truncate(time.Second).String()
 		}
-		return fmt.Errorf("too many failed logins: %s; try again in %s", ce.Message, wait)
+		if ce.Reason == loginLockedReason {
+			return fmt.Errorf("too many failed logins: try again in %s", wait)
+		}
+		return fmt.Errorf("the gateway is limiting requests: try again in %s", wait)
 	}
 	if hint := transportHint(err, gatewayURL); hint != "" {
 		return errors.New(hint)
@@ -180,28 +195,38 @@ func promptPassword(e *env, prompt string) (string, error) {
 	return pw, nil
 }
 
-// queuedFor counts the payments queued for clientID at gatewayURL, without
-// creating an outbox where there is none; 0 on any error.
-func queuedFor(ctx context.Context, dir, clientID, gatewayURL string) int {
+// queuedFor counts the payments queued for clientID at gatewayURL, and
+// those of clientID queued for other gateway URLs (by URL), without
+// creating an outbox where there is none; nothing on any error.
+func queuedFor(ctx context.Context, dir, clientID, gatewayURL string) (n int, elsewhere map[string]int) {
 	if _, err := os.Stat(filepath.Join(dir, outboxFile)); err != nil {
-		return 0
+		return 0, nil
 	}
 	ob, err := outbox.Open(ctx, dir, outbox.Options{ClientID: clientID, GatewayURL: gatewayURL})
 	if err != nil {
-		return 0
+		return 0, nil
 	}
 	defer ob.Close()
 	items, err := ob.List(ctx)
 	if err != nil {
-		return 0
+		return 0, nil
 	}
-	n := 0
+	if u, err := client.NormalizeGatewayURL(gatewayURL); err == nil {
+		gatewayURL = u
+	}
 	for _, it := range items {
-		if it.ClientID == clientID && it.GatewayURL == gatewayURL {
+		switch {
+		case it.ClientID != clientID:
+		case it.GatewayURL == gatewayURL:
 			n++
+		default:
+			if elsewhere == nil {
+				elsewhere = map[string]int{}
+			}
+			elsewhere[it.GatewayURL]++
 		}
 	}
-	return n
+	return n, elsewhere
 }
 
 // profileJSON is a profile without its token, for --json.

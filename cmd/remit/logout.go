@@ -60,7 +60,7 @@ remit logout`,
 				return err
 			}
 			fmt.Fprintf(e.stdout, "Logged out %s.\n", p.ClientID)
-			if n := queuedFor(ctx, dir, p.ClientID, p.GatewayURL); n > 0 {
+			if n, _ := queuedFor(ctx, dir, p.ClientID, p.GatewayURL); n > 0 {
 				fmt.Fprintf(e.stdout, "%s still queued in the outbox; they are sent after `remit login %s`.\n",
 					plural(n, "payment"), p.ClientID)
 			}

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -57,10 +60,18 @@ on outbox.lock); a second one says so and leaves the payments to it.
 Payments are sent only by the client and to the gateway they were queued
 under: after logging in as someone else they are listed but not sent.
 
+Gateway URLs are compared normalized (https://Host:443/ is https://host),
+but different hosts are different gateways: payments of yours queued for
+another URL (https://localhost:8443 when you are logged in to
+https://127.0.0.1:8443) are listed separately, and flush tells you the
+exact 'remit outbox flush --gateway URL' that sends them.
+
 Exit status of flush: 0 every queued payment succeeded (or none was
-queued); 1 a payment was declined or failed, or your session expired;
-3 payments are still queued (the gateway is unreachable, or another flush
-is running): try again later.`,
+queued); 1 a payment was declined or failed and none is left queued, or
+your session expired; 3 payments of yours are still queued, for this
+gateway or another URL (the gateway is unreachable, answered that it
+cannot decide now, or another flush is running): try again later, never
+pay them again.`,
 	examples: `
 remit outbox
 remit outbox --history 20
@@ -168,6 +179,9 @@ func listOutbox(ctx context.Context, e *env, f *clientFlags, history int) error 
 		}
 	}
 	mine := func(it outbox.Item) bool { return it.ClientID == clientID && it.GatewayURL == gatewayURL }
+	mineElsewhere := func(it outbox.Item) bool {
+		return clientID != "" && it.ClientID == clientID && it.GatewayURL != gatewayURL
+	}
 
 	if f.json {
 		v := struct {
@@ -196,23 +210,34 @@ func listOutbox(ctx context.Context, e *env, f *clientFlags, history int) error 
 		return printJSON(e.stdout, v)
 	}
 
-	var own, others []outbox.Item
+	var own, elsewhere, others []outbox.Item
 	for _, it := range items {
-		if mine(it) {
+		switch {
+		case mine(it):
 			own = append(own, it)
-		} else {
+		case mineElsewhere(it):
+			elsewhere = append(elsewhere, it)
+		default:
 			others = append(others, it)
 		}
 	}
 	switch {
-	case len(own) == 0 && len(others) == 0:
+	case len(items) == 0:
 		fmt.Fprintln(e.stdout, "No payment is queued.")
 	case len(own) > 0:
 		fmt.Fprintf(e.stdout, "Queued, oldest first (%d); `remit outbox flush` sends them:\n", len(own))
 		printItems(e, own, false)
 	}
-	if len(others) > 0 {
+	if len(elsewhere) > 0 {
 		if len(own) > 0 {
+			fmt.Fprintln(e.stdout)
+		}
+		fmt.Fprintf(e.stdout, "Yours, queued for another gateway URL than %s (%d); `remit outbox flush --gateway URL` sends them:\n",
+			gatewayURL, len(elsewhere))
+		printItems(e, elsewhere, true)
+	}
+	if len(others) > 0 {
+		if len(own)+len(elsewhere) > 0 {
 			fmt.Fprintln(e.stdout)
 		}
 		fmt.Fprintf(e.stdout, "Queued under other logins (%d); they are sent after `remit login` as their client, to their gateway:\n", len(others))
@@ -227,7 +252,7 @@ func listOutbox(ctx context.Context, e *env, f *clientFlags, history int) error 
 			if err := out.Err(); err != nil {
 				var ce *client.Error
 				if errors.As(err, &ce) {
-					st += " (" + humanReason(ce.Reason) + ")"
+					st += " (" + failureLabel(ce) + ")"
 				}
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", formatTime(out.Completed), out.TransactionID, out.Payee,
@@ -286,6 +311,10 @@ func flushOutbox(ctx context.Context, e *env, f *clientFlags, watch bool) error 
 	}
 
 	rep, err := ob.Flush(ctx, outboxGateway(s.client))
+	elsewhere := 0
+	for _, n := range rep.Elsewhere {
+		elsewhere += n
+	}
 	failed := 0
 	for _, out := range rep.Outcomes {
 		if out.Status != outbox.StatusSucceeded {
@@ -299,8 +328,11 @@ func flushOutbox(ctx context.Context, e *env, f *clientFlags, watch bool) error 
 		v := struct {
 			Outcomes  []outcomeJSON `json:"outcomes"`
 			Remaining int           `json:"remaining"`
-			Error     *errorJSON    `json:"error,omitempty"`
-		}{Outcomes: []outcomeJSON{}, Remaining: rep.Remaining}
+			// Elsewhere: this client's payments queued for other gateway
+			// URLs, which this flush did not send.
+			Elsewhere []elsewhereJSON `json:"elsewhere"`
+			Error     *errorJSON      `json:"error,omitempty"`
+		}{Outcomes: []outcomeJSON{}, Remaining: rep.Remaining, Elsewhere: newElsewhereJSON(rep.Elsewhere)}
 		for _, out := range rep.Outcomes {
 			v.Outcomes = append(v.Outcomes, newOutcomeJSON(out))
 		}
@@ -325,22 +357,59 @@ func flushOutbox(ctx context.Context, e *env, f *clientFlags, watch bool) error 
 	}
 	if !f.json {
 		switch {
-		case len(rep.Outcomes) == 0 && rep.Remaining == 0:
+		case len(rep.Outcomes) == 0 && rep.Remaining == 0 && elsewhere == 0:
 			fmt.Fprintln(e.stdout, "Nothing to send: no payment of yours is queued.")
-		case rep.Remaining == 0:
+		case rep.Remaining == 0 && elsewhere == 0:
 			fmt.Fprintln(e.stdout, "The outbox is empty: every queued payment has its final outcome.")
-		default:
+		case rep.Remaining == 0 && len(rep.Outcomes) > 0:
+			fmt.Fprintf(e.stdout, "Every payment queued for %s has its final outcome.\n", s.gatewayURL())
+		case rep.Remaining > 0:
 			fmt.Fprintf(e.stdout, "%s still queued: %s.\n", plural(rep.Remaining, "payment"), queuedWhy(s, qe))
 			fmt.Fprintln(e.stdout, "Run `remit outbox flush` again later, or keep `remit outbox flush --watch` running. They keep their transaction ids: nothing is paid twice.")
 		}
+		printElsewhere(e.stdout, s, rep.Elsewhere)
+	}
+	var declined error
+	if failed > 0 {
+		declined = fmt.Errorf("%s declined or failed (no money moved for them): see above", plural(failed, "payment"))
 	}
 	switch {
-	case failed > 0:
-		return &exitError{code: exitFailure, err: fmt.Errorf("%s declined or failed (no money moved for them): see above", plural(failed, "payment"))}
-	case rep.Remaining > 0:
-		return &exitError{code: exitQueued}
+	case rep.Remaining > 0 || elsewhere > 0:
+		// Exit 1 would invite a script to pay again what is still queued.
+		return &exitError{code: exitQueued, err: declined}
+	case declined != nil:
+		return &exitError{code: exitFailure, err: declined}
 	}
 	return nil
+}
+
+// printElsewhere tells the user about their payments queued for other
+// gateway URLs, which a flush to this one does not send, and the exact
+// command that does.
+func printElsewhere(w io.Writer, s *session, elsewhere map[string]int) {
+	for _, u := range slices.Sorted(maps.Keys(elsewhere)) {
+		n, them := elsewhere[u], "them"
+		if n == 1 {
+			them = "it"
+		}
+		fmt.Fprintf(w, "%s of yours queued for the gateway at %s, not %s; this flush does not send %s: run `remit outbox flush --gateway %s` (with --ca FILE if it has another CA).\n",
+			plural(n, "payment"), u, s.gatewayURL(), them, u)
+	}
+}
+
+// elsewhereJSON is one gateway URL with payments of this client queued
+// for it, for --json.
+type elsewhereJSON struct {
+	GatewayURL string `json:"gatewayUrl"`
+	Count      int    `json:"count"`
+}
+
+func newElsewhereJSON(m map[string]int) []elsewhereJSON {
+	v := []elsewhereJSON{}
+	for _, u := range slices.Sorted(maps.Keys(m)) {
+		v = append(v, elsewhereJSON{GatewayURL: u, Count: m[u]})
+	}
+	return v
 }
 
 // flushWatch runs FlushWatch until Ctrl-C, telling the user when the
@@ -354,6 +423,9 @@ func flushWatch(ctx context.Context, e *env, s *session, ob *outbox.Outbox) erro
 		status = e.stderr
 	}
 	fmt.Fprintf(e.stderr, "Flushing the outbox of %s to %s whenever it is reachable; Ctrl-C to stop.\n", s.profile.ClientID, s.gatewayURL())
+	if m, err := ob.Elsewhere(ctx); err == nil {
+		printElsewhere(e.stderr, s, m)
+	}
 	var (
 		last    string
 		expired bool

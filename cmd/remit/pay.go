@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 
 	"connectrpc.com/connect"
@@ -38,9 +41,16 @@ exits 3. Send it later with 'remit outbox flush' (or keep
 transaction id, so it is paid exactly once however often it is sent.
 Never pay again after exit status 3.
 
+Only the gateway's own answers are final: an answer without its error
+details (a proxy's error page, or a server that is not a gateway answering
+404 at a mistyped --gateway) leaves the payment queued (exit 3), with a
+hint to check --gateway.
+
 --transaction-id makes the command itself safe to repeat: running it again
-with the same id and parameters returns the first outcome instead of paying
-twice. Leave it out to have a fresh id generated.
+with the same id and parameters returns the first outcome (from the
+outbox's history, without sending again) instead of paying twice. An id
+already used for a different payment is refused before anything is sent
+(exit 2). Leave it out to have a fresh id generated.
 
 Exit status: 0 the payment succeeded; 1 it was declined (no money moved; the
 message says what to do) or failed; 2 usage error (nothing was saved or
@@ -83,6 +93,9 @@ func paymentRequest(to, amount, currency, description, txID string) (client.Paym
 	if err != nil {
 		return client.PaymentRequest{}, usagef("--to: %s", invalidMessage(err))
 	}
+	if err := checkCurrency(currency); err != nil {
+		return client.PaymentRequest{}, err
+	}
 	minor, err := client.ParseAmount(amount, currency)
 	if err != nil {
 		return client.PaymentRequest{}, usagef("--amount: %s", invalidMessage(err))
@@ -94,6 +107,21 @@ func paymentRequest(to, amount, currency, description, txID string) (client.Paym
 		return client.PaymentRequest{}, usagef("%s", invalidMessage(err))
 	}
 	return req, nil
+}
+
+var currencyRE = regexp.MustCompile(`^[a-z]{3}$`)
+
+// checkCurrency returns a usage error about --currency unless currency is
+// a lowercase ISO 4217 code.
+func checkCurrency(currency string) error {
+	if currencyRE.MatchString(currency) {
+		return nil
+	}
+	msg := fmt.Sprintf("--currency %q: currencies are lowercase ISO 4217 codes like usd", currency)
+	if lower := strings.ToLower(currency); currencyRE.MatchString(lower) {
+		msg += fmt.Sprintf("; did you mean --currency %s?", lower)
+	}
+	return usagef("%s", msg)
 }
 
 // invalidMessage is an ErrInvalidRequest error's message without its
@@ -143,7 +171,11 @@ func runPay(ctx context.Context, e *env, f *clientFlags, req client.PaymentReque
 		}
 		return &exitError{code: exitQueued}
 	case errors.Is(err, outbox.ErrTransactionIDReused):
-		return usagef("--transaction-id %s is already queued in the outbox for a different payment: leave --transaction-id out to get a new one", req.TransactionID)
+		// Refused locally: the gateway was not contacted.
+		used := strings.TrimPrefix(strings.TrimPrefix(err.Error(), outbox.ErrTransactionIDReused.Error()+": "), req.TransactionID+" ")
+		return &usageError{reason: client.ReasonIdempotencyKeyReused, msg: fmt.Sprintf(
+			"--transaction-id %s was already used for a different payment (it %s); nothing was sent: leave --transaction-id out to get a new one",
+			req.TransactionID, used)}
 	}
 	var ce *client.Error
 	if !errors.As(err, &ce) {
@@ -160,12 +192,17 @@ func runPay(ctx context.Context, e *env, f *clientFlags, req client.PaymentReque
 	}
 	switch {
 	case status == "DECLINED":
-		fmt.Fprintf(w, "DECLINED: %s. No money moved.\n", humanReason(ce.Reason))
-		if msg := trimDeclined(ce.Message); msg != "declined" && msg != humanReason(ce.Reason) {
+		reason := humanReason(ce.Reason)
+		if reason != "" {
+			fmt.Fprintf(w, "DECLINED: %s. No money moved.\n", reason)
+		} else {
+			fmt.Fprintln(w, "DECLINED. No money moved.")
+		}
+		if msg := trimDeclined(ce.Message); msg != "" && msg != "declined" && msg != reason {
 			fmt.Fprintf(w, "%s.\n", capitalize(msg))
 		}
 	case ce.Reason == client.ReasonIdempotencyKeyReused:
-		fmt.Fprintf(w, "FAILED: transaction id %s was already used for a different payment: leave --transaction-id out to get a new one.\n", req.TransactionID)
+		fmt.Fprintf(w, "FAILED: %s.\n", idReused(req.TransactionID, "payment"))
 	default:
 		fmt.Fprintf(w, "FAILED: %s.\n", s.explain(err))
 	}
@@ -201,7 +238,7 @@ func queuedWhy(s *session, qe *outbox.QueuedError) string {
 	case ce.Code == connect.CodeCanceled:
 		why = "interrupted before the gateway answered"
 	case ce.Reason == "":
-		why = fmt.Sprintf("the gateway at %s could not be reached (%s)", s.gatewayURL(), ce.Message)
+		why = notFromGateway(s.gatewayURL(), ce)
 	default:
 		why = fmt.Sprintf("the gateway answered that it cannot decide now (%s)", ce.Error())
 	}
@@ -210,6 +247,23 @@ func queuedWhy(s *session, qe *outbox.QueuedError) string {
 		why = "it waits behind an older queued payment, and " + why
 	}
 	return why
+}
+
+// notFromGateway says why an answer without Remit's ErrorInfo left a
+// payment queued: nothing reached a gateway, or something that is not one
+// answered.
+func notFromGateway(gatewayURL string, ce *client.Error) string {
+	var cve *tls.CertificateVerificationError
+	var uae x509.UnknownAuthorityError
+	switch {
+	case errors.As(ce, &cve) || errors.As(ce, &uae) || strings.Contains(ce.Message, "x509:"):
+		return fmt.Sprintf("the gateway at %s presented a certificate your CA does not trust (%s): pass --ca FILE or set $%s to the network's ca.pem",
+			gatewayURL, ce.Message, envCA)
+	case ce.Code == connect.CodeUnavailable || ce.Code == connect.CodeDeadlineExceeded || ce.Code == connect.CodeUnknown:
+		return fmt.Sprintf("the gateway at %s could not be reached (%s)", gatewayURL, ce.Message)
+	}
+	return fmt.Sprintf("the server at %s did not answer as a Remit gateway (%s: %s), so no gateway has seen the payment: check --gateway or $%s",
+		gatewayURL, ce.Code, ce.Message, envGateway)
 }
 
 // outcomeJSON is --json's report of a payment sent through the outbox.
@@ -260,7 +314,10 @@ func describeOutcome(out outbox.Outcome) string {
 	if err := out.Err(); err != nil {
 		var ce *client.Error
 		if errors.As(err, &ce) {
-			s += ": " + humanReason(ce.Reason) + ": " + trimDeclined(ce.Message)
+			s += ": " + failureLabel(ce)
+			if msg := trimDeclined(ce.Message); msg != "" && msg != "declined" {
+				s += ": " + msg
+			}
 		}
 	}
 	return s + fmt.Sprintf(" (%s)", plural(out.Attempts, "attempt"))

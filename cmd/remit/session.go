@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/remitpay/remit/client"
+	"github.com/remitpay/remit/client/outbox"
 )
 
 // This file holds what every client command (login, pay, balance, ...)
@@ -143,6 +144,14 @@ func newClient(f *clientFlags, cfg client.Config) (*client.Client, error) {
 	c, err := client.New(cfg)
 	if err != nil {
 		msg := strings.TrimPrefix(err.Error(), "client: ")
+		if errors.Is(err, client.ErrCAFileNotFound) {
+			msg = fmt.Sprintf("the CA file %s was not found: pass --ca with the gateway's CA certificate (e.g. %s, which `remit up` writes) or set $%s",
+				cfg.CAFile, defaultCAFile, envCA)
+			if f.ca != "" {
+				return nil, usagef("%s", msg)
+			}
+			return nil, errors.New(msg)
+		}
 		if f.gateway != "" || f.ca != "" {
 			return nil, usagef("%s", msg)
 		}
@@ -169,11 +178,20 @@ func (s *session) Close() { s.client.Close() }
 // scopes queued payments by it.
 func (s *session) gatewayURL() string { return s.client.GatewayURL() }
 
+// errSessionExpired is wrapped by sessionExpired's errors.
+var errSessionExpired = errors.New("your session expired")
+
 func sessionExpired(clientID string) error {
 	if clientID == "" {
 		clientID = "CLIENT_ID"
 	}
-	return fmt.Errorf("your session expired: run `remit login %s`", clientID)
+	return fmt.Errorf("%w: run `remit login %s`", errSessionExpired, clientID)
+}
+
+// idReused says that a transaction id was already used for a different
+// request (what: "payment"), and what to do.
+func idReused(txID, what string) string {
+	return fmt.Sprintf("transaction id %s was already used for a different %s: leave --transaction-id out to get a new one", txID, what)
 }
 
 // explain turns an error of the SDK into one that says what happened and
@@ -199,7 +217,12 @@ func (s *session) explain(err error) error {
 		}
 		return fmt.Errorf("%s; you are logged in as %s: log in as a client allowed to do this", msg, describeClient(s.profile))
 	case client.IsDeclined(err):
-		return fmt.Errorf("declined: %s: %s", humanReason(ce.Reason), trimDeclined(ce.Message))
+		if r := humanReason(ce.Reason); r != "" {
+			return fmt.Errorf("declined: %s: %s", r, trimDeclined(ce.Message))
+		}
+		return fmt.Errorf("declined: %s", trimDeclined(ce.Message))
+	case ce.Reason == client.ReasonIdempotencyKeyReused:
+		return errors.New(idReused(ce.TransactionID, "payment"))
 	case ce.Code == connect.CodeNotFound:
 		return fmt.Errorf("%s", ce.Message)
 	case ce.Code == connect.CodeInvalidArgument && ce.Reason != client.ReasonIdempotencyKeyReused:
@@ -236,13 +259,23 @@ func transportHint(err error, gatewayURL string) string {
 }
 
 // humanReason turns an ErrorInfo reason such as INSUFFICIENT_FUNDS into
-// "insufficient funds".
+// "insufficient funds", or returns "" when there is no reason (an error
+// that did not come from the gateway says nothing about a decline).
 func humanReason(reason string) string {
-	if reason == "" {
-		return "declined"
-	}
 	reason = strings.TrimPrefix(reason, "FAILURE_REASON_")
+	if reason == "" || reason == "UNSPECIFIED" {
+		return ""
+	}
 	return strings.ToLower(strings.ReplaceAll(reason, "_", " "))
+}
+
+// failureLabel is the short reason of a failure: the ErrorInfo reason in
+// words, else the code ("unimplemented").
+func failureLabel(ce *client.Error) string {
+	if r := humanReason(ce.Reason); r != "" {
+		return r
+	}
+	return ce.Code.String()
 }
 
 // trimDeclined drops the "declined: " prefix of the gateway's decline
@@ -295,12 +328,19 @@ func newErrorJSON(err error) *errorJSON {
 	if errors.As(err, &ce) {
 		return &errorJSON{Code: ce.Code.String(), Reason: ce.Reason, Message: ce.Message, TransactionID: ce.TransactionID}
 	}
-	code := "unknown"
+	j := &errorJSON{Code: connect.CodeUnknown.String(), Message: err.Error()}
 	var ue *usageError
-	if errors.As(err, &ue) || errors.Is(err, client.ErrInvalidRequest) {
-		code = "invalid_argument"
+	switch {
+	case errors.As(err, &ue):
+		j.Code, j.Reason = connect.CodeInvalidArgument.String(), ue.reason
+	case errors.Is(err, client.ErrInvalidRequest):
+		j.Code = connect.CodeInvalidArgument.String()
+	case errors.Is(err, client.ErrNoProfile), errors.Is(err, errSessionExpired):
+		j.Code = connect.CodeUnauthenticated.String()
+	case errors.Is(err, outbox.ErrBusy):
+		j.Code = connect.CodeUnavailable.String()
 	}
-	return &errorJSON{Code: code, Message: err.Error()}
+	return j
 }
 
 // fail reports a failed call: with --json it also writes {"error": ...}

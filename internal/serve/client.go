@@ -19,6 +19,9 @@ const (
 	ClientPingTimeout = 15 * time.Second
 )
 
+// ClientIdleConnTimeout is how long an unused pooled connection stays open.
+const ClientIdleConnTimeout = 90 * time.Second
+
 // NewHTTP2Client returns the HTTP client Remit uses to call Connect servers
 // (the banks, and each other in tests): HTTP/2 only, over TLS only — the
 // transport refuses http:// URLs — with TLS 1.3 as the minimum version and
@@ -44,6 +47,10 @@ func NewHTTP2Client(tlsConf *tls.Config) *http.Client {
 			TLSClientConfig: conf,
 			ReadIdleTimeout: ClientReadIdleTimeout,
 			PingTimeout:     ClientPingTimeout,
+			// Close pooled connections nobody used for a while, so a server
+			// shutting down gracefully (GOAWAY) is not kept waiting by a
+			// connection this client will never use again.
+			IdleConnTimeout: ClientIdleConnTimeout,
 		},
 	}
 }

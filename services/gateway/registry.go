@@ -201,6 +201,17 @@ func (r *Registry) poll(ctx context.Context, name string, e *bankEntry) {
 	}
 }
 
+// Close closes the connections to every bank. A gateway that stops must
+// not leave them open: a bank shutting down gracefully waits for its
+// clients to hang up.
+func (r *Registry) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.banks {
+		e.http.CloseIdleConnections()
+	}
+}
+
 // BankInfo is one bank as ListBanks shows it.
 type BankInfo struct {
 	Name     string

@@ -113,6 +113,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	defer registry.Close()
 	coord := NewCoordinator(st, registry, log, cfg.Timing, cfg.Now)
 	coord.audit = auditLog
 	if err := coord.Recover(ctx); err != nil {

@@ -61,6 +61,10 @@ type Config struct {
 	Burst int
 	// Now is the clock of the rate limiter; nil means time.Now.
 	Now func() time.Time
+	// StreamRecheck is how often an open stream's bearer token is verified
+	// again; a stream whose token expired or was revoked ends with
+	// unauthenticated. Zero means [DefaultStreamRecheck].
+	StreamRecheck time.Duration
 }
 
 // Interceptor is the handler-side connect.Interceptor that authenticates
@@ -85,12 +89,13 @@ type Config struct {
 // RPC's log line (principal, principal_kind, role, session_id) with
 // logging.AddFields. Tokens, headers and certificates are never logged.
 type Interceptor struct {
-	tokens TokenVerifier
-	audit  audit.Recorder
-	policy map[string]Rule
-	limits *limiters
-	now    func() time.Time
-	logger *slog.Logger
+	tokens  TokenVerifier
+	recheck time.Duration
+	audit   audit.Recorder
+	policy  map[string]Rule
+	limits  *limiters
+	now     func() time.Time
+	logger  *slog.Logger
 }
 
 var _ connect.Interceptor = (*Interceptor)(nil)
@@ -98,10 +103,14 @@ var _ connect.Interceptor = (*Interceptor)(nil)
 // NewInterceptor returns an [Interceptor] configured by cfg.
 func NewInterceptor(cfg Config) *Interceptor {
 	i := &Interceptor{
-		tokens: cfg.Verifier,
-		audit:  cfg.Audit,
-		policy: cfg.Policy,
-		now:    cfg.Now,
+		tokens:  cfg.Verifier,
+		recheck: cfg.StreamRecheck,
+		audit:   cfg.Audit,
+		policy:  cfg.Policy,
+		now:     cfg.Now,
+	}
+	if i.recheck <= 0 {
+		i.recheck = DefaultStreamRecheck
 	}
 	if i.policy == nil {
 		i.policy = Policy
@@ -164,10 +173,74 @@ func (i *Interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) co
 		if err != nil {
 			return err
 		}
+		ctx, stop := i.watchSession(ctx, conn.RequestHeader())
 		err = next(ctx, conn)
+		if stop() {
+			// The session ended while the stream was open: say so, rather
+			// than ending the stream as if the caller had hung up.
+			return Unauthenticated()
+		}
 		i.auditHandlerDenial(ctx, conn.Spec().Procedure, conn.Peer(), err)
 		return err
 	}
+}
+
+// DefaultStreamRecheck is how often an open stream's token is re-verified.
+const DefaultStreamRecheck = 30 * time.Second
+
+// errSessionEnded is the cancel cause of a stream whose token stopped
+// working while it was open.
+var errSessionEnded = errors.New("authz: session ended during the stream")
+
+// watchSession re-verifies a stream's bearer token every StreamRecheck and
+// cancels the returned context once the token is expired or revoked, so
+// that a long-lived stream (WatchPayments) does not outlive its session.
+// stop ends the watch and reports whether the session had ended.
+func (i *Interceptor) watchSession(ctx context.Context, header http.Header) (context.Context, func() bool) {
+	p, ok := PrincipalFrom(ctx)
+	token := bearerToken(header)
+	if !ok || p.Kind != KindClient || token == "" || i.tokens == nil {
+		return ctx, func() bool { return false }
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(i.recheck)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if _, err := i.tokens.Verify(ctx, token); errors.Is(err, ErrUnauthenticated) {
+					cancel(errSessionEnded)
+					return
+				}
+			}
+		}
+	}()
+	return ctx, func() bool {
+		close(done)
+		ended := errors.Is(context.Cause(ctx), errSessionEnded)
+		cancel(nil)
+		return ended
+	}
+}
+
+// bearerToken returns the token of a single "Authorization: Bearer" header,
+// or "".
+func bearerToken(header http.Header) string {
+	values := header.Values("Authorization")
+	if len(values) != 1 {
+		return ""
+	}
+	scheme, token, ok := strings.Cut(strings.TrimSpace(values[0]), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
 }
 
 // check authenticates, rate-limits and authorizes one call and returns the

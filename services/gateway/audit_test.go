@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -43,5 +44,30 @@ func TestOwnershipDenialsAreAudited(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("no authz_denied audit line for bob's ownership denial")
+	}
+}
+
+// TestLogoutEndsOpenStreams checks that revoking a session also ends the
+// WatchPayments streams opened with it: a stolen token that is logged out
+// stops receiving events.
+func TestLogoutEndsOpenStreams(t *testing.T) {
+	net := gatewaytest.Start(t, gatewaytest.Options{})
+	bob := net.Login(t, "bob")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stream, err := bob.Payments.WatchPayments(ctx, &gatewayv1.WatchPaymentsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Auth.Logout(ctx, &gatewayv1.LogoutRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	for stream.Receive() {
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the stream outlived its revoked session")
+	}
+	if code := connect.CodeOf(stream.Err()); code != connect.CodeUnauthenticated {
+		t.Fatalf("stream ended with %v, want unauthenticated", stream.Err())
 	}
 }

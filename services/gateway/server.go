@@ -52,6 +52,10 @@ type Config struct {
 	TokenTTL time.Duration
 	// RateLimit is the per-principal request rate (default authz's).
 	RateLimit float64
+	// StreamRecheck is how often an open WatchPayments stream's token is
+	// verified again (default authz.DefaultStreamRecheck): a revoked or
+	// expired session ends its streams too.
+	StreamRecheck time.Duration
 	// Now is the clock; nil for time.Now.
 	Now func() time.Time
 }
@@ -123,10 +127,11 @@ func Run(ctx context.Context, cfg Config) error {
 	h := &api{store: st, coord: coord, registry: registry, instance: uuid.NewString(), log: log, stopping: ctx.Done()}
 	ah := &authAPI{authn: authn}
 	interceptor := authz.NewInterceptor(authz.Config{
-		Verifier: authn,
-		Audit:    auditLog,
-		Rate:     rate.Limit(cfg.RateLimit),
-		Now:      cfg.Now,
+		Verifier:      authn,
+		Audit:         auditLog,
+		Rate:          rate.Limit(cfg.RateLimit),
+		Now:           cfg.Now,
+		StreamRecheck: cfg.StreamRecheck,
 	})
 	opts := serve.HandlerOptions(log, interceptor)
 	mux := http.NewServeMux()

@@ -164,6 +164,7 @@ func Start(t testing.TB, opts Options) *Network {
 			Timing:         opts.Timing,
 			HealthInterval: opts.HealthInterval,
 			RateLimit:      1e9, // the tests are the only clients; never throttle them
+			StreamRecheck:  100 * time.Millisecond,
 		},
 	}
 

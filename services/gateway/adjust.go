@@ -50,9 +50,9 @@ func (c *Coordinator) Adjust(ctx context.Context, req AdjustRequest) (*Txn, erro
 			return nil, err
 		}
 		release, busy := c.acquire(req.TxID)
-		if busy {
+		if busy != nil {
 			select {
-			case <-c.inflightDone(req.TxID):
+			case <-busy:
 				continue // its holder finished: read the outcome again
 			case <-ctx.Done():
 				return nil, ErrInProgress

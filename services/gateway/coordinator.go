@@ -218,7 +218,7 @@ func (c *Coordinator) Pay(ctx context.Context, req PaymentRequest) (*Txn, error)
 	// Take the in-flight slot before claiming, so a duplicate that sees the
 	// claimed row always finds something to wait on.
 	release, busy := c.acquire(req.TxID)
-	if busy {
+	if busy != nil {
 		return c.waitAndReplay(ctx, req.TxID, req.ClientID, fp)
 	}
 
@@ -251,14 +251,15 @@ func (c *Coordinator) Pay(ctx context.Context, req PaymentRequest) (*Txn, error)
 }
 
 // acquire takes the in-flight slot of a transaction id: at most one request
-// or re-driver pass works on an id at a time in this process. It reports busy
-// if another holds it; otherwise release must be called when the work ends,
-// which wakes everyone waiting on the id.
-func (c *Coordinator) acquire(id string) (release func(), busy bool) {
+// or re-driver pass works on an id at a time in this process. If another
+// holds it, busy is closed when that holder releases it (taken in the same
+// critical section, so the wake-up cannot be missed). Otherwise busy is nil
+// and release must be called when the work ends, which wakes every waiter.
+func (c *Coordinator) acquire(id string) (release func(), busy <-chan struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, taken := c.inflight[id]; taken {
-		return nil, true
+	if held, taken := c.inflight[id]; taken {
+		return nil, held
 	}
 	done := make(chan struct{})
 	c.inflight[id] = done
@@ -269,7 +270,7 @@ func (c *Coordinator) acquire(id string) (release func(), busy bool) {
 		}
 		c.mu.Unlock()
 		close(done)
-	}, false
+	}, nil
 }
 
 // inflightDone returns the channel closed when the current holder of id's
@@ -578,7 +579,7 @@ func (c *Coordinator) redriveOnce(ctx context.Context) {
 	}
 	for _, id := range adj {
 		release, busy := c.acquire(id)
-		if busy {
+		if busy != nil {
 			continue // a request is calling the bank for it right now
 		}
 		if t, err := c.store.Get(ctx, id); err == nil && t.Status == StatusProcessing {
@@ -600,7 +601,7 @@ func (c *Coordinator) abortStale(ctx context.Context) {
 	now := c.now()
 	for _, id := range ids {
 		release, busy := c.acquire(id)
-		if busy {
+		if busy != nil {
 			continue
 		}
 		if t, err := c.store.Get(ctx, id); err == nil && t.Decision == DecisionNone && now.After(t.PrepareDeadline) {

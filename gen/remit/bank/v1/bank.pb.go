@@ -8,6 +8,7 @@ package bankv1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "github.com/remitpay/remit/gen/remit/names/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -891,15 +892,16 @@ var File_remit_bank_v1_bank_proto protoreflect.FileDescriptor
 
 const file_remit_bank_v1_bank_proto_rawDesc = "" +
 	"\n" +
-	"\x18remit/bank/v1/bank.proto\x12\rremit.bank.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xec\x01\n" +
-	"\x03Leg\x12J\n" +
+	"\x18remit/bank/v1/bank.proto\x12\rremit.bank.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aremit/names/v1/names.proto\"\xc7\x01\n" +
+	"\x03Leg\x12,\n" +
 	"\n" +
-	"account_id\x18\x01 \x01(\tB+\xbaH(\xc8\x01\x01r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$R\taccountId\x12B\n" +
+	"account_id\x18\x01 \x01(\tB\r\xbaH\n" +
+	"\xc8\x01\x01r\x05Л\xdc\x01\x01R\taccountId\x12B\n" +
 	"\tdirection\x18\x02 \x01(\x0e2\x18.remit.bank.v1.DirectionB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\tdirection\x12&\n" +
-	"\x06amount\x18\x03 \x01(\x03B\x0e\xbaH\v\"\t\x18\x80\xa0\x94\xa5\x8d\x1d \x00R\x06amount\x12-\n" +
-	"\bcurrency\x18\x04 \x01(\tB\x11\xbaH\x0er\f2\n" +
-	"^[a-z]{3}$R\bcurrency\"\xc8\x01\n" +
+	"\x06amount\x18\x03 \x01(\x03B\x0e\xbaH\v\"\t\x18\x80\xa0\x94\xa5\x8d\x1d \x00R\x06amount\x12&\n" +
+	"\bcurrency\x18\x04 \x01(\tB\n" +
+	"\xbaH\ar\x05؛\xdc\x01\x01R\bcurrency\"\xc8\x01\n" +
 	"\x19PrepareTransactionRequest\x122\n" +
 	"\x0etransaction_id\x18\x01 \x01(\tB\v\xbaH\b\xc8\x01\x01r\x03\xb0\x01\x01R\rtransactionId\x122\n" +
 	"\x04legs\x18\x02 \x03(\v2\x12.remit.bank.v1.LegB\n" +
@@ -916,24 +918,26 @@ const file_remit_bank_v1_bank_proto_rawDesc = "" +
 	"\bdecision\x18\x02 \x01(\x0e2\x17.remit.bank.v1.DecisionB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\bdecision\"R\n" +
 	"\x19CommitTransactionResponse\x125\n" +
-	"\x05state\x18\x01 \x01(\x0e2\x1f.remit.bank.v1.TransactionStateR\x05state\"\xb1\x02\n" +
+	"\x05state\x18\x01 \x01(\x0e2\x1f.remit.bank.v1.TransactionStateR\x05state\"\x8c\x02\n" +
 	"\x14UpdateBalanceRequest\x122\n" +
-	"\x0etransaction_id\x18\x01 \x01(\tB\v\xbaH\b\xc8\x01\x01r\x03\xb0\x01\x01R\rtransactionId\x12J\n" +
+	"\x0etransaction_id\x18\x01 \x01(\tB\v\xbaH\b\xc8\x01\x01r\x03\xb0\x01\x01R\rtransactionId\x12,\n" +
 	"\n" +
-	"account_id\x18\x02 \x01(\tB+\xbaH(\xc8\x01\x01r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$R\taccountId\x12B\n" +
+	"account_id\x18\x02 \x01(\tB\r\xbaH\n" +
+	"\xc8\x01\x01r\x05Л\xdc\x01\x01R\taccountId\x12B\n" +
 	"\tdirection\x18\x03 \x01(\x0e2\x18.remit.bank.v1.DirectionB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\tdirection\x12&\n" +
-	"\x06amount\x18\x04 \x01(\x03B\x0e\xbaH\v\"\t\x18\x80\xa0\x94\xa5\x8d\x1d \x00R\x06amount\x12-\n" +
-	"\bcurrency\x18\x05 \x01(\tB\x11\xbaH\x0er\f2\n" +
-	"^[a-z]{3}$R\bcurrency\"\x88\x01\n" +
+	"\x06amount\x18\x04 \x01(\x03B\x0e\xbaH\v\"\t\x18\x80\xa0\x94\xa5\x8d\x1d \x00R\x06amount\x12&\n" +
+	"\bcurrency\x18\x05 \x01(\tB\n" +
+	"\xbaH\ar\x05؛\xdc\x01\x01R\bcurrency\"\x88\x01\n" +
 	"\x15UpdateBalanceResponse\x12\x18\n" +
 	"\abalance\x18\x01 \x01(\x03R\abalance\x12\x1a\n" +
 	"\bcurrency\x18\x02 \x01(\tR\bcurrency\x129\n" +
 	"\n" +
-	"apply_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tapplyTime\"_\n" +
-	"\x11GetBalanceRequest\x12J\n" +
+	"apply_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tapplyTime\"A\n" +
+	"\x11GetBalanceRequest\x12,\n" +
 	"\n" +
-	"account_id\x18\x01 \x01(\tB+\xbaH(\xc8\x01\x01r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$R\taccountId\"\x9b\x01\n" +
+	"account_id\x18\x01 \x01(\tB\r\xbaH\n" +
+	"\xc8\x01\x01r\x05Л\xdc\x01\x01R\taccountId\"\x9b\x01\n" +
 	"\x12GetBalanceResponse\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x18\n" +

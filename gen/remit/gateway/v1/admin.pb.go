@@ -8,6 +8,7 @@ package gatewayv1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "github.com/remitpay/remit/gen/remit/names/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -444,15 +445,15 @@ var File_remit_gateway_v1_admin_proto protoreflect.FileDescriptor
 
 const file_remit_gateway_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x1cremit/gateway/v1/admin.proto\x12\x10remit.gateway.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cremit/gateway/v1/types.proto\"\xa8\x02\n" +
+	"\x1cremit/gateway/v1/admin.proto\x12\x10remit.gateway.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cremit/gateway/v1/types.proto\x1a\x1aremit/names/v1/names.proto\"\xa1\x02\n" +
 	"\x14UpdateBalanceRequest\x122\n" +
 	"\x0etransaction_id\x18\x01 \x01(\tB\v\xbaH\b\xc8\x01\x01r\x03\xb0\x01\x01R\rtransactionId\x12>\n" +
 	"\aaccount\x18\x02 \x01(\v2\x1c.remit.gateway.v1.AccountRefB\x06\xbaH\x03\xc8\x01\x01R\aaccount\x12E\n" +
 	"\tdirection\x18\x03 \x01(\x0e2\x1b.remit.gateway.v1.DirectionB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\tdirection\x12&\n" +
-	"\x06amount\x18\x04 \x01(\x03B\x0e\xbaH\v\"\t\x18\x80\xa0\x94\xa5\x8d\x1d \x00R\x06amount\x12-\n" +
-	"\bcurrency\x18\x05 \x01(\tB\x11\xbaH\x0er\f2\n" +
-	"^[a-z]{3}$R\bcurrency\"\xac\x01\n" +
+	"\x06amount\x18\x04 \x01(\x03B\x0e\xbaH\v\"\t\x18\x80\xa0\x94\xa5\x8d\x1d \x00R\x06amount\x12&\n" +
+	"\bcurrency\x18\x05 \x01(\tB\n" +
+	"\xbaH\ar\x05؛\xdc\x01\x01R\bcurrency\"\xac\x01\n" +
 	"\x15UpdateBalanceResponse\x12%\n" +
 	"\x0etransaction_id\x18\x01 \x01(\tR\rtransactionId\x126\n" +
 	"\aaccount\x18\x02 \x01(\v2\x1c.remit.gateway.v1.AccountRefR\aaccount\x12\x18\n" +

@@ -8,6 +8,7 @@ package gatewayv1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "github.com/remitpay/remit/gen/remit/names/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -221,9 +222,10 @@ var File_remit_gateway_v1_auth_proto protoreflect.FileDescriptor
 
 const file_remit_gateway_v1_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x1bremit/gateway/v1/auth.proto\x12\x10remit.gateway.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cremit/gateway/v1/types.proto\"\x81\x01\n" +
-	"\fLoginRequest\x12H\n" +
-	"\tclient_id\x18\x01 \x01(\tB+\xbaH(\xc8\x01\x01r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$R\bclientId\x12'\n" +
+	"\x1bremit/gateway/v1/auth.proto\x12\x10remit.gateway.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cremit/gateway/v1/types.proto\x1a\x1aremit/names/v1/names.proto\"c\n" +
+	"\fLoginRequest\x12*\n" +
+	"\tclient_id\x18\x01 \x01(\tB\r\xbaH\n" +
+	"\xc8\x01\x01r\x05Л\xdc\x01\x01R\bclientId\x12'\n" +
 	"\bpassword\x18\x02 \x01(\tB\v\xbaH\b\xc8\x01\x01r\x03\x18\x80\x02R\bpassword\"\xa1\x01\n" +
 	"\rLoginResponse\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12;\n" +

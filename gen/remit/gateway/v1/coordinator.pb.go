@@ -8,6 +8,7 @@ package gatewayv1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "github.com/remitpay/remit/gen/remit/names/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -273,9 +274,10 @@ var File_remit_gateway_v1_coordinator_proto protoreflect.FileDescriptor
 
 const file_remit_gateway_v1_coordinator_proto_rawDesc = "" +
 	"\n" +
-	"\"remit/gateway/v1/coordinator.proto\x12\x10remit.gateway.v1\x1a\x1bbuf/validate/validate.proto\"z\n" +
-	"\x13RegisterBankRequest\x127\n" +
-	"\x04name\x18\x01 \x01(\tB#\xbaH \xc8\x01\x01r\x1b2\x19^[a-z0-9][a-z0-9-]{0,62}$R\x04name\x12*\n" +
+	"\"remit/gateway/v1/coordinator.proto\x12\x10remit.gateway.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1aremit/names/v1/names.proto\"d\n" +
+	"\x13RegisterBankRequest\x12!\n" +
+	"\x04name\x18\x01 \x01(\tB\r\xbaH\n" +
+	"\xc8\x01\x01r\x05ț\xdc\x01\x01R\x04name\x12*\n" +
 	"\x03url\x18\x02 \x01(\tB\x18\xbaH\x15\xc8\x01\x01r\x10\x18\x80\x04:\bhttps://\x88\x01\x01R\x03url\"F\n" +
 	"\x14RegisterBankResponse\x12.\n" +
 	"\x13gateway_instance_id\x18\x01 \x01(\tR\x11gatewayInstanceId\"R\n" +

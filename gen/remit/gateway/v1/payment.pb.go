@@ -8,6 +8,7 @@ package gatewayv1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "github.com/remitpay/remit/gen/remit/names/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -774,13 +775,13 @@ var File_remit_gateway_v1_payment_proto protoreflect.FileDescriptor
 
 const file_remit_gateway_v1_payment_proto_rawDesc = "" +
 	"\n" +
-	"\x1eremit/gateway/v1/payment.proto\x12\x10remit.gateway.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cremit/gateway/v1/types.proto\"\x87\x02\n" +
+	"\x1eremit/gateway/v1/payment.proto\x12\x10remit.gateway.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cremit/gateway/v1/types.proto\x1a\x1aremit/names/v1/names.proto\"\x80\x02\n" +
 	"\x12MakePaymentRequest\x122\n" +
 	"\x0etransaction_id\x18\x01 \x01(\tB\v\xbaH\b\xc8\x01\x01r\x03\xb0\x01\x01R\rtransactionId\x12:\n" +
 	"\x05payee\x18\x02 \x01(\v2\x1c.remit.gateway.v1.AccountRefB\x06\xbaH\x03\xc8\x01\x01R\x05payee\x12&\n" +
-	"\x06amount\x18\x03 \x01(\x03B\x0e\xbaH\v\"\t\x18\x80\xa0\x94\xa5\x8d\x1d \x00R\x06amount\x12-\n" +
-	"\bcurrency\x18\x04 \x01(\tB\x11\xbaH\x0er\f2\n" +
-	"^[a-z]{3}$R\bcurrency\x12*\n" +
+	"\x06amount\x18\x03 \x01(\x03B\x0e\xbaH\v\"\t\x18\x80\xa0\x94\xa5\x8d\x1d \x00R\x06amount\x12&\n" +
+	"\bcurrency\x18\x04 \x01(\tB\n" +
+	"\xbaH\ar\x05؛\xdc\x01\x01R\bcurrency\x12*\n" +
 	"\vdescription\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\vdescription\"J\n" +
 	"\x13MakePaymentResponse\x123\n" +
 	"\apayment\x18\x01 \x01(\v2\x19.remit.gateway.v1.PaymentR\apayment\"G\n" +

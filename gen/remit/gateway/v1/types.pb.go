@@ -8,6 +8,7 @@ package gatewayv1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "github.com/remitpay/remit/gen/remit/names/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -493,12 +494,14 @@ var File_remit_gateway_v1_types_proto protoreflect.FileDescriptor
 
 const file_remit_gateway_v1_types_proto_rawDesc = "" +
 	"\n" +
-	"\x1cremit/gateway/v1/types.proto\x12\x10remit.gateway.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x91\x01\n" +
+	"\x1cremit/gateway/v1/types.proto\x12\x10remit.gateway.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aremit/names/v1/names.proto\"]\n" +
 	"\n" +
-	"AccountRef\x127\n" +
-	"\x04bank\x18\x01 \x01(\tB#\xbaH \xc8\x01\x01r\x1b2\x19^[a-z0-9][a-z0-9-]{0,62}$R\x04bank\x12J\n" +
+	"AccountRef\x12!\n" +
+	"\x04bank\x18\x01 \x01(\tB\r\xbaH\n" +
+	"\xc8\x01\x01r\x05ț\xdc\x01\x01R\x04bank\x12,\n" +
 	"\n" +
-	"account_id\x18\x02 \x01(\tB+\xbaH(\xc8\x01\x01r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$R\taccountId\"\xdc\x04\n" +
+	"account_id\x18\x02 \x01(\tB\r\xbaH\n" +
+	"\xc8\x01\x01r\x05Л\xdc\x01\x01R\taccountId\"\xdc\x04\n" +
 	"\aPayment\x12%\n" +
 	"\x0etransaction_id\x18\x01 \x01(\tR\rtransactionId\x122\n" +
 	"\x05payer\x18\x02 \x01(\v2\x1c.remit.gateway.v1.AccountRefR\x05payer\x122\n" +

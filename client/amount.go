@@ -27,8 +27,8 @@ func Decimals(currency string) int {
 // involved, and more decimals than the currency has is an error rather than
 // a silent rounding.
 func ParseAmount(s, currency string) (int64, error) {
-	if !currencyRE.MatchString(currency) {
-		return 0, invalid("currency %q must be a lowercase ISO 4217 code like usd", currency)
+	if err := validateCurrency(currency); err != nil {
+		return 0, err
 	}
 	digits := Decimals(currency)
 	whole, frac, hasDot := strings.Cut(s, ".")

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"iter"
-	"regexp"
 	"strings"
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
 
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
+	"github.com/remitpay/remit/internal/names"
 )
 
 // AccountRef names one account at one bank, e.g. bank-a/alice.
@@ -20,11 +20,6 @@ type AccountRef struct {
 	// ID is the account's id inside that bank.
 	ID string
 }
-
-var (
-	bankRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-	accountRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-)
 
 // ParseAccountRef parses "BANK/ACCOUNT", the form users type and
 // AccountRef.String prints.
@@ -57,17 +52,24 @@ func AccountRefFromProto(r *gatewayv1.AccountRef) AccountRef {
 	return AccountRef{Bank: r.GetBank(), ID: r.GetAccountId()}
 }
 
+// validate checks a with the gateway's own naming rules (internal/names).
 func (a AccountRef) validate() error {
-	if !bankRE.MatchString(a.Bank) {
-		return invalid("bank %q must be lowercase letters, digits and dashes", a.Bank)
+	if err := names.Bank(a.Bank); err != nil {
+		return invalid("bank %v", err)
 	}
-	if !accountRE.MatchString(a.ID) {
-		return invalid("account id %q must be letters, digits, '_', '.' and '-'", a.ID)
+	if err := names.AccountID(a.ID); err != nil {
+		return invalid("account id %v", err)
 	}
 	return nil
 }
 
-var currencyRE = regexp.MustCompile(`^[a-z]{3}$`)
+// validateCurrency checks currency with the gateway's own rule.
+func validateCurrency(currency string) error {
+	if err := names.Currency(currency); err != nil {
+		return invalid("currency %v", err)
+	}
+	return nil
+}
 
 // MaxAmount is the largest amount the gateway accepts in one payment, in
 // minor units.
@@ -134,10 +136,7 @@ func validateMoney(amount int64, currency string) error {
 	if amount <= 0 || amount > MaxAmount {
 		return invalid("amount %d must be between 1 and %d minor units", amount, int64(MaxAmount))
 	}
-	if !currencyRE.MatchString(currency) {
-		return invalid("currency %q must be a lowercase ISO 4217 code like usd", currency)
-	}
-	return nil
+	return validateCurrency(currency)
 }
 
 // Pay makes a payment from the caller's account and returns it SUCCEEDED.

@@ -17,7 +17,7 @@ import (
 
 	"github.com/remitpay/remit/client"
 	"github.com/remitpay/remit/client/outbox"
-	"github.com/remitpay/remit/internal/auth"
+	"github.com/remitpay/remit/internal/names"
 )
 
 var loginCmd = &command{
@@ -55,8 +55,9 @@ REMIT_HOME=/tmp/bob remit login bob`,
 				return usagef("missing CLIENT_ID, e.g. remit login alice")
 			case len(args) > 1:
 				return usagef("unexpected argument %q", args[1])
-			case !auth.ValidClientID(args[0]):
-				return usagef("client id %q: want 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit", args[0])
+			}
+			if err := names.ClientID(args[0]); err != nil {
+				return usagef("client id %v", err)
 			}
 			return runLogin(ctx, e, f, args[0], *passwordStdin)
 		}

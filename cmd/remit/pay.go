@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
 
 	"connectrpc.com/connect"
@@ -17,6 +16,7 @@ import (
 	"github.com/remitpay/remit/client"
 	"github.com/remitpay/remit/client/outbox"
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
+	"github.com/remitpay/remit/internal/names"
 )
 
 var payCmd = &command{
@@ -109,16 +109,14 @@ func paymentRequest(to, amount, currency, description, txID string) (client.Paym
 	return req, nil
 }
 
-var currencyRE = regexp.MustCompile(`^[a-z]{3}$`)
-
 // checkCurrency returns a usage error about --currency unless currency is
 // a lowercase ISO 4217 code.
 func checkCurrency(currency string) error {
-	if currencyRE.MatchString(currency) {
+	if names.Currency(currency) == nil {
 		return nil
 	}
 	msg := fmt.Sprintf("--currency %q: currencies are lowercase ISO 4217 codes like usd", currency)
-	if lower := strings.ToLower(currency); currencyRE.MatchString(lower) {
+	if lower := strings.ToLower(currency); names.Currency(lower) == nil {
 		msg += fmt.Sprintf("; did you mean --currency %s?", lower)
 	}
 	return usagef("%s", msg)

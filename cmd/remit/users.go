@@ -12,6 +12,7 @@ import (
 
 	"github.com/remitpay/remit/internal/auth"
 	"github.com/remitpay/remit/internal/authz"
+	"github.com/remitpay/remit/internal/names"
 )
 
 var usersCmd = &command{
@@ -61,8 +62,11 @@ remit users add --file .remit/users.json ops --role admin --role auditor`,
 				return usagef("missing CLIENT_ID")
 			case len(args) > 1:
 				return usagef("unexpected argument %q", args[1])
-			case !auth.ValidClientID(args[0]):
-				return usagef("client id %q: want 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit", args[0])
+			}
+			if err := names.ClientID(args[0]); err != nil {
+				return usagef("client id %v", err)
+			}
+			switch {
 			case sub == "passwd" && (len(roles) > 0 || account != ""):
 				return usagef("--role and --account only apply to add")
 			}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/remitpay/remit/internal/audit"
 	"github.com/remitpay/remit/internal/authz"
+	"github.com/remitpay/remit/internal/names"
 )
 
 // ErrBadCredentials is the one error Login returns for an unknown client id
@@ -243,7 +244,7 @@ func (a *Authenticator) Login(ctx context.Context, clientID, password, remoteAdd
 		return "", time.Time{}, nil, err
 	}
 	idKey, srcKey := clientID, authz.SourceOf(remoteAddr)
-	if !ValidClientID(clientID) {
+	if names.ClientID(clientID) != nil {
 		// No such user can exist; one shared key keeps arbitrary input
 		// from growing the throttle's memory.
 		idKey = "\x00invalid"

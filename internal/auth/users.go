@@ -9,12 +9,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
 	"github.com/remitpay/remit/internal/authz"
+	"github.com/remitpay/remit/internal/names"
 )
 
 // MaxUsersFileSize bounds the users file LoadUsers reads.
@@ -32,15 +32,6 @@ var (
 	// file.
 	ErrUnknownUser = errors.New("no such user")
 )
-
-var (
-	idRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-	bankRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-)
-
-// ValidClientID reports whether id is a syntactically valid client id (and
-// account id): ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$, the API's rule.
-func ValidClientID(id string) bool { return idRE.MatchString(id) }
 
 // User is one entry of the users file: a client that can log in.
 type User struct {
@@ -220,8 +211,8 @@ func ParseUsers(name string, data []byte) (*Users, error) {
 }
 
 func (fu fileUser) toUser() (*User, error) {
-	if !ValidClientID(fu.ClientID) {
-		return nil, fmt.Errorf("client_id %s does not match %s", quoteShort(fu.ClientID), idRE)
+	if err := names.ClientID(fu.ClientID); err != nil {
+		return nil, fmt.Errorf("client_id %w", err)
 	}
 	if _, _, _, err := parseHash(fu.PasswordHash); err != nil {
 		// Do not echo the hash: it is not the password, but it is still
@@ -243,11 +234,11 @@ func (fu fileUser) toUser() (*User, error) {
 		usr.Roles = append(usr.Roles, r)
 	}
 	if fu.Account != nil {
-		if !bankRE.MatchString(fu.Account.Bank) {
-			return nil, fmt.Errorf("account.bank %s does not match %s", quoteShort(fu.Account.Bank), bankRE)
+		if err := names.Bank(fu.Account.Bank); err != nil {
+			return nil, fmt.Errorf("account.bank %w", err)
 		}
-		if !ValidClientID(fu.Account.AccountID) {
-			return nil, fmt.Errorf("account.account_id %s does not match %s", quoteShort(fu.Account.AccountID), idRE)
+		if err := names.AccountID(fu.Account.AccountID); err != nil {
+			return nil, fmt.Errorf("account.account_id %w", err)
 		}
 		usr.Account = &authz.Account{Bank: fu.Account.Bank, ID: fu.Account.AccountID}
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/remitpay/remit/internal/auth"
 	"github.com/remitpay/remit/internal/authz"
+	"github.com/remitpay/remit/internal/names"
 )
 
 // FuzzLoadUsers feeds arbitrary bytes to the users file parser (LoadUsers
@@ -49,8 +50,8 @@ func FuzzLoadUsers(f *testing.F) {
 		out.Users = []user{}
 		seen := map[string]bool{}
 		for _, u := range users.All() {
-			if !auth.ValidClientID(u.ClientID) {
-				t.Errorf("accepted client id %q", u.ClientID)
+			if err := names.ClientID(u.ClientID); err != nil {
+				t.Errorf("accepted client id %q: %v", u.ClientID, err)
 			}
 			if got, ok := users.Lookup(u.ClientID); !ok || got != u {
 				t.Errorf("Lookup(%q) does not find the entry", u.ClientID)

@@ -34,7 +34,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/remitpay/remit/internal/logging"
-	"github.com/remitpay/remit/internal/pki"
+	"github.com/remitpay/remit/internal/names"
 )
 
 // MaxFileSize bounds a config file. Real files are a few hundred bytes; the
@@ -148,11 +148,6 @@ func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(),
 
 // IsZero lets omitempty drop a zero duration.
 func (d Duration) IsZero() bool { return d == 0 }
-
-var (
-	idRE       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-	currencyRE = regexp.MustCompile(`^[a-z]{3}$`)
-)
 
 // LoadGateway reads, resolves and validates a gateway config file.
 func LoadGateway(path string) (*Gateway, error) {
@@ -309,8 +304,8 @@ func (g *Gateway) Validate() error {
 // Validate reports the first problem that would stop a bank from starting,
 // naming the field as it is spelt in the file.
 func (b *Bank) Validate() error {
-	if !pki.ValidBankName(b.Name) {
-		return fmt.Errorf("name %q: want lowercase letters, digits and dashes (^[a-z0-9][a-z0-9-]{0,62}$)", b.Name)
+	if err := names.Bank(b.Name); err != nil {
+		return fmt.Errorf("name %w", err)
 	}
 	if err := validListen(b.Listen); err != nil {
 		return err
@@ -332,15 +327,16 @@ func (b *Bank) Validate() error {
 	}
 	seen := make(map[string]bool, len(b.Accounts))
 	for i, a := range b.Accounts {
+		idErr, currencyErr := names.AccountID(a.ID), names.Currency(a.Currency)
 		switch {
-		case !idRE.MatchString(a.ID):
-			return fmt.Errorf("accounts[%d].id %q: want 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit", i, a.ID)
+		case idErr != nil:
+			return fmt.Errorf("accounts[%d].id %w", i, idErr)
 		case seen[a.ID]:
 			return fmt.Errorf("accounts[%d].id %q appears twice", i, a.ID)
 		case a.Owner == "":
 			return fmt.Errorf("accounts[%d].owner is required (the client id of the holder)", i)
-		case !currencyRE.MatchString(a.Currency):
-			return fmt.Errorf("accounts[%d].currency %q: want a lowercase ISO 4217 code such as usd", i, a.Currency)
+		case currencyErr != nil:
+			return fmt.Errorf("accounts[%d].currency %w", i, currencyErr)
 		case a.OpeningBalance < 0:
 			return fmt.Errorf("accounts[%d].opening_balance %d is negative", i, a.OpeningBalance)
 		}

@@ -46,7 +46,7 @@
 // peer is the single URI SAN in its certificate:
 //
 //	remit://gateway          the gateway (server and client certificates)
-//	remit://bank/<name>      bank <name>, where <name> matches ^[a-z0-9][a-z0-9-]{0,62}$
+//	remit://bank/<name>      bank <name>, a valid bank name (internal/names)
 //
 // The subject CN repeats the name for humans but is never used for
 // authorization. [PeerIdentity] reads the identity only from the leaf of the

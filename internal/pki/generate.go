@@ -20,6 +20,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/remitpay/remit/internal/names"
 )
 
 // Default validity periods.
@@ -45,7 +47,7 @@ const backdate = 5 * time.Minute
 // Options controls [Generate].
 type Options struct {
 	// Banks are the bank names to issue server and client certificates for,
-	// e.g. "bank-a". Each must match ^[a-z0-9][a-z0-9-]{0,62}$, must not be
+	// e.g. "bank-a". Each must be a valid bank name ([names.Bank]), must not be
 	// "ca" or "gateway" and must not end in "-key" or "-client" (those would
 	// collide with other files). Duplicates are ignored.
 	Banks []string
@@ -196,10 +198,10 @@ var reservedNames = []string{"ca", GatewayName}
 func normalizeBanks(in []string) ([]string, error) {
 	out := make([]string, 0, len(in))
 	for _, b := range in {
-		switch {
-		case !ValidBankName(b):
-			return nil, fmt.Errorf("pki: invalid bank name %q: must match ^[a-z0-9][a-z0-9-]{0,62}$", b)
-		case slices.Contains(reservedNames, b), strings.HasSuffix(b, "-key"), strings.HasSuffix(b, "-client"):
+		if err := names.Bank(b); err != nil {
+			return nil, fmt.Errorf("pki: invalid bank name: %w", err)
+		}
+		if slices.Contains(reservedNames, b) || strings.HasSuffix(b, "-key") || strings.HasSuffix(b, "-client") {
 			return nil, fmt.Errorf("pki: bank name %q is reserved: its files would collide with others (avoid \"ca\", \"gateway\" and the suffixes -key and -client)", b)
 		}
 		if !slices.Contains(out, b) {

@@ -5,8 +5,9 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net/url"
-	"regexp"
 	"strings"
+
+	"github.com/remitpay/remit/internal/names"
 )
 
 // Identity kinds.
@@ -20,12 +21,6 @@ const GatewayName = "gateway"
 
 // URIScheme is the scheme of the URI SAN that names a principal.
 const URIScheme = "remit"
-
-var bankNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-
-// ValidBankName reports whether name is a syntactically valid bank name
-// (^[a-z0-9][a-z0-9-]{0,62}$, the same rule as AccountRef.bank).
-func ValidBankName(name string) bool { return bankNameRE.MatchString(name) }
 
 // Identity is the principal a certificate was issued to.
 type Identity struct {
@@ -91,7 +86,7 @@ func identityFromURI(u *url.URL) (Identity, bool) {
 		return GatewayIdentity(), true
 	case KindBank:
 		name, ok := strings.CutPrefix(u.Path, "/")
-		if !ok || !ValidBankName(name) {
+		if !ok || names.Bank(name) != nil {
 			return Identity{}, false
 		}
 		return BankIdentity(name), true

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/remitpay/remit/gen/remit/gateway/v1/gatewayv1connect"
+	"github.com/remitpay/remit/internal/names"
 	"github.com/remitpay/remit/internal/pki"
 	"github.com/remitpay/remit/internal/serve"
 )
@@ -57,8 +58,8 @@ type Config struct {
 
 func (c Config) validate() error {
 	var errs []error
-	if !pki.ValidBankName(c.Name) {
-		errs = append(errs, fmt.Errorf("bank name %q must match ^[a-z0-9][a-z0-9-]{0,62}$", c.Name))
+	if err := names.Bank(c.Name); err != nil {
+		errs = append(errs, fmt.Errorf("bank name %w", err))
 	}
 	if c.Listener == nil && c.Addr == "" {
 		errs = append(errs, errors.New("no listen address"))

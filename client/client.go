@@ -171,7 +171,7 @@ func New(cfg Config) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	opts := connect.WithInterceptors(headerInterceptor{c})
+	opts := connect.WithInterceptors(validateInterceptor{}, headerInterceptor{c})
 	c.auth = gatewayv1connect.NewAuthServiceClient(c.http, c.baseURL, opts)
 	c.pay = gatewayv1connect.NewPaymentServiceClient(c.http, c.baseURL, opts)
 	c.admin = gatewayv1connect.NewAdminServiceClient(c.http, c.baseURL, opts)

@@ -272,3 +272,19 @@ func FuzzSameAsBefore(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkBank(b *testing.B) {
+	for b.Loop() {
+		if names.Bank("bank-a") != nil {
+			b.Fatal("bank-a refused")
+		}
+	}
+}
+
+func BenchmarkBankInvalid(b *testing.B) {
+	for b.Loop() {
+		if names.Bank("Bank_A") == nil {
+			b.Fatal("Bank_A accepted")
+		}
+	}
+}

@@ -1,16 +1,10 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
-	"flag"
-	"fmt"
 	"log/slog"
-	"os"
 
 	"github.com/remitpay/remit/internal/config"
-	"github.com/remitpay/remit/internal/pki"
-	"github.com/remitpay/remit/internal/serve"
 	"github.com/remitpay/remit/services/bank"
 )
 
@@ -44,43 +38,22 @@ banks/<name>.yaml fields:
 	examples: `
 remit bank --config .remit/banks/bank-a.yaml
 remit --log-format json bank --config /etc/remit/banks/bank-a.yaml`,
-	flags: func(fs *flag.FlagSet) runFunc {
-		path := fs.String("config", "", "the banks/<name>.yaml `FILE` (required)")
-		return func(ctx context.Context, e *env, args []string) error {
-			switch {
-			case len(args) > 0:
-				return usagef("unexpected argument %q", args[0])
-			case *path == "":
-				return usagef("--config is required")
-			}
-			cfg, err := config.LoadBank(*path)
-			if err != nil {
-				return err
-			}
-			bcfg, err := bankConfig(cfg, e.logger(cfg.LogFormat))
-			if err != nil {
-				return err
-			}
-			ctx, stop := serve.HandleSignals(ctx)
-			defer stop()
-			return bank.Run(ctx, bcfg)
-		}
-	},
+	flags: serverRole[config.Bank, bank.Config]{
+		configUsage: "the banks/<name>.yaml `FILE` (required)",
+		load:        config.LoadBank,
+		logFormat:   func(c *config.Bank) string { return c.LogFormat },
+		build:       bankConfig,
+		run:         bank.Run,
+	}.flags,
 }
 
 // bankConfig turns a loaded bank config into the bank's Config, loading the
 // TLS material so that a bad certificate fails before anything starts.
 func bankConfig(c *config.Bank, log *slog.Logger) (bank.Config, error) {
-	serverTLS, err := pki.ServerConfig(c.TLS.Cert, c.TLS.Key, c.TLS.CA, tls.RequireAndVerifyClientCert)
+	// Only the gateway may call a bank: its client certificate is required.
+	serverTLS, gatewayTLS, err := roleFiles(c.TLS, tls.RequireAndVerifyClientCert, c.DataDir)
 	if err != nil {
 		return bank.Config{}, err
-	}
-	gatewayTLS, err := pki.ClientConfig(c.TLS.CA, c.TLS.ClientCert, c.TLS.ClientKey)
-	if err != nil {
-		return bank.Config{}, err
-	}
-	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
-		return bank.Config{}, fmt.Errorf("create data_dir: %w", err)
 	}
 	accounts := make([]bank.AccountSeed, len(c.Accounts))
 	for i, a := range c.Accounts {

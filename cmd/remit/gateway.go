@@ -1,18 +1,11 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
-	"flag"
-	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/remitpay/remit/internal/config"
-	"github.com/remitpay/remit/internal/logging"
-	"github.com/remitpay/remit/internal/pki"
-	"github.com/remitpay/remit/internal/serve"
 	"github.com/remitpay/remit/services/gateway"
 )
 
@@ -42,44 +35,23 @@ gateway.yaml fields:
 	examples: `
 remit gateway --config .remit/gateway.yaml
 remit --log-format json gateway --config /etc/remit/gateway.yaml`,
-	flags: func(fs *flag.FlagSet) runFunc {
-		path := fs.String("config", "", "the gateway.yaml `FILE` (required)")
-		return func(ctx context.Context, e *env, args []string) error {
-			switch {
-			case len(args) > 0:
-				return usagef("unexpected argument %q", args[0])
-			case *path == "":
-				return usagef("--config is required")
-			}
-			cfg, err := config.LoadGateway(*path)
-			if err != nil {
-				return err
-			}
-			gcfg, err := gatewayConfig(cfg, e.logger(cfg.LogFormat))
-			if err != nil {
-				return err
-			}
-			ctx, stop := serve.HandleSignals(ctx)
-			defer stop()
-			return gateway.Run(ctx, gcfg)
-		}
-	},
+	flags: serverRole[config.Gateway, gateway.Config]{
+		configUsage: "the gateway.yaml `FILE` (required)",
+		load:        config.LoadGateway,
+		logFormat:   func(c *config.Gateway) string { return c.LogFormat },
+		build:       gatewayConfig,
+		run:         gateway.Run,
+	}.flags,
 }
 
 // gatewayConfig turns a loaded gateway.yaml into the gateway's Config,
 // loading the TLS material so that a bad certificate fails before anything
 // starts.
 func gatewayConfig(c *config.Gateway, log *slog.Logger) (gateway.Config, error) {
-	serverTLS, err := pki.ServerConfig(c.TLS.Cert, c.TLS.Key, c.TLS.CA, tls.VerifyClientCertIfGiven)
+	// Banks present a client certificate; people log in with a password.
+	serverTLS, bankTLS, err := roleFiles(c.TLS, tls.VerifyClientCertIfGiven, c.DataDir)
 	if err != nil {
 		return gateway.Config{}, err
-	}
-	bankTLS, err := pki.ClientConfig(c.TLS.CA, c.TLS.ClientCert, c.TLS.ClientKey)
-	if err != nil {
-		return gateway.Config{}, err
-	}
-	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
-		return gateway.Config{}, fmt.Errorf("create data_dir: %w", err)
 	}
 	return gateway.Config{
 		Addr:      c.Listen,
@@ -91,14 +63,4 @@ func gatewayConfig(c *config.Gateway, log *slog.Logger) (gateway.Config, error) 
 		Logger:    log,
 		TokenTTL:  time.Duration(c.TokenTTL),
 	}, nil
-}
-
-// logger returns the process logger writing to stderr: --log-format if
-// given, else the config file's log_format, else auto (text on a terminal).
-func (e *env) logger(configFormat string) *slog.Logger {
-	format := e.logFormat
-	if format == "" {
-		format = configFormat // validated when the config was loaded
-	}
-	return logging.New(e.stderr, format, slog.LevelInfo)
 }

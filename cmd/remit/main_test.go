@@ -12,11 +12,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/remitpay/remit/internal/auth"
 	"github.com/remitpay/remit/internal/authz"
 	"github.com/remitpay/remit/internal/config"
+	"github.com/remitpay/remit/internal/devnet"
 )
 
 // remit runs the CLI in-process and returns its exit status and output.
@@ -148,42 +147,34 @@ func TestCerts(t *testing.T) {
 	}
 }
 
+// TestInit checks the command; internal/devnet's tests check the layout
+// it writes in detail.
 func TestInit(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "net")
 	code, out, errOut := remit(t, "", "init", "--dir", dir, "--base-port", "9443")
 	if code != exitOK {
 		t.Fatalf("init = %d, %s", code, errOut)
 	}
-	n := network{dir: dir}
+	n := devnet.Layout{Dir: dir}
+	if want := "\nStart it with:\n  remit up --dir " + dir + "\n"; !strings.HasSuffix(out, want) {
+		t.Errorf("init output does not end with %q:\n%s", want, out)
+	}
 
-	g, err := config.LoadGateway(n.gatewayConfig())
+	// The files init writes are what `remit gateway` and `remit bank` run.
+	g, err := config.LoadGateway(n.GatewayConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g.Listen != "127.0.0.1:9443" || g.Users != n.usersFile() || g.TLS.CA != filepath.Join(dir, "certs", "ca.pem") {
-		t.Errorf("gateway config = %+v", g)
+	if g.Listen != "127.0.0.1:9443" {
+		t.Errorf("gateway listens on %s, want 127.0.0.1:9443", g.Listen)
 	}
 	if _, err := gatewayConfig(g, nil); err != nil {
 		t.Errorf("gateway config does not load its TLS material: %v", err)
 	}
-	wantAccounts := map[string][]string{"bank-a": {"alice", "dave"}, "bank-b": {"bob"}, "bank-c": {"carol"}}
-	for i, name := range demoBanks {
-		b, err := config.LoadBank(n.bankConfig(name))
+	for _, name := range devnet.Banks() {
+		b, err := config.LoadBank(n.BankConfig(name))
 		if err != nil {
 			t.Fatal(err)
-		}
-		if want := "127.0.0.1:" + []string{"9444", "9445", "9446"}[i]; b.Listen != want || b.URL != "https://"+want || b.GatewayURL != "https://127.0.0.1:9443" {
-			t.Errorf("%s: listen %s url %s gateway %s", name, b.Listen, b.URL, b.GatewayURL)
-		}
-		var ids []string
-		for _, a := range b.Accounts {
-			ids = append(ids, a.ID)
-			if a.Owner != a.ID || a.Currency != "usd" || a.OpeningBalance != 100000 {
-				t.Errorf("%s: account %+v", name, a)
-			}
-		}
-		if !slices.Equal(ids, wantAccounts[name]) {
-			t.Errorf("%s accounts = %v, want %v", name, ids, wantAccounts[name])
 		}
 		if _, err := bankConfig(b, nil); err != nil {
 			t.Errorf("%s config does not load its TLS material: %v", name, err)
@@ -193,50 +184,24 @@ func TestInit(t *testing.T) {
 		}
 	}
 
-	creds, err := loadCredentials(n.credentialsFile())
+	creds, err := devnet.LoadCredentials(n.CredentialsFile())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi, _ := os.Stat(n.credentialsFile()); fi.Mode().Perm() != 0o600 {
-		t.Errorf("credentials.json mode %v, want 0600", fi.Mode().Perm())
-	}
-	users, err := auth.LoadUsers(n.usersFile())
+	users, err := auth.LoadUsers(n.UsersFile())
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, _ := os.ReadFile(n.usersFile())
-	type summary struct {
-		ID, Role, Account string
+	if len(creds.Users) != 6 || users.Len() != len(creds.Users) {
+		t.Errorf("%d credentials and %d users, want 6 of each", len(creds.Users), users.Len())
 	}
-	var got []summary
 	for _, c := range creds.Users {
-		if strings.Contains(string(raw), c.Password) {
-			t.Errorf("users.json contains %s's password in clear", c.ClientID)
-		}
 		if !strings.Contains(out, c.Password) {
 			t.Errorf("init did not print %s's password", c.ClientID)
 		}
-		u, ok := users.Lookup(c.ClientID)
-		if !ok || !auth.VerifyPassword(u.PasswordHash, c.Password) {
+		if u, ok := users.Lookup(c.ClientID); !ok || !auth.VerifyPassword(u.PasswordHash, c.Password) {
 			t.Errorf("%s: credentials.json password does not match users.json", c.ClientID)
-			continue
 		}
-		s := summary{ID: c.ClientID, Role: string(u.Roles[0])}
-		if u.Account != nil {
-			s.Account = u.Account.Bank + "/" + u.Account.ID
-		}
-		got = append(got, s)
-	}
-	want := []summary{
-		{"alice", "customer", "bank-a/alice"}, {"bob", "customer", "bank-b/bob"},
-		{"carol", "customer", "bank-c/carol"}, {"dave", "customer", "bank-a/dave"},
-		{"admin", "admin", ""}, {"auditor", "auditor", ""},
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("users (-want +got):\n%s", diff)
-	}
-	if users.Len() != len(want) {
-		t.Errorf("users.json has %d users, want %d", users.Len(), len(want))
 	}
 
 	// A second init refuses and says what to do.
@@ -314,46 +279,6 @@ func TestUsers(t *testing.T) {
 	code, _, errOut = remit(t, "\n", "users", "passwd", "--file", file, "erin", "--password-stdin")
 	if code != exitFailure || !strings.Contains(errOut, "no password") {
 		t.Errorf("passwd with empty stdin = %d, %q", code, errOut)
-	}
-}
-
-func TestLogMux(t *testing.T) {
-	var buf bytes.Buffer
-	m := newLogMux(&buf, []string{"up", "gateway"})
-	a, b := m.writer("gateway"), m.writer("up")
-	a.Write([]byte("hello "))
-	b.Write([]byte("one\ntwo\nthr"))
-	a.Write([]byte("world\n"))
-	b.flush()
-	want := "up      | one\nup      | two\ngateway | hello world\nup      | thr\n"
-	if got := buf.String(); got != want {
-		t.Errorf("mux output:\n%s\nwant:\n%s", got, want)
-	}
-}
-
-func TestShellQuote(t *testing.T) {
-	for in, want := range map[string]string{
-		"/tmp/x/ca.pem":   "/tmp/x/ca.pem",
-		"/tmp/my dir/ca":  "'/tmp/my dir/ca'",
-		"it's":            `'it'\''s'`,
-		"":                "''",
-		"127.0.0.1:8443":  "127.0.0.1:8443",
-		"$HOME/.remit/ca": "'$HOME/.remit/ca'",
-	} {
-		if got := shellQuote(in); got != want {
-			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
-		}
-	}
-}
-
-func TestFormatAmount(t *testing.T) {
-	for in, want := range map[int64]string{
-		0: "0.00 usd", 5: "0.05 usd", 100000: "1,000.00 usd", 98750: "987.50 usd",
-		-123456789: "-1,234,567.89 usd",
-	} {
-		if got := formatAmount(in, "usd"); got != want {
-			t.Errorf("formatAmount(%d) = %q, want %q", in, got, want)
-		}
 	}
 }
 

@@ -1,4 +1,4 @@
-package main
+package devnet
 
 import "syscall"
 
@@ -9,7 +9,7 @@ import "syscall"
 //
 // Pdeathsig fires when the OS thread that started the child exits, not the
 // process; up starts its children from a goroutine locked to its thread
-// (runUp) so that thread lives as long as up does.
+// ([Up]) so that thread lives as long as up does.
 func childSysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }

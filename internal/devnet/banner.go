@@ -1,0 +1,52 @@
+package devnet
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// printBanner tells people what is running and how to talk to it. Every
+// example really works against this network.
+func printBanner(w io.Writer, l Layout, members []*member, caFile string) {
+	gw := members[0]
+	gwAddr := strings.TrimPrefix(gw.url, "https://")
+	ca := shellQuote(caFile)
+	password := "PASSWORD"
+	if creds, _ := LoadCredentials(l.CredentialsFile()); creds != nil {
+		for _, u := range creds.Users {
+			if u.ClientID == "alice" {
+				password = u.Password
+			}
+		}
+	}
+
+	fmt.Fprintf(w, "Remit is up: the gateway and %d banks, TLS 1.3 only.\n\n", len(members)-1)
+	width := 0
+	for _, m := range members {
+		width = max(width, len(m.name))
+	}
+	for _, m := range members {
+		fmt.Fprintf(w, "  %-*s  %-24s  pid %d\n", width, m.name, m.url, m.proc.cmd.Process.Pid)
+	}
+	fmt.Fprintf(w, "\n  CA certificate  %s\n", caFile)
+	fmt.Fprintf(w, "  Credentials     %s (demo passwords)\n", l.CredentialsFile())
+	fmt.Fprintf(w, "  Data            %s\n", l.DataDir())
+	fmt.Fprintf(w, `
+Try it:
+
+  # Connect JSON with curl: log in as alice, then use the accessToken
+  curl --cacert %[1]s -H 'Content-Type: application/json' -d '{"clientId":"alice","password":"%[2]s"}' %[3]s/remit.gateway.v1.AuthService/Login
+
+  # gRPC with grpcurl (reflection is on)
+  grpcurl -cacert %[1]s %[4]s list
+
+  # the remit CLI (go build -o bin/remit ./cmd/remit): log in as alice, pay bob, check the balance
+  remit login --gateway %[3]s --ca %[1]s alice
+  remit pay --to bank-b/bob --amount 12.50 && remit balance
+
+  # more in README.md, docs/cli.md and docs/api.md
+
+%[5]s
+`, ca, password, gw.url, gwAddr, ReadyLine)
+}

@@ -1,0 +1,246 @@
+package devnet
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/remitpay/remit/internal/auth"
+	"github.com/remitpay/remit/internal/authz"
+	"github.com/remitpay/remit/internal/config"
+	"github.com/remitpay/remit/internal/pki"
+)
+
+// ErrInitialised is wrapped by the error of [Init] when the directory
+// already holds a network.
+var ErrInitialised = errors.New("already initialised")
+
+// defaultTokenTTL is the access token lifetime Init writes.
+const defaultTokenTTL = time.Hour
+
+// Init writes a new network into dir, with the gateway on basePort and the
+// banks on the next ports, and prints to w what it wrote, including the demo
+// passwords. It refuses a directory that already holds a network
+// ([ErrInitialised]) or part of one. On failure it removes what it created,
+// so it can simply be run again.
+func Init(ctx context.Context, w io.Writer, dir string, basePort int) (_ Layout, err error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return Layout{}, err
+	}
+	l := Layout{Dir: abs}
+	if _, err := os.Stat(l.GatewayConfig()); err == nil {
+		return l, fmt.Errorf("%s is %w (%s exists): run `%s` to start it, or remove the directory to start over (that deletes its balances and payments)",
+			l.Dir, ErrInitialised, l.GatewayConfig(), l.UpCommand())
+	}
+	for _, p := range l.outputs() {
+		if _, err := os.Lstat(p); err == nil {
+			return l, fmt.Errorf("%s already exists, so %s looks like a half-written network: remove it (or the whole directory) and run init again, or choose another --dir", p, l.Dir)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return l, err
+		}
+	}
+	if err := os.MkdirAll(l.Dir, 0o700); err != nil {
+		return l, err
+	}
+	defer func() {
+		if err != nil {
+			for _, p := range l.outputs() {
+				os.RemoveAll(p)
+			}
+		}
+	}()
+
+	certs, err := pki.Generate(l.CertsDir(), pki.Options{Banks: Banks()})
+	if err != nil {
+		return l, err
+	}
+	gatewayAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(basePort))
+	gatewayURL := "https://" + gatewayAddr
+
+	creds := Credentials{
+		Note:    "Demo passwords written by `remit init`. Keep this file private; change a password with `remit users passwd`.",
+		Gateway: gatewayURL,
+		CA:      certs.CA,
+		Users:   make([]Credential, 0, len(demoUsers)),
+	}
+	for _, d := range demoUsers {
+		if err := ctx.Err(); err != nil {
+			return l, err
+		}
+		c := Credential{ClientID: d.clientID, Password: rand.Text(), Roles: []string{string(d.role)}}
+		u := auth.User{ClientID: d.clientID, Roles: []authz.Role{d.role}}
+		if d.bank != "" {
+			c.Account = &AccountRef{Bank: d.bank, AccountID: d.clientID}
+			u.Account = &authz.Account{Bank: d.bank, ID: d.clientID}
+		}
+		if err := auth.AddUser(l.UsersFile(), u, c.Password); err != nil {
+			return l, err
+		}
+		creds.Users = append(creds.Users, c)
+	}
+	data, err := json.MarshalIndent(creds, "", "  ")
+	if err != nil {
+		return l, err
+	}
+	if err := writeNewFile(l.CredentialsFile(), append(data, '\n'), 0o600); err != nil {
+		return l, err
+	}
+
+	// Config paths are relative to the config file, so the directory can be
+	// moved as a whole.
+	rel := func(from, to string) string {
+		r, err := filepath.Rel(from, to)
+		if err != nil {
+			return to
+		}
+		return r
+	}
+	tlsFor := func(from, name string) config.TLS {
+		cert, key := certs.Server(name)
+		ccert, ckey := certs.Client(name)
+		return config.TLS{
+			CA: rel(from, certs.CA), Cert: rel(from, cert), Key: rel(from, key),
+			ClientCert: rel(from, ccert), ClientKey: rel(from, ckey),
+		}
+	}
+
+	if err := os.MkdirAll(l.BanksDir(), 0o700); err != nil {
+		return l, err
+	}
+	for i, name := range demoBanks {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(basePort+1+i))
+		b := config.Bank{
+			Name:       name,
+			Listen:     addr,
+			URL:        "https://" + addr,
+			GatewayURL: gatewayURL,
+			TLS:        tlsFor(l.BanksDir(), name),
+			DataDir:    rel(l.BanksDir(), filepath.Join(l.DataDir(), name)),
+		}
+		for _, d := range demoUsers {
+			if d.bank == name {
+				b.Accounts = append(b.Accounts, config.Account{ID: d.clientID, Owner: d.clientID, Currency: demoCurrency, OpeningBalance: demoOpening})
+			}
+		}
+		if err := writeConfig(l.BankConfig(name), "bank", &b); err != nil {
+			return l, err
+		}
+	}
+	for _, name := range append([]string{pki.GatewayName}, demoBanks[:]...) {
+		if err := os.MkdirAll(filepath.Join(l.DataDir(), name), 0o700); err != nil {
+			return l, err
+		}
+	}
+	g := config.Gateway{
+		Listen:   gatewayAddr,
+		TLS:      tlsFor(l.Dir, pki.GatewayName),
+		DataDir:  rel(l.Dir, filepath.Join(l.DataDir(), pki.GatewayName)),
+		Users:    rel(l.Dir, l.UsersFile()),
+		TokenTTL: config.Duration(defaultTokenTTL),
+	}
+	if err := writeConfig(l.GatewayConfig(), "gateway", &g); err != nil {
+		return l, err
+	}
+
+	printInit(w, l, basePort, &creds)
+	return l, nil
+}
+
+// writeConfig writes a config file for `remit <role>` with a short header,
+// after checking it loads back: Init never writes a file that
+// `remit gateway` or `remit bank` would reject.
+func writeConfig(path, role string, v any) error {
+	body, err := config.Marshal(v)
+	if err != nil {
+		return err
+	}
+	header := fmt.Sprintf("# Config for `remit %s --config %s`, written by `remit init`.\n"+
+		"# Relative paths are relative to this file's directory; `remit %s --help` lists the fields.\n",
+		role, filepath.Base(path), role)
+	data := append([]byte(header), body...)
+	switch v.(type) {
+	case *config.Gateway:
+		_, err = config.ParseGateway(path, data)
+	case *config.Bank:
+		_, err = config.ParseBank(path, data)
+	}
+	if err != nil {
+		return fmt.Errorf("internal error: init would write an invalid config: %w", err)
+	}
+	return writeNewFile(path, data, 0o644)
+}
+
+// writeNewFile creates path with data and mode, failing if it exists.
+func writeNewFile(path string, data []byte, mode fs.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func printInit(w io.Writer, l Layout, basePort int, creds *Credentials) {
+	fmt.Fprintf(w, "Initialised a local Remit network in %s:\n", l.Dir)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  gateway.yaml\tgateway on 127.0.0.1:%d\n", basePort)
+	for i, b := range demoBanks {
+		fmt.Fprintf(tw, "  banks/%s.yaml\t%s on 127.0.0.1:%d\n", b, b, basePort+1+i)
+	}
+	fmt.Fprint(tw, "  users.json\tusers (password hashes only)\n")
+	fmt.Fprint(tw, "  credentials.json\tthe demo passwords below (mode 0600)\n")
+	fmt.Fprint(tw, "  certs/\tdev CA (certs/ca.pem) and certificates; keys are private\n")
+	fmt.Fprint(tw, "  data/\tdatabases\n")
+	tw.Flush()
+
+	fmt.Fprint(w, "\nDemo users (passwords are shown only now; they are also in credentials.json):\n")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprint(tw, "  CLIENT\tPASSWORD\tROLE\tACCOUNT\n")
+	for _, c := range creds.Users {
+		acct := "-"
+		if c.Account != nil {
+			acct = fmt.Sprintf("%s/%s (%s)", c.Account.Bank, c.Account.AccountID, formatAmount(demoOpening, demoCurrency))
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", c.ClientID, c.Password, c.Roles[0], acct)
+	}
+	tw.Flush()
+}
+
+// formatAmount renders an amount in a currency's smallest unit for people,
+// assuming two decimals, with thousands separators: 100000, "usd" ->
+// "1,000.00 usd".
+func formatAmount(minor int64, currency string) string {
+	sign := ""
+	u := uint64(minor)
+	if minor < 0 {
+		sign, u = "-", uint64(-minor)
+	}
+	whole := strconv.FormatUint(u/100, 10)
+	var b strings.Builder
+	for i, c := range whole {
+		if i > 0 && (len(whole)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return fmt.Sprintf("%s%s.%02d %s", sign, b.String(), u%100, currency)
+}

@@ -68,9 +68,6 @@ type Config struct {
 	// Audit receives login_succeeded, login_failed and login_locked; nil
 	// audits nothing.
 	Audit audit.Recorder
-	// Now returns the current time; nil means time.Now. Sessions have
-	// their own clock ([SessionConfig]).
-	Now func() time.Time
 	// FailureDelay slows repeated failures down before the lockout: the
 	// n-th failure of a client id in the window is answered after
 	// FailureDelay * 2^(n-2), the first at once, at most MaxFailureDelay
@@ -122,7 +119,6 @@ type Authenticator struct {
 	sources  *throttle
 	hashes   chan struct{}
 	audit    audit.Recorder
-	now      func() time.Time
 
 	failureDelay time.Duration
 	sleep        func(context.Context, time.Duration) error
@@ -161,10 +157,6 @@ func NewAuthenticator(users *Users, sessions *Sessions, cfg Config) (*Authentica
 		sources:  newThrottle(def(cfg.MaxSourceFailures, DefaultMaxSourceFailures), window, base, maxLock, tracked),
 		hashes:   make(chan struct{}, def(cfg.MaxConcurrentHashes, runtime.GOMAXPROCS(0))),
 		audit:    cfg.Audit,
-		now:      cfg.Now,
-	}
-	if a.now == nil {
-		a.now = time.Now
 	}
 	a.failureDelay, a.sleep = cfg.FailureDelay, cfg.Sleep
 	if a.failureDelay == 0 {
@@ -251,7 +243,7 @@ func (a *Authenticator) Login(ctx context.Context, clientID, password, remoteAdd
 	}
 	auditAttrs := []slog.Attr{slog.String(KeyClientID, a.auditID(clientID)), slog.String(KeySource, srcKey)}
 
-	now := a.now()
+	now := time.Now()
 	if retry, ok := a.sources.begin(srcKey, now); !ok {
 		return "", time.Time{}, nil, &LockoutError{RetryAfter: retry}
 	}
@@ -261,7 +253,7 @@ func (a *Authenticator) Login(ctx context.Context, clientID, password, remoteAdd
 	}
 
 	user, ok, err := a.check(ctx, clientID, password)
-	now = a.now()
+	now = time.Now()
 	if err != nil {
 		// Not the caller's fault (canceled, shutting down): count nothing.
 		a.ids.end(idKey, now, false, false)

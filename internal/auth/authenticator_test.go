@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/remitpay/remit/internal/audit"
@@ -28,7 +29,6 @@ type authFixture struct {
 	sleeps   []time.Duration // waits the Authenticator asked for, in order
 
 	a     *auth.Authenticator
-	clock *fakeClock
 	audit *recorder
 	dir   string
 }
@@ -54,13 +54,12 @@ func parseUsers(t *testing.T, params auth.Params) *auth.Users {
 
 func newAuthFixture(t *testing.T, cfg auth.Config) *authFixture {
 	t.Helper()
-	f := &authFixture{clock: newClock(), audit: &recorder{}, dir: t.TempDir()}
-	sessions, err := auth.OpenSessions(context.Background(), filepath.Join(f.dir, "sessions.db"), auth.SessionConfig{Now: f.clock.Now})
+	f := &authFixture{audit: &recorder{}, dir: t.TempDir()}
+	sessions, err := auth.OpenSessions(context.Background(), filepath.Join(f.dir, "sessions.db"), auth.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sessions.Close() })
-	cfg.Now = f.clock.Now
 	cfg.Audit = f.audit
 	if cfg.Sleep == nil {
 		cfg.Sleep = func(_ context.Context, d time.Duration) error {
@@ -78,42 +77,44 @@ func newAuthFixture(t *testing.T, cfg auth.Config) *authFixture {
 }
 
 func TestLoginAndVerify(t *testing.T) {
-	ctx := context.Background()
-	f := newAuthFixture(t, auth.Config{})
-	token, expire, user, err := f.a.Login(ctx, "alice", alicePW, srcA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if user.ClientID != "alice" || !expire.Equal(f.clock.Now().Add(auth.DefaultSessionTTL)) {
-		t.Errorf("Login = user %+v, expire %v", user, expire)
-	}
-	p, err := f.a.Verify(ctx, token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.Kind != authz.KindClient || p.ClientID != "alice" || !p.HasRole(authz.RoleCustomer) ||
-		!p.Owns("bank-a", "alice") || p.SessionID == "" {
-		t.Errorf("principal = %+v", p)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		f := newAuthFixture(t, auth.Config{})
+		token, expire, user, err := f.a.Login(ctx, "alice", alicePW, srcA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if user.ClientID != "alice" || !expire.Equal(time.Now().Add(auth.DefaultSessionTTL)) {
+			t.Errorf("Login = user %+v, expire %v", user, expire)
+		}
+		p, err := f.a.Verify(ctx, token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Kind != authz.KindClient || p.ClientID != "alice" || !p.HasRole(authz.RoleCustomer) ||
+			!p.Owns("bank-a", "alice") || p.SessionID == "" {
+			t.Errorf("principal = %+v", p)
+		}
 
-	events, lines := f.audit.snapshot()
-	if !slices.Equal(events, []string{audit.EventLoginSucceeded}) {
-		t.Fatalf("audit = %v", events)
-	}
-	if l := lines[0]; l[auth.KeyClientID] != "alice" || l[auth.KeySource] != "192.0.2.1" || l[auth.KeySessionID] != p.SessionID {
-		t.Errorf("audit line = %v", l)
-	}
-	if s := fmt.Sprint(lines); strings.Contains(s, alicePW) || strings.Contains(s, token) {
-		t.Errorf("audit contains a secret: %s", s)
-	}
+		events, lines := f.audit.snapshot()
+		if !slices.Equal(events, []string{audit.EventLoginSucceeded}) {
+			t.Fatalf("audit = %v", events)
+		}
+		if l := lines[0]; l[auth.KeyClientID] != "alice" || l[auth.KeySource] != "192.0.2.1" || l[auth.KeySessionID] != p.SessionID {
+			t.Errorf("audit line = %v", l)
+		}
+		if s := fmt.Sprint(lines); strings.Contains(s, alicePW) || strings.Contains(s, token) {
+			t.Errorf("audit contains a secret: %s", s)
+		}
 
-	// Logout revokes the session at once.
-	if err := f.a.Logout(ctx, p.SessionID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.a.Verify(ctx, token); !errors.Is(err, authz.ErrUnauthenticated) || !errors.Is(err, auth.ErrInvalidToken) {
-		t.Errorf("Verify after Logout = %v", err)
-	}
+		// Logout revokes the session at once.
+		if err := f.a.Logout(ctx, p.SessionID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.a.Verify(ctx, token); !errors.Is(err, authz.ErrUnauthenticated) || !errors.Is(err, auth.ErrInvalidToken) {
+			t.Errorf("Verify after Logout = %v", err)
+		}
+	})
 }
 
 func TestVerifyFollowsUsersFile(t *testing.T) {
@@ -228,111 +229,117 @@ func lockedFor(t *testing.T, err error) time.Duration {
 }
 
 func TestLockoutPerClientID(t *testing.T) {
-	ctx := context.Background()
-	f := newAuthFixture(t, auth.Config{})
-	fail := func(n int, id string) {
-		t.Helper()
-		for i := range n {
-			// Different sources: only the client id counter matters here.
-			src := fmt.Sprintf("203.0.113.%d:1", i)
-			if _, _, _, err := f.a.Login(ctx, id, "guess", src); !errors.Is(err, auth.ErrBadCredentials) {
-				t.Fatalf("failure %d: %v", i, err)
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		f := newAuthFixture(t, auth.Config{})
+		fail := func(n int, id string) {
+			t.Helper()
+			for i := range n {
+				// Different sources: only the client id counter matters here.
+				src := fmt.Sprintf("203.0.113.%d:1", i)
+				if _, _, _, err := f.a.Login(ctx, id, "guess", src); !errors.Is(err, auth.ErrBadCredentials) {
+					t.Fatalf("failure %d: %v", i, err)
+				}
 			}
 		}
-	}
 
-	fail(auth.DefaultMaxFailures, "alice")
-	// Locked: even the right password is refused, without being checked.
-	_, _, _, err := f.a.Login(ctx, "alice", alicePW, srcB)
-	if d := lockedFor(t, err); d != time.Minute {
-		t.Errorf("first lockout %v, want 1m", d)
-	}
-	// Other client ids are not affected.
-	if _, _, _, err := f.a.Login(ctx, "bob", bobPW, srcB); err != nil {
-		t.Errorf("bob locked out with alice: %v", err)
-	}
-	f.clock.Advance(59 * time.Second)
-	_, _, _, err = f.a.Login(ctx, "alice", alicePW, srcB)
-	if d := lockedFor(t, err); d != time.Second {
-		t.Errorf("after 59s: retry after %v, want 1s", d)
-	}
-	f.clock.Advance(time.Second)
-	if _, _, _, err := f.a.Login(ctx, "alice", alicePW, srcB); err != nil {
-		t.Fatalf("after the lockout: %v", err)
-	}
-
-	// The success reset the counter: four failures do not lock.
-	fail(auth.DefaultMaxFailures-1, "alice")
-	if _, _, _, err := f.a.Login(ctx, "alice", alicePW, srcB); err != nil {
-		t.Fatalf("success reset: %v", err)
-	}
-
-	// Repeated lockouts double, up to 15 minutes. Unknown ids are locked
-	// like real ones, so locking reveals nothing.
-	for _, want := range []time.Duration{1, 2, 4, 8, 15, 15} {
-		fail(auth.DefaultMaxFailures, "mallory")
-		_, _, _, err := f.a.Login(ctx, "mallory", "guess", srcB)
-		if d := lockedFor(t, err); d != want*time.Minute {
-			t.Fatalf("lockout %v, want %v", d, want*time.Minute)
+		fail(auth.DefaultMaxFailures, "alice")
+		// Locked: even the right password is refused, without being checked.
+		_, _, _, err := f.a.Login(ctx, "alice", alicePW, srcB)
+		if d := lockedFor(t, err); d != time.Minute {
+			t.Errorf("first lockout %v, want 1m", d)
 		}
-		f.clock.Advance(want * time.Minute)
-	}
+		// Other client ids are not affected.
+		if _, _, _, err := f.a.Login(ctx, "bob", bobPW, srcB); err != nil {
+			t.Errorf("bob locked out with alice: %v", err)
+		}
+		time.Sleep(59 * time.Second)
+		_, _, _, err = f.a.Login(ctx, "alice", alicePW, srcB)
+		if d := lockedFor(t, err); d != time.Second {
+			t.Errorf("after 59s: retry after %v, want 1s", d)
+		}
+		time.Sleep(time.Second)
+		if _, _, _, err := f.a.Login(ctx, "alice", alicePW, srcB); err != nil {
+			t.Fatalf("after the lockout: %v", err)
+		}
 
-	events, lines := f.audit.snapshot()
-	var locks int
-	for i, e := range events {
-		if e == audit.EventLoginLocked {
-			locks++
-			if lines[i][auth.KeyLocked] != auth.KeyClientID || lines[i][auth.KeyRetryAfter] == "" {
-				t.Errorf("login_locked line = %v", lines[i])
+		// The success reset the counter: four failures do not lock.
+		fail(auth.DefaultMaxFailures-1, "alice")
+		if _, _, _, err := f.a.Login(ctx, "alice", alicePW, srcB); err != nil {
+			t.Fatalf("success reset: %v", err)
+		}
+
+		// Repeated lockouts double, up to 15 minutes. Unknown ids are locked
+		// like real ones, so locking reveals nothing.
+		for _, want := range []time.Duration{1, 2, 4, 8, 15, 15} {
+			fail(auth.DefaultMaxFailures, "mallory")
+			_, _, _, err := f.a.Login(ctx, "mallory", "guess", srcB)
+			if d := lockedFor(t, err); d != want*time.Minute {
+				t.Fatalf("lockout %v, want %v", d, want*time.Minute)
+			}
+			time.Sleep(want * time.Minute)
+		}
+
+		events, lines := f.audit.snapshot()
+		var locks int
+		for i, e := range events {
+			if e == audit.EventLoginLocked {
+				locks++
+				if lines[i][auth.KeyLocked] != auth.KeyClientID || lines[i][auth.KeyRetryAfter] == "" {
+					t.Errorf("login_locked line = %v", lines[i])
+				}
 			}
 		}
-	}
-	if locks != 7 {
-		t.Errorf("%d login_locked events, want 7 (one per lockout)", locks)
-	}
+		if locks != 7 {
+			t.Errorf("%d login_locked events, want 7 (one per lockout)", locks)
+		}
+	})
 }
 
 func TestLockoutWindow(t *testing.T) {
-	ctx := context.Background()
-	f := newAuthFixture(t, auth.Config{FailureWindow: 10 * time.Minute})
-	// Failures spread wider than the window never lock.
-	for i := range 3 * auth.DefaultMaxFailures {
-		if _, _, _, err := f.a.Login(ctx, "alice", "guess", srcA); !errors.Is(err, auth.ErrBadCredentials) {
-			t.Fatalf("failure %d: %v", i, err)
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		f := newAuthFixture(t, auth.Config{FailureWindow: 10 * time.Minute})
+		// Failures spread wider than the window never lock.
+		for i := range 3 * auth.DefaultMaxFailures {
+			if _, _, _, err := f.a.Login(ctx, "alice", "guess", srcA); !errors.Is(err, auth.ErrBadCredentials) {
+				t.Fatalf("failure %d: %v", i, err)
+			}
+			time.Sleep(3 * time.Minute)
 		}
-		f.clock.Advance(3 * time.Minute)
-	}
+	})
 }
 
 func TestLockoutPerSource(t *testing.T) {
-	ctx := context.Background()
-	f := newAuthFixture(t, auth.Config{})
-	// Password spraying: one guess per id, all from one address. The
-	// attacker's own successful login in between does not reset the source.
-	for i := range auth.DefaultMaxSourceFailures {
-		if i == auth.DefaultMaxSourceFailures/2 {
-			if _, _, _, err := f.a.Login(ctx, "bob", bobPW, srcA); err != nil {
-				t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		f := newAuthFixture(t, auth.Config{})
+		// Password spraying: one guess per id, all from one address. The
+		// attacker's own successful login in between does not reset the source.
+		for i := range auth.DefaultMaxSourceFailures {
+			if i == auth.DefaultMaxSourceFailures/2 {
+				if _, _, _, err := f.a.Login(ctx, "bob", bobPW, srcA); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, _, _, err := f.a.Login(ctx, fmt.Sprintf("user%d", i), "Summer2026!", srcA); !errors.Is(err, auth.ErrBadCredentials) {
+				t.Fatalf("failure %d: %v", i, err)
 			}
 		}
-		if _, _, _, err := f.a.Login(ctx, fmt.Sprintf("user%d", i), "Summer2026!", srcA); !errors.Is(err, auth.ErrBadCredentials) {
-			t.Fatalf("failure %d: %v", i, err)
+		_, _, _, err := f.a.Login(ctx, "alice", alicePW, srcA)
+		if d := lockedFor(t, err); d != time.Minute {
+			t.Errorf("source lockout %v, want 1m", d)
 		}
-	}
-	_, _, _, err := f.a.Login(ctx, "alice", alicePW, srcA)
-	if d := lockedFor(t, err); d != time.Minute {
-		t.Errorf("source lockout %v, want 1m", d)
-	}
-	// Another address is not affected.
-	if _, _, _, err := f.a.Login(ctx, "alice", alicePW, srcB); err != nil {
-		t.Errorf("alice from another address: %v", err)
-	}
-	events, lines := f.audit.snapshot()
-	i := slices.Index(events, audit.EventLoginLocked)
-	if i < 0 || lines[i][auth.KeyLocked] != auth.KeySource || lines[i][auth.KeySource] != "192.0.2.1" {
-		t.Errorf("no source lockout in audit: %v", events)
-	}
+		// Another address is not affected.
+		if _, _, _, err := f.a.Login(ctx, "alice", alicePW, srcB); err != nil {
+			t.Errorf("alice from another address: %v", err)
+		}
+		events, lines := f.audit.snapshot()
+		i := slices.Index(events, audit.EventLoginLocked)
+		if i < 0 || lines[i][auth.KeyLocked] != auth.KeySource || lines[i][auth.KeySource] != "192.0.2.1" {
+			t.Errorf("no source lockout in audit: %v", events)
+		}
+	})
 }
 
 // TestLockoutConcurrent fires many wrong guesses at once: no more than

@@ -43,7 +43,7 @@ var ErrInvalidToken = errors.New("auth: invalid or expired token")
 var migrationFiles embed.FS
 
 // SessionConfig configures [OpenSessions]. The zero value gives one-hour
-// sessions on the real clock.
+// sessions.
 type SessionConfig struct {
 	// TTL is how long a token works after Issue; zero means
 	// [DefaultSessionTTL].
@@ -51,8 +51,6 @@ type SessionConfig struct {
 	// PruneInterval is how often Issue also deletes expired sessions; zero
 	// means [DefaultPruneInterval].
 	PruneInterval time.Duration
-	// Now returns the current time; nil means time.Now.
-	Now func() time.Time
 }
 
 // Sessions stores login sessions in their own SQLite database, so that
@@ -67,7 +65,6 @@ type Sessions struct {
 	db            *sql.DB
 	ttl           time.Duration
 	pruneInterval time.Duration
-	now           func() time.Time
 
 	mu        sync.Mutex
 	lastPrune time.Time
@@ -92,15 +89,12 @@ func OpenSessions(ctx context.Context, path string, cfg SessionConfig) (*Session
 		db.Close()
 		return nil, fmt.Errorf("auth: session database %s: %w", path, err)
 	}
-	s := &Sessions{db: db, ttl: cfg.TTL, pruneInterval: cfg.PruneInterval, now: cfg.Now}
+	s := &Sessions{db: db, ttl: cfg.TTL, pruneInterval: cfg.PruneInterval}
 	if s.ttl == 0 {
 		s.ttl = DefaultSessionTTL
 	}
 	if s.pruneInterval == 0 {
 		s.pruneInterval = DefaultPruneInterval
-	}
-	if s.now == nil {
-		s.now = time.Now
 	}
 	if _, err := s.Prune(ctx); err != nil {
 		db.Close()
@@ -137,7 +131,7 @@ func (s *Sessions) issue(ctx context.Context, clientID string) (token, sessionID
 	}
 	token = TokenPrefix + base64.RawURLEncoding.EncodeToString(secret)
 	sessionID = hex.EncodeToString(idBytes)
-	now := s.now()
+	now := time.Now()
 	expire = time.UnixMilli(now.Add(s.ttl).UnixMilli()).UTC()
 	hash := hashToken(token)
 	if _, err := s.db.ExecContext(ctx,
@@ -174,7 +168,7 @@ func (s *Sessions) Verify(ctx context.Context, token string) (clientID, sessionI
 	// The index lookup already matched; the constant-time comparison is a
 	// second check that does not depend on how SQLite compares blobs.
 	if subtle.ConstantTimeCompare(stored, want[:]) != 1 ||
-		revokedAt.Valid || s.now().UnixMilli() >= expiresAt {
+		revokedAt.Valid || time.Now().UnixMilli() >= expiresAt {
 		return "", "", ErrInvalidToken
 	}
 	return clientID, sessionID, nil
@@ -185,7 +179,7 @@ func (s *Sessions) Verify(ctx context.Context, token string) (clientID, sessionI
 // once. Revoking an unknown, expired or already revoked session is not an
 // error: Logout is idempotent.
 func (s *Sessions) Revoke(ctx context.Context, tokenOrSessionID string) error {
-	now := s.now().UnixMilli()
+	now := time.Now().UnixMilli()
 	var err error
 	if strings.HasPrefix(tokenOrSessionID, TokenPrefix) {
 		hash := hashToken(tokenOrSessionID)
@@ -204,7 +198,7 @@ func (s *Sessions) Revoke(ctx context.Context, tokenOrSessionID string) error {
 // RevokeClient revokes every session of clientID (after a password change
 // or when a user is removed) and returns how many were still active.
 func (s *Sessions) RevokeClient(ctx context.Context, clientID string) (int64, error) {
-	now := s.now().UnixMilli()
+	now := time.Now().UnixMilli()
 	res, err := s.db.ExecContext(ctx,
 		`UPDATE sessions SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL AND expires_at > ?`,
 		now, clientID, now)
@@ -218,7 +212,7 @@ func (s *Sessions) RevokeClient(ctx context.Context, clientID string) (int64, er
 // revoked session that has not expired yet is kept until it does, as a
 // record of the revocation. Issue calls Prune every PruneInterval.
 func (s *Sessions) Prune(ctx context.Context) (int64, error) {
-	now := s.now()
+	now := time.Now()
 	res, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at <= ?`, now.UnixMilli())
 	if err != nil {
 		return 0, fmt.Errorf("auth: prune sessions: %w", err)

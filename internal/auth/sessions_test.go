@@ -9,14 +9,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/remitpay/remit/internal/auth"
 )
 
-func openSessions(t *testing.T, path string, clock *fakeClock) *auth.Sessions {
+func openSessions(t *testing.T, path string) *auth.Sessions {
 	t.Helper()
-	s, err := auth.OpenSessions(context.Background(), path, auth.SessionConfig{Now: clock.Now})
+	s, err := auth.OpenSessions(context.Background(), path, auth.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,49 +26,49 @@ func openSessions(t *testing.T, path string, clock *fakeClock) *auth.Sessions {
 }
 
 func TestSessionsIssueVerify(t *testing.T) {
-	ctx := context.Background()
-	clock := newClock()
-	s := openSessions(t, filepath.Join(t.TempDir(), "sessions.db"), clock)
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		s := openSessions(t, filepath.Join(t.TempDir(), "sessions.db"))
 
-	token, expire, err := s.Issue(ctx, "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(token, auth.TokenPrefix) {
-		t.Errorf("token %q lacks prefix %q", token, auth.TokenPrefix)
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(token, auth.TokenPrefix))
-	if err != nil || len(raw) != 32 {
-		t.Errorf("token is not 32 base64url bytes: %v, %d", err, len(raw))
-	}
-	if want := clock.Now().Add(auth.DefaultSessionTTL); !expire.Equal(want) {
-		t.Errorf("expire = %v, want %v", expire, want)
-	}
-	other, _, err := s.Issue(ctx, "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if other == token {
-		t.Error("two tokens are equal")
-	}
+		token, expire, err := s.Issue(ctx, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(token, auth.TokenPrefix) {
+			t.Errorf("token %q lacks prefix %q", token, auth.TokenPrefix)
+		}
+		raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(token, auth.TokenPrefix))
+		if err != nil || len(raw) != 32 {
+			t.Errorf("token is not 32 base64url bytes: %v, %d", err, len(raw))
+		}
+		if want := time.Now().Add(auth.DefaultSessionTTL); !expire.Equal(want) {
+			t.Errorf("expire = %v, want %v", expire, want)
+		}
+		other, _, err := s.Issue(ctx, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if other == token {
+			t.Error("two tokens are equal")
+		}
 
-	clientID, sessionID, err := s.Verify(ctx, token)
-	if err != nil || clientID != "alice" || sessionID == "" {
-		t.Fatalf("Verify = %q, %q, %v", clientID, sessionID, err)
-	}
-	if strings.Contains(token, sessionID) {
-		t.Error("the session id is part of the token")
-	}
-	_, otherID, _ := s.Verify(ctx, other)
-	if otherID == sessionID {
-		t.Error("two sessions share an id")
-	}
+		clientID, sessionID, err := s.Verify(ctx, token)
+		if err != nil || clientID != "alice" || sessionID == "" {
+			t.Fatalf("Verify = %q, %q, %v", clientID, sessionID, err)
+		}
+		if strings.Contains(token, sessionID) {
+			t.Error("the session id is part of the token")
+		}
+		_, otherID, _ := s.Verify(ctx, other)
+		if otherID == sessionID {
+			t.Error("two sessions share an id")
+		}
+	})
 }
 
 func TestSessionsRejectInvalidTokens(t *testing.T) {
 	ctx := context.Background()
-	clock := newClock()
-	s := openSessions(t, filepath.Join(t.TempDir(), "sessions.db"), clock)
+	s := openSessions(t, filepath.Join(t.TempDir(), "sessions.db"))
 	issue := func() string {
 		tok, _, err := s.Issue(ctx, "alice")
 		if err != nil {
@@ -129,56 +130,57 @@ func TestSessionsRejectInvalidTokens(t *testing.T) {
 }
 
 func TestSessionsExpire(t *testing.T) {
-	ctx := context.Background()
-	clock := newClock()
-	s, err := auth.OpenSessions(ctx, filepath.Join(t.TempDir(), "sessions.db"),
-		auth.SessionConfig{TTL: 10 * time.Minute, PruneInterval: time.Hour, Now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	token, expire, err := s.Issue(ctx, "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := expire.Sub(clock.Now()); got != 10*time.Minute {
-		t.Errorf("TTL = %v, want 10m", got)
-	}
-	clock.Advance(10*time.Minute - time.Millisecond)
-	if _, _, err := s.Verify(ctx, token); err != nil {
-		t.Fatalf("token rejected before expiry: %v", err)
-	}
-	clock.Advance(time.Millisecond)
-	if _, _, err := s.Verify(ctx, token); !errors.Is(err, auth.ErrInvalidToken) {
-		t.Fatalf("expired token: %v, want ErrInvalidToken", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		s, err := auth.OpenSessions(ctx, filepath.Join(t.TempDir(), "sessions.db"),
+			auth.SessionConfig{TTL: 10 * time.Minute, PruneInterval: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		token, expire, err := s.Issue(ctx, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := expire.Sub(time.Now()); got != 10*time.Minute {
+			t.Errorf("TTL = %v, want 10m", got)
+		}
+		time.Sleep(10*time.Minute - time.Millisecond)
+		if _, _, err := s.Verify(ctx, token); err != nil {
+			t.Fatalf("token rejected before expiry: %v", err)
+		}
+		time.Sleep(time.Millisecond)
+		if _, _, err := s.Verify(ctx, token); !errors.Is(err, auth.ErrInvalidToken) {
+			t.Fatalf("expired token: %v, want ErrInvalidToken", err)
+		}
 
-	// Expired sessions are pruned; live ones are kept.
-	live, _, err := s.Issue(ctx, "bob")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := s.Prune(ctx)
-	if err != nil || n != 1 {
-		t.Errorf("Prune = %d, %v; want 1 expired session", n, err)
-	}
-	if _, _, err := s.Verify(ctx, live); err != nil {
-		t.Errorf("Prune removed a live session: %v", err)
-	}
+		// Expired sessions are pruned; live ones are kept.
+		live, _, err := s.Issue(ctx, "bob")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := s.Prune(ctx)
+		if err != nil || n != 1 {
+			t.Errorf("Prune = %d, %v; want 1 expired session", n, err)
+		}
+		if _, _, err := s.Verify(ctx, live); err != nil {
+			t.Errorf("Prune removed a live session: %v", err)
+		}
 
-	// Issue prunes by itself once PruneInterval has passed.
-	clock.Advance(time.Hour)
-	if _, _, err := s.Issue(ctx, "carol"); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := s.Prune(ctx); err != nil || n != 0 {
-		t.Errorf("Prune after Issue = %d, %v; want 0 (already pruned)", n, err)
-	}
+		// Issue prunes by itself once PruneInterval has passed.
+		time.Sleep(time.Hour)
+		if _, _, err := s.Issue(ctx, "carol"); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := s.Prune(ctx); err != nil || n != 0 {
+			t.Errorf("Prune after Issue = %d, %v; want 0 (already pruned)", n, err)
+		}
+	})
 }
 
 func TestSessionsRevokeClient(t *testing.T) {
 	ctx := context.Background()
-	s := openSessions(t, filepath.Join(t.TempDir(), "sessions.db"), newClock())
+	s := openSessions(t, filepath.Join(t.TempDir(), "sessions.db"))
 	var alice []string
 	for range 3 {
 		tok, _, err := s.Issue(ctx, "alice")
@@ -206,10 +208,9 @@ func TestSessionsRevokeClient(t *testing.T) {
 // of SQLite's files.
 func TestSessionsSurviveRestartAndStoreNoToken(t *testing.T) {
 	ctx := context.Background()
-	clock := newClock()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "sessions.db")
-	s, err := auth.OpenSessions(ctx, path, auth.SessionConfig{Now: clock.Now})
+	s, err := auth.OpenSessions(ctx, path, auth.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +254,7 @@ func TestSessionsSurviveRestartAndStoreNoToken(t *testing.T) {
 	}
 	scan("closed")
 
-	s = openSessions(t, path, clock)
+	s = openSessions(t, path)
 	for i, id := range []string{"alice", "bob"} {
 		got, _, err := s.Verify(ctx, tokens[i])
 		if err != nil || got != id {

@@ -44,7 +44,8 @@ type Config struct {
 	// Accounts are created at start if absent; existing ones are kept as
 	// they are, so restarts keep balances.
 	Accounts []AccountSeed
-	// Logger defaults to slog.Default().
+	// Logger receives the bank's events and one line per RPC. It is
+	// required: Run returns an error without one.
 	Logger *slog.Logger
 	// ResolveInterval defaults to DefaultResolveInterval.
 	ResolveInterval time.Duration
@@ -52,8 +53,6 @@ type Config struct {
 	RegisterInterval time.Duration
 	// Retention defaults to DefaultRetention.
 	Retention time.Duration
-	// Now is the ledger's and resolver's clock; nil means time.Now.
-	Now func() time.Time
 }
 
 func (c Config) validate() error {
@@ -79,6 +78,9 @@ func (c Config) validate() error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("no data directory"))
 	}
+	if c.Logger == nil {
+		errs = append(errs, errors.New("no logger"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("bank: invalid config: %w", err)
 	}
@@ -97,11 +99,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return err
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	log = log.With("bank", cfg.Name)
+	log := cfg.Logger.With("bank", cfg.Name)
 
 	ln := cfg.Listener
 	closeLn := func() {
@@ -109,7 +107,7 @@ func Run(ctx context.Context, cfg Config) error {
 			ln.Close()
 		}
 	}
-	ledger, err := OpenLedger(ctx, filepath.Join(cfg.DataDir, "ledger.db"), cfg.Now)
+	ledger, err := OpenLedger(ctx, filepath.Join(cfg.DataDir, "ledger.db"))
 	if err != nil {
 		closeLn()
 		return err
@@ -144,7 +142,7 @@ func Run(ctx context.Context, cfg Config) error {
 	wg.Go(func() {
 		(&Resolver{
 			Ledger: ledger, Coordinator: gateway, Interval: cfg.ResolveInterval,
-			Retention: cfg.Retention, Logger: log, Now: cfg.Now,
+			Retention: cfg.Retention, Logger: log,
 		}).Run(loopCtx)
 	})
 	wg.Go(func() {

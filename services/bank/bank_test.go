@@ -150,7 +150,7 @@ func TestRunRejectsUnsafeConfig(t *testing.T) {
 	if err == nil {
 		t.Fatal("Run accepted a server without mutual TLS and a plaintext public URL")
 	}
-	for _, want := range []string{"mutual TLS", "https://"} {
+	for _, want := range []string{"mutual TLS", "https://", "no logger"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}

@@ -19,10 +19,11 @@ import (
 // the standard interceptor chain (recover, log, gateway-only authorization,
 // protovalidate), plus the gRPC health and reflection services. Serve it over
 // TLS that requires and verifies client certificates; the handler reads the
-// verified peer certificate from the request.
+// verified peer certificate from the request. logger is required; nil
+// panics.
 func NewHTTPHandler(l *Ledger, logger *slog.Logger) http.Handler {
 	if logger == nil {
-		logger = slog.Default()
+		panic("bank: NewHTTPHandler needs a logger")
 	}
 	mux := http.NewServeMux()
 	mux.Handle(bankv1connect.NewBankServiceHandler(NewHandler(l), serve.HandlerOptions(logger, gatewayOnly{})...))

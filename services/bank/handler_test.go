@@ -90,7 +90,7 @@ func protoLeg(account string, dir bankv1.Direction, amount int64) *bankv1.Leg {
 func TestHandler(t *testing.T) {
 	t.Parallel()
 	layout := certs(t)
-	l, _ := newLedger(t)
+	l := newLedger(t)
 	url := startBank(t, layout, l, tls.RequireAndVerifyClientCert)
 	gatewayHTTP := httpClient(t, layout, pki.GatewayName)
 
@@ -188,7 +188,7 @@ func TestHandler(t *testing.T) {
 func TestHandlerErrors(t *testing.T) {
 	t.Parallel()
 	layout := certs(t)
-	l, _ := newLedger(t)
+	l := newLedger(t)
 	url := startBank(t, layout, l, tls.RequireAndVerifyClientCert)
 	gatewayHTTP := httpClient(t, layout, pki.GatewayName)
 
@@ -279,7 +279,7 @@ func TestHandlerErrors(t *testing.T) {
 func TestHandlerAuthorization(t *testing.T) {
 	t.Parallel()
 	layout := certs(t)
-	l, _ := newLedger(t)
+	l := newLedger(t)
 	mtlsURL := startBank(t, layout, l, tls.RequireAndVerifyClientCert)
 	// A server that lets clients without a certificate through TLS shows
 	// that the interceptor, not only the handshake, refuses them.

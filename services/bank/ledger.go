@@ -180,14 +180,13 @@ type AccountSeed struct {
 // returns. The SQL lives behind this type so that another database can go
 // beside SQLite later.
 type Ledger struct {
-	db  *sql.DB
-	now func() time.Time
+	db *sql.DB
 }
 
 // OpenLedger opens (creating and migrating if needed) the SQLite ledger at
-// path. now is the ledger's clock for the times it records; nil means
-// time.Now.
-func OpenLedger(ctx context.Context, path string, now func() time.Time) (*Ledger, error) {
+// path. The times it records come from time.Now; tests that check them run
+// in a testing/synctest bubble.
+func OpenLedger(ctx context.Context, path string) (*Ledger, error) {
 	db, err := store.OpenSQLite(ctx, path)
 	if err != nil {
 		return nil, fmt.Errorf("bank: open ledger: %w", err)
@@ -201,16 +200,13 @@ func OpenLedger(ctx context.Context, path string, now func() time.Time) (*Ledger
 		db.Close()
 		return nil, fmt.Errorf("bank: migrate ledger: %w", err)
 	}
-	if now == nil {
-		now = time.Now
-	}
-	return &Ledger{db: db, now: now}, nil
+	return &Ledger{db: db}, nil
 }
 
 // Close closes the database.
 func (l *Ledger) Close() error { return l.db.Close() }
 
-func (l *Ledger) nowNanos() int64 { return nanos(l.now()) }
+func (l *Ledger) nowNanos() int64 { return nanos(time.Now()) }
 
 // nanos is t in Unix nanoseconds, clamped to what an int64 holds (1970 to
 // 2262), so an absurd expire_time cannot wrap around.

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -16,26 +17,6 @@ import (
 
 	"github.com/remitpay/remit/services/bank"
 )
-
-// fakeClock is a settable clock for the ledger.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *fakeClock { return &fakeClock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // nearMax is an opening balance 10 below the largest int64.
 const nearMax = math.MaxInt64 - 10
@@ -47,10 +28,12 @@ var defaultSeeds = []bank.AccountSeed{
 	{ID: "whale", Owner: "Whale", Currency: "usd", Opening: nearMax},
 }
 
-// openLedger opens a ledger at path with the default accounts.
-func openLedger(t *testing.T, path string, now func() time.Time) *bank.Ledger {
+// openLedger opens a ledger at path with the default accounts. A test that
+// checks the times the ledger records opens it inside a synctest bubble,
+// where time.Now stands still until the test sleeps.
+func openLedger(t *testing.T, path string) *bank.Ledger {
 	t.Helper()
-	l, err := bank.OpenLedger(t.Context(), path, now)
+	l, err := bank.OpenLedger(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,10 +46,9 @@ func openLedger(t *testing.T, path string, now func() time.Time) *bank.Ledger {
 	return l
 }
 
-func newLedger(t *testing.T) (*bank.Ledger, *fakeClock) {
+func newLedger(t *testing.T) *bank.Ledger {
 	t.Helper()
-	c := newClock()
-	return openLedger(t, filepath.Join(t.TempDir(), "ledger.db"), c.Now), c
+	return openLedger(t, filepath.Join(t.TempDir(), "ledger.db"))
 }
 
 func newID() string { return uuid.NewString() }
@@ -140,7 +122,7 @@ func TestPrepareRefusals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l, _ := newLedger(t)
+			l := newLedger(t)
 			id := newID()
 			mustPrepare(t, l, id, tt.want, tt.legs...)
 			// Nothing is held or reserved by a NO.
@@ -162,7 +144,7 @@ func TestPrepareRefusalIsFinal(t *testing.T) {
 	// A NO is recorded: once funds arrive, a repeat of the refused prepare
 	// still votes NO, so a stale prepare can never hold funds after the
 	// gateway acted on the NO.
-	l, _ := newLedger(t)
+	l := newLedger(t)
 	id := newID()
 	mustPrepare(t, l, id, no(bank.ErrInsufficientFunds, "bob"), debit("bob", 80))
 	if _, err := l.UpdateBalance(t.Context(), newID(), credit("bob", 100)); err != nil {
@@ -174,7 +156,7 @@ func TestPrepareRefusalIsFinal(t *testing.T) {
 
 func TestPrepareInvalidLegs(t *testing.T) {
 	t.Parallel()
-	l, _ := newLedger(t)
+	l := newLedger(t)
 	tests := []struct {
 		name string
 		id   string
@@ -199,7 +181,7 @@ func TestPrepareInvalidLegs(t *testing.T) {
 
 func TestHoldsAndAvailable(t *testing.T) {
 	t.Parallel()
-	l, _ := newLedger(t)
+	l := newLedger(t)
 	ctx := t.Context()
 	t1, t2, t3 := newID(), newID(), newID()
 
@@ -233,7 +215,7 @@ func TestHoldsAndAvailable(t *testing.T) {
 
 func TestPrepareCommitAbortIdempotency(t *testing.T) {
 	t.Parallel()
-	l, _ := newLedger(t)
+	l := newLedger(t)
 	ctx := t.Context()
 
 	// Prepare twice holds once; legs in another order are the same legs.
@@ -300,37 +282,39 @@ func TestPrepareCommitAbortIdempotency(t *testing.T) {
 
 func TestSameBankPayment(t *testing.T) {
 	t.Parallel()
-	l, clock := newLedger(t)
-	ctx := t.Context()
-	id := newID()
-	mustPrepare(t, l, id, yes, debit("alice", 40), credit("bob", 40))
-	mustCommit(t, l, id, true, bank.StateCommitted)
-	wantBalances(t, l, "alice", balances{60, 0, 0})
-	wantBalances(t, l, "bob", balances{90, 0, 0})
+	synctest.Test(t, func(t *testing.T) {
+		l := newLedger(t)
+		ctx := t.Context()
+		id := newID()
+		mustPrepare(t, l, id, yes, debit("alice", 40), credit("bob", 40))
+		mustCommit(t, l, id, true, bank.StateCommitted)
+		wantBalances(t, l, "alice", balances{60, 0, 0})
+		wantBalances(t, l, "bob", balances{90, 0, 0})
 
-	got, err := l.Entries(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []bank.Entry{
-		{TransactionID: id, AccountID: "alice", Direction: bank.Debit, Amount: 40, Balance: 60, Kind: bank.KindPayment, Time: clock.Now()},
-		{TransactionID: id, AccountID: "bob", Direction: bank.Credit, Amount: 40, Balance: 90, Kind: bank.KindPayment, Time: clock.Now()},
-	}
-	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(bank.Entry{}, "ID")); diff != "" {
-		t.Errorf("journal (-want +got):\n%s", diff)
-	}
+		got, err := l.Entries(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []bank.Entry{
+			{TransactionID: id, AccountID: "alice", Direction: bank.Debit, Amount: 40, Balance: 60, Kind: bank.KindPayment, Time: time.Now()},
+			{TransactionID: id, AccountID: "bob", Direction: bank.Credit, Amount: 40, Balance: 90, Kind: bank.KindPayment, Time: time.Now()},
+		}
+		if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(bank.Entry{}, "ID")); diff != "" {
+			t.Errorf("journal (-want +got):\n%s", diff)
+		}
 
-	// Payer and payee the same account: a debit and a credit that cancel out.
-	self := newID()
-	mustPrepare(t, l, self, yes, debit("alice", 60), credit("alice", 60))
-	wantBalances(t, l, "alice", balances{60, 60, 60})
-	mustCommit(t, l, self, true, bank.StateCommitted)
-	wantBalances(t, l, "alice", balances{60, 0, 0})
+		// Payer and payee the same account: a debit and a credit that cancel out.
+		self := newID()
+		mustPrepare(t, l, self, yes, debit("alice", 60), credit("alice", 60))
+		wantBalances(t, l, "alice", balances{60, 60, 60})
+		mustCommit(t, l, self, true, bank.StateCommitted)
+		wantBalances(t, l, "alice", balances{60, 0, 0})
+	})
 }
 
 func TestOverflowReservesIncomingCredits(t *testing.T) {
 	t.Parallel()
-	l, _ := newLedger(t)
+	l := newLedger(t)
 	ctx := t.Context()
 	first := newID()
 	mustPrepare(t, l, first, yes, credit("whale", 6))
@@ -371,94 +355,98 @@ func TestUpdateBalance(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l, clock := newLedger(t)
-			id := newID()
-			got, err := l.UpdateBalance(t.Context(), id, tt.leg)
-			if !errors.Is(err, tt.wantErr) {
-				t.Fatalf("err = %v, want %v", err, tt.wantErr)
-			}
-			wantBalances(t, l, "alice", balances{tt.wantBalance, 0, 0})
-			entries, _ := l.Entries(t.Context(), id)
-			if tt.wantErr != nil {
-				if len(entries) != 0 {
-					t.Errorf("a refused adjustment was journaled: %+v", entries)
+			synctest.Test(t, func(t *testing.T) {
+				l := newLedger(t)
+				id := newID()
+				got, err := l.UpdateBalance(t.Context(), id, tt.leg)
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
 				}
-				return
-			}
-			want := bank.Adjustment{Balance: tt.wantBalance, Currency: "usd", ApplyTime: clock.Now()}
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("result (-want +got):\n%s", diff)
-			}
-			if len(entries) != 1 || entries[0].Kind != bank.KindAdjustment || entries[0].Balance != tt.wantBalance {
-				t.Errorf("journal = %+v, want one adjustment with balance %d", entries, tt.wantBalance)
-			}
+				wantBalances(t, l, "alice", balances{tt.wantBalance, 0, 0})
+				entries, _ := l.Entries(t.Context(), id)
+				if tt.wantErr != nil {
+					if len(entries) != 0 {
+						t.Errorf("a refused adjustment was journaled: %+v", entries)
+					}
+					return
+				}
+				want := bank.Adjustment{Balance: tt.wantBalance, Currency: "usd", ApplyTime: time.Now()}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("result (-want +got):\n%s", diff)
+				}
+				if len(entries) != 1 || entries[0].Kind != bank.KindAdjustment || entries[0].Balance != tt.wantBalance {
+					t.Errorf("journal = %+v, want one adjustment with balance %d", entries, tt.wantBalance)
+				}
+			})
 		})
 	}
 }
 
 func TestUpdateBalanceIdempotency(t *testing.T) {
 	t.Parallel()
-	l, clock := newLedger(t)
-	ctx := t.Context()
-	id := newID()
-	first, err := l.UpdateBalance(ctx, id, credit("alice", 10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	clock.Advance(time.Hour)
-	if _, err := l.UpdateBalance(ctx, newID(), credit("alice", 1)); err != nil {
-		t.Fatal(err)
-	}
-	// The repeat returns the original result and moves nothing.
-	again, err := l.UpdateBalance(ctx, id, credit("alice", 10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(first, again); diff != "" {
-		t.Errorf("repeat (-first +repeat):\n%s", diff)
-	}
-	wantBalances(t, l, "alice", balances{111, 0, 0})
-
-	for _, leg := range []bank.Leg{credit("alice", 11), debit("alice", 10), credit("bob", 10)} {
-		if _, err := l.UpdateBalance(ctx, id, leg); !errors.Is(err, bank.ErrIdempotencyKeyReused) {
-			t.Errorf("reuse with %+v: %v, want ErrIdempotencyKeyReused", leg, err)
+	synctest.Test(t, func(t *testing.T) {
+		l := newLedger(t)
+		ctx := t.Context()
+		id := newID()
+		first, err := l.UpdateBalance(ctx, id, credit("alice", 10))
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	// Ids are shared with payments, both ways.
-	mustPrepare(t, l, id, no(bank.ErrIdempotencyKeyReused, ""), credit("alice", 10))
-	payment := newID()
-	mustPrepare(t, l, payment, yes, debit("alice", 10))
-	if _, err := l.UpdateBalance(ctx, payment, debit("alice", 10)); !errors.Is(err, bank.ErrIdempotencyKeyReused) {
-		t.Errorf("adjustment under a payment's id: %v, want ErrIdempotencyKeyReused", err)
-	}
-	wantBalances(t, l, "alice", balances{111, 10, 0})
-
-	// A refusal is as final as an application: the same id is refused again
-	// even once the account could afford it, so a caller told "refused" can
-	// never be contradicted by a retry that was still in flight.
-	retry := newID()
-	if _, err := l.UpdateBalance(ctx, retry, debit("bob", 60)); !errors.Is(err, bank.ErrInsufficientFunds) {
-		t.Fatal(err)
-	}
-	if _, err := l.UpdateBalance(ctx, newID(), credit("bob", 10)); err != nil {
-		t.Fatal(err)
-	}
-	before := balanceOf(t, l, "bob")
-	if _, err := l.UpdateBalance(ctx, retry, debit("bob", 60)); !errors.Is(err, bank.ErrInsufficientFunds) {
-		t.Fatalf("retry of a refused id after a deposit: %v, want the same ErrInsufficientFunds", err)
-	}
-	if _, err := l.UpdateBalance(ctx, retry, debit("bob", 5)); !errors.Is(err, bank.ErrIdempotencyKeyReused) {
-		t.Fatalf("refused id reused with another amount: %v, want ErrIdempotencyKeyReused", err)
-	}
-	if after := balanceOf(t, l, "bob"); after != before {
-		t.Fatalf("a repeated refusal moved money: %d -> %d", before, after)
-	}
-	unknown := newID()
-	for range 2 {
-		if _, err := l.UpdateBalance(ctx, unknown, credit("nobody", 5)); !errors.Is(err, bank.ErrAccountNotFound) {
-			t.Fatalf("unknown account: %v, want ErrAccountNotFound both times", err)
+		time.Sleep(time.Hour)
+		if _, err := l.UpdateBalance(ctx, newID(), credit("alice", 1)); err != nil {
+			t.Fatal(err)
 		}
-	}
+		// The repeat returns the original result and moves nothing.
+		again, err := l.UpdateBalance(ctx, id, credit("alice", 10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(first, again); diff != "" {
+			t.Errorf("repeat (-first +repeat):\n%s", diff)
+		}
+		wantBalances(t, l, "alice", balances{111, 0, 0})
+
+		for _, leg := range []bank.Leg{credit("alice", 11), debit("alice", 10), credit("bob", 10)} {
+			if _, err := l.UpdateBalance(ctx, id, leg); !errors.Is(err, bank.ErrIdempotencyKeyReused) {
+				t.Errorf("reuse with %+v: %v, want ErrIdempotencyKeyReused", leg, err)
+			}
+		}
+		// Ids are shared with payments, both ways.
+		mustPrepare(t, l, id, no(bank.ErrIdempotencyKeyReused, ""), credit("alice", 10))
+		payment := newID()
+		mustPrepare(t, l, payment, yes, debit("alice", 10))
+		if _, err := l.UpdateBalance(ctx, payment, debit("alice", 10)); !errors.Is(err, bank.ErrIdempotencyKeyReused) {
+			t.Errorf("adjustment under a payment's id: %v, want ErrIdempotencyKeyReused", err)
+		}
+		wantBalances(t, l, "alice", balances{111, 10, 0})
+
+		// A refusal is as final as an application: the same id is refused again
+		// even once the account could afford it, so a caller told "refused" can
+		// never be contradicted by a retry that was still in flight.
+		retry := newID()
+		if _, err := l.UpdateBalance(ctx, retry, debit("bob", 60)); !errors.Is(err, bank.ErrInsufficientFunds) {
+			t.Fatal(err)
+		}
+		if _, err := l.UpdateBalance(ctx, newID(), credit("bob", 10)); err != nil {
+			t.Fatal(err)
+		}
+		before := balanceOf(t, l, "bob")
+		if _, err := l.UpdateBalance(ctx, retry, debit("bob", 60)); !errors.Is(err, bank.ErrInsufficientFunds) {
+			t.Fatalf("retry of a refused id after a deposit: %v, want the same ErrInsufficientFunds", err)
+		}
+		if _, err := l.UpdateBalance(ctx, retry, debit("bob", 5)); !errors.Is(err, bank.ErrIdempotencyKeyReused) {
+			t.Fatalf("refused id reused with another amount: %v, want ErrIdempotencyKeyReused", err)
+		}
+		if after := balanceOf(t, l, "bob"); after != before {
+			t.Fatalf("a repeated refusal moved money: %d -> %d", before, after)
+		}
+		unknown := newID()
+		for range 2 {
+			if _, err := l.UpdateBalance(ctx, unknown, credit("nobody", 5)); !errors.Is(err, bank.ErrAccountNotFound) {
+				t.Fatalf("unknown account: %v, want ErrAccountNotFound both times", err)
+			}
+		}
+	})
 }
 
 func balanceOf(t *testing.T, l *bank.Ledger, id string) int64 {
@@ -472,7 +460,7 @@ func balanceOf(t *testing.T, l *bank.Ledger, id string) int64 {
 
 func TestEnsureAccount(t *testing.T) {
 	t.Parallel()
-	l, _ := newLedger(t)
+	l := newLedger(t)
 	ctx := t.Context()
 	created, err := l.EnsureAccount(ctx, bank.AccountSeed{ID: "alice", Owner: "Alice", Currency: "usd", Opening: 999})
 	if err != nil || created {
@@ -494,9 +482,8 @@ func TestEnsureAccount(t *testing.T) {
 func TestDurableAcrossReopen(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "ledger.db")
-	clock := newClock()
 	ctx := context.Background()
-	l, err := bank.OpenLedger(ctx, path, clock.Now)
+	l, err := bank.OpenLedger(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -514,7 +501,7 @@ func TestDurableAcrossReopen(t *testing.T) {
 	}
 
 	// Reopen as a restarted process would, seeding the same accounts.
-	l = openLedger(t, path, clock.Now)
+	l = openLedger(t, path)
 	wantBalances(t, l, "alice", balances{70, 20, 0})
 	wantBalances(t, l, "bob", balances{80, 0, 0})
 	mustCommit(t, l, committed, true, bank.StateCommitted)
@@ -526,64 +513,66 @@ func TestDurableAcrossReopen(t *testing.T) {
 
 func TestExpiredAndPrune(t *testing.T) {
 	t.Parallel()
-	l, clock := newLedger(t)
-	ctx := t.Context()
-	start := clock.Now()
-	soon, later, decided, never := newID(), newID(), newID(), newID()
-	for _, p := range []struct {
-		id     string
-		expire time.Time
-	}{{soon, start.Add(time.Minute)}, {later, start.Add(time.Hour)}, {decided, start}, {never, time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)}} {
-		if v, err := l.Prepare(ctx, p.id, []bank.Leg{debit("alice", 10)}, p.expire); err != nil || !v.Yes {
-			t.Fatalf("prepare: %+v, %v", v, err)
+	synctest.Test(t, func(t *testing.T) {
+		l := newLedger(t)
+		ctx := t.Context()
+		start := time.Now()
+		soon, later, decided, never := newID(), newID(), newID(), newID()
+		for _, p := range []struct {
+			id     string
+			expire time.Time
+		}{{soon, start.Add(time.Minute)}, {later, start.Add(time.Hour)}, {decided, start}, {never, time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)}} {
+			if v, err := l.Prepare(ctx, p.id, []bank.Leg{debit("alice", 10)}, p.expire); err != nil || !v.Yes {
+				t.Fatalf("prepare: %+v, %v", v, err)
+			}
 		}
-	}
-	mustCommit(t, l, decided, true, bank.StateCommitted)
-	tombstone, aborted := newID(), newID()
-	mustCommit(t, l, tombstone, false, bank.StateAborted)
-	mustPrepare(t, l, aborted, yes, debit("bob", 5), credit("alice", 5))
-	mustCommit(t, l, aborted, false, bank.StateAborted)
+		mustCommit(t, l, decided, true, bank.StateCommitted)
+		tombstone, aborted := newID(), newID()
+		mustCommit(t, l, tombstone, false, bank.StateAborted)
+		mustPrepare(t, l, aborted, yes, debit("bob", 5), credit("alice", 5))
+		mustCommit(t, l, aborted, false, bank.StateAborted)
 
-	expired := func(at time.Time) []string {
-		t.Helper()
-		ids, err := l.Expired(ctx, at)
-		if err != nil {
-			t.Fatal(err)
+		expired := func(at time.Time) []string {
+			t.Helper()
+			ids, err := l.Expired(ctx, at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ids
 		}
-		return ids
-	}
-	if got := expired(start.Add(time.Minute - time.Nanosecond)); len(got) != 0 {
-		t.Errorf("expired before any expiry: %v", got)
-	}
-	if diff := cmp.Diff([]string{soon}, expired(start.Add(time.Minute))); diff != "" {
-		t.Errorf("expired at the first expiry (-want +got):\n%s", diff)
-	}
-	if diff := cmp.Diff([]string{soon, later}, expired(start.Add(24*time.Hour))); diff != "" {
-		t.Errorf("expired a day later (-want +got):\n%s", diff)
-	}
+		if got := expired(start.Add(time.Minute - time.Nanosecond)); len(got) != 0 {
+			t.Errorf("expired before any expiry: %v", got)
+		}
+		if diff := cmp.Diff([]string{soon}, expired(start.Add(time.Minute))); diff != "" {
+			t.Errorf("expired at the first expiry (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff([]string{soon, later}, expired(start.Add(24*time.Hour))); diff != "" {
+			t.Errorf("expired a day later (-want +got):\n%s", diff)
+		}
 
-	// Pruning keeps prepared records whatever their age.
-	n, err := l.Prune(ctx, start.Add(time.Second))
-	if err != nil || n != 3 {
-		t.Fatalf("Prune = %d, %v; want 3 (the committed, the aborted and the tombstone)", n, err)
-	}
-	for id, want := range map[string]bool{soon: true, later: true, decided: false, tombstone: false, aborted: false} {
-		if _, ok, err := l.State(ctx, id); err != nil || ok != want {
-			t.Errorf("State(%s) known = %v, %v; want %v", id, ok, err, want)
+		// Pruning keeps prepared records whatever their age.
+		n, err := l.Prune(ctx, start.Add(time.Second))
+		if err != nil || n != 3 {
+			t.Fatalf("Prune = %d, %v; want 3 (the committed, the aborted and the tombstone)", n, err)
 		}
-	}
-	// The journal outlives the record: the payment is still applied once.
-	mustCommit(t, l, decided, true, bank.StateCommitted)
-	if _, err := l.Commit(ctx, decided, false); !errors.Is(err, bank.ErrAlreadyCommitted) {
-		t.Errorf("abort of a pruned committed payment: %v, want ErrAlreadyCommitted", err)
-	}
-	mustPrepare(t, l, decided, no(bank.ErrIdempotencyKeyReused, ""), debit("alice", 10))
-	wantBalances(t, l, "alice", balances{90, 30, 0})
-	// A pruned abort is forgotten with its legs: a prepare arriving after the
-	// retention period is a new transaction (which the resolver will settle
-	// with the gateway once it expires).
-	mustPrepare(t, l, aborted, yes, debit("bob", 5), credit("alice", 5))
-	wantBalances(t, l, "bob", balances{50, 5, 0})
+		for id, want := range map[string]bool{soon: true, later: true, decided: false, tombstone: false, aborted: false} {
+			if _, ok, err := l.State(ctx, id); err != nil || ok != want {
+				t.Errorf("State(%s) known = %v, %v; want %v", id, ok, err, want)
+			}
+		}
+		// The journal outlives the record: the payment is still applied once.
+		mustCommit(t, l, decided, true, bank.StateCommitted)
+		if _, err := l.Commit(ctx, decided, false); !errors.Is(err, bank.ErrAlreadyCommitted) {
+			t.Errorf("abort of a pruned committed payment: %v, want ErrAlreadyCommitted", err)
+		}
+		mustPrepare(t, l, decided, no(bank.ErrIdempotencyKeyReused, ""), debit("alice", 10))
+		wantBalances(t, l, "alice", balances{90, 30, 0})
+		// A pruned abort is forgotten with its legs: a prepare arriving after the
+		// retention period is a new transaction (which the resolver will settle
+		// with the gateway once it expires).
+		mustPrepare(t, l, aborted, yes, debit("bob", 5), credit("alice", 5))
+		wantBalances(t, l, "bob", balances{50, 5, 0})
+	})
 }
 
 // TestConcurrentDebits races many payers for one account: a debit is only
@@ -591,7 +580,7 @@ func TestExpiredAndPrune(t *testing.T) {
 // balance, held and the journal always agree.
 func TestConcurrentDebits(t *testing.T) {
 	t.Parallel()
-	l, _ := newLedger(t)
+	l := newLedger(t)
 	ctx := t.Context()
 	const workers, amount = 64, 7
 

@@ -32,7 +32,7 @@ type Registrar struct {
 	URL string
 	// Interval defaults to DefaultRegisterInterval.
 	Interval time.Duration
-	// Logger defaults to slog.Default().
+	// Logger is required: Run panics without one.
 	Logger *slog.Logger
 }
 
@@ -41,7 +41,7 @@ func (r *Registrar) Run(ctx context.Context) {
 	interval := orDefault(r.Interval, DefaultRegisterInterval)
 	log := r.Logger
 	if log == nil {
-		log = slog.Default()
+		panic("bank: Registrar.Logger is required")
 	}
 	var instance string
 	registered, lost, failures := false, false, 0

@@ -37,10 +37,8 @@ type Resolver struct {
 	Interval time.Duration
 	// Retention defaults to DefaultRetention.
 	Retention time.Duration
-	// Logger defaults to slog.Default().
+	// Logger is required: Run panics without one.
 	Logger *slog.Logger
-	// Now is the clock compared with expire_time; nil means time.Now.
-	Now func() time.Time
 }
 
 // Run resolves and prunes until ctx ends.
@@ -49,16 +47,12 @@ func (r *Resolver) Run(ctx context.Context) {
 	retention := orDefault(r.Retention, DefaultRetention)
 	log := r.Logger
 	if log == nil {
-		log = slog.Default()
-	}
-	now := r.Now
-	if now == nil {
-		now = time.Now
+		panic("bank: Resolver.Logger is required")
 	}
 	var lastPrune time.Time
 	failures := 0
 	for {
-		if t := now(); lastPrune.IsZero() || t.Sub(lastPrune) >= PruneInterval {
+		if t := time.Now(); lastPrune.IsZero() || t.Sub(lastPrune) >= PruneInterval {
 			lastPrune = t
 			if n, err := r.Ledger.Prune(ctx, t.Add(-retention)); err != nil {
 				if ctx.Err() == nil {
@@ -69,7 +63,7 @@ func (r *Resolver) Run(ctx context.Context) {
 			}
 		}
 		delay := interval
-		if r.resolveOnce(ctx, log, now()) {
+		if r.resolveOnce(ctx, log, time.Now()) {
 			failures = 0
 		} else {
 			failures++

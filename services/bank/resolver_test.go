@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -79,6 +81,12 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 
+func (s *syncBuffer) bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.b.Bytes())
+}
+
 func (s *syncBuffer) count(msg string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -105,7 +113,7 @@ func TestResolver(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		// The ledger is opened inside the bubble so its clock (time.Now) is
 		// the bubble's.
-		l := openLedger(t, filepath.Join(t.TempDir(), "ledger.db"), nil)
+		l := openLedger(t, filepath.Join(t.TempDir(), "ledger.db"))
 		ctx := t.Context()
 		start := time.Now()
 		commitMe, abortMe, notYet := newID(), newID(), newID()
@@ -151,7 +159,7 @@ func TestResolver(t *testing.T) {
 func TestResolverPrunes(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		l := openLedger(t, filepath.Join(t.TempDir(), "ledger.db"), nil)
+		l := openLedger(t, filepath.Join(t.TempDir(), "ledger.db"))
 		ctx := t.Context()
 		decided, prepared := newID(), newID()
 		for _, id := range []string{decided, prepared} {
@@ -185,7 +193,7 @@ func TestResolverPrunes(t *testing.T) {
 func TestResolverWaitsForTheGateway(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		l := openLedger(t, filepath.Join(t.TempDir(), "ledger.db"), nil)
+		l := openLedger(t, filepath.Join(t.TempDir(), "ledger.db"))
 		ctx := t.Context()
 		ids := []string{newID(), newID()}
 		for _, id := range ids {
@@ -237,7 +245,7 @@ const maxBackoffPlusInterval = bank.MaxResolveBackoff + time.Second
 func TestResolverStuckTransactionDoesNotDelayOthers(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		l := openLedger(t, filepath.Join(t.TempDir(), "ledger.db"), nil)
+		l := openLedger(t, filepath.Join(t.TempDir(), "ledger.db"))
 		ctx := t.Context()
 		stuck, later := newID(), newID()
 		if v, err := l.Prepare(ctx, stuck, []bank.Leg{debit("alice", 10)}, time.Now()); err != nil || !v.Yes {
@@ -261,4 +269,58 @@ func TestResolverStuckTransactionDoesNotDelayOthers(t *testing.T) {
 		stop()
 		<-done
 	})
+}
+
+// TestResolverLogsLedgerErrors: a resolver that cannot read its ledger says
+// so at ERROR on every attempt, instead of quietly leaving funds held.
+func TestResolverLogsLedgerErrors(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		l := openLedger(t, filepath.Join(t.TempDir(), "ledger.db"))
+		l.Close()
+		logs := &syncBuffer{}
+		runCtx, stop := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			(&bank.Resolver{Ledger: l, Coordinator: &fakeGateway{}, Interval: time.Second,
+				Logger: slog.New(slog.NewJSONHandler(logs, nil))}).Run(runCtx)
+		}()
+		synctest.Wait()
+		for _, msg := range []string{"prune decided transactions", "list expired prepared transactions"} {
+			if n := logs.count(msg); n != 1 {
+				t.Errorf("logged %q %d times on the first pass, want once", msg, n)
+			}
+		}
+		if n := bytes.Count(logs.bytes(), []byte(`"level":"ERROR"`)); n != 2 {
+			t.Errorf("%d ERROR lines, want 2:\n%s", n, logs.bytes())
+		}
+		// It keeps trying, with backoff, and keeps saying so.
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		if n := logs.count("list expired prepared transactions"); n < 2 {
+			t.Errorf("logged the ledger error %d times in 3s, want it on every attempt", n)
+		}
+		stop()
+		<-done
+	})
+}
+
+// TestLoggerRequired: a nil logger is a programming error, caught at once.
+func TestLoggerRequired(t *testing.T) {
+	t.Parallel()
+	for name, f := range map[string]func(){
+		"NewHTTPHandler": func() { bank.NewHTTPHandler(nil, nil) },
+		"Resolver":       func() { (&bank.Resolver{}).Run(t.Context()) },
+		"Registrar":      func() { (&bank.Registrar{}).Run(t.Context()) },
+	} {
+		func() {
+			defer func() {
+				if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "ogger") {
+					t.Errorf("%s without a logger: recovered %v, want a panic naming the logger", name, r)
+				}
+			}()
+			f()
+		}()
+	}
 }

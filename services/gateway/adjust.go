@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"time"
 )
 
 // AdjustRequest is a validated deposit or withdrawal from an admin.
@@ -75,7 +76,7 @@ func (c *Coordinator) adjustLocked(ctx context.Context, req AdjustRequest, fp st
 			return t, nil
 		}
 	case errors.Is(err, errNotFound):
-		now := c.now()
+		now := time.Now()
 		t = &Txn{
 			ID: req.TxID, Kind: KindAdjustment, ClientID: req.ClientID, Fingerprint: fp,
 			Payee: req.Account, Direction: req.direction(), Amount: req.Amount, Currency: req.Currency,
@@ -127,14 +128,14 @@ func (c *Coordinator) applyAdjustment(ctx context.Context, t *Txn) *Txn {
 	var ref *RefusalError
 	switch {
 	case err == nil:
-		out, err := c.store.FinishAdjustment(ctx, t.ID, StatusSucceeded, "", bal.Balance, c.now())
+		out, err := c.store.FinishAdjustment(ctx, t.ID, StatusSucceeded, "", bal.Balance, time.Now())
 		if err != nil {
 			c.log.Error("record adjustment", "transaction_id", t.ID, "err", err)
 			return nil
 		}
 		return out
 	case errors.As(err, &ref):
-		out, err := c.store.FinishAdjustment(ctx, t.ID, StatusFailed, ref.Reason, 0, c.now())
+		out, err := c.store.FinishAdjustment(ctx, t.ID, StatusFailed, ref.Reason, 0, time.Now())
 		if err != nil {
 			c.log.Error("record adjustment", "transaction_id", t.ID, "err", err)
 			return nil

@@ -288,7 +288,7 @@ func (a *api) AcknowledgePayment(ctx context.Context, req *gatewayv1.Acknowledge
 	if t.Status != StatusSucceeded {
 		return nil, rpcerr.New(connect.CodeFailedPrecondition, "PAYMENT_NOT_SUCCEEDED", "only a succeeded payment can be acknowledged", nil)
 	}
-	t, err = a.store.Acknowledge(ctx, t.ID, a.coord.now())
+	t, err = a.store.Acknowledge(ctx, t.ID, time.Now())
 	if err != nil {
 		return nil, toConnect(err)
 	}

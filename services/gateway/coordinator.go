@@ -127,7 +127,6 @@ type Coordinator struct {
 	store  *Store
 	banks  Banks
 	log    *slog.Logger
-	now    func() time.Time
 	timing Timing
 
 	audit audit.Recorder // nil for none
@@ -138,13 +137,13 @@ type Coordinator struct {
 	wake     chan struct{}
 }
 
-// NewCoordinator builds a coordinator; now may be nil for time.Now.
-func NewCoordinator(st *Store, banks Banks, log *slog.Logger, timing Timing, now func() time.Time) *Coordinator {
-	if now == nil {
-		now = time.Now
+// NewCoordinator builds a coordinator. log is required.
+func NewCoordinator(st *Store, banks Banks, log *slog.Logger, timing Timing) *Coordinator {
+	if log == nil {
+		panic("gateway: NewCoordinator needs a logger")
 	}
 	return &Coordinator{
-		store: st, banks: banks, log: log, now: now, timing: timing,
+		store: st, banks: banks, log: log, timing: timing,
 		inflight: map[string]chan struct{}{},
 		driving:  map[string]bool{},
 		wake:     make(chan struct{}, 1),
@@ -189,7 +188,7 @@ func (c *Coordinator) Pay(ctx context.Context, req PaymentRequest) (*Txn, error)
 	} else if !errors.Is(err, errNotFound) {
 		return nil, err
 	}
-	now := c.now()
+	now := time.Now()
 	t := &Txn{
 		ID: req.TxID, Kind: KindPayment, ClientID: req.ClientID, Fingerprint: fp,
 		Payer: req.Payer, Payee: req.Payee, Amount: req.Amount, Currency: req.Currency,
@@ -378,7 +377,7 @@ func (c *Coordinator) run(ctx context.Context, t *Txn) *Txn {
 			decision, reason = DecisionAbort, a.vote.Reason
 		}
 	}
-	if decision == DecisionCommit && !c.now().Before(t.PrepareDeadline) {
+	if decision == DecisionCommit && !time.Now().Before(t.PrepareDeadline) {
 		decision, reason = DecisionAbort, "EXPIRED"
 	}
 	final, err := c.decide(ctx, t.ID, decision, reason)
@@ -413,7 +412,7 @@ func (c *Coordinator) prepare(ctx context.Context, txID, bank string, legs []Leg
 // decide writes the decision with compare-and-set and returns the row with the
 // decision that stands.
 func (c *Coordinator) decide(ctx context.Context, id string, d Decision, reason string) (*Txn, error) {
-	t, err := c.store.Decide(ctx, id, d, reason, c.now())
+	t, err := c.store.Decide(ctx, id, d, reason, time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -551,12 +550,28 @@ func (c *Coordinator) Run(ctx context.Context) {
 	}
 }
 
+// redriveOnce makes one pass of the re-driver: phase two for decided payments
+// not yet acknowledged, ABORT for stale undecided ones, and the bank call of
+// unanswered adjustments. A step that cannot read the log is logged and the
+// others still run; everything left is retried on the next pass.
 func (c *Coordinator) redriveOnce(ctx context.Context) {
+	c.redrivePhase2(ctx)
+	c.abortStale(ctx)
+	c.redriveAdjustments(ctx)
+}
+
+// loopError logs a store error of the re-driver, unless ctx ended (the
+// process is stopping, and the error is that).
+func (c *Coordinator) loopError(ctx context.Context, msg string, args ...any) {
+	if ctx.Err() == nil {
+		c.log.Error(msg, args...)
+	}
+}
+
+func (c *Coordinator) redrivePhase2(ctx context.Context) {
 	ids, err := c.store.UnackedDecided(ctx)
 	if err != nil {
-		if ctx.Err() == nil {
-			c.log.Error("re-driver: list unacknowledged", "err", err)
-		}
+		c.loopError(ctx, "re-driver: cannot list payments awaiting phase two; retrying next pass", "err", err)
 		return
 	}
 	for _, id := range ids {
@@ -568,13 +583,18 @@ func (c *Coordinator) redriveOnce(ctx context.Context) {
 		}
 		t, err := c.store.Get(ctx, id)
 		if err != nil {
+			c.loopError(ctx, "re-driver: cannot read a decided payment; phase two not sent, retrying next pass",
+				"transaction_id", id, "err", err)
 			continue
 		}
 		c.drivePhase2(ctx, t, c.timing.CommitCall+time.Second)
 	}
-	c.abortStale(ctx)
+}
+
+func (c *Coordinator) redriveAdjustments(ctx context.Context) {
 	adj, err := c.store.PendingAdjustments(ctx)
 	if err != nil {
+		c.loopError(ctx, "re-driver: cannot list unanswered adjustments; retrying next pass", "err", err)
 		return
 	}
 	for _, id := range adj {
@@ -582,7 +602,12 @@ func (c *Coordinator) redriveOnce(ctx context.Context) {
 		if busy != nil {
 			continue // a request is calling the bank for it right now
 		}
-		if t, err := c.store.Get(ctx, id); err == nil && t.Status == StatusProcessing {
+		t, err := c.store.Get(ctx, id)
+		switch {
+		case err != nil:
+			c.loopError(ctx, "re-driver: cannot read an unanswered adjustment; bank not asked, retrying next pass",
+				"transaction_id", id, "err", err)
+		case t.Status == StatusProcessing:
 			c.applyAdjustment(ctx, t)
 		}
 		release()
@@ -596,17 +621,23 @@ func (c *Coordinator) redriveOnce(ctx context.Context) {
 func (c *Coordinator) abortStale(ctx context.Context) {
 	ids, err := c.store.Undecided(ctx)
 	if err != nil {
+		c.loopError(ctx, "re-driver: cannot list undecided payments; stale ones not aborted, retrying next pass", "err", err)
 		return
 	}
-	now := c.now()
+	now := time.Now()
 	for _, id := range ids {
 		release, busy := c.acquire(id)
 		if busy != nil {
 			continue
 		}
-		if t, err := c.store.Get(ctx, id); err == nil && t.Decision == DecisionNone && now.After(t.PrepareDeadline) {
+		t, err := c.store.Get(ctx, id)
+		switch {
+		case err != nil:
+			c.loopError(ctx, "re-driver: cannot read an undecided payment; not aborted, retrying next pass",
+				"transaction_id", id, "err", err)
+		case t.Decision == DecisionNone && now.After(t.PrepareDeadline):
 			if _, err := c.decide(ctx, id, DecisionAbort, "EXPIRED"); err != nil {
-				c.log.Error("re-driver: abort stale payment", "transaction_id", id, "err", err)
+				c.loopError(ctx, "re-driver: abort stale payment", "transaction_id", id, "err", err)
 			}
 		}
 		release()

@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -9,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/uuid"
@@ -117,6 +120,10 @@ type harness struct {
 	coord *Coordinator
 }
 
+// newHarness builds a coordinator over a fresh store and two fake banks. Call
+// it inside the test's synctest bubble: the store's goroutines and every
+// timer of the coordinator then run on the bubble's fake clock, so deadlines
+// and re-drive periods are exact and take no real time.
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "gateway.db")
@@ -127,7 +134,7 @@ func newHarness(t *testing.T) *harness {
 	t.Cleanup(func() { st.Close() })
 	h := &harness{store: st, path: path, a: newFakeBank(), b: newFakeBank()}
 	h.banks = &fakeBanks{banks: map[string]*fakeBank{"bank-a": h.a, "bank-b": h.b}, states: map[string]BankState{}}
-	h.coord = NewCoordinator(st, h.banks, slog.New(slog.NewTextHandler(io.Discard, nil)), testTiming, nil)
+	h.coord = NewCoordinator(st, h.banks, slog.New(slog.NewTextHandler(io.Discard, nil)), testTiming)
 	return h
 }
 
@@ -136,390 +143,616 @@ func payment(id string) PaymentRequest {
 		Amount: 1250, Currency: "usd", Description: "lunch"}
 }
 
+// runCoordinator runs c's re-driver until the test ends, and waits for it to
+// stop before the store closes.
+func runCoordinator(t *testing.T, c *Coordinator) {
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+}
+
 func TestPayAllYesCommitsEverywhere(t *testing.T) {
-	h := newHarness(t)
-	id := uuid.NewString()
-	got, err := h.coord.Pay(context.Background(), payment(id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Status != StatusSucceeded || got.Decision != DecisionCommit {
-		t.Fatalf("status %s decision %s, want succeeded/commit", got.Status, got.Decision)
-	}
-	for name, b := range map[string]*fakeBank{"bank-a": h.a, "bank-b": h.b} {
-		p, d := b.counts(id)
-		if p != 1 || len(d) != 1 || !d[0] {
-			t.Errorf("%s: prepares %d decisions %v, want 1 prepare and one COMMIT", name, p, d)
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		id := uuid.NewString()
+		got, err := h.coord.Pay(t.Context(), payment(id))
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	un, _ := h.store.UnackedParticipants(context.Background(), id)
-	if len(un) != 0 {
-		t.Errorf("unacknowledged participants %v after a clean commit", un)
-	}
+		if got.Status != StatusSucceeded || got.Decision != DecisionCommit {
+			t.Fatalf("status %s decision %s, want succeeded/commit", got.Status, got.Decision)
+		}
+		for name, b := range map[string]*fakeBank{"bank-a": h.a, "bank-b": h.b} {
+			p, d := b.counts(id)
+			if p != 1 || len(d) != 1 || !d[0] {
+				t.Errorf("%s: prepares %d decisions %v, want 1 prepare and one COMMIT", name, p, d)
+			}
+		}
+		un, _ := h.store.UnackedParticipants(t.Context(), id)
+		if len(un) != 0 {
+			t.Errorf("unacknowledged participants %v after a clean commit", un)
+		}
+	})
 }
 
 func TestPayOneNoAbortsEverywhere(t *testing.T) {
-	h := newHarness(t)
-	h.a.vote = func(string, []Leg) (Vote, error) { return Vote{Reason: "INSUFFICIENT_FUNDS"}, nil }
-	id := uuid.NewString()
-	got, err := h.coord.Pay(context.Background(), payment(id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Status != StatusFailed || got.FailureReason != "INSUFFICIENT_FUNDS" {
-		t.Fatalf("got %s/%s, want failed/INSUFFICIENT_FUNDS", got.Status, got.FailureReason)
-	}
-	for _, b := range []*fakeBank{h.a, h.b} {
-		if _, d := b.counts(id); len(d) != 1 || d[0] {
-			t.Errorf("decisions %v, want one ABORT", d)
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		h.a.vote = func(string, []Leg) (Vote, error) { return Vote{Reason: "INSUFFICIENT_FUNDS"}, nil }
+		id := uuid.NewString()
+		got, err := h.coord.Pay(t.Context(), payment(id))
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		if got.Status != StatusFailed || got.FailureReason != "INSUFFICIENT_FUNDS" {
+			t.Fatalf("got %s/%s, want failed/INSUFFICIENT_FUNDS", got.Status, got.FailureReason)
+		}
+		for _, b := range []*fakeBank{h.a, h.b} {
+			if _, d := b.counts(id); len(d) != 1 || d[0] {
+				t.Errorf("decisions %v, want one ABORT", d)
+			}
+		}
+	})
 }
 
+// TestPayPrepareTimeoutAborts: a bank that never answers prepare costs the
+// payment exactly one PrepareCall, then it is aborted everywhere.
 func TestPayPrepareTimeoutAborts(t *testing.T) {
-	h := newHarness(t)
-	h.b.block = make(chan struct{})
-	id := uuid.NewString()
-	got, err := h.coord.Pay(context.Background(), payment(id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Status != StatusFailed || got.FailureReason != "BANK_UNAVAILABLE" {
-		t.Fatalf("got %s/%s, want failed/BANK_UNAVAILABLE", got.Status, got.FailureReason)
-	}
-	if _, d := h.a.counts(id); len(d) != 1 || d[0] {
-		t.Errorf("the bank that voted YES got %v, want one ABORT", d)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		h.b.block = make(chan struct{})
+		id := uuid.NewString()
+		start := time.Now()
+		got, err := h.coord.Pay(t.Context(), payment(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d != testTiming.PrepareCall {
+			t.Errorf("the payment took %v, want exactly the prepare-call timeout %v", d, testTiming.PrepareCall)
+		}
+		if got.Status != StatusFailed || got.FailureReason != "BANK_UNAVAILABLE" {
+			t.Fatalf("got %s/%s, want failed/BANK_UNAVAILABLE", got.Status, got.FailureReason)
+		}
+		if _, d := h.a.counts(id); len(d) != 1 || d[0] {
+			t.Errorf("the bank that voted YES got %v, want one ABORT", d)
+		}
+	})
+}
+
+// TestYesAfterTheDecisionDeadlineAborts: a YES that arrives once the decision
+// deadline has passed does not count; the payment is aborted as EXPIRED.
+func TestYesAfterTheDecisionDeadlineAborts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		h.b.vote = func(string, []Leg) (Vote, error) {
+			// A bank that ignores the call's deadline and answers late.
+			time.Sleep(testTiming.Decision)
+			return Vote{Yes: true}, nil
+		}
+		id := uuid.NewString()
+		got, err := h.coord.Pay(t.Context(), payment(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != StatusFailed || got.Decision != DecisionAbort || got.FailureReason != "EXPIRED" {
+			t.Fatalf("got %s/%s/%s, want failed/abort/EXPIRED", got.Status, got.Decision, got.FailureReason)
+		}
+		for _, b := range []*fakeBank{h.a, h.b} {
+			if _, d := b.counts(id); len(d) != 1 || d[0] {
+				t.Errorf("decisions %v, want one ABORT", d)
+			}
+		}
+	})
 }
 
 func TestPhaseTwoIsRedrivenUntilAcknowledged(t *testing.T) {
-	h := newHarness(t)
-	var down atomic.Bool
-	down.Store(true)
-	h.b.commitErr = func(string) error {
-		if down.Load() {
-			return errors.New("connection refused")
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		var down atomic.Bool
+		var attempts atomic.Int32
+		down.Store(true)
+		h.b.commitErr = func(string) error {
+			attempts.Add(1)
+			if down.Load() {
+				return errors.New("connection refused")
+			}
+			return nil
 		}
-		return nil
-	}
-	id := uuid.NewString()
-	got, err := h.coord.Pay(context.Background(), payment(id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Status != StatusSucceeded {
-		t.Fatalf("status %s, want succeeded: the decision is the commit point", got.Status)
-	}
-	un, _ := h.store.UnackedParticipants(context.Background(), id)
-	if len(un) != 1 || un[0] != "bank-b" {
-		t.Fatalf("unacknowledged = %v, want [bank-b]", un)
-	}
-	down.Store(false)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go h.coord.Run(ctx)
-	waitFor(t, func() bool {
-		un, _ := h.store.UnackedParticipants(context.Background(), id)
-		return len(un) == 0
+		id := uuid.NewString()
+		got, err := h.coord.Pay(t.Context(), payment(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != StatusSucceeded {
+			t.Fatalf("status %s, want succeeded: the decision is the commit point", got.Status)
+		}
+		un, _ := h.store.UnackedParticipants(t.Context(), id)
+		if len(un) != 1 || un[0] != "bank-b" {
+			t.Fatalf("unacknowledged = %v, want [bank-b]", un)
+		}
+		// While the bank is down the re-driver tries once a period: one
+		// attempt at start, then one per tick.
+		attempts.Store(0)
+		runCoordinator(t, h.coord)
+		time.Sleep(5*testTiming.Redrive - time.Millisecond)
+		synctest.Wait()
+		if n := attempts.Load(); n != 5 {
+			t.Errorf("%d phase-two attempts in 5 re-drive periods, want 5", n)
+		}
+		if un, _ := h.store.UnackedParticipants(t.Context(), id); len(un) != 1 {
+			t.Fatalf("unacknowledged = %v while the bank is down, want [bank-b]", un)
+		}
+		// Once it is back, the next pass delivers.
+		down.Store(false)
+		time.Sleep(testTiming.Redrive)
+		synctest.Wait()
+		if un, _ := h.store.UnackedParticipants(t.Context(), id); len(un) != 0 {
+			t.Fatalf("unacknowledged = %v one re-drive period after the bank came back", un)
+		}
+		if _, d := h.b.counts(id); len(d) != 1 || !d[0] {
+			t.Fatalf("bank-b decisions %v, want exactly one COMMIT once it came back", d)
+		}
+		// Acknowledged: no more calls.
+		n := attempts.Load()
+		time.Sleep(10 * testTiming.Redrive)
+		synctest.Wait()
+		if extra := attempts.Load() - n; extra != 0 {
+			t.Errorf("%d phase-two calls after the acknowledgement, want none", extra)
+		}
 	})
-	if _, d := h.b.counts(id); len(d) != 1 || !d[0] {
-		t.Fatalf("bank-b decisions %v, want exactly one COMMIT once it came back", d)
-	}
 }
 
 func TestRestartBeforeDecisionAborts(t *testing.T) {
-	h := newHarness(t)
-	id := uuid.NewString()
-	// A previous process claimed the id and prepared, then died undecided.
-	now := time.Now()
-	tx := &Txn{ID: id, Kind: KindPayment, ClientID: "alice", Fingerprint: payment(id).fingerprint(),
-		Payer: Account{"bank-a", "alice"}, Payee: Account{"bank-b", "bob"}, Amount: 1250, Currency: "usd",
-		Status: StatusProcessing, CreateTime: now, PrepareDeadline: now.Add(time.Second), Participants: []string{"bank-a", "bank-b"}}
-	if _, ok, err := h.store.Claim(context.Background(), tx); err != nil || !ok {
-		t.Fatal(ok, err)
-	}
-	fresh := NewCoordinator(h.store, h.banks, h.coord.log, testTiming, nil)
-	if err := fresh.Recover(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	got, _ := h.store.Get(context.Background(), id)
-	if got.Decision != DecisionAbort || got.Status != StatusFailed {
-		t.Fatalf("after recovery: %s/%s, want abort/failed", got.Decision, got.Status)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go fresh.Run(ctx)
-	waitFor(t, func() bool {
-		_, da := h.a.counts(id)
-		_, db := h.b.counts(id)
-		return len(da) == 1 && len(db) == 1
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		id := uuid.NewString()
+		// A previous process claimed the id and prepared, then died undecided.
+		now := time.Now()
+		tx := &Txn{ID: id, Kind: KindPayment, ClientID: "alice", Fingerprint: payment(id).fingerprint(),
+			Payer: Account{"bank-a", "alice"}, Payee: Account{"bank-b", "bob"}, Amount: 1250, Currency: "usd",
+			Status: StatusProcessing, CreateTime: now, PrepareDeadline: now.Add(time.Second), Participants: []string{"bank-a", "bank-b"}}
+		if _, ok, err := h.store.Claim(t.Context(), tx); err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+		fresh := NewCoordinator(h.store, h.banks, h.coord.log, testTiming)
+		if err := fresh.Recover(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := h.store.Get(t.Context(), id)
+		if got.Decision != DecisionAbort || got.Status != StatusFailed {
+			t.Fatalf("after recovery: %s/%s, want abort/failed", got.Decision, got.Status)
+		}
+		runCoordinator(t, fresh)
+		synctest.Wait()
+		for name, b := range map[string]*fakeBank{"bank-a": h.a, "bank-b": h.b} {
+			if _, d := b.counts(id); len(d) != 1 || d[0] {
+				t.Fatalf("%s decisions %v after the re-driver's first pass, want one ABORT", name, d)
+			}
+		}
+		// A retry by the client now returns the stored failure, not a new attempt.
+		again, err := fresh.Pay(t.Context(), payment(id))
+		if err != nil || again.Status != StatusFailed {
+			t.Fatalf("retry after recovery: %v %v", again, err)
+		}
+		if p, _ := h.a.counts(id); p != 0 {
+			t.Fatalf("retry prepared again (%d prepares)", p)
+		}
 	})
-	if _, d := h.a.counts(id); d[0] {
-		t.Fatal("recovery sent COMMIT for an undecided payment")
-	}
-	// A retry by the client now returns the stored failure, not a new attempt.
-	again, err := fresh.Pay(context.Background(), payment(id))
-	if err != nil || again.Status != StatusFailed {
-		t.Fatalf("retry after recovery: %v %v", again, err)
-	}
-	if p, _ := h.a.counts(id); p != 0 {
-		t.Fatalf("retry prepared again (%d prepares)", p)
-	}
 }
 
 func TestRestartAfterCommitDecisionRedrivesCommit(t *testing.T) {
-	h := newHarness(t)
-	h.a.commitErr = func(string) error { return errors.New("down") }
-	h.b.commitErr = h.a.commitErr
-	id := uuid.NewString()
-	if got, err := h.coord.Pay(context.Background(), payment(id)); err != nil || got.Decision != DecisionCommit {
-		t.Fatal(got, err)
-	}
-	// "Restart": a new coordinator over a reopened store.
-	h.store.Close()
-	st, err := OpenStore(context.Background(), h.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	h.a.commitErr, h.b.commitErr = nil, nil
-	fresh := NewCoordinator(st, h.banks, h.coord.log, testTiming, nil)
-	if err := fresh.Recover(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go fresh.Run(ctx)
-	waitFor(t, func() bool {
-		un, _ := st.UnackedParticipants(context.Background(), id)
-		return len(un) == 0
-	})
-	for _, b := range []*fakeBank{h.a, h.b} {
-		if _, d := b.counts(id); len(d) != 1 || !d[0] {
-			t.Fatalf("decisions %v, want one COMMIT after restart", d)
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		h.a.commitErr = func(string) error { return errors.New("down") }
+		h.b.commitErr = h.a.commitErr
+		id := uuid.NewString()
+		if got, err := h.coord.Pay(t.Context(), payment(id)); err != nil || got.Decision != DecisionCommit {
+			t.Fatal(got, err)
 		}
-	}
+		// "Restart": a new coordinator over a reopened store.
+		h.store.Close()
+		st, err := OpenStore(t.Context(), h.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		h.a.commitErr, h.b.commitErr = nil, nil
+		fresh := NewCoordinator(st, h.banks, h.coord.log, testTiming)
+		if err := fresh.Recover(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		runCoordinator(t, fresh)
+		synctest.Wait()
+		if un, _ := st.UnackedParticipants(t.Context(), id); len(un) != 0 {
+			t.Fatalf("unacknowledged %v after the re-driver's first pass", un)
+		}
+		for _, b := range []*fakeBank{h.a, h.b} {
+			if _, d := b.counts(id); len(d) != 1 || !d[0] {
+				t.Fatalf("decisions %v, want one COMMIT after restart", d)
+			}
+		}
+	})
 }
 
 func TestOutcomeQueryAbortsUndecidedAndPaymentObeys(t *testing.T) {
-	h := newHarness(t)
-	id := uuid.NewString()
-	release := make(chan struct{})
-	h.a.vote = func(string, []Leg) (Vote, error) {
-		// While phase one is running, bank-b's resolver asks for the outcome.
-		d, err := h.coord.Outcome(context.Background(), "bank-b", id)
-		if err != nil || d != DecisionAbort {
-			t.Errorf("outcome of undecided = %v %v, want ABORT", d, err)
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		id := uuid.NewString()
+		release := make(chan struct{})
+		h.a.vote = func(string, []Leg) (Vote, error) {
+			// While phase one is running, bank-b's resolver asks for the outcome.
+			d, err := h.coord.Outcome(context.Background(), "bank-b", id)
+			if err != nil || d != DecisionAbort {
+				t.Errorf("outcome of undecided = %v %v, want ABORT", d, err)
+			}
+			close(release)
+			return Vote{Yes: true}, nil
 		}
-		close(release)
-		return Vote{Yes: true}, nil
-	}
-	got, err := h.coord.Pay(context.Background(), payment(id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	<-release
-	if got.Decision != DecisionAbort || got.Status != StatusFailed {
-		t.Fatalf("payment ended %s/%s after the gateway told a bank ABORT; it must obey", got.Decision, got.Status)
-	}
-	for _, b := range []*fakeBank{h.a, h.b} {
-		if _, d := b.counts(id); len(d) != 1 || d[0] {
-			t.Fatalf("decisions %v, want one ABORT", d)
+		got, err := h.coord.Pay(t.Context(), payment(id))
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if _, err := h.coord.Outcome(context.Background(), "bank-c", id); !errors.Is(err, ErrNotParticipant) {
-		t.Fatalf("a non-participant asked and got %v, want ErrNotParticipant", err)
-	}
-	if d, err := h.coord.Outcome(context.Background(), "bank-a", uuid.NewString()); err != nil || d != DecisionAbort {
-		t.Fatalf("unknown id: %v %v, want presumed abort", d, err)
-	}
+		<-release
+		if got.Decision != DecisionAbort || got.Status != StatusFailed {
+			t.Fatalf("payment ended %s/%s after the gateway told a bank ABORT; it must obey", got.Decision, got.Status)
+		}
+		for _, b := range []*fakeBank{h.a, h.b} {
+			if _, d := b.counts(id); len(d) != 1 || d[0] {
+				t.Fatalf("decisions %v, want one ABORT", d)
+			}
+		}
+		if _, err := h.coord.Outcome(t.Context(), "bank-c", id); !errors.Is(err, ErrNotParticipant) {
+			t.Fatalf("a non-participant asked and got %v, want ErrNotParticipant", err)
+		}
+		if d, err := h.coord.Outcome(t.Context(), "bank-a", uuid.NewString()); err != nil || d != DecisionAbort {
+			t.Fatalf("unknown id: %v %v, want presumed abort", d, err)
+		}
+	})
 }
 
 func TestConcurrentDuplicatesPrepareOnce(t *testing.T) {
-	h := newHarness(t)
-	ids := []string{uuid.NewString(), uuid.NewString(), uuid.NewString()}
-	var wg sync.WaitGroup
-	results := make(chan *Txn, 300)
-	for i := range 300 {
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			got, err := h.coord.Pay(ctx, payment(ids[i%len(ids)]))
-			if err != nil {
-				t.Errorf("duplicate %d: %v", i, err)
-				return
-			}
-			results <- got
-		})
-	}
-	wg.Wait()
-	close(results)
-	for got := range results {
-		if got.Status != StatusSucceeded {
-			t.Fatalf("a duplicate saw %s", got.Status)
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		ids := []string{uuid.NewString(), uuid.NewString(), uuid.NewString()}
+		var wg sync.WaitGroup
+		results := make(chan *Txn, 300)
+		for i := range 300 {
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+				defer cancel()
+				got, err := h.coord.Pay(ctx, payment(ids[i%len(ids)]))
+				if err != nil {
+					t.Errorf("duplicate %d: %v", i, err)
+					return
+				}
+				results <- got
+			})
 		}
-	}
-	for _, id := range ids {
-		for _, b := range []*fakeBank{h.a, h.b} {
-			if p, d := b.counts(id); p != 1 || len(d) != 1 {
-				t.Fatalf("%s: %d prepares, %d decisions; want exactly 1 each", id, p, len(d))
+		wg.Wait()
+		close(results)
+		for got := range results {
+			if got.Status != StatusSucceeded {
+				t.Fatalf("a duplicate saw %s", got.Status)
 			}
 		}
-	}
+		for _, id := range ids {
+			for _, b := range []*fakeBank{h.a, h.b} {
+				if p, d := b.counts(id); p != 1 || len(d) != 1 {
+					t.Fatalf("%s: %d prepares, %d decisions; want exactly 1 each", id, p, len(d))
+				}
+			}
+		}
+	})
 }
 
 func TestIdempotencyConflictsAndUnavailable(t *testing.T) {
-	h := newHarness(t)
-	ctx := context.Background()
-	id := uuid.NewString()
-	if _, err := h.coord.Pay(ctx, payment(id)); err != nil {
-		t.Fatal(err)
-	}
-	changed := payment(id)
-	changed.Amount++
-	if _, err := h.coord.Pay(ctx, changed); !errors.Is(err, ErrIdempotencyKeyReused) {
-		t.Fatalf("different amount: %v, want ErrIdempotencyKeyReused", err)
-	}
-	other := payment(id)
-	other.ClientID = "mallory"
-	if _, err := h.coord.Pay(ctx, other); !errors.Is(err, ErrIdempotencyKeyReused) {
-		t.Fatalf("other client: %v, want ErrIdempotencyKeyReused", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		ctx := t.Context()
+		id := uuid.NewString()
+		if _, err := h.coord.Pay(ctx, payment(id)); err != nil {
+			t.Fatal(err)
+		}
+		changed := payment(id)
+		changed.Amount++
+		if _, err := h.coord.Pay(ctx, changed); !errors.Is(err, ErrIdempotencyKeyReused) {
+			t.Fatalf("different amount: %v, want ErrIdempotencyKeyReused", err)
+		}
+		other := payment(id)
+		other.ClientID = "mallory"
+		if _, err := h.coord.Pay(ctx, other); !errors.Is(err, ErrIdempotencyKeyReused) {
+			t.Fatalf("other client: %v, want ErrIdempotencyKeyReused", err)
+		}
 
-	h.banks.states["bank-b"] = BankUnreachable
-	id2 := uuid.NewString()
-	if _, err := h.coord.Pay(ctx, payment(id2)); !errors.Is(err, ErrBankUnavailable) {
-		t.Fatalf("known-down bank: %v, want ErrBankUnavailable", err)
-	}
-	if _, err := h.store.Get(ctx, id2); !errors.Is(err, errNotFound) {
-		t.Fatalf("a refused-unavailable payment was recorded: %v", err)
-	}
-	delete(h.banks.states, "bank-b")
-	if got, err := h.coord.Pay(ctx, payment(id2)); err != nil || got.Status != StatusSucceeded {
-		t.Fatalf("retry of the same id once the bank is back: %v %v", got, err)
-	}
+		h.banks.states["bank-b"] = BankUnreachable
+		id2 := uuid.NewString()
+		if _, err := h.coord.Pay(ctx, payment(id2)); !errors.Is(err, ErrBankUnavailable) {
+			t.Fatalf("known-down bank: %v, want ErrBankUnavailable", err)
+		}
+		if _, err := h.store.Get(ctx, id2); !errors.Is(err, errNotFound) {
+			t.Fatalf("a refused-unavailable payment was recorded: %v", err)
+		}
+		delete(h.banks.states, "bank-b")
+		if got, err := h.coord.Pay(ctx, payment(id2)); err != nil || got.Status != StatusSucceeded {
+			t.Fatalf("retry of the same id once the bank is back: %v %v", got, err)
+		}
 
-	same := payment(uuid.NewString())
-	same.Payee = same.Payer
-	got, err := h.coord.Pay(ctx, same)
-	if err != nil || got.Status != StatusFailed || got.FailureReason != "SAME_ACCOUNT" {
-		t.Fatalf("same account: %+v %v", got, err)
-	}
-	unknown := payment(uuid.NewString())
-	unknown.Payee.Bank = "bank-z"
-	got, err = h.coord.Pay(ctx, unknown)
-	if err != nil || got.Status != StatusFailed || got.FailureReason != "BANK_NOT_FOUND" {
-		t.Fatalf("unknown bank: %+v %v", got, err)
-	}
+		same := payment(uuid.NewString())
+		same.Payee = same.Payer
+		got, err := h.coord.Pay(ctx, same)
+		if err != nil || got.Status != StatusFailed || got.FailureReason != "SAME_ACCOUNT" {
+			t.Fatalf("same account: %+v %v", got, err)
+		}
+		unknown := payment(uuid.NewString())
+		unknown.Payee.Bank = "bank-z"
+		got, err = h.coord.Pay(ctx, unknown)
+		if err != nil || got.Status != StatusFailed || got.FailureReason != "BANK_NOT_FOUND" {
+			t.Fatalf("unknown bank: %+v %v", got, err)
+		}
+	})
 }
 
 func TestSameBankPaymentIsOnePrepareWithTwoLegs(t *testing.T) {
-	h := newHarness(t)
-	var legs []Leg
-	h.a.vote = func(_ string, l []Leg) (Vote, error) { legs = l; return Vote{Yes: true}, nil }
-	req := payment(uuid.NewString())
-	req.Payee = Account{"bank-a", "dave"}
-	got, err := h.coord.Pay(context.Background(), req)
-	if err != nil || got.Status != StatusSucceeded {
-		t.Fatal(got, err)
-	}
-	if len(legs) != 2 || !legs[0].Debit || legs[1].Debit || legs[0].AccountID != "alice" || legs[1].AccountID != "dave" {
-		t.Fatalf("legs %+v, want debit alice and credit dave", legs)
-	}
-	if p, _ := h.b.counts(req.TxID); p != 0 {
-		t.Fatal("bank-b was asked about a bank-a internal payment")
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached within 10s")
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		var legs []Leg
+		h.a.vote = func(_ string, l []Leg) (Vote, error) { legs = l; return Vote{Yes: true}, nil }
+		req := payment(uuid.NewString())
+		req.Payee = Account{"bank-a", "dave"}
+		got, err := h.coord.Pay(t.Context(), req)
+		if err != nil || got.Status != StatusSucceeded {
+			t.Fatal(got, err)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		if len(legs) != 2 || !legs[0].Debit || legs[1].Debit || legs[0].AccountID != "alice" || legs[1].AccountID != "dave" {
+			t.Fatalf("legs %+v, want debit alice and credit dave", legs)
+		}
+		if p, _ := h.b.counts(req.TxID); p != 0 {
+			t.Fatal("bank-b was asked about a bank-a internal payment")
+		}
+	})
 }
 
 func TestConcurrentAdjustmentsCallTheBankOnce(t *testing.T) {
-	h := newHarness(t)
-	release := make(chan struct{})
-	h.a.update = func(string) (Balance, error) {
-		<-release // hold the first call at the bank while duplicates arrive
-		return Balance{Balance: 500, Currency: "usd"}, nil
-	}
-	req := AdjustRequest{TxID: uuid.NewString(), ClientID: "admin", Account: Account{"bank-a", "alice"}, Amount: 5, Currency: "usd"}
-	var wg sync.WaitGroup
-	results := make(chan *Txn, 50)
-	for range 50 {
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			got, err := h.coord.Adjust(ctx, req)
-			if err != nil {
-				t.Errorf("duplicate: %v", err)
-				return
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		release := make(chan struct{})
+		h.a.update = func(string) (Balance, error) {
+			<-release // hold the first call at the bank while duplicates arrive
+			return Balance{Balance: 500, Currency: "usd"}, nil
+		}
+		req := AdjustRequest{TxID: uuid.NewString(), ClientID: "admin", Account: Account{"bank-a", "alice"}, Amount: 5, Currency: "usd"}
+		var wg sync.WaitGroup
+		results := make(chan *Txn, 50)
+		for range 50 {
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+				defer cancel()
+				got, err := h.coord.Adjust(ctx, req)
+				if err != nil {
+					t.Errorf("duplicate: %v", err)
+					return
+				}
+				results <- got
+			})
+		}
+		// Every duplicate has arrived and waits: the bank was called once.
+		synctest.Wait()
+		h.a.mu.Lock()
+		n := h.a.updates[req.TxID]
+		h.a.mu.Unlock()
+		if n != 1 {
+			t.Fatalf("the bank was called %d times while 50 duplicates waited, want 1", n)
+		}
+		close(release)
+		wg.Wait()
+		close(results)
+		for got := range results {
+			if got.Status != StatusSucceeded || got.ResultBalance != 500 {
+				t.Fatalf("a duplicate saw %+v", got)
 			}
-			results <- got
-		})
-	}
-	waitFor(t, func() bool {
+		}
 		h.a.mu.Lock()
 		defer h.a.mu.Unlock()
-		return h.a.updates[req.TxID] == 1
-	})
-	close(release)
-	wg.Wait()
-	close(results)
-	for got := range results {
-		if got.Status != StatusSucceeded || got.ResultBalance != 500 {
-			t.Fatalf("a duplicate saw %+v", got)
+		if n := h.a.updates[req.TxID]; n != 1 {
+			t.Fatalf("the bank was called %d times for one adjustment, want 1", n)
 		}
-	}
-	h.a.mu.Lock()
-	defer h.a.mu.Unlock()
-	if n := h.a.updates[req.TxID]; n != 1 {
-		t.Fatalf("the bank was called %d times for one adjustment, want 1", n)
-	}
+	})
 }
 
 func TestUnansweredAdjustmentIsInProgressNotUnavailable(t *testing.T) {
-	h := newHarness(t)
-	h.a.update = func(string) (Balance, error) { return Balance{}, errors.New("connection reset") }
-	req := AdjustRequest{TxID: uuid.NewString(), ClientID: "admin", Account: Account{"bank-a", "alice"}, Amount: 5, Currency: "usd"}
-	if _, err := h.coord.Adjust(context.Background(), req); !errors.Is(err, ErrInProgress) {
-		t.Fatalf("unanswered adjustment: %v, want ErrInProgress (recorded; retry with the same id)", err)
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		h.a.update = func(string) (Balance, error) { return Balance{}, errors.New("connection reset") }
+		req := AdjustRequest{TxID: uuid.NewString(), ClientID: "admin", Account: Account{"bank-a", "alice"}, Amount: 5, Currency: "usd"}
+		if _, err := h.coord.Adjust(t.Context(), req); !errors.Is(err, ErrInProgress) {
+			t.Fatalf("unanswered adjustment: %v, want ErrInProgress (recorded; retry with the same id)", err)
+		}
+		h.a.update = nil
+		got, err := h.coord.Adjust(t.Context(), req)
+		if err != nil || got.Status != StatusSucceeded {
+			t.Fatalf("retry with the same id: %+v %v", got, err)
+		}
+	})
+}
+
+// TestStaleUndecidedPaymentIsAbortedByTheRedriver: a payment whose decision
+// could not be written is left alone until its decision deadline, then
+// aborted by the re-driver's next pass.
+func TestStaleUndecidedPaymentIsAbortedByTheRedriver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		id := uuid.NewString()
+		now := time.Now()
+		tx := &Txn{ID: id, Kind: KindPayment, ClientID: "alice", Fingerprint: payment(id).fingerprint(),
+			Payer: Account{"bank-a", "alice"}, Payee: Account{"bank-b", "bob"}, Amount: 1250, Currency: "usd",
+			Status: StatusProcessing, CreateTime: now, PrepareDeadline: now.Add(testTiming.Decision), Participants: []string{"bank-a", "bank-b"}}
+		if _, ok, err := h.store.Claim(t.Context(), tx); err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+		if _, err := h.coord.Pay(t.Context(), payment(id)); !errors.Is(err, ErrInProgress) {
+			t.Fatalf("undecided payment nobody works on: %v, want ErrInProgress", err)
+		}
+		runCoordinator(t, h.coord)
+		decision := func() Decision {
+			got, err := h.store.Get(t.Context(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return got.Decision
+		}
+		// Until its deadline it may still be decided by its own run: untouched.
+		time.Sleep(testTiming.Decision - testTiming.Redrive/2)
+		synctest.Wait()
+		if d := decision(); d != DecisionNone {
+			t.Fatalf("decision %q before the deadline, want none", d)
+		}
+		// The first pass after the deadline aborts it.
+		time.Sleep(2 * testTiming.Redrive)
+		synctest.Wait()
+		if d := decision(); d != DecisionAbort {
+			t.Fatalf("decision %q one re-drive period after the deadline, want abort", d)
+		}
+		got, err := h.coord.Pay(t.Context(), payment(id))
+		if err != nil || got.Status != StatusFailed || got.FailureReason != "EXPIRED" {
+			t.Fatalf("after the re-driver: %+v %v, want FAILED EXPIRED", got, err)
+		}
+		// The next pass sends the ABORT.
+		time.Sleep(testTiming.Redrive)
+		synctest.Wait()
+		for _, b := range []*fakeBank{h.a, h.b} {
+			if _, d := b.counts(id); len(d) != 1 || d[0] {
+				t.Fatalf("decisions %v after the stale abort, want one ABORT", d)
+			}
+		}
+	})
+}
+
+// logBuffer collects JSON log records, safe for concurrent use.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// records returns every record logged with message msg.
+func (l *logBuffer) records(t *testing.T, msg string) []map[string]any {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, line := range bytes.Split(bytes.TrimSpace(l.b.Bytes()), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		var r map[string]any
+		if err := json.Unmarshal(line, &r); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if r["msg"] == msg {
+			out = append(out, r)
+		}
 	}
-	h.a.update = nil
-	got, err := h.coord.Adjust(context.Background(), req)
-	if err != nil || got.Status != StatusSucceeded {
-		t.Fatalf("retry with the same id: %+v %v", got, err)
+	return out
+}
+
+// wantError fails unless exactly one ERROR record with message msg was
+// logged, carrying err and, if id is not empty, transaction_id.
+func (l *logBuffer) wantError(t *testing.T, msg, id string) {
+	t.Helper()
+	rs := l.records(t, msg)
+	if len(rs) != 1 {
+		t.Errorf("%d records %q, want 1", len(rs), msg)
+		return
+	}
+	r := rs[0]
+	if r["level"] != "ERROR" {
+		t.Errorf("%q logged at %v, want ERROR", msg, r["level"])
+	}
+	if e, _ := r["err"].(string); e == "" {
+		t.Errorf("%q logged without the error: %v", msg, r)
+	}
+	if id != "" && r["transaction_id"] != id {
+		t.Errorf("%q logged transaction_id %v, want %s", msg, r["transaction_id"], id)
 	}
 }
 
-func TestStaleUndecidedPaymentIsAbortedByTheRedriver(t *testing.T) {
-	h := newHarness(t)
-	id := uuid.NewString()
-	past := time.Now().Add(-time.Minute)
-	tx := &Txn{ID: id, Kind: KindPayment, ClientID: "alice", Fingerprint: payment(id).fingerprint(),
-		Payer: Account{"bank-a", "alice"}, Payee: Account{"bank-b", "bob"}, Amount: 1250, Currency: "usd",
-		Status: StatusProcessing, CreateTime: past, PrepareDeadline: past.Add(time.Second), Participants: []string{"bank-a", "bank-b"}}
-	if _, ok, err := h.store.Claim(context.Background(), tx); err != nil || !ok {
-		t.Fatal(ok, err)
-	}
-	if _, err := h.coord.Pay(context.Background(), payment(id)); !errors.Is(err, ErrInProgress) {
-		t.Fatalf("undecided payment nobody works on: %v, want ErrInProgress", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go h.coord.Run(ctx)
-	waitFor(t, func() bool {
-		got, _ := h.store.Get(context.Background(), id)
-		return got.Decision == DecisionAbort
+// TestRedriverLogsStoreErrors: the loop that guarantees phase two never
+// drops a store error silently, neither when it cannot list its work nor
+// when it cannot read one transaction.
+func TestRedriverLogsStoreErrors(t *testing.T) {
+	t.Run("list", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			h := newHarness(t)
+			logs := &logBuffer{}
+			h.coord.log = slog.New(slog.NewJSONHandler(logs, nil))
+			h.store.Close()
+			h.coord.redriveOnce(t.Context())
+			l := logs
+			l.wantError(t, "re-driver: cannot list payments awaiting phase two; retrying next pass", "")
+			l.wantError(t, "re-driver: cannot list undecided payments; stale ones not aborted, retrying next pass", "")
+			l.wantError(t, "re-driver: cannot list unanswered adjustments; retrying next pass", "")
+		})
 	})
-	got, err := h.coord.Pay(context.Background(), payment(id))
-	if err != nil || got.Status != StatusFailed || got.FailureReason != "EXPIRED" {
-		t.Fatalf("after the re-driver: %+v %v, want FAILED EXPIRED", got, err)
-	}
+	t.Run("read", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			h := newHarness(t)
+			ctx := t.Context()
+			// A decided payment bank-b has not acknowledged.
+			h.b.commitErr = func(string) error { return errors.New("connection refused") }
+			decided := uuid.NewString()
+			if got, err := h.coord.Pay(ctx, payment(decided)); err != nil || got.Decision != DecisionCommit {
+				t.Fatal(got, err)
+			}
+			// A stale undecided payment.
+			stale := uuid.NewString()
+			past := time.Now().Add(-time.Minute)
+			if _, ok, err := h.store.Claim(ctx, &Txn{ID: stale, Kind: KindPayment, ClientID: "alice", Fingerprint: "x",
+				Payer: Account{"bank-a", "alice"}, Payee: Account{"bank-b", "bob"}, Amount: 1, Currency: "usd",
+				Status: StatusProcessing, CreateTime: past, PrepareDeadline: past, Participants: []string{"bank-a", "bank-b"}}); err != nil || !ok {
+				t.Fatal(ok, err)
+			}
+			// An adjustment the bank has not answered.
+			h.a.update = func(string) (Balance, error) { return Balance{}, errors.New("connection reset") }
+			adj := uuid.NewString()
+			if _, err := h.coord.Adjust(ctx, AdjustRequest{TxID: adj, ClientID: "admin", Account: Account{"bank-a", "alice"}, Amount: 5, Currency: "usd"}); !errors.Is(err, ErrInProgress) {
+				t.Fatal(err)
+			}
+			// Every row becomes unreadable; the lists still work.
+			if _, err := h.store.db.ExecContext(ctx, `UPDATE transactions SET create_time = 'unreadable'`); err != nil {
+				t.Fatal(err)
+			}
+			logs := &logBuffer{}
+			h.coord.log = slog.New(slog.NewJSONHandler(logs, nil))
+			h.coord.redriveOnce(ctx)
+			logs.wantError(t, "re-driver: cannot read a decided payment; phase two not sent, retrying next pass", decided)
+			logs.wantError(t, "re-driver: cannot read an undecided payment; not aborted, retrying next pass", stale)
+			logs.wantError(t, "re-driver: cannot read an unanswered adjustment; bank not asked, retrying next pass", adj)
+		})
+	})
+	t.Run("stopping", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			// A store error caused by the process stopping is not news.
+			h := newHarness(t)
+			logs := &logBuffer{}
+			h.coord.log = slog.New(slog.NewJSONHandler(logs, nil))
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel()
+			h.coord.redriveOnce(ctx)
+			if rs := logs.records(t, "re-driver: cannot list payments awaiting phase two; retrying next pass"); len(rs) != 0 {
+				t.Errorf("logged %v after ctx ended", rs)
+			}
+		})
+	})
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -22,7 +23,6 @@ type Registry struct {
 	store    *Store
 	tls      *tls.Config
 	log      *slog.Logger
-	now      func() time.Time
 	interval time.Duration
 
 	mu      sync.Mutex
@@ -54,12 +54,12 @@ type bankEntry struct {
 // NewRegistry loads the registered banks from st. bankTLS is the gateway's
 // mutual-TLS client configuration; each bank gets its own HTTP/2 client
 // pinned to that bank's certificate identity. interval is the health-check
-// period.
-func NewRegistry(ctx context.Context, st *Store, bankTLS *tls.Config, log *slog.Logger, interval time.Duration, now func() time.Time) (*Registry, error) {
-	if now == nil {
-		now = time.Now
+// period. log is required.
+func NewRegistry(ctx context.Context, st *Store, bankTLS *tls.Config, log *slog.Logger, interval time.Duration) (*Registry, error) {
+	if log == nil {
+		return nil, errors.New("gateway: NewRegistry needs a logger")
 	}
-	r := &Registry{store: st, tls: bankTLS, log: log, now: now, interval: interval,
+	r := &Registry{store: st, tls: bankTLS, log: log, interval: interval,
 		banks: map[string]*bankEntry{}, changed: make(chan struct{}, 1)}
 	recs, err := st.Banks(ctx)
 	if err != nil {
@@ -96,7 +96,7 @@ func (r *Registry) Lookup(name string) (BankClient, BankState) {
 
 // Register records a bank's URL durably and (re)starts watching it.
 func (r *Registry) Register(ctx context.Context, name, url string) error {
-	now := r.now()
+	now := time.Now()
 	if err := r.store.RegisterBank(ctx, name, url, now); err != nil {
 		return err
 	}
@@ -158,7 +158,7 @@ func (r *Registry) poll(ctx context.Context, name string, e *bankEntry) {
 		if ctx.Err() != nil {
 			return
 		}
-		now := r.now()
+		now := time.Now()
 		serving := err == nil && res.Status == grpchealth.StatusServing
 		r.mu.Lock()
 		was := e.status

@@ -42,7 +42,8 @@ type Config struct {
 	UsersFile string
 	// AuditLog is the append-only JSON-lines audit file; default DataDir/audit.jsonl.
 	AuditLog string
-	// Logger receives one line per RPC and the coordinator's events.
+	// Logger receives one line per RPC and the coordinator's events. It is
+	// required: Run returns an error without one.
 	Logger *slog.Logger
 	// Timing overrides DefaultTiming when non-zero.
 	Timing Timing
@@ -56,8 +57,6 @@ type Config struct {
 	// verified again (default authz.DefaultStreamRecheck): a revoked or
 	// expired session ends its streams too.
 	StreamRecheck time.Duration
-	// Now is the clock; nil for time.Now.
-	Now func() time.Time
 }
 
 // Run starts the gateway and serves until ctx ends, then shuts down
@@ -65,7 +64,7 @@ type Config struct {
 // accepts its first request.
 func Run(ctx context.Context, cfg Config) error {
 	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+		return errors.New("gateway: Config.Logger is required")
 	}
 	if cfg.ServerTLS == nil || cfg.BankTLS == nil {
 		return errors.New("gateway: ServerTLS and BankTLS are required: there is no plaintext listener")
@@ -98,7 +97,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	sessions, err := auth.OpenSessions(ctx, filepath.Join(cfg.DataDir, "sessions.db"), auth.SessionConfig{TTL: cfg.TokenTTL, Now: cfg.Now})
+	sessions, err := auth.OpenSessions(ctx, filepath.Join(cfg.DataDir, "sessions.db"), auth.SessionConfig{TTL: cfg.TokenTTL})
 	if err != nil {
 		return err
 	}
@@ -108,17 +107,17 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer auditLog.Close()
-	authn, err := auth.NewAuthenticator(users, sessions, auth.Config{Audit: auditLog, Now: cfg.Now})
+	authn, err := auth.NewAuthenticator(users, sessions, auth.Config{Audit: auditLog})
 	if err != nil {
 		return err
 	}
 
-	registry, err := NewRegistry(ctx, st, cfg.BankTLS, log, cfg.HealthInterval, cfg.Now)
+	registry, err := NewRegistry(ctx, st, cfg.BankTLS, log, cfg.HealthInterval)
 	if err != nil {
 		return err
 	}
 	defer registry.Close()
-	coord := NewCoordinator(st, registry, log, cfg.Timing, cfg.Now)
+	coord := NewCoordinator(st, registry, log, cfg.Timing)
 	coord.audit = auditLog
 	if err := coord.Recover(ctx); err != nil {
 		return err
@@ -130,7 +129,6 @@ func Run(ctx context.Context, cfg Config) error {
 		Verifier:      authn,
 		Audit:         auditLog,
 		Rate:          rate.Limit(cfg.RateLimit),
-		Now:           cfg.Now,
 		StreamRecheck: cfg.StreamRecheck,
 	})
 	opts := serve.HandlerOptions(log, interceptor)

@@ -562,7 +562,7 @@ func (b *Bank) Inspect(t testing.TB, fn func(*bank.Ledger)) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), WaitTimeout)
 	defer cancel()
-	l, err := bank.OpenLedger(ctx, b.LedgerPath(), nil)
+	l, err := bank.OpenLedger(ctx, b.LedgerPath())
 	if err != nil {
 		t.Fatalf("open ledger of %s: %v", b.Name, err)
 	}

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"golang.org/x/net/http2"
 	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -285,7 +284,9 @@ func (f *fixture) client(t *testing.T, cert string, header http.Header) *http.Cl
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := &http2.Transport{TLSClientConfig: conf}
+	protocols := new(http.Protocols)
+	protocols.SetHTTP2(true)
+	tr := &http.Transport{TLSClientConfig: conf, Protocols: protocols}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: headerTransport{base: tr, header: header}}
 }

@@ -67,7 +67,7 @@ func New(w io.Writer, format string, level slog.Level) *slog.Logger {
 		}
 	}
 	if format == FormatText {
-		return slog.New(tint.NewHandler(w, &tint.Options{
+		return slog.New(tint.NewTextHandler(w, &tint.Options{
 			Level:      level,
 			TimeFormat: time.RFC3339Nano,
 			NoColor:    !terminal,

@@ -2,10 +2,9 @@ package serve
 
 import (
 	"crypto/tls"
+	"fmt"
 	"net/http"
 	"time"
-
-	"golang.org/x/net/http2"
 )
 
 // Client-side HTTP/2 health checking used by [NewHTTP2Client].
@@ -42,15 +41,37 @@ func NewHTTP2Client(tlsConf *tls.Config) *http.Client {
 	if conf.MinVersion < tls.VersionTLS13 {
 		conf.MinVersion = tls.VersionTLS13
 	}
+	// HTTP/2 over TLS only: no HTTP/1.1 and no h2c.
+	protocols := new(http.Protocols)
+	protocols.SetHTTP2(true)
 	return &http.Client{
-		Transport: &http2.Transport{ //nolint:staticcheck // x/net/http2 transport chosen deliberately
+		Transport: httpsOnly{&http.Transport{
 			TLSClientConfig: conf,
-			ReadIdleTimeout: ClientReadIdleTimeout,
-			PingTimeout:     ClientPingTimeout,
+			Protocols:       protocols,
+			HTTP2: &http.HTTP2Config{
+				SendPingTimeout: ClientReadIdleTimeout,
+				PingTimeout:     ClientPingTimeout,
+			},
 			// Close pooled connections nobody used for a while, so a server
 			// shutting down gracefully (GOAWAY) is not kept waiting by a
 			// connection this client will never use again.
 			IdleConnTimeout: ClientIdleConnTimeout,
-		},
+		}},
 	}
+}
+
+// httpsOnly refuses every request that is not https://. An http.Transport
+// whose Protocols allow only HTTP/2 still sends http:// requests as
+// plaintext HTTP/1.1; Remit never sends plaintext (redirects included).
+// The embedded transport provides CloseIdleConnections.
+type httpsOnly struct{ *http.Transport }
+
+func (t httpsOnly) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme != "https" {
+		if req.Body != nil {
+			_ = req.Body.Close() // a RoundTripper always closes the body
+		}
+		return nil, fmt.Errorf("serve: refusing %s request to %s: TLS only", req.URL.Scheme, req.URL.Host)
+	}
+	return t.Transport.RoundTrip(req)
 }

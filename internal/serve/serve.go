@@ -18,8 +18,6 @@ import (
 	"net"
 	"net/http"
 	"time"
-
-	"golang.org/x/net/http2"
 )
 
 // Defaults applied by [Serve] and [Run] to zero-valued [Config] fields.
@@ -200,15 +198,13 @@ func Serve(ctx context.Context, ln net.Listener, cfg Config) error {
 		// must let in-flight payments finish, not abort them.
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	// x/net/http2 is deprecated in favor of http.Server.HTTP2 since
-	// x/net v0.62; it is kept for its explicit, version-independent knobs.
-	if err := http2.ConfigureServer(srv, &http2.Server{ //nolint:staticcheck // see above
-		MaxConcurrentStreams: cfg.MaxConcurrentStreams,
-		IdleTimeout:          cfg.IdleTimeout,
-	}); err != nil {
-		_ = ln.Close()
-		return fmt.Errorf("serve: configure HTTP/2: %w", err)
-	}
+	// HTTP/2 for gRPC and multiplexing; HTTP/1.1 for Connect and gRPC-Web
+	// clients that cannot do HTTP/2. The HTTP/2 idle timeout is the
+	// server's IdleTimeout.
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetHTTP2(true)
+	srv.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: int(cfg.MaxConcurrentStreams)}
 
 	addr := ln.Addr().String()
 	errCh := make(chan error, 1)

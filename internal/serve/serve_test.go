@@ -17,9 +17,11 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -510,13 +512,9 @@ func TestPlaintextIsRejected(t *testing.T) {
 	}
 
 	// h2c with prior knowledge fails too.
-	h2c := &http.Client{Timeout: 5 * time.Second, Transport: &http2.Transport{
-		AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		},
-	}}
+	h2cProtocols := new(http.Protocols)
+	h2cProtocols.SetUnencryptedHTTP2(true)
+	h2c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Protocols: h2cProtocols}}
 	if _, err := grpchealth.NewClient(h2c, "http://"+s.addr, connect.WithGRPC()).Check(t.Context(), &grpchealth.CheckRequest{}); err == nil {
 		t.Fatal("gRPC over h2c succeeded")
 	}
@@ -730,21 +728,20 @@ func TestReadMaxBytes(t *testing.T) {
 	}
 }
 
-func TestNewHTTP2ClientEnforcesTLS13(t *testing.T) {
-	for _, conf := range []*tls.Config{nil, {MinVersion: tls.VersionTLS12}} {
-		tr, ok := serve.NewHTTP2Client(conf).Transport.(*http2.Transport)
-		if !ok {
-			t.Fatalf("transport is %T, want *http2.Transport", tr)
-		}
-		if tr.TLSClientConfig.MinVersion != tls.VersionTLS13 {
-			t.Errorf("MinVersion = %x, want TLS 1.3", tr.TLSClientConfig.MinVersion)
-		}
-		if tr.ReadIdleTimeout != 30*time.Second || tr.PingTimeout != 15*time.Second {
-			t.Errorf("ReadIdleTimeout/PingTimeout = %v/%v", tr.ReadIdleTimeout, tr.PingTimeout)
-		}
-		if conf != nil && conf.MinVersion != tls.VersionTLS12 {
-			t.Error("caller's tls.Config was modified")
-		}
+func TestNewHTTP2ClientRefusesPlaintext(t *testing.T) {
+	var hits atomic.Int32
+	plain := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) }))
+	defer plain.Close()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, plain.URL, strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := serve.NewHTTP2Client(nil).Do(req); err == nil {
+		_ = res.Body.Close()
+		t.Fatalf("http:// request answered %s", res.Status)
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("plaintext server saw %d requests", n)
 	}
 }
 

@@ -16,9 +16,12 @@ package rpcerr
 import (
 	"context"
 	"errors"
+	"strings"
+	"unicode"
 
 	"connectrpc.com/connect"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // Domain is the ErrorInfo domain of every error produced by Remit. AIP-193
@@ -185,3 +188,49 @@ func (h *hiddenError) Error() string { return InternalMessage }
 
 // Unwrap exposes the cause to errors.Is and errors.As.
 func (h *hiddenError) Unwrap() error { return h.cause }
+
+// EnumReason is the ErrorInfo reason of a proto enum value: its name without
+// the enum's UPPER_SNAKE prefix, so gatewayv1.FailureReason_FAILURE_REASON_INSUFFICIENT_FUNDS
+// and bankv1.RefusalReason_REFUSAL_REASON_INSUFFICIENT_FUNDS are both
+// "INSUFFICIENT_FUNDS". The zero value (*_UNSPECIFIED) and numbers the enum
+// does not define have no reason: "". It is the only place a reason is made
+// from an enum name; [ParseEnumReason] is its inverse.
+func EnumReason(v protoreflect.Enum) string {
+	d := v.Descriptor().Values().ByNumber(v.Number())
+	if d == nil || v.Number() == 0 {
+		return ""
+	}
+	return strings.TrimPrefix(string(d.Name()), enumPrefix(v.Descriptor()))
+}
+
+// ParseEnumReason is the inverse of [EnumReason]: the value of enum E whose
+// reason is reason, and false if there is none (including "").
+func ParseEnumReason[E interface {
+	protoreflect.Enum
+	~int32
+}](reason string) (E, bool) {
+	var zero E
+	if reason == "" {
+		return zero, false
+	}
+	d := zero.Descriptor()
+	v := d.Values().ByName(protoreflect.Name(enumPrefix(d) + reason))
+	if v == nil || v.Number() == 0 {
+		return zero, false
+	}
+	return E(v.Number()), true
+}
+
+// enumPrefix is the UPPER_SNAKE form of the enum's name plus "_", the prefix
+// Buf's ENUM_VALUE_PREFIX rule puts on every value: "FAILURE_REASON_".
+func enumPrefix(d protoreflect.EnumDescriptor) string {
+	var b strings.Builder
+	for i, r := range string(d.Name()) {
+		if unicode.IsUpper(r) && i > 0 {
+			b.WriteByte('_')
+		}
+		b.WriteRune(unicode.ToUpper(r))
+	}
+	b.WriteByte('_')
+	return b.String()
+}

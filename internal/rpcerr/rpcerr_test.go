@@ -11,7 +11,10 @@ import (
 
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
+	bankv1 "github.com/remitpay/remit/gen/remit/bank/v1"
+	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
 	"github.com/remitpay/remit/internal/rpcerr"
 )
 
@@ -194,6 +197,45 @@ func TestReasonRoundTripsOverTheWire(t *testing.T) {
 					t.Fatalf("internal cause leaked to client: %q", err)
 				}
 			})
+		}
+	}
+}
+
+func TestEnumReason(t *testing.T) {
+	tests := []struct {
+		v    protoreflect.Enum
+		want string
+	}{
+		{gatewayv1.FailureReason_FAILURE_REASON_INSUFFICIENT_FUNDS, "INSUFFICIENT_FUNDS"},
+		{gatewayv1.FailureReason_FAILURE_REASON_TRANSACTION_ID_CONFLICT, "TRANSACTION_ID_CONFLICT"},
+		{gatewayv1.FailureReason_FAILURE_REASON_UNSPECIFIED, ""},
+		{gatewayv1.FailureReason(999), ""},
+		{bankv1.RefusalReason_REFUSAL_REASON_CONFLICT, "CONFLICT"},
+		{bankv1.RefusalReason_REFUSAL_REASON_ACCOUNT_NOT_FOUND, "ACCOUNT_NOT_FOUND"},
+	}
+	for _, tt := range tests {
+		if got := rpcerr.EnumReason(tt.v); got != tt.want {
+			t.Errorf("EnumReason(%v) = %q, want %q", tt.v, got, tt.want)
+		}
+	}
+	// Every defined value round-trips.
+	for i := range gatewayv1.FailureReason_name {
+		v := gatewayv1.FailureReason(i)
+		got, ok := rpcerr.ParseEnumReason[gatewayv1.FailureReason](rpcerr.EnumReason(v))
+		if (v != 0) != ok || (ok && got != v) {
+			t.Errorf("ParseEnumReason(EnumReason(%v)) = %v, %v", v, got, ok)
+		}
+	}
+	for i := range bankv1.RefusalReason_name {
+		v := bankv1.RefusalReason(i)
+		got, ok := rpcerr.ParseEnumReason[bankv1.RefusalReason](rpcerr.EnumReason(v))
+		if (v != 0) != ok || (ok && got != v) {
+			t.Errorf("ParseEnumReason(EnumReason(%v)) = %v, %v", v, got, ok)
+		}
+	}
+	for _, bad := range []string{"", "UNSPECIFIED", "FAILURE_REASON_INSUFFICIENT_FUNDS", "insufficient_funds", "NOPE"} {
+		if v, ok := rpcerr.ParseEnumReason[gatewayv1.FailureReason](bad); ok {
+			t.Errorf("ParseEnumReason(%q) = %v, want none", bad, v)
 		}
 	}
 }

@@ -51,37 +51,6 @@ var (
 	ErrInvalidArgument = errors.New("invalid argument")
 )
 
-// refusalCodes is how refusals are stored in prepared_transactions, so a
-// repeated prepare repeats the same NO. The codes are a storage format: never
-// change one.
-var refusalCodes = []struct {
-	err  error
-	code string
-}{
-	{ErrAccountNotFound, "ACCOUNT_NOT_FOUND"},
-	{ErrCurrencyMismatch, "CURRENCY_MISMATCH"},
-	{ErrInsufficientFunds, "INSUFFICIENT_FUNDS"},
-	{ErrBalanceOverflow, "BALANCE_OVERFLOW"},
-}
-
-func refusalCode(err error) string {
-	for _, r := range refusalCodes {
-		if errors.Is(err, r.err) {
-			return r.code
-		}
-	}
-	return ""
-}
-
-func refusalErr(code string) error {
-	for _, r := range refusalCodes {
-		if r.code == code {
-			return r.err
-		}
-	}
-	return ErrAlreadyAborted
-}
-
 // Direction says which way money moves on an account.
 type Direction string
 
@@ -365,7 +334,7 @@ func (l *Ledger) Prepare(ctx context.Context, txID string, legs []Leg, expire ti
 		if _, err := tx.ExecContext(ctx, `INSERT INTO prepared_transactions
 			(transaction_id, state, fingerprint, refusal_reason, refusal_account, expire_time, create_time, decide_time)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			txID, state, fp, refusalCode(vote.Reason), vote.AccountID, nanos(expire), now, decided); err != nil {
+			txID, state, fp, storedRefusal(vote.Reason), vote.AccountID, nanos(expire), now, decided); err != nil {
 			return err
 		}
 		for i, lg := range legs {
@@ -595,7 +564,7 @@ func (l *Ledger) UpdateBalance(ctx context.Context, txID string, leg Leg) (Adjus
 			if prev != leg {
 				return fmt.Errorf("%w: %s was a %s of %d %s on %s", ErrIdempotencyKeyReused, txID, prev.Direction, prev.Amount, prev.Currency, prev.AccountID)
 			}
-			refused = fmt.Errorf("%w (refused earlier; the refusal is final for this transaction id)", refusalErrors[reason])
+			refused = fmt.Errorf("%w (refused earlier; the refusal is final for this transaction id)", refusalFromStored(reason))
 			return nil
 		case !errors.Is(err, sql.ErrNoRows):
 			return err
@@ -614,10 +583,11 @@ func (l *Ledger) UpdateBalance(ctx context.Context, txID string, leg Leg) (Adjus
 			return fmt.Errorf("%w: %s is in the journal already", ErrIdempotencyKeyReused, txID)
 		}
 
-		refuse := func(reason string, err error) error {
+		// refuse records err (a refusal sentinel, wrapped) under its stored code.
+		refuse := func(err error) error {
 			if _, ierr := tx.ExecContext(ctx, `INSERT INTO refused_adjustments (transaction_id, account_id, direction,
 				amount, currency, reason, refuse_time) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-				txID, leg.AccountID, leg.Direction, leg.Amount, leg.Currency, reason, now); ierr != nil {
+				txID, leg.AccountID, leg.Direction, leg.Amount, leg.Currency, storedRefusal(err), now); ierr != nil {
 				return ierr
 			}
 			refused = err
@@ -626,22 +596,22 @@ func (l *Ledger) UpdateBalance(ctx context.Context, txID string, leg Leg) (Adjus
 		a, err := getAccount(ctx, tx, leg.AccountID)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
-			return refuse("ACCOUNT_NOT_FOUND", fmt.Errorf("%w: %s", ErrAccountNotFound, leg.AccountID))
+			return refuse(fmt.Errorf("%w: %s", ErrAccountNotFound, leg.AccountID))
 		case err != nil:
 			return err
 		case a.Currency != leg.Currency:
-			return refuse("CURRENCY_MISMATCH", fmt.Errorf("%w: account %s holds %s, not %s", ErrCurrencyMismatch, leg.AccountID, a.Currency, leg.Currency))
+			return refuse(fmt.Errorf("%w: account %s holds %s, not %s", ErrCurrencyMismatch, leg.AccountID, a.Currency, leg.Currency))
 		}
 		balance := a.Balance
 		switch leg.Direction {
 		case Debit:
 			if leg.Amount > a.Available() {
-				return refuse("INSUFFICIENT_FUNDS", fmt.Errorf("%w: account %s has %d available, debit is %d", ErrInsufficientFunds, leg.AccountID, a.Available(), leg.Amount))
+				return refuse(fmt.Errorf("%w: account %s has %d available, debit is %d", ErrInsufficientFunds, leg.AccountID, a.Available(), leg.Amount))
 			}
 			balance -= leg.Amount
 		case Credit:
 			if !fits(a, leg.Amount) {
-				return refuse("BALANCE_OVERFLOW", fmt.Errorf("%w: crediting %d to account %s", ErrBalanceOverflow, leg.Amount, leg.AccountID))
+				return refuse(fmt.Errorf("%w: crediting %d to account %s", ErrBalanceOverflow, leg.Amount, leg.AccountID))
 			}
 			balance += leg.Amount
 		}
@@ -665,14 +635,6 @@ func (l *Ledger) UpdateBalance(ctx context.Context, txID string, leg Leg) (Adjus
 		return Adjustment{}, fmt.Errorf("bank: update balance %s: %w", txID, err)
 	}
 	return res, nil
-}
-
-// refusalErrors turns a recorded refusal reason back into its sentinel.
-var refusalErrors = map[string]error{
-	"ACCOUNT_NOT_FOUND":  ErrAccountNotFound,
-	"CURRENCY_MISMATCH":  ErrCurrencyMismatch,
-	"INSUFFICIENT_FUNDS": ErrInsufficientFunds,
-	"BALANCE_OVERFLOW":   ErrBalanceOverflow,
 }
 
 // Expired returns the ids of prepared transactions whose expire_time is at or
@@ -808,7 +770,7 @@ func (r txnRecord) repeatVote(fp string) Vote {
 	case r.fingerprint != fp:
 		return Vote{Reason: ErrIdempotencyKeyReused}
 	case r.state == StateAborted && r.refusalReason != "":
-		return Vote{Reason: refusalErr(r.refusalReason), AccountID: r.refusalAccount}
+		return Vote{Reason: refusalFromStored(r.refusalReason), AccountID: r.refusalAccount}
 	case r.state == StateAborted:
 		return Vote{Reason: ErrAlreadyAborted}
 	default: // prepared or committed

@@ -82,9 +82,9 @@ func (PaymentStatus) EnumDescriptor() ([]byte, []int) {
 	return file_remit_gateway_v1_types_proto_rawDescGZIP(), []int{0}
 }
 
-// FailureReason says why a payment did not go through. Each value except
-// UNSPECIFIED is also the ErrorInfo reason of the matching error, without the
-// FAILURE_REASON_ prefix.
+// FailureReason says why a payment or an adjustment did not go through. Each
+// value except UNSPECIFIED is also the ErrorInfo reason of the matching error,
+// without the FAILURE_REASON_ prefix.
 type FailureReason int32
 
 const (
@@ -109,33 +109,41 @@ const (
 	FailureReason_FAILURE_REASON_EXPIRED FailureReason = 8
 	// The bank refused for a reason of its own (see the bank's logs).
 	FailureReason_FAILURE_REASON_DECLINED_BY_BANK FailureReason = 9
+	// A bank already knows this transaction id for a different transaction:
+	// the gateway's and the bank's records disagree. Nothing was applied for
+	// this request, but the id may have moved money under a record the gateway
+	// no longer has, so this is not a decline: do not pay again with a new id
+	// until an operator has reconciled the id with the bank.
+	FailureReason_FAILURE_REASON_TRANSACTION_ID_CONFLICT FailureReason = 10
 )
 
 // Enum value maps for FailureReason.
 var (
 	FailureReason_name = map[int32]string{
-		0: "FAILURE_REASON_UNSPECIFIED",
-		1: "FAILURE_REASON_INSUFFICIENT_FUNDS",
-		2: "FAILURE_REASON_ACCOUNT_NOT_FOUND",
-		3: "FAILURE_REASON_CURRENCY_MISMATCH",
-		4: "FAILURE_REASON_BANK_UNAVAILABLE",
-		5: "FAILURE_REASON_BANK_NOT_FOUND",
-		6: "FAILURE_REASON_SAME_ACCOUNT",
-		7: "FAILURE_REASON_BALANCE_OVERFLOW",
-		8: "FAILURE_REASON_EXPIRED",
-		9: "FAILURE_REASON_DECLINED_BY_BANK",
+		0:  "FAILURE_REASON_UNSPECIFIED",
+		1:  "FAILURE_REASON_INSUFFICIENT_FUNDS",
+		2:  "FAILURE_REASON_ACCOUNT_NOT_FOUND",
+		3:  "FAILURE_REASON_CURRENCY_MISMATCH",
+		4:  "FAILURE_REASON_BANK_UNAVAILABLE",
+		5:  "FAILURE_REASON_BANK_NOT_FOUND",
+		6:  "FAILURE_REASON_SAME_ACCOUNT",
+		7:  "FAILURE_REASON_BALANCE_OVERFLOW",
+		8:  "FAILURE_REASON_EXPIRED",
+		9:  "FAILURE_REASON_DECLINED_BY_BANK",
+		10: "FAILURE_REASON_TRANSACTION_ID_CONFLICT",
 	}
 	FailureReason_value = map[string]int32{
-		"FAILURE_REASON_UNSPECIFIED":        0,
-		"FAILURE_REASON_INSUFFICIENT_FUNDS": 1,
-		"FAILURE_REASON_ACCOUNT_NOT_FOUND":  2,
-		"FAILURE_REASON_CURRENCY_MISMATCH":  3,
-		"FAILURE_REASON_BANK_UNAVAILABLE":   4,
-		"FAILURE_REASON_BANK_NOT_FOUND":     5,
-		"FAILURE_REASON_SAME_ACCOUNT":       6,
-		"FAILURE_REASON_BALANCE_OVERFLOW":   7,
-		"FAILURE_REASON_EXPIRED":            8,
-		"FAILURE_REASON_DECLINED_BY_BANK":   9,
+		"FAILURE_REASON_UNSPECIFIED":             0,
+		"FAILURE_REASON_INSUFFICIENT_FUNDS":      1,
+		"FAILURE_REASON_ACCOUNT_NOT_FOUND":       2,
+		"FAILURE_REASON_CURRENCY_MISMATCH":       3,
+		"FAILURE_REASON_BANK_UNAVAILABLE":        4,
+		"FAILURE_REASON_BANK_NOT_FOUND":          5,
+		"FAILURE_REASON_SAME_ACCOUNT":            6,
+		"FAILURE_REASON_BALANCE_OVERFLOW":        7,
+		"FAILURE_REASON_EXPIRED":                 8,
+		"FAILURE_REASON_DECLINED_BY_BANK":        9,
+		"FAILURE_REASON_TRANSACTION_ID_CONFLICT": 10,
 	}
 )
 
@@ -525,7 +533,7 @@ const file_remit_gateway_v1_types_proto_rawDesc = "" +
 	"\x1aPAYMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19PAYMENT_STATUS_PROCESSING\x10\x01\x12\x1c\n" +
 	"\x18PAYMENT_STATUS_SUCCEEDED\x10\x02\x12\x19\n" +
-	"\x15PAYMENT_STATUS_FAILED\x10\x03*\xf1\x02\n" +
+	"\x15PAYMENT_STATUS_FAILED\x10\x03*\x9d\x03\n" +
 	"\rFailureReason\x12\x1e\n" +
 	"\x1aFAILURE_REASON_UNSPECIFIED\x10\x00\x12%\n" +
 	"!FAILURE_REASON_INSUFFICIENT_FUNDS\x10\x01\x12$\n" +
@@ -536,7 +544,9 @@ const file_remit_gateway_v1_types_proto_rawDesc = "" +
 	"\x1bFAILURE_REASON_SAME_ACCOUNT\x10\x06\x12#\n" +
 	"\x1fFAILURE_REASON_BALANCE_OVERFLOW\x10\a\x12\x1a\n" +
 	"\x16FAILURE_REASON_EXPIRED\x10\b\x12#\n" +
-	"\x1fFAILURE_REASON_DECLINED_BY_BANK\x10\t*Q\n" +
+	"\x1fFAILURE_REASON_DECLINED_BY_BANK\x10\t\x12*\n" +
+	"&FAILURE_REASON_TRANSACTION_ID_CONFLICT\x10\n" +
+	"*Q\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rROLE_CUSTOMER\x10\x01\x12\x0e\n" +

@@ -40,7 +40,7 @@ func openRaw(t *testing.T, path string) *sql.DB {
 func TestStoredPrepareRefusalsStillRead(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "ledger.db")
-	l := openLedger(t, path, nil)
+	l := openLedger(t, path)
 	db := openRaw(t, path)
 	id := newID()
 	mustPrepare(t, l, id, no(bank.ErrInsufficientFunds, "bob"), debit("bob", 80))
@@ -63,7 +63,7 @@ func TestStoredPrepareRefusalsStillRead(t *testing.T) {
 func TestStoredAdjustmentRefusalsStillRead(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "ledger.db")
-	l := openLedger(t, path, nil)
+	l := openLedger(t, path)
 	db := openRaw(t, path)
 	id := newID()
 	if _, err := l.UpdateBalance(t.Context(), id, debit("bob", 80)); !errors.Is(err, bank.ErrInsufficientFunds) {

@@ -309,15 +309,21 @@ func TestPhaseTwoIsRedrivenUntilAcknowledged(t *testing.T) {
 	})
 }
 
+// claimedTxn is the claim of payment(id) as a previous process wrote it:
+// undecided, with the prepare deadline the given time from now.
+func claimedTxn(id string, deadline time.Duration) *Txn {
+	now := time.Now()
+	return &Txn{ID: id, Kind: KindPayment, ClientID: "alice", Fingerprint: payment(id).fingerprint(),
+		Payer: Account{"bank-a", "alice"}, Payee: Account{"bank-b", "bob"}, Amount: 1250, Currency: "usd",
+		Status: StatusProcessing, CreateTime: now, PrepareDeadline: now.Add(deadline), Participants: []string{"bank-a", "bank-b"}}
+}
+
 func TestRestartBeforeDecisionAborts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t)
 		id := uuid.NewString()
 		// A previous process claimed the id and prepared, then died undecided.
-		now := time.Now()
-		tx := &Txn{ID: id, Kind: KindPayment, ClientID: "alice", Fingerprint: payment(id).fingerprint(),
-			Payer: Account{"bank-a", "alice"}, Payee: Account{"bank-b", "bob"}, Amount: 1250, Currency: "usd",
-			Status: StatusProcessing, CreateTime: now, PrepareDeadline: now.Add(time.Second), Participants: []string{"bank-a", "bank-b"}}
+		tx := claimedTxn(id, time.Second)
 		if _, ok, err := h.store.Claim(t.Context(), tx); err != nil || !ok {
 			t.Fatal(ok, err)
 		}
@@ -589,10 +595,7 @@ func TestStaleUndecidedPaymentIsAbortedByTheRedriver(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t)
 		id := uuid.NewString()
-		now := time.Now()
-		tx := &Txn{ID: id, Kind: KindPayment, ClientID: "alice", Fingerprint: payment(id).fingerprint(),
-			Payer: Account{"bank-a", "alice"}, Payee: Account{"bank-b", "bob"}, Amount: 1250, Currency: "usd",
-			Status: StatusProcessing, CreateTime: now, PrepareDeadline: now.Add(testTiming.Decision), Participants: []string{"bank-a", "bank-b"}}
+		tx := claimedTxn(id, testTiming.Decision)
 		if _, ok, err := h.store.Claim(t.Context(), tx); err != nil || !ok {
 			t.Fatal(ok, err)
 		}

@@ -71,11 +71,11 @@ type RecoverInterceptor struct {
 
 var _ connect.Interceptor = (*RecoverInterceptor)(nil)
 
-// NewRecoverInterceptor returns a [RecoverInterceptor] logging to logger
-// (slog.Default() if nil).
+// NewRecoverInterceptor returns a [RecoverInterceptor] logging to logger.
+// logger is required; nil panics.
 func NewRecoverInterceptor(logger *slog.Logger) *RecoverInterceptor {
 	if logger == nil {
-		logger = slog.Default()
+		panic("logging: NewRecoverInterceptor needs a logger")
 	}
 	return &RecoverInterceptor{logger: logger}
 }
@@ -149,11 +149,11 @@ type LogInterceptor struct {
 
 var _ connect.Interceptor = (*LogInterceptor)(nil)
 
-// NewLogInterceptor returns a [LogInterceptor] logging to logger
-// (slog.Default() if nil).
+// NewLogInterceptor returns a [LogInterceptor] logging to logger.
+// logger is required; nil panics.
 func NewLogInterceptor(logger *slog.Logger) *LogInterceptor {
 	if logger == nil {
-		logger = slog.Default()
+		panic("logging: NewLogInterceptor needs a logger")
 	}
 	return &LogInterceptor{logger: logger}
 }

@@ -358,6 +358,7 @@ func TestServeRefusesInsecureConfig(t *testing.T) {
 		{"default MinVersion", serve.Config{TLS: defaultMin, Handler: handler}, serve.ErrTLSVersion},
 		{"no certificate", serve.Config{TLS: noCert, Handler: handler}, serve.ErrNoCertificate},
 		{"nil handler", serve.Config{TLS: p.serverTLS}, serve.ErrNoHandler},
+		{"nil logger", serve.Config{TLS: p.serverTLS, Handler: handler}, serve.ErrNoLogger},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

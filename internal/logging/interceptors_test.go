@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -391,5 +392,23 @@ func assertNoSecrets(t *testing.T, logs string) {
 		if strings.Contains(logs, s) {
 			t.Fatalf("logs contain %q:\n%s", s, logs)
 		}
+	}
+}
+
+// A nil logger is a wiring bug: the constructors refuse it loudly instead
+// of falling back to slog.Default().
+func TestInterceptorsNeedALogger(t *testing.T) {
+	for name, construct := range map[string]func(){
+		"NewRecoverInterceptor": func() { logging.NewRecoverInterceptor(nil) },
+		"NewLogInterceptor":     func() { logging.NewLogInterceptor(nil) },
+	} {
+		func() {
+			defer func() {
+				if r := recover(); !strings.Contains(fmt.Sprint(r), name+" needs a logger") {
+					t.Errorf("%s(nil) panicked with %v, want a message naming it", name, r)
+				}
+			}()
+			construct()
+		}()
 	}
 }

@@ -1,7 +1,6 @@
 package authz_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -31,6 +30,7 @@ import (
 	"github.com/remitpay/remit/internal/audit"
 	"github.com/remitpay/remit/internal/authz"
 	"github.com/remitpay/remit/internal/logging"
+	"github.com/remitpay/remit/internal/logging/logtest"
 	"github.com/remitpay/remit/internal/pki"
 	"github.com/remitpay/remit/internal/rpcerr"
 )
@@ -142,23 +142,6 @@ type addrConn struct {
 func (c addrConn) LocalAddr() net.Addr  { return c.local }
 func (c addrConn) RemoteAddr() net.Addr { return c.remote }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // principalHeader is set by the test handlers to describe the principal
 // they saw in their context.
 const principalHeader = "Test-Principal"
@@ -221,7 +204,7 @@ type fixture struct {
 	url    string
 	certs  *pki.Layout
 	audit  *recorder
-	logs   *syncBuffer
+	logs   *logtest.Buffer
 	noTLSM bool
 	// pipe, if set, serves over an in-memory network instead of TCP, for
 	// tests inside a synctest bubble.
@@ -238,7 +221,7 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{certs: certs, audit: &recorder{}, logs: &syncBuffer{}}
+	f := &fixture{certs: certs, audit: &recorder{}, logs: &logtest.Buffer{}}
 	cfg := authz.Config{Verifier: fakeVerifier{}, Audit: f.audit, Rate: rate.Inf}
 	for _, o := range opts {
 		o(&cfg, f)

@@ -15,7 +15,6 @@
 package gatewaytest
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -28,7 +27,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,6 +36,7 @@ import (
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
 	"github.com/remitpay/remit/gen/remit/gateway/v1/gatewayv1connect"
 	"github.com/remitpay/remit/internal/auth"
+	"github.com/remitpay/remit/internal/logging/logtest"
 	"github.com/remitpay/remit/internal/pki"
 	"github.com/remitpay/remit/internal/serve"
 	"github.com/remitpay/remit/internal/store"
@@ -106,7 +105,7 @@ type Network struct {
 	Gateway *Gateway
 	Banks   map[string]*Bank
 	// Log receives every process's logs; it is printed when the test fails.
-	Log *LogBuffer
+	Log *logtest.Buffer
 
 	http *http.Client
 }
@@ -135,7 +134,7 @@ func Start(t testing.TB, opts Options) *Network {
 	if err := writeUsers(usersFile); err != nil {
 		t.Fatal(err)
 	}
-	logBuf := &LogBuffer{}
+	logBuf := &logtest.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logBuf, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
 	ports := freePorts(t, 1+2*len(BankNames))
@@ -614,35 +613,6 @@ func tryLockDB(path string) (func(), error) {
 			db.Close()
 		})
 	}, nil
-}
-
-// LogBuffer collects log lines from every process of a network.
-type LogBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-// Write implements io.Writer.
-func (l *LogBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// String returns everything logged so far.
-func (l *LogBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// Tail returns the last n lines logged.
-func (l *LogBuffer) Tail(n int) string {
-	lines := strings.Split(strings.TrimRight(l.String(), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // Client is a logged-in user of the network.

@@ -224,9 +224,10 @@ func (s *session) explain(err error) error {
 			return fmt.Errorf("declined: %s: %s", r, ce.Message)
 		}
 		return fmt.Errorf("declined: %s", ce.Message)
-	case ce.Reason == reasonTransactionIDConflict:
-		// Not a decline: paying again with a new id could pay twice.
-		return fmt.Errorf("%s (transaction id %s)", ce.Message, ce.TransactionID)
+	case ce.Code == connect.CodeFailedPrecondition && ce.Reason == reasonTransactionIDConflict:
+		// Not a decline: paying again with a new id could pay twice. The
+		// gateway's message says so; callers add the transaction id.
+		return errors.New(ce.Message)
 	case ce.Reason == client.ReasonIdempotencyKeyReused:
 		return errors.New(idReused(ce.TransactionID, "payment"))
 	case ce.Code == connect.CodeNotFound:

@@ -84,14 +84,16 @@ type Banks interface {
 
 // Timing holds the coordinator's deadlines.
 type Timing struct {
-	// PrepareCall bounds each PrepareTransaction call.
+	// PrepareCall bounds each PrepareTransaction call; zero means
+	// DefaultTiming's.
 	PrepareCall time.Duration
 	// Decision bounds phase one: a payment not decided by then is aborted.
 	Decision time.Duration
 	// ExpireGrace is added to the decision deadline to form the expire_time
 	// sent to banks, after which they ask for the outcome.
 	ExpireGrace time.Duration
-	// CommitCall bounds each CommitTransaction call.
+	// CommitCall bounds each CommitTransaction call; zero means
+	// DefaultTiming's.
 	CommitCall time.Duration
 	// BalanceCall bounds each GetBalance call (CheckBalance); zero means
 	// DefaultTiming's.
@@ -218,7 +220,7 @@ func (c *Coordinator) Pay(ctx context.Context, req PaymentRequest) (*Txn, error)
 		if !claimed {
 			return c.replay(ctx, stored, req.ClientID, fp)
 		}
-		c.log.Info("payment declined before phase one", "transaction_id", t.ID, "reason", reason)
+		c.log.Info("payment declined before phase one", "transaction_id", t.ID, "reason", rpcerr.EnumReason(reason))
 		c.auditDecision(ctx, stored)
 		return stored, nil
 	}

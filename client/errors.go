@@ -10,6 +10,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
 	"github.com/remitpay/remit/internal/rpcerr"
 )
 
@@ -72,7 +73,7 @@ type Error struct {
 }
 
 // Error returns the code, reason and message, e.g.
-// "failed_precondition INSUFFICIENT_FUNDS: declined: ...".
+// "failed_precondition INSUFFICIENT_FUNDS: the payer's available balance is too low; ...".
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString(e.Code.String())
@@ -92,9 +93,35 @@ func (e *Error) Unwrap() error { return e.err }
 // IsDeclined reports whether err is a final decline by the gateway
 // (failed_precondition: insufficient funds, unknown account, ...). A declined
 // payment moved no money; paying again needs a new transaction id.
+//
+// FAILURE_REASON_TRANSACTION_ID_CONFLICT is not a decline, although it is
+// failed_precondition too: a bank holds the id for a different transaction,
+// so the gateway's and the bank's records disagree, and paying again with a
+// new id could pay twice. Wait for an operator to reconcile the id.
 func IsDeclined(err error) bool {
 	var e *Error
-	return errors.As(err, &e) && e.Code == connect.CodeFailedPrecondition
+	return errors.As(err, &e) && e.Code == connect.CodeFailedPrecondition &&
+		e.Reason != rpcerr.EnumReason(gatewayv1.FailureReason_FAILURE_REASON_TRANSACTION_ID_CONFLICT)
+}
+
+// FailureReasonOf returns why a payment or adjustment ended FAILED, from the
+// gateway's error for it (failed_precondition, whose ErrorInfo reason is the
+// FailureReason's short name), and false for any other error. It is the
+// typed form of [Error.Reason] for a failure; [IsDeclined] says whether the
+// failure is a decline.
+func FailureReasonOf(err error) (gatewayv1.FailureReason, bool) {
+	var e *Error
+	if !errors.As(err, &e) || e.Code != connect.CodeFailedPrecondition {
+		return gatewayv1.FailureReason_FAILURE_REASON_UNSPECIFIED, false
+	}
+	return rpcerr.ParseEnumReason[gatewayv1.FailureReason](e.Reason)
+}
+
+// FailureWords is a FailureReason in lower-case words, e.g. "insufficient
+// funds" for FAILURE_REASON_INSUFFICIENT_FUNDS, and "" for UNSPECIFIED:
+// a label for people, not a message (the gateway's message says what to do).
+func FailureWords(r gatewayv1.FailureReason) string {
+	return strings.ToLower(strings.ReplaceAll(rpcerr.EnumReason(r), "_", " "))
 }
 
 // IsRetryable reports whether err leaves a request's outcome unknown or

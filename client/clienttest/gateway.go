@@ -286,8 +286,8 @@ func permissionDenied(msg string) error {
 }
 
 func declined(p *gatewayv1.Payment) error {
-	reason := strings.TrimPrefix(p.GetFailureReason().String(), "FAILURE_REASON_")
-	return rpcerr.New(connect.CodeFailedPrecondition, reason, "declined: "+strings.ToLower(strings.ReplaceAll(reason, "_", " ")),
+	r := p.GetFailureReason()
+	return rpcerr.New(connect.CodeFailedPrecondition, rpcerr.EnumReason(r), client.FailureWords(r),
 		map[string]string{"transaction_id": p.GetTransactionId()})
 }
 

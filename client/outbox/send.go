@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -155,10 +154,11 @@ func (o *Outbox) outcomeOf(it Item, p *gatewayv1.Payment, err error) (Outcome, e
 			out.Status, out.Payment = StatusSucceeded, p
 			return out, nil
 		case gatewayv1.PaymentStatus_PAYMENT_STATUS_FAILED:
-			// The same name the gateway's ErrorInfo carries for a decline.
-			reason := strings.TrimPrefix(p.GetFailureReason().String(), "FAILURE_REASON_")
+			// The code and reason the gateway's error for this failure
+			// carries; the reason in words stands in for its message.
+			r := p.GetFailureReason()
 			out.Status, out.Payment = StatusFailed, p
-			out.Code, out.Reason, out.Message = connect.CodeFailedPrecondition.String(), reason, "declined: "+strings.ToLower(strings.ReplaceAll(reason, "_", " "))
+			out.Code, out.Reason, out.Message = connect.CodeFailedPrecondition.String(), rpcerr.EnumReason(r), client.FailureWords(r)
 			return out, nil
 		default:
 			return out, errProcessing

@@ -190,13 +190,13 @@ func runPay(ctx context.Context, e *env, f *clientFlags, req client.PaymentReque
 	}
 	switch {
 	case status == "DECLINED":
-		reason := humanReason(ce.Reason)
+		reason := declineWords(ce)
 		if reason != "" {
 			fmt.Fprintf(w, "DECLINED: %s. No money moved.\n", reason)
 		} else {
 			fmt.Fprintln(w, "DECLINED. No money moved.")
 		}
-		if msg := trimDeclined(ce.Message); msg != "" && msg != "declined" && msg != reason {
+		if msg := ce.Message; msg != "" && msg != reason {
 			fmt.Fprintf(w, "%s.\n", capitalize(msg))
 		}
 	case ce.Reason == client.ReasonIdempotencyKeyReused:
@@ -313,7 +313,7 @@ func describeOutcome(out outbox.Outcome) string {
 		var ce *client.Error
 		if errors.As(err, &ce) {
 			s += ": " + failureLabel(ce)
-			if msg := trimDeclined(ce.Message); msg != "" && msg != "declined" {
+			if msg := ce.Message; msg != "" {
 				s += ": " + msg
 			}
 		}

@@ -172,7 +172,7 @@ func listPayments(ctx context.Context, e *env, s *session, filter client.Payment
 func paymentStatus(p *gatewayv1.Payment) string {
 	st := strings.TrimPrefix(p.GetStatus().String(), "PAYMENT_STATUS_")
 	if p.GetStatus() == gatewayv1.PaymentStatus_PAYMENT_STATUS_FAILED {
-		st += " (" + humanReason(p.GetFailureReason().String()) + ")"
+		st += " (" + client.FailureWords(p.GetFailureReason()) + ")"
 	}
 	return st
 }
@@ -220,7 +220,7 @@ func watchPayments(ctx context.Context, e *env, s *session, after int64) error {
 		line := fmt.Sprintf("#%d  %s  %-12s  %s  %s", ev.GetEventId(), formatTime(ev.GetEventTime().AsTime()),
 			strings.TrimPrefix(ev.GetType().String(), "PAYMENT_EVENT_TYPE_"), p.GetTransactionId(), paymentSummary(p))
 		if ev.GetType() == gatewayv1.PaymentEventType_PAYMENT_EVENT_TYPE_FAILED {
-			line += " (" + humanReason(p.GetFailureReason().String()) + ")"
+			line += " (" + client.FailureWords(p.GetFailureReason()) + ")"
 		}
 		if d := p.GetDescription(); d != "" {
 			line += fmt.Sprintf("  %q", d)

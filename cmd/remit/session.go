@@ -21,6 +21,8 @@ import (
 
 	"github.com/remitpay/remit/client"
 	"github.com/remitpay/remit/client/outbox"
+	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
+	"github.com/remitpay/remit/internal/rpcerr"
 )
 
 // This file holds what every client command (login, pay, balance, ...)
@@ -217,10 +219,15 @@ func (s *session) explain(err error) error {
 		}
 		return fmt.Errorf("%s; you are logged in as %s: log in as a client allowed to do this", msg, describeClient(s.profile))
 	case client.IsDeclined(err):
-		if r := humanReason(ce.Reason); r != "" {
-			return fmt.Errorf("declined: %s: %s", r, trimDeclined(ce.Message))
+		// The gateway's message says what to do; the CLI says what happened.
+		if r := declineWords(ce); r != "" {
+			return fmt.Errorf("declined: %s: %s", r, ce.Message)
 		}
-		return fmt.Errorf("declined: %s", trimDeclined(ce.Message))
+		return fmt.Errorf("declined: %s", ce.Message)
+	case ce.Code == connect.CodeFailedPrecondition && ce.Reason == reasonTransactionIDConflict:
+		// Not a decline: paying again with a new id could pay twice. The
+		// gateway's message says so; callers add the transaction id.
+		return errors.New(ce.Message)
 	case ce.Reason == client.ReasonIdempotencyKeyReused:
 		return errors.New(idReused(ce.TransactionID, "payment"))
 	case ce.Code == connect.CodeNotFound:
@@ -278,9 +285,19 @@ func failureLabel(ce *client.Error) string {
 	return ce.Code.String()
 }
 
-// trimDeclined drops the "declined: " prefix of the gateway's decline
-// messages, which the CLI says itself.
-func trimDeclined(msg string) string { return strings.TrimPrefix(msg, "declined: ") }
+// declineWords is what a declined request's reason says, in words: the
+// FailureReason of a failed payment or adjustment ("insufficient funds"),
+// else the ErrorInfo reason of another failed precondition.
+func declineWords(ce *client.Error) string {
+	if r, ok := client.FailureReasonOf(ce); ok {
+		return client.FailureWords(r)
+	}
+	return humanReason(ce.Reason)
+}
+
+// reasonTransactionIDConflict is the ErrorInfo reason of a payment a bank
+// refused because it holds the id for a different transaction.
+var reasonTransactionIDConflict = rpcerr.EnumReason(gatewayv1.FailureReason_FAILURE_REASON_TRANSACTION_ID_CONFLICT)
 
 // printProto writes m as one line of protojson.
 func printProto(w io.Writer, m proto.Message) error {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strconv"
 	"time"
+
+	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
 )
 
 // AdjustRequest is a validated deposit or withdrawal from an admin.
@@ -84,7 +86,8 @@ func (c *Coordinator) adjustLocked(ctx context.Context, req AdjustRequest, fp st
 		}
 		switch _, st := c.banks.Lookup(req.Account.Bank); st {
 		case BankUnknown:
-			t.Status, t.FailureReason, t.CompleteTime = StatusFailed, "BANK_NOT_FOUND", now
+			t.Status, t.FailureReason, t.FailureBank, t.CompleteTime = StatusFailed,
+				gatewayv1.FailureReason_FAILURE_REASON_BANK_NOT_FOUND, req.Account.Bank, now
 		case BankUnreachable:
 			return nil, ErrBankUnavailable // nothing recorded: the same id may be retried
 		}
@@ -122,20 +125,25 @@ func (c *Coordinator) applyAdjustment(ctx context.Context, t *Txn) *Txn {
 	if client == nil || st == BankUnknown {
 		return nil
 	}
-	cctx, cancel := context.WithTimeout(ctx, c.timing.CommitCall)
+	cctx, cancel := context.WithTimeout(ctx, c.timing.AdjustCall)
 	defer cancel()
 	bal, err := client.UpdateBalance(cctx, t.ID, Leg{AccountID: t.Payee.ID, Debit: t.Direction == "debit", Amount: t.Amount, Currency: t.Currency})
 	var ref *RefusalError
 	switch {
 	case err == nil:
-		out, err := c.store.FinishAdjustment(ctx, t.ID, StatusSucceeded, "", bal.Balance, time.Now())
+		out, err := c.store.FinishAdjustment(ctx, t.ID, StatusSucceeded, Failure{}, bal.Balance, time.Now())
 		if err != nil {
 			c.log.Error("record adjustment", "transaction_id", t.ID, "err", err)
 			return nil
 		}
 		return out
 	case errors.As(err, &ref):
-		out, err := c.store.FinishAdjustment(ctx, t.ID, StatusFailed, ref.Reason, 0, time.Now())
+		// The adjustment has one account: a refusal is about it.
+		if ref.Reason == gatewayv1.FailureReason_FAILURE_REASON_TRANSACTION_ID_CONFLICT {
+			c.logConflict(t.ID, t.Payee.Bank, t.Payee.ID)
+		}
+		f := Failure{Reason: ref.Reason, Bank: t.Payee.Bank, AccountID: t.Payee.ID}
+		out, err := c.store.FinishAdjustment(ctx, t.ID, StatusFailed, f, 0, time.Now())
 		if err != nil {
 			c.log.Error("record adjustment", "transaction_id", t.ID, "err", err)
 			return nil

@@ -14,7 +14,6 @@ import (
 	"github.com/remitpay/remit/internal/auth"
 	"github.com/remitpay/remit/internal/authz"
 	"github.com/remitpay/remit/internal/logging"
-	"github.com/remitpay/remit/internal/rpcerr"
 )
 
 // authAPI implements AuthService over the Authenticator.
@@ -35,8 +34,7 @@ func (a *authAPI) Login(ctx context.Context, req *gatewayv1.LoginRequest) (*gate
 		return nil, authz.ResourceExhausted("LOGIN_LOCKED",
 			"too many failed logins; wait "+strconv.FormatInt(secs, 10)+"s before trying again", locked.RetryAfter)
 	case errors.Is(err, auth.ErrBadCredentials):
-		return nil, rpcerr.New(connect.CodeUnauthenticated, "INVALID_CREDENTIALS",
-			"client id or password is wrong", nil)
+		return nil, toConnect(errBadCredentials)
 	case err != nil:
 		return nil, toConnect(err)
 	}
@@ -49,7 +47,7 @@ func (a *authAPI) Login(ctx context.Context, req *gatewayv1.LoginRequest) (*gate
 func (a *authAPI) Logout(ctx context.Context, _ *gatewayv1.LogoutRequest) (*gatewayv1.LogoutResponse, error) {
 	p, ok := authz.PrincipalFrom(ctx)
 	if !ok || p.SessionID == "" {
-		return nil, rpcerr.New(connect.CodeUnauthenticated, "UNAUTHENTICATED", "log in first", nil)
+		return nil, toConnect(errNoPrincipal)
 	}
 	if err := a.authn.Logout(ctx, p.SessionID); err != nil {
 		return nil, toConnect(err)

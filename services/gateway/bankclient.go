@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -12,6 +11,7 @@ import (
 
 	bankv1 "github.com/remitpay/remit/gen/remit/bank/v1"
 	"github.com/remitpay/remit/gen/remit/bank/v1/bankv1connect"
+	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
 	"github.com/remitpay/remit/internal/rpcerr"
 )
 
@@ -33,20 +33,42 @@ func toBankLeg(l Leg) *bankv1.Leg {
 	return &bankv1.Leg{AccountId: l.AccountID, Direction: dir, Amount: l.Amount, Currency: l.Currency}
 }
 
-// refusalName turns a bank RefusalReason into the gateway's reason name.
-func refusalName(r bankv1.RefusalReason) string {
-	switch r {
-	case bankv1.RefusalReason_REFUSAL_REASON_INSUFFICIENT_FUNDS:
-		return "INSUFFICIENT_FUNDS"
-	case bankv1.RefusalReason_REFUSAL_REASON_ACCOUNT_NOT_FOUND:
-		return "ACCOUNT_NOT_FOUND"
-	case bankv1.RefusalReason_REFUSAL_REASON_CURRENCY_MISMATCH:
-		return "CURRENCY_MISMATCH"
-	case bankv1.RefusalReason_REFUSAL_REASON_BALANCE_OVERFLOW:
-		return "BALANCE_OVERFLOW"
-	default:
-		return "DECLINED_BY_BANK"
+// refusalTable is the one place a bank's RefusalReason becomes the
+// gateway's FailureReason. Every RefusalReason has a row (a test checks);
+// UNSPECIFIED is a refusal the bank did not explain.
+var refusalTable = map[bankv1.RefusalReason]gatewayv1.FailureReason{
+	bankv1.RefusalReason_REFUSAL_REASON_UNSPECIFIED:        gatewayv1.FailureReason_FAILURE_REASON_DECLINED_BY_BANK,
+	bankv1.RefusalReason_REFUSAL_REASON_INSUFFICIENT_FUNDS: gatewayv1.FailureReason_FAILURE_REASON_INSUFFICIENT_FUNDS,
+	bankv1.RefusalReason_REFUSAL_REASON_ACCOUNT_NOT_FOUND:  gatewayv1.FailureReason_FAILURE_REASON_ACCOUNT_NOT_FOUND,
+	bankv1.RefusalReason_REFUSAL_REASON_CURRENCY_MISMATCH:  gatewayv1.FailureReason_FAILURE_REASON_CURRENCY_MISMATCH,
+	bankv1.RefusalReason_REFUSAL_REASON_BALANCE_OVERFLOW:   gatewayv1.FailureReason_FAILURE_REASON_BALANCE_OVERFLOW,
+	bankv1.RefusalReason_REFUSAL_REASON_ALREADY_ABORTED:    gatewayv1.FailureReason_FAILURE_REASON_DECLINED_BY_BANK,
+	// The bank holds this id for other legs: the records disagree.
+	bankv1.RefusalReason_REFUSAL_REASON_CONFLICT: gatewayv1.FailureReason_FAILURE_REASON_TRANSACTION_ID_CONFLICT,
+}
+
+// bankReasonIdempotencyKeyReused is the ErrorInfo reason a bank sends for
+// REFUSAL_REASON_CONFLICT on UpdateBalance (it predates the enum).
+const bankReasonIdempotencyKeyReused = "IDEMPOTENCY_KEY_REUSED"
+
+// failureOf is the FailureReason of a bank refusal; reasons the table does
+// not know are DECLINED_BY_BANK.
+func failureOf(r bankv1.RefusalReason) gatewayv1.FailureReason {
+	if f, ok := refusalTable[r]; ok {
+		return f
 	}
+	return gatewayv1.FailureReason_FAILURE_REASON_DECLINED_BY_BANK
+}
+
+// refusalOf is the RefusalReason named by a bank error's ErrorInfo reason
+// (UNSPECIFIED for one that names none).
+func refusalOf(err error) bankv1.RefusalReason {
+	reason := rpcerr.Reason(err)
+	if reason == bankReasonIdempotencyKeyReused {
+		return bankv1.RefusalReason_REFUSAL_REASON_CONFLICT
+	}
+	r, _ := rpcerr.ParseEnumReason[bankv1.RefusalReason](reason)
+	return r
 }
 
 func (b *connectBank) Prepare(ctx context.Context, txID string, legs []Leg, expire time.Time) (Vote, error) {
@@ -62,7 +84,7 @@ func (b *connectBank) Prepare(ctx context.Context, txID string, legs []Leg, expi
 	case bankv1.Vote_VOTE_YES:
 		return Vote{Yes: true}, nil
 	case bankv1.Vote_VOTE_NO:
-		return Vote{Reason: refusalName(res.GetReason())}, nil
+		return Vote{Reason: failureOf(res.GetReason()), AccountID: res.GetAccountId()}, nil
 	default:
 		return Vote{}, errors.New("bank sent an unspecified vote")
 	}
@@ -75,23 +97,19 @@ func (b *connectBank) Commit(ctx context.Context, txID string, commit bool) erro
 	}
 	_, err := b.c.CommitTransaction(ctx, &bankv1.CommitTransactionRequest{TransactionId: txID, Decision: d})
 	if connect.CodeOf(err) == connect.CodeFailedPrecondition {
-		return &RefusalError{Reason: rpcerr.Reason(err)}
+		return &RefusalError{Reason: failureOf(refusalOf(err)), BankReason: rpcerr.Reason(err)}
 	}
 	return err
 }
 
-// definitive reports whether a bank error is a final refusal (as opposed to
-// "no answer"), and its reason.
-func definitive(err error) (string, bool) {
+// definitive returns a bank error as a *RefusalError if it is a final
+// refusal (as opposed to "no answer"), and false otherwise.
+func definitive(err error) (*RefusalError, bool) {
 	switch connect.CodeOf(err) {
 	case connect.CodeFailedPrecondition, connect.CodeNotFound, connect.CodeInvalidArgument:
-		reason := rpcerr.Reason(err)
-		if reason == "" {
-			reason = "DECLINED_BY_BANK"
-		}
-		return strings.TrimPrefix(reason, "REFUSAL_REASON_"), true
+		return &RefusalError{Reason: failureOf(refusalOf(err)), BankReason: rpcerr.Reason(err)}, true
 	}
-	return "", false
+	return nil, false
 }
 
 func (b *connectBank) UpdateBalance(ctx context.Context, txID string, leg Leg) (Balance, error) {
@@ -100,8 +118,8 @@ func (b *connectBank) UpdateBalance(ctx context.Context, txID string, leg Leg) (
 		TransactionId: txID, AccountId: l.AccountId, Direction: l.Direction, Amount: l.Amount, Currency: l.Currency,
 	})
 	if err != nil {
-		if reason, ok := definitive(err); ok {
-			return Balance{}, &RefusalError{Reason: reason}
+		if ref, ok := definitive(err); ok {
+			return Balance{}, ref
 		}
 		return Balance{}, err
 	}
@@ -111,8 +129,8 @@ func (b *connectBank) UpdateBalance(ctx context.Context, txID string, leg Leg) (
 func (b *connectBank) GetBalance(ctx context.Context, accountID string) (Balance, error) {
 	res, err := b.c.GetBalance(ctx, &bankv1.GetBalanceRequest{AccountId: accountID})
 	if err != nil {
-		if reason, ok := definitive(err); ok {
-			return Balance{}, &RefusalError{Reason: reason}
+		if ref, ok := definitive(err); ok {
+			return Balance{}, ref
 		}
 		return Balance{}, err
 	}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,24 +13,9 @@ import (
 	"sync"
 	"time"
 
+	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
 	"github.com/remitpay/remit/internal/audit"
-)
-
-// Sentinel errors of the coordinator. The RPC layer turns each into a Connect
-// code and ErrorInfo reason with one table (errors.go).
-var (
-	// ErrIdempotencyKeyReused: the transaction id was used before with other
-	// parameters or by another client.
-	ErrIdempotencyKeyReused = errors.New("this transaction id was already used for a different request; generate a new transaction id")
-	// ErrInProgress: a request with this id is still being processed.
-	ErrInProgress = errors.New("a request with this transaction id is still in progress; retry later with the same transaction id")
-	// ErrBankUnavailable: a bank is known to be down before anything was
-	// recorded; the same id may be retried later.
-	ErrBankUnavailable = errors.New("a bank involved is unavailable; nothing was recorded, retry later with the same transaction id")
-	// ErrNotFound: no such transaction (or the caller may not see it).
-	ErrNotFound = errors.New("no such payment")
-	// ErrNotCommittable: a bank asked about a transaction it is not part of.
-	ErrNotParticipant = errors.New("the bank is not a participant of this transaction")
+	"github.com/remitpay/remit/internal/rpcerr"
 )
 
 // Leg is one account's part in a transaction at one bank.
@@ -42,8 +28,12 @@ type Leg struct {
 
 // Vote is a bank's answer to prepare.
 type Vote struct {
-	Yes    bool
-	Reason string // a FailureReason name, e.g. INSUFFICIENT_FUNDS, when !Yes
+	Yes bool
+	// Reason is why the bank voted NO (or, for a vote the coordinator made
+	// up, why no YES arrived).
+	Reason gatewayv1.FailureReason
+	// AccountID is the account the refusal is about, when the bank named one.
+	AccountID string
 }
 
 // Balance is an account's state at its bank.
@@ -52,11 +42,19 @@ type Balance struct {
 	Currency           string
 }
 
-// RefusalError is a bank's definitive refusal of a single-phase movement or a
-// read, with a reason such as INSUFFICIENT_FUNDS or ACCOUNT_NOT_FOUND.
-type RefusalError struct{ Reason string }
+// RefusalError is a bank's definitive refusal of a single-phase movement, a
+// read or a phase-two call.
+type RefusalError struct {
+	// Reason is the refusal as a gateway outcome, e.g. INSUFFICIENT_FUNDS.
+	Reason gatewayv1.FailureReason
+	// BankReason is the bank's own ErrorInfo reason, for logs (phase-two
+	// refusals such as CANNOT_COMMIT have no FailureReason of their own).
+	BankReason string
+}
 
-func (e *RefusalError) Error() string { return "refused by bank: " + e.Reason }
+func (e *RefusalError) Error() string {
+	return "refused by bank: " + cmp.Or(e.BankReason, rpcerr.EnumReason(e.Reason))
+}
 
 // BankClient is how the coordinator talks to one bank. The production
 // implementation speaks BankService over mutual TLS (bankclient.go). An error
@@ -86,15 +84,23 @@ type Banks interface {
 
 // Timing holds the coordinator's deadlines.
 type Timing struct {
-	// PrepareCall bounds each PrepareTransaction call.
+	// PrepareCall bounds each PrepareTransaction call; zero means
+	// DefaultTiming's.
 	PrepareCall time.Duration
 	// Decision bounds phase one: a payment not decided by then is aborted.
 	Decision time.Duration
 	// ExpireGrace is added to the decision deadline to form the expire_time
 	// sent to banks, after which they ask for the outcome.
 	ExpireGrace time.Duration
-	// CommitCall bounds each CommitTransaction call.
+	// CommitCall bounds each CommitTransaction call; zero means
+	// DefaultTiming's.
 	CommitCall time.Duration
+	// BalanceCall bounds each GetBalance call (CheckBalance); zero means
+	// DefaultTiming's.
+	BalanceCall time.Duration
+	// AdjustCall bounds each UpdateBalance call of a deposit or withdrawal;
+	// zero means CommitCall.
+	AdjustCall time.Duration
 	// Phase2Wait is how long MakePayment waits for phase-two
 	// acknowledgements before answering; the re-driver finishes the rest.
 	Phase2Wait time.Duration
@@ -108,6 +114,8 @@ var DefaultTiming = Timing{
 	Decision:    10 * time.Second,
 	ExpireGrace: 20 * time.Second,
 	CommitCall:  5 * time.Second,
+	BalanceCall: 5 * time.Second,
+	AdjustCall:  5 * time.Second,
 	Phase2Wait:  3 * time.Second,
 	Redrive:     time.Second,
 }
@@ -137,11 +145,16 @@ type Coordinator struct {
 	wake     chan struct{}
 }
 
-// NewCoordinator builds a coordinator. log is required.
+// NewCoordinator builds a coordinator. log is required. Zero bank-call
+// deadlines of timing take their defaults (see Timing).
 func NewCoordinator(st *Store, banks Banks, log *slog.Logger, timing Timing) *Coordinator {
 	if log == nil {
 		panic("gateway: NewCoordinator needs a logger")
 	}
+	timing.PrepareCall = cmp.Or(timing.PrepareCall, DefaultTiming.PrepareCall)
+	timing.CommitCall = cmp.Or(timing.CommitCall, DefaultTiming.CommitCall)
+	timing.BalanceCall = cmp.Or(timing.BalanceCall, DefaultTiming.BalanceCall)
+	timing.AdjustCall = cmp.Or(timing.AdjustCall, timing.CommitCall)
 	return &Coordinator{
 		store: st, banks: banks, log: log, timing: timing,
 		inflight: map[string]chan struct{}{},
@@ -195,12 +208,11 @@ func (c *Coordinator) Pay(ctx context.Context, req PaymentRequest) (*Txn, error)
 		Description: req.Description, Status: StatusProcessing, CreateTime: now,
 		PrepareDeadline: now.Add(c.timing.Decision),
 	}
-	if reason := c.precheck(req); reason != "" {
-		if reason == "unavailable" {
-			return nil, ErrBankUnavailable
-		}
+	if reason, bank, err := c.precheck(req); err != nil {
+		return nil, err
+	} else if reason != unspecified {
 		// A decline known before phase one is final for this id too.
-		t.Status, t.FailureReason, t.Decision, t.CompleteTime = StatusFailed, reason, DecisionAbort, now
+		t.Status, t.FailureReason, t.FailureBank, t.Decision, t.CompleteTime = StatusFailed, reason, bank, DecisionAbort, now
 		stored, claimed, err := c.store.Claim(ctx, t)
 		if err != nil {
 			return nil, err
@@ -208,7 +220,7 @@ func (c *Coordinator) Pay(ctx context.Context, req PaymentRequest) (*Txn, error)
 		if !claimed {
 			return c.replay(ctx, stored, req.ClientID, fp)
 		}
-		c.log.Info("payment declined before phase one", "transaction_id", t.ID, "reason", reason)
+		c.log.Info("payment declined before phase one", "transaction_id", t.ID, "reason", rpcerr.EnumReason(reason))
 		c.auditDecision(ctx, stored)
 		return stored, nil
 	}
@@ -280,23 +292,27 @@ func (c *Coordinator) inflightDone(id string) <-chan struct{} {
 	return c.inflight[id]
 }
 
-// precheck returns a final decline reason, "unavailable" when a bank is known
-// to be down, or "" when phase one may start.
-func (c *Coordinator) precheck(req PaymentRequest) string {
+// precheck returns a final decline reason known before phase one (and the
+// bank it is about, if any), ErrBankUnavailable when a bank is known to be
+// down (nothing is recorded then), or UNSPECIFIED when phase one may start.
+func (c *Coordinator) precheck(req PaymentRequest) (gatewayv1.FailureReason, string, error) {
 	if req.Payer == req.Payee {
-		return "SAME_ACCOUNT"
+		return gatewayv1.FailureReason_FAILURE_REASON_SAME_ACCOUNT, "", nil
 	}
 	for _, b := range participants(req.Payer, req.Payee) {
 		_, st := c.banks.Lookup(b)
 		switch st {
 		case BankUnknown:
-			return "BANK_NOT_FOUND"
+			return gatewayv1.FailureReason_FAILURE_REASON_BANK_NOT_FOUND, b, nil
 		case BankUnreachable:
-			return "unavailable"
+			return unspecified, "", ErrBankUnavailable
 		}
 	}
-	return ""
+	return unspecified, "", nil
 }
+
+// unspecified is the FailureReason of a transaction that did not fail.
+const unspecified = gatewayv1.FailureReason_FAILURE_REASON_UNSPECIFIED
 
 func participants(payer, payee Account) []string {
 	if payer.Bank == payee.Bank {
@@ -370,17 +386,17 @@ func (c *Coordinator) run(ctx context.Context, t *Txn) *Txn {
 			answers <- answer{bank, c.prepare(pctx, t.ID, bank, l, expire)}
 		}()
 	}
-	decision, reason := DecisionCommit, ""
+	decision, why := DecisionCommit, Failure{}
 	for range legs {
 		a := <-answers
-		if !a.vote.Yes && (reason == "" || reason == "BANK_UNAVAILABLE") {
-			decision, reason = DecisionAbort, a.vote.Reason
+		if !a.vote.Yes && (why.Reason == unspecified || why.Reason == gatewayv1.FailureReason_FAILURE_REASON_BANK_UNAVAILABLE) {
+			decision, why = DecisionAbort, Failure{Reason: a.vote.Reason, Bank: a.bank, AccountID: a.vote.AccountID}
 		}
 	}
 	if decision == DecisionCommit && !time.Now().Before(t.PrepareDeadline) {
-		decision, reason = DecisionAbort, "EXPIRED"
+		decision, why = DecisionAbort, Failure{Reason: gatewayv1.FailureReason_FAILURE_REASON_EXPIRED}
 	}
-	final, err := c.decide(ctx, t.ID, decision, reason)
+	final, err := c.decide(ctx, t.ID, decision, why)
 	if err != nil {
 		// The decision could not be written; it stays undecided and will be
 		// aborted by recovery or by a bank's outcome query. Nothing was committed.
@@ -394,25 +410,37 @@ func (c *Coordinator) run(ctx context.Context, t *Txn) *Txn {
 func (c *Coordinator) prepare(ctx context.Context, txID, bank string, legs []Leg, expire time.Time) Vote {
 	client, st := c.banks.Lookup(bank)
 	if st == BankUnknown || client == nil {
-		return Vote{Reason: "BANK_NOT_FOUND"}
+		return Vote{Reason: gatewayv1.FailureReason_FAILURE_REASON_BANK_NOT_FOUND}
 	}
 	cctx, cancel := context.WithTimeout(ctx, c.timing.PrepareCall)
 	defer cancel()
 	v, err := client.Prepare(cctx, txID, legs, expire)
 	if err != nil {
 		c.log.Warn("prepare failed; aborting", "transaction_id", txID, "bank", bank, "err", err)
-		return Vote{Reason: "BANK_UNAVAILABLE"}
+		return Vote{Reason: gatewayv1.FailureReason_FAILURE_REASON_BANK_UNAVAILABLE}
 	}
-	if !v.Yes && v.Reason == "" {
-		v.Reason = "DECLINED_BY_BANK"
+	if !v.Yes && v.Reason == unspecified {
+		v.Reason = gatewayv1.FailureReason_FAILURE_REASON_DECLINED_BY_BANK
+	}
+	if v.Reason == gatewayv1.FailureReason_FAILURE_REASON_TRANSACTION_ID_CONFLICT {
+		c.logConflict(txID, bank, v.AccountID)
 	}
 	return v
 }
 
+// logConflict reports a bank that holds txID for a different transaction:
+// the gateway's and the bank's records disagree and an operator must
+// reconcile them. The payment is aborted; its client is told not to pay again
+// with a new id.
+func (c *Coordinator) logConflict(txID, bank, account string) {
+	c.log.Error("TRANSACTION ID CONFLICT: a bank holds this id for a different transaction; aborted, needs an operator",
+		"transaction_id", txID, "bank", bank, "account_id", account)
+}
+
 // decide writes the decision with compare-and-set and returns the row with the
 // decision that stands.
-func (c *Coordinator) decide(ctx context.Context, id string, d Decision, reason string) (*Txn, error) {
-	t, err := c.store.Decide(ctx, id, d, reason, time.Now())
+func (c *Coordinator) decide(ctx context.Context, id string, d Decision, why Failure) (*Txn, error) {
+	t, err := c.store.Decide(ctx, id, d, why, time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -420,7 +448,7 @@ func (c *Coordinator) decide(ctx context.Context, id string, d Decision, reason 
 		c.log.Warn("decision already taken by another path; obeying it", "transaction_id", id,
 			"wanted", string(d), "standing", string(t.Decision))
 	}
-	c.log.Info("payment decided", "transaction_id", id, "decision", string(t.Decision), "reason", t.FailureReason,
+	c.log.Info("payment decided", "transaction_id", id, "decision", string(t.Decision), "reason", rpcerr.EnumReason(t.FailureReason),
 		"amount", t.Amount, "currency", t.Currency)
 	c.auditDecision(ctx, t)
 	return t, nil
@@ -432,7 +460,7 @@ func (c *Coordinator) auditDecision(ctx context.Context, t *Txn) {
 		return
 	}
 	c.audit.Record(ctx, audit.EventPaymentDecided, slog.String("transaction_id", t.ID),
-		slog.String("decision", string(t.Decision)), slog.String("reason", t.FailureReason),
+		slog.String("decision", string(t.Decision)), slog.String("reason", rpcerr.EnumReason(t.FailureReason)),
 		slog.String("client_id", t.ClientID), slog.String("payer", t.Payer.String()),
 		slog.String("payee", t.Payee.String()), slog.Int64("amount", t.Amount), slog.String("currency", t.Currency))
 }
@@ -497,7 +525,7 @@ func (c *Coordinator) sendPhase2(ctx context.Context, t *Txn) {
 					// COMMIT refused for an unknown or aborted id: the bank broke
 					// its promise or lost data. Loud, and retried.
 					c.log.Error("PHASE TWO REFUSED BY BANK: ledger inconsistency, needs an operator",
-						"transaction_id", t.ID, "bank", b, "decision", string(t.Decision), "reason", ref.Reason)
+						"transaction_id", t.ID, "bank", b, "decision", string(t.Decision), "reason", ref.BankReason)
 				} else {
 					c.log.Warn("phase two not acknowledged; will retry", "transaction_id", t.ID, "bank", b, "err", err)
 				}
@@ -524,7 +552,7 @@ func (c *Coordinator) Recover(ctx context.Context) error {
 		return fmt.Errorf("recovery: %w", err)
 	}
 	for _, id := range ids {
-		if _, err := c.decide(ctx, id, DecisionAbort, "EXPIRED"); err != nil {
+		if _, err := c.decide(ctx, id, DecisionAbort, expired); err != nil {
 			return fmt.Errorf("recovery: abort %s: %w", id, err)
 		}
 	}
@@ -636,13 +664,17 @@ func (c *Coordinator) abortStale(ctx context.Context) {
 			c.loopError(ctx, "re-driver: cannot read an undecided payment; not aborted, retrying next pass",
 				"transaction_id", id, "err", err)
 		case t.Decision == DecisionNone && now.After(t.PrepareDeadline):
-			if _, err := c.decide(ctx, id, DecisionAbort, "EXPIRED"); err != nil {
+			if _, err := c.decide(ctx, id, DecisionAbort, expired); err != nil {
 				c.loopError(ctx, "re-driver: abort stale payment", "transaction_id", id, "err", err)
 			}
 		}
 		release()
 	}
 }
+
+// expired is the failure of a payment aborted because no decision was taken
+// in time (by recovery, the stale-abort pass or a bank's outcome query).
+var expired = Failure{Reason: gatewayv1.FailureReason_FAILURE_REASON_EXPIRED}
 
 // Outcome answers a bank's GetTransactionOutcome: the standing decision, or,
 // if none was taken yet, a durable ABORT taken now.
@@ -665,7 +697,7 @@ func (c *Coordinator) Outcome(ctx context.Context, bank, id string) (Decision, e
 	if t.Decision != DecisionNone {
 		return t.Decision, nil
 	}
-	t, err = c.decide(ctx, id, DecisionAbort, "EXPIRED")
+	t, err = c.decide(ctx, id, DecisionAbort, expired)
 	if err != nil {
 		return DecisionNone, err
 	}

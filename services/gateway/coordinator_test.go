@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
 	"github.com/remitpay/remit/internal/logging/logtest"
 )
 
@@ -185,13 +186,15 @@ func TestPayAllYesCommitsEverywhere(t *testing.T) {
 func TestPayOneNoAbortsEverywhere(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t)
-		h.a.vote = func(string, []Leg) (Vote, error) { return Vote{Reason: "INSUFFICIENT_FUNDS"}, nil }
+		h.a.vote = func(string, []Leg) (Vote, error) {
+			return Vote{Reason: gatewayv1.FailureReason_FAILURE_REASON_INSUFFICIENT_FUNDS}, nil
+		}
 		id := uuid.NewString()
 		got, err := h.coord.Pay(t.Context(), payment(id))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Status != StatusFailed || got.FailureReason != "INSUFFICIENT_FUNDS" {
+		if got.Status != StatusFailed || got.FailureReason != gatewayv1.FailureReason_FAILURE_REASON_INSUFFICIENT_FUNDS {
 			t.Fatalf("got %s/%s, want failed/INSUFFICIENT_FUNDS", got.Status, got.FailureReason)
 		}
 		for _, b := range []*fakeBank{h.a, h.b} {
@@ -217,7 +220,7 @@ func TestPayPrepareTimeoutAborts(t *testing.T) {
 		if d := time.Since(start); d != testTiming.PrepareCall {
 			t.Errorf("the payment took %v, want exactly the prepare-call timeout %v", d, testTiming.PrepareCall)
 		}
-		if got.Status != StatusFailed || got.FailureReason != "BANK_UNAVAILABLE" {
+		if got.Status != StatusFailed || got.FailureReason != gatewayv1.FailureReason_FAILURE_REASON_BANK_UNAVAILABLE {
 			t.Fatalf("got %s/%s, want failed/BANK_UNAVAILABLE", got.Status, got.FailureReason)
 		}
 		if _, d := h.a.counts(id); len(d) != 1 || d[0] {
@@ -241,7 +244,7 @@ func TestYesAfterTheDecisionDeadlineAborts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Status != StatusFailed || got.Decision != DecisionAbort || got.FailureReason != "EXPIRED" {
+		if got.Status != StatusFailed || got.Decision != DecisionAbort || got.FailureReason != gatewayv1.FailureReason_FAILURE_REASON_EXPIRED {
 			t.Fatalf("got %s/%s/%s, want failed/abort/EXPIRED", got.Status, got.Decision, got.FailureReason)
 		}
 		for _, b := range []*fakeBank{h.a, h.b} {
@@ -493,13 +496,13 @@ func TestIdempotencyConflictsAndUnavailable(t *testing.T) {
 		same := payment(uuid.NewString())
 		same.Payee = same.Payer
 		got, err := h.coord.Pay(ctx, same)
-		if err != nil || got.Status != StatusFailed || got.FailureReason != "SAME_ACCOUNT" {
+		if err != nil || got.Status != StatusFailed || got.FailureReason != gatewayv1.FailureReason_FAILURE_REASON_SAME_ACCOUNT {
 			t.Fatalf("same account: %+v %v", got, err)
 		}
 		unknown := payment(uuid.NewString())
 		unknown.Payee.Bank = "bank-z"
 		got, err = h.coord.Pay(ctx, unknown)
-		if err != nil || got.Status != StatusFailed || got.FailureReason != "BANK_NOT_FOUND" {
+		if err != nil || got.Status != StatusFailed || got.FailureReason != gatewayv1.FailureReason_FAILURE_REASON_BANK_NOT_FOUND {
 			t.Fatalf("unknown bank: %+v %v", got, err)
 		}
 	})
@@ -623,7 +626,7 @@ func TestStaleUndecidedPaymentIsAbortedByTheRedriver(t *testing.T) {
 			t.Fatalf("decision %q one re-drive period after the deadline, want abort", d)
 		}
 		got, err := h.coord.Pay(t.Context(), payment(id))
-		if err != nil || got.Status != StatusFailed || got.FailureReason != "EXPIRED" {
+		if err != nil || got.Status != StatusFailed || got.FailureReason != gatewayv1.FailureReason_FAILURE_REASON_EXPIRED {
 			t.Fatalf("after the re-driver: %+v %v, want FAILED EXPIRED", got, err)
 		}
 		// The next pass sends the ABORT.

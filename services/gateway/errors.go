@@ -1,56 +1,159 @@
 package gateway
 
 import (
+	"errors"
+
 	"connectrpc.com/connect"
 
+	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
 	"github.com/remitpay/remit/internal/rpcerr"
 )
 
-// errTable is the one place the gateway's sentinel errors become Connect
-// codes and ErrorInfo reasons.
-var errTable = []rpcerr.Mapping{
-	{Err: ErrIdempotencyKeyReused, Code: connect.CodeInvalidArgument, Reason: "IDEMPOTENCY_KEY_REUSED"},
-	{Err: ErrInProgress, Code: connect.CodeAborted, Reason: "REQUEST_IN_PROGRESS"},
-	{Err: ErrBankUnavailable, Code: connect.CodeUnavailable, Reason: "BANK_UNAVAILABLE"},
-	{Err: ErrNotFound, Code: connect.CodeNotFound, Reason: "NOT_FOUND"},
-	{Err: ErrNotParticipant, Code: connect.CodePermissionDenied, Reason: "PERMISSION_DENIED"},
+// This file holds the gateway's two error tables, the only places where an
+// outcome becomes what a client reads:
+//
+//   - errTable: a sentinel error -> (Connect code, ErrorInfo reason,
+//     message). Each sentinel is declared with its row (sentinel), and its
+//     text is the message sent.
+//   - failures: a gatewayv1.FailureReason of a transaction that ended FAILED
+//     -> (code, message for payments, message for adjustments). The ErrorInfo
+//     reason is the enum value's short name ([rpcerr.EnumReason]).
+//
+// The bank's RefusalReason values reach the second table through the one
+// table in bankclient.go (refusalTable). Adding a reason is a value in
+// types.proto and a row here; a test walks the enum.
+
+// errTable is filled by sentinel, in declaration order.
+var errTable []rpcerr.Mapping
+
+// sentinel declares a sentinel error whose text msg is the client-visible
+// message, and its row in errTable.
+func sentinel(code connect.Code, reason, msg string) error {
+	err := errors.New(msg)
+	errTable = append(errTable, rpcerr.Mapping{Err: err, Code: code, Reason: reason})
+	return err
 }
+
+// Sentinel errors of the coordinator and the handlers.
+var (
+	// ErrIdempotencyKeyReused: the transaction id was used before with other
+	// parameters or by another client.
+	ErrIdempotencyKeyReused = sentinel(connect.CodeInvalidArgument, "IDEMPOTENCY_KEY_REUSED",
+		"this transaction id was already used for a different request; generate a new transaction id")
+	// ErrInProgress: a request with this id is still being processed.
+	ErrInProgress = sentinel(connect.CodeAborted, "REQUEST_IN_PROGRESS",
+		"a request with this transaction id is still in progress; retry later with the same transaction id")
+	// ErrBankUnavailable: a bank is known to be down before anything was
+	// recorded; the same id may be retried later.
+	ErrBankUnavailable = sentinel(connect.CodeUnavailable, "BANK_UNAVAILABLE",
+		"a bank involved is unavailable; nothing was recorded, retry later with the same transaction id")
+	// ErrNotFound: no such transaction (or the caller may not see it).
+	ErrNotFound = sentinel(connect.CodeNotFound, "NOT_FOUND", "no such payment")
+	// ErrNotParticipant: a bank asked about a transaction it is not part of.
+	ErrNotParticipant = sentinel(connect.CodePermissionDenied, "PERMISSION_DENIED",
+		"the bank is not a participant of this transaction")
+
+	// ErrBalanceBankNotFound: a balance read names a bank that is not registered.
+	ErrBalanceBankNotFound = sentinel(connect.CodeNotFound, "BANK_NOT_FOUND", "no bank of that name is registered")
+	// ErrBalanceAccountNotFound: the bank says the account of a balance read does not exist.
+	ErrBalanceAccountNotFound = sentinel(connect.CodeNotFound, "ACCOUNT_NOT_FOUND", "no such account at that bank")
+	// ErrBalanceUnavailable: the bank did not answer a balance read within
+	// Timing.BalanceCall.
+	ErrBalanceUnavailable = sentinel(connect.CodeUnavailable, "BANK_UNAVAILABLE",
+		"the account's bank did not answer; retry shortly")
+
+	errBadCredentials = sentinel(connect.CodeUnauthenticated, "INVALID_CREDENTIALS", "client id or password is wrong")
+	errNoPrincipal    = sentinel(connect.CodeUnauthenticated, "UNAUTHENTICATED", "log in first")
+	errNoAccount      = sentinel(connect.CodePermissionDenied, "PERMISSION_DENIED", "this client has no account")
+	errNotOwn         = sentinel(connect.CodePermissionDenied, "PERMISSION_DENIED",
+		"customers may only read their own account")
+	errNoPayer = sentinel(connect.CodePermissionDenied, "PERMISSION_DENIED",
+		"this client has no account to pay from")
+	errNotPayee = sentinel(connect.CodePermissionDenied, "PERMISSION_DENIED",
+		"only the payee may acknowledge a payment")
+	errNotSucceeded = sentinel(connect.CodeFailedPrecondition, "PAYMENT_NOT_SUCCEEDED",
+		"only a succeeded payment can be acknowledged")
+	errAccountRequired = sentinel(connect.CodeInvalidArgument, "ACCOUNT_REQUIRED",
+		"name the account to read: account.bank and account.account_id")
+	errBadPageToken = sentinel(connect.CodeInvalidArgument, "INVALID_PAGE_TOKEN",
+		"page_token is not one this server issued; pass next_page_token unchanged, or omit it for the first page")
+	errShuttingDown = sentinel(connect.CodeUnavailable, "SHUTTING_DOWN",
+		"the gateway is restarting; reconnect with after_event_id set to the last event id you saw")
+	errNotBank       = sentinel(connect.CodePermissionDenied, "PERMISSION_DENIED", "only banks may call the coordinator")
+	errWrongBankName = sentinel(connect.CodePermissionDenied, "PERMISSION_DENIED",
+		"a bank may only register under the name in its certificate")
+)
 
 func toConnect(err error) error { return rpcerr.FromTable(err, errTable) }
 
-// declineMessages says, for each decline reason, what happened and what to do.
-var declineMessages = map[string]string{
-	"INSUFFICIENT_FUNDS": "the payer's available balance is too low; deposit funds or pay a smaller amount with a new transaction id",
-	"ACCOUNT_NOT_FOUND":  "an account does not exist at its bank; check the bank and account id and pay with a new transaction id",
-	"CURRENCY_MISMATCH":  "an account holds a different currency than the payment; pay in the account's currency with a new transaction id",
-	"BANK_UNAVAILABLE":   "a bank did not answer in time, so nothing moved; pay again with a new transaction id",
-	"BANK_NOT_FOUND":     "the bank is not registered with the gateway; check the bank name (remit admin banks lists them) and pay with a new transaction id",
-	"SAME_ACCOUNT":       "payer and payee are the same account; choose another payee and pay with a new transaction id",
-	"BALANCE_OVERFLOW":   "the credit would overflow the receiving account's balance; nothing moved; contact the bank",
-	"EXPIRED":            "the payment could not be decided in time, so nothing moved; pay again with a new transaction id",
-	"DECLINED_BY_BANK":   "a bank declined for a reason of its own and nothing moved; the bank's logs say why",
+// failure is what a client gets for a transaction that ended FAILED.
+type failure struct {
+	code connect.Code
+	// msg says what happened to a payment and what to do.
+	msg string
+	// adjust replaces msg for deposits and withdrawals, which have an
+	// account rather than a payer and a payee; "" means msg.
+	adjust string
 }
 
-// adjustmentMessages override declineMessages for deposits and withdrawals,
-// which have an account rather than a payer and a payee.
-var adjustmentMessages = map[string]string{
-	"INSUFFICIENT_FUNDS": "the account's available balance is too low for this withdrawal; withdraw less with a new transaction id",
-	"ACCOUNT_NOT_FOUND":  "the account does not exist at that bank; check the bank and account id and use a new transaction id",
-	"CURRENCY_MISMATCH":  "the account holds another currency; use the account's currency with a new transaction id",
+// failures is the one table from a FailureReason to its code and messages.
+// Every FailureReason but UNSPECIFIED has a row (a test checks).
+var failures = map[gatewayv1.FailureReason]failure{
+	gatewayv1.FailureReason_FAILURE_REASON_INSUFFICIENT_FUNDS: {connect.CodeFailedPrecondition,
+		"the payer's available balance is too low; deposit funds or pay a smaller amount with a new transaction id",
+		"the account's available balance is too low for this withdrawal; withdraw less with a new transaction id"},
+	gatewayv1.FailureReason_FAILURE_REASON_ACCOUNT_NOT_FOUND: {connect.CodeFailedPrecondition,
+		"an account does not exist at its bank; check the bank and account id and pay with a new transaction id",
+		"the account does not exist at that bank; check the bank and account id and use a new transaction id"},
+	gatewayv1.FailureReason_FAILURE_REASON_CURRENCY_MISMATCH: {connect.CodeFailedPrecondition,
+		"an account holds a different currency than the payment; pay in the account's currency with a new transaction id",
+		"the account holds another currency; use the account's currency with a new transaction id"},
+	gatewayv1.FailureReason_FAILURE_REASON_BANK_UNAVAILABLE: {connect.CodeFailedPrecondition,
+		"a bank did not answer in time, so nothing moved; pay again with a new transaction id", ""},
+	gatewayv1.FailureReason_FAILURE_REASON_BANK_NOT_FOUND: {connect.CodeFailedPrecondition,
+		"the bank is not registered with the gateway; check the bank name (remit admin banks lists them) and pay with a new transaction id", ""},
+	gatewayv1.FailureReason_FAILURE_REASON_SAME_ACCOUNT: {connect.CodeFailedPrecondition,
+		"payer and payee are the same account; choose another payee and pay with a new transaction id", ""},
+	gatewayv1.FailureReason_FAILURE_REASON_BALANCE_OVERFLOW: {connect.CodeFailedPrecondition,
+		"the credit would overflow the receiving account's balance; nothing moved; contact the bank", ""},
+	gatewayv1.FailureReason_FAILURE_REASON_EXPIRED: {connect.CodeFailedPrecondition,
+		"the payment could not be decided in time, so nothing moved; pay again with a new transaction id", ""},
+	gatewayv1.FailureReason_FAILURE_REASON_DECLINED_BY_BANK: {connect.CodeFailedPrecondition,
+		"a bank declined for a reason of its own and nothing moved; the bank's logs say why", ""},
+	// Not a decline: the id may have moved money under a record the gateway
+	// no longer has, so paying again with a new id could pay twice.
+	gatewayv1.FailureReason_FAILURE_REASON_TRANSACTION_ID_CONFLICT: {connect.CodeFailedPrecondition,
+		"a bank already knows this transaction id for a different transaction, so nothing was applied for this request; do not pay again with a new transaction id until an operator has reconciled this id with the bank", ""},
 }
+
+// Metadata keys of a FAILED transaction's ErrorInfo.
+const (
+	metaTransactionID = "transaction_id"
+	metaBank          = "bank"
+	metaAccountID     = "account_id"
+)
 
 // declined is the error a client gets for a payment or adjustment that ended
-// FAILED: failed_precondition with the failure reason.
+// FAILED: the code and message of its reason's row in failures, the reason's
+// short name as the ErrorInfo reason, and the transaction id plus, when a
+// bank refused, the bank and the account it named as metadata.
 func declined(t *Txn) error {
-	msg := declineMessages[t.FailureReason]
-	if t.Kind == KindAdjustment {
-		if m, ok := adjustmentMessages[t.FailureReason]; ok {
-			msg = m
-		}
+	reason := t.FailureReason
+	f, ok := failures[reason]
+	if !ok {
+		reason = gatewayv1.FailureReason_FAILURE_REASON_DECLINED_BY_BANK
+		f = failures[reason]
 	}
-	if msg == "" {
-		msg = "declined"
+	msg := f.msg
+	if t.Kind == KindAdjustment && f.adjust != "" {
+		msg = f.adjust
 	}
-	return rpcerr.New(connect.CodeFailedPrecondition, t.FailureReason, "declined: "+msg,
-		map[string]string{"transaction_id": t.ID})
+	meta := map[string]string{metaTransactionID: t.ID}
+	if t.FailureBank != "" {
+		meta[metaBank] = t.FailureBank
+	}
+	if t.FailureAccount != "" {
+		meta[metaAccountID] = t.FailureAccount
+	}
+	return rpcerr.New(f.code, rpcerr.EnumReason(reason), msg, meta)
 }

@@ -123,7 +123,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
-	h := &api{store: st, coord: coord, registry: registry, instance: uuid.NewString(), log: log, stopping: ctx.Done()}
+	payments := &paymentAPI{store: st, coord: coord, stopping: ctx.Done()}
+	admin := &adminAPI{coord: coord, registry: registry}
+	coordinator := &coordinatorAPI{coord: coord, registry: registry, instance: uuid.NewString()}
 	ah := &authAPI{authn: authn}
 	interceptor := authz.NewInterceptor(authz.Config{
 		Verifier:      authn,
@@ -134,9 +136,9 @@ func Run(ctx context.Context, cfg Config) error {
 	opts := serve.HandlerOptions(log, interceptor)
 	mux := http.NewServeMux()
 	mux.Handle(gatewayv1connect.NewAuthServiceHandler(ah, opts...))
-	mux.Handle(gatewayv1connect.NewPaymentServiceHandler(h, opts...))
-	mux.Handle(gatewayv1connect.NewAdminServiceHandler(h, opts...))
-	mux.Handle(gatewayv1connect.NewCoordinatorServiceHandler(h, opts...))
+	mux.Handle(gatewayv1connect.NewPaymentServiceHandler(payments, opts...))
+	mux.Handle(gatewayv1connect.NewAdminServiceHandler(admin, opts...))
+	mux.Handle(gatewayv1connect.NewCoordinatorServiceHandler(coordinator, opts...))
 	serve.Mount(mux, []string{
 		gatewayv1connect.AuthServiceName, gatewayv1connect.PaymentServiceName,
 		gatewayv1connect.AdminServiceName, gatewayv1connect.CoordinatorServiceName,

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
+	"github.com/remitpay/remit/internal/rpcerr"
 	"github.com/remitpay/remit/internal/store"
 )
 
@@ -68,7 +70,9 @@ type Txn struct {
 	Currency        string
 	Description     string
 	Status          Status
-	FailureReason   string // an ErrorInfo reason, e.g. INSUFFICIENT_FUNDS
+	FailureReason   gatewayv1.FailureReason // UNSPECIFIED unless Status is failed
+	FailureBank     string                  // the bank the failure is about, if any
+	FailureAccount  string                  // the account a bank refused, if it named one
 	Decision        Decision
 	PrepareDeadline time.Time
 	CreateTime      time.Time
@@ -76,6 +80,37 @@ type Txn struct {
 	AckTime         time.Time
 	ResultBalance   int64
 	Participants    []string // banks, sorted
+}
+
+// Failure is why a transaction failed: its reason and, when a bank refused,
+// the bank and the account it named.
+type Failure struct {
+	Reason    gatewayv1.FailureReason
+	Bank      string
+	AccountID string
+}
+
+// storedReason is how a FailureReason is stored in failure_reason: its short
+// name, e.g. "INSUFFICIENT_FUNDS" ("" for UNSPECIFIED), the same string as
+// the ErrorInfo reason. FailureReason values are never renamed (buf breaking
+// guards the names), so the column stays readable by every version.
+func storedReason(r gatewayv1.FailureReason) string { return rpcerr.EnumReason(r) }
+
+// parseStoredReason is the inverse of storedReason. Rows written before the
+// enum was carried end to end may hold "IDEMPOTENCY_KEY_REUSED" (a bank's
+// conflict on an adjustment), which is TRANSACTION_ID_CONFLICT; any other
+// unknown string reads as DECLINED_BY_BANK, still a failure.
+func parseStoredReason(s string) gatewayv1.FailureReason {
+	switch s {
+	case "":
+		return gatewayv1.FailureReason_FAILURE_REASON_UNSPECIFIED
+	case "IDEMPOTENCY_KEY_REUSED":
+		return gatewayv1.FailureReason_FAILURE_REASON_TRANSACTION_ID_CONFLICT
+	}
+	if r, ok := rpcerr.ParseEnumReason[gatewayv1.FailureReason](s); ok {
+		return r
+	}
+	return gatewayv1.FailureReason_FAILURE_REASON_DECLINED_BY_BANK
 }
 
 // Event is one entry of the per-account event log.
@@ -150,20 +185,22 @@ func fromNanos(n sql.NullInt64) time.Time {
 
 const txnColumns = `rowid, transaction_id, kind, client_id, fingerprint, payer_bank, payer_account,
 	payee_bank, payee_account, direction, amount, currency, description, status, failure_reason,
-	decision, prepare_deadline, create_time, complete_time, acknowledge_time, result_balance`
+	failure_bank, failure_account, decision, prepare_deadline, create_time, complete_time, acknowledge_time, result_balance`
 
 type scanner interface{ Scan(...any) error }
 
 func scanTxn(r scanner) (*Txn, error) {
 	var t Txn
 	var decision sql.NullString
+	var reason string
 	var deadline, create, complete, ack, bal sql.NullInt64
 	err := r.Scan(&t.Seq, &t.ID, &t.Kind, &t.ClientID, &t.Fingerprint, &t.Payer.Bank, &t.Payer.ID,
 		&t.Payee.Bank, &t.Payee.ID, &t.Direction, &t.Amount, &t.Currency, &t.Description, &t.Status,
-		&t.FailureReason, &decision, &deadline, &create, &complete, &ack, &bal)
+		&reason, &t.FailureBank, &t.FailureAccount, &decision, &deadline, &create, &complete, &ack, &bal)
 	if err != nil {
 		return nil, err
 	}
+	t.FailureReason = parseStoredReason(reason)
 	t.Decision = Decision(decision.String)
 	t.PrepareDeadline = fromNanos(deadline)
 	t.CreateTime = fromNanos(create)
@@ -216,11 +253,12 @@ func (s *Store) Claim(ctx context.Context, t *Txn) (*Txn, bool, error) {
 	err := store.InTx(ctx, s.db, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO transactions (transaction_id, kind, client_id, fingerprint,
 			payer_bank, payer_account, payee_bank, payee_account, direction, amount, currency, description,
-			status, failure_reason, decision, decide_time, prepare_deadline, create_time, complete_time)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			status, failure_reason, failure_bank, failure_account, decision, decide_time, prepare_deadline,
+			create_time, complete_time)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (transaction_id) DO NOTHING`,
 			t.ID, t.Kind, t.ClientID, t.Fingerprint, t.Payer.Bank, t.Payer.ID, t.Payee.Bank, t.Payee.ID,
-			t.Direction, t.Amount, t.Currency, t.Description, t.Status, t.FailureReason,
+			t.Direction, t.Amount, t.Currency, t.Description, t.Status, storedReason(t.FailureReason), t.FailureBank, t.FailureAccount,
 			nullString(string(t.Decision)), decideTime(t), nanos(t.PrepareDeadline), nanos(t.CreateTime), nanos(t.CompleteTime))
 		if err != nil {
 			return fmt.Errorf("claim transaction: %w", err)
@@ -294,18 +332,19 @@ func insertEvents(ctx context.Context, tx *sql.Tx, t *Txn, typ string, at time.T
 // Decide records the decision for a payment with compare-and-set: it is
 // written only if no decision exists yet. It returns the decision that stands
 // (the caller's, or the one that landed first) and the row as it is now.
-// A COMMIT makes the payment SUCCEEDED, an ABORT makes it FAILED with reason.
-func (s *Store) Decide(ctx context.Context, id string, d Decision, reason string, now time.Time) (*Txn, error) {
+// A COMMIT makes the payment SUCCEEDED, an ABORT makes it FAILED with f.
+func (s *Store) Decide(ctx context.Context, id string, d Decision, f Failure, now time.Time) (*Txn, error) {
 	var out *Txn
 	won := false
 	err := store.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		status, why := StatusSucceeded, ""
+		status, why := StatusSucceeded, Failure{}
 		if d == DecisionAbort {
-			status, why = StatusFailed, reason
+			status, why = StatusFailed, f
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE transactions SET decision = ?, decide_time = ?, status = ?,
-			failure_reason = ?, complete_time = ? WHERE transaction_id = ? AND decision IS NULL AND kind = 'payment'`,
-			d, now.UnixNano(), status, why, now.UnixNano(), id)
+			failure_reason = ?, failure_bank = ?, failure_account = ?, complete_time = ?
+			WHERE transaction_id = ? AND decision IS NULL AND kind = 'payment'`,
+			d, now.UnixNano(), status, storedReason(why.Reason), why.Bank, why.AccountID, now.UnixNano(), id)
 		if err != nil {
 			return fmt.Errorf("record decision: %w", err)
 		}
@@ -385,13 +424,15 @@ func (s *Store) ids(ctx context.Context, q string, args ...any) ([]string, error
 	return out, rows.Err()
 }
 
-// FinishAdjustment records the bank's final answer to an adjustment.
-func (s *Store) FinishAdjustment(ctx context.Context, id string, status Status, reason string, balance int64, now time.Time) (*Txn, error) {
+// FinishAdjustment records the bank's final answer to an adjustment (f is
+// zero unless status is failed).
+func (s *Store) FinishAdjustment(ctx context.Context, id string, status Status, f Failure, balance int64, now time.Time) (*Txn, error) {
 	var out *Txn
 	err := store.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE transactions SET status = ?, failure_reason = ?, result_balance = ?,
-			complete_time = ? WHERE transaction_id = ? AND kind = 'adjustment' AND status = 'processing'`,
-			status, reason, balance, now.UnixNano(), id); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE transactions SET status = ?, failure_reason = ?, failure_bank = ?,
+			failure_account = ?, result_balance = ?, complete_time = ?
+			WHERE transaction_id = ? AND kind = 'adjustment' AND status = 'processing'`,
+			status, storedReason(f.Reason), f.Bank, f.AccountID, balance, now.UnixNano(), id); err != nil {
 			return fmt.Errorf("record adjustment outcome: %w", err)
 		}
 		var err error

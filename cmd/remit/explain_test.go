@@ -1,0 +1,42 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"connectrpc.com/connect"
+
+	"github.com/remitpay/remit/client"
+)
+
+// The CLI says "declined: <reason in words>: <the gateway's advice>" from the
+// typed reason; a transaction id conflict is not worded as a decline.
+func TestExplainFailures(t *testing.T) {
+	s := &session{}
+	tests := []struct {
+		name string
+		err  *client.Error
+		want string
+	}{
+		{"decline", &client.Error{Code: connect.CodeFailedPrecondition, Reason: "INSUFFICIENT_FUNDS",
+			Message: "the payer's available balance is too low"},
+			"declined: insufficient funds: the payer's available balance is too low"},
+		{"other failed precondition", &client.Error{Code: connect.CodeFailedPrecondition, Reason: "PAYMENT_NOT_SUCCEEDED",
+			Message: "only a succeeded payment can be acknowledged"},
+			"declined: payment not succeeded: only a succeeded payment can be acknowledged"},
+		{"transaction id conflict", &client.Error{Code: connect.CodeFailedPrecondition, Reason: "TRANSACTION_ID_CONFLICT",
+			Message: "a bank already knows this transaction id for a different transaction"},
+			"a bank already knows this transaction id for a different transaction"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := s.explain(tt.err).Error()
+			if got != tt.want {
+				t.Errorf("explain = %q, want %q", got, tt.want)
+			}
+			if tt.err.Reason == "TRANSACTION_ID_CONFLICT" && strings.Contains(got, "declined") {
+				t.Errorf("a conflict is worded as a decline: %q", got)
+			}
+		})
+	}
+}

@@ -1,0 +1,114 @@
+package gateway
+
+import (
+	"errors"
+	"testing"
+
+	"connectrpc.com/connect"
+
+	bankv1 "github.com/remitpay/remit/gen/remit/bank/v1"
+	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
+	"github.com/remitpay/remit/internal/rpcerr"
+)
+
+// Adding a FailureReason or a RefusalReason is a change in one place per
+// side: these tests fail until the new value has its row.
+func TestEveryFailureReasonHasARow(t *testing.T) {
+	for n := range gatewayv1.FailureReason_name {
+		r := gatewayv1.FailureReason(n)
+		if r == unspecified {
+			if _, ok := failures[r]; ok {
+				t.Errorf("failures has a row for UNSPECIFIED, which is not a failure")
+			}
+			continue
+		}
+		f, ok := failures[r]
+		if !ok || f.code == connect.CodeUnknown || f.code == 0 || f.msg == "" {
+			t.Errorf("failures[%v] = %+v, %v; want a code and a message", r, f, ok)
+			continue
+		}
+		for _, kind := range []Kind{KindPayment, KindAdjustment} {
+			err := declined(&Txn{ID: "tx", Kind: kind, FailureReason: r})
+			if connect.CodeOf(err) != f.code || rpcerr.Reason(err) != rpcerr.EnumReason(r) {
+				t.Errorf("declined(%v, %s) = %v (reason %q)", r, kind, err, rpcerr.Reason(err))
+			}
+		}
+		if got := parseStoredReason(storedReason(r)); got != r {
+			t.Errorf("stored %v reads back as %v", r, got)
+		}
+	}
+}
+
+func TestEveryRefusalReasonMaps(t *testing.T) {
+	for n := range bankv1.RefusalReason_name {
+		r := bankv1.RefusalReason(n)
+		f, ok := refusalTable[r]
+		if !ok {
+			t.Errorf("refusalTable has no row for %v", r)
+			continue
+		}
+		if _, ok := failures[f]; !ok {
+			t.Errorf("refusalTable[%v] = %v, which has no row in failures", r, f)
+		}
+	}
+}
+
+// A bank that holds the id for other legs answers CONFLICT to prepare and
+// IDEMPOTENCY_KEY_REUSED to UpdateBalance: both are TRANSACTION_ID_CONFLICT,
+// never a decline.
+func TestBankConflictIsTransactionIDConflict(t *testing.T) {
+	conflict := gatewayv1.FailureReason_FAILURE_REASON_TRANSACTION_ID_CONFLICT
+	if got := failureOf(bankv1.RefusalReason_REFUSAL_REASON_CONFLICT); got != conflict {
+		t.Errorf("NO vote CONFLICT -> %v, want %v", got, conflict)
+	}
+	reused := rpcerr.New(connect.CodeInvalidArgument, "IDEMPOTENCY_KEY_REUSED", "reused", nil)
+	ref, ok := definitive(reused)
+	if !ok || ref.Reason != conflict {
+		t.Errorf("UpdateBalance IDEMPOTENCY_KEY_REUSED -> %+v, %v; want %v", ref, ok, conflict)
+	}
+	for reason, want := range map[string]gatewayv1.FailureReason{
+		"INSUFFICIENT_FUNDS": gatewayv1.FailureReason_FAILURE_REASON_INSUFFICIENT_FUNDS,
+		"ACCOUNT_NOT_FOUND":  gatewayv1.FailureReason_FAILURE_REASON_ACCOUNT_NOT_FOUND,
+		"INVALID_ARGUMENT":   gatewayv1.FailureReason_FAILURE_REASON_DECLINED_BY_BANK,
+		"":                   gatewayv1.FailureReason_FAILURE_REASON_DECLINED_BY_BANK,
+	} {
+		ref, ok := definitive(rpcerr.New(connect.CodeFailedPrecondition, reason, "x", nil))
+		if !ok || ref.Reason != want || ref.BankReason != reason {
+			t.Errorf("bank reason %q -> %+v, %v; want %v", reason, ref, ok, want)
+		}
+	}
+	if _, ok := definitive(errors.New("connection reset")); ok {
+		t.Error("a transport error is not a definitive refusal")
+	}
+}
+
+func TestParseStoredReason(t *testing.T) {
+	for stored, want := range map[string]gatewayv1.FailureReason{
+		"":                       unspecified,
+		"INSUFFICIENT_FUNDS":     gatewayv1.FailureReason_FAILURE_REASON_INSUFFICIENT_FUNDS,
+		"IDEMPOTENCY_KEY_REUSED": gatewayv1.FailureReason_FAILURE_REASON_TRANSACTION_ID_CONFLICT,
+		"INVALID_ARGUMENT":       gatewayv1.FailureReason_FAILURE_REASON_DECLINED_BY_BANK,
+		"something new":          gatewayv1.FailureReason_FAILURE_REASON_DECLINED_BY_BANK,
+	} {
+		if got := parseStoredReason(stored); got != want {
+			t.Errorf("parseStoredReason(%q) = %v, want %v", stored, got, want)
+		}
+	}
+}
+
+// Every sentinel of the table is turned into its own code and reason, with
+// its text as the message, and no two rows share a sentinel.
+func TestErrTable(t *testing.T) {
+	seen := map[error]bool{}
+	for _, m := range errTable {
+		if seen[m.Err] {
+			t.Errorf("%v has two rows", m.Err)
+		}
+		seen[m.Err] = true
+		err := toConnect(m.Err)
+		var cerr *connect.Error
+		if !errors.As(err, &cerr) || cerr.Code() != m.Code || rpcerr.Reason(err) != m.Reason || cerr.Message() != m.Err.Error() {
+			t.Errorf("toConnect(%v) = %v (reason %q)", m.Err, err, rpcerr.Reason(err))
+		}
+	}
+}

@@ -1,0 +1,261 @@
+package gateway
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+
+	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
+	"github.com/remitpay/remit/internal/authz"
+	"github.com/remitpay/remit/internal/logging"
+)
+
+// paymentAPI implements PaymentService, for customers (their own account)
+// and staff (any account).
+type paymentAPI struct {
+	store *Store
+	coord *Coordinator
+	// stopping is closed when the gateway starts shutting down, so that
+	// WatchPayments streams end instead of holding up graceful shutdown.
+	stopping <-chan struct{}
+}
+
+// visible reports whether p may see payment t.
+func visible(p *authz.Principal, t *Txn) bool {
+	if t.Kind != KindPayment {
+		return false
+	}
+	if staff(p) {
+		return true
+	}
+	own, ok := ownAccount(p)
+	return ok && (t.Payer == own || t.Payee == own)
+}
+
+// scope resolves the account a read is about: the caller's own by default;
+// customers may name only their own; staff may name any or none.
+func scope(p *authz.Principal, ref *gatewayv1.AccountRef) (*Account, error) {
+	own, hasOwn := ownAccount(p)
+	if ref == nil {
+		if staff(p) {
+			return nil, nil
+		}
+		if !hasOwn {
+			return nil, toConnect(errNoAccount)
+		}
+		return &own, nil
+	}
+	a := fromRef(ref)
+	if !staff(p) && (!hasOwn || a != own) {
+		return nil, toConnect(errNotOwn)
+	}
+	return &a, nil
+}
+
+func (a *paymentAPI) MakePayment(ctx context.Context, req *gatewayv1.MakePaymentRequest) (*gatewayv1.MakePaymentResponse, error) {
+	logging.AddFields(ctx, slog.String("transaction_id", req.GetTransactionId()),
+		slog.Int64("amount", req.GetAmount()), slog.String("currency", req.GetCurrency()))
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	payer, ok := ownAccount(p)
+	if !ok {
+		return nil, toConnect(errNoPayer)
+	}
+	t, err := a.coord.Pay(ctx, PaymentRequest{
+		TxID: strings.ToLower(req.GetTransactionId()), ClientID: p.ClientID, Payer: payer,
+		Payee: fromRef(req.GetPayee()), Amount: req.GetAmount(), Currency: req.GetCurrency(),
+		Description: req.GetDescription(),
+	})
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	if t.Status == StatusFailed {
+		return nil, declined(t)
+	}
+	return &gatewayv1.MakePaymentResponse{Payment: paymentProto(t)}, nil
+}
+
+func (a *paymentAPI) getVisible(ctx context.Context, p *authz.Principal, id string) (*Txn, error) {
+	t, err := a.store.Get(ctx, strings.ToLower(id))
+	if errors.Is(err, errNotFound) || (err == nil && !visible(p, t)) {
+		return nil, toConnect(fmt.Errorf("%w: %s", ErrNotFound, id))
+	}
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return t, nil
+}
+
+func (a *paymentAPI) GetPayment(ctx context.Context, req *gatewayv1.GetPaymentRequest) (*gatewayv1.GetPaymentResponse, error) {
+	logging.AddFields(ctx, slog.String("transaction_id", req.GetTransactionId()))
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t, err := a.getVisible(ctx, p, req.GetTransactionId())
+	if err != nil {
+		return nil, err
+	}
+	return &gatewayv1.GetPaymentResponse{Payment: paymentProto(t)}, nil
+}
+
+const (
+	defaultPageSize = 50
+	maxPageSize     = 100
+	pageTokenPrefix = "p1:"
+)
+
+func encodePageToken(seq int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(pageTokenPrefix + strconv.FormatInt(seq, 10)))
+}
+
+func decodePageToken(tok string) (int64, error) {
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err == nil && strings.HasPrefix(string(b), pageTokenPrefix) {
+		if seq, err := strconv.ParseInt(strings.TrimPrefix(string(b), pageTokenPrefix), 10, 64); err == nil && seq > 0 {
+			return seq, nil
+		}
+	}
+	return 0, errBadPageToken
+}
+
+func (a *paymentAPI) ListPayments(ctx context.Context, req *gatewayv1.ListPaymentsRequest) (*gatewayv1.ListPaymentsResponse, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	acct, err := scope(p, req.GetAccount())
+	if err != nil {
+		return nil, err
+	}
+	size := int(req.GetPageSize())
+	if size == 0 {
+		size = defaultPageSize
+	}
+	size = min(size, maxPageSize)
+	f := ListFilter{Account: acct, Limit: size + 1}
+	if tok := req.GetPageToken(); tok != "" {
+		if f.BeforeSeq, err = decodePageToken(tok); err != nil {
+			return nil, toConnect(err)
+		}
+	}
+	rows, err := a.store.List(ctx, f)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	res := &gatewayv1.ListPaymentsResponse{}
+	if len(rows) > size {
+		rows = rows[:size]
+		res.NextPageToken = encodePageToken(rows[size-1].Seq)
+	}
+	for _, t := range rows {
+		res.Payments = append(res.Payments, paymentProto(t))
+	}
+	return res, nil
+}
+
+func (a *paymentAPI) CheckBalance(ctx context.Context, req *gatewayv1.CheckBalanceRequest) (*gatewayv1.CheckBalanceResponse, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	acct, err := scope(p, req.GetAccount())
+	if err != nil {
+		return nil, err
+	}
+	if acct == nil {
+		return nil, toConnect(errAccountRequired)
+	}
+	bal, err := a.coord.Balance(ctx, *acct)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return &gatewayv1.CheckBalanceResponse{Account: toRef(*acct), Balance: bal.Balance, Available: bal.Available, Currency: bal.Currency}, nil
+}
+
+func (a *paymentAPI) AcknowledgePayment(ctx context.Context, req *gatewayv1.AcknowledgePaymentRequest) (*gatewayv1.AcknowledgePaymentResponse, error) {
+	logging.AddFields(ctx, slog.String("transaction_id", req.GetTransactionId()))
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t, err := a.getVisible(ctx, p, req.GetTransactionId())
+	if err != nil {
+		return nil, err
+	}
+	if own, ok := ownAccount(p); !ok || t.Payee != own {
+		return nil, toConnect(errNotPayee)
+	}
+	if t.Status != StatusSucceeded {
+		return nil, toConnect(errNotSucceeded)
+	}
+	t, err = a.store.Acknowledge(ctx, t.ID, time.Now())
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return &gatewayv1.AcknowledgePaymentResponse{Payment: paymentProto(t)}, nil
+}
+
+var eventTypes = map[string]gatewayv1.PaymentEventType{
+	"succeeded":    gatewayv1.PaymentEventType_PAYMENT_EVENT_TYPE_SUCCEEDED,
+	"failed":       gatewayv1.PaymentEventType_PAYMENT_EVENT_TYPE_FAILED,
+	"acknowledged": gatewayv1.PaymentEventType_PAYMENT_EVENT_TYPE_ACKNOWLEDGED,
+}
+
+func (a *paymentAPI) WatchPayments(ctx context.Context, req *gatewayv1.WatchPaymentsRequest, stream *connect.ServerStream[gatewayv1.WatchPaymentsResponse]) error {
+	p, err := principal(ctx)
+	if err != nil {
+		return err
+	}
+	acct, err := scope(p, req.GetAccount())
+	if err != nil {
+		return err
+	}
+	cursor := req.GetAfterEventId()
+	// Send the response headers now, so the client's call returns (and it
+	// knows it is subscribed) before the first event exists.
+	if err := stream.Send(nil); err != nil {
+		return err
+	}
+	for {
+		// Take the change signal before reading, so an event committed between
+		// the read and the wait still wakes us.
+		changed := a.store.EventsChanged()
+		events, err := a.store.Events(ctx, acct, cursor, 100)
+		if err != nil {
+			return toConnect(err)
+		}
+		for _, e := range events {
+			t, err := a.store.Get(ctx, e.TxID)
+			if err != nil {
+				return toConnect(err)
+			}
+			if err := stream.Send(&gatewayv1.WatchPaymentsResponse{
+				EventId: e.ID, Type: eventTypes[e.Type], Payment: paymentProto(t),
+				EventTime: ts(e.Time), Account: toRef(e.Account),
+			}); err != nil {
+				return err
+			}
+			cursor = e.ID
+		}
+		if len(events) == 100 {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-a.stopping:
+			return toConnect(errShuttingDown)
+		case <-changed:
+		}
+	}
+}

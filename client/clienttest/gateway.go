@@ -109,7 +109,6 @@ type Gateway struct {
 	eventsCh   chan struct{} // closed and replaced when an event is added
 	calls      []Call
 	watchAfter []int64
-	now        func() time.Time
 }
 
 // New starts a fake gateway, stopped when the test ends.
@@ -136,7 +135,6 @@ func New(t testing.TB) *Gateway {
 		txns:     map[string]*txn{},
 		attempts: map[string]int{},
 		eventsCh: make(chan struct{}),
-		now:      time.Now,
 	}
 	mux := http.NewServeMux()
 	mux.Handle(gatewayv1connect.NewAuthServiceHandler(authService{g}))
@@ -296,7 +294,7 @@ func declined(p *gatewayv1.Payment) error {
 func (g *Gateway) addEventLocked(typ gatewayv1.PaymentEventType, p *gatewayv1.Payment, account client.AccountRef) {
 	g.events = append(g.events, &gatewayv1.WatchPaymentsResponse{
 		EventId: int64(len(g.events) + 1), Type: typ, Payment: proto.Clone(p).(*gatewayv1.Payment),
-		EventTime: timestamppb.New(g.now()), Account: account.Proto(),
+		EventTime: timestamppb.New(time.Now()), Account: account.Proto(),
 	})
 	close(g.eventsCh)
 	g.eventsCh = make(chan struct{})
@@ -364,7 +362,7 @@ func (s authService) Login(ctx context.Context, req *gatewayv1.LoginRequest) (*g
 	}
 	return &gatewayv1.LoginResponse{
 		AccessToken: g.issueLocked(req.GetClientId()),
-		ExpireTime:  timestamppb.New(g.now().Add(time.Hour)),
+		ExpireTime:  timestamppb.New(time.Now().Add(time.Hour)),
 		Client:      c,
 	}, nil
 }
@@ -389,7 +387,7 @@ func (s paymentService) MakePayment(ctx context.Context, req *gatewayv1.MakePaym
 	p, err := g.idempotent(ctx, gatewayv1connect.PaymentServiceMakePaymentProcedure, req.GetTransactionId(), req,
 		func(clientID string) *gatewayv1.Payment {
 			payer, payee := g.users[clientID].account, client.AccountRefFromProto(req.GetPayee())
-			now := timestamppb.New(g.now())
+			now := timestamppb.New(time.Now())
 			p := &gatewayv1.Payment{
 				TransactionId: req.GetTransactionId(), Payer: payer.Proto(), Payee: req.GetPayee(),
 				Amount: req.GetAmount(), Currency: req.GetCurrency(), Description: req.GetDescription(),
@@ -527,7 +525,7 @@ func (s paymentService) AcknowledgePayment(ctx context.Context, req *gatewayv1.A
 		return nil, permissionDenied("only the payee may acknowledge a payment")
 	}
 	if p.GetAcknowledgeTime() == nil {
-		p.AcknowledgeTime = timestamppb.New(g.now())
+		p.AcknowledgeTime = timestamppb.New(time.Now())
 		g.addEventLocked(gatewayv1.PaymentEventType_PAYMENT_EVENT_TYPE_ACKNOWLEDGED, p, client.AccountRefFromProto(p.GetPayee()))
 	}
 	return &gatewayv1.AcknowledgePaymentResponse{Payment: proto.Clone(p).(*gatewayv1.Payment)}, nil

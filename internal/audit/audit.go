@@ -93,7 +93,8 @@ var ErrClosed = errors.New("audit: log is closed")
 // Log is an append-only JSON-lines audit log file. It is safe for
 // concurrent use; lines from concurrent Record calls never interleave.
 type Log struct {
-	path string
+	path   string
+	logger *slog.Logger // reports events that could not be recorded
 
 	mu      sync.Mutex
 	f       *os.File
@@ -106,10 +107,14 @@ var _ Recorder = (*Log)(nil)
 
 // Open opens (creating if needed) the audit log at path for appending. The
 // parent directory is created with mode 0700 and the file with mode 0600; an
-// existing file with wider permissions is narrowed to 0600.
-func Open(path string) (*Log, error) {
+// existing file with wider permissions is narrowed to 0600. logger is
+// required: it reports events that could not be written (see [Log.Record]).
+func Open(path string, logger *slog.Logger) (*Log, error) {
 	if path == "" {
 		return nil, errors.New("audit: empty log path")
+	}
+	if logger == nil {
+		return nil, errors.New("audit: no logger to report write failures to")
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("audit: create directory for %s: %w", path, err)
@@ -126,7 +131,7 @@ func Open(path string) (*Log, error) {
 		f.Close()
 		return nil, err
 	}
-	l := &Log{path: path, f: f}
+	l := &Log{path: path, logger: logger, f: f}
 	l.handler = slog.NewJSONHandler(&l.buf, &slog.HandlerOptions{ReplaceAttr: replaceAttr})
 	return l, nil
 }
@@ -170,14 +175,14 @@ func (l *Log) Path() string { return l.path }
 // Auditing never blocks the operation being audited: a payment decision is
 // already durable when it is recorded, and a failed login has already
 // failed. So Record does not return an error; a line that could not be
-// written durably is reported on slog.Default() at error level and
+// written durably is reported on the logger given to [Open] at error level and
 // remembered for [Log.Err], which operators and health checks can watch.
 //
 // Never pass secrets (passwords, tokens, keys, Authorization headers) in
 // attrs; see the package documentation.
 func (l *Log) Record(ctx context.Context, event string, attrs ...slog.Attr) {
 	if err := l.write(ctx, event, attrs); err != nil {
-		slog.Default().LogAttrs(ctx, slog.LevelError, "audit log write failed",
+		l.logger.LogAttrs(ctx, slog.LevelError, "audit log write failed",
 			slog.String("event", event), slog.String("path", l.path), slog.String("error", err.Error()))
 		l.mu.Lock()
 		if l.err == nil {

@@ -1,6 +1,7 @@
 package audit_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,7 +31,7 @@ func readLines(t *testing.T, path string) []string {
 
 func openLog(t *testing.T, path string) *audit.Log {
 	t.Helper()
-	l, err := audit.Open(path)
+	l, err := audit.Open(path, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,8 +216,15 @@ func TestAppendsAcrossReopen(t *testing.T) {
 	}
 }
 
+// An event that cannot be written is remembered for Err and reported on
+// the log's own logger, not on slog.Default().
 func TestRecordAfterClose(t *testing.T) {
-	l := openLog(t, filepath.Join(t.TempDir(), "audit.log"))
+	path := filepath.Join(t.TempDir(), "audit.log")
+	var logs bytes.Buffer
+	l, err := audit.Open(path, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -227,6 +235,14 @@ func TestRecordAfterClose(t *testing.T) {
 	if err := l.Err(); !errors.Is(err, audit.ErrClosed) {
 		t.Errorf("Err after Record after Close = %v, want ErrClosed", err)
 	}
+	var got map[string]any
+	if err := json.Unmarshal(logs.Bytes(), &got); err != nil {
+		t.Fatalf("want one JSON line on the given logger, got %q: %v", logs.String(), err)
+	}
+	if got["level"] != "ERROR" || got["msg"] != "audit log write failed" ||
+		got["event"] != audit.EventLoginFailed || got["path"] != path {
+		t.Errorf("write failure logged as %v", got)
+	}
 }
 
 func TestOpenErrors(t *testing.T) {
@@ -235,9 +251,13 @@ func TestOpenErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, path := range []string{"", filepath.Join(file, "audit.log")} {
-		if l, err := audit.Open(path); err == nil {
+		if l, err := audit.Open(path, slog.New(slog.DiscardHandler)); err == nil {
 			l.Close()
 			t.Errorf("Open(%q) succeeded", path)
 		}
+	}
+	if l, err := audit.Open(filepath.Join(t.TempDir(), "audit.log"), nil); err == nil {
+		l.Close()
+		t.Error("Open without a logger succeeded")
 	}
 }

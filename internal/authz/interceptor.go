@@ -59,8 +59,6 @@ type Config struct {
 	// [DefaultBurst]; rate.Inf disables rate limiting.
 	Rate  rate.Limit
 	Burst int
-	// Now is the clock of the rate limiter; nil means time.Now.
-	Now func() time.Time
 	// StreamRecheck is how often an open stream's bearer token is verified
 	// again; a stream whose token expired or was revoked ends with
 	// unauthenticated. Zero means [DefaultStreamRecheck].
@@ -94,7 +92,6 @@ type Interceptor struct {
 	audit   audit.Recorder
 	policy  map[string]Rule
 	limits  *limiters
-	now     func() time.Time
 	logger  *slog.Logger
 }
 
@@ -107,16 +104,12 @@ func NewInterceptor(cfg Config) *Interceptor {
 		recheck: cfg.StreamRecheck,
 		audit:   cfg.Audit,
 		policy:  cfg.Policy,
-		now:     cfg.Now,
 	}
 	if i.recheck <= 0 {
 		i.recheck = DefaultStreamRecheck
 	}
 	if i.policy == nil {
 		i.policy = Policy
-	}
-	if i.now == nil {
-		i.now = time.Now
 	}
 	limit, burst := cfg.Rate, cfg.Burst
 	if limit == 0 {
@@ -272,7 +265,7 @@ func (i *Interceptor) check(ctx context.Context, procedure string, header http.H
 	if p != nil {
 		key = string(p.Kind) + ":" + p.Name()
 	}
-	if ok, retry := i.limits.allow(key, i.now()); !ok {
+	if ok, retry := i.limits.allow(key, time.Now()); !ok {
 		return ctx, RateLimited(retry)
 	}
 

@@ -1,7 +1,6 @@
 package authz_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -15,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"connectrpc.com/connect"
@@ -30,6 +30,7 @@ import (
 	"github.com/remitpay/remit/internal/audit"
 	"github.com/remitpay/remit/internal/authz"
 	"github.com/remitpay/remit/internal/logging"
+	"github.com/remitpay/remit/internal/logging/logtest"
 	"github.com/remitpay/remit/internal/pki"
 	"github.com/remitpay/remit/internal/rpcerr"
 )
@@ -79,39 +80,67 @@ func (r *recorder) Record(_ context.Context, event string, attrs ...slog.Attr) {
 	r.attrs = append(r.attrs, m)
 }
 
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
+// pipeListener is an in-memory [net.Listener] for tests inside a synctest
+// bubble, where real sockets are not allowed: dial hands one end of a
+// [net.Pipe] to Accept. Every connection gets its own loopback address and
+// port, as TCP connections from this machine would, so per-source-address
+// rate limits see the same keys as over TCP.
+type pipeListener struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+
+	mu   sync.Mutex
+	port int
 }
 
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
+func newPipeListener() *pipeListener {
+	return &pipeListener{conns: make(chan net.Conn), done: make(chan struct{}), port: 40000}
 }
 
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+func (l *pipeListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
+func (l *pipeListener) Addr() net.Addr {
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 443}
 }
 
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// dial is an [http.Transport] DialContext that connects to the listener.
+func (l *pipeListener) dial(ctx context.Context, _, _ string) (net.Conn, error) {
+	l.mu.Lock()
+	l.port++
+	client := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: l.port}
+	l.mu.Unlock()
+	c, s := net.Pipe()
+	select {
+	case l.conns <- addrConn{Conn: s, local: l.Addr(), remote: client}:
+		return addrConn{Conn: c, local: client, remote: l.Addr()}, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
+
+// addrConn is a [net.Pipe] end with TCP-like addresses.
+type addrConn struct {
+	net.Conn
+	local, remote net.Addr
+}
+
+func (c addrConn) LocalAddr() net.Addr  { return c.local }
+func (c addrConn) RemoteAddr() net.Addr { return c.remote }
 
 // principalHeader is set by the test handlers to describe the principal
 // they saw in their context.
@@ -175,9 +204,11 @@ type fixture struct {
 	url    string
 	certs  *pki.Layout
 	audit  *recorder
-	logs   *syncBuffer
-	clock  *fakeClock
+	logs   *logtest.Buffer
 	noTLSM bool
+	// pipe, if set, serves over an in-memory network instead of TCP, for
+	// tests inside a synctest bubble.
+	pipe *pipeListener
 }
 
 type fixtureOption func(*authz.Config, *fixture)
@@ -190,9 +221,8 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{certs: certs, audit: &recorder{}, logs: &syncBuffer{},
-		clock: &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}}
-	cfg := authz.Config{Verifier: fakeVerifier{}, Audit: f.audit, Rate: rate.Inf, Now: f.clock.Now}
+	f := &fixture{certs: certs, audit: &recorder{}, logs: &logtest.Buffer{}}
+	cfg := authz.Config{Verifier: fakeVerifier{}, Audit: f.audit, Rate: rate.Inf}
 	for _, o := range opts {
 		o(&cfg, f)
 	}
@@ -218,6 +248,10 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 	srv := httptest.NewUnstartedServer(handler)
 	srv.EnableHTTP2 = true
 	srv.TLS = tlsConf
+	if f.pipe != nil {
+		srv.Listener.Close()
+		srv.Listener = f.pipe
+	}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	f.url = srv.URL
@@ -287,6 +321,9 @@ func (f *fixture) client(t *testing.T, cert string, header http.Header) *http.Cl
 	protocols := new(http.Protocols)
 	protocols.SetHTTP2(true)
 	tr := &http.Transport{TLSClientConfig: conf, Protocols: protocols}
+	if f.pipe != nil {
+		tr.DialContext = f.pipe.dial
+	}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: headerTransport{base: tr, header: header}}
 }
@@ -542,48 +579,59 @@ func TestLogLineHasPrincipalNotToken(t *testing.T) {
 	}
 }
 
+// TestRateLimit runs in a synctest bubble, over an in-memory network, so
+// that refilling the bucket takes a second of fake time.
 func TestRateLimit(t *testing.T) {
-	f := newFixture(t, func(c *authz.Config, _ *fixture) { c.Rate, c.Burst = 1, 2 })
-	ctx := t.Context()
-	alice := f.credClient(t, credNamed("customer"))
-	root := f.credClient(t, credNamed("admin"))
-	anon := f.credClient(t, credNamed("no credentials"))
-	balance := gatewayv1connect.PaymentServiceCheckBalanceProcedure
-	login := gatewayv1connect.AuthServiceLoginProcedure
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, func(c *authz.Config, f *fixture) {
+			c.Rate, c.Burst = 1, 2
+			f.pipe = newPipeListener()
+		})
+		ctx := t.Context()
+		alice := f.credClient(t, credNamed("customer"))
+		root := f.credClient(t, credNamed("admin"))
+		anon := f.credClient(t, credNamed("no credentials"))
+		balance := gatewayv1connect.PaymentServiceCheckBalanceProcedure
+		login := gatewayv1connect.AuthServiceLoginProcedure
 
-	for i := range 2 {
+		for i := range 2 {
+			if _, err := call(ctx, t, alice, f.url, balance); err != nil {
+				t.Fatalf("call %d within the burst: %v", i, err)
+			}
+		}
+		_, err := call(ctx, t, alice, f.url, balance)
+		checkDenied(t, err, connect.CodeResourceExhausted, authz.ReasonRateLimited)
+		// No time passes in the bubble: the bucket refills in exactly 1s.
+		retry, ok := authz.RetryAfter(err)
+		if !ok || retry != time.Second {
+			t.Errorf("retry hint %v, %v; want 1s", retry, ok)
+		}
+		var cerr *connect.Error
+		if errors.As(err, &cerr) && cerr.Meta().Get("Retry-After") != "1" {
+			t.Errorf("Retry-After header %q, want 1", cerr.Meta().Get("Retry-After"))
+		}
+
+		// Another principal has its own bucket.
+		if _, err := call(ctx, t, root, f.url, balance); err != nil {
+			t.Errorf("admin limited by alice's bucket: %v", err)
+		}
+		// Anonymous callers are limited per source address.
+		for range 2 {
+			if _, err := call(ctx, t, anon, f.url, login); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err = call(ctx, t, anon, f.url, login)
+		checkDenied(t, err, connect.CodeResourceExhausted, authz.ReasonRateLimited)
+
+		time.Sleep(time.Second - time.Millisecond)
+		_, err = call(ctx, t, alice, f.url, balance)
+		checkDenied(t, err, connect.CodeResourceExhausted, authz.ReasonRateLimited)
+		time.Sleep(time.Millisecond)
 		if _, err := call(ctx, t, alice, f.url, balance); err != nil {
-			t.Fatalf("call %d within the burst: %v", i, err)
+			t.Errorf("after waiting the retry hint: %v", err)
 		}
-	}
-	_, err := call(ctx, t, alice, f.url, balance)
-	checkDenied(t, err, connect.CodeResourceExhausted, authz.ReasonRateLimited)
-	retry, ok := authz.RetryAfter(err)
-	if !ok || retry <= 0 || retry > time.Second {
-		t.Errorf("retry hint %v, %v; want within (0, 1s]", retry, ok)
-	}
-	var cerr *connect.Error
-	if errors.As(err, &cerr) && cerr.Meta().Get("Retry-After") != "1" {
-		t.Errorf("Retry-After header %q, want 1", cerr.Meta().Get("Retry-After"))
-	}
-
-	// Another principal has its own bucket.
-	if _, err := call(ctx, t, root, f.url, balance); err != nil {
-		t.Errorf("admin limited by alice's bucket: %v", err)
-	}
-	// Anonymous callers are limited per source address.
-	for range 2 {
-		if _, err := call(ctx, t, anon, f.url, login); err != nil {
-			t.Fatal(err)
-		}
-	}
-	_, err = call(ctx, t, anon, f.url, login)
-	checkDenied(t, err, connect.CodeResourceExhausted, authz.ReasonRateLimited)
-
-	f.clock.Advance(time.Second)
-	if _, err := call(ctx, t, alice, f.url, balance); err != nil {
-		t.Errorf("after waiting: %v", err)
-	}
+	})
 }
 
 func TestRetryAfter(t *testing.T) {

@@ -56,6 +56,64 @@ const MsgPanic = "panic recovered"
 // still write its line while the panic propagates to RecoverInterceptor.
 var errAbandoned = connect.NewError(connect.CodeInternal, errors.New("handler panicked"))
 
+// handlerRPC is one served RPC, unary or streaming, as the interceptors of
+// this package see it.
+type handlerRPC struct {
+	spec   connect.Spec
+	peer   connect.Peer
+	header http.Header
+}
+
+// handlerInterceptor is the connect.Interceptor both RecoverInterceptor and
+// LogInterceptor are made of: unary and streaming handlers alike run inside
+// around, which calls call (the rest of the chain and the handler) and
+// returns its error or one in its place; client-side calls pass untouched.
+type handlerInterceptor struct {
+	logger *slog.Logger
+	around func(ctx context.Context, rpc handlerRPC, call func(context.Context) error) error
+}
+
+// newHandlerInterceptor is the constructor of constructor's interceptor;
+// logger is required.
+func newHandlerInterceptor(constructor string, logger *slog.Logger,
+	around func(context.Context, handlerRPC, func(context.Context) error) error,
+) handlerInterceptor {
+	if logger == nil {
+		panic("logging: " + constructor + " needs a logger")
+	}
+	return handlerInterceptor{logger: logger, around: around}
+}
+
+// WrapUnary implements connect.Interceptor for unary handlers.
+func (h handlerInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		if req.Spec().IsClient {
+			return next(ctx, req)
+		}
+		var res connect.AnyResponse
+		err := h.around(ctx, handlerRPC{req.Spec(), req.Peer(), req.Header()}, func(ctx context.Context) (err error) {
+			res, err = next(ctx, req)
+			return err
+		})
+		return res, err
+	}
+}
+
+// WrapStreamingClient implements connect.Interceptor; it is a no-op because
+// the interceptors of this package only act on served RPCs.
+func (handlerInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+// WrapStreamingHandler implements connect.Interceptor for streaming handlers.
+func (h handlerInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		return h.around(ctx, handlerRPC{conn.Spec(), conn.Peer(), conn.RequestHeader()}, func(ctx context.Context) error {
+			return next(ctx, conn)
+		})
+	}
+}
+
 // RecoverInterceptor is a handler-side connect.Interceptor that converts a
 // panic in any inner interceptor or handler (unary or streaming) into a
 // connect.CodeInternal error and logs the panic with its stack once. Without
@@ -66,51 +124,27 @@ var errAbandoned = connect.NewError(connect.CodeInternal, errors.New("handler pa
 // interceptor. Panics with http.ErrAbortHandler are re-raised, since that
 // value is net/http's deliberate way to abort a response.
 type RecoverInterceptor struct {
-	logger *slog.Logger
+	handlerInterceptor
 }
 
 var _ connect.Interceptor = (*RecoverInterceptor)(nil)
 
-// NewRecoverInterceptor returns a [RecoverInterceptor] logging to logger
-// (slog.Default() if nil).
+// NewRecoverInterceptor returns a [RecoverInterceptor] logging to logger.
+// logger is required; nil panics.
 func NewRecoverInterceptor(logger *slog.Logger) *RecoverInterceptor {
-	if logger == nil {
-		logger = slog.Default()
-	}
-	return &RecoverInterceptor{logger: logger}
+	i := &RecoverInterceptor{}
+	i.handlerInterceptor = newHandlerInterceptor("NewRecoverInterceptor", logger, i.recovered)
+	return i
 }
 
-// WrapUnary implements connect.Interceptor for unary handlers.
-func (i *RecoverInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
-	return func(ctx context.Context, req connect.AnyRequest) (res connect.AnyResponse, err error) {
-		if req.Spec().IsClient {
-			return next(ctx, req)
+// recovered runs call and turns a panic in it into an internal error.
+func (i *RecoverInterceptor) recovered(ctx context.Context, rpc handlerRPC, call func(context.Context) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = i.handle(ctx, rpc.spec.Procedure, r)
 		}
-		defer func() {
-			if r := recover(); r != nil {
-				res, err = nil, i.handle(ctx, req.Spec().Procedure, r)
-			}
-		}()
-		return next(ctx, req)
-	}
-}
-
-// WrapStreamingClient implements connect.Interceptor; it is a no-op because
-// RecoverInterceptor only protects handlers.
-func (i *RecoverInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
-	return next
-}
-
-// WrapStreamingHandler implements connect.Interceptor for streaming handlers.
-func (i *RecoverInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return func(ctx context.Context, conn connect.StreamingHandlerConn) (err error) {
-		defer func() {
-			if r := recover(); r != nil {
-				err = i.handle(ctx, conn.Spec().Procedure, r)
-			}
-		}()
-		return next(ctx, conn)
-	}
+	}()
+	return call(ctx)
 }
 
 // handle logs a recovered panic value and returns the error sent to the
@@ -144,69 +178,39 @@ func (i *RecoverInterceptor) handle(ctx context.Context, procedure string, r any
 // [RecoverInterceptor] and outside authentication so that rejected calls are
 // logged too and authenticators can AddFields the principal.
 type LogInterceptor struct {
-	logger *slog.Logger
+	handlerInterceptor
 }
 
 var _ connect.Interceptor = (*LogInterceptor)(nil)
 
-// NewLogInterceptor returns a [LogInterceptor] logging to logger
-// (slog.Default() if nil).
+// NewLogInterceptor returns a [LogInterceptor] logging to logger.
+// logger is required; nil panics.
 func NewLogInterceptor(logger *slog.Logger) *LogInterceptor {
-	if logger == nil {
-		logger = slog.Default()
-	}
-	return &LogInterceptor{logger: logger}
+	i := &LogInterceptor{}
+	i.handlerInterceptor = newHandlerInterceptor("NewLogInterceptor", logger, i.logged)
+	return i
 }
 
-// WrapUnary implements connect.Interceptor for unary handlers.
-func (i *LogInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
-	return func(ctx context.Context, req connect.AnyRequest) (res connect.AnyResponse, err error) {
-		if req.Spec().IsClient {
-			return next(ctx, req)
+// logged runs call and writes its line when it ends, also while it panics.
+func (i *LogInterceptor) logged(ctx context.Context, rpc handlerRPC, call func(context.Context) error) (err error) {
+	ctx, f := withFields(ctx)
+	start := time.Now()
+	returned := false
+	defer func() {
+		result := err
+		if !returned {
+			// Panicking: log now, let the panic reach RecoverInterceptor.
+			result = errAbandoned
 		}
-		ctx, f := withFields(ctx)
-		start := time.Now()
-		returned := false
-		defer func() {
-			result := err
-			if !returned {
-				// Panicking: log now, let the panic reach RecoverInterceptor.
-				result = errAbandoned
-			}
-			i.log(ctx, req.Spec(), req.Peer(), req.Header(), f, start, result)
-		}()
-		res, err = next(ctx, req)
-		returned = true
-		return res, err
-	}
+		i.log(ctx, rpc, f, start, result)
+	}()
+	err = call(ctx)
+	returned = true
+	return err
 }
 
-// WrapStreamingClient implements connect.Interceptor; it is a no-op because
-// LogInterceptor only logs served RPCs.
-func (i *LogInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
-	return next
-}
-
-// WrapStreamingHandler implements connect.Interceptor for streaming handlers.
-func (i *LogInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return func(ctx context.Context, conn connect.StreamingHandlerConn) (err error) {
-		ctx, f := withFields(ctx)
-		start := time.Now()
-		returned := false
-		defer func() {
-			result := err
-			if !returned {
-				result = errAbandoned
-			}
-			i.log(ctx, conn.Spec(), conn.Peer(), conn.RequestHeader(), f, start, result)
-		}()
-		err = next(ctx, conn)
-		returned = true
-		return err
-	}
-}
-
-func (i *LogInterceptor) log(ctx context.Context, spec connect.Spec, peer connect.Peer, header http.Header, f *fields, start time.Time, err error) {
+func (i *LogInterceptor) log(ctx context.Context, rpc handlerRPC, f *fields, start time.Time, err error) {
+	spec, peer, header := rpc.spec, rpc.peer, rpc.header
 	duration := time.Since(start)
 	code, ok := CodeOf(err)
 	level := LevelForCode(code, ok)

@@ -1,15 +1,13 @@
 package logging_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,53 +15,18 @@ import (
 	"connectrpc.com/grpchealth"
 
 	"github.com/remitpay/remit/internal/logging"
+	"github.com/remitpay/remit/internal/logging/logtest"
 	"github.com/remitpay/remit/internal/rpcerr"
 )
 
 const secretToken = "secret-token-xyz"
 
-// syncBuffer is a goroutine-safe log sink: handlers log from server
-// goroutines while the test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// records parses every JSON log line written so far.
-func (b *syncBuffer) records(t *testing.T) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for line := range strings.SplitSeq(strings.TrimSpace(b.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line is not JSON: %v: %q", err, line)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
 // rpcLines returns the RPC log lines for procedure.
-func (b *syncBuffer) rpcLines(t *testing.T, procedure string) []map[string]any {
+func rpcLines(t *testing.T, b *logtest.Buffer, procedure string) []map[string]any {
 	t.Helper()
 	var out []map[string]any
-	for _, m := range b.records(t) {
-		if m["msg"] == logging.MsgRPC && m[logging.KeyProcedure] == procedure {
+	for _, m := range b.WithMsg(t, logging.MsgRPC) {
+		if m[logging.KeyProcedure] == procedure {
 			out = append(out, m)
 		}
 	}
@@ -72,11 +35,11 @@ func (b *syncBuffer) rpcLines(t *testing.T, procedure string) []map[string]any {
 
 // waitRPCLines polls until n RPC lines for procedure exist: for streams the
 // line is written after the client has already seen the stream end.
-func (b *syncBuffer) waitRPCLines(t *testing.T, procedure string, n int) []map[string]any {
+func waitRPCLines(t *testing.T, b *logtest.Buffer, procedure string, n int) []map[string]any {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		lines := b.rpcLines(t, procedure)
+		lines := rpcLines(t, b, procedure)
 		if len(lines) >= n || time.Now().After(deadline) {
 			return lines
 		}
@@ -154,13 +117,13 @@ func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 type fixture struct {
-	logs *syncBuffer
+	logs *logtest.Buffer
 	srv  *httptest.Server
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	logger := logging.New(logs, logging.FormatJSON, slog.LevelDebug)
 	mux := http.NewServeMux()
 	mux.Handle(grpchealth.NewHandler(
@@ -200,7 +163,7 @@ func TestLogInterceptorUnaryOK(t *testing.T) {
 			t.Fatalf("%s: Check = %v, %v", protocol, res, err)
 		}
 	}
-	lines := f.logs.rpcLines(t, checkProcedure)
+	lines := rpcLines(t, f.logs, checkProcedure)
 	if len(lines) != len(protocols) {
 		t.Fatalf("got %d RPC lines, want exactly one per RPC (%d):\n%s", len(lines), len(protocols), f.logs)
 	}
@@ -249,7 +212,7 @@ func TestLogInterceptorClientError(t *testing.T) {
 	if connect.CodeOf(err) != connect.CodeNotFound {
 		t.Fatalf("err = %v, want not_found", err)
 	}
-	lines := f.logs.rpcLines(t, checkProcedure)
+	lines := rpcLines(t, f.logs, checkProcedure)
 	if len(lines) != 1 {
 		t.Fatalf("got %d lines:\n%s", len(lines), f.logs)
 	}
@@ -266,7 +229,7 @@ func TestLogInterceptorInternalErrorLogsHiddenCause(t *testing.T) {
 	if connect.CodeOf(err) != connect.CodeInternal || strings.Contains(err.Error(), "db down") {
 		t.Fatalf("err = %v, want a generic internal error", err)
 	}
-	lines := f.logs.rpcLines(t, checkProcedure)
+	lines := rpcLines(t, f.logs, checkProcedure)
 	if len(lines) != 1 {
 		t.Fatalf("got %d lines:\n%s", len(lines), f.logs)
 	}
@@ -288,7 +251,7 @@ func TestRecoverInterceptorUnary(t *testing.T) {
 	}
 
 	var panics []map[string]any
-	for _, m := range f.logs.records(t) {
+	for _, m := range f.logs.Records(t) {
 		if m["msg"] == logging.MsgPanic {
 			panics = append(panics, m)
 		}
@@ -303,7 +266,7 @@ func TestRecoverInterceptorUnary(t *testing.T) {
 		t.Fatalf("unexpected panic line: %v", p)
 	}
 
-	rpc := f.logs.rpcLines(t, checkProcedure)
+	rpc := rpcLines(t, f.logs, checkProcedure)
 	if len(rpc) != 1 || rpc[0][logging.KeyCode] != "internal" || rpc[0]["level"] != "ERROR" {
 		t.Fatalf("want one internal RPC line, got %v", rpc)
 	}
@@ -325,7 +288,7 @@ func TestRecoverInterceptorStreaming(t *testing.T) {
 	if connect.CodeOf(last.Err) != connect.CodeInternal {
 		t.Fatalf("stream ended with %v, want internal", last.Err)
 	}
-	lines := f.logs.waitRPCLines(t, watchProcedure, 1)
+	lines := waitRPCLines(t, f.logs, watchProcedure, 1)
 	if len(lines) != 1 || lines[0][logging.KeyCode] != "internal" {
 		t.Fatalf("want one internal RPC line for the stream, got %v", lines)
 	}
@@ -342,15 +305,15 @@ func TestLogInterceptorStreamLogsOnceWhenStreamEnds(t *testing.T) {
 	if ev.Err != nil || ev.Response.Status != grpchealth.StatusServing {
 		t.Fatalf("first event = %+v", ev)
 	}
-	if lines := f.logs.rpcLines(t, watchProcedure); len(lines) != 0 {
+	if lines := rpcLines(t, f.logs, watchProcedure); len(lines) != 0 {
 		t.Fatalf("stream logged before it ended: %v", lines)
 	}
 	cancel()
 	for range events {
 	}
-	f.logs.waitRPCLines(t, watchProcedure, 1)
+	waitRPCLines(t, f.logs, watchProcedure, 1)
 	time.Sleep(50 * time.Millisecond) // would expose a second line
-	lines := f.logs.rpcLines(t, watchProcedure)
+	lines := rpcLines(t, f.logs, watchProcedure)
 	if len(lines) != 1 {
 		t.Fatalf("got %d stream lines, want 1:\n%s", len(lines), f.logs)
 	}
@@ -375,7 +338,7 @@ func TestLogInterceptorStreamError(t *testing.T) {
 	if connect.CodeOf(last.Err) != connect.CodeNotFound {
 		t.Fatalf("stream ended with %v, want not_found", last.Err)
 	}
-	lines := f.logs.waitRPCLines(t, watchProcedure, 1)
+	lines := waitRPCLines(t, f.logs, watchProcedure, 1)
 	if len(lines) != 1 || lines[0][logging.KeyCode] != "not_found" || lines[0]["level"] != "WARN" || lines[0][logging.KeyProtocol] != connect.ProtocolGRPCWeb {
 		t.Fatalf("unexpected stream lines: %v", lines)
 	}
@@ -391,5 +354,23 @@ func assertNoSecrets(t *testing.T, logs string) {
 		if strings.Contains(logs, s) {
 			t.Fatalf("logs contain %q:\n%s", s, logs)
 		}
+	}
+}
+
+// A nil logger is a wiring bug: the constructors refuse it loudly instead
+// of falling back to slog.Default().
+func TestInterceptorsNeedALogger(t *testing.T) {
+	for name, construct := range map[string]func(){
+		"NewRecoverInterceptor": func() { logging.NewRecoverInterceptor(nil) },
+		"NewLogInterceptor":     func() { logging.NewLogInterceptor(nil) },
+	} {
+		func() {
+			defer func() {
+				if r := recover(); !strings.Contains(fmt.Sprint(r), name+" needs a logger") {
+					t.Errorf("%s(nil) panicked with %v, want a message naming it", name, r)
+				}
+			}()
+			construct()
+		}()
 	}
 }

@@ -8,8 +8,9 @@ import (
 
 func TestConfigDefaults(t *testing.T) {
 	c := Config{ReadTimeout: -1}.withDefaults()
-	if c.Logger == nil {
-		t.Error("no default logger")
+	// Logger has no default: it is required (validate, ErrNoLogger).
+	if c.Logger != nil {
+		t.Error("withDefaults made up a logger")
 	}
 	checks := []struct {
 		name      string

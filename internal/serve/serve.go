@@ -68,8 +68,7 @@ type Config struct {
 	// handlers. Required: a nil handler would fall back to
 	// http.DefaultServeMux, which may expose debug endpoints.
 	Handler http.Handler
-	// Logger receives server lifecycle and net/http error logs;
-	// slog.Default() if nil.
+	// Logger receives server lifecycle and net/http error logs. Required.
 	Logger *slog.Logger
 
 	// ReadHeaderTimeout defaults to DefaultReadHeaderTimeout.
@@ -93,9 +92,6 @@ type Config struct {
 
 // withDefaults returns a copy of c with zero values replaced by defaults.
 func (c Config) withDefaults() Config {
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
 	if c.ReadHeaderTimeout <= 0 {
 		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
 	}
@@ -130,6 +126,8 @@ var (
 	ErrNoCertificate = errors.New("serve: TLS config has no certificate")
 	// ErrNoHandler means Config.Handler is nil.
 	ErrNoHandler = errors.New("serve: handler is required")
+	// ErrNoLogger means Config.Logger is nil.
+	ErrNoLogger = errors.New("serve: logger is required")
 )
 
 // validate rejects configurations that would serve insecurely.
@@ -143,6 +141,8 @@ func (c Config) validate() error {
 		return ErrNoCertificate
 	case c.Handler == nil:
 		return ErrNoHandler
+	case c.Logger == nil:
+		return ErrNoLogger
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package serve_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -10,7 +9,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +31,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/remitpay/remit/internal/logging"
+	"github.com/remitpay/remit/internal/logging/logtest"
 	"github.com/remitpay/remit/internal/rpcerr"
 	"github.com/remitpay/remit/internal/serve"
 )
@@ -95,56 +94,11 @@ func newPKI(t *testing.T) testPKI {
 	return pki
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *syncBuffer) records(t *testing.T) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for line := range strings.SplitSeq(strings.TrimSpace(b.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line is not JSON: %v: %q", err, line)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-func (b *syncBuffer) withMsg(t *testing.T, msg string) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, m := range b.records(t) {
-		if m["msg"] == msg {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
 // server is a running serve.Serve instance on 127.0.0.1.
 type server struct {
 	url     string
 	addr    string
-	logs    *syncBuffer
+	logs    *logtest.Buffer
 	logger  *slog.Logger
 	checker *grpchealth.StaticChecker
 	client  *http.Client
@@ -183,7 +137,7 @@ type options struct {
 func startServer(t *testing.T, opts options) *server {
 	t.Helper()
 	p := newPKI(t)
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	logger := logging.New(logs, logging.FormatJSON, slog.LevelDebug)
 	handlerOpts := serve.HandlerOptions(logger, opts.extra...)
 
@@ -258,7 +212,7 @@ func TestHealthOverAllProtocols(t *testing.T) {
 	}
 
 	// Every RPC above was logged once, with its protocol.
-	lines := s.logs.withMsg(t, logging.MsgRPC)
+	lines := s.logs.WithMsg(t, logging.MsgRPC)
 	if want := len(protocols)*3 + 1; len(lines) != want {
 		t.Fatalf("got %d RPC lines, want %d:\n%s", len(lines), want, s.logs)
 	}
@@ -267,7 +221,7 @@ func TestHealthOverAllProtocols(t *testing.T) {
 			t.Errorf("no RPC line for protocol %s", p.name)
 		}
 	}
-	if got := s.logs.withMsg(t, "listening"); len(got) != 1 || got[0]["addr"] != s.addr {
+	if got := s.logs.WithMsg(t, "listening"); len(got) != 1 || got[0]["addr"] != s.addr {
 		t.Errorf("listening line = %v, want addr %s", got, s.addr)
 	}
 }
@@ -358,6 +312,7 @@ func TestServeRefusesInsecureConfig(t *testing.T) {
 		{"default MinVersion", serve.Config{TLS: defaultMin, Handler: handler}, serve.ErrTLSVersion},
 		{"no certificate", serve.Config{TLS: noCert, Handler: handler}, serve.ErrNoCertificate},
 		{"nil handler", serve.Config{TLS: p.serverTLS}, serve.ErrNoHandler},
+		{"nil logger", serve.Config{TLS: p.serverTLS, Handler: handler}, serve.ErrNoLogger},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -453,7 +408,7 @@ func TestGracefulShutdownFinishesInFlightRPCs(t *testing.T) {
 	if err := <-rpcErr; err != nil {
 		t.Fatalf("in-flight RPC failed during graceful shutdown: %v", err)
 	}
-	if len(s.logs.withMsg(t, "stopped")) != 1 {
+	if len(s.logs.WithMsg(t, "stopped")) != 1 {
 		t.Errorf("no stopped line:\n%s", s.logs)
 	}
 
@@ -604,7 +559,7 @@ func TestLogLinePerRPCWithFieldsAndNoSecrets(t *testing.T) {
 		t.Fatalf("unauthenticated call: %v", err)
 	}
 
-	lines := s.logs.withMsg(t, logging.MsgRPC)
+	lines := s.logs.WithMsg(t, logging.MsgRPC)
 	if len(lines) != len(protocols)+1 {
 		t.Fatalf("got %d RPC lines, want %d:\n%s", len(lines), len(protocols)+1, s.logs)
 	}
@@ -654,7 +609,7 @@ func TestRecoverTurnsPanicIntoInternal(t *testing.T) {
 			t.Fatalf("%s: reason = %q", p.name, rpcerr.Reason(err))
 		}
 	}
-	panics := s.logs.withMsg(t, logging.MsgPanic)
+	panics := s.logs.WithMsg(t, logging.MsgPanic)
 	if len(panics) != len(protocols) {
 		t.Fatalf("got %d panic lines, want one per panic (%d):\n%s", len(panics), len(protocols), s.logs)
 	}
@@ -689,7 +644,7 @@ func TestRPCErrReasonRoundTrip(t *testing.T) {
 			}
 		})
 	}
-	for _, m := range s.logs.withMsg(t, logging.MsgRPC) {
+	for _, m := range s.logs.WithMsg(t, logging.MsgRPC) {
 		switch m[logging.KeyCode] {
 		case "failed_precondition":
 			if m[logging.KeyReason] != "INSUFFICIENT_FUNDS" || m["level"] != "WARN" {

@@ -1,9 +1,7 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -17,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
+	"github.com/remitpay/remit/internal/logging/logtest"
 )
 
 // fakeBank is an in-memory participant for coordinator unit tests. The real
@@ -641,44 +640,11 @@ func TestStaleUndecidedPaymentIsAbortedByTheRedriver(t *testing.T) {
 	})
 }
 
-// logBuffer collects JSON log records, safe for concurrent use.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// records returns every record logged with message msg.
-func (l *logBuffer) records(t *testing.T, msg string) []map[string]any {
-	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for _, line := range bytes.Split(bytes.TrimSpace(l.b.Bytes()), []byte("\n")) {
-		if len(line) == 0 {
-			continue
-		}
-		var r map[string]any
-		if err := json.Unmarshal(line, &r); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		if r["msg"] == msg {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
 // wantError fails unless exactly one ERROR record with message msg was
 // logged, carrying err and, if id is not empty, transaction_id.
-func (l *logBuffer) wantError(t *testing.T, msg, id string) {
+func wantError(t *testing.T, l *logtest.Buffer, msg, id string) {
 	t.Helper()
-	rs := l.records(t, msg)
+	rs := l.WithMsg(t, msg)
 	if len(rs) != 1 {
 		t.Errorf("%d records %q, want 1", len(rs), msg)
 		return
@@ -702,14 +668,14 @@ func TestRedriverLogsStoreErrors(t *testing.T) {
 	t.Run("list", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			h := newHarness(t)
-			logs := &logBuffer{}
+			logs := &logtest.Buffer{}
 			h.coord.log = slog.New(slog.NewJSONHandler(logs, nil))
 			h.store.Close()
 			h.coord.redriveOnce(t.Context())
 			l := logs
-			l.wantError(t, "re-driver: cannot list payments awaiting phase two; retrying next pass", "")
-			l.wantError(t, "re-driver: cannot list undecided payments; stale ones not aborted, retrying next pass", "")
-			l.wantError(t, "re-driver: cannot list unanswered adjustments; retrying next pass", "")
+			wantError(t, l, "re-driver: cannot list payments awaiting phase two; retrying next pass", "")
+			wantError(t, l, "re-driver: cannot list undecided payments; stale ones not aborted, retrying next pass", "")
+			wantError(t, l, "re-driver: cannot list unanswered adjustments; retrying next pass", "")
 		})
 	})
 	t.Run("read", func(t *testing.T) {
@@ -740,24 +706,24 @@ func TestRedriverLogsStoreErrors(t *testing.T) {
 			if _, err := h.store.db.ExecContext(ctx, `UPDATE transactions SET create_time = 'unreadable'`); err != nil {
 				t.Fatal(err)
 			}
-			logs := &logBuffer{}
+			logs := &logtest.Buffer{}
 			h.coord.log = slog.New(slog.NewJSONHandler(logs, nil))
 			h.coord.redriveOnce(ctx)
-			logs.wantError(t, "re-driver: cannot read a decided payment; phase two not sent, retrying next pass", decided)
-			logs.wantError(t, "re-driver: cannot read an undecided payment; not aborted, retrying next pass", stale)
-			logs.wantError(t, "re-driver: cannot read an unanswered adjustment; bank not asked, retrying next pass", adj)
+			wantError(t, logs, "re-driver: cannot read a decided payment; phase two not sent, retrying next pass", decided)
+			wantError(t, logs, "re-driver: cannot read an undecided payment; not aborted, retrying next pass", stale)
+			wantError(t, logs, "re-driver: cannot read an unanswered adjustment; bank not asked, retrying next pass", adj)
 		})
 	})
 	t.Run("stopping", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			// A store error caused by the process stopping is not news.
 			h := newHarness(t)
-			logs := &logBuffer{}
+			logs := &logtest.Buffer{}
 			h.coord.log = slog.New(slog.NewJSONHandler(logs, nil))
 			ctx, cancel := context.WithCancel(t.Context())
 			cancel()
 			h.coord.redriveOnce(ctx)
-			if rs := logs.records(t, "re-driver: cannot list payments awaiting phase two; retrying next pass"); len(rs) != 0 {
+			if rs := logs.WithMsg(t, "re-driver: cannot list payments awaiting phase two; retrying next pass"); len(rs) != 0 {
 				t.Errorf("logged %v after ctx ended", rs)
 			}
 		})

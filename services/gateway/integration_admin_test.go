@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -23,14 +24,13 @@ func TestIntegrationAdminUpdateBalance(t *testing.T) {
 
 	// update retries the same id while the answer is retryable, as a client must.
 	update := func(c *gatewaytest.Client, id string, dir gatewayv1.Direction, amount int64) (res *gatewayv1.UpdateBalanceResponse, err error) {
-		for deadline := time.Now().Add(gatewaytest.WaitTimeout); ; time.Sleep(gatewaytest.PollInterval) {
+		gatewaytest.Retry(t.Context(), gatewaytest.WaitTimeout, func() bool {
 			res, err = c.Admin.UpdateBalance(callCtx(t), &gatewayv1.UpdateBalanceRequest{
 				TransactionId: id, Account: gatewaytest.Ref("carol"), Direction: dir, Amount: amount, Currency: gatewaytest.Currency,
 			})
-			if !retryable(err) || time.Now().After(deadline) {
-				return res, err
-			}
-		}
+			return !retryable(err)
+		})
+		return res, err
 	}
 	credit, debit := gatewayv1.Direction_DIRECTION_CREDIT, gatewayv1.Direction_DIRECTION_DEBIT
 	deposit, withdrawal, overdraft := newID(), newID(), newID()
@@ -277,25 +277,26 @@ func TestIntegrationUnansweredAdjustment(t *testing.T) {
 
 	if nothingRecorded {
 		// Told nothing was recorded: the deposit must not happen on its own.
-		for until := time.Now().Add(1500 * time.Millisecond); time.Now().Before(until); time.Sleep(gatewaytest.PollInterval) {
+		gatewaytest.Holds(t, 1500*time.Millisecond, "adjustment re-driven after unavailable", func() error {
 			f, err := checkBalance(callCtx(t), admin, "carol")
 			if err == nil && f.Balance != gatewaytest.Opening {
-				t.Fatalf("UpdateBalance answered %q, yet carol's balance became %d: the adjustment was recorded and "+
+				return fmt.Errorf("UpdateBalance answered %q, yet carol's balance became %d: the adjustment was recorded and "+
 					"re-driven; an admin who believed the answer and used a new id would deposit twice", first, f.Balance)
 			}
-		}
+			return nil
+		})
 	}
-	for deadline := time.Now().Add(gatewaytest.WaitTimeout); ; time.Sleep(gatewaytest.PollInterval) {
-		res, err := admin.Admin.UpdateBalance(callCtx(t), req)
-		if err == nil {
-			if res.GetBalance() != gatewaytest.Opening+5000 {
-				t.Errorf("retried deposit: balance %d, want %d", res.GetBalance(), gatewaytest.Opening+5000)
-			}
-			break
-		}
-		if !retryable(err) || time.Now().After(deadline) {
-			t.Fatalf("retried deposit: %v", err)
-		}
+	var res *gatewayv1.UpdateBalanceResponse
+	var err error
+	gatewaytest.Retry(t.Context(), gatewaytest.WaitTimeout, func() bool {
+		res, err = admin.Admin.UpdateBalance(callCtx(t), req)
+		return !retryable(err)
+	})
+	if err != nil {
+		t.Fatalf("retried deposit: %v", err)
+	}
+	if res.GetBalance() != gatewaytest.Opening+5000 {
+		t.Errorf("retried deposit: balance %d, want %d", res.GetBalance(), gatewaytest.Opening+5000)
 	}
 	waitFunds(t, admin, map[string]funds{"carol": settled(gatewaytest.Opening + 5000)})
 

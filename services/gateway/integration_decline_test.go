@@ -5,7 +5,6 @@ import (
 	"maps"
 	"strings"
 	"testing"
-	"time"
 
 	"connectrpc.com/connect"
 
@@ -53,12 +52,10 @@ func TestIntegrationDeclineNamesRefusingAccount(t *testing.T) {
 		want := map[string]string{"transaction_id": id, "bank": gatewaytest.Customers["carol"], "account_id": "carol"}
 		for range 2 {
 			var err error
-			for deadline := time.Now().Add(gatewaytest.WaitTimeout); ; time.Sleep(gatewaytest.PollInterval) {
+			gatewaytest.Retry(t.Context(), gatewaytest.WaitTimeout, func() bool {
 				_, err = admin.Admin.UpdateBalance(callCtx(t), req)
-				if !retryable(err) || time.Now().After(deadline) {
-					break
-				}
-			}
+				return !retryable(err)
+			})
 			wantDecline(t, err, want)
 		}
 	})

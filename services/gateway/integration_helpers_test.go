@@ -63,19 +63,18 @@ func payCtx(ctx context.Context, c *gatewaytest.Client, id, payee string, amount
 // health check that times out under load makes the gateway refuse new
 // payments touching it for a moment (unavailable, nothing recorded).
 func makePayment(ctx context.Context, c *gatewaytest.Client, req *gatewayv1.MakePaymentRequest) (*gatewayv1.Payment, error) {
-	deadline := time.Now().Add(gatewaytest.WaitTimeout)
-	for {
+	var res *gatewayv1.MakePaymentResponse
+	var err error
+	gatewaytest.Retry(ctx, gatewaytest.WaitTimeout, func() bool {
 		cctx, cancel := context.WithTimeout(ctx, callTimeout)
-		res, err := c.Payments.MakePayment(cctx, req)
-		cancel()
-		if err == nil {
-			return res.GetPayment(), nil
-		}
-		if !retryable(err) || ctx.Err() != nil || time.Now().After(deadline) {
-			return nil, err
-		}
-		time.Sleep(gatewaytest.PollInterval)
+		defer cancel()
+		res, err = c.Payments.MakePayment(cctx, req)
+		return !retryable(err) || ctx.Err() != nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return res.GetPayment(), nil
 }
 
 // mustPay pays and fails the test unless the payment succeeded.

@@ -191,14 +191,14 @@ func TestIntegrationHeartbeatKeepsUnreachableBankUnreachable(t *testing.T) {
 	n.Banks["bank-c"].Proxy.Cut()
 	waitBankStatus(t, admin, "bank-c", gatewayv1.BankStatus_BANK_STATUS_NOT_SERVING)
 	// Several heartbeats (every 200ms) and health checks (every 100ms) later:
-	for until := time.Now().Add(1500 * time.Millisecond); time.Now().Before(until); time.Sleep(gatewaytest.PollInterval) {
+	gatewaytest.Holds(t, 1500*time.Millisecond, "bank-c cut off", func() error {
 		res, err := admin.Admin.ListBanks(callCtx(t), &gatewayv1.ListBanksRequest{})
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		for _, b := range res.GetBanks() {
 			if b.GetName() == "bank-c" && b.GetStatus() == gatewayv1.BankStatus_BANK_STATUS_SERVING {
-				t.Fatalf("bank-c, unreachable for the gateway, is listed SERVING again: %v", b)
+				return fmt.Errorf("bank-c, unreachable for the gateway, is listed SERVING again: %v", b)
 			}
 		}
 		id := newID()
@@ -206,7 +206,8 @@ func TestIntegrationHeartbeatKeepsUnreachableBankUnreachable(t *testing.T) {
 			TransactionId: id, Payee: gatewaytest.Ref("carol"), Amount: 1, Currency: gatewaytest.Currency,
 		})
 		if connect.CodeOf(err) != connect.CodeUnavailable {
-			t.Fatalf("payment to a bank the gateway cannot reach: %v, want unavailable and nothing recorded", err)
+			return fmt.Errorf("payment to a bank the gateway cannot reach: %v, want unavailable and nothing recorded", err)
 		}
-	}
+		return nil
+	})
 }

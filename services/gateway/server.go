@@ -102,7 +102,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer sessions.Close()
-	auditLog, err := audit.Open(cfg.AuditLog)
+	auditLog, err := audit.Open(cfg.AuditLog, log)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,6 @@
 package gatewaytest
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -28,7 +27,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,6 +36,7 @@ import (
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
 	"github.com/remitpay/remit/gen/remit/gateway/v1/gatewayv1connect"
 	"github.com/remitpay/remit/internal/auth"
+	"github.com/remitpay/remit/internal/logging/logtest"
 	"github.com/remitpay/remit/internal/pki"
 	"github.com/remitpay/remit/internal/serve"
 	"github.com/remitpay/remit/internal/store"
@@ -106,7 +105,7 @@ type Network struct {
 	Gateway *Gateway
 	Banks   map[string]*Bank
 	// Log receives every process's logs; it is printed when the test fails.
-	Log *LogBuffer
+	Log *logtest.Buffer
 
 	http *http.Client
 }
@@ -135,7 +134,7 @@ func Start(t testing.TB, opts Options) *Network {
 	if err := writeUsers(usersFile); err != nil {
 		t.Fatal(err)
 	}
-	logBuf := &LogBuffer{}
+	logBuf := &logtest.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logBuf, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
 	ports := freePorts(t, 1+2*len(BankNames))
@@ -337,17 +336,15 @@ func writeUsers(path string) error {
 	return os.WriteFile(path, data, 0o600)
 }
 
-// listen listens on addr, retrying for a while: right after a process
-// stopped, its port may be briefly unavailable.
-func listen(addr string) (net.Listener, error) {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		ln, err := net.Listen("tcp", addr)
-		if err == nil || time.Now().After(deadline) {
-			return ln, err
-		}
-		time.Sleep(PollInterval)
-	}
+// listen listens on addr, retrying for a while. stop waits until the last
+// run closed its listener, so the port is normally free at once; the retry
+// covers the rare moment another test's freePorts probe holds it.
+func listen(addr string) (ln net.Listener, err error) {
+	Retry(context.Background(), 5*time.Second, func() bool {
+		ln, err = net.Listen("tcp", addr)
+		return err == nil
+	})
+	return ln, err
 }
 
 // process is one in-process server run: its cancel and the result of its
@@ -618,35 +615,6 @@ func tryLockDB(path string) (func(), error) {
 	}, nil
 }
 
-// LogBuffer collects log lines from every process of a network.
-type LogBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-// Write implements io.Writer.
-func (l *LogBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// String returns everything logged so far.
-func (l *LogBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// Tail returns the last n lines logged.
-func (l *LogBuffer) Tail(n int) string {
-	lines := strings.Split(strings.TrimRight(l.String(), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 // Client is a logged-in user of the network.
 type Client struct {
 	ID string
@@ -765,15 +733,44 @@ func WaitFor(t testing.TB, what string, cond func() error) {
 // WaitForWithin is WaitFor with its own bound.
 func WaitForWithin(t testing.TB, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	var err error
+	// Not t.Context(): waits also run in cleanups, after it ended.
+	if !Retry(context.Background(), timeout, func() bool { err = cond(); return err == nil }) {
+		t.Fatalf("waited %s for %s: %v", timeout, what, err)
+	}
+}
+
+// Holds checks cond every PollInterval for d and fails the test at once
+// when it returns an error: the way to say that something must not happen
+// for a while (a re-drive, a release, a status flip), where nothing the
+// test can observe announces the rounds in which it could have happened.
+func Holds(t testing.TB, d time.Duration, what string, cond func() error) {
+	t.Helper()
+	var err error
+	Retry(context.Background(), d, func() bool { err = cond(); return err != nil })
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// Retry calls try until it returns true, every PollInterval, for at most
+// timeout or until ctx ends, and reports whether try returned true. It is
+// the one polling loop of the package: a client retrying a retryable
+// answer, or a test waiting for a state of other processes that no event
+// announces, goes through it.
+func Retry(ctx context.Context, timeout time.Duration, try func() bool) bool {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(PollInterval)
+	defer tick.Stop()
 	for {
-		err := cond()
-		if err == nil {
-			return
+		if try() {
+			return true
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s: %v", timeout, what, err)
+		select {
+		case <-ctx.Done():
+			return try()
+		case <-tick.C:
 		}
-		time.Sleep(PollInterval)
 	}
 }

@@ -78,8 +78,6 @@ type Options struct {
 	// recorded, by every method that sends, so a CLI can tell the user
 	// about older queued payments that went out with a new one.
 	OnOutcome func(Outcome)
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
 }
 
 // Outbox is a handle on the outbox in one state directory. Several handles,
@@ -100,9 +98,6 @@ func Open(ctx context.Context, dir string, opts Options) (*Outbox, error) {
 			return nil, err
 		}
 		dir = d
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
 	}
 	opts.GatewayURL = normalizeURL(opts.GatewayURL)
 	path := filepath.Join(dir, dbFile)
@@ -444,7 +439,7 @@ func (o *Outbox) enqueue(ctx context.Context, req client.PaymentRequest) (Item, 
 		case !errors.Is(err, sql.ErrNoRows):
 			return err
 		}
-		now := o.opts.Now().UnixNano()
+		now := time.Now().UnixNano()
 		res, err := tx.ExecContext(ctx, `INSERT INTO queued
 			(transaction_id, client_id, gateway, payee_bank, payee_account, amount, currency, description, created)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -509,7 +504,7 @@ func (o *Outbox) List(ctx context.Context) ([]Item, error) {
 		return nil, fmt.Errorf("outbox: list: %w", err)
 	}
 	defer rows.Close()
-	now := o.opts.Now()
+	now := time.Now()
 	var items []Item
 	for rows.Next() {
 		it, err := scanItem(rows)

@@ -105,7 +105,7 @@ func (o *Outbox) remaining(ctx context.Context) int {
 func (o *Outbox) send(ctx context.Context, gw Gateway, it Item) (Outcome, error) {
 	// Count the attempt before sending, so attempts also counts sends that
 	// a crash interrupted.
-	started := o.opts.Now()
+	started := time.Now()
 	if _, err := o.db.ExecContext(ctx, `UPDATE queued SET attempts = attempts + 1, last_attempt = ? WHERE seq = ?`,
 		started.UnixNano(), it.seq); err != nil {
 		return Outcome{}, &QueuedError{TransactionID: it.TransactionID, Cause: fmt.Errorf("outbox: %w", err)}
@@ -146,7 +146,7 @@ func (o *Outbox) outcomeOf(it Item, p *gatewayv1.Payment, err error) (Outcome, e
 	out := Outcome{
 		TransactionID: it.TransactionID, ClientID: it.ClientID, GatewayURL: it.GatewayURL,
 		Payee: it.Payee, Amount: it.Amount, Currency: it.Currency, Description: it.Description,
-		Created: it.Created, Completed: o.opts.Now(), Attempts: it.Attempts,
+		Created: it.Created, Completed: time.Now(), Attempts: it.Attempts,
 	}
 	if err == nil {
 		switch p.GetStatus() {

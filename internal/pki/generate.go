@@ -57,8 +57,6 @@ type Options struct {
 	// Validity is the lifetime of leaf certificates; zero means one year.
 	// Leaves never outlive the CA, which is valid for ten years.
 	Validity time.Duration
-	// Now returns the current time; nil means time.Now.
-	Now func() time.Time
 	// Force regenerates the CA and every leaf even if they exist.
 	Force bool
 }
@@ -128,11 +126,7 @@ func Generate(dir string, opts Options) (*Layout, error) {
 	if validity == 0 {
 		validity = DefaultLeafValidity
 	}
-	nowFn := opts.Now
-	if nowFn == nil {
-		nowFn = time.Now
-	}
-	now := nowFn()
+	now := time.Now()
 
 	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return nil, fmt.Errorf("pki: create certificate directory: %w", err)

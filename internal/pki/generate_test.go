@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/remitpay/remit/internal/pki"
@@ -164,9 +165,13 @@ func TestGenerateFilesAndModes(t *testing.T) {
 	}
 }
 
-func TestGenerateCA(t *testing.T) {
-	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	l := generate(t, pki.Options{Now: func() time.Time { return now }})
+// TestGenerateCA runs in a synctest bubble so that the certificate's times
+// can be compared with the exact instant it was issued.
+func TestGenerateCA(t *testing.T) { synctest.Test(t, testGenerateCA) }
+
+func testGenerateCA(t *testing.T) {
+	now := time.Now()
+	l := generate(t, pki.Options{})
 	ca := readCert(t, l.CA)
 	key := readKey(t, l.CAKey)
 	if !key.PublicKey.Equal(ca.PublicKey) {
@@ -194,8 +199,9 @@ func TestGenerateCA(t *testing.T) {
 }
 
 func TestGenerateLeaves(t *testing.T) {
-	now := time.Now()
-	l := generate(t, pki.Options{Now: func() time.Time { return now }})
+	before := time.Now().Truncate(time.Second)
+	l := generate(t, pki.Options{})
+	after := time.Now()
 	ca := readCert(t, l.CA)
 	roots := x509.NewCertPool()
 	roots.AddCert(ca)
@@ -234,8 +240,10 @@ func TestGenerateLeaves(t *testing.T) {
 			if len(c.URIs) != 1 || c.URIs[0].String() != lf.id.String() {
 				t.Errorf("URIs = %v, want [%s]", c.URIs, lf.id)
 			}
-			if want := now.Add(365 * 24 * time.Hour); !c.NotAfter.Equal(want.Truncate(time.Second)) {
-				t.Errorf("NotAfter = %v, want %v", c.NotAfter, want)
+			year := 365 * 24 * time.Hour
+			if c.NotAfter.Before(before.Add(year)) || c.NotAfter.After(after.Add(year)) {
+				t.Errorf("NotAfter = %v, want a year after issue, between %v and %v",
+					c.NotAfter, before.Add(year), after.Add(year))
 			}
 			if c.SerialNumber.Sign() <= 0 || c.SerialNumber.Cmp(limit) >= 0 {
 				t.Errorf("serial %v is not a positive 128-bit number", c.SerialNumber)
@@ -410,7 +418,9 @@ func TestGenerateReissuesLeavesOfAnotherCA(t *testing.T) {
 }
 
 func TestGenerateValidity(t *testing.T) {
-	now := time.Date(2031, 6, 1, 0, 0, 0, 0, time.UTC)
+	// Each case runs in a synctest bubble, whose clock starts at this instant
+	// and stands still while Generate computes.
+	now := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name     string
 		validity time.Duration
@@ -422,12 +432,17 @@ func TestGenerateValidity(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l := generate(t, pki.Options{Validity: tt.validity, Now: func() time.Time { return now }})
-			for _, lf := range leaves(l, testBanks) {
-				if got := readCert(t, lf.cert).NotAfter; !got.Equal(tt.want) {
-					t.Errorf("%s NotAfter = %v, want %v", lf.name, got, tt.want)
+			synctest.Test(t, func(t *testing.T) {
+				if !time.Now().Equal(now) {
+					t.Fatalf("bubble clock starts at %v, want %v", time.Now(), now)
 				}
-			}
+				l := generate(t, pki.Options{Validity: tt.validity})
+				for _, lf := range leaves(l, testBanks) {
+					if got := readCert(t, lf.cert).NotAfter; !got.Equal(tt.want) {
+						t.Errorf("%s NotAfter = %v, want %v", lf.name, got, tt.want)
+					}
+				}
+			})
 		})
 	}
 }

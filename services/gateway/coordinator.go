@@ -387,16 +387,28 @@ func (c *Coordinator) run(ctx context.Context, t *Txn) *Txn {
 		}()
 	}
 	decision, why := DecisionCommit, Failure{}
+	var conflicted []string // banks that hold t.ID for another transaction
 	for range legs {
 		a := <-answers
-		if !a.vote.Yes && (why.Reason == unspecified || why.Reason == gatewayv1.FailureReason_FAILURE_REASON_BANK_UNAVAILABLE) {
+		if a.vote.Yes {
+			continue
+		}
+		conflict := a.vote.Reason == gatewayv1.FailureReason_FAILURE_REASON_TRANSACTION_ID_CONFLICT
+		if conflict {
+			conflicted = append(conflicted, a.bank)
+		}
+		// The first definite reason wins over "unavailable"; a conflict wins
+		// over any other, so its client is never told to pay again with a
+		// new id.
+		if why.Reason == unspecified || why.Reason == gatewayv1.FailureReason_FAILURE_REASON_BANK_UNAVAILABLE ||
+			(conflict && why.Reason != gatewayv1.FailureReason_FAILURE_REASON_TRANSACTION_ID_CONFLICT) {
 			decision, why = DecisionAbort, Failure{Reason: a.vote.Reason, Bank: a.bank, AccountID: a.vote.AccountID}
 		}
 	}
 	if decision == DecisionCommit && !time.Now().Before(t.PrepareDeadline) {
 		decision, why = DecisionAbort, Failure{Reason: gatewayv1.FailureReason_FAILURE_REASON_EXPIRED}
 	}
-	final, err := c.decide(ctx, t.ID, decision, why)
+	final, err := c.decide(ctx, t.ID, decision, why, conflicted...)
 	if err != nil {
 		// The decision could not be written; it stays undecided and will be
 		// aborted by recovery or by a bank's outcome query. Nothing was committed.
@@ -438,9 +450,12 @@ func (c *Coordinator) logConflict(txID, bank, account string) {
 }
 
 // decide writes the decision with compare-and-set and returns the row with the
-// decision that stands.
-func (c *Coordinator) decide(ctx context.Context, id string, d Decision, why Failure) (*Txn, error) {
-	t, err := c.store.Decide(ctx, id, d, why, time.Now())
+// decision that stands. If that is ABORT, the banks in unrelated are never
+// sent it: they voted TRANSACTION_ID_CONFLICT, so they recorded nothing for
+// this payment, and the id they hold belongs to another transaction that an
+// ABORT for the id would release.
+func (c *Coordinator) decide(ctx context.Context, id string, d Decision, why Failure, unrelated ...string) (*Txn, error) {
+	t, err := c.store.Decide(ctx, id, d, why, time.Now(), unrelated...)
 	if err != nil {
 		return nil, err
 	}

@@ -333,7 +333,10 @@ func insertEvents(ctx context.Context, tx *sql.Tx, t *Txn, typ string, at time.T
 // written only if no decision exists yet. It returns the decision that stands
 // (the caller's, or the one that landed first) and the row as it is now.
 // A COMMIT makes the payment SUCCEEDED, an ABORT makes it FAILED with f.
-func (s *Store) Decide(ctx context.Context, id string, d Decision, f Failure, now time.Time) (*Txn, error) {
+// If the decision that stands is ABORT, the participants in unrelated are
+// marked acknowledged in the same transaction, so phase two never sends
+// them the decision (they hold no record of this payment).
+func (s *Store) Decide(ctx context.Context, id string, d Decision, f Failure, now time.Time, unrelated ...string) (*Txn, error) {
 	var out *Txn
 	won := false
 	err := store.InTx(ctx, s.db, func(tx *sql.Tx) error {
@@ -355,6 +358,13 @@ func (s *Store) Decide(ctx context.Context, id string, d Decision, f Failure, no
 		out, err = getTxn(ctx, tx, id)
 		if err != nil {
 			return err
+		}
+		if out.Decision == DecisionAbort {
+			for _, b := range unrelated {
+				if _, err := tx.ExecContext(ctx, `UPDATE participants SET acked = 1 WHERE transaction_id = ? AND bank = ?`, id, b); err != nil {
+					return fmt.Errorf("excuse unrelated participant: %w", err)
+				}
+			}
 		}
 		if n == 1 {
 			won = true

@@ -35,7 +35,7 @@ func newSupervisor(self string, globalArgs []string, logs *logMux) *supervisor {
 
 // start runs `remit <globalArgs> <args>` as the child called name.
 func (s *supervisor) start(name string, args ...string) (*proc, error) {
-	cmd := exec.Command(s.self, append(slices.Clone(s.globalArgs), args...)...) //nolint:gosec // G204: s.self is this binary and the args are ours
+	cmd := exec.Command(s.self, append(slices.Clone(s.globalArgs), args...)...) //nolint:gosec,noctx // G204: s.self is this binary and the args are ours; noctx: children are stopped by signal (stop), never killed by a context
 	out := s.logs.writer(name)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = childSysProcAttr()

@@ -201,7 +201,7 @@ func (u *cliUser) start(args ...string) *background {
 		u.t.Fatal(err)
 	}
 	u.t.Cleanup(func() {
-		b.cmd.Process.Kill()
+		_ = b.cmd.Process.Kill() // it may have exited already; done says when it has
 		<-b.done
 	})
 	go func() {
@@ -211,7 +211,7 @@ func (u *cliUser) start(args ...string) *background {
 			b.out.WriteString(sc.Text() + "\n")
 			b.mu.Unlock()
 		}
-		io.Copy(io.Discard, stdout)
+		_, _ = io.Copy(io.Discard, stdout) // drain; Wait's result is what counts
 		b.err = b.cmd.Wait()
 		close(b.done)
 	}()
@@ -264,8 +264,7 @@ func (b *background) interrupt() int {
 	case <-time.After(stopTimeout):
 		b.t.Fatalf("%s did not exit within %s of Ctrl-C", b.cmd.Args, stopTimeout)
 	}
-	var ee *exec.ExitError
-	if errors.As(b.err, &ee) {
+	if ee, ok := errors.AsType[*exec.ExitError](b.err); ok {
 		return ee.ExitCode()
 	}
 	return 0

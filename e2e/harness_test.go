@@ -45,7 +45,7 @@ var remitBin string
 func TestMain(m *testing.M) {
 	flag.Parse()
 	if testing.Short() {
-		fmt.Println("e2e: skipped with -short: these tests build remit and run a whole network")
+		fmt.Fprintln(os.Stdout, "e2e: skipped with -short: these tests build remit and run a whole network")
 		os.Exit(m.Run()) // each test skips itself too
 	}
 	dir, err := os.MkdirTemp("", "remit-e2e-bin-")
@@ -62,12 +62,20 @@ func TestMain(m *testing.M) {
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: go build ./cmd/remit:", err)
-		os.RemoveAll(dir)
+		removeBin(dir)
 		os.Exit(1)
 	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	removeBin(dir)
 	os.Exit(code)
+}
+
+// removeBin removes the directory TestMain built remit into; a failure
+// leaves a temporary directory behind and does not fail the run.
+func removeBin(dir string) {
+	if err := os.RemoveAll(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+	}
 }
 
 func skipIfShort(t *testing.T) {
@@ -96,7 +104,7 @@ func portsFree(base, n int) bool {
 	var lns []net.Listener
 	defer func() {
 		for _, ln := range lns {
-			ln.Close()
+			_ = ln.Close() // a probe: binding was the test
 		}
 	}()
 	for p := base; p < base+n; p++ {
@@ -145,7 +153,7 @@ func startUp(t *testing.T, dir string, port int) *upProcess {
 	}
 	pgid := u.cmd.Process.Pid
 	t.Cleanup(func() {
-		syscall.Kill(-pgid, syscall.SIGKILL)
+		_ = syscall.Kill(-pgid, syscall.SIGKILL) // it may have exited already; exited says when it has
 		<-u.exited
 		if strings.Contains(u.logs(), "WARNING: DATA RACE") {
 			t.Error("a remit process reported a data race")
@@ -170,7 +178,7 @@ func startUp(t *testing.T, dir string, port int) *upProcess {
 				close(u.ready)
 			}
 		}
-		io.Copy(io.Discard, out)
+		_, _ = io.Copy(io.Discard, out) // drain; Wait's result is what counts
 		err := u.cmd.Wait()
 		u.mu.Lock()
 		u.err = err
@@ -332,6 +340,7 @@ type jsonClient struct {
 }
 
 func newJSONClient(t *testing.T, dir string, port int) *jsonClient {
+	t.Helper()
 	conf := clientTLS(t, dir)
 	conf.NextProtos = nil // let the transport offer h2 and http/1.1
 	tr := &http.Transport{TLSClientConfig: conf, ForceAttemptHTTP2: true}
@@ -357,7 +366,7 @@ func (c *jsonClient) post(token, procedure, body string) (int, []byte) {
 	if err != nil {
 		c.t.Fatalf("POST %s: %v", procedure, err)
 	}
-	defer res.Body.Close()
+	defer res.Body.Close() //nolint:errcheck // read in full below; the read's error is the one that counts
 	data, err := io.ReadAll(res.Body)
 	if err != nil {
 		c.t.Fatalf("POST %s: read body: %v", procedure, err)

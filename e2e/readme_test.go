@@ -60,7 +60,7 @@ func codeBlocks(t *testing.T, markdown string) []block {
 func commands(sh string) []string {
 	var out []string
 	var cur strings.Builder
-	for _, l := range strings.Split(sh, "\n") {
+	for l := range strings.SplitSeq(sh, "\n") {
 		if i := strings.Index(l, " #"); i >= 0 && !strings.Contains(l[:i], "'") {
 			l = l[:i]
 		}
@@ -68,8 +68,8 @@ func commands(sh string) []string {
 		if strings.HasPrefix(l, "#") {
 			continue
 		}
-		if strings.HasSuffix(l, `\`) {
-			cur.WriteString(strings.TrimSuffix(l, `\`) + " ")
+		if before, ok := strings.CutSuffix(l, `\`); ok {
+			cur.WriteString(before + " ")
 			continue
 		}
 		cur.WriteString(l)

@@ -194,7 +194,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 		if len(keys) == 0 {
 			t.Fatal("no private keys under certs/")
 		}
-		err := filepath.WalkDir(filepath.Join(dir, "certs"), func(path string, d fs.DirEntry, err error) error {
+		err := filepath.WalkDir(filepath.Join(dir, "certs"), func(path string, _ fs.DirEntry, err error) error {
 			if err == nil && strings.HasSuffix(path, "-key.pem") {
 				checkMode(t, path, 0o600)
 			}
@@ -300,7 +300,7 @@ func collectLogs(t *testing.T, dir string, up *upProcess, alicePassword string) 
 func privateKeyLines(t *testing.T, dir string) secrets {
 	t.Helper()
 	keys := secrets{}
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(dir, func(path string, _ fs.DirEntry, err error) error {
 		if err != nil || !strings.HasSuffix(path, "-key.pem") {
 			return err
 		}

@@ -124,7 +124,7 @@ func TestUp(t *testing.T) {
 	t.Run("banner curl example", func(t *testing.T) {
 		// Run the banner's curl command as curl would.
 		var curl string
-		for _, l := range strings.Split(banner, "\n") {
+		for l := range strings.SplitSeq(banner, "\n") {
 			if strings.HasPrefix(strings.TrimSpace(l), "curl ") {
 				curl = l
 			}
@@ -230,8 +230,10 @@ func TestUp(t *testing.T) {
 
 	t.Run("health", func(t *testing.T) {
 		status, body := c.post("", "/grpc.health.v1.Health/Check", `{}`)
-		var hr struct{ Status string }
-		json.Unmarshal(body, &hr)
+		var hr struct {
+			Status string `json:"status"`
+		}
+		_ = json.Unmarshal(body, &hr) // a body that is not JSON leaves Status empty, which fails below
 		// connect's grpchealth names the standard SERVING value
 		// SERVING_STATUS_SERVING in JSON; both mean serving.
 		if status != http.StatusOK || hr.Status != "SERVING" && hr.Status != "SERVING_STATUS_SERVING" {
@@ -247,7 +249,7 @@ func TestUp(t *testing.T) {
 		// What `grpcurl -cacert ca.pem 127.0.0.1:PORT list` does.
 		rc := grpcreflect.NewClient(serve.NewHTTP2Client(clientTLS(t, dir)), c.base, connect.WithGRPC())
 		stream := rc.NewStream(context.Background())
-		defer stream.Close()
+		defer stream.Close() //nolint:errcheck // the ListServices answer below is the result
 		names, err := stream.ListServices()
 		if err != nil {
 			t.Fatal(err)

@@ -59,7 +59,11 @@ func newAuthFixture(t *testing.T, cfg auth.Config) *authFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { sessions.Close() })
+	t.Cleanup(func() {
+		if err := sessions.Close(); err != nil {
+			t.Errorf("close sessions: %v", err)
+		}
+	})
 	cfg.Audit = f.audit
 	if cfg.Sleep == nil {
 		cfg.Sleep = func(_ context.Context, d time.Duration) error {
@@ -163,7 +167,7 @@ func TestLoginBadCredentialsLookAlike(t *testing.T) {
 	}
 	for _, tt := range tests {
 		tok, _, user, err := f.a.Login(ctx, tt.id, tt.pw, srcA)
-		if err != auth.ErrBadCredentials { //nolint:errorlint // must be the identical error
+		if err != auth.ErrBadCredentials { //nolint:errorlint,err113 // must be the identical error
 			t.Errorf("%s: err = %v, want exactly ErrBadCredentials", tt.name, err)
 		}
 		if tok != "" || user != nil {
@@ -193,7 +197,11 @@ func TestUnknownUserTakesAsLong(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sessions.Close()
+	t.Cleanup(func() {
+		if err := sessions.Close(); err != nil {
+			t.Errorf("close sessions: %v", err)
+		}
+	})
 	// The slow-down of repeated failures is off: this test times the
 	// password work alone.
 	a, err := auth.NewAuthenticator(parseUsers(t, costly), sessions, auth.Config{MaxFailures: 1000, MaxSourceFailures: 1000, FailureDelay: -1})
@@ -271,13 +279,14 @@ func TestLockoutPerClientID(t *testing.T) {
 
 		// Repeated lockouts double, up to 15 minutes. Unknown ids are locked
 		// like real ones, so locking reveals nothing.
-		for _, want := range []time.Duration{1, 2, 4, 8, 15, 15} {
+		for _, minutes := range []int{1, 2, 4, 8, 15, 15} {
+			want := time.Duration(minutes) * time.Minute
 			fail(auth.DefaultMaxFailures, "mallory")
 			_, _, _, err := f.a.Login(ctx, "mallory", "guess", srcB)
-			if d := lockedFor(t, err); d != want*time.Minute {
-				t.Fatalf("lockout %v, want %v", d, want*time.Minute)
+			if d := lockedFor(t, err); d != want {
+				t.Fatalf("lockout %v, want %v", d, want)
 			}
-			time.Sleep(want * time.Minute)
+			time.Sleep(want)
 		}
 
 		events, lines := f.audit.snapshot()

@@ -15,20 +15,20 @@ import (
 // auth.DefaultParams.
 var cheap = auth.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
 
-func mustHash(t testing.TB, password string) string {
-	t.Helper()
+func mustHash(tb testing.TB, password string) string {
+	tb.Helper()
 	h, err := auth.HashPasswordParams(password, cheap)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return h
 }
 
-func writeFile(t testing.TB, dir, name, content string) string {
-	t.Helper()
+func writeFile(tb testing.TB, dir, name, content string) string {
+	tb.Helper()
 	path := filepath.Join(dir, name)
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return path
 }

@@ -149,6 +149,10 @@ func parseHash(s string) (Params, []byte, []byte, error) {
 	if vals[2] > 255 {
 		return Params{}, nil, nil, fmt.Errorf("%w: parameter p out of range", errBadHash)
 	}
+	// The conversions cannot overflow: m and t were parsed as 32-bit, p is
+	// at most 255 (checked above), and salt and key are cut from a file of
+	// at most MaxUsersFileSize bytes.
+	//nolint:gosec // G115: bounded as said above
 	p := Params{
 		Memory:  uint32(vals[0]),
 		Time:    uint32(vals[1]),

@@ -82,12 +82,10 @@ func OpenSessions(ctx context.Context, path string, cfg SessionConfig) (*Session
 	}
 	migrations, err := fs.Sub(migrationFiles, "migrations")
 	if err != nil {
-		db.Close()
-		return nil, err
+		return nil, errors.Join(err, db.Close())
 	}
 	if err := store.Migrate(ctx, db, migrations); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("auth: session database %s: %w", path, err)
+		return nil, errors.Join(fmt.Errorf("auth: session database %s: %w", path, err), db.Close())
 	}
 	s := &Sessions{db: db, ttl: cfg.TTL, pruneInterval: cfg.PruneInterval}
 	if s.ttl == 0 {
@@ -97,8 +95,7 @@ func OpenSessions(ctx context.Context, path string, cfg SessionConfig) (*Session
 		s.pruneInterval = DefaultPruneInterval
 	}
 	if _, err := s.Prune(ctx); err != nil {
-		db.Close()
-		return nil, err
+		return nil, errors.Join(err, db.Close())
 	}
 	return s, nil
 }

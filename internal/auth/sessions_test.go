@@ -21,7 +21,11 @@ func openSessions(t *testing.T, path string) *auth.Sessions {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close sessions: %v", err)
+		}
+	})
 	return s
 }
 
@@ -114,7 +118,7 @@ func TestSessionsRejectInvalidTokens(t *testing.T) {
 		{"revoked by session id", revokedByID},
 	}
 	for _, tt := range tests {
-		if _, _, err := s.Verify(ctx, tt.token); err != auth.ErrInvalidToken { //nolint:errorlint // exactly this error, no detail
+		if _, _, err := s.Verify(ctx, tt.token); err != auth.ErrInvalidToken { //nolint:errorlint,err113 // exactly this error, no detail
 			t.Errorf("%s: Verify = %v, want exactly ErrInvalidToken", tt.name, err)
 		}
 	}
@@ -137,12 +141,16 @@ func TestSessionsExpire(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer s.Close()
+		defer func() {
+			if err := s.Close(); err != nil {
+				t.Errorf("close sessions: %v", err)
+			}
+		}()
 		token, expire, err := s.Issue(ctx, "alice")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := expire.Sub(time.Now()); got != 10*time.Minute {
+		if got := time.Until(expire); got != 10*time.Minute {
 			t.Errorf("TTL = %v, want 10m", got)
 		}
 		time.Sleep(10*time.Minute - time.Millisecond)

@@ -152,7 +152,7 @@ func LoadUsers(path string) (*Users, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: users file: %w", err)
 	}
-	defer f.Close()
+	defer f.Close() //nolint:errcheck // opened read-only: Close cannot lose data
 	data, err := io.ReadAll(io.LimitReader(f, MaxUsersFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("auth: users file %s: %w", path, err)
@@ -431,8 +431,10 @@ func writeFileAtomic(path string, data []byte, mode fs.FileMode) (err error) {
 	}
 	defer func() {
 		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
+			// The write already failed; this only cleans up, and a close
+			// or remove failure would hide the error that matters.
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
 		}
 	}()
 	if err := tmp.Chmod(mode); err != nil {
@@ -450,9 +452,13 @@ func writeFileAtomic(path string, data []byte, mode fs.FileMode) (err error) {
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("auth: write %s: %w", path, err)
 	}
+	// Best effort: fsync the directory so the rename survives a crash. The
+	// file itself is already complete and in place, so a failure here is
+	// not the write failing (and some file systems refuse to sync a
+	// directory at all).
 	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+		_ = d.Sync()
+		_ = d.Close()
 	}
 	return nil
 }

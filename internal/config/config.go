@@ -204,7 +204,7 @@ func readFile(path string) (data []byte, abs string, err error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("config: %w", err)
 	}
-	defer f.Close()
+	defer f.Close() //nolint:errcheck // opened read-only: Close cannot lose data
 	data, err = io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, "", fmt.Errorf("config: read %s: %w", abs, err)
@@ -228,8 +228,7 @@ func decodeStrict(path string, data []byte, v any) error {
 		if errors.Is(err, io.EOF) {
 			return fmt.Errorf("%s: the file is empty", path)
 		}
-		var te *yaml.TypeError
-		if errors.As(err, &te) {
+		if te, ok := errors.AsType[*yaml.TypeError](err); ok {
 			msgs := make([]string, len(te.Errors))
 			for i, m := range te.Errors {
 				msgs[i] = unknownFieldRE.ReplaceAllString(m, `unknown field "$1"`)

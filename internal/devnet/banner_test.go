@@ -61,10 +61,13 @@ Ready. Press Ctrl-C to stop.
 		t.Errorf("banner without credentials (-want +got):\n%s", diff)
 	}
 
-	data, _ := json.Marshal(Credentials{Users: []Credential{
+	data, err := json.Marshal(Credentials{Users: []Credential{
 		{ClientID: "admin", Password: "admin-secret"},
 		{ClientID: "alice", Password: "alice-secret"},
 	}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(l.CredentialsFile(), data, 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -56,8 +56,10 @@ func Init(ctx context.Context, w io.Writer, dir string, basePort int) (_ Layout,
 	}
 	defer func() {
 		if err != nil {
+			// Init already failed; removing what it wrote is cleanup, and
+			// a failure here would hide the error that matters.
 			for _, p := range l.outputs() {
-				os.RemoveAll(p)
+				_ = os.RemoveAll(p)
 			}
 		}
 	}()
@@ -189,12 +191,10 @@ func writeNewFile(path string, data []byte, mode fs.FileMode) error {
 		return err
 	}
 	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
+		return errors.Join(err, f.Close())
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+		return errors.Join(err, f.Close())
 	}
 	return f.Close()
 }
@@ -230,7 +230,7 @@ func printInit(w io.Writer, l Layout, basePort int, creds *Credentials) {
 // "1,000.00 usd".
 func formatAmount(minor int64, currency string) string {
 	sign := ""
-	u := uint64(minor)
+	u := uint64(minor) //nolint:gosec // G115: two's complement on purpose; negative amounts are negated below
 	if minor < 0 {
 		sign, u = "-", uint64(-minor)
 	}

@@ -271,7 +271,9 @@ func TestLoadCredentials(t *testing.T) {
 		t.Error("Find on nil credentials found someone")
 	}
 	bad := filepath.Join(t.TempDir(), "bad.json")
-	os.WriteFile(bad, []byte("{"), 0o600)
+	if err := os.WriteFile(bad, []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := devnet.LoadCredentials(bad); err == nil || !strings.Contains(err.Error(), bad) {
 		t.Errorf("broken file = %v; want an error naming it", err)
 	}

@@ -145,7 +145,7 @@ type AccountRef struct {
 func LoadCredentials(path string) (*Credentials, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil, nil //nolint:nilnil // documented: no file means no credentials, and every method is safe on nil
 	}
 	if err != nil {
 		return nil, err
@@ -174,7 +174,7 @@ func (c *Credentials) Find(role authz.Role) *Credential {
 // characters that need no quoting, so printed commands paste as they are.
 func shellQuote(s string) string {
 	safe := s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+:,=@%", r))
+		return (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') && !strings.ContainsRune("/._-+:,=@%", r)
 	}) < 0
 	if safe {
 		return s

@@ -44,7 +44,7 @@ func poll(ctx context.Context, members []*member, m *member, timeout time.Durati
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s is not %s after %s: %v", m.name, what, timeout, err)
+			return fmt.Errorf("%s is not %s after %s: %w", m.name, what, timeout, err)
 		}
 		select {
 		case <-ctx.Done():
@@ -101,7 +101,8 @@ func waitRegistered(ctx context.Context, log *slog.Logger, l Layout, members []*
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), checkTimeout)
 		defer cancel()
-		gw.Logout(cctx)
+		// Best effort: an admin session left behind expires on its own.
+		_ = gw.Logout(cctx)
 	}()
 
 	want := make([]string, 0, len(members)-1)

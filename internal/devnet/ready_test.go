@@ -122,7 +122,10 @@ func registration(t *testing.T, adminPassword string, banks ...string) (Layout, 
 			{ClientID: "alice", Password: "alice-pw", Roles: []string{"customer"}},
 			{ClientID: "admin", Password: adminPassword, Roles: []string{"admin"}},
 		}}
-		data, _ := json.Marshal(creds)
+		data, err := json.Marshal(creds)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(l.CredentialsFile(), data, 0o600); err != nil {
 			t.Fatal(err)
 		}

@@ -2,6 +2,7 @@ package devnet
 
 import (
 	"bytes"
+	"io"
 	"os/exec"
 	"strings"
 	"sync"
@@ -189,9 +190,9 @@ func TestLogMux(t *testing.T) {
 	var buf bytes.Buffer
 	m := newLogMux(&buf, []string{"up", "gateway"})
 	a, b := m.writer("gateway"), m.writer("up")
-	a.Write([]byte("hello "))
-	b.Write([]byte("one\ntwo\nthr"))
-	a.Write([]byte("world\n"))
+	mustWrite(t, a, "hello ")
+	mustWrite(t, b, "one\ntwo\nthr")
+	mustWrite(t, a, "world\n")
 	b.flush()
 	want := "up      | one\nup      | two\ngateway | hello world\nup      | thr\n"
 	if got := buf.String(); got != want {
@@ -202,12 +203,19 @@ func TestLogMux(t *testing.T) {
 func TestLogMuxLongLine(t *testing.T) {
 	var buf bytes.Buffer
 	w := newLogMux(&buf, []string{"x"}).writer("x")
-	w.Write(bytes.Repeat([]byte("a"), 64<<10+1))
+	mustWrite(t, w, strings.Repeat("a", 64<<10+1))
 	if got, want := buf.String(), "x | "+strings.Repeat("a", 64<<10+1)+"\n"; got != want {
 		t.Errorf("a line over 64 KiB without a newline is held back: wrote %d bytes, want %d", len(got), len(want))
 	}
 	w.flush()
 	if n := strings.Count(buf.String(), "\n"); n != 1 {
 		t.Errorf("flush after a forced line wrote %d lines, want 1", n)
+	}
+}
+
+func mustWrite(t *testing.T, w io.Writer, s string) {
+	t.Helper()
+	if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
+		t.Fatalf("Write(%d bytes) = %d, %v", len(s), n, err)
 	}
 }

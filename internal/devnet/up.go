@@ -95,6 +95,8 @@ func Up(ctx context.Context, cfg UpConfig) error {
 			return err
 		}
 		fmt.Fprintln(cfg.Stdout)
+	case dirInitialised:
+		// Run the network as it was initialised.
 	case dirForeign:
 		return fmt.Errorf("%s is not empty and holds no Remit network (no gateway.yaml): choose another --dir, or run `remit init --dir` on an empty one", l.Dir)
 	}
@@ -108,8 +110,8 @@ func Up(ctx context.Context, cfg UpConfig) error {
 		fmt.Fprintf(cfg.Stderr, "remit up: note: --base-port %d ignored: %s was initialised with the gateway on %s\n", cfg.BasePort, l.Dir, members[0].listen)
 	}
 	for _, m := range members {
-		if err := checkPortFree(m.listen); err != nil {
-			return fmt.Errorf("%s cannot listen on %s (%v): is another `remit up` running? Stop it, or init another directory with --base-port", m.name, m.listen, err)
+		if err := checkPortFree(ctx, m.listen); err != nil {
+			return fmt.Errorf("%s cannot listen on %s (%w): is another `remit up` running? Stop it, or init another directory with --base-port", m.name, m.listen, err)
 		}
 	}
 
@@ -220,8 +222,9 @@ func loadMembers(l Layout) ([]*member, *client.Client, string, error) {
 	return members, gw, g.TLS.CA, nil
 }
 
-func checkPortFree(addr string) error {
-	ln, err := net.Listen("tcp", addr)
+func checkPortFree(ctx context.Context, addr string) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
 		var opErr *net.OpError
 		if errors.As(err, &opErr) && opErr.Err != nil {

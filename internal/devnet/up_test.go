@@ -38,10 +38,12 @@ func freeBasePort(t *testing.T) int {
 			t.Fatal(err)
 		}
 		p := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
+		if err := ln.Close(); err != nil {
+			t.Fatal(err)
+		}
 		free := p <= MaxBasePort
 		for i := 1; free && i <= len(demoBanks); i++ {
-			free = checkPortFree(net.JoinHostPort("127.0.0.1", strconv.Itoa(p+i))) == nil
+			free = checkPortFree(t.Context(), net.JoinHostPort("127.0.0.1", strconv.Itoa(p+i))) == nil
 		}
 		if free {
 			return p
@@ -53,7 +55,7 @@ func freeBasePort(t *testing.T) int {
 
 // upOrSkip runs Up, skipping the test if one of the network's ports was
 // taken meanwhile by someone else.
-func upOrSkip(t *testing.T, ctx context.Context, cfg UpConfig) error {
+func upOrSkip(ctx context.Context, t *testing.T, cfg UpConfig) error {
 	t.Helper()
 	err := Up(ctx, cfg)
 	if err != nil && strings.Contains(err.Error(), "cannot listen on") {
@@ -72,7 +74,7 @@ func TestUpChildExits(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	cfg := UpConfig{Dir: dir, BasePort: base, Timeout: time.Minute, LogFormat: "json", Executable: self, Stdout: &stdout, Stderr: &stderr}
 	start := time.Now()
-	err := upOrSkip(t, context.Background(), cfg)
+	err := upOrSkip(context.Background(), t, cfg)
 	if want := "gateway exited before it was healthy (exit status 3); its log lines above say why"; err == nil || err.Error() != want {
 		t.Fatalf("Up = %v, want %q", err, want)
 	}
@@ -104,7 +106,7 @@ func TestUpChildExits(t *testing.T) {
 	stdout.Reset()
 	stderr.Reset()
 	cfg.BasePort, cfg.BasePortSet = base+10, true
-	if err := upOrSkip(t, context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "gateway exited before it was healthy") {
+	if err := upOrSkip(context.Background(), t, cfg); err == nil || !strings.Contains(err.Error(), "gateway exited before it was healthy") {
 		t.Errorf("second Up = %v", err)
 	}
 	if stdout.Len() != 0 {
@@ -139,7 +141,7 @@ func TestUpInterruptedWhileStarting(t *testing.T) {
 		}
 	}()
 	cfg := UpConfig{Dir: filepath.Join(t.TempDir(), "net"), BasePort: freeBasePort(t), Timeout: time.Minute, Executable: self, Stdout: &stdout, Stderr: &stderr}
-	if err := upOrSkip(t, ctx, cfg); err != nil {
+	if err := upOrSkip(ctx, t, cfg); err != nil {
 		t.Fatalf("Up interrupted while starting = %v, want nil", err)
 	}
 	data, err := os.ReadFile(pidFile)
@@ -189,10 +191,14 @@ func TestDirState(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			l := Layout{Dir: filepath.Join(root, tt.name)}
 			if tt.files != nil {
-				os.MkdirAll(l.Dir, 0o700)
+				if err := os.MkdirAll(l.Dir, 0o700); err != nil {
+					t.Fatal(err)
+				}
 			}
 			for _, f := range tt.files {
-				os.WriteFile(filepath.Join(l.Dir, f), nil, 0o600)
+				if err := os.WriteFile(filepath.Join(l.Dir, f), nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
 			}
 			got, err := l.state()
 			if err != nil || got != tt.want {

@@ -3,7 +3,7 @@ package names_test
 import (
 	"crypto/x509"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"net/url"
 	"testing"
 
@@ -46,7 +46,7 @@ func TestConsumersFollowTheRules(t *testing.T) {
 	bankSAN := func(name string) error {
 		cert := &x509.Certificate{URIs: []*url.URL{pki.BankIdentity(name).URI()}}
 		if id, ok := pki.IdentityFromCert(cert); !ok || id != pki.BankIdentity(name) {
-			return fmt.Errorf("not a bank identity")
+			return errors.New("not a bank identity")
 		}
 		return nil
 	}

@@ -240,7 +240,7 @@ func validDNSName(h string) bool {
 			return false
 		}
 		for _, c := range label {
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' && c != '_' {
 				return false
 			}
 		}
@@ -560,8 +560,10 @@ func writeFile(path string, data []byte, mode fs.FileMode) (err error) {
 	}
 	defer func() {
 		if err != nil {
-			f.Close()
-			os.Remove(tmp)
+			// The write already failed; this only cleans up, and a close
+			// or remove failure would hide the error that matters.
+			_ = f.Close()
+			_ = os.Remove(tmp)
 		}
 	}()
 	// The umask may have cleared bits; set the exact mode.

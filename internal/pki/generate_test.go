@@ -484,13 +484,15 @@ func TestGenerateBrokenCA(t *testing.T) {
 		name    string
 		breakCA func(t *testing.T, l *pki.Layout)
 	}{
-		{"missing key", func(t *testing.T, l *pki.Layout) { remove(t, l.CAKey) }},
-		{"missing cert", func(t *testing.T, l *pki.Layout) { remove(t, l.CA) }},
+		{"missing key", func(t *testing.T, l *pki.Layout) { t.Helper(); remove(t, l.CAKey) }},
+		{"missing cert", func(t *testing.T, l *pki.Layout) { t.Helper(); remove(t, l.CA) }},
 		{"mismatched key", func(t *testing.T, l *pki.Layout) {
+			t.Helper()
 			_, k := l.Server("gateway")
 			copyFile(t, k, l.CAKey)
 		}},
 		{"not a CA", func(t *testing.T, l *pki.Layout) {
+			t.Helper()
 			c, k := l.Server("gateway")
 			copyFile(t, c, l.CA)
 			copyFile(t, k, l.CAKey)

@@ -29,7 +29,7 @@ func handshake(t *testing.T, serverCfg, clientCfg *tls.Config, serverName string
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	defer ln.Close() //nolint:errcheck // test listener; its close error says nothing about the handshake
 	deadline := time.Now().Add(10 * time.Second)
 
 	type srv struct {
@@ -43,8 +43,11 @@ func handshake(t *testing.T, serverCfg, clientCfg *tls.Config, serverName string
 			done <- srv{err: err}
 			return
 		}
-		defer raw.Close()
-		raw.SetDeadline(deadline)
+		defer raw.Close() //nolint:errcheck // the handshake's and Write's errors are the result
+		if err := raw.SetDeadline(deadline); err != nil {
+			done <- srv{err: err}
+			return
+		}
 		c := tls.Server(raw, serverCfg)
 		if err := c.Handshake(); err != nil {
 			done <- srv{err: err}
@@ -59,8 +62,10 @@ func handshake(t *testing.T, serverCfg, clientCfg *tls.Config, serverName string
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer raw.Close()
-	raw.SetDeadline(deadline)
+	defer raw.Close() //nolint:errcheck // the handshake's and Read's errors are the result
+	if err := raw.SetDeadline(deadline); err != nil {
+		t.Fatal(err)
+	}
 	cfg := clientCfg.Clone()
 	cfg.ServerName = serverName
 	c := tls.Client(raw, cfg)
@@ -72,7 +77,7 @@ func handshake(t *testing.T, serverCfg, clientCfg *tls.Config, serverName string
 		}
 		res.client = c.ConnectionState()
 	}
-	raw.Close()
+	_ = raw.Close() // unblocks the server side; the result is already read
 	s := <-done
 	res.serverErr, res.server = s.err, s.cs
 	return res

@@ -121,8 +121,7 @@ func Reason(err error) string {
 // lets server-side logs explain an internal failure that the client only
 // sees as [InternalMessage].
 func Cause(err error) error {
-	var h *hiddenError
-	if errors.As(err, &h) {
+	if h, ok := errors.AsType[*hiddenError](err); ok {
 		return h.cause
 	}
 	return nil
@@ -158,8 +157,7 @@ func FromTable(err error, table []Mapping) error {
 	if err == nil {
 		return nil
 	}
-	var cerr *connect.Error
-	if errors.As(err, &cerr) {
+	if cerr, ok := errors.AsType[*connect.Error](err); ok {
 		return cerr
 	}
 	switch {

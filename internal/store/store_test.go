@@ -46,7 +46,9 @@ func TestMigrateAppliesInOrderOnce(t *testing.T) {
 		if sync != 2 {
 			t.Fatalf("synchronous = %d, want 2 (FULL)", sync)
 		}
-		db.Close()
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -56,7 +58,11 @@ func TestMigrateRejectsBadNamesAndFailedSQL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
 	if err := store.Migrate(ctx, db, fstest.MapFS{"init.sql": {Data: []byte(`SELECT 1;`)}}); err == nil {
 		t.Fatal("unnumbered migration accepted")
 	}
@@ -84,7 +90,9 @@ func TestOpenSQLiteKeepsOddPathsWhole(t *testing.T) {
 	if _, err := db.Exec(`CREATE TABLE t (v INTEGER)`); err != nil {
 		t.Fatal(err)
 	}
-	db.Close()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := os.Stat(path); err != nil {
 		t.Fatalf("database not at the path asked for: %v", err)
 	}

@@ -95,16 +95,20 @@ func (c Config) validate() error {
 func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.validate(); err != nil {
 		if cfg.Listener != nil {
-			cfg.Listener.Close()
+			return errors.Join(err, cfg.Listener.Close())
 		}
 		return err
 	}
 	log := cfg.Logger.With("bank", cfg.Name)
 
 	ln := cfg.Listener
+	// closeLn closes a listener handed in by the caller when Run fails before
+	// serving on it; the failure that stopped Run is the error reported.
 	closeLn := func() {
 		if ln != nil {
-			ln.Close()
+			if err := ln.Close(); err != nil {
+				log.Warn("close listener", "err", err)
+			}
 		}
 	}
 	ledger, err := OpenLedger(ctx, filepath.Join(cfg.DataDir, "ledger.db"))
@@ -112,7 +116,11 @@ func Run(ctx context.Context, cfg Config) error {
 		closeLn()
 		return err
 	}
-	defer ledger.Close()
+	defer func() {
+		if err := ledger.Close(); err != nil {
+			log.Error("close ledger", "err", err)
+		}
+	}()
 	for _, a := range cfg.Accounts {
 		created, err := ledger.EnsureAccount(ctx, a)
 		if err != nil {

@@ -24,10 +24,11 @@ import (
 // checking that the caller's certificate names the bank it registers.
 type registryGateway struct {
 	gatewayv1connect.UnimplementedCoordinatorServiceHandler
+
 	registered chan string // URLs
 }
 
-func (g *registryGateway) RegisterBank(ctx context.Context, req *gatewayv1.RegisterBankRequest) (*gatewayv1.RegisterBankResponse, error) {
+func (g *registryGateway) RegisterBank(_ context.Context, req *gatewayv1.RegisterBankRequest) (*gatewayv1.RegisterBankResponse, error) {
 	select {
 	case g.registered <- req.GetUrl():
 	default:
@@ -124,7 +125,11 @@ func TestRun(t *testing.T) {
 	// A restart keeps the books: the seed's opening balance is not applied again.
 	seeds[0].Opening = 1000
 	url, stop = startRun(t, layout, gatewayURL, dataDir, seeds)
-	defer stop()
+	defer func() {
+		if err := stop(); err != nil {
+			t.Errorf("Run returned %v after shutdown", err)
+		}
+	}()
 	c = bankv1connect.NewBankServiceClient(httpClient(t, layout, pki.GatewayName), url)
 	res, err := c.GetBalance(t.Context(), &bankv1.GetBalanceRequest{AccountId: "alice"})
 	if err != nil {

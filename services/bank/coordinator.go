@@ -77,7 +77,7 @@ func jitter(d time.Duration) time.Duration {
 	if d <= 1 {
 		return d
 	}
-	return d/2 + rand.N(d/2+1)
+	return d/2 + rand.N(d/2+1) //nolint:gosec // G404: retry jitter, not a secret
 }
 
 // sleep waits for d or until ctx ends, and reports whether ctx is still live.

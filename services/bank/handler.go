@@ -58,8 +58,9 @@ func directionOf(d bankv1.Direction) Direction {
 		return Credit
 	case bankv1.Direction_DIRECTION_DEBIT:
 		return Debit
+	default:
+		return ""
 	}
-	return ""
 }
 
 func legOf(l *bankv1.Leg) Leg {

@@ -162,12 +162,10 @@ func OpenLedger(ctx context.Context, path string) (*Ledger, error) {
 	}
 	sub, err := fs.Sub(migrationFiles, "migrations")
 	if err != nil {
-		db.Close()
-		return nil, err
+		return nil, errors.Join(err, db.Close())
 	}
 	if err := store.Migrate(ctx, db, sub); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("bank: migrate ledger: %w", err)
+		return nil, errors.Join(fmt.Errorf("bank: migrate ledger: %w", err), db.Close())
 	}
 	return &Ledger{db: db}, nil
 }

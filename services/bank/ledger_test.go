@@ -37,7 +37,11 @@ func openLedger(t *testing.T, path string) *bank.Ledger {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close() })
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("close ledger: %v", err)
+		}
+	})
 	for _, s := range defaultSeeds {
 		if _, err := l.EnsureAccount(t.Context(), s); err != nil {
 			t.Fatal(err)

@@ -123,8 +123,9 @@ func answered(err error) bool {
 	switch connect.CodeOf(err) {
 	case connect.CodeInvalidArgument, connect.CodeNotFound, connect.CodeFailedPrecondition, connect.CodePermissionDenied:
 		return true
+	default:
+		return false
 	}
-	return false
 }
 
 // orDefault returns d, or def if d is not positive.

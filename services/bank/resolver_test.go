@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -93,7 +92,7 @@ func (s *syncBuffer) count(msg string) int {
 	return bytes.Count(s.b.Bytes(), []byte(`"msg":"`+msg+`"`))
 }
 
-func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func wantState(t *testing.T, l *bank.Ledger, id string, want bank.State) {
 	t.Helper()
@@ -277,7 +276,9 @@ func TestResolverLogsLedgerErrors(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		l := openLedger(t, filepath.Join(t.TempDir(), "ledger.db"))
-		l.Close()
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
 		logs := &syncBuffer{}
 		runCtx, stop := context.WithCancel(t.Context())
 		done := make(chan struct{})

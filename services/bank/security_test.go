@@ -3,7 +3,6 @@ package bank_test
 import (
 	"context"
 	"crypto/tls"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -71,7 +70,7 @@ func secRunBank(t *testing.T, layout *pki.Layout, name string) string {
 			Name: name, Listener: ln, PublicURL: url, GatewayURL: "https://127.0.0.1:1",
 			ServerTLS: serverTLS, GatewayTLS: gatewayTLS, DataDir: t.TempDir(),
 			Accounts: []bank.AccountSeed{{ID: "alice", Owner: "alice", Currency: "usd", Opening: secOpening}},
-			Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Logger:   slog.New(slog.DiscardHandler),
 		})
 	}()
 	t.Cleanup(func() {
@@ -158,8 +157,10 @@ func secHandshake(t *testing.T, url string, conf *tls.Config) error {
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(secBankTimeout))
+	defer conn.Close() //nolint:errcheck // a read-only probe: the Read's error is the answer
+	if err := conn.SetDeadline(time.Now().Add(secBankTimeout)); err != nil {
+		return err
+	}
 	// An HTTP/2 server sends its SETTINGS frame first.
 	_, err = conn.Read(make([]byte, 1))
 	return err

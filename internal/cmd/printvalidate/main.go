@@ -9,7 +9,7 @@
 // buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate
 // (already a dependency via buf.build/go/protovalidate) embeds the complete
 // file descriptor for validate.proto. This tool turns that descriptor back into
-// proto source with github.com/jhump/protoreflect/desc/protoprint.
+// proto source with github.com/jhump/protoreflect/v2/protoprint.
 //
 // A useful side effect: the schema buf compiles against is, by construction,
 // exactly the version the Go runtime validates with (the one pinned in go.mod),
@@ -41,8 +41,7 @@ import (
 	"path/filepath"
 
 	validate "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
-	"github.com/jhump/protoreflect/desc"
-	"github.com/jhump/protoreflect/desc/protoprint"
+	"github.com/jhump/protoreflect/v2/protoprint"
 )
 
 // header is prepended to the printed file. protoprint cannot emit it itself
@@ -68,21 +67,19 @@ func main() {
 }
 
 func run(outDir string) error {
-	fd, err := desc.WrapFile(validate.File_buf_validate_validate_proto)
-	if err != nil {
-		return fmt.Errorf("wrap descriptor: %w", err)
-	}
+	fd := validate.File_buf_validate_validate_proto
 	// Keep declaration order (no sorting) so the output resembles upstream
 	// and diffs between protovalidate versions stay readable.
 	printer := protoprint.Printer{Indent: "  "}
 	var buf bytes.Buffer
 	buf.WriteString(header)
 	if err := printer.PrintProtoFile(fd, &buf); err != nil {
-		return fmt.Errorf("print %s: %w", fd.GetName(), err)
+		return fmt.Errorf("print %s: %w", fd.Path(), err)
 	}
 
-	path := filepath.Join(outDir, filepath.FromSlash(fd.GetName()))
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	path := filepath.Join(outDir, filepath.FromSlash(fd.Path()))
+	// The module is a source tree buf reads, like proto/: ordinary modes.
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil { //nolint:gosec // G301: a source directory, not a secret
 		return err
 	}
 	// Write only when the content changed, so file mtimes (and any caching
@@ -90,5 +87,5 @@ func run(outDir string) error {
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, buf.Bytes()) {
 		return nil
 	}
-	return os.WriteFile(path, buf.Bytes(), 0o644)
+	return os.WriteFile(path, buf.Bytes(), 0o644) //nolint:gosec // G306: a generated .proto source file, not a secret
 }

@@ -202,6 +202,9 @@ func newError(err error, txID string, attempts int) *Error {
 		e.Message = cerr.Message()
 		if fromRemit(err) {
 			e.Reason = rpcerr.Reason(err)
+			if e.Code == connect.CodeFailedPrecondition {
+				e.Message = trimOldDeclined(e.Message)
+			}
 		}
 	} else {
 		e.Message = err.Error()
@@ -216,6 +219,19 @@ func newError(err error, txID string, attempts int) *Error {
 	}
 	e.RetryAfter, _ = retryAfter(err)
 	return e
+}
+
+// trimOldDeclined drops the "declined: " prefix (and the bare "declined")
+// that gateways before the typed FailureReason put on their decline
+// messages, so that a caller which says "declined" itself, as the CLI does,
+// does not say it twice against an older gateway. Outbox migration 002 does
+// the same to history already written. Kept for one release of
+// compatibility with those gateways; remove it in the next.
+func trimOldDeclined(msg string) string {
+	if msg == "declined" {
+		return ""
+	}
+	return strings.TrimPrefix(msg, "declined: ")
 }
 
 // invalid returns an ErrInvalidRequest error for a request that was not sent.

@@ -254,7 +254,11 @@ func (o *Outbox) record(ctx context.Context, it Item, out Outcome) error {
 // lock, sends this client's older queued payments and this one, in order.
 // It returns the payment if it succeeded; queued=true with a *QueuedError
 // (carrying the transaction id and the cause) if it is safely queued for a
-// later flush; or the final *client.Error (a decline: client.IsDeclined). An
+// later flush; or the gateway's final *client.Error for it (see
+// finalAnswer): a decline (client.IsDeclined); a TRANSACTION_ID_CONFLICT,
+// which is not one (a bank holds the id for a different transaction, and
+// an operator must reconcile it before anything is paid again); or another
+// final refusal, such as IDEMPOTENCY_KEY_REUSED or permission_denied. An
 // error with queued=false from before the enqueue means nothing was saved
 // or sent: an invalid request, or ErrTransactionIDReused for an id already
 // used locally for a different payment. A transaction id that already has

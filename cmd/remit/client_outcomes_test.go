@@ -194,11 +194,44 @@ func TestClientFlushDeclineAndQueuedExits3(t *testing.T) {
 	}
 }
 
+// A flushed payment that failed with a transaction id conflict is not
+// summed up with the declines as "no money moved": a bank holds its id for
+// another transaction, and an operator must reconcile it.
+func TestClientFlushConflictIsNotADecline(t *testing.T) {
+	g := clienttest.New(t)
+	clientEnv(t)
+	loginAs(t, g, "alice")
+	g.SetDown(true)
+	var ids []string
+	for _, amount := range []string{"1000", "1"} { // a decline, then a conflict
+		code, out, _ := remit(t, "", "pay", "--to", "bank-b/bob", "--amount", amount)
+		m := txIDRE.FindStringSubmatch(out)
+		if code != exitQueued || m == nil {
+			t.Fatalf("pay %s while down = %d:\n%s", amount, code, out)
+		}
+		ids = append(ids, m[1])
+	}
+	g.SetDown(false)
+	g.SetHooks(clienttest.Hooks{Before: func(_ int, txID string) error {
+		if txID == ids[1] {
+			return rpcerr.New(connect.CodeFailedPrecondition, "TRANSACTION_ID_CONFLICT",
+				"a bank already knows this transaction id for a different transaction", nil)
+		}
+		return nil
+	}})
+	code, out, errOut := remit(t, "", "outbox", "flush")
+	if code != exitFailure || !strings.Contains(errOut, "1 payment declined or failed (no money moved for them)") ||
+		!strings.Contains(errOut, "1 payment failed with a transaction id conflict") ||
+		!strings.Contains(errOut, "until an operator has reconciled the id") {
+		t.Errorf("flush with a decline and a conflict = %d; want 1, the conflict worded apart:\n%s%s", code, out, errOut)
+	}
+}
+
 func TestHumanReasonWithoutReason(t *testing.T) {
 	if got := humanReason(""); got != "" {
 		t.Errorf(`humanReason("") = %q, want ""`, got)
 	}
-	if got := humanReason("FAILURE_REASON_INSUFFICIENT_FUNDS"); got != "insufficient funds" {
+	if got := humanReason("INSUFFICIENT_FUNDS"); got != "insufficient funds" {
 		t.Errorf("humanReason = %q", got)
 	}
 	if got := failureLabel(&client.Error{Code: connect.CodeUnimplemented, Message: "404 Not Found"}); got != "unimplemented" {

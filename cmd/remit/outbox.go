@@ -315,9 +315,13 @@ func flushOutbox(ctx context.Context, e *env, f *clientFlags, watch bool) error 
 	for _, n := range rep.Elsewhere {
 		elsewhere += n
 	}
-	failed := 0
+	failed, conflicts := 0, 0
 	for _, out := range rep.Outcomes {
-		if out.Status != outbox.StatusSucceeded {
+		switch {
+		case out.Status == outbox.StatusSucceeded:
+		case out.Reason == reasonTransactionIDConflict:
+			conflicts++
+		default:
 			failed++
 		}
 	}
@@ -372,6 +376,13 @@ func flushOutbox(ctx context.Context, e *env, f *clientFlags, watch bool) error 
 	var declined error
 	if failed > 0 {
 		declined = fmt.Errorf("%s declined or failed (no money moved for them): see above", plural(failed, "payment"))
+	}
+	if conflicts > 0 {
+		// Not a decline: a bank holds the id for a different transaction,
+		// so the records disagree and whether money moved is for an
+		// operator to find out. Paying again with a new id could pay twice.
+		declined = errors.Join(declined, fmt.Errorf("%s failed with a transaction id conflict (a bank holds the id for a different transaction): do not pay again until an operator has reconciled the id: see above",
+			plural(conflicts, "payment")))
 	}
 	switch {
 	case rep.Remaining > 0 || elsewhere > 0:

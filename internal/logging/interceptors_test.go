@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -110,9 +111,7 @@ type headerTransport struct {
 
 func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
-	for k, vs := range h.header {
-		r.Header[k] = vs
-	}
+	maps.Copy(r.Header, h.header)
 	return h.base.RoundTrip(r)
 }
 
@@ -344,7 +343,7 @@ func TestLogInterceptorStreamError(t *testing.T) {
 	}
 }
 
-func TestAddFieldsWithoutInterceptorIsNoop(t *testing.T) {
+func TestAddFieldsWithoutInterceptorIsNoop(_ *testing.T) {
 	logging.AddFields(context.Background(), slog.String("principal", "alice")) // must not panic
 }
 

@@ -225,8 +225,8 @@ func Serve(ctx context.Context, ln net.Listener, cfg Config) error {
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
-		_ = srv.Close()
-		<-errCh
+		_ = srv.Close() // forced: the Shutdown error below is what went wrong
+		<-errCh         //nolint:errcheck // ServeTLS returns ErrServerClosed after Close: the Shutdown error is what went wrong
 		logger.LogAttrs(ctx, slog.LevelError, "forced shutdown", slog.String("addr", addr), slog.String("error", err.Error()))
 		return fmt.Errorf("serve: graceful shutdown of %s: %w", addr, err)
 	}

@@ -50,8 +50,8 @@ func (b *Buffer) Tail(n int) string {
 
 // Records parses every line written so far as a JSON object, failing the
 // test on a line that is not one.
-func (b *Buffer) Records(t testing.TB) []map[string]any {
-	t.Helper()
+func (b *Buffer) Records(tb testing.TB) []map[string]any {
+	tb.Helper()
 	var out []map[string]any
 	for line := range strings.SplitSeq(strings.TrimSpace(b.String()), "\n") {
 		if line == "" {
@@ -59,7 +59,7 @@ func (b *Buffer) Records(t testing.TB) []map[string]any {
 		}
 		var m map[string]any
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line is not JSON: %v: %q", err, line)
+			tb.Fatalf("log line is not JSON: %v: %q", err, line)
 		}
 		out = append(out, m)
 	}
@@ -67,10 +67,10 @@ func (b *Buffer) Records(t testing.TB) []map[string]any {
 }
 
 // WithMsg returns the records whose message is msg, oldest first.
-func (b *Buffer) WithMsg(t testing.TB, msg string) []map[string]any {
-	t.Helper()
+func (b *Buffer) WithMsg(tb testing.TB, msg string) []map[string]any {
+	tb.Helper()
 	var out []map[string]any
-	for _, m := range b.Records(t) {
+	for _, m := range b.Records(tb) {
 		if m[slog.MessageKey] == msg {
 			out = append(out, m)
 		}

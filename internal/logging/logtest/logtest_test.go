@@ -44,6 +44,7 @@ func TestBuffer(t *testing.T) {
 // fakeT records a Fatalf instead of ending the test.
 type fakeT struct {
 	testing.TB
+
 	failed string
 }
 

@@ -157,8 +157,9 @@ func Retryable(err error) bool {
 		// the failure happened on the way (a reset stream, a proxy's 500), so
 		// the gateway's answer, if any, was not received.
 		return !fromRemit(err)
+	default:
+		return false
 	}
-	return false
 }
 
 // fromRemit reports whether err carries a Remit ErrorInfo, i.e. was built

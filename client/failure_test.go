@@ -32,7 +32,7 @@ func TestFailureReasonOfAndIsDeclined(t *testing.T) {
 			gatewayv1.FailureReason_FAILURE_REASON_UNSPECIFIED, false, false},
 		{"other failed precondition", &client.Error{Code: connect.CodeFailedPrecondition, Reason: "PAYMENT_NOT_SUCCEEDED"},
 			gatewayv1.FailureReason_FAILURE_REASON_UNSPECIFIED, false, true},
-		{"not an *Error", fmt.Errorf("boom"), gatewayv1.FailureReason_FAILURE_REASON_UNSPECIFIED, false, false},
+		{"not an *Error", errors.New("boom"), gatewayv1.FailureReason_FAILURE_REASON_UNSPECIFIED, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -204,8 +204,9 @@ func finalAnswer(err error) bool {
 		connect.CodeAlreadyExists,
 		connect.CodeOutOfRange:
 		return true
+	default:
+		return false
 	}
-	return false
 }
 
 // record moves a payment from the queue to history in one transaction.
@@ -336,7 +337,7 @@ func (o *Outbox) FlushWatch(ctx context.Context, gw Gateway, every time.Duration
 		n, err := o.count(ctx)
 		switch {
 		case ctx.Err() != nil:
-			return nil
+			return nil //nolint:nilerr // FlushWatch returns nil once ctx is done (documented): stopping is not a failure
 		case err != nil:
 			return err
 		case n == 0:
@@ -350,19 +351,18 @@ func (o *Outbox) FlushWatch(ctx context.Context, gw Gateway, every time.Duration
 			unlock, err := o.lockFlush(ctx, true)
 			if err != nil {
 				if ctx.Err() != nil {
-					return nil
+					return nil //nolint:nilerr // FlushWatch returns nil once ctx is done (documented): stopping is not a failure
 				}
 				return err
 			}
 			rep, ferr := o.flushLocked(ctx, gw, 0)
 			unlock()
 			if ctx.Err() != nil {
-				return nil
+				return nil //nolint:nilerr // FlushWatch returns nil once ctx is done (documented): stopping is not a failure
 			}
 			notify(rep, ferr)
 			if ferr != nil {
-				var qe *QueuedError
-				if !errors.As(ferr, &qe) {
+				if _, ok := errors.AsType[*QueuedError](ferr); !ok {
 					return ferr
 				}
 				delay = min(2*delay, maxDelay)

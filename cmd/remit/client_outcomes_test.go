@@ -39,8 +39,8 @@ func notAGateway(t *testing.T) (url, caFile string) {
 }
 
 type outboxListJSON struct {
-	Queued  []queuedJSON
-	History []historyJSON
+	Queued  []queuedJSON  `json:"queued"`
+	History []historyJSON `json:"history"`
 }
 
 func outboxList(t *testing.T) outboxListJSON {
@@ -83,8 +83,8 @@ func TestClientPayToNonGatewayStaysQueued(t *testing.T) {
 	}
 	code, out, _ = remit(t, "", "outbox", "flush", "--json")
 	var rep struct {
-		Remaining int
-		Elsewhere []elsewhereJSON
+		Remaining int             `json:"remaining"`
+		Elsewhere []elsewhereJSON `json:"elsewhere"`
 	}
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitQueued || rep.Remaining != 0 ||
 		len(rep.Elsewhere) != 1 || rep.Elsewhere[0] != (elsewhereJSON{GatewayURL: url, Count: 1}) {
@@ -150,7 +150,9 @@ func TestClientTransactionIDReuse(t *testing.T) {
 		t.Errorf("pay with a used id = %d:\n%s%s", code, out, errOut)
 	}
 	code, out, _ = remit(t, "", "pay", "--to", "bank-a/alice", "--amount", "3", "--transaction-id", id, "--json")
-	var res struct{ Error *errorJSON }
+	var res struct {
+		Error *errorJSON `json:"error"`
+	}
 	if err := json.Unmarshal([]byte(out), &res); err != nil || code != exitUsage || res.Error == nil ||
 		res.Error.Code != "invalid_argument" || res.Error.Reason != client.ReasonIdempotencyKeyReused {
 		t.Errorf("pay --json with a used id = %d, %q (%v)", code, out, err)

@@ -132,6 +132,7 @@ type queuedJSON struct {
 // historyJSON is a final outcome for --json.
 type historyJSON struct {
 	outcomeJSON
+
 	Payee        string `json:"payee"`
 	Amount       string `json:"amount"`
 	Currency     string `json:"currency"`
@@ -167,7 +168,7 @@ func listOutbox(ctx context.Context, e *env, f *clientFlags, history int) error 
 	if err != nil {
 		return err
 	}
-	defer ob.Close()
+	defer ob.Close() //nolint:errcheck // every write to the outbox is a committed transaction by now; Close only releases the handle
 	items, err := ob.List(ctx)
 	if err != nil {
 		return err
@@ -250,8 +251,7 @@ func listOutbox(ctx context.Context, e *env, f *clientFlags, history int) error 
 		for _, out := range outs {
 			st := newOutcomeJSON(out).Status
 			if err := out.Err(); err != nil {
-				var ce *client.Error
-				if errors.As(err, &ce) {
+				if ce, ok := errors.AsType[*client.Error](err); ok {
 					st += " (" + failureLabel(ce) + ")"
 				}
 			}
@@ -305,7 +305,7 @@ func flushOutbox(ctx context.Context, e *env, f *clientFlags, watch bool) error 
 	if err != nil {
 		return err
 	}
-	defer ob.Close()
+	defer ob.Close() //nolint:errcheck // every write to the outbox is a committed transaction by now; Close only releases the handle
 	if watch {
 		return flushWatch(ctx, e, s, ob)
 	}
@@ -464,7 +464,7 @@ func flushWatch(ctx context.Context, e *env, s *session, ob *outbox.Outbox) erro
 		case err == nil && rep.Remaining == 0:
 			msg = "The outbox is empty: every queued payment has its final outcome. Waiting for new ones."
 		case err == nil:
-			msg = fmt.Sprintf("%s queued.", plural(rep.Remaining, "payment"))
+			msg = plural(rep.Remaining, "payment") + " queued."
 		case qe != nil:
 			msg = fmt.Sprintf("%s still queued: %s; retrying with backoff.", plural(rep.Remaining, "payment"), queuedWhy(s, qe))
 		default:

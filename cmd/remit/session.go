@@ -345,8 +345,7 @@ type errorJSON struct {
 }
 
 func newErrorJSON(err error) *errorJSON {
-	var ce *client.Error
-	if errors.As(err, &ce) {
+	if ce, ok := errors.AsType[*client.Error](err); ok {
 		return &errorJSON{Code: ce.Code.String(), Reason: ce.Reason, Message: ce.Message, TransactionID: ce.TransactionID}
 	}
 	j := &errorJSON{Code: connect.CodeUnknown.String(), Message: err.Error()}
@@ -381,7 +380,7 @@ func formatTime(t time.Time) string {
 	if t.IsZero() || t.Unix() == 0 {
 		return "-"
 	}
-	return t.Local().Format("2006-01-02 15:04:05")
+	return t.Local().Format("2006-01-02 15:04:05") //nolint:gosmopolitan // for the person at the terminal, in their own time zone
 }
 
 // formatAge renders a duration for people: 3s, 5m, 2h10m, 3d.

@@ -1,6 +1,8 @@
-// Package logtest collects what a logger writes, for tests. Servers log from
-// their own goroutines while the test reads, so [Buffer] is safe for
-// concurrent use; its helpers parse the JSON lines of slog.NewJSONHandler.
+// Package logtest collects what a logger (or a child process) writes, for
+// tests. Servers log from their own goroutines while the test reads, so
+// [Buffer] is safe for concurrent use, and a test can [Buffer.Wait] for a
+// line instead of polling; its helpers parse the JSON lines of
+// slog.NewJSONHandler.
 package logtest
 
 import (
@@ -10,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Buffer is a goroutine-safe [io.Writer] for log output. The zero value is
@@ -17,6 +20,9 @@ import (
 type Buffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
+	// changed is closed by the next Write, to wake the waiters; nil while
+	// nobody waits.
+	changed chan struct{}
 }
 
 // JSONLogger returns a logger writing JSON lines to b at level info and
@@ -29,7 +35,38 @@ func (b *Buffer) JSONLogger() *slog.Logger {
 func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.changed != nil {
+		close(b.changed)
+		b.changed = nil
+	}
 	return b.buf.Write(p)
+}
+
+// Wait blocks until cond holds for everything written so far, checking it
+// now and again after every Write, and reports whether it did within
+// timeout. cond runs without the buffer's lock held, so it may call the
+// buffer's other methods (Records, WithMsg). In a testing/synctest bubble
+// the timeout is on the bubble's clock.
+func (b *Buffer) Wait(timeout time.Duration, cond func(logs string) bool) bool {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		b.mu.Lock()
+		logs := b.buf.String()
+		if b.changed == nil {
+			b.changed = make(chan struct{})
+		}
+		changed := b.changed // closed by any Write after logs was read
+		b.mu.Unlock()
+		if cond(logs) {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return cond(b.String())
+		}
+	}
 }
 
 // String returns everything written so far.

@@ -170,19 +170,7 @@ func TestClientTransactionIDReuse(t *testing.T) {
 // another payment was declined: exit 1 would invite paying again.
 func TestClientFlushDeclineAndQueuedExits3(t *testing.T) {
 	g := clienttest.New(t)
-	clientEnv(t)
-	loginAs(t, g, "alice")
-	g.SetDown(true)
-	var ids []string
-	for _, amount := range []string{"1000", "1"} { // a decline, then one that stays queued
-		code, out, _ := remit(t, "", "pay", "--to", "bank-b/bob", "--amount", amount)
-		m := txIDRE.FindStringSubmatch(out)
-		if code != exitQueued || m == nil {
-			t.Fatalf("pay %s while down = %d:\n%s", amount, code, out)
-		}
-		ids = append(ids, m[1])
-	}
-	g.SetDown(false)
+	ids := queueWhileDown(t, g, "1000", "1") // a decline, then one that stays queued
 	g.SetHooks(clienttest.Hooks{Before: func(_ int, txID string) error {
 		if txID == ids[1] {
 			return rpcerr.New(connect.CodeUnavailable, "BANK_UNAVAILABLE", "a bank involved is unavailable", nil)
@@ -201,19 +189,7 @@ func TestClientFlushDeclineAndQueuedExits3(t *testing.T) {
 // another transaction, and an operator must reconcile it.
 func TestClientFlushConflictIsNotADecline(t *testing.T) {
 	g := clienttest.New(t)
-	clientEnv(t)
-	loginAs(t, g, "alice")
-	g.SetDown(true)
-	var ids []string
-	for _, amount := range []string{"1000", "1"} { // a decline, then a conflict
-		code, out, _ := remit(t, "", "pay", "--to", "bank-b/bob", "--amount", amount)
-		m := txIDRE.FindStringSubmatch(out)
-		if code != exitQueued || m == nil {
-			t.Fatalf("pay %s while down = %d:\n%s", amount, code, out)
-		}
-		ids = append(ids, m[1])
-	}
-	g.SetDown(false)
+	ids := queueWhileDown(t, g, "1000", "1") // a decline, then a conflict
 	g.SetHooks(clienttest.Hooks{Before: func(_ int, txID string) error {
 		if txID == ids[1] {
 			return rpcerr.New(connect.CodeFailedPrecondition, "TRANSACTION_ID_CONFLICT",
@@ -227,6 +203,26 @@ func TestClientFlushConflictIsNotADecline(t *testing.T) {
 		!strings.Contains(errOut, "until an operator has reconciled the id") {
 		t.Errorf("flush with a decline and a conflict = %d; want 1, the conflict worded apart:\n%s%s", code, out, errOut)
 	}
+}
+
+// queueWhileDown logs alice in to g and queues a payment to bob of each
+// amount while g is down, then brings g back up; it returns their ids.
+func queueWhileDown(t *testing.T, g *clienttest.Gateway, amounts ...string) []string {
+	t.Helper()
+	clientEnv(t)
+	loginAs(t, g, "alice")
+	g.SetDown(true)
+	var ids []string
+	for _, amount := range amounts {
+		code, out, _ := remit(t, "", "pay", "--to", "bank-b/bob", "--amount", amount)
+		m := txIDRE.FindStringSubmatch(out)
+		if code != exitQueued || m == nil {
+			t.Fatalf("pay %s while down = %d:\n%s", amount, code, out)
+		}
+		ids = append(ids, m[1])
+	}
+	g.SetDown(false)
+	return ids
 }
 
 func TestHumanReasonWithoutReason(t *testing.T) {

@@ -205,6 +205,23 @@ func TestClientFlushConflictIsNotADecline(t *testing.T) {
 	}
 }
 
+// A gateway from before the typed FailureReason still starts its decline
+// messages with "declined: "; the CLI says "declined" once.
+func TestClientOldGatewayDeclineSaysDeclinedOnce(t *testing.T) {
+	g := clienttest.New(t)
+	clientEnv(t)
+	loginAs(t, g, "alice")
+	g.SetHooks(clienttest.Hooks{Before: func(_ int, txID string) error {
+		return rpcerr.New(connect.CodeFailedPrecondition, "INSUFFICIENT_FUNDS",
+			"declined: the payer's available balance is too low", map[string]string{"transaction_id": txID})
+	}})
+	code, out, errOut := remit(t, "", "pay", "--to", "bank-b/bob", "--amount", "1")
+	if code != exitFailure || strings.Count(strings.ToLower(out+errOut), "declined") != 1 ||
+		!strings.Contains(out, "DECLINED: insufficient funds. No money moved.\nThe payer's available balance is too low.\n") {
+		t.Errorf("pay against an older gateway = %d; want \"declined\" said once:\n%s%s", code, out, errOut)
+	}
+}
+
 // queueWhileDown logs alice in to g and queues a payment to bob of each
 // amount while g is down, then brings g back up; it returns their ids.
 func queueWhileDown(t *testing.T, g *clienttest.Gateway, amounts ...string) []string {

@@ -55,7 +55,8 @@ type Error struct {
 	// the error did not come from Remit (a transport failure).
 	Reason string
 	// Message is the server's message (actionable, safe to show), or the
-	// transport error.
+	// transport error. The "declined: " that older gateways put before a
+	// decline's message is dropped (see trimOldDeclined).
 	Message string
 	// TransactionID is the id of the payment or adjustment, if the call
 	// had one.

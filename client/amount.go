@@ -63,9 +63,12 @@ func allDigits(s string) bool {
 func FormatAmount(amount int64, currency string) string {
 	digits := Decimals(currency)
 	sign := ""
-	u := uint64(amount)
+	var u uint64
 	if amount < 0 {
-		sign, u = "-", uint64(-amount)
+		// -amount overflows for math.MinInt64; -(amount+1) never does.
+		sign, u = "-", uint64(-(amount+1))+1 //nolint:gosec // G115: -(amount+1) >= 0 for every negative int64
+	} else {
+		u = uint64(amount)
 	}
 	s := strconv.FormatUint(u, 10)
 	if digits > 0 {

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -169,7 +168,7 @@ func New(cfg Config) (*Client, error) {
 		c.retry = DefaultRetryPolicy().normalized()
 	}
 	if c.log == nil {
-		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		c.log = slog.New(slog.DiscardHandler)
 	}
 	opts := connect.WithInterceptors(validateInterceptor{}, headerInterceptor{c})
 	c.auth = gatewayv1connect.NewAuthServiceClient(c.http, c.baseURL, opts)

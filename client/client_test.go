@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -255,7 +256,10 @@ func TestPaymentsIteratesPages(t *testing.T) {
 	}
 
 	// Breaking early fetches no further pages.
-	for range c.Payments(ctx, client.PaymentFilter{PageSize: 2}) {
+	for _, err := range c.Payments(ctx, client.PaymentFilter{PageSize: 2}) {
+		if err != nil {
+			t.Fatal(err)
+		}
 		break
 	}
 	if n := count(g, "ListPayments"); n != 4 {
@@ -406,6 +410,7 @@ func TestParseAndFormatAmount(t *testing.T) {
 	}{
 		{1250, "usd", "12.50 usd"}, {5, "usd", "0.05 usd"}, {-5, "usd", "-0.05 usd"},
 		{1000, "jpy", "1000 jpy"}, {1, "kwd", "0.001 kwd"},
+		{math.MinInt64, "usd", "-92233720368547758.08 usd"}, {math.MaxInt64, "usd", "92233720368547758.07 usd"},
 	} {
 		if got := client.FormatAmount(tt.amount, tt.currency); got != tt.want {
 			t.Errorf("FormatAmount(%d, %s) = %q, want %q", tt.amount, tt.currency, got, tt.want)

@@ -55,7 +55,8 @@ type Error struct {
 	// the error did not come from Remit (a transport failure).
 	Reason string
 	// Message is the server's message (actionable, safe to show), or the
-	// transport error.
+	// transport error. The "declined: " that older gateways put before a
+	// decline's message is dropped (see trimOldDeclined).
 	Message string
 	// TransactionID is the id of the payment or adjustment, if the call
 	// had one.
@@ -157,8 +158,9 @@ func Retryable(err error) bool {
 		// the failure happened on the way (a reset stream, a proxy's 500), so
 		// the gateway's answer, if any, was not received.
 		return !fromRemit(err)
+	default:
+		return false
 	}
-	return false
 }
 
 // fromRemit reports whether err carries a Remit ErrorInfo, i.e. was built
@@ -202,6 +204,9 @@ func newError(err error, txID string, attempts int) *Error {
 		e.Message = cerr.Message()
 		if fromRemit(err) {
 			e.Reason = rpcerr.Reason(err)
+			if e.Code == connect.CodeFailedPrecondition {
+				e.Message = trimOldDeclined(e.Message)
+			}
 		}
 	} else {
 		e.Message = err.Error()
@@ -216,6 +221,19 @@ func newError(err error, txID string, attempts int) *Error {
 	}
 	e.RetryAfter, _ = retryAfter(err)
 	return e
+}
+
+// trimOldDeclined drops the "declined: " prefix (and the bare "declined")
+// that gateways before the typed FailureReason put on their decline
+// messages, so that a caller which says "declined" itself, as the CLI does,
+// does not say it twice against an older gateway. Outbox migration 002 does
+// the same to history already written. Kept for one release of
+// compatibility with those gateways; remove it in the next.
+func trimOldDeclined(msg string) string {
+	if msg == "declined" {
+		return ""
+	}
+	return strings.TrimPrefix(msg, "declined: ")
 }
 
 // invalid returns an ErrInvalidRequest error for a request that was not sent.

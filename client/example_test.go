@@ -9,7 +9,7 @@ import (
 
 // ExampleClient_Login is `remit login alice`: log in once and remember the
 // gateway, CA and token for later commands.
-func ExampleClient_Login() {
+func ExampleClient_Login() { //nolint:testableexamples // needs a running gateway: compiled, not run
 	ctx := context.Background()
 	cfg := client.Config{GatewayURL: "https://127.0.0.1:8443", CAFile: "certs/ca.pem"}
 	c, err := client.New(cfg)
@@ -33,7 +33,7 @@ func ExampleClient_Login() {
 }
 
 // ExampleClient_Payments lists every payment, fetching pages as needed.
-func ExampleClient_Payments() {
+func ExampleClient_Payments() { //nolint:testableexamples // needs a running gateway: compiled, not run
 	ctx := context.Background()
 	c, err := client.New(client.Config{GatewayURL: "https://127.0.0.1:8443", CAFile: "certs/ca.pem", Token: "..."})
 	if err != nil {

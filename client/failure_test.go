@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 
@@ -8,6 +9,7 @@ import (
 
 	"github.com/remitpay/remit/client"
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
+	"github.com/remitpay/remit/internal/rpcerr"
 )
 
 func TestFailureReasonOfAndIsDeclined(t *testing.T) {
@@ -30,7 +32,7 @@ func TestFailureReasonOfAndIsDeclined(t *testing.T) {
 			gatewayv1.FailureReason_FAILURE_REASON_UNSPECIFIED, false, false},
 		{"other failed precondition", &client.Error{Code: connect.CodeFailedPrecondition, Reason: "PAYMENT_NOT_SUCCEEDED"},
 			gatewayv1.FailureReason_FAILURE_REASON_UNSPECIFIED, false, true},
-		{"not an *Error", fmt.Errorf("boom"), gatewayv1.FailureReason_FAILURE_REASON_UNSPECIFIED, false, false},
+		{"not an *Error", errors.New("boom"), gatewayv1.FailureReason_FAILURE_REASON_UNSPECIFIED, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -48,5 +50,30 @@ func TestFailureReasonOfAndIsDeclined(t *testing.T) {
 	}
 	if got := client.FailureWords(gatewayv1.FailureReason_FAILURE_REASON_UNSPECIFIED); got != "" {
 		t.Errorf("FailureWords(UNSPECIFIED) = %q, want empty", got)
+	}
+}
+
+// Gateways before the typed FailureReason started decline messages with
+// "declined: " (or sent just "declined"); the SDK drops it, for one release,
+// so that the CLI does not say "declined: declined: ...".
+func TestOldGatewayDeclinePrefixIsDropped(t *testing.T) {
+	for msg, want := range map[string]string{
+		"declined: the payer's available balance is too low": "the payer's available balance is too low",
+		"declined": "",
+		"the payer's available balance is too low": "the payer's available balance is too low",
+	} {
+		g := newGateway(t)
+		c := newClient(t, g, "alice", nil)
+		g.SetHooks(hooksFailing(1, func() error {
+			return rpcerr.New(connect.CodeFailedPrecondition, "INSUFFICIENT_FUNDS", msg, nil)
+		}))
+		_, err := c.Pay(t.Context(), payment(1))
+		var e *client.Error
+		if !errors.As(err, &e) || !client.IsDeclined(err) {
+			t.Fatalf("Pay() = %v, want a decline", err)
+		}
+		if e.Message != want {
+			t.Errorf("message %q reads %q, want %q", msg, e.Message, want)
+		}
 	}
 }

@@ -326,7 +326,7 @@ func (c *Client) watchOnce(ctx context.Context, st callState, cursor *int64, del
 	if err != nil {
 		return err
 	}
-	defer stream.Close()
+	defer stream.Close() //nolint:errcheck // releases the stream; Receive's and Err's results are the outcome
 	for stream.Receive() {
 		ev := stream.Msg()
 		if ev.GetEventId() <= *cursor {

@@ -124,17 +124,19 @@ func (p *Profile) Save(dir string) error {
 		return fmt.Errorf("client: save profile: %w", err)
 	}
 	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after the rename
+	// Cleanup only: after the rename there is no tmp to remove (ENOENT),
+	// and after a failure the failure is the error to report.
+	defer func() { _ = os.Remove(tmp) }()
 	if err := f.Chmod(0o600); err != nil {
-		f.Close()
+		_ = f.Close() // the profile is not saved either way; report why
 		return fmt.Errorf("client: save profile: %w", err)
 	}
 	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
+		_ = f.Close() // the profile is not saved either way; report why
 		return fmt.Errorf("client: save profile: %w", err)
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
+		_ = f.Close() // the profile is not saved either way; report why
 		return fmt.Errorf("client: save profile: %w", err)
 	}
 	if err := f.Close(); err != nil {

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
+	"github.com/remitpay/remit/internal/logging/logtest"
 )
 
 // cliTimeout bounds one CLI command. A payment to an unreachable gateway
@@ -181,9 +182,9 @@ func txID(t *testing.T, r cliResult) string {
 type background struct {
 	t      *testing.T
 	cmd    *exec.Cmd
-	mu     sync.Mutex
+	mu     sync.Mutex // guards out
 	out    strings.Builder
-	errOut bytes.Buffer
+	errOut logtest.Buffer
 	done   chan struct{}
 	err    error
 }
@@ -192,7 +193,7 @@ func (u *cliUser) start(args ...string) *background {
 	u.t.Helper()
 	b := &background{t: u.t, done: make(chan struct{})}
 	b.cmd = u.command(context.Background(), nil, args...)
-	b.cmd.Stderr = lockedWriter{&b.mu, &b.errOut}
+	b.cmd.Stderr = &b.errOut
 	stdout, err := b.cmd.StdoutPipe()
 	if err != nil {
 		u.t.Fatal(err)
@@ -220,8 +221,9 @@ func (u *cliUser) start(args ...string) *background {
 
 func (b *background) output() string {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.out.String() + b.errOut.String()
+	out := b.out.String()
+	b.mu.Unlock()
+	return out + b.errOut.String()
 }
 
 // waitFor waits until a line of stdout matches all of wants.

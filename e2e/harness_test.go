@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/remitpay/remit/internal/logging/logtest"
 	"github.com/remitpay/remit/internal/pki"
 )
 
@@ -124,9 +125,10 @@ type upProcess struct {
 	dir  string
 	port int
 
-	mu     sync.Mutex
+	stderr logtest.Buffer // up's and its children's logs
+
+	mu     sync.Mutex // guards stdout, err and pids
 	stdout bytes.Buffer
-	stderr bytes.Buffer
 	ready  chan struct{} // closed when readyLine was printed
 	exited chan struct{} // closed when up exited; err is then set
 	err    error
@@ -143,7 +145,7 @@ func startUp(t *testing.T, dir string, port int) *upProcess {
 	u := &upProcess{t: t, dir: dir, port: port, ready: make(chan struct{}), exited: make(chan struct{}), pids: map[string]int{}}
 	u.cmd = exec.Command(remitBin, "up", "--dir", dir, "--base-port", strconv.Itoa(port))
 	u.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	u.cmd.Stderr = lockedWriter{&u.mu, &u.stderr}
+	u.cmd.Stderr = &u.stderr
 	out, err := u.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -201,28 +203,13 @@ func startUp(t *testing.T, dir string, port int) *upProcess {
 	return u
 }
 
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
 func (u *upProcess) output() string {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.stdout.String()
 }
 
-func (u *upProcess) logs() string {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.stderr.String()
-}
+func (u *upProcess) logs() string { return u.stderr.String() }
 
 func (u *upProcess) dumpLogs() {
 	u.t.Logf("remit up stdout:\n%s", u.output())

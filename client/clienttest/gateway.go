@@ -112,16 +112,16 @@ type Gateway struct {
 }
 
 // New starts a fake gateway, stopped when the test ends.
-func New(t testing.TB) *Gateway {
-	t.Helper()
-	l, err := pki.Generate(t.TempDir(), pki.Options{Banks: []string{"bank-a", "bank-b"}})
+func New(tb testing.TB) *Gateway {
+	tb.Helper()
+	l, err := pki.Generate(tb.TempDir(), pki.Options{Banks: []string{"bank-a", "bank-b"}})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	cert, key := l.Server("gateway")
 	serverTLS, err := pki.ServerConfig(cert, key, "", tls.NoClientCert)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	g := &Gateway{
 		CAFile: l.CA,
@@ -149,7 +149,7 @@ func New(t testing.TB) *Gateway {
 	g.srv.TLS = serverTLS
 	g.srv.StartTLS()
 	g.URL = g.srv.URL
-	t.Cleanup(g.srv.Close)
+	tb.Cleanup(g.srv.Close)
 	return g
 }
 
@@ -242,7 +242,7 @@ func (g *Gateway) Payment(id string) *gatewayv1.Payment {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if t := g.txns[id]; t != nil && t.payment != nil {
-		return proto.Clone(t.payment).(*gatewayv1.Payment)
+		return proto.CloneOf(t.payment)
 	}
 	return nil
 }
@@ -293,7 +293,7 @@ func declined(p *gatewayv1.Payment) error {
 
 func (g *Gateway) addEventLocked(typ gatewayv1.PaymentEventType, p *gatewayv1.Payment, account client.AccountRef) {
 	g.events = append(g.events, &gatewayv1.WatchPaymentsResponse{
-		EventId: int64(len(g.events) + 1), Type: typ, Payment: proto.Clone(p).(*gatewayv1.Payment),
+		EventId: int64(len(g.events) + 1), Type: typ, Payment: proto.CloneOf(p),
 		EventTime: timestamppb.New(time.Now()), Account: account.Proto(),
 	})
 	close(g.eventsCh)
@@ -331,7 +331,7 @@ func (g *Gateway) idempotent(ctx context.Context, procedure, txID string, req pr
 		return nil, rpcerr.New(connect.CodeInvalidArgument, client.ReasonIdempotencyKeyReused,
 			"this transaction id was already used for a different request; generate a new transaction id", nil)
 	}
-	p := proto.Clone(t.payment).(*gatewayv1.Payment)
+	p := proto.CloneOf(t.payment)
 	g.mu.Unlock()
 
 	if hooks.After != nil {
@@ -405,11 +405,11 @@ func (s paymentService) MakePayment(ctx context.Context, req *gatewayv1.MakePaym
 				p.Status = gatewayv1.PaymentStatus_PAYMENT_STATUS_SUCCEEDED
 			}
 			typ := gatewayv1.PaymentEventType_PAYMENT_EVENT_TYPE_SUCCEEDED
-			if p.Status == gatewayv1.PaymentStatus_PAYMENT_STATUS_FAILED {
+			if p.GetStatus() == gatewayv1.PaymentStatus_PAYMENT_STATUS_FAILED {
 				typ = gatewayv1.PaymentEventType_PAYMENT_EVENT_TYPE_FAILED
 			}
 			g.addEventLocked(typ, p, payer)
-			if p.Status == gatewayv1.PaymentStatus_PAYMENT_STATUS_SUCCEEDED {
+			if p.GetStatus() == gatewayv1.PaymentStatus_PAYMENT_STATUS_SUCCEEDED {
 				g.addEventLocked(typ, p, payee)
 			}
 			return p
@@ -445,7 +445,7 @@ func (s paymentService) GetPayment(ctx context.Context, req *gatewayv1.GetPaymen
 	if err != nil {
 		return nil, err
 	}
-	return &gatewayv1.GetPaymentResponse{Payment: proto.Clone(p).(*gatewayv1.Payment)}, nil
+	return &gatewayv1.GetPaymentResponse{Payment: proto.CloneOf(p)}, nil
 }
 
 func (s paymentService) ListPayments(ctx context.Context, req *gatewayv1.ListPaymentsRequest) (*gatewayv1.ListPaymentsResponse, error) {
@@ -478,7 +478,7 @@ func (s paymentService) ListPayments(ctx context.Context, req *gatewayv1.ListPay
 	end := min(start+size, len(mine))
 	res := &gatewayv1.ListPaymentsResponse{}
 	for _, p := range mine[start:end] {
-		res.Payments = append(res.Payments, proto.Clone(p).(*gatewayv1.Payment))
+		res.Payments = append(res.Payments, proto.CloneOf(p))
 	}
 	if end < len(mine) {
 		res.NextPageToken = strconv.Itoa(end)
@@ -528,7 +528,7 @@ func (s paymentService) AcknowledgePayment(ctx context.Context, req *gatewayv1.A
 		p.AcknowledgeTime = timestamppb.New(time.Now())
 		g.addEventLocked(gatewayv1.PaymentEventType_PAYMENT_EVENT_TYPE_ACKNOWLEDGED, p, client.AccountRefFromProto(p.GetPayee()))
 	}
-	return &gatewayv1.AcknowledgePaymentResponse{Payment: proto.Clone(p).(*gatewayv1.Payment)}, nil
+	return &gatewayv1.AcknowledgePaymentResponse{Payment: proto.CloneOf(p)}, nil
 }
 
 func (s paymentService) WatchPayments(ctx context.Context, req *gatewayv1.WatchPaymentsRequest, stream *connect.ServerStream[gatewayv1.WatchPaymentsResponse]) error {

@@ -12,7 +12,7 @@ import (
 // Example is `remit pay --to bank-b/bob --amount 12.50`: the payment is
 // saved before it is sent, older queued payments go first, and the user
 // learns whether it succeeded, was declined, or is safely queued.
-func Example() {
+func Example() { //nolint:testableexamples // needs a login and a running gateway: compiled, not run
 	ctx := context.Background()
 	dir, err := client.StateDir()
 	if err != nil {
@@ -35,7 +35,11 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	defer ob.Close()
+	defer func() {
+		if err := ob.Close(); err != nil {
+			fmt.Println("close the outbox:", err)
+		}
+	}()
 
 	payee, err := client.ParseAccountRef("bank-b/bob")
 	if err != nil {

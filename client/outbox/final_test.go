@@ -206,7 +206,11 @@ func openDB(t *testing.T, dir string) *sql.DB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	return db
 }
 
@@ -319,7 +323,9 @@ func TestFilesArePrivate(t *testing.T) {
 	check()
 
 	// A database an older version created readable by all is fixed on open.
-	o.Close()
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Chmod(filepath.Join(e.dir, "outbox.db"), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -24,14 +24,16 @@ func tryLock(path string) (unlock func(), err error) {
 		}
 	}
 	if err != nil {
-		f.Close()
+		_ = f.Close() // the lock file holds no data; the Flock error is the answer
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, ErrBusy
 		}
 		return nil, err
 	}
 	return func() {
+		// The lock file holds no data, and closing it releases the lock
+		// anyway: neither error has anything to report.
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
+		_ = f.Close()
 	}, nil
 }

@@ -11,7 +11,9 @@ import (
 // messages reads as if written today: migration 002 strips the prefix.
 func TestOldDeclinePrefixIsStripped(t *testing.T) {
 	e := newEnv(t)
-	e.open(t, outbox.Options{}).Close()
+	if err := e.open(t, outbox.Options{}).Close(); err != nil {
+		t.Fatal(err)
+	}
 	db := openDB(t, e.dir)
 	old, bare, empty := client.NewTransactionID(), client.NewTransactionID(), client.NewTransactionID()
 	for id, msg := range map[string]string{old: "declined: insufficient funds", bare: "no such account", empty: "declined"} {

@@ -110,7 +110,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Outbox, error) {
 	}
 	o := &Outbox{dir: dir, db: db, opts: opts}
 	if err := o.migrate(ctx); err != nil {
-		db.Close()
+		_ = db.Close() // the migration's error is the one to report
 		return nil, err
 	}
 	return o, nil
@@ -153,21 +153,8 @@ func normalizeURL(u string) string {
 // https://localhost:8443. It runs under the schema lock and changes
 // nothing once done.
 func (o *Outbox) normalizeStoredURLs(ctx context.Context) error {
-	rows, err := o.db.QueryContext(ctx, `SELECT gateway FROM queued UNION SELECT gateway FROM history`)
+	urls, err := o.storedURLs(ctx)
 	if err != nil {
-		return err
-	}
-	var urls []string
-	for rows.Next() {
-		var u string
-		if err := rows.Scan(&u); err != nil {
-			rows.Close()
-			return err
-		}
-		urls = append(urls, u)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return err
 	}
 	for _, u := range urls {
@@ -176,8 +163,11 @@ func (o *Outbox) normalizeStoredURLs(ctx context.Context) error {
 			continue
 		}
 		err := store.InTx(ctx, o.db, func(tx *sql.Tx) error {
-			for _, table := range []string{"queued", "history"} {
-				if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET gateway = ? WHERE gateway = ?`, n, u); err != nil {
+			for _, q := range []string{
+				`UPDATE queued SET gateway = ? WHERE gateway = ?`,
+				`UPDATE history SET gateway = ? WHERE gateway = ?`,
+			} {
+				if _, err := tx.ExecContext(ctx, q, n, u); err != nil {
 					return err
 				}
 			}
@@ -188,6 +178,25 @@ func (o *Outbox) normalizeStoredURLs(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// storedURLs returns every gateway URL in the queue and in history. The
+// rows are closed when it returns, before any update runs.
+func (o *Outbox) storedURLs(ctx context.Context) ([]string, error) {
+	rows, err := o.db.QueryContext(ctx, `SELECT gateway FROM queued UNION SELECT gateway FROM history`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var urls []string
+	for rows.Next() {
+		var u string
+		if err := rows.Scan(&u); err != nil {
+			return nil, err
+		}
+		urls = append(urls, u)
+	}
+	return urls, rows.Err()
 }
 
 // createPrivate creates dir (0700) and the database file at path (0600)

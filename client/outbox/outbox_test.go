@@ -54,7 +54,11 @@ func (e *env) open(t *testing.T, opts outbox.Options) *outbox.Outbox {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { o.Close() })
+	t.Cleanup(func() {
+		if err := o.Close(); err != nil { // Close is idempotent: a test may close first
+			t.Error(err)
+		}
+	})
 	return o
 }
 
@@ -360,7 +364,7 @@ func TestConcurrentFlushersNeverSendTwice(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if got, want := e.g.PayCalls(), append(ids, more...); !slices.Equal(got, want) {
+	if got, want := e.g.PayCalls(), slices.Concat(ids, more); !slices.Equal(got, want) {
 		t.Errorf("gateway saw %v, want each of %v exactly once, in order", got, want)
 	}
 	if got := e.g.Balance(bob); got != initial+36 {
@@ -393,7 +397,9 @@ func TestCrashBetweenSendAndRecordIsExactlyOnce(t *testing.T) {
 		}()
 		_, _ = o.Flush(t.Context(), crashingGateway{e.c})
 	}()
-	o.Close()
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if got := e.g.Balance(bob); got != initial+400 {
 		t.Fatalf("payee balance %d, want %d after the first send", got, initial+400)
 	}

@@ -204,8 +204,9 @@ func finalAnswer(err error) bool {
 		connect.CodeAlreadyExists,
 		connect.CodeOutOfRange:
 		return true
+	default:
+		return false
 	}
-	return false
 }
 
 // record moves a payment from the queue to history in one transaction.
@@ -254,7 +255,11 @@ func (o *Outbox) record(ctx context.Context, it Item, out Outcome) error {
 // lock, sends this client's older queued payments and this one, in order.
 // It returns the payment if it succeeded; queued=true with a *QueuedError
 // (carrying the transaction id and the cause) if it is safely queued for a
-// later flush; or the final *client.Error (a decline: client.IsDeclined). An
+// later flush; or the gateway's final *client.Error for it (see
+// finalAnswer): a decline (client.IsDeclined); a TRANSACTION_ID_CONFLICT,
+// which is not one (a bank holds the id for a different transaction, and
+// an operator must reconcile it before anything is paid again); or another
+// final refusal, such as IDEMPOTENCY_KEY_REUSED or permission_denied. An
 // error with queued=false from before the enqueue means nothing was saved
 // or sent: an invalid request, or ErrTransactionIDReused for an id already
 // used locally for a different payment. A transaction id that already has
@@ -332,7 +337,7 @@ func (o *Outbox) FlushWatch(ctx context.Context, gw Gateway, every time.Duration
 		n, err := o.count(ctx)
 		switch {
 		case ctx.Err() != nil:
-			return nil
+			return nil //nolint:nilerr // FlushWatch returns nil once ctx is done (documented): stopping is not a failure
 		case err != nil:
 			return err
 		case n == 0:
@@ -346,19 +351,18 @@ func (o *Outbox) FlushWatch(ctx context.Context, gw Gateway, every time.Duration
 			unlock, err := o.lockFlush(ctx, true)
 			if err != nil {
 				if ctx.Err() != nil {
-					return nil
+					return nil //nolint:nilerr // FlushWatch returns nil once ctx is done (documented): stopping is not a failure
 				}
 				return err
 			}
 			rep, ferr := o.flushLocked(ctx, gw, 0)
 			unlock()
 			if ctx.Err() != nil {
-				return nil
+				return nil //nolint:nilerr // FlushWatch returns nil once ctx is done (documented): stopping is not a failure
 			}
 			notify(rep, ferr)
 			if ferr != nil {
-				var qe *QueuedError
-				if !errors.As(ferr, &qe) {
+				if _, ok := errors.AsType[*QueuedError](ferr); !ok {
 					return ferr
 				}
 				delay = min(2*delay, maxDelay)

@@ -17,7 +17,11 @@ func TestFlushWatchBacksOffThenFlushes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer o.Close()
+		defer func() {
+			if err := o.Close(); err != nil {
+				t.Error(err)
+			}
+		}()
 		ids := enqueue(t, o, 1, 2)
 
 		gw := &fakeGateway{}

@@ -160,8 +160,7 @@ func adjustError(e *env, s *session, sub, txID string, account client.AccountRef
 		return fmt.Errorf("%w\nThe %s may or may not have been applied: run the same command again with --transaction-id %s to find out; it is applied at most once",
 			err2, sub, txID)
 	}
-	var ue *usageError
-	if errors.As(err2, &ue) {
+	if _, ok := errors.AsType[*usageError](err2); ok {
 		return err2
 	}
 	return fmt.Errorf("%w (transaction id %s)", err2, txID)

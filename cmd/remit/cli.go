@@ -196,13 +196,11 @@ func (e *env) fail(c *command, err error) int {
 	if c != nil {
 		prefix, helpCmd = "remit "+c.name, "remit "+c.name+" --help"
 	}
-	var ue *usageError
-	if errors.As(err, &ue) {
+	if _, ok := errors.AsType[*usageError](err); ok {
 		fmt.Fprintf(e.stderr, "%s: %v\nRun '%s' for usage.\n", prefix, err, helpCmd)
 		return exitUsage
 	}
-	var xe *exitError
-	if errors.As(err, &xe) {
+	if xe, ok := errors.AsType[*exitError](err); ok {
 		// The command printed its outcome; xe.err adds to it, if set.
 		if xe.err != nil {
 			fmt.Fprintf(e.stderr, "%s: %v\n", prefix, xe.err)

@@ -39,8 +39,8 @@ func notAGateway(t *testing.T) (url, caFile string) {
 }
 
 type outboxListJSON struct {
-	Queued  []queuedJSON
-	History []historyJSON
+	Queued  []queuedJSON  `json:"queued"`
+	History []historyJSON `json:"history"`
 }
 
 func outboxList(t *testing.T) outboxListJSON {
@@ -83,8 +83,8 @@ func TestClientPayToNonGatewayStaysQueued(t *testing.T) {
 	}
 	code, out, _ = remit(t, "", "outbox", "flush", "--json")
 	var rep struct {
-		Remaining int
-		Elsewhere []elsewhereJSON
+		Remaining int             `json:"remaining"`
+		Elsewhere []elsewhereJSON `json:"elsewhere"`
 	}
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitQueued || rep.Remaining != 0 ||
 		len(rep.Elsewhere) != 1 || rep.Elsewhere[0] != (elsewhereJSON{GatewayURL: url, Count: 1}) {
@@ -150,7 +150,9 @@ func TestClientTransactionIDReuse(t *testing.T) {
 		t.Errorf("pay with a used id = %d:\n%s%s", code, out, errOut)
 	}
 	code, out, _ = remit(t, "", "pay", "--to", "bank-a/alice", "--amount", "3", "--transaction-id", id, "--json")
-	var res struct{ Error *errorJSON }
+	var res struct {
+		Error *errorJSON `json:"error"`
+	}
 	if err := json.Unmarshal([]byte(out), &res); err != nil || code != exitUsage || res.Error == nil ||
 		res.Error.Code != "invalid_argument" || res.Error.Reason != client.ReasonIdempotencyKeyReused {
 		t.Errorf("pay --json with a used id = %d, %q (%v)", code, out, err)
@@ -168,19 +170,7 @@ func TestClientTransactionIDReuse(t *testing.T) {
 // another payment was declined: exit 1 would invite paying again.
 func TestClientFlushDeclineAndQueuedExits3(t *testing.T) {
 	g := clienttest.New(t)
-	clientEnv(t)
-	loginAs(t, g, "alice")
-	g.SetDown(true)
-	var ids []string
-	for _, amount := range []string{"1000", "1"} { // a decline, then one that stays queued
-		code, out, _ := remit(t, "", "pay", "--to", "bank-b/bob", "--amount", amount)
-		m := txIDRE.FindStringSubmatch(out)
-		if code != exitQueued || m == nil {
-			t.Fatalf("pay %s while down = %d:\n%s", amount, code, out)
-		}
-		ids = append(ids, m[1])
-	}
-	g.SetDown(false)
+	ids := queueWhileDown(t, g, "1000", "1") // a decline, then one that stays queued
 	g.SetHooks(clienttest.Hooks{Before: func(_ int, txID string) error {
 		if txID == ids[1] {
 			return rpcerr.New(connect.CodeUnavailable, "BANK_UNAVAILABLE", "a bank involved is unavailable", nil)
@@ -194,11 +184,69 @@ func TestClientFlushDeclineAndQueuedExits3(t *testing.T) {
 	}
 }
 
+// A flushed payment that failed with a transaction id conflict is not
+// summed up with the declines as "no money moved": a bank holds its id for
+// another transaction, and an operator must reconcile it.
+func TestClientFlushConflictIsNotADecline(t *testing.T) {
+	g := clienttest.New(t)
+	ids := queueWhileDown(t, g, "1000", "1") // a decline, then a conflict
+	g.SetHooks(clienttest.Hooks{Before: func(_ int, txID string) error {
+		if txID == ids[1] {
+			return rpcerr.New(connect.CodeFailedPrecondition, "TRANSACTION_ID_CONFLICT",
+				"a bank already knows this transaction id for a different transaction", nil)
+		}
+		return nil
+	}})
+	code, out, errOut := remit(t, "", "outbox", "flush")
+	if code != exitFailure || !strings.Contains(errOut, "1 payment declined or failed (no money moved for them)") ||
+		!strings.Contains(errOut, "1 payment failed with a transaction id conflict") ||
+		!strings.Contains(errOut, "until an operator has reconciled the id") {
+		t.Errorf("flush with a decline and a conflict = %d; want 1, the conflict worded apart:\n%s%s", code, out, errOut)
+	}
+}
+
+// A gateway from before the typed FailureReason still starts its decline
+// messages with "declined: "; the CLI says "declined" once.
+func TestClientOldGatewayDeclineSaysDeclinedOnce(t *testing.T) {
+	g := clienttest.New(t)
+	clientEnv(t)
+	loginAs(t, g, "alice")
+	g.SetHooks(clienttest.Hooks{Before: func(_ int, txID string) error {
+		return rpcerr.New(connect.CodeFailedPrecondition, "INSUFFICIENT_FUNDS",
+			"declined: the payer's available balance is too low", map[string]string{"transaction_id": txID})
+	}})
+	code, out, errOut := remit(t, "", "pay", "--to", "bank-b/bob", "--amount", "1")
+	if code != exitFailure || strings.Count(strings.ToLower(out+errOut), "declined") != 1 ||
+		!strings.Contains(out, "DECLINED: insufficient funds. No money moved.\nThe payer's available balance is too low.\n") {
+		t.Errorf("pay against an older gateway = %d; want \"declined\" said once:\n%s%s", code, out, errOut)
+	}
+}
+
+// queueWhileDown logs alice in to g and queues a payment to bob of each
+// amount while g is down, then brings g back up; it returns their ids.
+func queueWhileDown(t *testing.T, g *clienttest.Gateway, amounts ...string) []string {
+	t.Helper()
+	clientEnv(t)
+	loginAs(t, g, "alice")
+	g.SetDown(true)
+	var ids []string
+	for _, amount := range amounts {
+		code, out, _ := remit(t, "", "pay", "--to", "bank-b/bob", "--amount", amount)
+		m := txIDRE.FindStringSubmatch(out)
+		if code != exitQueued || m == nil {
+			t.Fatalf("pay %s while down = %d:\n%s", amount, code, out)
+		}
+		ids = append(ids, m[1])
+	}
+	g.SetDown(false)
+	return ids
+}
+
 func TestHumanReasonWithoutReason(t *testing.T) {
 	if got := humanReason(""); got != "" {
 		t.Errorf(`humanReason("") = %q, want ""`, got)
 	}
-	if got := humanReason("FAILURE_REASON_INSUFFICIENT_FUNDS"); got != "insufficient funds" {
+	if got := humanReason("INSUFFICIENT_FUNDS"); got != "insufficient funds" {
 		t.Errorf("humanReason = %q", got)
 	}
 	if got := failureLabel(&client.Error{Code: connect.CodeUnimplemented, Message: "404 Not Found"}); got != "unimplemented" {

@@ -156,7 +156,9 @@ func TestClientSession(t *testing.T) {
 	}
 	code, out, _ = remit(t, "", "payments", "list", "--limit", "1", "--json")
 	var list struct {
-		Payments []struct{ TransactionID string }
+		Payments []struct {
+			TransactionID string `json:"transactionId"`
+		} `json:"payments"`
 	}
 	if err := json.Unmarshal([]byte(out), &list); err != nil || code != exitOK || len(list.Payments) != 1 {
 		t.Errorf("payments list --limit 1 --json = %d, %q (%v)", code, out, err)
@@ -244,8 +246,8 @@ func TestClientOutboxWhileDown(t *testing.T) {
 	g.SetDown(false)
 	code, out, _ = remit(t, "", "outbox", "flush", "--json")
 	var rep struct {
-		Outcomes  []outcomeJSON
-		Remaining int
+		Outcomes  []outcomeJSON `json:"outcomes"`
+		Remaining int           `json:"remaining"`
 	}
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitOK || rep.Remaining != 0 ||
 		len(rep.Outcomes) != 1 || rep.Outcomes[0].Status != "SUCCEEDED" || rep.Outcomes[0].TransactionID != queued {
@@ -256,8 +258,8 @@ func TestClientOutboxWhileDown(t *testing.T) {
 	}
 	code, out, _ = remit(t, "", "outbox", "--json")
 	var list struct {
-		Queued  []queuedJSON
-		History []historyJSON
+		Queued  []queuedJSON  `json:"queued"`
+		History []historyJSON `json:"history"`
 	}
 	if err := json.Unmarshal([]byte(out), &list); err != nil || code != exitOK || len(list.Queued) != 0 ||
 		len(list.History) != 1 || list.History[0].TransactionID != queued {

@@ -10,7 +10,8 @@ import (
 )
 
 // The CLI says "declined: <reason in words>: <the gateway's advice>" from the
-// typed reason; a transaction id conflict is not worded as a decline.
+// typed reason; a transaction id conflict, or a refused acknowledgement, is
+// not worded as a decline.
 func TestExplainFailures(t *testing.T) {
 	s := &session{}
 	tests := []struct {
@@ -23,7 +24,7 @@ func TestExplainFailures(t *testing.T) {
 			"declined: insufficient funds: the payer's available balance is too low"},
 		{"other failed precondition", &client.Error{Code: connect.CodeFailedPrecondition, Reason: "PAYMENT_NOT_SUCCEEDED",
 			Message: "only a succeeded payment can be acknowledged"},
-			"declined: payment not succeeded: only a succeeded payment can be acknowledged"},
+			"payment not succeeded: only a succeeded payment can be acknowledged"},
 		{"transaction id conflict", &client.Error{Code: connect.CodeFailedPrecondition, Reason: "TRANSACTION_ID_CONFLICT",
 			Message: "a bank already knows this transaction id for a different transaction"},
 			"a bank already knows this transaction id for a different transaction"},
@@ -34,8 +35,8 @@ func TestExplainFailures(t *testing.T) {
 			if got != tt.want {
 				t.Errorf("explain = %q, want %q", got, tt.want)
 			}
-			if tt.err.Reason == "TRANSACTION_ID_CONFLICT" && strings.Contains(got, "declined") {
-				t.Errorf("a conflict is worded as a decline: %q", got)
+			if (tt.err.Reason == "TRANSACTION_ID_CONFLICT" || tt.err.Reason == "PAYMENT_NOT_SUCCEEDED") && strings.Contains(got, "declined") {
+				t.Errorf("%s is worded as a decline: %q", tt.err.Reason, got)
 			}
 		})
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -164,23 +163,23 @@ func loginError(e *env, f *clientFlags, gatewayURL string, err error) error {
 	if hint := transportHint(err, gatewayURL); hint != "" {
 		return errors.New(hint)
 	}
-	return fmt.Errorf("login failed: %v", err)
+	return fmt.Errorf("login failed: %w", err)
 }
 
 // promptPassword asks for a password on the terminal without echo: on
 // standard input if it is a terminal, else on /dev/tty.
 func promptPassword(e *env, prompt string) (string, error) {
 	tty, ok := e.stdin.(*os.File)
-	var promptTo io.Writer = e.stderr
+	promptTo := e.stderr
 	if !ok || !isTerminalFile(tty) {
 		f, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
 		if err != nil || !isTerminalFile(f) {
 			if f != nil {
-				f.Close()
+				_ = f.Close() // not a terminal: unused, nothing written
 			}
 			return "", usagef("no terminal to ask for the password: pipe it in with --password-stdin")
 		}
-		defer f.Close()
+		defer f.Close() //nolint:errcheck // a terminal: the prompt is written unbuffered, nothing to lose on close
 		tty, promptTo = f, f
 	}
 	fmt.Fprint(promptTo, prompt)
@@ -207,7 +206,7 @@ func queuedFor(ctx context.Context, dir, clientID, gatewayURL string) (n int, el
 	if err != nil {
 		return 0, nil
 	}
-	defer ob.Close()
+	defer ob.Close() //nolint:errcheck // every write to the outbox is a committed transaction by now; Close only releases the handle
 	items, err := ob.List(ctx)
 	if err != nil {
 		return 0, nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"time"
@@ -38,7 +39,7 @@ remit logout`,
 				return err
 			}
 			p, err := client.LoadProfile(dir)
-			if err == client.ErrNoProfile {
+			if errors.Is(err, client.ErrNoProfile) {
 				fmt.Fprintln(e.stdout, "Not logged in.")
 				return nil
 			}

@@ -132,6 +132,7 @@ type queuedJSON struct {
 // historyJSON is a final outcome for --json.
 type historyJSON struct {
 	outcomeJSON
+
 	Payee        string `json:"payee"`
 	Amount       string `json:"amount"`
 	Currency     string `json:"currency"`
@@ -167,7 +168,7 @@ func listOutbox(ctx context.Context, e *env, f *clientFlags, history int) error 
 	if err != nil {
 		return err
 	}
-	defer ob.Close()
+	defer ob.Close() //nolint:errcheck // every write to the outbox is a committed transaction by now; Close only releases the handle
 	items, err := ob.List(ctx)
 	if err != nil {
 		return err
@@ -250,8 +251,7 @@ func listOutbox(ctx context.Context, e *env, f *clientFlags, history int) error 
 		for _, out := range outs {
 			st := newOutcomeJSON(out).Status
 			if err := out.Err(); err != nil {
-				var ce *client.Error
-				if errors.As(err, &ce) {
+				if ce, ok := errors.AsType[*client.Error](err); ok {
 					st += " (" + failureLabel(ce) + ")"
 				}
 			}
@@ -305,7 +305,7 @@ func flushOutbox(ctx context.Context, e *env, f *clientFlags, watch bool) error 
 	if err != nil {
 		return err
 	}
-	defer ob.Close()
+	defer ob.Close() //nolint:errcheck // every write to the outbox is a committed transaction by now; Close only releases the handle
 	if watch {
 		return flushWatch(ctx, e, s, ob)
 	}
@@ -315,9 +315,13 @@ func flushOutbox(ctx context.Context, e *env, f *clientFlags, watch bool) error 
 	for _, n := range rep.Elsewhere {
 		elsewhere += n
 	}
-	failed := 0
+	failed, conflicts := 0, 0
 	for _, out := range rep.Outcomes {
-		if out.Status != outbox.StatusSucceeded {
+		switch {
+		case out.Status == outbox.StatusSucceeded:
+		case out.Reason == reasonTransactionIDConflict:
+			conflicts++
+		default:
 			failed++
 		}
 	}
@@ -372,6 +376,13 @@ func flushOutbox(ctx context.Context, e *env, f *clientFlags, watch bool) error 
 	var declined error
 	if failed > 0 {
 		declined = fmt.Errorf("%s declined or failed (no money moved for them): see above", plural(failed, "payment"))
+	}
+	if conflicts > 0 {
+		// Not a decline: a bank holds the id for a different transaction,
+		// so the records disagree and whether money moved is for an
+		// operator to find out. Paying again with a new id could pay twice.
+		declined = errors.Join(declined, fmt.Errorf("%s failed with a transaction id conflict (a bank holds the id for a different transaction): do not pay again until an operator has reconciled the id: see above",
+			plural(conflicts, "payment")))
 	}
 	switch {
 	case rep.Remaining > 0 || elsewhere > 0:
@@ -453,7 +464,7 @@ func flushWatch(ctx context.Context, e *env, s *session, ob *outbox.Outbox) erro
 		case err == nil && rep.Remaining == 0:
 			msg = "The outbox is empty: every queued payment has its final outcome. Waiting for new ones."
 		case err == nil:
-			msg = fmt.Sprintf("%s queued.", plural(rep.Remaining, "payment"))
+			msg = plural(rep.Remaining, "payment") + " queued."
 		case qe != nil:
 			msg = fmt.Sprintf("%s still queued: %s; retrying with backoff.", plural(rep.Remaining, "payment"), queuedWhy(s, qe))
 		default:

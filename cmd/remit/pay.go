@@ -148,7 +148,7 @@ func runPay(ctx context.Context, e *env, f *clientFlags, req client.PaymentReque
 	if err != nil {
 		return err
 	}
-	defer ob.Close()
+	defer ob.Close() //nolint:errcheck // every write to the outbox is a committed transaction by now; Close only releases the handle
 
 	p, queued, err := ob.Pay(ctx, outboxGateway(s.client), req)
 	var qe *outbox.QueuedError
@@ -310,8 +310,7 @@ func describeOutcome(out outbox.Outcome) string {
 	s := fmt.Sprintf("%s: %s %s to %s", out.TransactionID, newOutcomeJSON(out).Status,
 		client.FormatAmount(out.Amount, out.Currency), out.Payee)
 	if err := out.Err(); err != nil {
-		var ce *client.Error
-		if errors.As(err, &ce) {
+		if ce, ok := errors.AsType[*client.Error](err); ok {
 			s += ": " + failureLabel(ce)
 			if msg := ce.Message; msg != "" {
 				s += ": " + msg

@@ -136,7 +136,7 @@ remit payments ack 0b6f4f4e-8f1c-4a57-9d2e-3c5a7e9b1d20`,
 }
 
 func listPayments(ctx context.Context, e *env, s *session, filter client.PaymentFilter, limit int) error {
-	filter.PageSize = int32(min(limit, 100))
+	filter.PageSize = int32(max(1, min(limit, 100)))
 	var list []*gatewayv1.Payment
 	for p, err := range s.client.Payments(ctx, filter) {
 		if err != nil {

@@ -220,8 +220,14 @@ func (s *session) explain(err error) error {
 		return fmt.Errorf("%s; you are logged in as %s: log in as a client allowed to do this", msg, describeClient(s.profile))
 	case client.IsDeclined(err):
 		// The gateway's message says what to do; the CLI says what happened.
-		if r := declineWords(ce); r != "" {
-			return fmt.Errorf("declined: %s: %s", r, ce.Message)
+		if r, ok := client.FailureReasonOf(ce); ok {
+			return fmt.Errorf("declined: %s: %s", client.FailureWords(r), ce.Message)
+		}
+		if ce.Reason != "" {
+			// A refused request, not a failed payment: acknowledging a
+			// payment that did not succeed (PAYMENT_NOT_SUCCEEDED)
+			// declines nothing, so the CLI does not say "declined".
+			return fmt.Errorf("%s: %s", humanReason(ce.Reason), ce.Message)
 		}
 		return fmt.Errorf("declined: %s", ce.Message)
 	case ce.Code == connect.CodeFailedPrecondition && ce.Reason == reasonTransactionIDConflict:
@@ -265,14 +271,12 @@ func transportHint(err error, gatewayURL string) string {
 		gatewayURL, ce.Message, envGateway)
 }
 
-// humanReason turns an ErrorInfo reason such as INSUFFICIENT_FUNDS into
-// "insufficient funds", or returns "" when there is no reason (an error
-// that did not come from the gateway says nothing about a decline).
+// humanReason turns an ErrorInfo reason such as PAYMENT_NOT_SUCCEEDED into
+// "payment not succeeded", or returns "" when there is no reason (an error
+// that did not come from the gateway says nothing about a decline). Reasons
+// are sent without an enum prefix (rpcerr.EnumReason), so there is none to
+// strip.
 func humanReason(reason string) string {
-	reason = strings.TrimPrefix(reason, "FAILURE_REASON_")
-	if reason == "" || reason == "UNSPECIFIED" {
-		return ""
-	}
 	return strings.ToLower(strings.ReplaceAll(reason, "_", " "))
 }
 
@@ -341,8 +345,7 @@ type errorJSON struct {
 }
 
 func newErrorJSON(err error) *errorJSON {
-	var ce *client.Error
-	if errors.As(err, &ce) {
+	if ce, ok := errors.AsType[*client.Error](err); ok {
 		return &errorJSON{Code: ce.Code.String(), Reason: ce.Reason, Message: ce.Message, TransactionID: ce.TransactionID}
 	}
 	j := &errorJSON{Code: connect.CodeUnknown.String(), Message: err.Error()}
@@ -377,7 +380,7 @@ func formatTime(t time.Time) string {
 	if t.IsZero() || t.Unix() == 0 {
 		return "-"
 	}
-	return t.Local().Format("2006-01-02 15:04:05")
+	return t.Local().Format("2006-01-02 15:04:05") //nolint:gosmopolitan // for the person at the terminal, in their own time zone
 }
 
 // formatAge renders a duration for people: 3s, 5m, 2h10m, 3d.

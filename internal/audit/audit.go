@@ -124,11 +124,11 @@ func Open(path string, logger *slog.Logger) (*Log, error) {
 		return nil, fmt.Errorf("audit: open %s: %w", path, err)
 	}
 	if err := f.Chmod(0o600); err != nil {
-		f.Close()
+		_ = f.Close() // nothing was written; the chmod error is the one to report
 		return nil, fmt.Errorf("audit: chmod %s: %w", path, err)
 	}
 	if err := terminatePartialLine(path, f); err != nil {
-		f.Close()
+		_ = f.Close() // the repair's error is the one to report
 		return nil, err
 	}
 	l := &Log{path: path, logger: logger, f: f}
@@ -145,7 +145,7 @@ func terminatePartialLine(path string, w *os.File) error {
 	if err != nil {
 		return fmt.Errorf("audit: open %s: %w", path, err)
 	}
-	defer r.Close()
+	defer r.Close() //nolint:errcheck // opened read-only: Close cannot lose data
 	fi, err := r.Stat()
 	if err != nil {
 		return fmt.Errorf("audit: stat %s: %w", path, err)

@@ -35,7 +35,11 @@ func openLog(t *testing.T, path string) *audit.Log {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close() })
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	return l
 }
 
@@ -176,7 +180,8 @@ func TestRecordConcurrent(t *testing.T) {
 	seen := map[string]bool{}
 	for _, line := range lines {
 		var got struct {
-			Writer, I int
+			Writer int `json:"writer"`
+			I      int `json:"i"`
 		}
 		if err := json.Unmarshal([]byte(line), &got); err != nil {
 			t.Fatalf("interleaved or invalid line: %v: %.80s", err, line)
@@ -252,12 +257,12 @@ func TestOpenErrors(t *testing.T) {
 	}
 	for _, path := range []string{"", filepath.Join(file, "audit.log")} {
 		if l, err := audit.Open(path, slog.New(slog.DiscardHandler)); err == nil {
-			l.Close()
+			_ = l.Close() // the test already failed
 			t.Errorf("Open(%q) succeeded", path)
 		}
 	}
 	if l, err := audit.Open(filepath.Join(t.TempDir(), "audit.log"), nil); err == nil {
-		l.Close()
+		_ = l.Close() // the test already failed
 		t.Error("Open without a logger succeeded")
 	}
 }

@@ -92,7 +92,6 @@ type Interceptor struct {
 	audit   audit.Recorder
 	policy  map[string]Rule
 	limits  *limiters
-	logger  *slog.Logger
 }
 
 var _ connect.Interceptor = (*Interceptor)(nil)

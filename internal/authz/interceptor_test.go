@@ -136,6 +136,7 @@ func (l *pipeListener) dial(ctx context.Context, _, _ string) (net.Conn, error) 
 // addrConn is a [net.Pipe] end with TCP-like addresses.
 type addrConn struct {
 	net.Conn
+
 	local, remote net.Addr
 }
 
@@ -249,7 +250,9 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 	srv.EnableHTTP2 = true
 	srv.TLS = tlsConf
 	if f.pipe != nil {
-		srv.Listener.Close()
+		if err := srv.Listener.Close(); err != nil {
+			t.Fatal(err)
+		}
 		srv.Listener = f.pipe
 	}
 	srv.StartTLS()
@@ -329,6 +332,7 @@ func (f *fixture) client(t *testing.T, cert string, header http.Header) *http.Cl
 }
 
 func (f *fixture) credClient(t *testing.T, c cred) *http.Client {
+	t.Helper()
 	h := http.Header{}
 	if c.token != "" {
 		h.Set("Authorization", "Bearer "+c.token)
@@ -359,16 +363,20 @@ func isServerStream(t *testing.T, procedure string) bool {
 // request (an empty message decodes as any request type) and returns the
 // response header and error.
 func call(ctx context.Context, t *testing.T, hc *http.Client, url, procedure string, opts ...connect.ClientOption) (http.Header, error) {
+	t.Helper()
 	c := connect.NewClient[emptypb.Empty, emptypb.Empty](hc, url+procedure, opts...)
 	if isServerStream(t, procedure) {
 		s, err := c.CallServerStream(ctx, connect.NewRequest(&emptypb.Empty{}))
 		if err != nil {
 			return nil, err
 		}
-		defer s.Close()
 		for s.Receive() {
 		}
-		return s.ResponseHeader(), s.Err()
+		err = s.Err()
+		if cerr := s.Close(); err == nil {
+			err = cerr
+		}
+		return s.ResponseHeader(), err
 	}
 	res, err := c.CallUnary(ctx, connect.NewRequest(&emptypb.Empty{}))
 	if err != nil {
@@ -474,8 +482,7 @@ func TestUnauthenticated(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := call(ctx, t, f.client(t, "", tt.header), f.url, gatewayv1connect.PaymentServiceCheckBalanceProcedure)
 			checkDenied(t, err, connect.CodeUnauthenticated, authz.ReasonUnauthenticated)
-			var cerr *connect.Error
-			if errors.As(err, &cerr) {
+			if cerr, ok := errors.AsType[*connect.Error](err); ok {
 				messages = append(messages, cerr.Message())
 			}
 		})

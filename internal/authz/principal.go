@@ -114,12 +114,7 @@ func (p *Principal) HasRole(r Role) bool {
 
 // HasAnyRole reports whether p holds at least one of roles.
 func (p *Principal) HasAnyRole(roles ...Role) bool {
-	for _, r := range roles {
-		if p.HasRole(r) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(roles, p.HasRole)
 }
 
 // IsStaff reports whether p is an admin or an auditor: a client who may read

@@ -11,8 +11,8 @@ import (
 
 // Default per-principal rate limit of the interceptor.
 const (
-	DefaultRate  rate.Limit = 50 // requests per second, sustained
-	DefaultBurst            = 100
+	DefaultRate  rate.Limit = 50  // requests per second, sustained
+	DefaultBurst int        = 100 // requests at once
 )
 
 // sweepEvery is how often idle limiters are dropped.

@@ -5,53 +5,31 @@ import (
 	"io"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/remitpay/remit/internal/logging/logtest"
 )
-
-// lockedBuffer is a bytes.Buffer safe for the supervisor's writers and the
-// test reading it at the same time.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // shellSupervisor returns a supervisor whose children are `sh -c SCRIPT
 // NAME ARGS...` instead of remit: start(name, script) runs script.
-func shellSupervisor(t *testing.T, names ...string) (*supervisor, *lockedBuffer) {
+func shellSupervisor(t *testing.T, names ...string) (*supervisor, *logtest.Buffer) {
 	t.Helper()
 	sh, err := exec.LookPath("sh")
 	if err != nil {
 		t.Skip("no sh to run children with")
 	}
-	var out lockedBuffer
+	var out logtest.Buffer
 	s := newSupervisor(sh, []string{"-c"}, newLogMux(&out, append([]string{"up"}, names...)))
 	t.Cleanup(func() { s.stop(time.Second) })
 	return s, &out
 }
 
-// waitFor waits until out contains want.
-func waitFor(t *testing.T, out *lockedBuffer, want string) {
+// waitFor waits (up to 10 s) until out contains want.
+func waitFor(t *testing.T, out *logtest.Buffer, want string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(out.String(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("output never contained %q:\n%s", want, out)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !out.Wait(10*time.Second, func(s string) bool { return strings.Contains(s, want) }) {
+		t.Fatalf("output never contained %q:\n%s", want, out)
 	}
 }
 
@@ -178,7 +156,7 @@ func TestSupervisorStopQuick(t *testing.T) {
 }
 
 func TestSupervisorStartFails(t *testing.T) {
-	var out lockedBuffer
+	var out logtest.Buffer
 	s := newSupervisor("/nonexistent/remit", nil, newLogMux(&out, []string{"gateway"}))
 	if _, err := s.start("gateway", "gateway"); err == nil || !strings.Contains(err.Error(), "start gateway") {
 		t.Errorf("start of a missing binary = %v", err)

@@ -151,7 +151,7 @@ func (i *RecoverInterceptor) recovered(ctx context.Context, rpc handlerRPC, call
 // client. It must be called from the deferred function so that the stack
 // still contains the panicking frames.
 func (i *RecoverInterceptor) handle(ctx context.Context, procedure string, r any) error {
-	if r == http.ErrAbortHandler { //nolint:errorlint // sentinel panic value, compared as net/http does
+	if r == http.ErrAbortHandler { //nolint:errorlint,err113 // r is a panic value (any), not a wrapped error: compared as net/http's server does
 		panic(r)
 	}
 	i.logger.LogAttrs(ctx, slog.LevelError, MsgPanic,
@@ -252,8 +252,7 @@ func (i *LogInterceptor) log(ctx context.Context, rpc handlerRPC, f *fields, sta
 
 // errorMessage is the message the client receives for err.
 func errorMessage(err error) string {
-	var cerr *connect.Error
-	if errors.As(err, &cerr) {
+	if cerr, ok := errors.AsType[*connect.Error](err); ok {
 		return cerr.Message()
 	}
 	return err.Error()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -33,18 +34,13 @@ func rpcLines(t *testing.T, b *logtest.Buffer, procedure string) []map[string]an
 	return out
 }
 
-// waitRPCLines polls until n RPC lines for procedure exist: for streams the
-// line is written after the client has already seen the stream end.
+// waitRPCLines waits (up to 5 s) until n RPC lines for procedure exist and
+// returns them: for streams the line is written after the client has
+// already seen the stream end. Callers check the count.
 func waitRPCLines(t *testing.T, b *logtest.Buffer, procedure string, n int) []map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		lines := rpcLines(t, b, procedure)
-		if len(lines) >= n || time.Now().After(deadline) {
-			return lines
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	b.Wait(5*time.Second, func(string) bool { return len(rpcLines(t, b, procedure)) >= n })
+	return rpcLines(t, b, procedure)
 }
 
 const (
@@ -110,9 +106,7 @@ type headerTransport struct {
 
 func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
-	for k, vs := range h.header {
-		r.Header[k] = vs
-	}
+	maps.Copy(r.Header, h.header)
 	return h.base.RoundTrip(r)
 }
 
@@ -344,7 +338,7 @@ func TestLogInterceptorStreamError(t *testing.T) {
 	}
 }
 
-func TestAddFieldsWithoutInterceptorIsNoop(t *testing.T) {
+func TestAddFieldsWithoutInterceptorIsNoop(_ *testing.T) {
 	logging.AddFields(context.Background(), slog.String("principal", "alice")) // must not panic
 }
 

@@ -14,7 +14,10 @@ import (
 )
 
 func TestParseFormat(t *testing.T) {
-	for in, want := range map[string]string{"text": "text", "JSON": "json", " json ": "json", "": ""} {
+	for _, tt := range []struct{ in, want string }{
+		{"text", "text"}, {"JSON", "json"}, {" json ", "json"}, {"", ""},
+	} {
+		in, want := tt.in, tt.want
 		got, err := logging.ParseFormat(in)
 		if err != nil || got != want {
 			t.Errorf("ParseFormat(%q) = %q, %v; want %q, nil", in, got, err, want)

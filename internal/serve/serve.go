@@ -225,8 +225,10 @@ func Serve(ctx context.Context, ln net.Listener, cfg Config) error {
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
+		// Forced: the Shutdown error is what went wrong, and ServeTLS
+		// returns ErrServerClosed after Close; neither adds to it.
 		_ = srv.Close()
-		<-errCh
+		<-errCh //nolint:errcheck // ErrServerClosed, see above
 		logger.LogAttrs(ctx, slog.LevelError, "forced shutdown", slog.String("addr", addr), slog.String("error", err.Error()))
 		return fmt.Errorf("serve: graceful shutdown of %s: %w", addr, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/big"
 	"net"
 	"net/http"
@@ -448,7 +449,7 @@ func TestPlaintextIsRejected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	defer conn.Close() //nolint:errcheck // test connection; what the server answered is the result
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}", checkProcedure, s.addr)
 	if res, err := http.ReadResponse(bufio.NewReader(conn), nil); err == nil {
@@ -510,9 +511,7 @@ type headerTransport struct {
 
 func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
-	for k, vs := range h.header {
-		r.Header[k] = vs
-	}
+	maps.Copy(r.Header, h.header)
 	return h.base.RoundTrip(r)
 }
 
@@ -526,7 +525,7 @@ func (paymentChecker) Check(ctx context.Context, req *grpchealth.CheckRequest) (
 	switch req.Service {
 	case "panic":
 		var m map[string]int
-		m["boom"]++ // nil map write: a real bug, not a deliberate panic
+		m["boom"]++ //nolint:staticcheck // SA5000 is the point: a nil map write, a real bug, not a deliberate panic
 	case "insufficient":
 		return nil, rpcerr.FromTable(fmt.Errorf("debit account 1234: %w", errInsufficientFunds), []rpcerr.Mapping{
 			{Err: errInsufficientFunds, Code: connect.CodeFailedPrecondition, Reason: "INSUFFICIENT_FUNDS"},
@@ -721,7 +720,7 @@ func TestHTTP2Settings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	defer conn.Close() //nolint:errcheck // test connection; what the server answered is the result
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	if got := conn.ConnectionState().NegotiatedProtocol; got != "h2" {
 		t.Fatalf("ALPN = %q, want h2", got)

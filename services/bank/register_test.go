@@ -2,11 +2,11 @@ package bank_test
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/remitpay/remit/internal/logging/logtest"
 	"github.com/remitpay/remit/services/bank"
 )
 
@@ -14,14 +14,14 @@ func TestRegistrar(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		gw := &fakeGateway{down: true}
-		logs := &syncBuffer{}
+		logs := &logtest.Buffer{}
 		ctx, stop := context.WithCancel(t.Context())
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
 			(&bank.Registrar{
 				Coordinator: gw, Name: "bank-a", URL: "https://127.0.0.1:8444",
-				Interval: 10 * time.Second, Logger: slog.New(slog.NewJSONHandler(logs, nil)),
+				Interval: 10 * time.Second, Logger: logs.JSONLogger(),
 			}).Run(ctx)
 		}()
 		registers := func() int {
@@ -37,7 +37,7 @@ func TestRegistrar(t *testing.T) {
 		if n := registers(); n < 5 || n > 16 {
 			t.Errorf("%d attempts in 2 minutes of outage, want 5..16 (exponential backoff)", n)
 		}
-		if n := logs.count("gateway unreachable; retrying registration with backoff"); n != 1 {
+		if n := len(logs.WithMsg(t, "gateway unreachable; retrying registration with backoff")); n != 1 {
 			t.Errorf("warned %d times about the outage, want once", n)
 		}
 
@@ -45,7 +45,7 @@ func TestRegistrar(t *testing.T) {
 		gw.set(func(g *fakeGateway) { g.down = false; g.instance = "gw-1" })
 		time.Sleep(bank.MaxRegisterBackoff)
 		synctest.Wait()
-		if n := logs.count("registered with gateway"); n != 1 {
+		if n := len(logs.WithMsg(t, "registered with gateway")); n != 1 {
 			t.Fatalf("logged registration %d times, want once", n)
 		}
 
@@ -56,7 +56,7 @@ func TestRegistrar(t *testing.T) {
 		if n := registers() - before; n != 6 {
 			t.Errorf("%d heartbeats in a minute at a 10s interval, want 6", n)
 		}
-		if n := logs.count("registered with gateway"); n != 1 {
+		if n := len(logs.WithMsg(t, "registered with gateway")); n != 1 {
 			t.Errorf("heartbeats logged %d registrations, want still 1", n)
 		}
 
@@ -64,7 +64,7 @@ func TestRegistrar(t *testing.T) {
 		gw.set(func(g *fakeGateway) { g.instance = "gw-2" })
 		time.Sleep(10 * time.Second)
 		synctest.Wait()
-		if n := logs.count("registered with gateway"); n != 2 {
+		if n := len(logs.WithMsg(t, "registered with gateway")); n != 2 {
 			t.Errorf("logged registration %d times after a gateway restart, want 2", n)
 		}
 

@@ -1,7 +1,6 @@
 package bank_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/remitpay/remit/internal/logging/logtest"
 	"github.com/remitpay/remit/services/bank"
 )
 
@@ -66,30 +66,6 @@ func (g *fakeGateway) askedCount() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return len(g.asked)
-}
-
-// syncBuffer is a log destination safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.b.Bytes())
-}
-
-func (s *syncBuffer) count(msg string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Count(s.b.Bytes(), []byte(`"msg":"`+msg+`"`))
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -279,27 +255,27 @@ func TestResolverLogsLedgerErrors(t *testing.T) {
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
 		}
-		logs := &syncBuffer{}
+		logs := &logtest.Buffer{}
 		runCtx, stop := context.WithCancel(t.Context())
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
 			(&bank.Resolver{Ledger: l, Coordinator: &fakeGateway{}, Interval: time.Second,
-				Logger: slog.New(slog.NewJSONHandler(logs, nil))}).Run(runCtx)
+				Logger: logs.JSONLogger()}).Run(runCtx)
 		}()
 		synctest.Wait()
 		for _, msg := range []string{"prune decided transactions", "list expired prepared transactions"} {
-			if n := logs.count(msg); n != 1 {
+			if n := len(logs.WithMsg(t, msg)); n != 1 {
 				t.Errorf("logged %q %d times on the first pass, want once", msg, n)
 			}
 		}
-		if n := bytes.Count(logs.bytes(), []byte(`"level":"ERROR"`)); n != 2 {
-			t.Errorf("%d ERROR lines, want 2:\n%s", n, logs.bytes())
+		if n := strings.Count(logs.String(), `"level":"ERROR"`); n != 2 {
+			t.Errorf("%d ERROR lines, want 2:\n%s", n, logs)
 		}
 		// It keeps trying, with backoff, and keeps saying so.
 		time.Sleep(3 * time.Second)
 		synctest.Wait()
-		if n := logs.count("list expired prepared transactions"); n < 2 {
+		if n := len(logs.WithMsg(t, "list expired prepared transactions")); n < 2 {
 			t.Errorf("logged the ledger error %d times in 3s, want it on every attempt", n)
 		}
 		stop()

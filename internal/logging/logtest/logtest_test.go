@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/remitpay/remit/internal/logging/logtest"
 )
@@ -44,6 +46,7 @@ func TestBuffer(t *testing.T) {
 // fakeT records a Fatalf instead of ending the test.
 type fakeT struct {
 	testing.TB
+
 	failed string
 }
 
@@ -60,4 +63,31 @@ func TestRecordsRejectsNonJSON(t *testing.T) {
 	if !strings.Contains(ft.failed, "not JSON") {
 		t.Errorf("Records on a non-JSON line: %q, want a failure", ft.failed)
 	}
+}
+
+// Wait wakes on the Write that makes its condition true, not on a poll,
+// and gives up after the timeout.
+func TestWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var b logtest.Buffer
+		log := b.JSONLogger()
+		start := time.Now()
+		go func() {
+			time.Sleep(time.Second)
+			log.Info("first")
+			time.Sleep(time.Second)
+			log.Info("second")
+		}()
+		ok := b.Wait(time.Minute, func(string) bool { return len(b.WithMsg(t, "second")) == 1 })
+		if !ok || time.Since(start) != 2*time.Second {
+			t.Errorf("Wait = %v after %v, want true after exactly 2s (the second write)", ok, time.Since(start))
+		}
+		start = time.Now()
+		if b.Wait(time.Second, func(logs string) bool { return strings.Contains(logs, "third") }) {
+			t.Error("Wait for a line never written = true")
+		}
+		if time.Since(start) != time.Second {
+			t.Errorf("Wait gave up after %v, want the 1s timeout", time.Since(start))
+		}
+	})
 }

@@ -90,6 +90,8 @@ func (c *Coordinator) adjustLocked(ctx context.Context, req AdjustRequest, fp st
 				gatewayv1.FailureReason_FAILURE_REASON_BANK_NOT_FOUND, req.Account.Bank, now
 		case BankUnreachable:
 			return nil, ErrBankUnavailable // nothing recorded: the same id may be retried
+		case BankServing:
+			// the adjustment goes to the bank below
 		}
 		stored, claimed, err := c.store.Claim(ctx, t)
 		if err != nil {

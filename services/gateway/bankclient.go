@@ -108,14 +108,15 @@ func definitive(err error) (*RefusalError, bool) {
 	switch connect.CodeOf(err) {
 	case connect.CodeFailedPrecondition, connect.CodeNotFound, connect.CodeInvalidArgument:
 		return &RefusalError{Reason: failureOf(refusalOf(err)), BankReason: rpcerr.Reason(err)}, true
+	default:
+		return nil, false
 	}
-	return nil, false
 }
 
 func (b *connectBank) UpdateBalance(ctx context.Context, txID string, leg Leg) (Balance, error) {
 	l := toBankLeg(leg)
 	res, err := b.c.UpdateBalance(ctx, &bankv1.UpdateBalanceRequest{
-		TransactionId: txID, AccountId: l.AccountId, Direction: l.Direction, Amount: l.Amount, Currency: l.Currency,
+		TransactionId: txID, AccountId: l.GetAccountId(), Direction: l.GetDirection(), Amount: l.GetAmount(), Currency: l.GetCurrency(),
 	})
 	if err != nil {
 		if ref, ok := definitive(err); ok {

@@ -306,6 +306,8 @@ func (c *Coordinator) precheck(req PaymentRequest) (gatewayv1.FailureReason, str
 			return gatewayv1.FailureReason_FAILURE_REASON_BANK_NOT_FOUND, b, nil
 		case BankUnreachable:
 			return unspecified, "", ErrBankUnavailable
+		case BankServing:
+			// this bank may take part
 		}
 	}
 	return unspecified, "", nil
@@ -535,8 +537,7 @@ func (c *Coordinator) sendPhase2(ctx context.Context, t *Txn) {
 			cctx, cancel := context.WithTimeout(ctx, c.timing.CommitCall)
 			defer cancel()
 			if err := client.Commit(cctx, t.ID, t.Decision == DecisionCommit); err != nil {
-				var ref *RefusalError
-				if errors.As(err, &ref) {
+				if ref, ok := errors.AsType[*RefusalError](err); ok {
 					// COMMIT refused for an unknown or aborted id: the bank broke
 					// its promise or lost data. Loud, and retried.
 					c.log.Error("PHASE TWO REFUSED BY BANK: ledger inconsistency, needs an operator",

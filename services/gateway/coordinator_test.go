@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -132,10 +131,14 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
+	t.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	h := &harness{store: st, path: path, a: newFakeBank(), b: newFakeBank()}
 	h.banks = &fakeBanks{banks: map[string]*fakeBank{"bank-a": h.a, "bank-b": h.b}, states: map[string]BankState{}}
-	h.coord = NewCoordinator(st, h.banks, slog.New(slog.NewTextHandler(io.Discard, nil)), testTiming)
+	h.coord = NewCoordinator(st, h.banks, slog.New(slog.DiscardHandler), testTiming)
 	return h
 }
 
@@ -147,6 +150,7 @@ func payment(id string) PaymentRequest {
 // runCoordinator runs c's re-driver until the test ends, and waits for it to
 // stop before the store closes.
 func runCoordinator(t *testing.T, c *Coordinator) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() {
@@ -366,12 +370,18 @@ func TestRestartAfterCommitDecisionRedrivesCommit(t *testing.T) {
 			t.Fatal(got, err)
 		}
 		// "Restart": a new coordinator over a reopened store.
-		h.store.Close()
+		if err := h.store.Close(); err != nil {
+			t.Fatal(err)
+		}
 		st, err := OpenStore(t.Context(), h.path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { st.Close() })
+		t.Cleanup(func() {
+			if err := st.Close(); err != nil {
+				t.Error(err)
+			}
+		})
 		h.a.commitErr, h.b.commitErr = nil, nil
 		fresh := NewCoordinator(st, h.banks, h.coord.log, testTiming)
 		if err := fresh.Recover(t.Context()); err != nil {
@@ -670,7 +680,9 @@ func TestRedriverLogsStoreErrors(t *testing.T) {
 			h := newHarness(t)
 			logs := &logtest.Buffer{}
 			h.coord.log = slog.New(slog.NewJSONHandler(logs, nil))
-			h.store.Close()
+			if err := h.store.Close(); err != nil {
+				t.Fatal(err)
+			}
 			h.coord.redriveOnce(t.Context())
 			l := logs
 			wantError(t, l, "re-driver: cannot list payments awaiting phase two; retrying next pass", "")

@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -24,6 +23,7 @@ import (
 // ends.
 type hungBank struct {
 	bankv1connect.UnimplementedBankServiceHandler
+
 	entered chan string   // receives the method name when a call arrives
 	release chan struct{} // closed when the test ends
 }
@@ -76,12 +76,16 @@ func TestHungBankCallsEndAtTheirDeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
+	t.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	const deadline = 200 * time.Millisecond
 	timing := testTiming
 	timing.BalanceCall, timing.AdjustCall = deadline, deadline
 	coord := NewCoordinator(st, oneBank{newConnectBank(srv.Client(), srv.URL)},
-		slog.New(slog.NewTextHandler(io.Discard, nil)), timing)
+		slog.New(slog.DiscardHandler), timing)
 
 	// bound is how long past its deadline a call may take to return: far
 	// more than a loaded machine needs, far less than "no deadline".
@@ -105,8 +109,7 @@ func TestHungBankCallsEndAtTheirDeadline(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.method, func(t *testing.T) {
-			ctx, cancel := context.WithCancel(context.Background()) // no deadline of its own
-			defer cancel()
+			ctx := t.Context() // no deadline of its own
 			done := make(chan error, 1)
 			start := time.Now()
 			go func() { done <- tt.call(ctx) }()

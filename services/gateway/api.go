@@ -70,7 +70,7 @@ func paymentProto(t *Txn) *gatewayv1.Payment {
 		Currency:        t.Currency,
 		Description:     t.Description,
 		Status:          statusProto[t.Status],
-		FailureReason:   t.FailureReason,
+		FailureReason:   shownReason(t),
 		CreateTime:      ts(t.CreateTime),
 		CompleteTime:    ts(t.CompleteTime),
 		AcknowledgeTime: ts(t.AckTime),

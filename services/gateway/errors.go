@@ -126,6 +126,20 @@ var failures = map[gatewayv1.FailureReason]failure{
 		"a bank already knows this transaction id for a different transaction, so nothing was applied for this request; do not pay again with a new transaction id until an operator has reconciled this id with the bank", ""},
 }
 
+// shownReason is the FailureReason a client is shown for t, in its Payment
+// and in the ErrorInfo alike: t's own, except that a FAILED transaction
+// whose reason has no row in failures (a row stored without one) shows
+// DECLINED_BY_BANK. A transaction that did not fail shows UNSPECIFIED.
+func shownReason(t *Txn) gatewayv1.FailureReason {
+	if t.Status != StatusFailed {
+		return unspecified
+	}
+	if _, ok := failures[t.FailureReason]; !ok {
+		return gatewayv1.FailureReason_FAILURE_REASON_DECLINED_BY_BANK
+	}
+	return t.FailureReason
+}
+
 // Metadata keys of a FAILED transaction's ErrorInfo.
 const (
 	metaTransactionID = "transaction_id"
@@ -138,12 +152,8 @@ const (
 // short name as the ErrorInfo reason, and the transaction id plus, when a
 // bank refused, the bank and the account it named as metadata.
 func declined(t *Txn) error {
-	reason := t.FailureReason
-	f, ok := failures[reason]
-	if !ok {
-		reason = gatewayv1.FailureReason_FAILURE_REASON_DECLINED_BY_BANK
-		f = failures[reason]
-	}
+	reason := shownReason(t)
+	f := failures[reason]
 	msg := f.msg
 	if t.Kind == KindAdjustment && f.adjust != "" {
 		msg = f.adjust

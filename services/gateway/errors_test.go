@@ -112,3 +112,24 @@ func TestErrTable(t *testing.T) {
 		}
 	}
 }
+
+// A FAILED transaction stored without a reason shows the same reason,
+// DECLINED_BY_BANK, in its Payment and in the ErrorInfo of its error; one
+// that did not fail shows none.
+func TestFailedWithoutReasonShowsDeclinedByBank(t *testing.T) {
+	for _, kind := range []Kind{KindPayment, KindAdjustment} {
+		failed := &Txn{ID: "t1", Kind: kind, Status: StatusFailed}
+		if got := paymentProto(failed).GetFailureReason(); got != gatewayv1.FailureReason_FAILURE_REASON_DECLINED_BY_BANK {
+			t.Errorf("%s: Payment.failure_reason of a failed row without a reason = %v, want DECLINED_BY_BANK", kind, got)
+		}
+		err := declined(failed)
+		if got := rpcerr.Reason(err); got != "DECLINED_BY_BANK" || connect.CodeOf(err) != connect.CodeFailedPrecondition {
+			t.Errorf("%s: error of a failed row without a reason = %v (reason %q), want failed_precondition DECLINED_BY_BANK", kind, err, got)
+		}
+	}
+	for _, st := range []Status{StatusProcessing, StatusSucceeded} {
+		if got := paymentProto(&Txn{Status: st}).GetFailureReason(); got != unspecified {
+			t.Errorf("Payment.failure_reason of a %s transaction = %v, want UNSPECIFIED", st, got)
+		}
+	}
+}

@@ -126,18 +126,15 @@ var failures = map[gatewayv1.FailureReason]failure{
 		"a bank already knows this transaction id for a different transaction, so nothing was applied for this request; do not pay again with a new transaction id until an operator has reconciled this id with the bank", ""},
 }
 
-// shownReason is the FailureReason a client is shown for t, in its Payment
-// and in the ErrorInfo alike: t's own, except that a FAILED transaction
-// whose reason has no row in failures (a row stored without one) shows
-// DECLINED_BY_BANK. A transaction that did not fail shows UNSPECIFIED.
-func shownReason(t *Txn) gatewayv1.FailureReason {
-	if t.Status != StatusFailed {
-		return unspecified
-	}
-	if _, ok := failures[t.FailureReason]; !ok {
+// failedReason is the FailureReason a FAILED transaction stored with reason
+// r shows, in its Payment (paymentProto) and in its ErrorInfo (declined)
+// alike: r, or DECLINED_BY_BANK when r has no row in failures (a row stored
+// without a reason).
+func failedReason(r gatewayv1.FailureReason) gatewayv1.FailureReason {
+	if _, ok := failures[r]; !ok {
 		return gatewayv1.FailureReason_FAILURE_REASON_DECLINED_BY_BANK
 	}
-	return t.FailureReason
+	return r
 }
 
 // Metadata keys of a FAILED transaction's ErrorInfo.
@@ -152,7 +149,7 @@ const (
 // short name as the ErrorInfo reason, and the transaction id plus, when a
 // bank refused, the bank and the account it named as metadata.
 func declined(t *Txn) error {
-	reason := shownReason(t)
+	reason := failedReason(t.FailureReason)
 	f := failures[reason]
 	msg := f.msg
 	if t.Kind == KindAdjustment && f.adjust != "" {

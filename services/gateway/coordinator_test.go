@@ -23,6 +23,7 @@ type fakeBank struct {
 	mu        sync.Mutex
 	updates   map[string]int
 	update    func(txID string) (Balance, error)
+	balance   func() (Balance, error) // GetBalance's answer; nil: an error
 	prepares  map[string]int
 	decisions map[string][]bool
 	vote      func(txID string, legs []Leg) (Vote, error)
@@ -75,6 +76,12 @@ func (b *fakeBank) UpdateBalance(_ context.Context, txID string, _ Leg) (Balance
 	return Balance{Balance: 500, Currency: "usd"}, nil
 }
 func (b *fakeBank) GetBalance(context.Context, string) (Balance, error) {
+	b.mu.Lock()
+	f := b.balance
+	b.mu.Unlock()
+	if f != nil {
+		return f()
+	}
 	return Balance{}, errors.New("not used")
 }
 
@@ -739,5 +746,53 @@ func TestRedriverLogsStoreErrors(t *testing.T) {
 				t.Errorf("logged %v after ctx ended", rs)
 			}
 		})
+	})
+}
+
+// A bank refusal the client is told only in general terms (a balance read
+// answered as not found, an adjustment DECLINED_BY_BANK) keeps the bank's own
+// reason in a Warn log record.
+func TestBankOwnReasonIsLogged(t *testing.T) {
+	frozen := &RefusalError{Reason: gatewayv1.FailureReason_FAILURE_REASON_DECLINED_BY_BANK, BankReason: "ACCOUNT_FROZEN"}
+	notFound := &RefusalError{Reason: gatewayv1.FailureReason_FAILURE_REASON_ACCOUNT_NOT_FOUND, BankReason: "ACCOUNT_NOT_FOUND"}
+	wantWarn := func(t *testing.T, l *logtest.Buffer, msg string, n int) {
+		t.Helper()
+		rs := l.WithMsg(t, msg)
+		if len(rs) != n {
+			t.Fatalf("%d records %q, want %d", len(rs), msg, n)
+		}
+		for _, r := range rs {
+			if r["level"] != "WARN" || r["reason"] != "ACCOUNT_FROZEN" || r["bank"] != "bank-a" || r["account_id"] != "alice" {
+				t.Errorf("%q = %v, want WARN with the bank's reason ACCOUNT_FROZEN, bank and account", msg, r)
+			}
+		}
+	}
+	const balanceMsg = "balance read refused by bank for another reason than a missing account; answered as not found"
+	t.Run("balance", func(t *testing.T) {
+		for _, tt := range []struct {
+			ref   *RefusalError
+			warns int
+		}{{frozen, 1}, {notFound, 0}} {
+			h := newHarness(t)
+			logs := &logtest.Buffer{}
+			h.coord.log = slog.New(slog.NewJSONHandler(logs, nil))
+			h.a.balance = func() (Balance, error) { return Balance{}, tt.ref }
+			if _, err := h.coord.Balance(t.Context(), Account{"bank-a", "alice"}); !errors.Is(err, ErrBalanceAccountNotFound) {
+				t.Fatalf("balance refused with %s: %v, want ErrBalanceAccountNotFound", tt.ref.BankReason, err)
+			}
+			wantWarn(t, logs, balanceMsg, tt.warns)
+		}
+	})
+	t.Run("adjustment", func(t *testing.T) {
+		h := newHarness(t)
+		logs := &logtest.Buffer{}
+		h.coord.log = slog.New(slog.NewJSONHandler(logs, nil))
+		h.a.update = func(string) (Balance, error) { return Balance{}, frozen }
+		req := AdjustRequest{TxID: uuid.NewString(), ClientID: "admin", Account: Account{"bank-a", "alice"}, Amount: 5, Currency: "usd"}
+		got, err := h.coord.Adjust(t.Context(), req)
+		if err != nil || got.Status != StatusFailed || got.FailureReason != gatewayv1.FailureReason_FAILURE_REASON_DECLINED_BY_BANK {
+			t.Fatalf("adjustment refused with ACCOUNT_FROZEN: %+v %v, want FAILED DECLINED_BY_BANK", got, err)
+		}
+		wantWarn(t, logs, "adjustment declined by bank for a reason of its own", 1)
 	})
 }

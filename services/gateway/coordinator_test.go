@@ -796,3 +796,21 @@ func TestBankOwnReasonIsLogged(t *testing.T) {
 		wantWarn(t, logs, "adjustment declined by bank for a reason of its own", 1)
 	})
 }
+
+// A zero Timing is DefaultTiming: a payment is decided (not EXPIRED by a
+// zero Decision) and the re-driver runs (no zero-period ticker panic).
+func TestZeroTimingIsDefaultTiming(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		c := NewCoordinator(h.store, h.banks, slog.New(slog.DiscardHandler), Timing{})
+		if c.timing != DefaultTiming {
+			t.Errorf("NewCoordinator(Timing{}) runs with %+v, want DefaultTiming %+v", c.timing, DefaultTiming)
+		}
+		runCoordinator(t, c)
+		got, err := c.Pay(t.Context(), payment(uuid.NewString()))
+		if err != nil || got.Status != StatusSucceeded || got.Decision != DecisionCommit {
+			t.Fatalf("payment with Timing{}: %+v %v, want succeeded", got, err)
+		}
+		time.Sleep(3 * DefaultTiming.Redrive) // the re-driver ticks
+	})
+}

@@ -90,6 +90,8 @@ func (c *Coordinator) adjustLocked(ctx context.Context, req AdjustRequest, fp st
 				gatewayv1.FailureReason_FAILURE_REASON_BANK_NOT_FOUND, req.Account.Bank, now
 		case BankUnreachable:
 			return nil, ErrBankUnavailable // nothing recorded: the same id may be retried
+		case BankServing:
+			// the adjustment goes to the bank below
 		}
 		stored, claimed, err := c.store.Claim(ctx, t)
 		if err != nil {
@@ -139,8 +141,15 @@ func (c *Coordinator) applyAdjustment(ctx context.Context, t *Txn) *Txn {
 		return out
 	case errors.As(err, &ref):
 		// The adjustment has one account: a refusal is about it.
-		if ref.Reason == gatewayv1.FailureReason_FAILURE_REASON_TRANSACTION_ID_CONFLICT {
+		switch ref.Reason {
+		case gatewayv1.FailureReason_FAILURE_REASON_TRANSACTION_ID_CONFLICT:
 			c.logConflict(t.ID, t.Payee.Bank, t.Payee.ID)
+		case gatewayv1.FailureReason_FAILURE_REASON_DECLINED_BY_BANK:
+			// The client is told only that the bank declined: keep its cause.
+			c.log.Warn("adjustment declined by bank for a reason of its own",
+				"transaction_id", t.ID, "bank", t.Payee.Bank, "account_id", t.Payee.ID, "reason", ref.BankReason)
+		default:
+			// a reason the client is told as such
 		}
 		f := Failure{Reason: ref.Reason, Bank: t.Payee.Bank, AccountID: t.Payee.ID}
 		out, err := c.store.FinishAdjustment(ctx, t.ID, StatusFailed, f, 0, time.Now())

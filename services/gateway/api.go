@@ -62,6 +62,10 @@ var statusProto = map[Status]gatewayv1.PaymentStatus{
 }
 
 func paymentProto(t *Txn) *gatewayv1.Payment {
+	reason := t.FailureReason
+	if t.Status == StatusFailed {
+		reason = failedReason(reason)
+	}
 	return &gatewayv1.Payment{
 		TransactionId:   t.ID,
 		Payer:           toRef(t.Payer),
@@ -70,7 +74,7 @@ func paymentProto(t *Txn) *gatewayv1.Payment {
 		Currency:        t.Currency,
 		Description:     t.Description,
 		Status:          statusProto[t.Status],
-		FailureReason:   t.FailureReason,
+		FailureReason:   reason,
 		CreateTime:      ts(t.CreateTime),
 		CompleteTime:    ts(t.CompleteTime),
 		AcknowledgeTime: ts(t.AckTime),

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"math"
-	"strconv"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -27,16 +25,11 @@ func (a *authAPI) Login(ctx context.Context, req *gatewayv1.LoginRequest) (*gate
 		peer = ci.Peer().Addr
 	}
 	token, expire, user, err := a.authn.Login(ctx, req.GetClientId(), req.GetPassword(), peer)
-	var locked *auth.LockoutError
 	switch {
-	case errors.As(err, &locked):
-		secs := int64(math.Ceil(locked.RetryAfter.Seconds()))
-		return nil, authz.ResourceExhausted("LOGIN_LOCKED",
-			"too many failed logins; wait "+strconv.FormatInt(secs, 10)+"s before trying again", locked.RetryAfter)
 	case errors.Is(err, auth.ErrBadCredentials):
 		return nil, toConnect(errBadCredentials)
 	case err != nil:
-		return nil, toConnect(err)
+		return nil, toConnect(err) // a lockout too: see loginLocked
 	}
 	// Only now, for a user that exists: the submitted client id of a failed
 	// login may be a password typed into the wrong field.

@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"errors"
+
+	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
 )
 
 // Balance reads an account's balance at its bank, within Timing.BalanceCall.
@@ -22,7 +24,13 @@ func (c *Coordinator) Balance(ctx context.Context, a Account) (Balance, error) {
 	case err == nil:
 		return bal, nil
 	case errors.As(err, &ref):
-		// A read has one refusal: no such account.
+		// A read has one refusal: no such account. A bank refusing for a
+		// reason of its own is answered the same way; its reason stays in
+		// the log.
+		if ref.Reason != gatewayv1.FailureReason_FAILURE_REASON_ACCOUNT_NOT_FOUND {
+			c.log.Warn("balance read refused by bank for another reason than a missing account; answered as not found",
+				"bank", a.Bank, "account_id", a.ID, "reason", ref.BankReason)
+		}
 		return Balance{}, ErrBalanceAccountNotFound
 	case ctx.Err() != nil:
 		return Balance{}, ctx.Err()

@@ -13,6 +13,7 @@ import (
 	"github.com/remitpay/remit/gen/remit/bank/v1/bankv1connect"
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
 	"github.com/remitpay/remit/internal/rpcerr"
+	"github.com/remitpay/remit/services/bank"
 )
 
 // connectBank is the production BankClient: BankService over the gateway's
@@ -47,10 +48,6 @@ var refusalTable = map[bankv1.RefusalReason]gatewayv1.FailureReason{
 	bankv1.RefusalReason_REFUSAL_REASON_CONFLICT: gatewayv1.FailureReason_FAILURE_REASON_TRANSACTION_ID_CONFLICT,
 }
 
-// bankReasonIdempotencyKeyReused is the ErrorInfo reason a bank sends for
-// REFUSAL_REASON_CONFLICT on UpdateBalance (it predates the enum).
-const bankReasonIdempotencyKeyReused = "IDEMPOTENCY_KEY_REUSED"
-
 // failureOf is the FailureReason of a bank refusal; reasons the table does
 // not know are DECLINED_BY_BANK.
 func failureOf(r bankv1.RefusalReason) gatewayv1.FailureReason {
@@ -64,7 +61,9 @@ func failureOf(r bankv1.RefusalReason) gatewayv1.FailureReason {
 // (UNSPECIFIED for one that names none).
 func refusalOf(err error) bankv1.RefusalReason {
 	reason := rpcerr.Reason(err)
-	if reason == bankReasonIdempotencyKeyReused {
+	// A bank sends this reason for REFUSAL_REASON_CONFLICT on UpdateBalance
+	// (it predates the enum).
+	if reason == bank.ReasonIdempotencyKeyReused {
 		return bankv1.RefusalReason_REFUSAL_REASON_CONFLICT
 	}
 	r, _ := rpcerr.ParseEnumReason[bankv1.RefusalReason](reason)
@@ -108,14 +107,15 @@ func definitive(err error) (*RefusalError, bool) {
 	switch connect.CodeOf(err) {
 	case connect.CodeFailedPrecondition, connect.CodeNotFound, connect.CodeInvalidArgument:
 		return &RefusalError{Reason: failureOf(refusalOf(err)), BankReason: rpcerr.Reason(err)}, true
+	default:
+		return nil, false
 	}
-	return nil, false
 }
 
 func (b *connectBank) UpdateBalance(ctx context.Context, txID string, leg Leg) (Balance, error) {
 	l := toBankLeg(leg)
 	res, err := b.c.UpdateBalance(ctx, &bankv1.UpdateBalanceRequest{
-		TransactionId: txID, AccountId: l.AccountId, Direction: l.Direction, Amount: l.Amount, Currency: l.Currency,
+		TransactionId: txID, AccountId: l.GetAccountId(), Direction: l.GetDirection(), Amount: l.GetAmount(), Currency: l.GetCurrency(),
 	})
 	if err != nil {
 		if ref, ok := definitive(err); ok {

@@ -82,21 +82,19 @@ type Banks interface {
 	Lookup(name string) (BankClient, BankState)
 }
 
-// Timing holds the coordinator's deadlines.
+// Timing holds the coordinator's deadlines. A zero field means
+// DefaultTiming's (AdjustCall: CommitCall), so Timing{} is DefaultTiming.
 type Timing struct {
-	// PrepareCall bounds each PrepareTransaction call; zero means
-	// DefaultTiming's.
+	// PrepareCall bounds each PrepareTransaction call.
 	PrepareCall time.Duration
 	// Decision bounds phase one: a payment not decided by then is aborted.
 	Decision time.Duration
 	// ExpireGrace is added to the decision deadline to form the expire_time
 	// sent to banks, after which they ask for the outcome.
 	ExpireGrace time.Duration
-	// CommitCall bounds each CommitTransaction call; zero means
-	// DefaultTiming's.
+	// CommitCall bounds each CommitTransaction call.
 	CommitCall time.Duration
-	// BalanceCall bounds each GetBalance call (CheckBalance); zero means
-	// DefaultTiming's.
+	// BalanceCall bounds each GetBalance call (CheckBalance).
 	BalanceCall time.Duration
 	// AdjustCall bounds each UpdateBalance call of a deposit or withdrawal;
 	// zero means CommitCall.
@@ -152,9 +150,13 @@ func NewCoordinator(st *Store, banks Banks, log *slog.Logger, timing Timing) *Co
 		panic("gateway: NewCoordinator needs a logger")
 	}
 	timing.PrepareCall = cmp.Or(timing.PrepareCall, DefaultTiming.PrepareCall)
+	timing.Decision = cmp.Or(timing.Decision, DefaultTiming.Decision)
+	timing.ExpireGrace = cmp.Or(timing.ExpireGrace, DefaultTiming.ExpireGrace)
 	timing.CommitCall = cmp.Or(timing.CommitCall, DefaultTiming.CommitCall)
 	timing.BalanceCall = cmp.Or(timing.BalanceCall, DefaultTiming.BalanceCall)
 	timing.AdjustCall = cmp.Or(timing.AdjustCall, timing.CommitCall)
+	timing.Phase2Wait = cmp.Or(timing.Phase2Wait, DefaultTiming.Phase2Wait)
+	timing.Redrive = cmp.Or(timing.Redrive, DefaultTiming.Redrive)
 	return &Coordinator{
 		store: st, banks: banks, log: log, timing: timing,
 		inflight: map[string]chan struct{}{},
@@ -306,6 +308,8 @@ func (c *Coordinator) precheck(req PaymentRequest) (gatewayv1.FailureReason, str
 			return gatewayv1.FailureReason_FAILURE_REASON_BANK_NOT_FOUND, b, nil
 		case BankUnreachable:
 			return unspecified, "", ErrBankUnavailable
+		case BankServing:
+			// this bank may take part
 		}
 	}
 	return unspecified, "", nil
@@ -535,8 +539,7 @@ func (c *Coordinator) sendPhase2(ctx context.Context, t *Txn) {
 			cctx, cancel := context.WithTimeout(ctx, c.timing.CommitCall)
 			defer cancel()
 			if err := client.Commit(cctx, t.ID, t.Decision == DecisionCommit); err != nil {
-				var ref *RefusalError
-				if errors.As(err, &ref) {
+				if ref, ok := errors.AsType[*RefusalError](err); ok {
 					// COMMIT refused for an unknown or aborted id: the bank broke
 					// its promise or lost data. Loud, and retried.
 					c.log.Error("PHASE TWO REFUSED BY BANK: ledger inconsistency, needs an operator",

@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -24,6 +23,7 @@ type fakeBank struct {
 	mu        sync.Mutex
 	updates   map[string]int
 	update    func(txID string) (Balance, error)
+	balance   func() (Balance, error) // GetBalance's answer; nil: an error
 	prepares  map[string]int
 	decisions map[string][]bool
 	vote      func(txID string, legs []Leg) (Vote, error)
@@ -76,6 +76,12 @@ func (b *fakeBank) UpdateBalance(_ context.Context, txID string, _ Leg) (Balance
 	return Balance{Balance: 500, Currency: "usd"}, nil
 }
 func (b *fakeBank) GetBalance(context.Context, string) (Balance, error) {
+	b.mu.Lock()
+	f := b.balance
+	b.mu.Unlock()
+	if f != nil {
+		return f()
+	}
 	return Balance{}, errors.New("not used")
 }
 
@@ -132,10 +138,14 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
+	t.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	h := &harness{store: st, path: path, a: newFakeBank(), b: newFakeBank()}
 	h.banks = &fakeBanks{banks: map[string]*fakeBank{"bank-a": h.a, "bank-b": h.b}, states: map[string]BankState{}}
-	h.coord = NewCoordinator(st, h.banks, slog.New(slog.NewTextHandler(io.Discard, nil)), testTiming)
+	h.coord = NewCoordinator(st, h.banks, slog.New(slog.DiscardHandler), testTiming)
 	return h
 }
 
@@ -147,6 +157,7 @@ func payment(id string) PaymentRequest {
 // runCoordinator runs c's re-driver until the test ends, and waits for it to
 // stop before the store closes.
 func runCoordinator(t *testing.T, c *Coordinator) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() {
@@ -366,12 +377,18 @@ func TestRestartAfterCommitDecisionRedrivesCommit(t *testing.T) {
 			t.Fatal(got, err)
 		}
 		// "Restart": a new coordinator over a reopened store.
-		h.store.Close()
+		if err := h.store.Close(); err != nil {
+			t.Fatal(err)
+		}
 		st, err := OpenStore(t.Context(), h.path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { st.Close() })
+		t.Cleanup(func() {
+			if err := st.Close(); err != nil {
+				t.Error(err)
+			}
+		})
 		h.a.commitErr, h.b.commitErr = nil, nil
 		fresh := NewCoordinator(st, h.banks, h.coord.log, testTiming)
 		if err := fresh.Recover(t.Context()); err != nil {
@@ -670,7 +687,9 @@ func TestRedriverLogsStoreErrors(t *testing.T) {
 			h := newHarness(t)
 			logs := &logtest.Buffer{}
 			h.coord.log = slog.New(slog.NewJSONHandler(logs, nil))
-			h.store.Close()
+			if err := h.store.Close(); err != nil {
+				t.Fatal(err)
+			}
 			h.coord.redriveOnce(t.Context())
 			l := logs
 			wantError(t, l, "re-driver: cannot list payments awaiting phase two; retrying next pass", "")
@@ -727,5 +746,71 @@ func TestRedriverLogsStoreErrors(t *testing.T) {
 				t.Errorf("logged %v after ctx ended", rs)
 			}
 		})
+	})
+}
+
+// A bank refusal the client is told only in general terms (a balance read
+// answered as not found, an adjustment DECLINED_BY_BANK) keeps the bank's own
+// reason in a Warn log record.
+func TestBankOwnReasonIsLogged(t *testing.T) {
+	frozen := &RefusalError{Reason: gatewayv1.FailureReason_FAILURE_REASON_DECLINED_BY_BANK, BankReason: "ACCOUNT_FROZEN"}
+	notFound := &RefusalError{Reason: gatewayv1.FailureReason_FAILURE_REASON_ACCOUNT_NOT_FOUND, BankReason: "ACCOUNT_NOT_FOUND"}
+	wantWarn := func(t *testing.T, l *logtest.Buffer, msg string, n int) {
+		t.Helper()
+		rs := l.WithMsg(t, msg)
+		if len(rs) != n {
+			t.Fatalf("%d records %q, want %d", len(rs), msg, n)
+		}
+		for _, r := range rs {
+			if r["level"] != "WARN" || r["reason"] != "ACCOUNT_FROZEN" || r["bank"] != "bank-a" || r["account_id"] != "alice" {
+				t.Errorf("%q = %v, want WARN with the bank's reason ACCOUNT_FROZEN, bank and account", msg, r)
+			}
+		}
+	}
+	const balanceMsg = "balance read refused by bank for another reason than a missing account; answered as not found"
+	t.Run("balance", func(t *testing.T) {
+		for _, tt := range []struct {
+			ref   *RefusalError
+			warns int
+		}{{frozen, 1}, {notFound, 0}} {
+			h := newHarness(t)
+			logs := &logtest.Buffer{}
+			h.coord.log = slog.New(slog.NewJSONHandler(logs, nil))
+			h.a.balance = func() (Balance, error) { return Balance{}, tt.ref }
+			if _, err := h.coord.Balance(t.Context(), Account{"bank-a", "alice"}); !errors.Is(err, ErrBalanceAccountNotFound) {
+				t.Fatalf("balance refused with %s: %v, want ErrBalanceAccountNotFound", tt.ref.BankReason, err)
+			}
+			wantWarn(t, logs, balanceMsg, tt.warns)
+		}
+	})
+	t.Run("adjustment", func(t *testing.T) {
+		h := newHarness(t)
+		logs := &logtest.Buffer{}
+		h.coord.log = slog.New(slog.NewJSONHandler(logs, nil))
+		h.a.update = func(string) (Balance, error) { return Balance{}, frozen }
+		req := AdjustRequest{TxID: uuid.NewString(), ClientID: "admin", Account: Account{"bank-a", "alice"}, Amount: 5, Currency: "usd"}
+		got, err := h.coord.Adjust(t.Context(), req)
+		if err != nil || got.Status != StatusFailed || got.FailureReason != gatewayv1.FailureReason_FAILURE_REASON_DECLINED_BY_BANK {
+			t.Fatalf("adjustment refused with ACCOUNT_FROZEN: %+v %v, want FAILED DECLINED_BY_BANK", got, err)
+		}
+		wantWarn(t, logs, "adjustment declined by bank for a reason of its own", 1)
+	})
+}
+
+// A zero Timing is DefaultTiming: a payment is decided (not EXPIRED by a
+// zero Decision) and the re-driver runs (no zero-period ticker panic).
+func TestZeroTimingIsDefaultTiming(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		c := NewCoordinator(h.store, h.banks, slog.New(slog.DiscardHandler), Timing{})
+		if c.timing != DefaultTiming {
+			t.Errorf("NewCoordinator(Timing{}) runs with %+v, want DefaultTiming %+v", c.timing, DefaultTiming)
+		}
+		runCoordinator(t, c)
+		got, err := c.Pay(t.Context(), payment(uuid.NewString()))
+		if err != nil || got.Status != StatusSucceeded || got.Decision != DecisionCommit {
+			t.Fatalf("payment with Timing{}: %+v %v, want succeeded", got, err)
+		}
+		time.Sleep(3 * DefaultTiming.Redrive) // the re-driver ticks
 	})
 }

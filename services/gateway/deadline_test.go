@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -24,6 +23,7 @@ import (
 // ends.
 type hungBank struct {
 	bankv1connect.UnimplementedBankServiceHandler
+
 	entered chan string   // receives the method name when a call arrives
 	release chan struct{} // closed when the test ends
 }
@@ -76,28 +76,33 @@ func TestHungBankCallsEndAtTheirDeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
-	const deadline = 200 * time.Millisecond
-	timing := testTiming
-	timing.BalanceCall, timing.AdjustCall = deadline, deadline
-	coord := NewCoordinator(st, oneBank{newConnectBank(srv.Client(), srv.URL)},
-		slog.New(slog.NewTextHandler(io.Discard, nil)), timing)
-
-	// bound is how long past its deadline a call may take to return: far
-	// more than a loaded machine needs, far less than "no deadline".
-	const bound = 10 * time.Second
+	t.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	// Each case's own timeout is deadline; every other call timeout is
+	// other, so a call bounded by the wrong one runs past bound and fails.
+	const (
+		deadline = 200 * time.Millisecond
+		other    = time.Minute
+		// bound is how long past its deadline a call may take to return:
+		// far more than a loaded machine needs, far less than other.
+		bound = 3 * time.Second
+	)
 	tests := []struct {
 		method     string
-		call       func(ctx context.Context) error
+		timeout    func(*Timing) *time.Duration // the case's own timeout
+		call       func(ctx context.Context, coord *Coordinator) error
 		wantCode   connect.Code
 		wantReason string
 	}{
-		{"GetBalance", func(ctx context.Context) error {
+		{"GetBalance", func(tm *Timing) *time.Duration { return &tm.BalanceCall }, func(ctx context.Context, coord *Coordinator) error {
 			_, err := coord.Balance(ctx, Account{"bank-a", "alice"})
 			return err
 		}, connect.CodeUnavailable, "BANK_UNAVAILABLE"},
 		// Recorded, the bank did not answer: in progress, retry the same id.
-		{"UpdateBalance", func(ctx context.Context) error {
+		{"UpdateBalance", func(tm *Timing) *time.Duration { return &tm.AdjustCall }, func(ctx context.Context, coord *Coordinator) error {
 			_, err := coord.Adjust(ctx, AdjustRequest{TxID: uuid.NewString(), ClientID: "admin",
 				Account: Account{"bank-a", "alice"}, Amount: 5, Currency: "usd"})
 			return err
@@ -105,11 +110,14 @@ func TestHungBankCallsEndAtTheirDeadline(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.method, func(t *testing.T) {
-			ctx, cancel := context.WithCancel(context.Background()) // no deadline of its own
-			defer cancel()
+			timing := testTiming
+			timing.PrepareCall, timing.CommitCall, timing.BalanceCall, timing.AdjustCall = other, other, other, other
+			*tt.timeout(&timing) = deadline
+			coord := NewCoordinator(st, oneBank{newConnectBank(srv.Client(), srv.URL)}, slog.New(slog.DiscardHandler), timing)
+			ctx := t.Context() // no deadline of its own
 			done := make(chan error, 1)
 			start := time.Now()
-			go func() { done <- tt.call(ctx) }()
+			go func() { done <- tt.call(ctx, coord) }()
 			select {
 			case m := <-hung.entered:
 				if m != tt.method {
@@ -124,8 +132,8 @@ func TestHungBankCallsEndAtTheirDeadline(t *testing.T) {
 			case <-time.After(deadline + bound):
 				t.Fatalf("%s still waiting on a hung bank %v after its %v deadline", tt.method, bound, deadline)
 			}
-			if took := time.Since(start); took < deadline {
-				t.Errorf("%s returned after %v, before its %v deadline", tt.method, took, deadline)
+			if took := time.Since(start); took < deadline || took > deadline+bound {
+				t.Errorf("%s returned after %v, want its %v deadline (+ at most %v)", tt.method, took, deadline, bound)
 			}
 			err = toConnect(err)
 			if connect.CodeOf(err) != tt.wantCode || rpcerr.Reason(err) != tt.wantReason {

@@ -2,10 +2,14 @@ package gateway
 
 import (
 	"errors"
+	"math"
+	"strconv"
 
 	"connectrpc.com/connect"
 
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
+	"github.com/remitpay/remit/internal/auth"
+	"github.com/remitpay/remit/internal/authz"
 	"github.com/remitpay/remit/internal/rpcerr"
 )
 
@@ -18,6 +22,9 @@ import (
 //   - failures: a gatewayv1.FailureReason of a transaction that ended FAILED
 //     -> (code, message for payments, message for adjustments). The ErrorInfo
 //     reason is the enum value's short name ([rpcerr.EnumReason]).
+//
+// One row stands alone because its message and details depend on the case:
+// loginLocked, for an auth.LockoutError. toConnect applies all of them.
 //
 // The bank's RefusalReason values reach the second table through the one
 // table in bankclient.go (refusalTable). Adding a reason is a value in
@@ -84,7 +91,28 @@ var (
 		"a bank may only register under the name in its certificate")
 )
 
-func toConnect(err error) error { return rpcerr.FromTable(err, errTable) }
+// toConnect is the one translation of a gateway error for a client: a
+// lockout (loginLocked), else errTable.
+func toConnect(err error) error {
+	if locked, ok := errors.AsType[*auth.LockoutError](err); ok {
+		return loginLocked(locked)
+	}
+	return rpcerr.FromTable(err, errTable)
+}
+
+// reasonLoginLocked is the ErrorInfo reason of a login refused while its
+// client id is locked out.
+const reasonLoginLocked = "LOGIN_LOCKED"
+
+// loginLocked is the row of the one error whose message and details depend
+// on the case: a login refused during a lockout is resource_exhausted,
+// LOGIN_LOCKED, with the wait in whole seconds in the message and as a retry
+// hint (authz.ResourceExhausted: ErrorInfo metadata and Retry-After).
+func loginLocked(l *auth.LockoutError) error {
+	secs := int64(math.Ceil(l.RetryAfter.Seconds()))
+	return authz.ResourceExhausted(reasonLoginLocked,
+		"too many failed logins; wait "+strconv.FormatInt(secs, 10)+"s before trying again", l.RetryAfter)
+}
 
 // failure is what a client gets for a transaction that ended FAILED.
 type failure struct {
@@ -126,6 +154,17 @@ var failures = map[gatewayv1.FailureReason]failure{
 		"a bank already knows this transaction id for a different transaction, so nothing was applied for this request; do not pay again with a new transaction id until an operator has reconciled this id with the bank", ""},
 }
 
+// failedReason is the FailureReason a FAILED transaction stored with reason
+// r shows, in its Payment (paymentProto) and in its ErrorInfo (declined)
+// alike: r, or DECLINED_BY_BANK when r has no row in failures (a row stored
+// without a reason).
+func failedReason(r gatewayv1.FailureReason) gatewayv1.FailureReason {
+	if _, ok := failures[r]; !ok {
+		return gatewayv1.FailureReason_FAILURE_REASON_DECLINED_BY_BANK
+	}
+	return r
+}
+
 // Metadata keys of a FAILED transaction's ErrorInfo.
 const (
 	metaTransactionID = "transaction_id"
@@ -138,12 +177,8 @@ const (
 // short name as the ErrorInfo reason, and the transaction id plus, when a
 // bank refused, the bank and the account it named as metadata.
 func declined(t *Txn) error {
-	reason := t.FailureReason
-	f, ok := failures[reason]
-	if !ok {
-		reason = gatewayv1.FailureReason_FAILURE_REASON_DECLINED_BY_BANK
-		f = failures[reason]
-	}
+	reason := failedReason(t.FailureReason)
+	f := failures[reason]
 	msg := f.msg
 	if t.Kind == KindAdjustment && f.adjust != "" {
 		msg = f.adjust

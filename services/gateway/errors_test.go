@@ -2,12 +2,16 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 
 	bankv1 "github.com/remitpay/remit/gen/remit/bank/v1"
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
+	"github.com/remitpay/remit/internal/auth"
+	"github.com/remitpay/remit/internal/authz"
 	"github.com/remitpay/remit/internal/rpcerr"
 )
 
@@ -109,6 +113,51 @@ func TestErrTable(t *testing.T) {
 		var cerr *connect.Error
 		if !errors.As(err, &cerr) || cerr.Code() != m.Code || rpcerr.Reason(err) != m.Reason || cerr.Message() != m.Err.Error() {
 			t.Errorf("toConnect(%v) = %v (reason %q)", m.Err, err, rpcerr.Reason(err))
+		}
+	}
+}
+
+// A FAILED transaction stored without a reason shows the same reason,
+// DECLINED_BY_BANK, in its Payment and in the ErrorInfo of its error; one
+// that did not fail shows none.
+func TestFailedWithoutReasonShowsDeclinedByBank(t *testing.T) {
+	for _, kind := range []Kind{KindPayment, KindAdjustment} {
+		failed := &Txn{ID: "t1", Kind: kind, Status: StatusFailed}
+		if got := paymentProto(failed).GetFailureReason(); got != gatewayv1.FailureReason_FAILURE_REASON_DECLINED_BY_BANK {
+			t.Errorf("%s: Payment.failure_reason of a failed row without a reason = %v, want DECLINED_BY_BANK", kind, got)
+		}
+		err := declined(failed)
+		if got := rpcerr.Reason(err); got != "DECLINED_BY_BANK" || connect.CodeOf(err) != connect.CodeFailedPrecondition {
+			t.Errorf("%s: error of a failed row without a reason = %v (reason %q), want failed_precondition DECLINED_BY_BANK", kind, err, got)
+		}
+	}
+	for _, st := range []Status{StatusProcessing, StatusSucceeded} {
+		if got := paymentProto(&Txn{Status: st}).GetFailureReason(); got != unspecified {
+			t.Errorf("Payment.failure_reason of a %s transaction = %v, want UNSPECIFIED", st, got)
+		}
+	}
+}
+
+// A lockout, wrapped or not, leaves the table as resource_exhausted
+// LOGIN_LOCKED with the wait in the message and as a retry hint, exactly as
+// the Login handler sent it before it went through the table.
+func TestLoginLockedRow(t *testing.T) {
+	locked := &auth.LockoutError{RetryAfter: 58200 * time.Millisecond}
+	for _, err := range []error{locked, fmt.Errorf("login: %w", locked)} {
+		got := toConnect(err)
+		cerr, ok := errors.AsType[*connect.Error](got)
+		if !ok {
+			t.Fatalf("toConnect(%v) = %T, want a *connect.Error", err, got)
+		}
+		if cerr.Code() != connect.CodeResourceExhausted || rpcerr.Reason(got) != "LOGIN_LOCKED" ||
+			cerr.Message() != "too many failed logins; wait 59s before trying again" {
+			t.Errorf("toConnect(%v) = %v (reason %q), want resource_exhausted LOGIN_LOCKED with the wait", err, got, rpcerr.Reason(got))
+		}
+		if ms := rpcerr.Info(got).GetMetadata()[authz.MetaRetryAfterMillis]; ms != "58200" {
+			t.Errorf("%s = %q, want 58200", authz.MetaRetryAfterMillis, ms)
+		}
+		if h := cerr.Meta().Get("Retry-After"); h != "59" {
+			t.Errorf("Retry-After = %q, want 59", h)
 		}
 	}
 }

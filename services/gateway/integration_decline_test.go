@@ -28,8 +28,11 @@ func TestIntegrationDeclineNamesRefusingAccount(t *testing.T) {
 		if got := rpcerr.Info(err).GetMetadata(); !maps.Equal(got, want) {
 			t.Errorf("ErrorInfo metadata = %v, want %v", got, want)
 		}
-		var cerr *connect.Error
-		if !errors.As(err, &cerr) || cerr.Message() == "" || strings.HasPrefix(cerr.Message(), "declined") {
+		cerr, ok := errors.AsType[*connect.Error](err)
+		if !ok {
+			t.Fatalf("error %v (%T) is not a *connect.Error", err, err)
+		}
+		if cerr.Message() == "" || strings.HasPrefix(cerr.Message(), "declined") {
 			t.Errorf("message = %q, want the advice alone", cerr.Message())
 		}
 	}

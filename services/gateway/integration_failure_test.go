@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -65,11 +66,12 @@ func await(t *testing.T, ch <-chan payResult) payResult {
 	}
 }
 
-// waitHeld waits until the account's bank reports amount held (available =
-// balance - amount): the bank voted YES and holds the debit.
-func waitHeld(t *testing.T, admin *gatewaytest.Client, account string, balance, amount int64) {
+// waitHeld waits until the account's bank reports amount held on the
+// opening balance (available = Opening - amount): the bank voted YES and
+// holds the debit.
+func waitHeld(t *testing.T, admin *gatewaytest.Client, account string, amount int64) {
 	t.Helper()
-	waitFunds(t, admin, map[string]funds{account: {balance, balance - amount}})
+	waitFunds(t, admin, map[string]funds{account: {gatewaytest.Opening, gatewaytest.Opening - amount}})
 }
 
 // checkPrepared reads a bank's ledger and fails unless txID is prepared there
@@ -182,7 +184,7 @@ func decidedWhileCut(t *testing.T, n *gatewaytest.Network, bob, admin *gatewayte
 	releaseA := n.Banks["bank-a"].LockLedger(t)
 	id := newID()
 	ch := payAsync(t.Context(), bob, id, "alice", amount)
-	waitHeld(t, admin, "bob", gatewaytest.Opening, amount) // bank-b voted YES; the id is claimed
+	waitHeld(t, admin, "bob", amount) // bank-b voted YES; the id is claimed
 	releaseLog := n.Gateway.LockDB(t)
 	releaseA()
 	waitDecisionPending(t, admin, id)
@@ -221,7 +223,7 @@ func waitDecisionPending(t *testing.T, admin *gatewaytest.Client, txID string) {
 		case res.GetPayment().GetStatus() != gatewayv1.PaymentStatus_PAYMENT_STATUS_PROCESSING:
 			t.Fatalf("payment %s was decided while the test held the log's lock: %v", txID, res.GetPayment())
 		}
-		return fmt.Errorf("the log still answers: not every vote is in")
+		return errors.New("the log still answers: not every vote is in")
 	})
 }
 
@@ -275,7 +277,7 @@ func TestIntegrationClientHangsUp(t *testing.T) {
 	if code := connect.CodeOf(err); code != connect.CodeDeadlineExceeded && code != connect.CodeAborted {
 		t.Fatalf("payment with a 300ms deadline and a slow bank: %v, want deadline_exceeded or aborted", err)
 	}
-	waitHeld(t, admin, "alice", gatewaytest.Opening, 800)
+	waitHeld(t, admin, "alice", 800)
 	release()
 
 	p, err := pay(t, alice, id, "bob", 800)
@@ -304,8 +306,8 @@ func TestIntegrationGatewayRestartBeforeDecision(t *testing.T) {
 	id := newID()
 	ctx, cancel := context.WithCancel(t.Context())
 	ch := payAsync(ctx, alice, id, "bob", 800)
-	waitHeld(t, admin, "alice", gatewaytest.Opening, 800) // bank-a voted YES
-	cancel()                                              // the client hangs up...
+	waitHeld(t, admin, "alice", 800) // bank-a voted YES
+	cancel()                         // the client hangs up...
 	if r := await(t, ch); connect.CodeOf(r.err) != connect.CodeCanceled {
 		t.Fatalf("canceled payment: %v, %v", r.p, r.err)
 	}
@@ -338,7 +340,7 @@ func TestIntegrationBankRestartWhilePrepared(t *testing.T) {
 	release := n.Banks["bank-b"].LockLedger(t) // bank-b votes last
 	id := newID()
 	ch := payAsync(t.Context(), alice, id, "bob", 900)
-	waitHeld(t, admin, "alice", gatewaytest.Opening, 900) // bank-a voted YES
+	waitHeld(t, admin, "alice", 900) // bank-a voted YES
 
 	n.Banks["bank-a"].Stop(t)
 	checkPrepared(t, n, id, "alice", true, 900)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 const callTimeout = 10 * time.Second
 
 func callCtx(t *testing.T) context.Context {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), callTimeout)
 	t.Cleanup(cancel)
 	return ctx
@@ -41,8 +43,9 @@ func retryable(err error) bool {
 	switch connect.CodeOf(err) {
 	case connect.CodeUnavailable, connect.CodeAborted, connect.CodeDeadlineExceeded:
 		return true
+	default:
+		return false
 	}
-	return false
 }
 
 // pay sends MakePayment from c, retrying the same transaction id (as a
@@ -314,17 +317,17 @@ func waitState(t *testing.T, n *gatewaytest.Network, name, txID string, want ...
 // errorText is everything a client can read from an error: message and
 // ErrorInfo.
 func errorText(err error) string {
-	s := err.Error()
+	var s strings.Builder
+	s.WriteString(err.Error())
 	if info := rpcerr.Info(err); info != nil {
-		s += fmt.Sprintf(" %s %v", info.GetReason(), info.GetMetadata())
+		fmt.Fprintf(&s, " %s %v", info.GetReason(), info.GetMetadata())
 	}
-	var cerr *connect.Error
-	if errors.As(err, &cerr) {
+	if cerr, ok := errors.AsType[*connect.Error](err); ok {
 		for _, d := range cerr.Details() {
 			if v, err := d.Value(); err == nil {
-				s += fmt.Sprintf(" %v", v)
+				fmt.Fprintf(&s, " %v", v)
 			}
 		}
 	}
-	return s
+	return s.String()
 }

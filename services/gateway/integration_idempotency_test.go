@@ -206,7 +206,7 @@ func TestIntegrationHeartbeatKeepsUnreachableBankUnreachable(t *testing.T) {
 			TransactionId: id, Payee: gatewaytest.Ref("carol"), Amount: 1, Currency: gatewaytest.Currency,
 		})
 		if connect.CodeOf(err) != connect.CodeUnavailable {
-			return fmt.Errorf("payment to a bank the gateway cannot reach: %v, want unavailable and nothing recorded", err)
+			return fmt.Errorf("payment to a bank the gateway cannot reach: %w, want unavailable and nothing recorded", err)
 		}
 		return nil
 	})

@@ -121,6 +121,7 @@ func secMatrix() map[string]secRow {
 				return c.auth.Login(ctx, &gatewayv1.LoginRequest{ClientId: "alice", Password: gatewaytest.Password})
 			},
 			check: func(t *testing.T, _ *secCaller, res proto.Message) {
+				t.Helper()
 				r := res.(*gatewayv1.LoginResponse)
 				if !strings.HasPrefix(r.GetAccessToken(), auth.TokenPrefix) || r.GetClient().GetClientId() != "alice" {
 					t.Errorf("Login = %v, want a token for alice", r)
@@ -130,8 +131,10 @@ func secMatrix() map[string]secRow {
 		gatewayv1connect.AuthServiceLogoutProcedure: {
 			want: []connect.Code{unauth, unauth, unauth, unauth, ok, ok, ok, ok, denied, denied, unauth, unauth},
 			call: func(ctx context.Context, t *testing.T, c *secCaller) (proto.Message, error) {
-				// Logout spends the session it is called with.
-				return c.fresh(t).auth.Logout(ctx, &gatewayv1.LogoutRequest{})
+				t.Helper()
+				// Logout spends the session it is called with: log in afresh
+				// first, as setup (it retries under its own deadlines).
+				return c.fresh(t).auth.Logout(ctx, &gatewayv1.LogoutRequest{}) //nolint:contextcheck // the fresh login is setup under the test's context, not part of the call ctx bounds
 			},
 		},
 		// MakePayment has no payer field: whoever calls pays from their own
@@ -148,6 +151,7 @@ func secMatrix() map[string]secRow {
 				})
 			},
 			check: func(t *testing.T, c *secCaller, res proto.Message) {
+				t.Helper()
 				p := res.(*gatewayv1.MakePaymentResponse).GetPayment()
 				if !proto.Equal(p.GetPayer(), gatewaytest.Ref(c.id.login)) || p.GetPayerClientId() != c.id.login ||
 					p.GetStatus() != gatewayv1.PaymentStatus_PAYMENT_STATUS_SUCCEEDED {
@@ -161,6 +165,7 @@ func secMatrix() map[string]secRow {
 				return c.pay.GetPayment(ctx, &gatewayv1.GetPaymentRequest{TransactionId: c.env.fx.received})
 			},
 			check: func(t *testing.T, c *secCaller, res proto.Message) {
+				t.Helper()
 				if got := res.(*gatewayv1.GetPaymentResponse).GetPayment().GetTransactionId(); got != c.env.fx.received {
 					t.Errorf("GetPayment returned payment %s, want %s", got, c.env.fx.received)
 				}
@@ -172,6 +177,7 @@ func secMatrix() map[string]secRow {
 				return c.pay.ListPayments(ctx, &gatewayv1.ListPaymentsRequest{Account: alice(), PageSize: 100})
 			},
 			check: func(t *testing.T, _ *secCaller, res proto.Message) {
+				t.Helper()
 				ps := res.(*gatewayv1.ListPaymentsResponse).GetPayments()
 				if len(ps) == 0 {
 					t.Error("ListPayments of alice's account is empty")
@@ -191,6 +197,7 @@ func secMatrix() map[string]secRow {
 				})
 			},
 			check: func(t *testing.T, _ *secCaller, res proto.Message) {
+				t.Helper()
 				r := res.(*gatewayv1.CheckBalanceResponse)
 				if !proto.Equal(r.GetAccount(), alice()) || r.GetCurrency() != gatewaytest.Currency {
 					t.Errorf("CheckBalance = %v, want alice's account", r)
@@ -207,8 +214,8 @@ func secMatrix() map[string]secRow {
 					return nil, err
 				}
 				defer func() {
-					cancel() // before Close, which would otherwise drain a live stream
-					stream.Close()
+					cancel()           // before Close, which would otherwise drain a live stream
+					_ = stream.Close() // canceled above: the close only releases it
 				}()
 				// alice's account has events (the fixture's payment), so an
 				// allowed watch answers at once.
@@ -221,6 +228,7 @@ func secMatrix() map[string]secRow {
 				return stream.Msg(), nil
 			},
 			check: func(t *testing.T, _ *secCaller, res proto.Message) {
+				t.Helper()
 				if e := res.(*gatewayv1.WatchPaymentsResponse); !proto.Equal(e.GetAccount(), alice()) {
 					t.Errorf("watching alice's account sent %v", e)
 				}
@@ -234,6 +242,7 @@ func secMatrix() map[string]secRow {
 				return c.pay.AcknowledgePayment(ctx, &gatewayv1.AcknowledgePaymentRequest{TransactionId: c.env.fx.received})
 			},
 			check: func(t *testing.T, _ *secCaller, res proto.Message) {
+				t.Helper()
 				if p := res.(*gatewayv1.AcknowledgePaymentResponse).GetPayment(); p.GetAcknowledgeTime() == nil {
 					t.Errorf("acknowledged payment %v has no acknowledge_time", p)
 				}
@@ -251,6 +260,7 @@ func secMatrix() map[string]secRow {
 				})
 			},
 			check: func(t *testing.T, _ *secCaller, res proto.Message) {
+				t.Helper()
 				if r := res.(*gatewayv1.UpdateBalanceResponse); !proto.Equal(r.GetAccount(), alice()) {
 					t.Errorf("UpdateBalance = %v, want alice's account", r)
 				}
@@ -262,6 +272,7 @@ func secMatrix() map[string]secRow {
 				return c.admin.ListBanks(ctx, &gatewayv1.ListBanksRequest{})
 			},
 			check: func(t *testing.T, _ *secCaller, res proto.Message) {
+				t.Helper()
 				if n := len(res.(*gatewayv1.ListBanksResponse).GetBanks()); n != len(gatewaytest.BankNames) {
 					t.Errorf("ListBanks lists %d banks, want %d", n, len(gatewaytest.BankNames))
 				}
@@ -275,6 +286,7 @@ func secMatrix() map[string]secRow {
 				return c.coord.RegisterBank(ctx, &gatewayv1.RegisterBankRequest{Name: "bank-a", Url: c.env.fx.bankURLs["bank-a"]})
 			},
 			check: func(t *testing.T, _ *secCaller, res proto.Message) {
+				t.Helper()
 				if res.(*gatewayv1.RegisterBankResponse).GetGatewayInstanceId() == "" {
 					t.Error("RegisterBank returned no gateway instance id")
 				}
@@ -288,6 +300,7 @@ func secMatrix() map[string]secRow {
 				return c.coord.GetTransactionOutcome(ctx, &gatewayv1.GetTransactionOutcomeRequest{TransactionId: c.env.fx.received})
 			},
 			check: func(t *testing.T, _ *secCaller, res proto.Message) {
+				t.Helper()
 				if got := res.(*gatewayv1.GetTransactionOutcomeResponse).GetOutcome(); got != gatewayv1.TransactionOutcome_TRANSACTION_OUTCOME_COMMITTED {
 					t.Errorf("outcome of a succeeded payment = %v, want COMMITTED", got)
 				}
@@ -359,12 +372,12 @@ func TestSecurityMatrix(t *testing.T) {
 		}
 	})
 
-	t.Run("plaintext is refused", func(t *testing.T) { secPlaintext(t, e) })
-	t.Run("TLS below 1.3 is refused", func(t *testing.T) { secOldTLS(t, e) })
-	t.Run("the payer is always the caller", func(t *testing.T) { secPayerIsCaller(t, e) })
-	t.Run("ownership", func(t *testing.T) { secOwnership(t, e) })
-	t.Run("a bank acts only under its own name", func(t *testing.T) { secBankName(t, e) })
-	t.Run("denials reveal nothing", func(t *testing.T) { secNoExistenceLeak(t, e) })
+	t.Run("plaintext is refused", e.plaintext)
+	t.Run("TLS below 1.3 is refused", e.oldTLS)
+	t.Run("the payer is always the caller", e.payerIsCaller)
+	t.Run("ownership", e.ownership)
+	t.Run("a bank acts only under its own name", e.bankName)
+	t.Run("denials reveal nothing", e.noExistenceLeak)
 }
 
 // secRunCell makes one call of the matrix and checks its code; denials must
@@ -516,7 +529,7 @@ func secSetup(t *testing.T) *secEnv {
 		defer cancel()
 		_, err := c.ListPayments(ctx, &gatewayv1.ListPaymentsRequest{})
 		if connect.CodeOf(err) != connect.CodeUnauthenticated {
-			return fmt.Errorf("ListPayments with the token: %v", err)
+			return fmt.Errorf("ListPayments with the token: %w", err)
 		}
 		return nil
 	})
@@ -655,6 +668,7 @@ func secForgedToken(t *testing.T) string {
 }
 
 func secCtx(t *testing.T) context.Context {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), secCallTimeout)
 	t.Cleanup(cancel)
 	return ctx
@@ -770,9 +784,11 @@ func (e *secEnv) bankURLs(t *testing.T) map[string]string {
 	return urls
 }
 
-// balance returns account's booked and available balance, read as admin.
-func (e *secEnv) balance(t *testing.T, admin *secCaller, account string) [2]int64 {
+// bobBalance returns bob's booked and available balance, read as admin: the
+// account the smuggling tests try to move money from.
+func (e *secEnv) bobBalance(t *testing.T, admin *secCaller) [2]int64 {
 	t.Helper()
+	const account = "bob"
 	res, err := secRetry(secCtx(t), func(ctx context.Context) (*gatewayv1.CheckBalanceResponse, error) {
 		return admin.pay.CheckBalance(ctx, &gatewayv1.CheckBalanceRequest{Account: gatewaytest.Ref(account)})
 	})
@@ -818,10 +834,10 @@ func (c *secCaller) fresh(t *testing.T) *secCaller {
 	return c.env.caller(t, &id, c.opts)
 }
 
-// secPlaintext sends a valid Login in plaintext to the gateway's port, as
+// plaintext sends a valid Login in plaintext to the gateway's port, as
 // HTTP/1.1 and as HTTP/2 with prior knowledge (h2c) in every protocol: no
 // attempt may get a token, or any answer of the API.
-func secPlaintext(t *testing.T, e *secEnv) {
+func (e *secEnv) plaintext(t *testing.T) {
 	addr := strings.TrimPrefix(e.n.Gateway.URL, "https://")
 	body := fmt.Sprintf(`{"clientId":"alice","password":%q}`, gatewaytest.Password)
 
@@ -834,7 +850,7 @@ func secPlaintext(t *testing.T, e *secEnv) {
 	req.Header.Set("Content-Type", "application/json")
 	if res, err := (&http.Client{Transport: h1}).Do(req); err == nil {
 		data, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
-		res.Body.Close()
+		_ = res.Body.Close() // fully read above
 		// Go's TLS server answers a plaintext request with a canned 400
 		// before closing the connection; nothing reaches the handlers.
 		if res.StatusCode == http.StatusOK || bytes.Contains(data, []byte("accessToken")) || bytes.Contains(data, []byte(auth.TokenPrefix)) {
@@ -859,24 +875,24 @@ func secPlaintext(t *testing.T, e *secEnv) {
 	}
 }
 
-// secOldTLS shows that a client limited to TLS 1.2 cannot connect.
-func secOldTLS(t *testing.T, e *secEnv) {
+// oldTLS shows that a client limited to TLS 1.2 cannot connect.
+func (e *secEnv) oldTLS(t *testing.T) {
 	conf := e.noCert.Clone()
 	conf.MinVersion, conf.MaxVersion = tls.VersionTLS12, tls.VersionTLS12
 	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 5 * time.Second}, Config: conf}
 	conn, err := d.DialContext(secCtx(t), "tcp", strings.TrimPrefix(e.n.Gateway.URL, "https://"))
 	if err == nil {
-		conn.Close()
+		_ = conn.Close() // the handshake succeeding is the failure reported
 		t.Fatal("a TLS 1.2 client completed a handshake with the gateway")
 	}
 }
 
-// secPayerIsCaller sends alice's payment with a payer and a payer client id
+// payerIsCaller sends alice's payment with a payer and a payer client id
 // smuggled into the JSON body: they are no fields of the request, so the
 // payment is alice's and bob's money does not move.
-func secPayerIsCaller(t *testing.T, e *secEnv) {
+func (e *secEnv) payerIsCaller(t *testing.T) {
 	admin := e.as(t, gatewaytest.AdminID)
-	before := e.balance(t, admin, "bob")
+	before := e.bobBalance(t, admin)
 
 	alice := e.ids["customer"]
 	id := uuid.NewString()
@@ -894,7 +910,7 @@ func secPayerIsCaller(t *testing.T, e *secEnv) {
 		if err != nil {
 			return err
 		}
-		defer hres.Body.Close()
+		defer hres.Body.Close() //nolint:errcheck // read to the end below; the read's error is the one that matters
 		data, err := io.ReadAll(hres.Body)
 		if err != nil {
 			return err
@@ -916,15 +932,15 @@ func secPayerIsCaller(t *testing.T, e *secEnv) {
 			t.Errorf("alice's payment with a smuggled payer = %v, want it paid from alice's account", p)
 		}
 	}
-	if after := e.balance(t, admin, "bob"); after != before {
+	if after := e.bobBalance(t, admin); after != before {
 		t.Errorf("bob's balance went from %v to %v on alice's payment", before, after)
 	}
 }
 
-// secOwnership checks the ownership rules on top of the roles: payer and
+// ownership checks the ownership rules on top of the roles: payer and
 // payee see a payment, only the payee acknowledges it, a customer reads only
 // their own account.
-func secOwnership(t *testing.T, e *secEnv) {
+func (e *secEnv) ownership(t *testing.T) {
 	bobToAlice := e.mustPay(t, "bob", "alice")
 	alice, bob, carol, dave := e.as(t, "alice"), e.as(t, "bob"), e.as(t, "carol"), e.as(t, "dave")
 
@@ -960,7 +976,7 @@ func secOwnership(t *testing.T, e *secEnv) {
 			if err != nil {
 				return err
 			}
-			defer func() { cancel(); stream.Close() }()
+			defer func() { cancel(); _ = stream.Close() }() // canceled first: the close only releases it
 			if stream.Receive() {
 				return nil
 			}
@@ -989,7 +1005,7 @@ func secOwnership(t *testing.T, e *secEnv) {
 	// nor a second one.
 	t.Run("another customer replays a transaction id", func(t *testing.T) {
 		admin := e.as(t, gatewaytest.AdminID)
-		before := e.balance(t, admin, "bob")
+		before := e.bobBalance(t, admin)
 		res, err := bob.pay.MakePayment(secCtx(t), &gatewayv1.MakePaymentRequest{
 			TransactionId: e.fx.received, Payee: gatewaytest.Ref("alice"), Amount: 100,
 			Currency: gatewaytest.Currency, Description: "security fixture",
@@ -1002,7 +1018,7 @@ func secOwnership(t *testing.T, e *secEnv) {
 				t.Errorf("the refusal %q reveals %q", err, s)
 			}
 		}
-		if after := e.balance(t, admin, "bob"); after != before {
+		if after := e.bobBalance(t, admin); after != before {
 			t.Errorf("bob's balance went from %v to %v", before, after)
 		}
 	})
@@ -1028,7 +1044,7 @@ func secOwnership(t *testing.T, e *secEnv) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer func() { cancel(); stream.Close() }()
+		defer func() { cancel(); _ = stream.Close() }() // canceled first: the close only releases it
 		if !stream.Receive() {
 			t.Fatalf("carol's watch ended: %v", stream.Err())
 		}
@@ -1038,8 +1054,8 @@ func secOwnership(t *testing.T, e *secEnv) {
 	})
 }
 
-// secBankName checks that a bank's certificate speaks only for that bank.
-func secBankName(t *testing.T, e *secEnv) {
+// bankName checks that a bank's certificate speaks only for that bank.
+func (e *secEnv) bankName(t *testing.T) {
 	bankA, bankB, gw := e.asCert(t, "bank-a"), e.asCert(t, "bank-b"), e.asCert(t, pki.GatewayName)
 	outcome := func(c *secCaller, id string) func(context.Context) (gatewayv1.TransactionOutcome, error) {
 		return func(ctx context.Context) (gatewayv1.TransactionOutcome, error) {
@@ -1090,10 +1106,10 @@ func secBankName(t *testing.T, e *secEnv) {
 // secUUID matches the ids a message may echo.
 var secUUID = regexp.MustCompile(`[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}`)
 
-// secNoExistenceLeak makes denied calls about targets that exist and about
+// noExistenceLeak makes denied calls about targets that exist and about
 // targets that do not: the answers must be the same, so that a caller
 // cannot probe for other people's accounts and payments.
-func secNoExistenceLeak(t *testing.T, e *secEnv) {
+func (e *secEnv) noExistenceLeak(t *testing.T) {
 	bob, auditor, alice := e.as(t, "bob"), e.as(t, "auditor"), e.as(t, "alice")
 	anon := e.caller(t, e.ids["no token"], nil)
 	revoked := e.caller(t, e.ids["revoked token"], nil)

@@ -84,7 +84,10 @@ func Run(ctx context.Context, cfg Config) error {
 	serving := false
 	defer func() {
 		if !serving && cfg.Listener != nil {
-			cfg.Listener.Close()
+			// The failure that stopped Run is the error reported.
+			if err := cfg.Listener.Close(); err != nil {
+				log.Warn("close listener", "err", err)
+			}
 		}
 	}()
 
@@ -92,7 +95,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("close store", "err", err)
+		}
+	}()
 	users, err := auth.LoadUsers(cfg.UsersFile)
 	if err != nil {
 		return err
@@ -101,12 +108,20 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	defer sessions.Close()
+	defer func() {
+		if err := sessions.Close(); err != nil {
+			log.Error("close sessions", "err", err)
+		}
+	}()
 	auditLog, err := audit.Open(cfg.AuditLog, log)
 	if err != nil {
 		return err
 	}
-	defer auditLog.Close()
+	defer func() {
+		if err := auditLog.Close(); err != nil {
+			log.Error("close audit log", "err", err)
+		}
+	}()
 	authn, err := auth.NewAuthenticator(users, sessions, auth.Config{Audit: auditLog})
 	if err != nil {
 		return err

@@ -145,8 +145,7 @@ func OpenStore(ctx context.Context, path string) (*Store, error) {
 		return nil, err
 	}
 	if err := store.Migrate(ctx, db, mustSub(migrationFiles, "migrations")); err != nil {
-		db.Close()
-		return nil, err
+		return nil, errors.Join(err, db.Close())
 	}
 	return &Store{db: db, changed: make(chan struct{})}, nil
 }
@@ -187,7 +186,7 @@ const txnColumns = `rowid, transaction_id, kind, client_id, fingerprint, payer_b
 	payee_bank, payee_account, direction, amount, currency, description, status, failure_reason,
 	failure_bank, failure_account, decision, prepare_deadline, create_time, complete_time, acknowledge_time, result_balance`
 
-type scanner interface{ Scan(...any) error }
+type scanner interface{ Scan(dest ...any) error }
 
 func scanTxn(r scanner) (*Txn, error) {
 	var t Txn
@@ -214,8 +213,8 @@ func scanTxn(r scanner) (*Txn, error) {
 var errNotFound = errors.New("transaction not found")
 
 func getTxn(ctx context.Context, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }, id string) (*Txn, error) {
 	t, err := scanTxn(q.QueryRowContext(ctx, `SELECT `+txnColumns+` FROM transactions WHERE transaction_id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -505,7 +504,9 @@ func (s *Store) List(ctx context.Context, f ListFilter) ([]*Txn, error) {
 		args = append(args, f.BeforeSeq)
 	}
 	args = append(args, f.Limit)
-	rows, err := s.db.QueryContext(ctx, `SELECT `+txnColumns+` FROM transactions WHERE `+
+	// The WHERE clause joins only the constant conditions above; every
+	// value is a bound parameter.
+	rows, err := s.db.QueryContext(ctx, `SELECT `+txnColumns+` FROM transactions WHERE `+ //nolint:gosec // G202: constant fragments only, values are bound
 		strings.Join(where, " AND ")+` ORDER BY rowid DESC LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list payments: %w", err)

@@ -113,8 +113,8 @@ type Network struct {
 // Start builds and starts a network in a fresh directory, waits until the
 // gateway lists every bank as serving, and stops everything (and removes the
 // directory) when the test ends. Networks of parallel tests share nothing.
-func Start(t testing.TB, opts Options) *Network {
-	t.Helper()
+func Start(tb testing.TB, opts Options) *Network {
+	tb.Helper()
 	if opts.Timing == (gateway.Timing{}) {
 		opts.Timing = FastTiming
 	}
@@ -122,33 +122,33 @@ func Start(t testing.TB, opts Options) *Network {
 	opts.ResolveInterval = orDefault(opts.ResolveInterval, 100*time.Millisecond)
 	opts.RegisterInterval = orDefault(opts.RegisterInterval, 200*time.Millisecond)
 
-	dir := t.TempDir()
+	dir := tb.TempDir()
 	if !opts.OnDisk {
-		dir = dataRoot(t)
+		dir = dataRoot(tb)
 	}
 	layout, err := pki.Generate(filepath.Join(dir, "certs"), pki.Options{Banks: BankNames})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	usersFile := filepath.Join(dir, "users.json")
 	if err := writeUsers(usersFile); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	logBuf := &logtest.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logBuf, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
-	ports := freePorts(t, 1+2*len(BankNames))
+	ports := freePorts(tb, 1+2*len(BankNames))
 	n := &Network{Dir: dir, Log: logBuf, Banks: map[string]*Bank{}}
 
 	gcert, gkey := layout.Server(pki.GatewayName)
 	serverTLS, err := pki.ServerConfig(gcert, gkey, layout.CA, tls.VerifyClientCertIfGiven)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	gccert, gckey := layout.Client(pki.GatewayName)
 	bankTLS, err := pki.ClientConfig(layout.CA, gccert, gckey)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	gwAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
 	n.Gateway = &Gateway{
@@ -171,17 +171,17 @@ func Start(t testing.TB, opts Options) *Network {
 		cert, key := layout.Server(name)
 		bankServerTLS, err := pki.ServerConfig(cert, key, layout.CA, tls.RequireAndVerifyClientCert)
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		ccert, ckey := layout.Client(name)
 		gatewayTLS, err := pki.ClientConfig(layout.CA, ccert, ckey)
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1+2*i]))
 		proxy, err := NewProxy(net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[2+2*i])), addr)
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		var seeds []bank.AccountSeed
 		for id, b := range Customers {
@@ -210,33 +210,33 @@ func Start(t testing.TB, opts Options) *Network {
 
 	clientTLS, err := pki.ClientConfig(layout.CA, "", "")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	n.http = serve.NewHTTP2Client(clientTLS)
 
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		n.http.CloseIdleConnections()
 		// Every graceful stop waits about a second for HTTP/2 peers to hang
 		// up after GOAWAY; stop the processes together.
 		var wg sync.WaitGroup
-		wg.Go(func() { n.Gateway.stop(t.Errorf) })
+		wg.Go(func() { n.Gateway.stop(tb.Errorf) })
 		for _, name := range BankNames {
-			wg.Go(func() { n.Banks[name].stop(t.Errorf) })
+			wg.Go(func() { n.Banks[name].stop(tb.Errorf) })
 		}
 		wg.Wait()
 		for _, name := range BankNames {
 			n.Banks[name].Proxy.Close()
 		}
-		if t.Failed() {
-			t.Logf("logs of the network (last lines):\n%s", logBuf.Tail(400))
+		if tb.Failed() {
+			tb.Logf("logs of the network (last lines):\n%s", logBuf.Tail(400))
 		}
 	})
 
-	n.Gateway.Start(t)
+	n.Gateway.Start(tb)
 	for _, name := range BankNames {
-		n.Banks[name].Start(t)
+		n.Banks[name].Start(tb)
 	}
-	n.WaitReady(t)
+	n.WaitReady(tb)
 	return n
 }
 
@@ -245,15 +245,19 @@ func Start(t testing.TB, opts Options) *Network {
 // (synchronous=FULL), which on a disk makes a payment cost tens of
 // milliseconds, while nothing these in-process tests check depends on the
 // disk (a stopped process leaves its writes in the page cache either way).
-func dataRoot(t testing.TB) string {
-	t.Helper()
+func dataRoot(tb testing.TB) string {
+	tb.Helper()
 	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
-		if dir, err := os.MkdirTemp("/dev/shm", "remit-gatewaytest-"); err == nil {
-			t.Cleanup(func() { os.RemoveAll(dir) })
+		if dir, err := os.MkdirTemp("/dev/shm", "remit-gatewaytest-"); err == nil { //nolint:usetesting // tb.TempDir cannot be placed on /dev/shm
+			tb.Cleanup(func() {
+				if err := os.RemoveAll(dir); err != nil {
+					tb.Errorf("remove data directory: %v", err)
+				}
+			})
 			return dir
 		}
 	}
-	return t.TempDir()
+	return tb.TempDir()
 }
 
 func orDefault(d, def time.Duration) time.Duration {
@@ -271,24 +275,25 @@ var handedOut sync.Map // int -> struct{}
 // freePorts returns n distinct free ports below the kernel's ephemeral range
 // (32768+ on Linux), so that outgoing connections cannot take one of them
 // while its process is stopped between a stop and a restart.
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
+func freePorts(tb testing.TB, n int) []int {
+	tb.Helper()
 	var out []int
 	var held []net.Listener
+	var lc net.ListenConfig
 	defer func() {
 		for _, ln := range held {
-			ln.Close()
+			_ = ln.Close() // a probe: only the port number was wanted
 		}
 	}()
 	for tries := 0; len(out) < n; tries++ {
 		if tries > 1000 {
-			t.Fatal("found no free ports on 127.0.0.1")
+			tb.Fatal("found no free ports on 127.0.0.1")
 		}
-		p := 20000 + rand.IntN(12000)
+		p := 20000 + rand.IntN(12000) //nolint:gosec // G404: a port number to probe, not a secret
 		if _, taken := handedOut.LoadOrStore(p, struct{}{}); taken {
 			continue
 		}
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		ln, err := lc.Listen(tb.Context(), "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
 		if err != nil {
 			continue
 		}
@@ -340,8 +345,9 @@ func writeUsers(path string) error {
 // run closed its listener, so the port is normally free at once; the retry
 // covers the rare moment another test's freePorts probe holds it.
 func listen(addr string) (ln net.Listener, err error) {
+	var lc net.ListenConfig
 	Retry(context.Background(), 5*time.Second, func() bool {
-		ln, err = net.Listen("tcp", addr)
+		ln, err = lc.Listen(context.Background(), "tcp", addr)
 		return err == nil
 	})
 	return ln, err
@@ -371,7 +377,9 @@ func (p *process) start(run func(ctx context.Context, ln net.Listener) error, ad
 	p.cancel, p.done, p.err = cancel, done, nil
 	go func() {
 		err := run(ctx, ln)
-		ln.Close() // Run may return before serving, leaving the listener open
+		// Run may return before serving, leaving the listener open; if it
+		// did serve, it closed the listener and this returns ErrClosed.
+		_ = ln.Close()
 		p.mu.Lock()
 		p.err = err
 		p.mu.Unlock()
@@ -420,8 +428,8 @@ func (p *process) exited() (bool, error) {
 }
 
 // StopBanks stops every bank, together, and waits until they stopped.
-func (n *Network) StopBanks(t testing.TB) {
-	t.Helper()
+func (n *Network) StopBanks(tb testing.TB) {
+	tb.Helper()
 	errs := make([]error, len(BankNames))
 	var wg sync.WaitGroup
 	for i, name := range BankNames {
@@ -429,7 +437,7 @@ func (n *Network) StopBanks(t testing.TB) {
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		t.Fatalf("stop banks: %v", err)
+		tb.Fatalf("stop banks: %v", err)
 	}
 }
 
@@ -443,10 +451,10 @@ type Gateway struct {
 }
 
 // Start runs the gateway on its address and data directory.
-func (g *Gateway) Start(t testing.TB) {
-	t.Helper()
+func (g *Gateway) Start(tb testing.TB) {
+	tb.Helper()
 	if err := g.start(); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 }
 
@@ -462,9 +470,9 @@ func (g *Gateway) start() error {
 }
 
 // Stop shuts the gateway down gracefully and waits until Run returned.
-func (g *Gateway) Stop(t testing.TB) {
-	t.Helper()
-	g.stop(t.Fatalf)
+func (g *Gateway) Stop(tb testing.TB) {
+	tb.Helper()
+	g.stop(tb.Fatalf)
 }
 
 func (g *Gateway) stop(fail func(string, ...any)) {
@@ -492,9 +500,9 @@ func (g *Gateway) Timing() gateway.Timing { return g.cfg.Timing }
 // it until the returned function is called: every write of the gateway (a
 // claim, a decision, an acknowledgement) waits meanwhile. Release within
 // SQLite's busy timeout (10s) or the waiting writes fail.
-func (g *Gateway) LockDB(t testing.TB) (release func()) {
-	t.Helper()
-	return lockDB(t, filepath.Join(g.cfg.DataDir, "gateway.db"))
+func (g *Gateway) LockDB(tb testing.TB) (release func()) {
+	tb.Helper()
+	return lockDB(tb, filepath.Join(g.cfg.DataDir, "gateway.db"))
 }
 
 // Bank is one bank process with the proxy the gateway reaches it through.
@@ -508,10 +516,10 @@ type Bank struct {
 }
 
 // Start runs the bank on its address and data directory.
-func (b *Bank) Start(t testing.TB) {
-	t.Helper()
+func (b *Bank) Start(tb testing.TB) {
+	tb.Helper()
 	if err := b.start(); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 }
 
@@ -536,9 +544,9 @@ func (b *Bank) Restart() error {
 }
 
 // Stop shuts the bank down gracefully and waits until Run returned.
-func (b *Bank) Stop(t testing.TB) {
-	t.Helper()
-	b.stop(t.Fatalf)
+func (b *Bank) Stop(tb testing.TB) {
+	tb.Helper()
+	b.stop(tb.Fatalf)
 }
 
 func (b *Bank) stop(fail func(string, ...any)) {
@@ -555,15 +563,19 @@ func (b *Bank) LedgerPath() string { return filepath.Join(b.cfg.DataDir, "ledger
 
 // Inspect opens a second handle on the bank's ledger, running or not, and
 // passes it to fn. SQLite in WAL mode lets it read while the bank writes.
-func (b *Bank) Inspect(t testing.TB, fn func(*bank.Ledger)) {
-	t.Helper()
+func (b *Bank) Inspect(tb testing.TB, fn func(*bank.Ledger)) {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), WaitTimeout)
 	defer cancel()
 	l, err := bank.OpenLedger(ctx, b.LedgerPath())
 	if err != nil {
-		t.Fatalf("open ledger of %s: %v", b.Name, err)
+		tb.Fatalf("open ledger of %s: %v", b.Name, err)
 	}
-	defer l.Close()
+	defer func() {
+		if err := l.Close(); err != nil {
+			tb.Errorf("close ledger of %s: %v", b.Name, err)
+		}
+	}()
 	fn(l)
 }
 
@@ -571,9 +583,9 @@ func (b *Bank) Inspect(t testing.TB, fn func(*bank.Ledger)) {
 // the returned function is called: the bank keeps answering health checks,
 // but every prepare, commit and balance read queues behind the lock. Release
 // within SQLite's busy timeout (10s).
-func (b *Bank) LockLedger(t testing.TB) (release func()) {
-	t.Helper()
-	return lockDB(t, b.LedgerPath())
+func (b *Bank) LockLedger(tb testing.TB) (release func()) {
+	tb.Helper()
+	return lockDB(tb, b.LedgerPath())
 }
 
 // TryLockLedger is LockLedger for goroutines other than the test's: it
@@ -582,13 +594,13 @@ func (b *Bank) TryLockLedger() (release func(), err error) {
 	return tryLockDB(b.LedgerPath())
 }
 
-func lockDB(t testing.TB, path string) func() {
-	t.Helper()
+func lockDB(tb testing.TB, path string) func() {
+	tb.Helper()
 	release, err := tryLockDB(path)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(release)
+	tb.Cleanup(release)
 	return release
 }
 
@@ -603,14 +615,15 @@ func tryLockDB(path string) (func(), error) {
 	// transaction back when its context ends.
 	tx, err := db.BeginTx(context.Background(), nil)
 	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		return nil, errors.Join(fmt.Errorf("lock %s: %w", path, err), db.Close())
 	}
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			tx.Rollback()
-			db.Close()
+			// Nothing was written under the lock: a failed close loses
+			// nothing, and a release has no one to report it to.
+			_ = db.Close()
 		})
 	}, nil
 }
@@ -644,18 +657,18 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 // Login logs clientID in (retrying while the gateway is not up) and returns
 // its clients. Sessions are durable, so a Client keeps working across
 // gateway restarts.
-func (n *Network) Login(t testing.TB, clientID string) *Client {
-	t.Helper()
-	return n.LoginWith(t, clientID)
+func (n *Network) Login(tb testing.TB, clientID string) *Client {
+	tb.Helper()
+	return n.LoginWith(tb, clientID)
 }
 
 // LoginWith is Login with client options for every client it builds, e.g.
 // connect.WithGRPC() or connect.WithGRPCWeb() to speak another protocol.
-func (n *Network) LoginWith(t testing.TB, clientID string, opts ...connect.ClientOption) *Client {
-	t.Helper()
+func (n *Network) LoginWith(tb testing.TB, clientID string, opts ...connect.ClientOption) *Client {
+	tb.Helper()
 	authc := gatewayv1connect.NewAuthServiceClient(n.http, n.Gateway.URL, opts...)
 	var token string
-	WaitFor(t, "login of "+clientID, func() error {
+	WaitFor(tb, "login of "+clientID, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		res, err := authc.Login(ctx, &gatewayv1.LoginRequest{ClientId: clientID, Password: Password})
@@ -681,25 +694,25 @@ func (n *Network) LoginWith(t testing.TB, clientID string, opts ...connect.Clien
 // CertHTTPClient returns an HTTP/2 client that trusts the network's CA and
 // presents the client certificate of name ("gateway" or a bank name), as
 // that process would.
-func (n *Network) CertHTTPClient(t testing.TB, name string) *http.Client {
-	t.Helper()
+func (n *Network) CertHTTPClient(tb testing.TB, name string) *http.Client {
+	tb.Helper()
 	layout := pki.NewLayout(filepath.Join(n.Dir, "certs"))
 	cert, key := layout.Client(name)
 	conf, err := pki.ClientConfig(layout.CA, cert, key)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return serve.NewHTTP2Client(conf)
 }
 
 // WaitReady waits until the gateway answers and lists every bank, at its
 // proxy's URL, as serving.
-func (n *Network) WaitReady(t testing.TB) {
-	t.Helper()
-	admin := n.Login(t, AdminID)
-	WaitFor(t, "every bank serving", func() error {
+func (n *Network) WaitReady(tb testing.TB) {
+	tb.Helper()
+	admin := n.Login(tb, AdminID)
+	WaitFor(tb, "every bank serving", func() error {
 		if exited, err := n.Gateway.proc.exited(); exited {
-			return fmt.Errorf("gateway exited: %v", err)
+			return fmt.Errorf("gateway exited: %w", err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -725,18 +738,18 @@ func (n *Network) WaitReady(t testing.TB) {
 
 // WaitFor polls cond until it returns nil, failing the test with cond's last
 // error after WaitTimeout.
-func WaitFor(t testing.TB, what string, cond func() error) {
-	t.Helper()
-	WaitForWithin(t, WaitTimeout, what, cond)
+func WaitFor(tb testing.TB, what string, cond func() error) {
+	tb.Helper()
+	WaitForWithin(tb, WaitTimeout, what, cond)
 }
 
 // WaitForWithin is WaitFor with its own bound.
-func WaitForWithin(t testing.TB, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
+func WaitForWithin(tb testing.TB, timeout time.Duration, what string, cond func() error) {
+	tb.Helper()
 	var err error
 	// Not t.Context(): waits also run in cleanups, after it ended.
 	if !Retry(context.Background(), timeout, func() bool { err = cond(); return err == nil }) {
-		t.Fatalf("waited %s for %s: %v", timeout, what, err)
+		tb.Fatalf("waited %s for %s: %v", timeout, what, err)
 	}
 }
 
@@ -744,12 +757,12 @@ func WaitForWithin(t testing.TB, timeout time.Duration, what string, cond func()
 // when it returns an error: the way to say that something must not happen
 // for a while (a re-drive, a release, a status flip), where nothing the
 // test can observe announces the rounds in which it could have happened.
-func Holds(t testing.TB, d time.Duration, what string, cond func() error) {
-	t.Helper()
+func Holds(tb testing.TB, d time.Duration, what string, cond func() error) {
+	tb.Helper()
 	var err error
 	Retry(context.Background(), d, func() bool { err = cond(); return err != nil })
 	if err != nil {
-		t.Fatalf("%s: %v", what, err)
+		tb.Fatalf("%s: %v", what, err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package gatewaytest
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -25,7 +26,8 @@ type Proxy struct {
 
 // NewProxy listens on addr and forwards every connection to target.
 func NewProxy(addr, target string) (*Proxy, error) {
-	ln, err := net.Listen("tcp", addr)
+	var lc net.ListenConfig
+	ln, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
@@ -44,7 +46,7 @@ func (p *Proxy) Cut() {
 	defer p.mu.Unlock()
 	p.cut = true
 	for c := range p.conns {
-		c.Close()
+		_ = c.Close() // cutting is the point: an error closing changes nothing
 	}
 }
 
@@ -57,7 +59,7 @@ func (p *Proxy) Restore() {
 
 // Close stops the proxy and closes every connection.
 func (p *Proxy) Close() {
-	p.ln.Close()
+	_ = p.ln.Close() // an error here means it was already closed
 	p.Cut()
 	p.wg.Wait()
 }
@@ -80,7 +82,7 @@ func (p *Proxy) track(c net.Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cut {
-		c.Close()
+		_ = c.Close() // refused: the peer sees the connection drop either way
 		return false
 	}
 	p.conns[c] = struct{}{}
@@ -92,7 +94,7 @@ func (p *Proxy) untrack(cs ...net.Conn) {
 	defer p.mu.Unlock()
 	for _, c := range cs {
 		delete(p.conns, c)
-		c.Close()
+		_ = c.Close() // the forwarding is over; the peer sees the drop either way
 	}
 }
 
@@ -100,7 +102,8 @@ func (p *Proxy) forward(down net.Conn) {
 	if !p.track(down) {
 		return
 	}
-	up, err := net.DialTimeout("tcp", p.target, time.Second)
+	dialer := net.Dialer{Timeout: time.Second}
+	up, err := dialer.DialContext(context.Background(), "tcp", p.target)
 	if err != nil {
 		p.untrack(down)
 		return
@@ -111,12 +114,14 @@ func (p *Proxy) forward(down net.Conn) {
 	}
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
-		io.Copy(dst, src)
+		// Either side closing ends the copy with an error or EOF: both
+		// mean the forwarding is over, which is all the proxy needs.
+		_, _ = io.Copy(dst, src)
 		done <- struct{}{}
 	}
 	go pipe(up, down)
 	go pipe(down, up)
 	<-done
-	p.untrack(down, up) // closing both ends ends the other copy
+	p.untrack(down, up) // closing both ends stops the other copy
 	<-done
 }

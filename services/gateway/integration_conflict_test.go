@@ -1,0 +1,60 @@
+package gateway_test
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"connectrpc.com/connect"
+
+	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
+	"github.com/remitpay/remit/services/gateway/gatewaytest"
+)
+
+// A real bank's IDEMPOTENCY_KEY_REUSED on UpdateBalance reaches the client
+// as failed_precondition TRANSACTION_ID_CONFLICT, and nothing moves. While
+// the gateway knows an id it answers a reuse itself (invalid_argument
+// IDEMPOTENCY_KEY_REUSED) and never asks the bank; the bank is reached with
+// an id it already holds only after the gateway lost its coordinator log (a
+// restored backup, a lost disk): the case the reason exists for.
+func TestIntegrationBankIdempotencyKeyReusedIsTransactionIDConflict(t *testing.T) {
+	t.Parallel()
+	n := gatewaytest.Start(t, gatewaytest.Options{})
+	admin := n.Login(t, gatewaytest.AdminID)
+	update := func(req *gatewayv1.UpdateBalanceRequest) error {
+		t.Helper()
+		var err error
+		gatewaytest.Retry(t.Context(), gatewaytest.WaitTimeout, func() bool {
+			_, err = admin.Admin.UpdateBalance(callCtx(t), req)
+			return !retryable(err)
+		})
+		return err
+	}
+	deposit := func(id string, amount int64) *gatewayv1.UpdateBalanceRequest {
+		return &gatewayv1.UpdateBalanceRequest{TransactionId: id, Account: gatewaytest.Ref("alice"),
+			Direction: gatewayv1.Direction_DIRECTION_CREDIT, Amount: amount, Currency: gatewaytest.Currency}
+	}
+
+	id := newID()
+	if err := update(deposit(id, 5)); err != nil {
+		t.Fatalf("deposit: %v", err)
+	}
+	// The gateway intercepts a reuse it knows of.
+	wantError(t, update(deposit(id, 7)), connect.CodeInvalidArgument, "IDEMPOTENCY_KEY_REUSED")
+
+	n.Gateway.Stop(t)
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Remove(filepath.Join(n.Dir, "gateway", "gateway.db"+suffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+	}
+	n.Gateway.Start(t)
+	n.WaitReady(t) // the banks registered again in the new log
+
+	for range 2 { // the bank's refusal, then the stored outcome
+		wantError(t, update(deposit(id, 7)), connect.CodeFailedPrecondition, "TRANSACTION_ID_CONFLICT")
+	}
+	waitFunds(t, admin, map[string]funds{"alice": settled(gatewaytest.Opening + 5)})
+}

@@ -156,7 +156,9 @@ func freeBasePort(ctx context.Context) (int, error) {
 	banks := len(devnet.Banks())
 	var lc net.ListenConfig
 	for range 50 {
-		base := 20000 + rand.IntN(40000) //nolint:gosec // G404: a port number, not a secret
+		// Below the ephemeral range (32768+ on Linux), so that outgoing
+		// connections do not take the ports between this check and Up.
+		base := 20000 + rand.IntN(12000) //nolint:gosec // G404: a port number, not a secret
 		ok := true
 		for p := base; p <= base+banks && ok; p++ {
 			ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))

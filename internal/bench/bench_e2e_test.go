@@ -26,7 +26,7 @@ func TestBenchEndToEnd(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin, "bench", "--duration", "2s", "--concurrency", "1,4", "--customers", "6", "--json") //nolint:gosec // G204: the binary just built
+	cmd := exec.CommandContext(ctx, bin, "bench", "--duration", "2s", "--concurrency", "1,4", "--customers", "6", "--json")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("remit bench: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())

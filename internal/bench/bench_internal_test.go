@@ -183,14 +183,14 @@ func TestCheck(t *testing.T) {
 	}
 }
 
-func TestParseVmHWM(t *testing.T) {
+func TestParseVMHWM(t *testing.T) {
 	status := "Name:\tremit\nVmPeak:\t  900000 kB\nVmHWM:\t   34716 kB\nVmRSS:\t   30000 kB\n"
-	if got, err := parseVmHWM([]byte(status)); err != nil || got != 34716 {
-		t.Errorf("parseVmHWM = %d, %v; want 34716", got, err)
+	if got, err := parseVMHWM([]byte(status)); err != nil || got != 34716 {
+		t.Errorf("parseVMHWM = %d, %v; want 34716", got, err)
 	}
 	for _, bad := range []string{"Name:\tx\n", "VmHWM:\t12 MB\n", "VmHWM:\tx kB\n"} {
-		if _, err := parseVmHWM([]byte(bad)); err == nil {
-			t.Errorf("parseVmHWM(%q) = nil error", bad)
+		if _, err := parseVMHWM([]byte(bad)); err == nil {
+			t.Errorf("parseVMHWM(%q) = nil error", bad)
 		}
 	}
 }

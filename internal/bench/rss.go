@@ -16,11 +16,11 @@ func peakRSS(pid int) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return parseVmHWM(data)
+	return parseVMHWM(data)
 }
 
-// parseVmHWM finds the "VmHWM:   12345 kB" line of a /proc/<pid>/status.
-func parseVmHWM(status []byte) (int64, error) {
+// parseVMHWM finds the "VmHWM:   12345 kB" line of a /proc/<pid>/status.
+func parseVMHWM(status []byte) (int64, error) {
 	sc := bufio.NewScanner(bytes.NewReader(status))
 	for sc.Scan() {
 		rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:")

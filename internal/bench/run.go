@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -121,9 +122,7 @@ func run(ctx context.Context, cfg *Config, n *network) (*Report, error) {
 		SameBankRatio: cfg.SameBankRatio, CPUs: runtime.NumCPU(),
 	}
 	pids := map[string]int{"bench": os.Getpid()}
-	for k, v := range n.pids {
-		pids[k] = v
-	}
+	maps.Copy(pids, n.pids)
 	picker := newPicker(custs)
 	for _, c := range cfg.Concurrency {
 		if err := ctx.Err(); err != nil {

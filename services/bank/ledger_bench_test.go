@@ -62,7 +62,7 @@ func BenchmarkLedgerPrepareCommit(b *testing.B) {
 					return err
 				}
 				if !vote.Yes {
-					return fmt.Errorf("prepare %s voted NO: %v", id, vote.Reason)
+					return fmt.Errorf("prepare %s voted NO: %w", id, vote.Reason)
 				}
 				if _, err := l.Commit(ctx, id, true); err != nil {
 					return err

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"path/filepath"
 	"testing"
@@ -30,7 +29,7 @@ func benchCoordinator(b *testing.B) (*Coordinator, *Store) {
 	banks := &fakeBanks{banks: map[string]*fakeBank{"bank-a": newFakeBank(), "bank-b": newFakeBank()}, states: map[string]BankState{}}
 	timing := testTiming
 	timing.PrepareCall, timing.CommitCall, timing.Decision = 5*time.Second, 5*time.Second, 10*time.Second
-	return NewCoordinator(st, banks, slog.New(slog.NewTextHandler(io.Discard, nil)), timing), st
+	return NewCoordinator(st, banks, slog.New(slog.DiscardHandler), timing), st
 }
 
 // BenchmarkCoordinatorPay measures Coordinator.Pay for a cross-bank payment

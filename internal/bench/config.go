@@ -29,7 +29,8 @@ type Config struct {
 	// Duration is how long payments run at each concurrency level.
 	Duration time.Duration
 	// CeilingDuration is how long the health-check ceiling runs at each
-	// level; 0 means min(Duration/3, 5s), at least 1s.
+	// level; 0 means min(Duration/3, 5s), at least 1s, in tenths of a
+	// second.
 	CeilingDuration time.Duration
 	// Concurrency lists the levels, each the number of payments kept in
 	// flight.
@@ -58,7 +59,7 @@ func (c *Config) ceiling() time.Duration {
 	if c.CeilingDuration > 0 {
 		return c.CeilingDuration
 	}
-	return max(min(c.Duration/3, 5*time.Second), time.Second)
+	return max(min(c.Duration/3, 5*time.Second), time.Second).Truncate(100 * time.Millisecond)
 }
 
 // Validate reports the first problem with c, in the words of the flags.

@@ -248,7 +248,10 @@ func TestWriteTable(t *testing.T) {
 	rep := &Report{
 		Gateway: "https://127.0.0.1:9443", Own: true, Customers: 6, Duration: "2s", Ceiling: "1s", CPUs: 2,
 		Levels: []Level{
-			{Concurrency: 1, PaymentsPerSec: 83.4, Latency: Latency{P50: 11.94, P90: 13.72, P99: 15.38, Max: 21.17}, CeilingPerSec: 1963, Ratio: 0.0425, Succeeded: 167},
+			{
+				Concurrency: 1, PaymentsPerSec: 83.4, Latency: Latency{P50: 11.94, P90: 13.72, P99: 15.38, Max: 21.17}, CeilingPerSec: 1963, Ratio: 0.0425, Succeeded: 167,
+				PeakRSS: map[string]int64{"gateway": 1536, "bank-a": 512},
+			},
 			{
 				Concurrency: 4, PaymentsPerSec: 124, Succeeded: 254, Declined: 1, Declines: map[string]int64{"INSUFFICIENT_FUNDS": 1},
 				Errors: 3, ErrorsByCode: map[string]int64{"unavailable": 1, "resource_exhausted": 2}, RateLimited: 2,
@@ -267,7 +270,10 @@ func TestWriteTable(t *testing.T) {
 
 concurrency 4: declines INSUFFICIENT_FUNDS 1; errors resource_exhausted 2, unavailable 1
 
-peak RSS (MiB): bank-a 1.0 gateway 2.0
+   peak RSS MiB  bank-a  gateway
+      whole run     1.0      2.0
+  concurrency 1     0.5      1.5
+  concurrency 4       -        -
 
 conservation: ok (10 accounts sum to 1000000 before and after, nothing held, all 421 payments final)
 `

@@ -47,3 +47,20 @@ func peaks(pids map[string]int) map[string]int64 {
 	}
 	return out
 }
+
+// resetPeaks resets the peak RSS of every process in pids to its current
+// RSS (Linux: writing 5 to /proc/<pid>/clear_refs), so that the next
+// [peaks] reports the peak since now. Best effort: where it fails, the
+// next reading is the peak since the process started.
+func resetPeaks(pids map[string]int) {
+	for _, pid := range pids {
+		_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0) // best effort, as documented
+	}
+}
+
+// maxPeaks folds b into a, keeping each process's larger peak.
+func maxPeaks(a, b map[string]int64) {
+	for name, kib := range b {
+		a[name] = max(a[name], kib)
+	}
+}

@@ -124,21 +124,25 @@ func run(ctx context.Context, cfg *Config, n *network) (*Report, error) {
 	pids := map[string]int{"bench": os.Getpid()}
 	maps.Copy(pids, n.pids)
 	picker := newPicker(custs)
+	// The peak so far covers starting the network and the logins (argon2id
+	// hashes); each level's is its own.
+	rep.PeakRSS = peaks(pids)
 	for _, c := range cfg.Concurrency {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		resetPeaks(pids)
 		perSec, cerrs := ceiling(ctx, custs, c, cfg.ceiling())
 		l := payments(ctx, cfg, custs, picker, c)
 		l.setCeiling(perSec, cerrs)
 		l.PeakRSS = peaks(pids)
+		maxPeaks(rep.PeakRSS, l.PeakRSS)
 		rep.Levels = append(rep.Levels, l)
 		if !cfg.Progress {
 			fmt.Fprintf(cfg.Stderr, "remit bench: concurrency %d: %.0f payments/s, p99 %.1f ms, %d errors; ceiling %.0f calls/s\n",
 				c, l.PaymentsPerSec, l.Latency.P99, l.Errors, l.CeilingPerSec)
 		}
 	}
-	rep.PeakRSS = peaks(pids)
 
 	fmt.Fprintln(cfg.Stderr, "remit bench: waiting for every payment to be final, then checking conservation...")
 	listed, processing, after, err := aud.settle(ctx, settleTimeout)

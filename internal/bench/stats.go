@@ -29,8 +29,8 @@ type Report struct {
 	CPUs   int     `json:"cpus"`
 	Levels []Level `json:"levels"`
 	// PeakRSS is each process's peak resident set (VmHWM) over the whole
-	// run, in KiB: the bench itself, and the network's processes when the
-	// bench started them.
+	// run, start and logins included, in KiB: the bench itself, and the
+	// network's processes when the bench started them.
 	PeakRSS      map[string]int64 `json:"peak_rss_kib"`
 	Conservation Conservation     `json:"conservation"`
 }
@@ -60,8 +60,10 @@ type Level struct {
 	CeilingPerSec float64 `json:"ceiling_calls_per_sec"`
 	CeilingErrors int64   `json:"ceiling_errors"`
 	Ratio         float64 `json:"ratio"`
-	// PeakRSS is each process's peak resident set so far, in KiB, read
-	// after this level.
+	// PeakRSS is each process's peak resident set during this level (its
+	// ceiling and its payments), in KiB: the peak is reset before the level
+	// where the kernel allows it (/proc/<pid>/clear_refs), else it is the
+	// peak since the process started.
 	PeakRSS map[string]int64 `json:"peak_rss_kib"`
 }
 
@@ -224,11 +226,26 @@ func (r *Report) WriteTable(w io.Writer) {
 		}
 	}
 	if len(r.PeakRSS) > 0 {
-		fmt.Fprint(w, "\npeak RSS (MiB):")
-		for _, name := range slices.Sorted(maps.Keys(r.PeakRSS)) {
-			fmt.Fprintf(w, " %s %.1f", name, float64(r.PeakRSS[name])/1024)
-		}
+		names := slices.Sorted(maps.Keys(r.PeakRSS))
 		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintf(tw, "peak RSS MiB\t%s\t\n", strings.Join(names, "\t"))
+		row := func(label string, m map[string]int64) {
+			fmt.Fprintf(tw, "%s\t", label)
+			for _, name := range names {
+				if kib, ok := m[name]; ok {
+					fmt.Fprintf(tw, "%.1f\t", float64(kib)/1024)
+				} else {
+					fmt.Fprint(tw, "-\t")
+				}
+			}
+			fmt.Fprintln(tw)
+		}
+		row("whole run", r.PeakRSS)
+		for _, l := range r.Levels {
+			row(fmt.Sprintf("concurrency %d", l.Concurrency), l.PeakRSS)
+		}
+		tw.Flush()
 	}
 	fmt.Fprintf(w, "\n%s\n", r.Conservation.Summary())
 }

@@ -132,16 +132,17 @@ func run(ctx context.Context, cfg *Config, n *network) (*Report, error) {
 			return nil, err
 		}
 		resetPeaks(pids)
+		if cfg.Progress {
+			fmt.Fprintf(cfg.Stderr, "\r\033[Kconcurrency %d: measuring the health-check ceiling for %s...", c, cfg.ceiling())
+		}
 		perSec, cerrs := ceiling(ctx, custs, c, cfg.ceiling())
 		l := payments(ctx, cfg, custs, picker, c)
 		l.setCeiling(perSec, cerrs)
 		l.PeakRSS = peaks(pids)
 		maxPeaks(rep.PeakRSS, l.PeakRSS)
 		rep.Levels = append(rep.Levels, l)
-		if !cfg.Progress {
-			fmt.Fprintf(cfg.Stderr, "remit bench: concurrency %d: %.0f payments/s, p99 %.1f ms, %d errors; ceiling %.0f calls/s\n",
-				c, l.PaymentsPerSec, l.Latency.P99, l.Errors, l.CeilingPerSec)
-		}
+		fmt.Fprintf(cfg.Stderr, "remit bench: concurrency %d: %.0f payments/s, p99 %.1f ms, %d errors; ceiling %.0f calls/s\n",
+			c, l.PaymentsPerSec, l.Latency.P99, l.Errors, l.CeilingPerSec)
 	}
 
 	fmt.Fprintln(cfg.Stderr, "remit bench: waiting for every payment to be final, then checking conservation...")

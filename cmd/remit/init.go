@@ -11,7 +11,7 @@ import (
 var initCmd = &command{
 	name:    "init",
 	summary: "write a complete local network (configs, users, certificates) to a directory",
-	usage:   "remit init --dir DIR [--base-port P]",
+	usage:   "remit init --dir DIR [--base-port P] [--customers N]",
 	help: `
 Init writes everything a local Remit network needs into DIR:
 
@@ -28,16 +28,23 @@ admin (role admin) and auditor (role auditor). Account ids equal the
 customer names. Passwords are random; they are printed once and kept in
 credentials.json.
 
+--customers N opens N more customers for benches and demos, cust-0001 to
+cust-N, each with an account of the same name and opening balance at
+bank-a, bank-b, bank-c in turn; their passwords are in credentials.json only.
+
 Init refuses to touch a directory that already holds a network. 'remit up'
 runs init for you when its directory is empty.`,
 	examples: `
 remit init --dir .remit
 remit up --dir .remit
 # a second network next to the first:
-remit init --dir /tmp/remit2 --base-port 9443`,
+remit init --dir /tmp/remit2 --base-port 9443
+# 48 more customers, for 'remit bench --gateway':
+remit init --dir /tmp/remit3 --customers 48`,
 	flags: func(fs *flag.FlagSet) runFunc {
 		dir := fs.String("dir", "", "create the network in `DIR` (required)")
 		basePort := fs.Int("base-port", devnet.DefaultBasePort, "the gateway's `PORT`; the banks use the next three")
+		customers := fs.Int("customers", 0, "open `N` extra funded customers (cust-0001...) spread over the banks")
 		return func(ctx context.Context, e *env, args []string) error {
 			switch {
 			case len(args) > 0:
@@ -48,7 +55,10 @@ remit init --dir /tmp/remit2 --base-port 9443`,
 			if err := checkBasePort(*basePort); err != nil {
 				return err
 			}
-			l, err := devnet.Init(ctx, e.stdout, *dir, *basePort)
+			if err := checkCustomers(*customers); err != nil {
+				return err
+			}
+			l, err := devnet.InitWith(ctx, e.stdout, *dir, devnet.InitConfig{BasePort: *basePort, Customers: *customers})
 			if err != nil {
 				return err
 			}
@@ -62,6 +72,14 @@ remit init --dir /tmp/remit2 --base-port 9443`,
 func checkBasePort(p int) error {
 	if p < 1 || p > devnet.MaxBasePort {
 		return usagef("--base-port %d: want a port between 1 and %d (the banks use the next %d)", p, devnet.MaxBasePort, len(devnet.Banks()))
+	}
+	return nil
+}
+
+// checkCustomers checks the --customers of init and up.
+func checkCustomers(n int) error {
+	if n < 0 || n > devnet.MaxCustomers {
+		return usagef("--customers %d: want between 0 and %d", n, devnet.MaxCustomers)
 	}
 	return nil
 }

@@ -29,6 +29,7 @@ func commands() []*command {
 	return []*command{
 		initCmd,
 		upCmd,
+		benchCmd,
 		gatewayCmd,
 		bankCmd,
 		certsCmd,

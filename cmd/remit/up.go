@@ -15,12 +15,13 @@ import (
 var upCmd = &command{
 	name:    "up",
 	summary: "run a whole local network: the gateway and three banks, over TLS",
-	usage:   "remit up [--dir DIR] [--base-port P] [--timeout D]",
+	usage:   "remit up [--dir DIR] [--base-port P] [--customers N] [--timeout D]",
 	help: `
 Up runs a local Remit network: the gateway and the banks described in DIR,
 each as a child process ('remit gateway --config DIR/gateway.yaml', 'remit
 bank --config DIR/banks/<bank>.yaml'). When DIR is absent or empty it first
-runs 'remit init --dir DIR --base-port P', which prints the demo passwords.
+runs 'remit init --dir DIR --base-port P --customers N', which prints the
+demo passwords.
 
 It prefixes every line the children log with their name, waits until each
 answers its health check over TLS and every bank is registered with the
@@ -40,12 +41,16 @@ remit --log-format json up --dir .remit`,
 	flags: func(fs *flag.FlagSet) runFunc {
 		dir := fs.String("dir", devnet.DefaultDir, "keep the network in `DIR`")
 		basePort := fs.Int("base-port", devnet.DefaultBasePort, "the gateway's `PORT` when up initialises DIR; the banks use the next three")
+		customers := fs.Int("customers", 0, "open `N` extra funded customers when up initialises DIR (see remit init)")
 		timeout := fs.Duration("timeout", 60*time.Second, "how long to wait for each process to become ready")
 		return func(ctx context.Context, e *env, args []string) error {
 			if len(args) > 0 {
 				return usagef("unexpected argument %q", args[0])
 			}
 			if err := checkBasePort(*basePort); err != nil {
+				return err
+			}
+			if err := checkCustomers(*customers); err != nil {
 				return err
 			}
 			portSet := false
@@ -60,6 +65,7 @@ remit --log-format json up --dir .remit`,
 				Dir:         *dir,
 				BasePort:    *basePort,
 				BasePortSet: portSet,
+				Customers:   *customers,
 				Timeout:     *timeout,
 				LogFormat:   format,
 				Stdout:      e.stdout,

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -34,7 +35,29 @@ const defaultTokenTTL = time.Hour
 // passwords. It refuses a directory that already holds a network
 // ([ErrInitialised]) or part of one. On failure it removes what it created,
 // so it can simply be run again.
-func Init(ctx context.Context, w io.Writer, dir string, basePort int) (_ Layout, err error) {
+func Init(ctx context.Context, w io.Writer, dir string, basePort int) (Layout, error) {
+	return InitWith(ctx, w, dir, InitConfig{BasePort: basePort})
+}
+
+// InitConfig configures [InitWith].
+type InitConfig struct {
+	// BasePort is the gateway's port; the banks take the next ones.
+	BasePort int
+	// Customers is how many customers to open beside the demo users, for
+	// benches and demos: cust-0001, cust-0002, ..., each with a funded
+	// account at the banks in turn (round-robin), so that load spread over
+	// them never trips the per-customer rate limit. Their passwords are in
+	// credentials.json like the others'.
+	Customers int
+}
+
+// InitWith is [Init] with the options of cfg.
+func InitWith(ctx context.Context, w io.Writer, dir string, cfg InitConfig) (_ Layout, err error) {
+	basePort := cfg.BasePort
+	if cfg.Customers < 0 || cfg.Customers > MaxCustomers {
+		return Layout{}, fmt.Errorf("%d customers: want between 0 and %d", cfg.Customers, MaxCustomers)
+	}
+	users := append(slices.Clone(demoUsers), extraCustomers(cfg.Customers)...)
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return Layout{}, err
@@ -75,9 +98,9 @@ func Init(ctx context.Context, w io.Writer, dir string, basePort int) (_ Layout,
 		Note:    "Demo passwords written by `remit init`. Keep this file private; change a password with `remit users passwd`.",
 		Gateway: gatewayURL,
 		CA:      certs.CA,
-		Users:   make([]Credential, 0, len(demoUsers)),
+		Users:   make([]Credential, 0, len(users)),
 	}
-	for _, d := range demoUsers {
+	for _, d := range users {
 		if err := ctx.Err(); err != nil {
 			return l, err
 		}
@@ -131,7 +154,7 @@ func Init(ctx context.Context, w io.Writer, dir string, basePort int) (_ Layout,
 			TLS:        tlsFor(l.BanksDir(), name),
 			DataDir:    rel(l.BanksDir(), filepath.Join(l.DataDir(), name)),
 		}
-		for _, d := range demoUsers {
+		for _, d := range users {
 			if d.bank == name {
 				b.Accounts = append(b.Accounts, config.Account{ID: d.clientID, Owner: d.clientID, Currency: demoCurrency, OpeningBalance: demoOpening})
 			}
@@ -156,9 +179,30 @@ func Init(ctx context.Context, w io.Writer, dir string, basePort int) (_ Layout,
 		return l, err
 	}
 
-	printInit(w, l, basePort, &creds)
+	printInit(w, l, basePort, &creds, cfg.Customers)
 	return l, nil
 }
+
+// MaxCustomers is the most extra customers [InitWith] opens.
+const MaxCustomers = 9999
+
+// extraCustomers returns n customers named cust-0001..., spread over the
+// banks in turn.
+func extraCustomers(n int) []demoUser {
+	out := make([]demoUser, n)
+	for i := range out {
+		out[i] = demoUser{
+			clientID: fmt.Sprintf("%s%04d", CustomerPrefix, i+1),
+			role:     authz.RoleCustomer,
+			bank:     demoBanks[i%len(demoBanks)],
+		}
+	}
+	return out
+}
+
+// CustomerPrefix starts the client id (and account id) of every customer
+// [InitConfig].Customers opens.
+const CustomerPrefix = "cust-"
 
 // writeConfig writes a config file for `remit <role>` with a short header,
 // after checking it loads back: Init never writes a file that
@@ -199,7 +243,7 @@ func writeNewFile(path string, data []byte, mode fs.FileMode) error {
 	return f.Close()
 }
 
-func printInit(w io.Writer, l Layout, basePort int, creds *Credentials) {
+func printInit(w io.Writer, l Layout, basePort int, creds *Credentials, extra int) {
 	fmt.Fprintf(w, "Initialised a local Remit network in %s:\n", l.Dir)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  gateway.yaml\tgateway on 127.0.0.1:%d\n", basePort)
@@ -215,7 +259,7 @@ func printInit(w io.Writer, l Layout, basePort int, creds *Credentials) {
 	fmt.Fprint(w, "\nDemo users (passwords are shown only now; they are also in credentials.json):\n")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprint(tw, "  CLIENT\tPASSWORD\tROLE\tACCOUNT\n")
-	for _, c := range creds.Users {
+	for _, c := range creds.Users[:len(creds.Users)-extra] {
 		acct := "-"
 		if c.Account != nil {
 			acct = fmt.Sprintf("%s/%s (%s)", c.Account.Bank, c.Account.AccountID, formatAmount(demoOpening, demoCurrency))
@@ -223,6 +267,10 @@ func printInit(w io.Writer, l Layout, basePort int, creds *Credentials) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", c.ClientID, c.Password, c.Roles[0], acct)
 	}
 	tw.Flush()
+	if extra > 0 {
+		fmt.Fprintf(w, "\nAnd %d customers %s..%s, with accounts at the banks in turn (%s each); their passwords are in credentials.json only.\n",
+			extra, creds.Users[len(creds.Users)-extra].ClientID, creds.Users[len(creds.Users)-1].ClientID, formatAmount(demoOpening, demoCurrency))
+	}
 }
 
 // formatAmount renders an amount in a currency's smallest unit for people,

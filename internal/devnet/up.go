@@ -38,6 +38,9 @@ type UpConfig struct {
 	Dir string
 	// BasePort is the gateway's port if Up initialises Dir.
 	BasePort int
+	// Customers is how many extra customers Up opens if it initialises
+	// Dir ([InitConfig].Customers).
+	Customers int
 	// BasePortSet says BasePort was asked for explicitly: Up then notes on
 	// Stderr when Dir was initialised with another one.
 	BasePortSet bool
@@ -49,6 +52,10 @@ type UpConfig struct {
 	// Executable is the remit binary the children run; "" means the
 	// running executable.
 	Executable string
+	// OnReady, if set, is called once every process is ready, with each
+	// child's process id by name ("gateway", "bank-a", ...), so that a
+	// caller such as `remit bench` can watch their resources.
+	OnReady func(pids map[string]int)
 	// Stdout receives the init report and the banner; Stderr every log
 	// line, each prefixed with the name of the process that wrote it.
 	Stdout, Stderr io.Writer
@@ -91,7 +98,7 @@ func Up(ctx context.Context, cfg UpConfig) error {
 	}
 	switch state {
 	case dirEmpty:
-		if _, err := Init(ctx, cfg.Stdout, l.Dir, cfg.BasePort); err != nil {
+		if _, err := InitWith(ctx, cfg.Stdout, l.Dir, InitConfig{BasePort: cfg.BasePort, Customers: cfg.Customers}); err != nil {
 			return err
 		}
 		fmt.Fprintln(cfg.Stdout)
@@ -145,6 +152,13 @@ func Up(ctx context.Context, cfg UpConfig) error {
 		return err
 	}
 	printBanner(cfg.Stdout, l, members, caFile)
+	if cfg.OnReady != nil {
+		pids := make(map[string]int, len(members))
+		for _, m := range members {
+			pids[m.name] = m.proc.cmd.Process.Pid
+		}
+		cfg.OnReady(pids)
+	}
 
 	var died *proc
 	select {

@@ -16,7 +16,7 @@ import (
 // client's MakePayment over TLS, the gateway's durable claim, parallel
 // prepares at two banks (each a durable SQLite transaction), the durable
 // decision, and phase two at both banks. Data lives on the real disk, so
-// every fsync is paid. Run with `task bench` or
+// every fsync is paid. Run with `task bench:go` or
 // `go test -run '^$' -bench MakePayment ./services/gateway/`.
 func BenchmarkMakePayment(b *testing.B) {
 	for _, tc := range []struct {

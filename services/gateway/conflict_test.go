@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -112,6 +114,91 @@ func TestTransactionIDConflictVoterIsNotSentTheAbort(t *testing.T) {
 		}
 		if len(unacked) != 0 {
 			t.Errorf("participants still to be sent the decision: %v", unacked)
+		}
+	})
+}
+
+// The conflicting bank is recorded as soon as its vote arrives, before the
+// decision: if the decision cannot be written, the stale-abort pass that
+// later aborts the payment (it knows no votes) still skips that bank.
+func TestTransactionIDConflictVoterIsSkippedWhenTheDecisionIsNotWritten(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		h.b.vote = func(string, []Leg) (Vote, error) {
+			// The decision write will fail (disk full, I/O error...).
+			if _, err := h.store.db.ExecContext(t.Context(), `CREATE TRIGGER fail_decision BEFORE UPDATE OF decision ON transactions
+				BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END`); err != nil {
+				t.Error(err)
+			}
+			return Vote{Reason: gatewayv1.FailureReason_FAILURE_REASON_TRANSACTION_ID_CONFLICT}, nil
+		}
+		id := uuid.NewString()
+		if _, err := h.coord.Pay(t.Context(), payment(id)); err == nil {
+			t.Fatal("Pay succeeded; want the payment left undecided")
+		}
+		if _, err := h.store.db.ExecContext(t.Context(), `DROP TRIGGER fail_decision`); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(testTiming.Decision + time.Second)
+		h.coord.redriveOnce(t.Context()) // aborts the stale payment
+		h.coord.redriveOnce(t.Context()) // phase two
+		synctest.Wait()
+		got, err := h.store.Get(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Decision != DecisionAbort {
+			t.Fatalf("decision %q, want abort", got.Decision)
+		}
+		if _, d := h.b.counts(id); len(d) != 0 {
+			t.Errorf("bank-b, which voted TRANSACTION_ID_CONFLICT, was sent decisions %v", d)
+		}
+		if _, d := h.a.counts(id); len(d) != 1 || d[0] {
+			t.Errorf("bank-a got decisions %v, want one ABORT", d)
+		}
+	})
+}
+
+// The conflicting bank is not told the payment's outcome either: what it
+// holds under the id is another transaction, which the gateway may have
+// decided before it lost its record, so presumed abort does not apply. Its
+// resolver gets a definite refusal and keeps the funds held for an operator.
+// The other participant is told ABORT; an excused bank is not counted as
+// having acknowledged anything.
+func TestTransactionIDConflictVoterIsNotToldTheOutcome(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		h.b.vote = func(string, []Leg) (Vote, error) {
+			return Vote{Reason: gatewayv1.FailureReason_FAILURE_REASON_TRANSACTION_ID_CONFLICT}, nil
+		}
+		id := uuid.NewString()
+		if _, err := h.coord.Pay(t.Context(), payment(id)); err != nil {
+			t.Fatal(err)
+		}
+		if d, err := h.coord.Outcome(t.Context(), "bank-b", id); !errors.Is(err, ErrExcusedParticipant) {
+			t.Errorf("Outcome(bank-b) = %v, %v; want ErrExcusedParticipant", d, err)
+		}
+		if err := toConnect(ErrExcusedParticipant); connect.CodeOf(err) != connect.CodeFailedPrecondition ||
+			rpcerr.Reason(err) != "TRANSACTION_ID_CONFLICT" {
+			t.Errorf("on the wire: %v (reason %q)", err, rpcerr.Reason(err))
+		}
+		if d, err := h.coord.Outcome(t.Context(), "bank-a", id); err != nil || d != DecisionAbort {
+			t.Errorf("Outcome(bank-a) = %v, %v; want abort", d, err)
+		}
+		got, err := h.store.Get(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got.Excused, []string{"bank-b"}) {
+			t.Errorf("Excused = %v, want [bank-b]", got.Excused)
+		}
+		var acked int
+		if err := h.store.db.QueryRowContext(t.Context(), `SELECT acked FROM participants WHERE transaction_id = ? AND bank = 'bank-b'`,
+			id).Scan(&acked); err != nil {
+			t.Fatal(err)
+		}
+		if acked != participantExcused {
+			t.Errorf("bank-b's participant row acked = %d, want %d (excused, not acknowledged)", acked, participantExcused)
 		}
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -400,6 +401,12 @@ func (c *Coordinator) run(ctx context.Context, t *Txn) *Txn {
 		conflict := a.vote.Reason == gatewayv1.FailureReason_FAILURE_REASON_TRANSACTION_ID_CONFLICT
 		if conflict {
 			conflicted = append(conflicted, a.bank)
+			// Durable before the decision, so that recovery skips the bank
+			// too if the decision is never written; decide retries it.
+			if err := c.store.ExcuseParticipant(ctx, t.ID, a.bank); err != nil {
+				c.log.Error("cannot record a conflicting bank; retried with the decision",
+					"transaction_id", t.ID, "bank", a.bank, "err", err)
+			}
 		}
 		// The first definite reason wins over "unavailable"; a conflict wins
 		// over any other, so its client is never told to pay again with a
@@ -711,6 +718,14 @@ func (c *Coordinator) Outcome(ctx context.Context, bank, id string) (Decision, e
 	}
 	if !isParticipant {
 		return DecisionNone, ErrNotParticipant
+	}
+	if slices.Contains(t.Excused, bank) {
+		// What bank holds under id is not this payment: presumed abort
+		// does not apply to a transaction the gateway has no record of
+		// but may have decided before losing it.
+		c.log.Error("TRANSACTION ID CONFLICT: a bank asked the outcome of an id it holds for a different transaction; not answered, its funds stay held until an operator reconciles the id",
+			"transaction_id", id, "bank", bank)
+		return DecisionNone, ErrExcusedParticipant
 	}
 	if t.Decision != DecisionNone {
 		return t.Decision, nil

@@ -21,6 +21,10 @@
 //   - Phase two is re-sent until every participant acknowledges it, across
 //     gateway restarts (Coordinator.Run). On start, payments left undecided
 //     by a dead process are aborted (presumed abort, Coordinator.Recover).
+//   - A participant that voted TRANSACTION_ID_CONFLICT holds the id for
+//     another transaction: it is recorded as excused when its vote arrives
+//     and is never sent this payment's decision nor told its outcome.
+//     Presumed abort does not cover what it holds; an operator does.
 //   - The protocol runs on a context detached from the client's request: a
 //     client hanging up never leaves a payment half-done.
 //

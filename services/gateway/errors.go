@@ -59,6 +59,12 @@ var (
 	// ErrNotParticipant: a bank asked about a transaction it is not part of.
 	ErrNotParticipant = sentinel(connect.CodePermissionDenied, "PERMISSION_DENIED",
 		"the bank is not a participant of this transaction")
+	// ErrExcusedParticipant: a bank asked about an id it voted
+	// TRANSACTION_ID_CONFLICT for: what it holds under the id is another
+	// transaction than the gateway's, whose outcome the gateway does not
+	// know. It keeps its funds held until an operator reconciles the id.
+	ErrExcusedParticipant = sentinel(connect.CodeFailedPrecondition, "TRANSACTION_ID_CONFLICT",
+		"the gateway's transaction with this id is not the one this bank holds; keep it held until an operator reconciles the id")
 
 	// ErrBalanceBankNotFound: a balance read names a bank that is not registered.
 	ErrBalanceBankNotFound = sentinel(connect.CodeNotFound, "BANK_NOT_FOUND", "no bank of that name is registered")

@@ -80,7 +80,19 @@ type Txn struct {
 	AckTime         time.Time
 	ResultBalance   int64
 	Participants    []string // banks, sorted
+	// Excused are the participants that voted TRANSACTION_ID_CONFLICT:
+	// they hold the id for another transaction, so they are never sent
+	// this one's decision, nor told its outcome. Sorted; a subset of
+	// Participants.
+	Excused []string
 }
+
+// Values of participants.acked.
+const (
+	participantPending = 0 // phase two not yet acknowledged
+	participantAcked   = 1 // the bank acknowledged the decision
+	participantExcused = 2 // voted TRANSACTION_ID_CONFLICT: never sent the decision
+)
 
 // Failure is why a transaction failed: its reason and, when a bank refused,
 // the bank and the account it named.
@@ -223,17 +235,23 @@ func getTxn(ctx context.Context, q interface {
 	if err != nil {
 		return nil, fmt.Errorf("read transaction: %w", err)
 	}
-	rows, err := q.QueryContext(ctx, `SELECT bank FROM participants WHERE transaction_id = ? ORDER BY bank`, id)
+	rows, err := q.QueryContext(ctx, `SELECT bank, acked FROM participants WHERE transaction_id = ? ORDER BY bank`, id)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var b string
-		if err := rows.Scan(&b); err != nil {
+		var (
+			b     string
+			acked int
+		)
+		if err := rows.Scan(&b, &acked); err != nil {
 			return nil, err
 		}
 		t.Participants = append(t.Participants, b)
+		if acked == participantExcused {
+			t.Excused = append(t.Excused, b)
+		}
 	}
 	return t, rows.Err()
 }
@@ -360,8 +378,13 @@ func (s *Store) Decide(ctx context.Context, id string, d Decision, f Failure, no
 		}
 		if out.Decision == DecisionAbort {
 			for _, b := range unrelated {
-				if _, err := tx.ExecContext(ctx, `UPDATE participants SET acked = 1 WHERE transaction_id = ? AND bank = ?`, id, b); err != nil {
-					return fmt.Errorf("excuse unrelated participant: %w", err)
+				if err := excuse(ctx, tx, id, b); err != nil {
+					return err
+				}
+			}
+			if len(unrelated) > 0 {
+				if out, err = getTxn(ctx, tx, id); err != nil {
+					return err
 				}
 			}
 		}
@@ -377,6 +400,25 @@ func (s *Store) Decide(ctx context.Context, id string, d Decision, f Failure, no
 	return out, err
 }
 
+// ExcuseParticipant records that bank voted TRANSACTION_ID_CONFLICT on the
+// undecided payment id: it holds the id for another transaction, so phase
+// two must never send it this payment's decision (an ABORT for the id would
+// release that other transaction). A NO vote can only lead to ABORT, so the
+// record is written as soon as the vote arrives, before the decision:
+// recovery and the stale-abort pass, which do not know the votes, then skip
+// the bank too.
+func (s *Store) ExcuseParticipant(ctx context.Context, id, bank string) error {
+	return store.InTx(ctx, s.db, func(tx *sql.Tx) error { return excuse(ctx, tx, id, bank) })
+}
+
+func excuse(ctx context.Context, tx *sql.Tx, id, bank string) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE participants SET acked = ? WHERE transaction_id = ? AND bank = ? AND acked = ?`,
+		participantExcused, id, bank, participantPending); err != nil {
+		return fmt.Errorf("excuse participant: %w", err)
+	}
+	return nil
+}
+
 // AckParticipants records, in one transaction, that banks applied the
 // decision for id. An empty list writes nothing.
 func (s *Store) AckParticipants(ctx context.Context, id string, banks []string) error {
@@ -385,7 +427,8 @@ func (s *Store) AckParticipants(ctx context.Context, id string, banks []string) 
 	}
 	return store.InTx(ctx, s.db, func(tx *sql.Tx) error {
 		for _, b := range banks {
-			if _, err := tx.ExecContext(ctx, `UPDATE participants SET acked = 1 WHERE transaction_id = ? AND bank = ?`, id, b); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE participants SET acked = ? WHERE transaction_id = ? AND bank = ? AND acked = ?`,
+				participantAcked, id, b, participantPending); err != nil {
 				return fmt.Errorf("record phase-two acknowledgement: %w", err)
 			}
 		}

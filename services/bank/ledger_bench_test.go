@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/remitpay/remit/internal/benchtest"
 	"github.com/remitpay/remit/services/bank"
 )
 
@@ -69,27 +70,7 @@ func BenchmarkLedgerPrepareCommit(b *testing.B) {
 				}
 				return nil
 			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			if tc.parallel {
-				b.SetParallelism(8) // 16 on 2 cores
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() {
-						if err := pay(); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-			} else {
-				for b.Loop() {
-					if err := pay(); err != nil {
-						b.Fatal(err)
-					}
-				}
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "payments/s")
+			benchtest.Payments(b, tc.parallel, pay)
 		})
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/remitpay/remit/internal/benchtest"
 )
 
 // benchCoordinator is a coordinator over a store on the real disk (every
@@ -55,27 +57,7 @@ func BenchmarkCoordinatorPay(b *testing.B) {
 				}
 				return nil
 			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			if tc.parallel {
-				b.SetParallelism(8) // 16 on 2 cores
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() {
-						if err := pay(); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-			} else {
-				for b.Loop() {
-					if err := pay(); err != nil {
-						b.Fatal(err)
-					}
-				}
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "payments/s")
+			benchtest.Payments(b, tc.parallel, pay)
 		})
 	}
 }

@@ -86,18 +86,23 @@ func skipIfShort(t *testing.T) {
 	}
 }
 
-// freeBasePort returns a port P such that P..P+3 are all free on 127.0.0.1.
+// networkPorts is how many consecutive ports `remit init` gives a network:
+// the gateway, three banks, and an admin (metrics) listener for each.
+const networkPorts = 8
+
+// freeBasePort returns a port P such that P..P+networkPorts-1 are all free
+// on 127.0.0.1.
 // It picks below the kernel's ephemeral range (32768+ on Linux), so that
 // outgoing connections do not take the ports between the check and use.
 func freeBasePort(t *testing.T) int {
 	t.Helper()
 	for range 200 {
 		p := 20000 + rand.IntN(12000)
-		if portsFree(p, 4) {
+		if portsFree(p, networkPorts) {
 			return p
 		}
 	}
-	t.Fatal("found no 4 consecutive free ports on 127.0.0.1")
+	t.Fatalf("found no %d consecutive free ports on 127.0.0.1", networkPorts)
 	return 0
 }
 
@@ -260,8 +265,8 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
-// waitGone waits until none of pids is alive and ports base..base+3 are
-// free again.
+// waitGone waits until none of pids is alive and the network's ports from
+// base on (the API and admin listeners) are free again.
 func waitGone(t *testing.T, pids map[string]int, base int) {
 	t.Helper()
 	deadline := time.Now().Add(stopTimeout)
@@ -272,12 +277,12 @@ func waitGone(t *testing.T, pids map[string]int, base int) {
 				left = append(left, fmt.Sprintf("%s (pid %d)", name, pid))
 			}
 		}
-		free := portsFree(base, 4)
+		free := portsFree(base, networkPorts)
 		if len(left) == 0 && free {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after %s: still running: %v; ports %d..%d free: %v", stopTimeout, left, base, base+3, free)
+			t.Fatalf("after %s: still running: %v; ports %d..%d free: %v", stopTimeout, left, base, base+networkPorts-1, free)
 		}
 		time.Sleep(pollEvery)
 	}

@@ -71,7 +71,7 @@ remit init --dir /tmp/remit3 --customers 48`,
 // checkBasePort checks the --base-port of init and up.
 func checkBasePort(p int) error {
 	if p < 1 || p > devnet.MaxBasePort {
-		return usagef("--base-port %d: want a port between 1 and %d (the banks use the next %d)", p, devnet.MaxBasePort, len(devnet.Banks()))
+		return usagef("--base-port %d: want a port between 1 and %d (the banks and the metrics listeners use the next %d)", p, devnet.MaxBasePort, devnet.PortsUsed-1)
 	}
 	return nil
 }

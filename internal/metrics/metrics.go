@@ -26,7 +26,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof" //nolint:gosec // G108: registered on the admin mux only, see the package doc
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"

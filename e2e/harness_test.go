@@ -138,16 +138,18 @@ type upProcess struct {
 	exited chan struct{} // closed when up exited; err is then set
 	err    error
 	pids   map[string]int // from the banner: process name -> pid
+	// metrics are the banner's metrics URLs: process name -> URL.
+	metrics map[string]string
 }
 
-var bannerPID = regexp.MustCompile(`^\s+(\S+)\s+https://\S+\s+pid (\d+)$`)
+var bannerPID = regexp.MustCompile(`^\s+(\S+)\s+https://\S+\s+pid (\d+)(?:, metrics (http://\S+))?$`)
 
 // startUp runs `remit up --dir dir --base-port port` and waits for its ready
 // banner. Up runs in its own process group, which cleanup kills as a safety
 // net so that a failed test leaves nothing behind.
 func startUp(t *testing.T, dir string, port int) *upProcess {
 	t.Helper()
-	u := &upProcess{t: t, dir: dir, port: port, ready: make(chan struct{}), exited: make(chan struct{}), pids: map[string]int{}}
+	u := &upProcess{t: t, dir: dir, port: port, ready: make(chan struct{}), exited: make(chan struct{}), pids: map[string]int{}, metrics: map[string]string{}}
 	u.cmd = exec.Command(remitBin, "up", "--dir", dir, "--base-port", strconv.Itoa(port))
 	u.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	u.cmd.Stderr = &u.stderr
@@ -178,6 +180,9 @@ func startUp(t *testing.T, dir string, port int) *upProcess {
 			u.stdout.WriteString(line + "\n")
 			if m := bannerPID.FindStringSubmatch(line); m != nil {
 				u.pids[m[1]], _ = strconv.Atoi(m[2])
+				if m[3] != "" {
+					u.metrics[m[1]] = m[3]
+				}
 			}
 			u.mu.Unlock()
 			if line == readyLine && !readySeen {

@@ -86,18 +86,23 @@ func skipIfShort(t *testing.T) {
 	}
 }
 
-// freeBasePort returns a port P such that P..P+3 are all free on 127.0.0.1.
+// networkPorts is how many consecutive ports `remit init` gives a network:
+// the gateway, three banks, and an admin (metrics) listener for each.
+const networkPorts = 8
+
+// freeBasePort returns a port P such that P..P+networkPorts-1 are all free
+// on 127.0.0.1.
 // It picks below the kernel's ephemeral range (32768+ on Linux), so that
 // outgoing connections do not take the ports between the check and use.
 func freeBasePort(t *testing.T) int {
 	t.Helper()
 	for range 200 {
 		p := 20000 + rand.IntN(12000)
-		if portsFree(p, 4) {
+		if portsFree(p, networkPorts) {
 			return p
 		}
 	}
-	t.Fatal("found no 4 consecutive free ports on 127.0.0.1")
+	t.Fatalf("found no %d consecutive free ports on 127.0.0.1", networkPorts)
 	return 0
 }
 
@@ -133,16 +138,18 @@ type upProcess struct {
 	exited chan struct{} // closed when up exited; err is then set
 	err    error
 	pids   map[string]int // from the banner: process name -> pid
+	// metrics are the banner's metrics URLs: process name -> URL.
+	metrics map[string]string
 }
 
-var bannerPID = regexp.MustCompile(`^\s+(\S+)\s+https://\S+\s+pid (\d+)$`)
+var bannerPID = regexp.MustCompile(`^\s+(\S+)\s+https://\S+\s+pid (\d+)(?:, metrics (http://\S+))?$`)
 
 // startUp runs `remit up --dir dir --base-port port` and waits for its ready
 // banner. Up runs in its own process group, which cleanup kills as a safety
 // net so that a failed test leaves nothing behind.
 func startUp(t *testing.T, dir string, port int) *upProcess {
 	t.Helper()
-	u := &upProcess{t: t, dir: dir, port: port, ready: make(chan struct{}), exited: make(chan struct{}), pids: map[string]int{}}
+	u := &upProcess{t: t, dir: dir, port: port, ready: make(chan struct{}), exited: make(chan struct{}), pids: map[string]int{}, metrics: map[string]string{}}
 	u.cmd = exec.Command(remitBin, "up", "--dir", dir, "--base-port", strconv.Itoa(port))
 	u.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	u.cmd.Stderr = &u.stderr
@@ -173,6 +180,9 @@ func startUp(t *testing.T, dir string, port int) *upProcess {
 			u.stdout.WriteString(line + "\n")
 			if m := bannerPID.FindStringSubmatch(line); m != nil {
 				u.pids[m[1]], _ = strconv.Atoi(m[2])
+				if m[3] != "" {
+					u.metrics[m[1]] = m[3]
+				}
 			}
 			u.mu.Unlock()
 			if line == readyLine && !readySeen {
@@ -260,8 +270,8 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
-// waitGone waits until none of pids is alive and ports base..base+3 are
-// free again.
+// waitGone waits until none of pids is alive and the network's ports from
+// base on (the API and admin listeners) are free again.
 func waitGone(t *testing.T, pids map[string]int, base int) {
 	t.Helper()
 	deadline := time.Now().Add(stopTimeout)
@@ -272,12 +282,12 @@ func waitGone(t *testing.T, pids map[string]int, base int) {
 				left = append(left, fmt.Sprintf("%s (pid %d)", name, pid))
 			}
 		}
-		free := portsFree(base, 4)
+		free := portsFree(base, networkPorts)
 		if len(left) == 0 && free {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after %s: still running: %v; ports %d..%d free: %v", stopTimeout, left, base, base+3, free)
+			t.Fatalf("after %s: still running: %v; ports %d..%d free: %v", stopTimeout, left, base, base+networkPorts-1, free)
 		}
 		time.Sleep(pollEvery)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -125,8 +126,8 @@ func TestUp(t *testing.T) {
 		// Run the banner's curl command as curl would.
 		var curl string
 		for l := range strings.SplitSeq(banner, "\n") {
-			if strings.HasPrefix(strings.TrimSpace(l), "curl ") {
-				curl = l
+			if strings.HasPrefix(strings.TrimSpace(l), "curl ") && curl == "" {
+				curl = l // the first: the login example
 			}
 		}
 		body, url := dataArg.FindStringSubmatch(curl), regexp.MustCompile(`https://\S+`).FindString(curl)
@@ -261,6 +262,39 @@ func TestUp(t *testing.T) {
 		}
 		if _, err := stream.FileContainingSymbol(gatewayv1connect.PaymentServiceName); err != nil {
 			t.Errorf("reflection cannot describe %s: %v", gatewayv1connect.PaymentServiceName, err)
+		}
+	})
+	t.Run("metrics", func(t *testing.T) {
+		// Every process serves its metrics where the banner says, on the
+		// ports after the API ports; the payments above moved them.
+		if len(up.metrics) != 4 {
+			t.Fatalf("banner lists metrics for %v, want all 4 processes:\n%s", up.metrics, banner)
+		}
+		want := map[string]string{
+			"gateway": `remit_rpc_requests_total{code="ok",procedure="/remit.gateway.v1.PaymentService/MakePayment"}`,
+			"bank-a":  `remit_rpc_requests_total{code="ok",procedure="/remit.bank.v1.BankService/PrepareTransaction"}`,
+			"bank-b":  `remit_rpc_requests_total{code="ok",procedure="/remit.bank.v1.BankService/CommitTransaction"}`,
+			"bank-c":  "remit_bank_prepared_transactions 0",
+		}
+		for i, name := range []string{"gateway", "bank-a", "bank-b", "bank-c"} {
+			if url := fmt.Sprintf("http://127.0.0.1:%d/metrics", port+4+i); up.metrics[name] != url {
+				t.Errorf("%s metrics at %s, want %s", name, up.metrics[name], url)
+			}
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, up.metrics[name], nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("scrape %s: %v", name, err)
+			}
+			body, err := io.ReadAll(res.Body)
+			if cerr := res.Body.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil || res.StatusCode != http.StatusOK || !strings.Contains(string(body), want[name]) {
+				t.Errorf("scrape %s: %s %v, want %s in:\n%.3000s", name, res.Status, err, want[name], body)
+			}
 		}
 	})
 	if t.Failed() {

@@ -27,6 +27,10 @@ directory. Unknown fields are errors. 'remit init' writes working files;
 banks/<name>.yaml fields:
   name          the bank's name, as in its certificates (e.g. bank-a)
   listen        host:port to serve on, e.g. 127.0.0.1:8444
+  metrics_listen
+                optional host:port of the admin listener: Prometheus
+                /metrics and pprof /debug/pprof/, plain HTTP without
+                authentication, so keep it on loopback; absent for none
   url           https URL the gateway reaches this bank at
   gateway_url   https URL of the gateway
   tls           ca, cert, key (server certificate),
@@ -60,14 +64,15 @@ func bankConfig(c *config.Bank, log *slog.Logger) (bank.Config, error) {
 		accounts[i] = bank.AccountSeed{ID: a.ID, Owner: a.Owner, Currency: a.Currency, Opening: int64(a.OpeningBalance)}
 	}
 	return bank.Config{
-		Name:       c.Name,
-		Addr:       c.Listen,
-		PublicURL:  c.URL,
-		GatewayURL: c.GatewayURL,
-		ServerTLS:  serverTLS,
-		GatewayTLS: gatewayTLS,
-		DataDir:    c.DataDir,
-		Accounts:   accounts,
-		Logger:     log,
+		Name:        c.Name,
+		Addr:        c.Listen,
+		MetricsAddr: c.MetricsListen,
+		PublicURL:   c.URL,
+		GatewayURL:  c.GatewayURL,
+		ServerTLS:   serverTLS,
+		GatewayTLS:  gatewayTLS,
+		DataDir:     c.DataDir,
+		Accounts:    accounts,
+		Logger:      log,
 	}, nil
 }

@@ -25,6 +25,10 @@ runs this command for you.
 
 gateway.yaml fields:
   listen        host:port to serve on, e.g. 127.0.0.1:8443
+  metrics_listen
+                optional host:port of the admin listener: Prometheus
+                /metrics and pprof /debug/pprof/, plain HTTP without
+                authentication, so keep it on loopback; absent for none
   tls           ca, cert, key (server certificate),
                 client_cert, client_key (presented to banks)
   data_dir      databases (created if missing)
@@ -54,13 +58,14 @@ func gatewayConfig(c *config.Gateway, log *slog.Logger) (gateway.Config, error) 
 		return gateway.Config{}, err
 	}
 	return gateway.Config{
-		Addr:      c.Listen,
-		ServerTLS: serverTLS,
-		BankTLS:   bankTLS,
-		DataDir:   c.DataDir,
-		UsersFile: c.Users,
-		AuditLog:  c.AuditLog,
-		Logger:    log,
-		TokenTTL:  time.Duration(c.TokenTTL),
+		Addr:        c.Listen,
+		MetricsAddr: c.MetricsListen,
+		ServerTLS:   serverTLS,
+		BankTLS:     bankTLS,
+		DataDir:     c.DataDir,
+		UsersFile:   c.Users,
+		AuditLog:    c.AuditLog,
+		Logger:      log,
+		TokenTTL:    time.Duration(c.TokenTTL),
 	}, nil
 }

@@ -43,7 +43,7 @@ remit init --dir /tmp/remit2 --base-port 9443
 remit init --dir /tmp/remit3 --customers 48`,
 	flags: func(fs *flag.FlagSet) runFunc {
 		dir := fs.String("dir", "", "create the network in `DIR` (required)")
-		basePort := fs.Int("base-port", devnet.DefaultBasePort, "the gateway's `PORT`; the banks use the next three")
+		basePort := fs.Int("base-port", devnet.DefaultBasePort, "the gateway's `PORT`; the banks use the next three, then the metrics listeners the next four")
 		customers := fs.Int("customers", 0, "open `N` extra funded customers (cust-0001...) spread over the banks")
 		return func(ctx context.Context, e *env, args []string) error {
 			switch {
@@ -71,7 +71,7 @@ remit init --dir /tmp/remit3 --customers 48`,
 // checkBasePort checks the --base-port of init and up.
 func checkBasePort(p int) error {
 	if p < 1 || p > devnet.MaxBasePort {
-		return usagef("--base-port %d: want a port between 1 and %d (the banks use the next %d)", p, devnet.MaxBasePort, len(devnet.Banks()))
+		return usagef("--base-port %d: want a port between 1 and %d (the banks and the metrics listeners use the next %d)", p, devnet.MaxBasePort, devnet.PortsUsed-1)
 	}
 	return nil
 }

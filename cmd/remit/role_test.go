@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +32,14 @@ func initRoles(t *testing.T) devnet.Layout {
 	if base < 1 || base > devnet.MaxBasePort {
 		t.Skip("kernel picked a port unfit for bank-a")
 	}
+	// bank-a's metrics listener, base+5, must be free too.
+	mln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(base+5)))
+	if err != nil {
+		t.Skipf("bank-a's metrics port is taken: %v", err)
+	}
+	if err := mln.Close(); err != nil {
+		t.Fatal(err)
+	}
 	l, err := devnet.Init(context.Background(), new(bytes.Buffer), filepath.Join(t.TempDir(), "net"), base)
 	if err != nil {
 		t.Fatal(err)
@@ -36,8 +47,9 @@ func initRoles(t *testing.T) devnet.Layout {
 	return l
 }
 
-// TestRoleServesUntilStopped runs `remit bank` in-process: it listens until
-// its context ends (as on SIGTERM), then shuts down and exits 0.
+// TestRoleServesUntilStopped runs `remit bank` in-process: it listens, with
+// its metrics on the admin listener its config names, until its context
+// ends (as on SIGTERM), then shuts down and exits 0.
 func TestRoleServesUntilStopped(t *testing.T) {
 	l := initRoles(t)
 	b, err := config.LoadBank(l.BankConfig("bank-a"))
@@ -68,6 +80,24 @@ func TestRoleServesUntilStopped(t *testing.T) {
 			t.Fatalf("bank never listened on %s: %v", b.Listen, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	if b.MetricsListen == "" {
+		t.Fatal("remit init wrote no metrics_listen for bank-a")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+b.MetricsListen+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("scrape bank-a: %v", err)
+	}
+	body, err := io.ReadAll(res.Body)
+	if cerr := res.Body.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil || res.StatusCode != http.StatusOK || !bytes.Contains(body, []byte("\nremit_bank_accounts 2\n")) {
+		t.Errorf("scrape bank-a: %v %v, want remit_bank_accounts 2 in:\n%.2000s", res.Status, err, body)
 	}
 	cancel()
 	select {

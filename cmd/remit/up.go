@@ -40,7 +40,7 @@ remit up --dir /tmp/remit2 --base-port 9443
 remit --log-format json up --dir .remit`,
 	flags: func(fs *flag.FlagSet) runFunc {
 		dir := fs.String("dir", devnet.DefaultDir, "keep the network in `DIR`")
-		basePort := fs.Int("base-port", devnet.DefaultBasePort, "the gateway's `PORT` when up initialises DIR; the banks use the next three")
+		basePort := fs.Int("base-port", devnet.DefaultBasePort, "the gateway's `PORT` when up initialises DIR; the banks use the next three, then the metrics listeners the next four")
 		customers := fs.Int("customers", 0, "open `N` extra funded customers when up initialises DIR (see remit init)")
 		timeout := fs.Duration("timeout", 60*time.Second, "how long to wait for each process to become ready")
 		return func(ctx context.Context, e *env, args []string) error {

@@ -57,6 +57,10 @@ type TLS struct {
 type Gateway struct {
 	// Listen is the TCP address to serve on, e.g. 127.0.0.1:8443.
 	Listen string `yaml:"listen"`
+	// MetricsListen is the admin listener for Prometheus (/metrics) and
+	// pprof (/debug/pprof/), e.g. 127.0.0.1:8447: plain HTTP without
+	// authentication, so keep it on loopback. Empty (the default) for none.
+	MetricsListen string `yaml:"metrics_listen,omitempty"`
 	// TLS: the gateway's server certificate, and its client certificate for
 	// calling banks.
 	TLS TLS `yaml:"tls"`
@@ -78,6 +82,10 @@ type Bank struct {
 	Name string `yaml:"name"`
 	// Listen is the TCP address to serve on, e.g. 127.0.0.1:8444.
 	Listen string `yaml:"listen"`
+	// MetricsListen is the admin listener for Prometheus (/metrics) and
+	// pprof (/debug/pprof/), e.g. 127.0.0.1:8448: plain HTTP without
+	// authentication, so keep it on loopback. Empty (the default) for none.
+	MetricsListen string `yaml:"metrics_listen,omitempty"`
 	// URL is the https URL the gateway uses to reach this bank; the bank
 	// registers it with the gateway.
 	URL string `yaml:"url"`
@@ -283,6 +291,9 @@ func (g *Gateway) Validate() error {
 	if err := validListen(g.Listen); err != nil {
 		return err
 	}
+	if err := validMetricsListen(g.MetricsListen, g.Listen); err != nil {
+		return err
+	}
 	if err := g.TLS.validate(true); err != nil {
 		return err
 	}
@@ -307,6 +318,9 @@ func (b *Bank) Validate() error {
 		return fmt.Errorf("name %w", err)
 	}
 	if err := validListen(b.Listen); err != nil {
+		return err
+	}
+	if err := validMetricsListen(b.MetricsListen, b.Listen); err != nil {
 		return err
 	}
 	if err := validHTTPS("url", b.URL); err != nil {
@@ -366,6 +380,25 @@ func validListen(addr string) error {
 	}
 	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
 		return fmt.Errorf("listen %q: want a port between 1 and 65535", addr)
+	}
+	return nil
+}
+
+// validMetricsListen checks the optional admin listener: host:port with a
+// real port, and not the API's own address.
+func validMetricsListen(addr, listen string) error {
+	if addr == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("metrics_listen %q: want host:port, e.g. 127.0.0.1:9090 (keep it on loopback: plain HTTP, no authentication)", addr)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return fmt.Errorf("metrics_listen %q: want a port between 1 and 65535", addr)
+	}
+	if addr == listen {
+		return fmt.Errorf("metrics_listen %q is the listen address: the admin listener needs a port of its own", addr)
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 )
 
 const gatewayYAML = `listen: 127.0.0.1:8443
+metrics_listen: 127.0.0.1:9090
 tls:
   ca: certs/ca.pem
   cert: certs/gateway.pem
@@ -54,7 +55,8 @@ func TestParseGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &config.Gateway{
-		Listen: "127.0.0.1:8443",
+		Listen:        "127.0.0.1:8443",
+		MetricsListen: "127.0.0.1:9090",
 		TLS: config.TLS{
 			CA:         "/srv/remit/certs/ca.pem",
 			Cert:       "/srv/remit/certs/gateway.pem",
@@ -137,6 +139,9 @@ func TestParseGatewayErrors(t *testing.T) {
 		{name: "missing listen", prefix: "listen:", want: "listen is required"},
 		{name: "listen without port", prefix: "listen:", repl: "listen: 127.0.0.1", want: "want host:port"},
 		{name: "listen port zero", prefix: "listen:", repl: "listen: 127.0.0.1:0", want: "port between 1 and 65535"},
+		{name: "metrics_listen without port", prefix: "metrics_listen:", repl: "metrics_listen: 127.0.0.1", want: `metrics_listen "127.0.0.1": want host:port`},
+		{name: "metrics_listen port zero", prefix: "metrics_listen:", repl: "metrics_listen: 127.0.0.1:0", want: `metrics_listen "127.0.0.1:0": want a port between 1 and 65535`},
+		{name: "metrics_listen is listen", prefix: "metrics_listen:", repl: "metrics_listen: 127.0.0.1:8443", want: "needs a port of its own"},
 		{name: "missing ca", prefix: "  ca:", want: "tls.ca is required"},
 		{name: "missing key", prefix: "  key:", want: "tls.cert and tls.key are required"},
 		{name: "missing client cert", prefix: "  client_cert:", want: "tls.client_cert and tls.client_key are required"},
@@ -177,6 +182,8 @@ func TestParseBankErrors(t *testing.T) {
 		{name: "bad name", prefix: "name:", repl: "name: Bank_A", want: `name "Bank_A"`},
 		{name: "plaintext url", prefix: "url:", repl: "url: http://127.0.0.1:8444", want: "want an https URL"},
 		{name: "missing gateway url", prefix: "gateway_url:", want: "gateway_url is required"},
+		{name: "metrics_listen is listen", prefix: "", repl: "metrics_listen: 127.0.0.1:8444", want: "needs a port of its own"},
+		{name: "metrics_listen bad port", prefix: "", repl: "metrics_listen: localhost:http", want: `metrics_listen "localhost:http": want a port`},
 		{name: "missing client key", prefix: "  client_key:", want: "tls.client_cert and tls.client_key are required"},
 		{name: "missing data_dir", prefix: "data_dir:", want: "data_dir is required"},
 		{name: "bad account id", prefix: "  - id: dave", repl: "  - id: da ve", want: `accounts[1].id "da ve"`},

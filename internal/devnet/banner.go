@@ -27,7 +27,11 @@ func printBanner(w io.Writer, l Layout, members []*member, caFile string) {
 		width = max(width, len(m.name))
 	}
 	for _, m := range members {
-		fmt.Fprintf(w, "  %-*s  %-24s  pid %d\n", width, m.name, m.url, m.proc.cmd.Process.Pid)
+		fmt.Fprintf(w, "  %-*s  %-24s  pid %d", width, m.name, m.url, m.proc.cmd.Process.Pid)
+		if m.metrics != "" {
+			fmt.Fprintf(w, ", metrics %s", metricsURL(m.metrics))
+		}
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "\n  CA certificate  %s\n", caFile)
 	fmt.Fprintf(w, "  Credentials     %s (demo passwords)\n", l.CredentialsFile())
@@ -45,8 +49,24 @@ Try it:
   remit login --gateway %[3]s --ca %[1]s alice
   remit pay --to bank-b/bob --amount 12.50 && remit balance
 
-  # more in README.md, docs/cli.md and docs/api.md
+%[5]s  # more in README.md, docs/cli.md, docs/api.md and docs/operations.md
 
-%[5]s
-`, ca, password, gw.url, gwAddr, ReadyLine)
+%[6]s
+`, ca, password, gw.url, gwAddr, metricsExample(gw), ReadyLine)
+}
+
+// metricsURL is the Prometheus endpoint of an admin listener address.
+func metricsURL(listen string) string { return "http://" + dialAddr(listen) + "/metrics" }
+
+// metricsExample shows the gateway's metrics and profiles, if it has an
+// admin listener.
+func metricsExample(gw *member) string {
+	if gw.metrics == "" {
+		return ""
+	}
+	return fmt.Sprintf(`  # Prometheus metrics and pprof (plain HTTP, loopback only; every process has its own)
+  curl -s %s | grep ^remit_
+  go tool pprof http://%s/debug/pprof/profile?seconds=10
+
+`, metricsURL(gw.metrics), dialAddr(gw.metrics))
 }

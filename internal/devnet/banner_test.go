@@ -17,8 +17,8 @@ func TestBanner(t *testing.T) {
 		t.Fatal(err)
 	}
 	members := []*member{
-		{name: "gateway", url: "https://127.0.0.1:9443"},
-		{name: "bank-a", url: "https://127.0.0.1:9444"},
+		{name: "gateway", url: "https://127.0.0.1:9443", metrics: "127.0.0.1:9446"},
+		{name: "bank-a", url: "https://127.0.0.1:9444", metrics: "127.0.0.1:9447"},
 		{name: "bank-b", url: "https://127.0.0.1:9445"},
 	}
 	for i, m := range members {
@@ -28,8 +28,8 @@ func TestBanner(t *testing.T) {
 	want := func(password string) string {
 		return `Remit is up: the gateway and 2 banks, TLS 1.3 only.
 
-  gateway  https://127.0.0.1:9443    pid 100
-  bank-a   https://127.0.0.1:9444    pid 101
+  gateway  https://127.0.0.1:9443    pid 100, metrics http://127.0.0.1:9446/metrics
+  bank-a   https://127.0.0.1:9444    pid 101, metrics http://127.0.0.1:9447/metrics
   bank-b   https://127.0.0.1:9445    pid 102
 
   CA certificate  ` + caFile + `
@@ -48,7 +48,11 @@ Try it:
   remit login --gateway https://127.0.0.1:9443 --ca '` + caFile + `' alice
   remit pay --to bank-b/bob --amount 12.50 && remit balance
 
-  # more in README.md, docs/cli.md and docs/api.md
+  # Prometheus metrics and pprof (plain HTTP, loopback only; every process has its own)
+  curl -s http://127.0.0.1:9446/metrics | grep ^remit_
+  go tool pprof http://127.0.0.1:9446/debug/pprof/profile?seconds=10
+
+  # more in README.md, docs/cli.md, docs/api.md and docs/operations.md
 
 Ready. Press Ctrl-C to stop.
 `

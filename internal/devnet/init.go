@@ -30,8 +30,9 @@ var ErrInitialised = errors.New("already initialised")
 // defaultTokenTTL is the access token lifetime Init writes.
 const defaultTokenTTL = time.Hour
 
-// Init writes a new network into dir, with the gateway on basePort and the
-// banks on the next ports, and prints to w what it wrote, including the demo
+// Init writes a new network into dir, with the gateway on basePort, the
+// banks on the next ports and the admin listeners (Prometheus metrics and
+// pprof, plain HTTP on 127.0.0.1) of all of them after those, and prints to w what it wrote, including the demo
 // passwords. It refuses a directory that already holds a network
 // ([ErrInitialised]) or part of one. On failure it removes what it created,
 // so it can simply be run again.
@@ -92,6 +93,11 @@ func InitWith(ctx context.Context, w io.Writer, dir string, cfg InitConfig) (_ L
 		return l, err
 	}
 	gatewayAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(basePort))
+	// metricsAddr is the admin listener of process i (0 the gateway, then
+	// the banks in order), after every API port.
+	metricsAddr := func(i int) string {
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(basePort+1+len(demoBanks)+i))
+	}
 	gatewayURL := "https://" + gatewayAddr
 
 	creds := Credentials{
@@ -147,12 +153,13 @@ func InitWith(ctx context.Context, w io.Writer, dir string, cfg InitConfig) (_ L
 	for i, name := range demoBanks {
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(basePort+1+i))
 		b := config.Bank{
-			Name:       name,
-			Listen:     addr,
-			URL:        "https://" + addr,
-			GatewayURL: gatewayURL,
-			TLS:        tlsFor(l.BanksDir(), name),
-			DataDir:    rel(l.BanksDir(), filepath.Join(l.DataDir(), name)),
+			Name:          name,
+			Listen:        addr,
+			MetricsListen: metricsAddr(1 + i),
+			URL:           "https://" + addr,
+			GatewayURL:    gatewayURL,
+			TLS:           tlsFor(l.BanksDir(), name),
+			DataDir:       rel(l.BanksDir(), filepath.Join(l.DataDir(), name)),
 		}
 		for _, d := range users {
 			if d.bank == name {
@@ -169,11 +176,12 @@ func InitWith(ctx context.Context, w io.Writer, dir string, cfg InitConfig) (_ L
 		}
 	}
 	g := config.Gateway{
-		Listen:   gatewayAddr,
-		TLS:      tlsFor(l.Dir, pki.GatewayName),
-		DataDir:  rel(l.Dir, filepath.Join(l.DataDir(), pki.GatewayName)),
-		Users:    rel(l.Dir, l.UsersFile()),
-		TokenTTL: config.Duration(defaultTokenTTL),
+		Listen:        gatewayAddr,
+		MetricsListen: metricsAddr(0),
+		TLS:           tlsFor(l.Dir, pki.GatewayName),
+		DataDir:       rel(l.Dir, filepath.Join(l.DataDir(), pki.GatewayName)),
+		Users:         rel(l.Dir, l.UsersFile()),
+		TokenTTL:      config.Duration(defaultTokenTTL),
 	}
 	if err := writeConfig(l.GatewayConfig(), "gateway", &g); err != nil {
 		return l, err
@@ -246,9 +254,10 @@ func writeNewFile(path string, data []byte, mode fs.FileMode) error {
 func printInit(w io.Writer, l Layout, basePort int, creds *Credentials, extra int) {
 	fmt.Fprintf(w, "Initialised a local Remit network in %s:\n", l.Dir)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "  gateway.yaml\tgateway on 127.0.0.1:%d\n", basePort)
+	admin := basePort + 1 + len(demoBanks)
+	fmt.Fprintf(tw, "  gateway.yaml\tgateway on 127.0.0.1:%d, metrics on 127.0.0.1:%d\n", basePort, admin)
 	for i, b := range demoBanks {
-		fmt.Fprintf(tw, "  banks/%s.yaml\t%s on 127.0.0.1:%d\n", b, b, basePort+1+i)
+		fmt.Fprintf(tw, "  banks/%s.yaml\t%s on 127.0.0.1:%d, metrics on 127.0.0.1:%d\n", b, b, basePort+1+i, admin+1+i)
 	}
 	fmt.Fprint(tw, "  users.json\tusers (password hashes only)\n")
 	fmt.Fprint(tw, "  credentials.json\tthe demo passwords below (mode 0600)\n")

@@ -44,6 +44,9 @@ func TestInitLayout(t *testing.T) {
 	if g.Listen != "127.0.0.1:9443" || g.Users != l.UsersFile() || g.TLS.CA != filepath.Join(dir, "certs", "ca.pem") {
 		t.Errorf("gateway config = %+v", g)
 	}
+	if g.MetricsListen != "127.0.0.1:9447" {
+		t.Errorf("gateway metrics_listen = %q, want 127.0.0.1:9447 (loopback, after the banks)", g.MetricsListen)
+	}
 	if g.DataDir != filepath.Join(dir, "data", "gateway") {
 		t.Errorf("gateway data_dir = %s", g.DataDir)
 	}
@@ -59,6 +62,9 @@ func TestInitLayout(t *testing.T) {
 		}
 		if want := "127.0.0.1:" + []string{"9444", "9445", "9446"}[i]; b.Name != name || b.Listen != want || b.URL != "https://"+want || b.GatewayURL != "https://127.0.0.1:9443" {
 			t.Errorf("%s: name %s listen %s url %s gateway %s", name, b.Name, b.Listen, b.URL, b.GatewayURL)
+		}
+		if want := "127.0.0.1:" + []string{"9448", "9449", "9450"}[i]; b.MetricsListen != want {
+			t.Errorf("%s: metrics_listen %q, want %s", name, b.MetricsListen, want)
 		}
 		var ids []string
 		for _, a := range b.Accounts {
@@ -160,10 +166,10 @@ func TestInitOutput(t *testing.T) {
 		pw[c.ClientID] = c.Password
 	}
 	want := "Initialised a local Remit network in " + l.Dir + `:
-  gateway.yaml       gateway on 127.0.0.1:9443
-  banks/bank-a.yaml  bank-a on 127.0.0.1:9444
-  banks/bank-b.yaml  bank-b on 127.0.0.1:9445
-  banks/bank-c.yaml  bank-c on 127.0.0.1:9446
+  gateway.yaml       gateway on 127.0.0.1:9443, metrics on 127.0.0.1:9447
+  banks/bank-a.yaml  bank-a on 127.0.0.1:9444, metrics on 127.0.0.1:9448
+  banks/bank-b.yaml  bank-b on 127.0.0.1:9445, metrics on 127.0.0.1:9449
+  banks/bank-c.yaml  bank-c on 127.0.0.1:9446, metrics on 127.0.0.1:9450
   users.json         users (password hashes only)
   credentials.json   the demo passwords below (mode 0600)
   certs/             dev CA (certs/ca.pem) and certificates; keys are private

@@ -18,11 +18,16 @@ const (
 	// DefaultDir is where `remit up` keeps its network when --dir is not
 	// given (git-ignored).
 	DefaultDir = ".remit"
-	// DefaultBasePort is the gateway's port; the banks take the next ones.
+	// DefaultBasePort is the gateway's port; the banks take the next ones,
+	// then the admin (metrics and pprof) listeners of the gateway and of
+	// each bank, in the same order.
 	DefaultBasePort = 8443
 	// MaxBasePort is the highest gateway port that leaves a port for every
-	// bank below 65536.
-	MaxBasePort = 65535 - len(demoBanks)
+	// bank and every admin listener below 65536.
+	MaxBasePort = 65535 - PortsUsed + 1
+	// PortsUsed is how many consecutive ports from the base port a network
+	// takes: the gateway's and each bank's, and an admin listener for each.
+	PortsUsed = 2 * (1 + len(demoBanks))
 
 	// demoCurrency and demoOpening are every demo account's currency and
 	// opening balance (1,000.00 usd in cents).
@@ -30,7 +35,8 @@ const (
 	demoOpening  = 100000
 )
 
-// demoBanks are the banks of the demo network, on base port +1, +2, +3.
+// demoBanks are the banks of the demo network, on base port +1, +2, +3;
+// their admin listeners are on +5, +6, +7 (the gateway's on +4).
 var demoBanks = [...]string{"bank-a", "bank-b", "bank-c"}
 
 // Banks returns the names of the demo network's banks, in port order.

@@ -66,7 +66,10 @@ type member struct {
 	name   string
 	config string // its config file
 	listen string // its listen address
-	url    string // how to reach it
+	// metrics is its admin listener (Prometheus and pprof, plain HTTP), or
+	// empty if its config has none.
+	metrics string
+	url     string // how to reach it
 	// healthy returns nil once the process answers its health check as
 	// serving.
 	healthy func(context.Context) error
@@ -117,8 +120,13 @@ func Up(ctx context.Context, cfg UpConfig) error {
 		fmt.Fprintf(cfg.Stderr, "remit up: note: --base-port %d ignored: %s was initialised with the gateway on %s\n", cfg.BasePort, l.Dir, members[0].listen)
 	}
 	for _, m := range members {
-		if err := checkPortFree(ctx, m.listen); err != nil {
-			return fmt.Errorf("%s cannot listen on %s (%w): is another `remit up` running? Stop it, or init another directory with --base-port", m.name, m.listen, err)
+		for _, addr := range []string{m.listen, m.metrics} {
+			if addr == "" {
+				continue
+			}
+			if err := checkPortFree(ctx, addr); err != nil {
+				return fmt.Errorf("%s cannot listen on %s (%w): is another `remit up` running? Stop it, or init another directory with --base-port", m.name, addr, err)
+			}
 		}
 	}
 
@@ -223,13 +231,13 @@ func loadMembers(l Layout) ([]*member, *client.Client, string, error) {
 		return nil, nil, "", err
 	}
 	members := []*member{{
-		name: pki.GatewayName, config: l.GatewayConfig(), listen: g.Listen, url: gatewayURL,
+		name: pki.GatewayName, config: l.GatewayConfig(), listen: g.Listen, url: gatewayURL, metrics: g.MetricsListen,
 		healthy: gw.Health,
 	}}
 	probe := serve.NewHTTP2Client(probeTLS)
 	for i, b := range banks {
 		members = append(members, &member{
-			name: b.Name, config: files[i], listen: b.Listen, url: b.URL,
+			name: b.Name, config: files[i], listen: b.Listen, url: b.URL, metrics: b.MetricsListen,
 			healthy: healthCheck(grpchealth.NewClient(probe, "https://"+dialAddr(b.Listen))),
 		})
 	}

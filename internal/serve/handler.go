@@ -42,7 +42,9 @@ func ValidateInterceptor() *validate.Interceptor {
 //     internal errors;
 //  2. logging.LogInterceptor — one line per RPC, including RPCs rejected by
 //     later interceptors;
-//  3. extra..., in the given order — authentication, then authorization;
+//  3. extra..., in the given order — the RPC metrics
+//     (metrics.RPCInterceptor, first so it counts every code the client
+//     sees), then authentication and authorization;
 //  4. ValidateInterceptor — protovalidate request validation.
 //
 // Validation deliberately runs last, after authn/authz: unauthenticated or

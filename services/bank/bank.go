@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/remitpay/remit/gen/remit/gateway/v1/gatewayv1connect"
+	"github.com/remitpay/remit/internal/metrics"
 	"github.com/remitpay/remit/internal/names"
 	"github.com/remitpay/remit/internal/pki"
 	"github.com/remitpay/remit/internal/serve"
@@ -29,6 +30,13 @@ type Config struct {
 	// Listener is an optional plain TCP listener, for tests; Run adds TLS
 	// and closes it.
 	Listener net.Listener
+	// MetricsAddr is the admin listener for /metrics and /debug/pprof/,
+	// plain HTTP, e.g. 127.0.0.1:9444; empty for none. Keep it on loopback
+	// or firewalled: it has no authentication.
+	MetricsAddr string
+	// MetricsListener, when set, is used instead of listening on
+	// MetricsAddr (tests); Run closes it.
+	MetricsListener net.Listener
 	// PublicURL is how the gateway reaches this bank: https://host:port.
 	PublicURL string
 	// GatewayURL is the gateway's https base URL.
@@ -94,21 +102,33 @@ func (c Config) validate() error {
 // with the error that stopped it.
 func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.validate(); err != nil {
-		if cfg.Listener != nil {
-			return errors.Join(err, cfg.Listener.Close())
+		for _, ln := range []net.Listener{cfg.Listener, cfg.MetricsListener} {
+			if ln != nil {
+				err = errors.Join(err, ln.Close())
+			}
 		}
 		return err
 	}
 	log := cfg.Logger.With("bank", cfg.Name)
 
-	ln := cfg.Listener
-	// closeLn closes a listener handed in by the caller when Run fails before
-	// serving on it; the failure that stopped Run is the error reported.
+	ln, metricsLn := cfg.Listener, cfg.MetricsListener
+	// closeLn closes the listeners handed in by the caller (or opened here)
+	// when Run fails before serving on them; the failure that stopped Run is
+	// the error reported.
 	closeLn := func() {
-		if ln != nil {
-			if err := ln.Close(); err != nil {
-				log.Warn("close listener", "err", err)
+		for _, l := range []net.Listener{ln, metricsLn} {
+			if l != nil {
+				if err := l.Close(); err != nil {
+					log.Warn("close listener", "err", err)
+				}
 			}
+		}
+	}
+	if metricsLn == nil && cfg.MetricsAddr != "" {
+		var err error
+		if metricsLn, err = metrics.Listen(ctx, cfg.MetricsAddr); err != nil {
+			closeLn()
+			return fmt.Errorf("bank: %w", err)
 		}
 	}
 	ledger, err := OpenLedger(ctx, filepath.Join(cfg.DataDir, "ledger.db"))
@@ -135,9 +155,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if ln == nil {
 		var lc net.ListenConfig
 		if ln, err = lc.Listen(ctx, "tcp", cfg.Addr); err != nil {
+			closeLn()
 			return fmt.Errorf("bank: listen on %s: %w", cfg.Addr, err)
 		}
 	}
+	reg := metrics.NewRegistry()
+	reg.MustRegister(newLedgerCollector(ledger))
+	rpc := metrics.NewRPCInterceptor(reg)
 
 	// Pinned to the gateway's identity: a host name match alone would accept
 	// any Remit server certificate for 127.0.0.1.
@@ -160,7 +184,15 @@ func Run(ctx context.Context, cfg Config) error {
 		}).Run(loopCtx)
 	})
 
-	err = serve.Serve(ctx, ln, serve.Config{TLS: cfg.ServerTLS, Handler: NewHTTPHandler(ledger, log), Logger: log})
+	if metricsLn != nil {
+		wg.Go(func() {
+			if err := metrics.Serve(loopCtx, metricsLn, reg, log); err != nil {
+				log.Error("metrics listener stopped; the bank keeps serving", "err", err)
+			}
+		})
+	}
+
+	err = serve.Serve(ctx, ln, serve.Config{TLS: cfg.ServerTLS, Handler: newHTTPHandler(ledger, log, rpc), Logger: log})
 	stopLoops()
 	wg.Wait()
 	return err

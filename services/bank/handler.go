@@ -12,6 +12,7 @@ import (
 	bankv1 "github.com/remitpay/remit/gen/remit/bank/v1"
 	"github.com/remitpay/remit/gen/remit/bank/v1/bankv1connect"
 	"github.com/remitpay/remit/internal/logging"
+	"github.com/remitpay/remit/internal/metrics"
 	"github.com/remitpay/remit/internal/serve"
 )
 
@@ -22,11 +23,21 @@ import (
 // verified peer certificate from the request. logger is required; nil
 // panics.
 func NewHTTPHandler(l *Ledger, logger *slog.Logger) http.Handler {
+	return newHTTPHandler(l, logger, nil)
+}
+
+// newHTTPHandler is [NewHTTPHandler] with the RPC metrics interceptor
+// first after logging; rpc nil records no metrics.
+func newHTTPHandler(l *Ledger, logger *slog.Logger, rpc *metrics.RPCInterceptor) http.Handler {
 	if logger == nil {
 		panic("bank: NewHTTPHandler needs a logger")
 	}
+	chain := []connect.Interceptor{gatewayOnly{}}
+	if rpc != nil {
+		chain = []connect.Interceptor{rpc, gatewayOnly{}}
+	}
 	mux := http.NewServeMux()
-	mux.Handle(bankv1connect.NewBankServiceHandler(NewHandler(l), serve.HandlerOptions(logger, gatewayOnly{})...))
+	mux.Handle(bankv1connect.NewBankServiceHandler(NewHandler(l), serve.HandlerOptions(logger, chain...)...))
 	// Health and reflection are open to any client the TLS layer verified
 	// (gateway, banks, operators' grpcurl with a dev certificate).
 	serve.Mount(mux, []string{bankv1connect.BankServiceName},

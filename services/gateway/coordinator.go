@@ -136,7 +136,8 @@ type Coordinator struct {
 	log    *slog.Logger
 	timing Timing
 
-	audit audit.Recorder // nil for none
+	audit   audit.Recorder // nil for none
+	metrics *coordMetrics  // nil for none
 
 	mu       sync.Mutex
 	inflight map[string]chan struct{} // transaction id -> closed when its first run ends
@@ -224,6 +225,7 @@ func (c *Coordinator) Pay(ctx context.Context, req PaymentRequest) (*Txn, error)
 			return c.replay(ctx, stored, req.ClientID, fp)
 		}
 		c.log.Info("payment declined before phase one", "transaction_id", t.ID, "reason", rpcerr.EnumReason(reason))
+		c.metrics.payment("declined")
 		c.auditDecision(ctx, stored)
 		return stored, nil
 	}
@@ -384,6 +386,7 @@ func (c *Coordinator) run(ctx context.Context, t *Txn) *Txn {
 		vote Vote
 	}
 	answers := make(chan answer, len(legs))
+	prepareStart := time.Now()
 	pctx, cancel := context.WithDeadline(ctx, t.PrepareDeadline)
 	defer cancel()
 	for bank, l := range legs {
@@ -416,15 +419,23 @@ func (c *Coordinator) run(ctx context.Context, t *Txn) *Txn {
 			decision, why = DecisionAbort, Failure{Reason: a.vote.Reason, Bank: a.bank, AccountID: a.vote.AccountID}
 		}
 	}
+	c.metrics.observePhase(phasePrepare, prepareStart)
 	if decision == DecisionCommit && !time.Now().Before(t.PrepareDeadline) {
 		decision, why = DecisionAbort, Failure{Reason: gatewayv1.FailureReason_FAILURE_REASON_EXPIRED}
 	}
+	decideStart := time.Now()
 	final, err := c.decide(ctx, t.ID, decision, why, conflicted...)
+	c.metrics.observePhase(phaseDecision, decideStart)
 	if err != nil {
 		// The decision could not be written; it stays undecided and will be
 		// aborted by recovery or by a bank's outcome query. Nothing was committed.
 		c.log.Error("cannot record decision; payment stays undecided until recovery", "transaction_id", t.ID, "err", err)
 		return nil
+	}
+	if final.Decision == DecisionCommit {
+		c.metrics.payment("committed")
+	} else {
+		c.metrics.payment("aborted")
 	}
 	c.drivePhase2(ctx, final, c.timing.Phase2Wait)
 	return final
@@ -521,6 +532,7 @@ func (c *Coordinator) drivePhase2(ctx context.Context, t *Txn, wait time.Duratio
 
 // sendPhase2 makes one attempt at every unacknowledged participant.
 func (c *Coordinator) sendPhase2(ctx context.Context, t *Txn) {
+	defer c.metrics.observePhase(phaseTwo, time.Now())
 	banks, err := c.store.UnackedParticipants(ctx, t.ID)
 	if err != nil {
 		c.log.Error("read participants", "transaction_id", t.ID, "err", err)

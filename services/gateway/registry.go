@@ -212,6 +212,26 @@ func (r *Registry) Close() {
 	}
 }
 
+// states returns each registered bank's health as the metrics name it:
+// serving, unreachable, or unchecked (registered, no health check answered
+// or failed yet). It reads memory only.
+func (r *Registry) states() map[string]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]string, len(r.banks))
+	for name, e := range r.banks {
+		switch {
+		case !e.observed:
+			out[name] = "unchecked"
+		case e.status == BankUnreachable:
+			out[name] = "unreachable"
+		default:
+			out[name] = "serving"
+		}
+	}
+	return out
+}
+
 // BankInfo is one bank as ListBanks shows it.
 type BankInfo struct {
 	Name     string

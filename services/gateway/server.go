@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -19,6 +20,7 @@ import (
 	"github.com/remitpay/remit/internal/audit"
 	"github.com/remitpay/remit/internal/auth"
 	"github.com/remitpay/remit/internal/authz"
+	"github.com/remitpay/remit/internal/metrics"
 	"github.com/remitpay/remit/internal/serve"
 )
 
@@ -30,6 +32,13 @@ type Config struct {
 	Addr string
 	// Listener, when set, is used instead of listening on Addr (tests).
 	Listener net.Listener
+	// MetricsAddr is the admin listener for /metrics and /debug/pprof/,
+	// plain HTTP, e.g. 127.0.0.1:9443; empty for none. Keep it on loopback
+	// or firewalled: it has no authentication.
+	MetricsAddr string
+	// MetricsListener, when set, is used instead of listening on
+	// MetricsAddr (tests); Run closes it.
+	MetricsListener net.Listener
 	// ServerTLS is the server side: TLS 1.3, the gateway's server certificate,
 	// and client certificates verified if given (banks present one).
 	ServerTLS *tls.Config
@@ -79,17 +88,30 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.AuditLog = filepath.Join(cfg.DataDir, "audit.jsonl")
 	}
 	log := cfg.Logger
-	// Serve owns the listener once it starts; close it ourselves if we fail
-	// before that, so the caller's port is not left bound.
+	// Serve owns the listeners once it starts; close them ourselves if we
+	// fail before that, so the caller's ports are not left bound.
 	serving := false
 	defer func() {
-		if !serving && cfg.Listener != nil {
-			// The failure that stopped Run is the error reported.
-			if err := cfg.Listener.Close(); err != nil {
-				log.Warn("close listener", "err", err)
+		if serving {
+			return
+		}
+		// The failure that stopped Run is the error reported.
+		for _, ln := range []net.Listener{cfg.Listener, cfg.MetricsListener} {
+			if ln != nil {
+				if err := ln.Close(); err != nil {
+					log.Warn("close listener", "err", err)
+				}
 			}
 		}
 	}()
+	if cfg.MetricsListener == nil && cfg.MetricsAddr != "" {
+		ln, err := metrics.Listen(ctx, cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("gateway: %w", err)
+		}
+		cfg.MetricsListener = ln
+	}
+	reg := metrics.NewRegistry()
 
 	st, err := OpenStore(ctx, filepath.Join(cfg.DataDir, "gateway.db"))
 	if err != nil {
@@ -134,6 +156,8 @@ func Run(ctx context.Context, cfg Config) error {
 	defer registry.Close()
 	coord := NewCoordinator(st, registry, log, cfg.Timing)
 	coord.audit = auditLog
+	coord.metrics = newCoordMetrics(reg)
+	reg.MustRegister(newStateCollector(st, registry))
 	if err := coord.Recover(ctx); err != nil {
 		return err
 	}
@@ -148,7 +172,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Rate:          rate.Limit(cfg.RateLimit),
 		StreamRecheck: cfg.StreamRecheck,
 	})
-	opts := serve.HandlerOptions(log, interceptor)
+	opts := serve.HandlerOptions(log, metrics.NewRPCInterceptor(reg), interceptor)
 	mux := http.NewServeMux()
 	mux.Handle(gatewayv1connect.NewAuthServiceHandler(ah, opts...))
 	mux.Handle(gatewayv1connect.NewPaymentServiceHandler(payments, opts...))
@@ -163,6 +187,18 @@ func Run(ctx context.Context, cfg Config) error {
 	defer cancel()
 	go coord.Run(ctx)
 	go registry.Run(ctx)
+	var adminListener sync.WaitGroup
+	defer func() {
+		cancel()
+		adminListener.Wait()
+	}()
+	if cfg.MetricsListener != nil {
+		adminListener.Go(func() {
+			if err := metrics.Serve(ctx, cfg.MetricsListener, reg, log); err != nil {
+				log.Error("metrics listener stopped; the gateway keeps serving payments", "err", err)
+			}
+		})
+	}
 
 	scfg := serve.Config{Addr: cfg.Addr, TLS: cfg.ServerTLS, Handler: authz.TLSStateMiddleware(mux), Logger: log}
 	serving = true

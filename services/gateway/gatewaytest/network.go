@@ -96,6 +96,10 @@ type Options struct {
 	// of tmpfs, so that fsync costs what it costs in production: benchmarks
 	// set it.
 	OnDisk bool
+	// Metrics gives the gateway and every bank an admin listener (metrics
+	// and pprof) on a port of its own, kept across restarts:
+	// [Gateway.MetricsURL] and [Bank.MetricsURL].
+	Metrics bool
 }
 
 // Network is a running gateway with its three banks.
@@ -138,6 +142,13 @@ func Start(tb testing.TB, opts Options) *Network {
 	logger := slog.New(slog.NewTextHandler(logBuf, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
 	ports := freePorts(tb, 1+2*len(BankNames))
+	// metricsAddr is the admin listener of process i (0 the gateway, then
+	// the banks), or empty without Options.Metrics.
+	metricsAddr := func(int) string { return "" }
+	if opts.Metrics {
+		admin := freePorts(tb, 1+len(BankNames))
+		metricsAddr = func(i int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(admin[i])) }
+	}
 	n := &Network{Dir: dir, Log: logBuf, Banks: map[string]*Bank{}}
 
 	gcert, gkey := layout.Server(pki.GatewayName)
@@ -159,6 +170,7 @@ func Start(tb testing.TB, opts Options) *Network {
 			BankTLS:        bankTLS,
 			DataDir:        filepath.Join(dir, "gateway"),
 			UsersFile:      usersFile,
+			MetricsAddr:    metricsAddr(0),
 			Logger:         logger.With("process", "gateway"),
 			Timing:         opts.Timing,
 			HealthInterval: opts.HealthInterval,
@@ -200,6 +212,7 @@ func Start(tb testing.TB, opts Options) *Network {
 				ServerTLS:        bankServerTLS,
 				GatewayTLS:       gatewayTLS,
 				DataDir:          filepath.Join(dir, name),
+				MetricsAddr:      metricsAddr(1 + i),
 				Accounts:         seeds,
 				Logger:           logger.With("process", name),
 				ResolveInterval:  opts.ResolveInterval,
@@ -557,6 +570,21 @@ func (b *Bank) stop(fail func(string, ...any)) {
 
 // URL is the bank's public URL, the one it registers with the gateway.
 func (b *Bank) URL() string { return b.cfg.PublicURL }
+
+// MetricsURL is the bank's Prometheus endpoint (plain HTTP), or empty
+// without Options.Metrics.
+func (b *Bank) MetricsURL() string { return metricsURL(b.cfg.MetricsAddr) }
+
+// MetricsURL is the gateway's Prometheus endpoint (plain HTTP), or empty
+// without Options.Metrics.
+func (g *Gateway) MetricsURL() string { return metricsURL(g.cfg.MetricsAddr) }
+
+func metricsURL(addr string) string {
+	if addr == "" {
+		return ""
+	}
+	return "http://" + addr + "/metrics"
+}
 
 // LedgerPath is the path of the bank's ledger database.
 func (b *Bank) LedgerPath() string { return filepath.Join(b.cfg.DataDir, "ledger.db") }

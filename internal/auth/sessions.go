@@ -63,6 +63,7 @@ type SessionConfig struct {
 // safe for concurrent use.
 type Sessions struct {
 	db            *sql.DB
+	stmts         *store.Statements // sessionSQL, prepared once
 	ttl           time.Duration
 	pruneInterval time.Duration
 
@@ -87,7 +88,11 @@ func OpenSessions(ctx context.Context, path string, cfg SessionConfig) (*Session
 	if err := store.Migrate(ctx, db, migrations); err != nil {
 		return nil, errors.Join(fmt.Errorf("auth: session database %s: %w", path, err), db.Close())
 	}
-	s := &Sessions{db: db, ttl: cfg.TTL, pruneInterval: cfg.PruneInterval}
+	stmts, err := store.Prepare(ctx, db, sessionSQL[:])
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("auth: session database %s: %w", path, err), db.Close())
+	}
+	s := &Sessions{db: db, stmts: stmts, ttl: cfg.TTL, pruneInterval: cfg.PruneInterval}
 	if s.ttl == 0 {
 		s.ttl = DefaultSessionTTL
 	}
@@ -95,13 +100,27 @@ func OpenSessions(ctx context.Context, path string, cfg SessionConfig) (*Session
 		s.pruneInterval = DefaultPruneInterval
 	}
 	if _, err := s.Prune(ctx); err != nil {
-		return nil, errors.Join(err, db.Close())
+		return nil, errors.Join(err, s.Close())
 	}
 	return s, nil
 }
 
-// Close closes the database.
-func (s *Sessions) Close() error { return s.db.Close() }
+// The statements every authenticated call (the token lookup) and every
+// login makes, prepared once when the database opens so that SQLite does
+// not parse them again on every call. The rest stays inline.
+const (
+	sqlSessionInsert = iota
+	sqlSessionLookup
+	numSessionStatements
+)
+
+var sessionSQL = [numSessionStatements]string{
+	sqlSessionInsert: `INSERT INTO sessions (id, token_hash, client_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
+	sqlSessionLookup: `SELECT id, token_hash, client_id, expires_at, revoked_at FROM sessions WHERE token_hash = ?`,
+}
+
+// Close closes the prepared statements and the database.
+func (s *Sessions) Close() error { return errors.Join(s.stmts.Close(), s.db.Close()) }
 
 // TTL returns how long issued tokens stay valid.
 func (s *Sessions) TTL() time.Duration { return s.ttl }
@@ -131,8 +150,7 @@ func (s *Sessions) issue(ctx context.Context, clientID string) (token, sessionID
 	now := time.Now()
 	expire = time.UnixMilli(now.Add(s.ttl).UnixMilli()).UTC()
 	hash := hashToken(token)
-	if _, err := s.db.ExecContext(ctx,
-		`INSERT INTO sessions (id, token_hash, client_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
+	if _, err := s.stmts.Exec(ctx, nil, sqlSessionInsert,
 		sessionID, hash[:], clientID, now.UnixMilli(), expire.UnixMilli()); err != nil {
 		return "", "", time.Time{}, fmt.Errorf("auth: store session: %w", err)
 	}
@@ -153,9 +171,7 @@ func (s *Sessions) Verify(ctx context.Context, token string) (clientID, sessionI
 		expiresAt int64
 		revokedAt sql.NullInt64
 	)
-	err = s.db.QueryRowContext(ctx,
-		`SELECT id, token_hash, client_id, expires_at, revoked_at FROM sessions WHERE token_hash = ?`,
-		want[:]).Scan(&sessionID, &stored, &clientID, &expiresAt, &revokedAt)
+	err = s.stmts.QueryRow(ctx, nil, sqlSessionLookup, want[:]).Scan(&sessionID, &stored, &clientID, &expiresAt, &revokedAt)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return "", "", ErrInvalidToken

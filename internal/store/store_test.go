@@ -2,8 +2,11 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"testing/fstest"
 
@@ -95,5 +98,67 @@ func TestOpenSQLiteKeepsOddPathsWhole(t *testing.T) {
 	}
 	if _, err := os.Stat(path); err != nil {
 		t.Fatalf("database not at the path asked for: %v", err)
+	}
+}
+
+func TestStatementsReusedInAndOutOfTransactions(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "db.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	if _, err := db.Exec(`CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Prepare(ctx, db, []string{`SELECT v FROM t`, `NOT SQL`}); err == nil {
+		t.Fatal("a statement that does not parse was prepared")
+	}
+	const (
+		insert = iota
+		get
+	)
+	st, err := store.Prepare(ctx, db, []string{
+		insert: `INSERT INTO t (k, v) VALUES (?, ?)`,
+		get:    `SELECT v FROM t WHERE k = ?`,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 { // every statement used again in a later transaction
+		if err := store.InTx(ctx, db, func(tx *sql.Tx) error {
+			_, err := st.Exec(ctx, tx, insert, strconv.Itoa(i), i)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var v int
+		if err := st.QueryRow(ctx, nil, get, strconv.Itoa(i)).Scan(&v); err != nil || v != i {
+			t.Fatalf("read back %d: %d, %v", i, v, err)
+		}
+	}
+	// A rolled-back transaction leaves nothing, and the statements usable.
+	boom := errors.New("boom")
+	if err := store.InTx(ctx, db, func(tx *sql.Tx) error {
+		if _, err := st.Exec(ctx, tx, insert, "x", 9); err != nil {
+			return err
+		}
+		return boom
+	}); !errors.Is(err, boom) {
+		t.Fatalf("InTx = %v, want boom", err)
+	}
+	var v int
+	if err := st.QueryRow(ctx, nil, get, "x").Scan(&v); !errors.Is(err, sql.ErrNoRows) {
+		t.Fatalf("rolled-back row read: %d, %v", v, err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO t (k, v) VALUES ('after', 1)`); err != nil {
+		t.Fatalf("database unusable after closing the statements: %v", err)
 	}
 }

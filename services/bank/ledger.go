@@ -149,7 +149,8 @@ type AccountSeed struct {
 // returns. The SQL lives behind this type so that another database can go
 // beside SQLite later.
 type Ledger struct {
-	db *sql.DB
+	db    *sql.DB
+	stmts *store.Statements // statementSQL, prepared once
 }
 
 // OpenLedger opens (creating and migrating if needed) the SQLite ledger at
@@ -167,11 +168,64 @@ func OpenLedger(ctx context.Context, path string) (*Ledger, error) {
 	if err := store.Migrate(ctx, db, sub); err != nil {
 		return nil, errors.Join(fmt.Errorf("bank: migrate ledger: %w", err), db.Close())
 	}
-	return &Ledger{db: db}, nil
+	stmts, err := store.Prepare(ctx, db, statementSQL[:])
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("bank: open ledger: %w", err), db.Close())
+	}
+	return &Ledger{db: db, stmts: stmts}, nil
 }
 
-// Close closes the database.
-func (l *Ledger) Close() error { return l.db.Close() }
+// The statements of a payment (prepare, commit, abort: the record, its
+// legs, the holds, the journal) and of a balance read, prepared once when
+// the ledger opens so that SQLite does not parse them again on every call.
+// Each constant names its SQL in statementSQL. The rest of the SQL
+// (adjustments, listings, pruning) runs rarely and stays inline.
+const (
+	sqlGetTxn = iota
+	sqlIDUsed
+	sqlGetAccount
+	sqlInsertTxn
+	sqlInsertTombstone
+	sqlInsertLeg
+	sqlGetLegs
+	sqlHoldDebit
+	sqlReserveCredit
+	sqlApplyDebit
+	sqlApplyCredit
+	sqlReleaseDebit
+	sqlReleaseCredit
+	sqlSetState
+	sqlJournal
+	numStatements
+)
+
+var statementSQL = [numStatements]string{
+	sqlGetTxn: `SELECT state, fingerprint, refusal_reason, refusal_account
+		FROM prepared_transactions WHERE transaction_id = ?`,
+	sqlIDUsed:     `SELECT 1 FROM journal WHERE transaction_id = ?1 AND (?2 = '' OR kind = ?2) LIMIT 1`,
+	sqlGetAccount: `SELECT ` + accountCols + ` FROM accounts WHERE account_id = ?`,
+	sqlInsertTxn: `INSERT INTO prepared_transactions
+		(transaction_id, state, fingerprint, refusal_reason, refusal_account, expire_time, create_time, decide_time)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	sqlInsertTombstone: `INSERT INTO prepared_transactions
+		(transaction_id, state, fingerprint, expire_time, create_time, decide_time) VALUES (?, 'aborted', '', ?, ?, ?)`,
+	sqlInsertLeg: `INSERT INTO prepared_legs (transaction_id, leg_index, account_id, direction, amount, currency)
+		VALUES (?, ?, ?, ?, ?, ?)`,
+	sqlGetLegs: `SELECT account_id, direction, amount, currency FROM prepared_legs
+		WHERE transaction_id = ? ORDER BY leg_index`,
+	sqlHoldDebit:     `UPDATE accounts SET held = held + ? WHERE account_id = ?`,
+	sqlReserveCredit: `UPDATE accounts SET incoming = incoming + ? WHERE account_id = ?`,
+	sqlApplyDebit:    `UPDATE accounts SET balance = balance - ?1, held = held - ?1 WHERE account_id = ?2 RETURNING balance`,
+	sqlApplyCredit:   `UPDATE accounts SET balance = balance + ?1, incoming = incoming - ?1 WHERE account_id = ?2 RETURNING balance`,
+	sqlReleaseDebit:  `UPDATE accounts SET held = held - ? WHERE account_id = ?`,
+	sqlReleaseCredit: `UPDATE accounts SET incoming = incoming - ? WHERE account_id = ?`,
+	sqlSetState:      `UPDATE prepared_transactions SET state = ?, decide_time = ? WHERE transaction_id = ?`,
+	sqlJournal: `INSERT INTO journal (transaction_id, account_id, direction, amount, balance, kind, entry_time)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`,
+}
+
+// Close closes the prepared statements and the database.
+func (l *Ledger) Close() error { return errors.Join(l.stmts.Close(), l.db.Close()) }
 
 func (l *Ledger) nowNanos() int64 { return nanos(time.Now()) }
 
@@ -216,7 +270,7 @@ func (l *Ledger) EnsureAccount(ctx context.Context, seed AccountSeed) (created b
 			return err
 		}
 		created = true
-		return journal(ctx, tx, "opening:"+seed.ID, seed.ID, Credit, seed.Opening, seed.Opening, KindOpening, now)
+		return l.journal(ctx, tx, "opening:"+seed.ID, seed.ID, Credit, seed.Opening, seed.Opening, KindOpening, now)
 	})
 	if err != nil {
 		return false, fmt.Errorf("bank: ensure account %s: %w", seed.ID, err)
@@ -226,7 +280,7 @@ func (l *Ledger) EnsureAccount(ctx context.Context, seed AccountSeed) (created b
 
 // Balance returns one account.
 func (l *Ledger) Balance(ctx context.Context, accountID string) (Account, error) {
-	a, err := getAccount(ctx, l.db, accountID)
+	a, err := l.getAccount(ctx, nil, accountID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Account{}, fmt.Errorf("%w: %s", ErrAccountNotFound, accountID)
 	}
@@ -294,7 +348,7 @@ func (l *Ledger) Prepare(ctx context.Context, txID string, legs []Leg, expire ti
 	now := l.nowNanos()
 	var vote Vote
 	err := store.InTx(ctx, l.db, func(tx *sql.Tx) error {
-		rec, err := getTxn(ctx, tx, txID)
+		rec, err := l.getTxn(ctx, tx, txID)
 		switch {
 		case err == nil:
 			vote = rec.repeatVote(fp)
@@ -302,7 +356,7 @@ func (l *Ledger) Prepare(ctx context.Context, txID string, legs []Leg, expire ti
 		case !errors.Is(err, sql.ErrNoRows):
 			return err
 		}
-		if used, err := idUsed(ctx, tx, txID, ""); err != nil {
+		if used, err := l.idUsed(ctx, tx, txID, ""); err != nil {
 			return err
 		} else if used {
 			// An adjustment, or a payment whose record was pruned after it was
@@ -315,7 +369,7 @@ func (l *Ledger) Prepare(ctx context.Context, txID string, legs []Leg, expire ti
 			if _, ok := accounts[lg.AccountID]; ok {
 				continue
 			}
-			a, err := getAccount(ctx, tx, lg.AccountID)
+			a, err := l.getAccount(ctx, tx, lg.AccountID)
 			if errors.Is(err, sql.ErrNoRows) {
 				continue
 			} else if err != nil {
@@ -329,15 +383,12 @@ func (l *Ledger) Prepare(ctx context.Context, txID string, legs []Leg, expire ti
 		if !vote.Yes {
 			state, decided = StateAborted, sql.NullInt64{Int64: now, Valid: true}
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO prepared_transactions
-			(transaction_id, state, fingerprint, refusal_reason, refusal_account, expire_time, create_time, decide_time)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		if _, err := l.stmts.Exec(ctx, tx, sqlInsertTxn,
 			txID, state, fp, storedRefusal(vote.Reason), vote.AccountID, nanos(expire), now, decided); err != nil {
 			return err
 		}
 		for i, lg := range legs {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO prepared_legs (transaction_id, leg_index, account_id, direction, amount, currency)
-				VALUES (?, ?, ?, ?, ?, ?)`, txID, i, lg.AccountID, lg.Direction, lg.Amount, lg.Currency); err != nil {
+			if _, err := l.stmts.Exec(ctx, tx, sqlInsertLeg, txID, i, lg.AccountID, lg.Direction, lg.Amount, lg.Currency); err != nil {
 				return err
 			}
 		}
@@ -345,11 +396,11 @@ func (l *Ledger) Prepare(ctx context.Context, txID string, legs []Leg, expire ti
 			return nil
 		}
 		for _, lg := range legs {
-			q := `UPDATE accounts SET held = held + ? WHERE account_id = ?`
+			q := sqlHoldDebit
 			if lg.Direction == Credit {
-				q = `UPDATE accounts SET incoming = incoming + ? WHERE account_id = ?`
+				q = sqlReserveCredit
 			}
-			if _, err := tx.ExecContext(ctx, q, lg.Amount, lg.AccountID); err != nil {
+			if _, err := l.stmts.Exec(ctx, tx, q, lg.Amount, lg.AccountID); err != nil {
 				return err
 			}
 		}
@@ -428,9 +479,9 @@ func (l *Ledger) Commit(ctx context.Context, txID string, commit bool) (State, e
 	now := l.nowNanos()
 	var state State
 	err := store.InTx(ctx, l.db, func(tx *sql.Tx) error {
-		rec, err := getTxn(ctx, tx, txID)
+		rec, err := l.getTxn(ctx, tx, txID)
 		if errors.Is(err, sql.ErrNoRows) {
-			applied, err := idUsed(ctx, tx, txID, KindPayment)
+			applied, err := l.idUsed(ctx, tx, txID, KindPayment)
 			switch {
 			case err != nil:
 				return err
@@ -443,9 +494,7 @@ func (l *Ledger) Commit(ctx context.Context, txID string, commit bool) (State, e
 				return fmt.Errorf("%w: it was never prepared here", ErrCannotCommit)
 			}
 			state = StateAborted
-			_, err = tx.ExecContext(ctx, `INSERT INTO prepared_transactions
-				(transaction_id, state, fingerprint, expire_time, create_time, decide_time) VALUES (?, 'aborted', '', ?, ?, ?)`,
-				txID, now, now, now)
+			_, err = l.stmts.Exec(ctx, tx, sqlInsertTombstone, txID, now, now, now)
 			return err
 		} else if err != nil {
 			return err
@@ -459,15 +508,15 @@ func (l *Ledger) Commit(ctx context.Context, txID string, commit bool) (State, e
 		case rec.state == StateAborted:
 			return fmt.Errorf("%w: it was aborted here", ErrCannotCommit)
 		}
-		legs, err := getLegs(ctx, tx, txID)
+		legs, err := l.getLegs(ctx, tx, txID)
 		if err != nil {
 			return err
 		}
 		for _, lg := range legs {
 			if commit {
-				err = applyLeg(ctx, tx, txID, lg, now)
+				err = l.applyLeg(ctx, tx, txID, lg, now)
 			} else {
-				err = releaseLeg(ctx, tx, lg)
+				err = l.releaseLeg(ctx, tx, lg)
 			}
 			if err != nil {
 				return err
@@ -477,7 +526,7 @@ func (l *Ledger) Commit(ctx context.Context, txID string, commit bool) (State, e
 		if commit {
 			state = StateCommitted
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE prepared_transactions SET state = ?, decide_time = ? WHERE transaction_id = ?`, state, now, txID)
+		_, err = l.stmts.Exec(ctx, tx, sqlSetState, state, now, txID)
 		return err
 	})
 	if err != nil {
@@ -495,25 +544,25 @@ func decisionName(commit bool) string {
 
 // applyLeg applies one prepared leg and journals it. The CHECK constraints
 // of accounts and the reservations made at prepare guarantee it succeeds.
-func applyLeg(ctx context.Context, tx *sql.Tx, txID string, lg Leg, now int64) error {
-	q := `UPDATE accounts SET balance = balance - ?1, held = held - ?1 WHERE account_id = ?2 RETURNING balance`
+func (l *Ledger) applyLeg(ctx context.Context, tx *sql.Tx, txID string, lg Leg, now int64) error {
+	q := sqlApplyDebit
 	if lg.Direction == Credit {
-		q = `UPDATE accounts SET balance = balance + ?1, incoming = incoming - ?1 WHERE account_id = ?2 RETURNING balance`
+		q = sqlApplyCredit
 	}
 	var balance int64
-	if err := tx.QueryRowContext(ctx, q, lg.Amount, lg.AccountID).Scan(&balance); err != nil {
+	if err := l.stmts.QueryRow(ctx, tx, q, lg.Amount, lg.AccountID).Scan(&balance); err != nil {
 		return fmt.Errorf("apply %s of %d to %s: %w", lg.Direction, lg.Amount, lg.AccountID, err)
 	}
-	return journal(ctx, tx, txID, lg.AccountID, lg.Direction, lg.Amount, balance, KindPayment, now)
+	return l.journal(ctx, tx, txID, lg.AccountID, lg.Direction, lg.Amount, balance, KindPayment, now)
 }
 
 // releaseLeg undoes one leg's reservation.
-func releaseLeg(ctx context.Context, tx *sql.Tx, lg Leg) error {
-	q := `UPDATE accounts SET held = held - ? WHERE account_id = ?`
+func (l *Ledger) releaseLeg(ctx context.Context, tx *sql.Tx, lg Leg) error {
+	q := sqlReleaseDebit
 	if lg.Direction == Credit {
-		q = `UPDATE accounts SET incoming = incoming - ? WHERE account_id = ?`
+		q = sqlReleaseCredit
 	}
-	_, err := tx.ExecContext(ctx, q, lg.Amount, lg.AccountID)
+	_, err := l.stmts.Exec(ctx, tx, q, lg.Amount, lg.AccountID)
 	if err != nil {
 		return fmt.Errorf("release %s of %d on %s: %w", lg.Direction, lg.Amount, lg.AccountID, err)
 	}
@@ -575,7 +624,7 @@ func (l *Ledger) UpdateBalance(ctx context.Context, txID string, leg Leg) (Adjus
 		case !errors.Is(err, sql.ErrNoRows):
 			return err
 		}
-		if used, err := idUsed(ctx, tx, txID, ""); err != nil {
+		if used, err := l.idUsed(ctx, tx, txID, ""); err != nil {
 			return err
 		} else if used {
 			return fmt.Errorf("%w: %s is in the journal already", ErrIdempotencyKeyReused, txID)
@@ -591,7 +640,7 @@ func (l *Ledger) UpdateBalance(ctx context.Context, txID string, leg Leg) (Adjus
 			refused = err
 			return nil
 		}
-		a, err := getAccount(ctx, tx, leg.AccountID)
+		a, err := l.getAccount(ctx, tx, leg.AccountID)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return refuse(fmt.Errorf("%w: %s", ErrAccountNotFound, leg.AccountID))
@@ -616,7 +665,7 @@ func (l *Ledger) UpdateBalance(ctx context.Context, txID string, leg Leg) (Adjus
 		if _, err := tx.ExecContext(ctx, `UPDATE accounts SET balance = ? WHERE account_id = ?`, balance, leg.AccountID); err != nil {
 			return err
 		}
-		if err := journal(ctx, tx, txID, leg.AccountID, leg.Direction, leg.Amount, balance, KindAdjustment, now); err != nil {
+		if err := l.journal(ctx, tx, txID, leg.AccountID, leg.Direction, leg.Amount, balance, KindAdjustment, now); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO adjustments (transaction_id, account_id, direction, amount, currency, balance, apply_time)
@@ -729,17 +778,13 @@ func fingerprint(legs []Leg) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// querier is what both *sql.DB and *sql.Tx offer; inside a transaction
-// always pass the *sql.Tx (the pool has one connection).
-type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 const accountCols = `account_id, owner, currency, balance, held, incoming`
 
-func getAccount(ctx context.Context, q querier, id string) (Account, error) {
+// getAccount reads one account in tx, or outside any transaction if tx is
+// nil. Inside a transaction always pass it: the pool has one connection.
+func (l *Ledger) getAccount(ctx context.Context, tx *sql.Tx, id string) (Account, error) {
 	var a Account
-	err := q.QueryRowContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE account_id = ?`, id).
+	err := l.stmts.QueryRow(ctx, tx, sqlGetAccount, id).
 		Scan(&a.ID, &a.Owner, &a.Currency, &a.Balance, &a.Held, &a.Incoming)
 	return a, err
 }
@@ -752,10 +797,9 @@ type txnRecord struct {
 	refusalAccount string
 }
 
-func getTxn(ctx context.Context, tx *sql.Tx, id string) (txnRecord, error) {
+func (l *Ledger) getTxn(ctx context.Context, tx *sql.Tx, id string) (txnRecord, error) {
 	var r txnRecord
-	err := tx.QueryRowContext(ctx, `SELECT state, fingerprint, refusal_reason, refusal_account
-		FROM prepared_transactions WHERE transaction_id = ?`, id).
+	err := l.stmts.QueryRow(ctx, tx, sqlGetTxn, id).
 		Scan(&r.state, &r.fingerprint, &r.refusalReason, &r.refusalAccount)
 	return r, err
 }
@@ -776,9 +820,8 @@ func (r txnRecord) repeatVote(fp string) Vote {
 	}
 }
 
-func getLegs(ctx context.Context, tx *sql.Tx, id string) ([]Leg, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT account_id, direction, amount, currency FROM prepared_legs
-		WHERE transaction_id = ? ORDER BY leg_index`, id)
+func (l *Ledger) getLegs(ctx context.Context, tx *sql.Tx, id string) ([]Leg, error) {
+	rows, err := l.stmts.Query(ctx, tx, sqlGetLegs, id)
 	if err != nil {
 		return nil, err
 	}
@@ -796,18 +839,17 @@ func getLegs(ctx context.Context, tx *sql.Tx, id string) ([]Leg, error) {
 
 // idUsed reports whether the journal has entries for id (of kind, if not
 // empty).
-func idUsed(ctx context.Context, tx *sql.Tx, id, kind string) (bool, error) {
+func (l *Ledger) idUsed(ctx context.Context, tx *sql.Tx, id, kind string) (bool, error) {
 	var seen int
-	err := tx.QueryRowContext(ctx, `SELECT 1 FROM journal WHERE transaction_id = ?1 AND (?2 = '' OR kind = ?2) LIMIT 1`, id, kind).Scan(&seen)
+	err := l.stmts.QueryRow(ctx, tx, sqlIDUsed, id, kind).Scan(&seen)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
 	return err == nil, err
 }
 
-func journal(ctx context.Context, tx *sql.Tx, txID, account string, dir Direction, amount, balance int64, kind string, now int64) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO journal (transaction_id, account_id, direction, amount, balance, kind, entry_time)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, txID, account, dir, amount, balance, kind, now)
+func (l *Ledger) journal(ctx context.Context, tx *sql.Tx, txID, account string, dir Direction, amount, balance int64, kind string, now int64) error {
+	_, err := l.stmts.Exec(ctx, tx, sqlJournal, txID, account, dir, amount, balance, kind, now)
 	if err != nil {
 		return fmt.Errorf("journal %s %s: %w", txID, account, err)
 	}

@@ -144,7 +144,8 @@ type BankRecord struct {
 
 // Store is the gateway's durable coordinator log in embedded SQLite.
 type Store struct {
-	db *sql.DB
+	db    *sql.DB
+	stmts *store.Statements // statementSQL, prepared once
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced whenever events are appended
@@ -159,7 +160,56 @@ func OpenStore(ctx context.Context, path string) (*Store, error) {
 	if err := store.Migrate(ctx, db, mustSub(migrationFiles, "migrations")); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
-	return &Store{db: db, changed: make(chan struct{})}, nil
+	stmts, err := store.Prepare(ctx, db, statementSQL[:])
+	if err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	return &Store{db: db, stmts: stmts, changed: make(chan struct{})}, nil
+}
+
+// The statements of the payment path (claim, phase one, the decision, phase
+// two, the acknowledgements, the reads a payment's RPCs make), prepared once
+// when the store opens so that SQLite does not parse them again on every
+// call. Each constant names its SQL in statementSQL. The rest of the SQL
+// (recovery, listing, the bank registry) runs rarely and stays inline.
+const (
+	sqlClaim = iota
+	sqlInsertParticipant
+	sqlGetTxn
+	sqlGetParticipants
+	sqlDecide
+	sqlSetAcked
+	sqlUnackedParticipants
+	sqlInsertEvent
+	sqlAcknowledge
+	sqlFinishAdjustment
+	numStatements
+)
+
+var statementSQL = [numStatements]string{
+	sqlClaim: `INSERT INTO transactions (transaction_id, kind, client_id, fingerprint,
+		payer_bank, payer_account, payee_bank, payee_account, direction, amount, currency, description,
+		status, failure_reason, failure_bank, failure_account, decision, decide_time, prepare_deadline,
+		create_time, complete_time)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (transaction_id) DO NOTHING`,
+	sqlInsertParticipant: `INSERT INTO participants (transaction_id, bank) VALUES (?, ?)`,
+	sqlGetTxn:            `SELECT ` + txnColumns + ` FROM transactions WHERE transaction_id = ?`,
+	sqlGetParticipants:   `SELECT bank, acked FROM participants WHERE transaction_id = ? ORDER BY bank`,
+	sqlDecide: `UPDATE transactions SET decision = ?, decide_time = ?, status = ?,
+		failure_reason = ?, failure_bank = ?, failure_account = ?, complete_time = ?
+		WHERE transaction_id = ? AND decision IS NULL AND kind = 'payment'`,
+	// acked moves from participantPending only: to participantAcked or
+	// participantExcused.
+	sqlSetAcked:            `UPDATE participants SET acked = ? WHERE transaction_id = ? AND bank = ? AND acked = ?`,
+	sqlUnackedParticipants: `SELECT bank FROM participants WHERE transaction_id = ? AND acked = 0 ORDER BY bank`,
+	sqlInsertEvent: `INSERT INTO events (bank, account_id, type, transaction_id, event_time)
+		VALUES (?, ?, ?, ?, ?)`,
+	sqlAcknowledge: `UPDATE transactions SET acknowledge_time = ?
+		WHERE transaction_id = ? AND status = 'succeeded' AND kind = 'payment' AND acknowledge_time IS NULL`,
+	sqlFinishAdjustment: `UPDATE transactions SET status = ?, failure_reason = ?, failure_bank = ?,
+		failure_account = ?, result_balance = ?, complete_time = ?
+		WHERE transaction_id = ? AND kind = 'adjustment' AND status = 'processing'`,
 }
 
 // EventsChanged returns a channel that is closed the next time an event is
@@ -177,8 +227,8 @@ func (s *Store) notify() {
 	s.mu.Unlock()
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the prepared statements and the database.
+func (s *Store) Close() error { return errors.Join(s.stmts.Close(), s.db.Close()) }
 
 func nanos(t time.Time) any {
 	if t.IsZero() {
@@ -224,18 +274,17 @@ func scanTxn(r scanner) (*Txn, error) {
 // errNotFound is returned by Get for an unknown transaction id.
 var errNotFound = errors.New("transaction not found")
 
-func getTxn(ctx context.Context, q interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}, id string) (*Txn, error) {
-	t, err := scanTxn(q.QueryRowContext(ctx, `SELECT `+txnColumns+` FROM transactions WHERE transaction_id = ?`, id))
+// getTxn reads one transaction with its participants, in tx (or, tx nil,
+// outside any transaction).
+func (s *Store) getTxn(ctx context.Context, tx *sql.Tx, id string) (*Txn, error) {
+	t, err := scanTxn(s.stmts.QueryRow(ctx, tx, sqlGetTxn, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read transaction: %w", err)
 	}
-	rows, err := q.QueryContext(ctx, `SELECT bank, acked FROM participants WHERE transaction_id = ? ORDER BY bank`, id)
+	rows, err := s.stmts.Query(ctx, tx, sqlGetParticipants, id)
 	if err != nil {
 		return nil, err
 	}
@@ -258,7 +307,7 @@ func getTxn(ctx context.Context, q interface {
 
 // Get reads one transaction with its participants.
 func (s *Store) Get(ctx context.Context, id string) (*Txn, error) {
-	return getTxn(ctx, s.db, id)
+	return s.getTxn(ctx, nil, id)
 }
 
 // Claim inserts t if its id is unused and reports true. If the id exists it
@@ -268,12 +317,7 @@ func (s *Store) Get(ctx context.Context, id string) (*Txn, error) {
 func (s *Store) Claim(ctx context.Context, t *Txn) (*Txn, bool, error) {
 	var existing *Txn
 	err := store.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO transactions (transaction_id, kind, client_id, fingerprint,
-			payer_bank, payer_account, payee_bank, payee_account, direction, amount, currency, description,
-			status, failure_reason, failure_bank, failure_account, decision, decide_time, prepare_deadline,
-			create_time, complete_time)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (transaction_id) DO NOTHING`,
+		res, err := s.stmts.Exec(ctx, tx, sqlClaim,
 			t.ID, t.Kind, t.ClientID, t.Fingerprint, t.Payer.Bank, t.Payer.ID, t.Payee.Bank, t.Payee.ID,
 			t.Direction, t.Amount, t.Currency, t.Description, t.Status, storedReason(t.FailureReason), t.FailureBank, t.FailureAccount,
 			nullString(string(t.Decision)), decideTime(t), nanos(t.PrepareDeadline), nanos(t.CreateTime), nanos(t.CompleteTime))
@@ -285,16 +329,16 @@ func (s *Store) Claim(ctx context.Context, t *Txn) (*Txn, bool, error) {
 			return err
 		}
 		if n == 0 {
-			existing, err = getTxn(ctx, tx, t.ID)
+			existing, err = s.getTxn(ctx, tx, t.ID)
 			return err
 		}
 		for _, b := range t.Participants {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO participants (transaction_id, bank) VALUES (?, ?)`, t.ID, b); err != nil {
+			if _, err := s.stmts.Exec(ctx, tx, sqlInsertParticipant, t.ID, b); err != nil {
 				return err
 			}
 		}
 		if t.Kind == KindPayment && t.Status != StatusProcessing {
-			return insertOutcomeEvents(ctx, tx, t, t.CreateTime)
+			return s.insertOutcomeEvents(ctx, tx, t, t.CreateTime)
 		}
 		return nil
 	})
@@ -324,22 +368,21 @@ func decideTime(t *Txn) any {
 	return nanos(t.CreateTime)
 }
 
-func insertOutcomeEvents(ctx context.Context, tx *sql.Tx, t *Txn, at time.Time) error {
+func (s *Store) insertOutcomeEvents(ctx context.Context, tx *sql.Tx, t *Txn, at time.Time) error {
 	typ := "succeeded"
 	if t.Status == StatusFailed {
 		typ = "failed"
 	}
-	return insertEvents(ctx, tx, t, typ, at)
+	return s.insertEvents(ctx, tx, t, typ, at)
 }
 
-func insertEvents(ctx context.Context, tx *sql.Tx, t *Txn, typ string, at time.Time) error {
+func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, t *Txn, typ string, at time.Time) error {
 	accounts := []Account{t.Payer}
 	if t.Payee != t.Payer {
 		accounts = append(accounts, t.Payee)
 	}
 	for _, a := range accounts {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO events (bank, account_id, type, transaction_id, event_time)
-			VALUES (?, ?, ?, ?, ?)`, a.Bank, a.ID, typ, t.ID, at.UnixNano()); err != nil {
+		if _, err := s.stmts.Exec(ctx, tx, sqlInsertEvent, a.Bank, a.ID, typ, t.ID, at.UnixNano()); err != nil {
 			return fmt.Errorf("record event: %w", err)
 		}
 	}
@@ -361,9 +404,7 @@ func (s *Store) Decide(ctx context.Context, id string, d Decision, f Failure, no
 		if d == DecisionAbort {
 			status, why = StatusFailed, f
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE transactions SET decision = ?, decide_time = ?, status = ?,
-			failure_reason = ?, failure_bank = ?, failure_account = ?, complete_time = ?
-			WHERE transaction_id = ? AND decision IS NULL AND kind = 'payment'`,
+		res, err := s.stmts.Exec(ctx, tx, sqlDecide,
 			d, now.UnixNano(), status, storedReason(why.Reason), why.Bank, why.AccountID, now.UnixNano(), id)
 		if err != nil {
 			return fmt.Errorf("record decision: %w", err)
@@ -372,25 +413,25 @@ func (s *Store) Decide(ctx context.Context, id string, d Decision, f Failure, no
 		if err != nil {
 			return err
 		}
-		out, err = getTxn(ctx, tx, id)
+		out, err = s.getTxn(ctx, tx, id)
 		if err != nil {
 			return err
 		}
 		if out.Decision == DecisionAbort {
 			for _, b := range unrelated {
-				if err := excuse(ctx, tx, id, b); err != nil {
+				if err := s.excuse(ctx, tx, id, b); err != nil {
 					return err
 				}
 			}
 			if len(unrelated) > 0 {
-				if out, err = getTxn(ctx, tx, id); err != nil {
+				if out, err = s.getTxn(ctx, tx, id); err != nil {
 					return err
 				}
 			}
 		}
 		if n == 1 {
 			won = true
-			return insertOutcomeEvents(ctx, tx, out, now)
+			return s.insertOutcomeEvents(ctx, tx, out, now)
 		}
 		return nil
 	})
@@ -408,12 +449,11 @@ func (s *Store) Decide(ctx context.Context, id string, d Decision, f Failure, no
 // recovery and the stale-abort pass, which do not know the votes, then skip
 // the bank too.
 func (s *Store) ExcuseParticipant(ctx context.Context, id, bank string) error {
-	return store.InTx(ctx, s.db, func(tx *sql.Tx) error { return excuse(ctx, tx, id, bank) })
+	return store.InTx(ctx, s.db, func(tx *sql.Tx) error { return s.excuse(ctx, tx, id, bank) })
 }
 
-func excuse(ctx context.Context, tx *sql.Tx, id, bank string) error {
-	if _, err := tx.ExecContext(ctx, `UPDATE participants SET acked = ? WHERE transaction_id = ? AND bank = ? AND acked = ?`,
-		participantExcused, id, bank, participantPending); err != nil {
+func (s *Store) excuse(ctx context.Context, tx *sql.Tx, id, bank string) error {
+	if _, err := s.stmts.Exec(ctx, tx, sqlSetAcked, participantExcused, id, bank, participantPending); err != nil {
 		return fmt.Errorf("excuse participant: %w", err)
 	}
 	return nil
@@ -427,8 +467,7 @@ func (s *Store) AckParticipants(ctx context.Context, id string, banks []string) 
 	}
 	return store.InTx(ctx, s.db, func(tx *sql.Tx) error {
 		for _, b := range banks {
-			if _, err := tx.ExecContext(ctx, `UPDATE participants SET acked = ? WHERE transaction_id = ? AND bank = ? AND acked = ?`,
-				participantAcked, id, b, participantPending); err != nil {
+			if _, err := s.stmts.Exec(ctx, tx, sqlSetAcked, participantAcked, id, b, participantPending); err != nil {
 				return fmt.Errorf("record phase-two acknowledgement: %w", err)
 			}
 		}
@@ -439,28 +478,28 @@ func (s *Store) AckParticipants(ctx context.Context, id string, banks []string) 
 // Undecided lists payments with no decision: after a restart these are the
 // ones whose coordinator died in phase one.
 func (s *Store) Undecided(ctx context.Context) ([]string, error) {
-	return s.ids(ctx, `SELECT transaction_id FROM transactions WHERE status = 'processing' AND kind = 'payment' AND decision IS NULL ORDER BY rowid`)
+	return ids(s.db.QueryContext(ctx, `SELECT transaction_id FROM transactions WHERE status = 'processing' AND kind = 'payment' AND decision IS NULL ORDER BY rowid`))
 }
 
 // UnackedDecided lists decided payments that some participant has not yet
 // acknowledged: phase two must be re-driven for them.
 func (s *Store) UnackedDecided(ctx context.Context) ([]string, error) {
-	return s.ids(ctx, `SELECT DISTINCT p.transaction_id FROM participants p JOIN transactions t USING (transaction_id)
-		WHERE p.acked = 0 AND t.decision IS NOT NULL ORDER BY t.rowid`)
+	return ids(s.db.QueryContext(ctx, `SELECT DISTINCT p.transaction_id FROM participants p JOIN transactions t USING (transaction_id)
+		WHERE p.acked = 0 AND t.decision IS NOT NULL ORDER BY t.rowid`))
 }
 
 // PendingAdjustments lists adjustments whose bank call has not been answered.
 func (s *Store) PendingAdjustments(ctx context.Context) ([]string, error) {
-	return s.ids(ctx, `SELECT transaction_id FROM transactions WHERE kind = 'adjustment' AND status = 'processing' ORDER BY rowid`)
+	return ids(s.db.QueryContext(ctx, `SELECT transaction_id FROM transactions WHERE kind = 'adjustment' AND status = 'processing' ORDER BY rowid`))
 }
 
 // UnackedParticipants lists the banks that have not acknowledged phase two of id.
 func (s *Store) UnackedParticipants(ctx context.Context, id string) ([]string, error) {
-	return s.ids(ctx, `SELECT bank FROM participants WHERE transaction_id = ? AND acked = 0 ORDER BY bank`, id)
+	return ids(s.stmts.Query(ctx, nil, sqlUnackedParticipants, id))
 }
 
-func (s *Store) ids(ctx context.Context, q string, args ...any) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, q, args...)
+// ids reads the one-column result of a query.
+func ids(rows *sql.Rows, err error) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -481,14 +520,12 @@ func (s *Store) ids(ctx context.Context, q string, args ...any) ([]string, error
 func (s *Store) FinishAdjustment(ctx context.Context, id string, status Status, f Failure, balance int64, now time.Time) (*Txn, error) {
 	var out *Txn
 	err := store.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE transactions SET status = ?, failure_reason = ?, failure_bank = ?,
-			failure_account = ?, result_balance = ?, complete_time = ?
-			WHERE transaction_id = ? AND kind = 'adjustment' AND status = 'processing'`,
+		if _, err := s.stmts.Exec(ctx, tx, sqlFinishAdjustment,
 			status, storedReason(f.Reason), f.Bank, f.AccountID, balance, now.UnixNano(), id); err != nil {
 			return fmt.Errorf("record adjustment outcome: %w", err)
 		}
 		var err error
-		out, err = getTxn(ctx, tx, id)
+		out, err = s.getTxn(ctx, tx, id)
 		return err
 	})
 	return out, err
@@ -500,9 +537,7 @@ func (s *Store) Acknowledge(ctx context.Context, id string, now time.Time) (*Txn
 	var out *Txn
 	won := false
 	err := store.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE transactions SET acknowledge_time = ?
-			WHERE transaction_id = ? AND status = 'succeeded' AND kind = 'payment' AND acknowledge_time IS NULL`,
-			now.UnixNano(), id)
+		res, err := s.stmts.Exec(ctx, tx, sqlAcknowledge, now.UnixNano(), id)
 		if err != nil {
 			return err
 		}
@@ -510,13 +545,13 @@ func (s *Store) Acknowledge(ctx context.Context, id string, now time.Time) (*Txn
 		if err != nil {
 			return err
 		}
-		out, err = getTxn(ctx, tx, id)
+		out, err = s.getTxn(ctx, tx, id)
 		if err != nil {
 			return err
 		}
 		if n == 1 {
 			won = true
-			return insertEvents(ctx, tx, out, "acknowledged", now)
+			return s.insertEvents(ctx, tx, out, "acknowledged", now)
 		}
 		return nil
 	})

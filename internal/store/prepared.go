@@ -1,0 +1,81 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// Statements is a fixed set of SQL statements prepared once on a database
+// and reused by every call, so that SQLite parses and plans each of them
+// once instead of on every execution (see "Prepared statements" in
+// docs/performance.md). It changes no SQL and no transaction boundary: a
+// statement runs exactly as the same text passed to ExecContext would.
+//
+// The database/sql pool keeps one driver statement per connection and a
+// transaction reuses it (Tx.StmtContext), and the SQLite driver
+// (modernc.org/sqlite) keeps the compiled statement and resets it after each
+// use. OpenSQLite's pool has one connection that lives as long as the pool,
+// so each statement is compiled once per database.
+//
+// A statement is named by its index in the slice given to Prepare; callers
+// keep their SQL in one indexed list next to the constants that name it,
+// and run it with Exec, Query or QueryRow, in a transaction or not.
+type Statements struct {
+	db    *sql.DB
+	stmts []*sql.Stmt
+}
+
+// Prepare prepares every query of queries on db. It must run outside any
+// transaction of db (the pool has one connection) and before the
+// statements are used; Close releases them.
+func Prepare(ctx context.Context, db *sql.DB, queries []string) (*Statements, error) {
+	s := &Statements{db: db, stmts: make([]*sql.Stmt, 0, len(queries))}
+	for i, q := range queries {
+		if q == "" {
+			return nil, errors.Join(fmt.Errorf("store: statement %d is empty", i), s.Close())
+		}
+		st, err := db.PrepareContext(ctx, q) //nolint:sqlclosecheck // kept for the database's life; Close closes it
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("store: prepare statement %d: %w", i, err), s.Close())
+		}
+		s.stmts = append(s.stmts, st)
+	}
+	return s, nil
+}
+
+// Exec runs statement i with args in tx, or on the database if tx is nil.
+func (s *Statements) Exec(ctx context.Context, tx *sql.Tx, i int, args ...any) (sql.Result, error) {
+	return s.in(ctx, tx, i).ExecContext(ctx, args...) //nolint:sqlclosecheck // see in
+}
+
+// Query runs query i with args in tx, or on the database if tx is nil.
+func (s *Statements) Query(ctx context.Context, tx *sql.Tx, i int, args ...any) (*sql.Rows, error) {
+	return s.in(ctx, tx, i).QueryContext(ctx, args...) //nolint:sqlclosecheck // see in
+}
+
+// QueryRow runs query i with args in tx, or on the database if tx is nil.
+func (s *Statements) QueryRow(ctx context.Context, tx *sql.Tx, i int, args ...any) *sql.Row {
+	return s.in(ctx, tx, i).QueryRowContext(ctx, args...) //nolint:sqlclosecheck // see in
+}
+
+// in is statement i bound to tx (database/sql closes that copy when tx
+// ends, keeping the statement it was made from), or statement i itself if
+// tx is nil.
+func (s *Statements) in(ctx context.Context, tx *sql.Tx, i int) *sql.Stmt {
+	if tx == nil {
+		return s.stmts[i]
+	}
+	return tx.StmtContext(ctx, s.stmts[i])
+}
+
+// Close closes every statement. The database stays open.
+func (s *Statements) Close() error {
+	var errs []error
+	for _, st := range s.stmts {
+		errs = append(errs, st.Close())
+	}
+	s.stmts = nil
+	return errors.Join(errs...)
+}

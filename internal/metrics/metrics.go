@@ -67,8 +67,11 @@ func Handler(reg *prometheus.Registry, log *slog.Logger) http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		ErrorHandling: promhttp.ContinueOnError,
-		Registry:      reg, // promhttp_metric_handler_errors_total
-		Timeout:       2 * ScrapeTimeout,
+		// A scrape runs a few aggregate queries on the process's database;
+		// more scrapes at once would only queue payments behind them.
+		MaxRequestsInFlight: 2,
+		Registry:            reg, // promhttp_metric_handler_errors_total
+		Timeout:             2 * ScrapeTimeout,
 	}))
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)

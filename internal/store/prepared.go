@@ -76,6 +76,8 @@ func (s *Statements) Close() error {
 	for _, st := range s.stmts {
 		errs = append(errs, st.Close())
 	}
-	s.stmts = nil
+	// s.stmts stays: a closed *sql.Stmt answers "sql: statement is closed",
+	// so a late caller (a goroutine still finishing at shutdown) gets an
+	// error rather than a panic.
 	return errors.Join(errs...)
 }

@@ -161,4 +161,25 @@ func TestStatementsReusedInAndOutOfTransactions(t *testing.T) {
 	if _, err := db.Exec(`INSERT INTO t (k, v) VALUES ('after', 1)`); err != nil {
 		t.Fatalf("database unusable after closing the statements: %v", err)
 	}
+	// A late caller (a goroutine still finishing at shutdown) never panics:
+	// outside a transaction a closed statement answers with an error; in
+	// one, database/sql prepares its SQL again on the transaction's
+	// connection, so the write still lands inside that transaction.
+	if err := st.QueryRow(ctx, nil, get, "after").Scan(&v); err == nil {
+		t.Error("a closed statement answered outside a transaction")
+	}
+	if err := store.InTx(ctx, db, func(tx *sql.Tx) error {
+		if _, err := st.Exec(ctx, tx, insert, "late", 1); err != nil {
+			return err
+		}
+		return boom
+	}); !errors.Is(err, boom) {
+		t.Fatalf("InTx with a closed statement = %v, want boom", err)
+	}
+	if err := db.QueryRow(`SELECT v FROM t WHERE k = 'late'`).Scan(&v); !errors.Is(err, sql.ErrNoRows) {
+		t.Errorf("the closed statement's write escaped its rolled-back transaction: %d, %v", v, err)
+	}
+	if err := st.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
 }

@@ -705,6 +705,43 @@ func (l *Ledger) Expired(ctx context.Context, now time.Time) ([]string, error) {
 	return ids, rows.Err()
 }
 
+// LedgerStats are the counts the bank's metrics export.
+type LedgerStats struct {
+	Prepared int              // prepared transactions awaiting phase two
+	Expired  int              // of those, the ones past their expire_time
+	Accounts int              // accounts
+	Held     map[string]int64 // funds held by prepared debits, by currency
+}
+
+// Stats counts prepared transactions (and those expired at now) and
+// accounts, and sums held funds by currency, with aggregate queries: a
+// scrape reads no rows one by one.
+func (l *Ledger) Stats(ctx context.Context, now time.Time) (LedgerStats, error) {
+	st := LedgerStats{Held: map[string]int64{}}
+	if err := l.db.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(expire_time <= ?), 0)
+		FROM prepared_transactions WHERE state = 'prepared'`, nanos(now)).Scan(&st.Prepared, &st.Expired); err != nil {
+		return LedgerStats{}, fmt.Errorf("bank: count prepared: %w", err)
+	}
+	rows, err := l.db.QueryContext(ctx, `SELECT currency, COUNT(*), SUM(held) FROM accounts GROUP BY currency`)
+	if err != nil {
+		return LedgerStats{}, fmt.Errorf("bank: count accounts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			currency string
+			n        int
+			held     int64
+		)
+		if err := rows.Scan(&currency, &n, &held); err != nil {
+			return LedgerStats{}, err
+		}
+		st.Accounts += n
+		st.Held[currency] = held
+	}
+	return st, rows.Err()
+}
+
 // Prune deletes committed and aborted transaction records (with their legs)
 // decided before before, and returns how many it deleted. Prepared records,
 // the journal and the adjustments are never pruned.

@@ -3,6 +3,7 @@ package bank_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"math"
 	"path/filepath"
 	"sync"
@@ -673,5 +674,47 @@ func TestConcurrentDebits(t *testing.T) {
 		if e, err := l.Entries(ctx, id); err != nil || len(e) != 2 {
 			t.Errorf("journal of %s: %d entries, %v; want 2", id, len(e), err)
 		}
+	}
+}
+
+// Stats counts what the bank's metrics export with aggregate queries: it
+// must agree with Expired and Accounts, which list the same rows.
+func TestStats(t *testing.T) {
+	l := newLedger(t)
+	ctx := t.Context()
+	now := time.Now()
+	mustPrepare(t, l, newID(), yes, debit("alice", 10), credit("bob", 10)) // expires in a minute
+	if v, err := l.Prepare(ctx, newID(), []bank.Leg{debit("bob", 7)}, now.Add(-time.Second)); err != nil || !v.Yes {
+		t.Fatalf("prepare: %+v, %v", v, err)
+	}
+	committed := newID()
+	mustPrepare(t, l, committed, yes, debit("alice", 1))
+	mustCommit(t, l, committed, true, bank.StateCommitted)
+
+	st, err := l.Stats(ctx, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := l.Expired(ctx, time.Unix(0, math.MaxInt64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired, err := l.Expired(ctx, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accounts, err := l.Accounts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := map[string]int64{}
+	for _, a := range accounts {
+		held[a.Currency] += a.Held
+	}
+	if st.Prepared != 2 || len(all) != 2 || st.Expired != 1 || len(expired) != 1 {
+		t.Errorf("Stats prepared %d, expired %d; listed %d and %d; want 2 and 1", st.Prepared, st.Expired, len(all), len(expired))
+	}
+	if st.Accounts != len(accounts) || !maps.Equal(st.Held, held) || held["usd"] != 17 {
+		t.Errorf("Stats accounts %d, held %v; listed %d accounts holding %v; want 17 usd held", st.Accounts, st.Held, len(accounts), held)
 	}
 }

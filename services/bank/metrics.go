@@ -2,7 +2,6 @@ package bank
 
 import (
 	"context"
-	"math"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,29 +46,17 @@ func (c *ledgerCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *ledgerCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), metrics.ScrapeTimeout)
 	defer cancel()
-	// Expired with the end of time lists every prepared transaction.
-	for _, g := range []struct {
-		desc *prometheus.Desc
-		at   time.Time
-	}{{c.prepared, time.Unix(0, math.MaxInt64)}, {c.expired, time.Now()}} {
-		ids, err := c.ledger.Expired(ctx, g.at)
-		if err != nil {
-			ch <- prometheus.NewInvalidMetric(g.desc, err)
-			continue
-		}
-		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, float64(len(ids)))
-	}
-	accounts, err := c.ledger.Accounts(ctx)
+	st, err := c.ledger.Stats(ctx, time.Now())
 	if err != nil {
-		ch <- prometheus.NewInvalidMetric(c.accounts, err)
+		for _, d := range []*prometheus.Desc{c.prepared, c.expired, c.accounts, c.held} {
+			ch <- prometheus.NewInvalidMetric(d, err)
+		}
 		return
 	}
-	ch <- prometheus.MustNewConstMetric(c.accounts, prometheus.GaugeValue, float64(len(accounts)))
-	held := map[string]int64{}
-	for _, a := range accounts {
-		held[a.Currency] += a.Held
-	}
-	for currency, v := range held {
+	ch <- prometheus.MustNewConstMetric(c.prepared, prometheus.GaugeValue, float64(st.Prepared))
+	ch <- prometheus.MustNewConstMetric(c.expired, prometheus.GaugeValue, float64(st.Expired))
+	ch <- prometheus.MustNewConstMetric(c.accounts, prometheus.GaugeValue, float64(st.Accounts))
+	for currency, v := range st.Held {
 		ch <- prometheus.MustNewConstMetric(c.held, prometheus.GaugeValue, float64(v), currency)
 	}
 }

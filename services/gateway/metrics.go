@@ -93,24 +93,15 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), metrics.ScrapeTimeout)
 	defer cancel()
-	queues := []struct {
-		name string
-		list func(context.Context) ([]string, error)
-	}{
-		{"phase_two", c.store.UnackedDecided},
-		{"undecided", c.store.Undecided},
-		{"adjustment", c.store.PendingAdjustments},
-	}
-	for _, q := range queues {
-		ids, err := q.list(ctx)
-		if err != nil {
-			ch <- prometheus.NewInvalidMetric(c.backlog, err)
-			continue
-		}
-		ch <- prometheus.MustNewConstMetric(c.backlog, prometheus.GaugeValue, float64(len(ids)), q.name)
-		if q.name == "phase_two" {
-			ch <- prometheus.MustNewConstMetric(c.inDoubt, prometheus.GaugeValue, float64(len(ids)))
-		}
+	phaseTwo, undecided, adjustments, err := c.store.Backlog(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.backlog, err)
+		ch <- prometheus.NewInvalidMetric(c.inDoubt, err)
+	} else {
+		ch <- prometheus.MustNewConstMetric(c.backlog, prometheus.GaugeValue, float64(phaseTwo), "phase_two")
+		ch <- prometheus.MustNewConstMetric(c.backlog, prometheus.GaugeValue, float64(undecided), "undecided")
+		ch <- prometheus.MustNewConstMetric(c.backlog, prometheus.GaugeValue, float64(adjustments), "adjustment")
+		ch <- prometheus.MustNewConstMetric(c.inDoubt, prometheus.GaugeValue, float64(phaseTwo))
 	}
 	states := c.registry.states()
 	ch <- prometheus.MustNewConstMetric(c.registered, prometheus.GaugeValue, float64(len(states)))

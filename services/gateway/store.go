@@ -488,6 +488,21 @@ func (s *Store) UnackedDecided(ctx context.Context) ([]string, error) {
 		WHERE p.acked = 0 AND t.decision IS NOT NULL ORDER BY t.rowid`))
 }
 
+// Backlog counts what the re-driver has left to do: decided payments some
+// participant has not acknowledged (phase two), undecided payments, and
+// adjustments whose bank has not answered; aggregate queries, for metrics.
+func (s *Store) Backlog(ctx context.Context) (phaseTwo, undecided, adjustments int, err error) {
+	err = s.db.QueryRowContext(ctx, `SELECT
+		(SELECT COUNT(DISTINCT p.transaction_id) FROM participants p JOIN transactions t USING (transaction_id)
+			WHERE p.acked = 0 AND t.decision IS NOT NULL),
+		(SELECT COUNT(*) FROM transactions WHERE status = 'processing' AND kind = 'payment' AND decision IS NULL),
+		(SELECT COUNT(*) FROM transactions WHERE kind = 'adjustment' AND status = 'processing')`).Scan(&phaseTwo, &undecided, &adjustments)
+	if err != nil {
+		err = fmt.Errorf("count backlog: %w", err)
+	}
+	return phaseTwo, undecided, adjustments, err
+}
+
 // PendingAdjustments lists adjustments whose bank call has not been answered.
 func (s *Store) PendingAdjustments(ctx context.Context) ([]string, error) {
 	return ids(s.db.QueryContext(ctx, `SELECT transaction_id FROM transactions WHERE kind = 'adjustment' AND status = 'processing' ORDER BY rowid`))

@@ -182,7 +182,7 @@ func TestParseBankErrors(t *testing.T) {
 		{name: "bad name", prefix: "name:", repl: "name: Bank_A", want: `name "Bank_A"`},
 		{name: "plaintext url", prefix: "url:", repl: "url: http://127.0.0.1:8444", want: "want an https URL"},
 		{name: "missing gateway url", prefix: "gateway_url:", want: "gateway_url is required"},
-		{name: "metrics_listen is listen", prefix: "", repl: "metrics_listen: 127.0.0.1:8444", want: "needs a port of its own"},
+		{name: "bank metrics_listen is listen", prefix: "", repl: "metrics_listen: 127.0.0.1:8444", want: "needs a port of its own"},
 		{name: "metrics_listen bad port", prefix: "", repl: "metrics_listen: localhost:http", want: `metrics_listen "localhost:http": want a port`},
 		{name: "missing client key", prefix: "  client_key:", want: "tls.client_cert and tls.client_key are required"},
 		{name: "missing data_dir", prefix: "data_dir:", want: "data_dir is required"},

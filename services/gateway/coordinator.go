@@ -143,6 +143,45 @@ type Coordinator struct {
 	inflight map[string]chan struct{} // transaction id -> closed when its first run ends
 	driving  map[string]bool          // phase two being driven in-process
 	wake     chan struct{}
+	stopped  bool           // Stop was called: no new background work
+	work     sync.WaitGroup // background work (payment runs, phase-two sends); Add under mu
+}
+
+// background runs f in a goroutine that Stop waits for, unless Stop was
+// called, in which case it reports false and f does not run.
+func (c *Coordinator) background(f func()) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return false
+	}
+	c.work.Go(f)
+	return true
+}
+
+// Stop refuses new background work and waits at most timeout for what runs
+// (payments in phase one or two, detached from their requests), so that the
+// store and the audit log they write to can be closed after it. It reports
+// whether everything finished. What it does not wait for is safe to cut, as
+// a crash is: recovery aborts an undecided payment and re-drives a decided
+// one.
+func (c *Coordinator) Stop(timeout time.Duration) bool {
+	c.mu.Lock()
+	c.stopped = true
+	c.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		c.work.Wait()
+		close(done)
+	}()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-done:
+		return true
+	case <-timer.C:
+		return false
+	}
 }
 
 // NewCoordinator builds a coordinator. log is required. Zero bank-call
@@ -251,10 +290,15 @@ func (c *Coordinator) Pay(ctx context.Context, req PaymentRequest) (*Txn, error)
 	// context detached from the client's: a client that hangs up must not
 	// leave a payment half-decided.
 	result := make(chan *Txn, 1)
-	go func() {
+	if !c.background(func() {
 		defer release()
 		result <- c.run(context.WithoutCancel(ctx), stored)
-	}()
+	}) {
+		// The gateway is stopping: claimed but not started, as after a
+		// crash; recovery aborts it on the next start.
+		release()
+		return nil, ErrInProgress
+	}
 	select {
 	case r := <-result:
 		if r == nil {
@@ -513,7 +557,7 @@ func (c *Coordinator) drivePhase2(ctx context.Context, t *Txn, wait time.Duratio
 	c.driving[t.ID] = true
 	c.mu.Unlock()
 	finished := make(chan struct{})
-	go func() {
+	if !c.background(func() {
 		defer close(finished)
 		defer func() {
 			c.mu.Lock()
@@ -521,7 +565,14 @@ func (c *Coordinator) drivePhase2(ctx context.Context, t *Txn, wait time.Duratio
 			c.mu.Unlock()
 		}()
 		c.sendPhase2(ctx, t)
-	}()
+	}) {
+		// Stopping: the decision is durable; the re-driver of the next
+		// start sends it.
+		c.mu.Lock()
+		delete(c.driving, t.ID)
+		c.mu.Unlock()
+		return
+	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	select {

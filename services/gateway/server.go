@@ -185,7 +185,21 @@ func Run(ctx context.Context, cfg Config) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go coord.Run(ctx)
+	// A payment's run lasts at most its decision deadline plus one round of
+	// phase-two calls.
+	stopWait := coord.timing.Decision + coord.timing.CommitCall + time.Second
+	var redriver sync.WaitGroup
+	redriver.Go(func() { coord.Run(ctx) })
+	// Before the store, the sessions and the audit log close (deferred
+	// above, so run after this): stop the re-driver, then let payments
+	// still in phase one or two finish their writes.
+	defer func() {
+		cancel()
+		redriver.Wait()
+		if !coord.Stop(stopWait) {
+			log.Warn("payments still running at shutdown; recovery finishes them on the next start", "waited", stopWait)
+		}
+	}()
 	go registry.Run(ctx)
 	var adminListener sync.WaitGroup
 	defer func() {

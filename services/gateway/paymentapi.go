@@ -84,6 +84,19 @@ func (a *paymentAPI) MakePayment(ctx context.Context, req *gatewayv1.MakePayment
 	return &gatewayv1.MakePaymentResponse{Payment: paymentProto(t)}, nil
 }
 
+// visiblePayment names the call's transaction in its log line and reads it
+// for the caller, who must be allowed to see it (else NOT_FOUND, as for a
+// payment that does not exist).
+func (a *paymentAPI) visiblePayment(ctx context.Context, id string) (*authz.Principal, *Txn, error) {
+	logging.AddFields(ctx, slog.String("transaction_id", id))
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := a.getVisible(ctx, p, id)
+	return p, t, err
+}
+
 func (a *paymentAPI) getVisible(ctx context.Context, p *authz.Principal, id string) (*Txn, error) {
 	t, err := a.store.Get(ctx, strings.ToLower(id))
 	if errors.Is(err, errNotFound) || (err == nil && !visible(p, t)) {
@@ -96,12 +109,7 @@ func (a *paymentAPI) getVisible(ctx context.Context, p *authz.Principal, id stri
 }
 
 func (a *paymentAPI) GetPayment(ctx context.Context, req *gatewayv1.GetPaymentRequest) (*gatewayv1.GetPaymentResponse, error) {
-	logging.AddFields(ctx, slog.String("transaction_id", req.GetTransactionId()))
-	p, err := principal(ctx)
-	if err != nil {
-		return nil, err
-	}
-	t, err := a.getVisible(ctx, p, req.GetTransactionId())
+	_, t, err := a.visiblePayment(ctx, req.GetTransactionId())
 	if err != nil {
 		return nil, err
 	}
@@ -183,12 +191,7 @@ func (a *paymentAPI) CheckBalance(ctx context.Context, req *gatewayv1.CheckBalan
 }
 
 func (a *paymentAPI) AcknowledgePayment(ctx context.Context, req *gatewayv1.AcknowledgePaymentRequest) (*gatewayv1.AcknowledgePaymentResponse, error) {
-	logging.AddFields(ctx, slog.String("transaction_id", req.GetTransactionId()))
-	p, err := principal(ctx)
-	if err != nil {
-		return nil, err
-	}
-	t, err := a.getVisible(ctx, p, req.GetTransactionId())
+	p, t, err := a.visiblePayment(ctx, req.GetTransactionId())
 	if err != nil {
 		return nil, err
 	}

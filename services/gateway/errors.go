@@ -157,7 +157,8 @@ var failures = map[gatewayv1.FailureReason]failure{
 	// Not a decline: the id may have moved money under a record the gateway
 	// no longer has, so paying again with a new id could pay twice.
 	gatewayv1.FailureReason_FAILURE_REASON_TRANSACTION_ID_CONFLICT: {connect.CodeFailedPrecondition,
-		"a bank already knows this transaction id for a different transaction, so nothing was applied for this request; do not pay again with a new transaction id until an operator has reconciled this id with the bank", ""},
+		"a bank already knows this transaction id for a different transaction, so nothing was applied for this request; do not pay again with a new transaction id until an operator has reconciled this id with the bank",
+		"the bank already knows this transaction id for a different transaction, so nothing was applied for this request; do not retry the deposit or withdrawal with a new transaction id until an operator has reconciled this id with the bank"},
 }
 
 // failedReason is the FailureReason a FAILED transaction stored with reason

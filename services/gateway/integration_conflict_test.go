@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"connectrpc.com/connect"
@@ -54,7 +55,13 @@ func TestIntegrationBankIdempotencyKeyReusedIsTransactionIDConflict(t *testing.T
 	n.WaitReady(t) // the banks registered again in the new log
 
 	for range 2 { // the bank's refusal, then the stored outcome
-		wantError(t, update(deposit(id, 7)), connect.CodeFailedPrecondition, "TRANSACTION_ID_CONFLICT")
+		err := update(deposit(id, 7))
+		wantError(t, err, connect.CodeFailedPrecondition, "TRANSACTION_ID_CONFLICT")
+		// Worded for an adjustment: what not to retry, and who fixes it.
+		if msg := err.Error(); !strings.Contains(msg, "do not retry the deposit or withdrawal") ||
+			!strings.Contains(msg, "operator") {
+			t.Errorf("message %q does not tell an admin what to do", msg)
+		}
 	}
 	waitFunds(t, admin, map[string]funds{"alice": settled(gatewaytest.Opening + 5)})
 }

@@ -96,9 +96,14 @@ func (b *connectBank) Commit(ctx context.Context, txID string, commit bool) erro
 	}
 	_, err := b.c.CommitTransaction(ctx, &bankv1.CommitTransactionRequest{TransactionId: txID, Decision: d})
 	if connect.CodeOf(err) == connect.CodeFailedPrecondition {
-		return &RefusalError{Reason: failureOf(refusalOf(err)), BankReason: rpcerr.Reason(err)}
+		return refusal(err)
 	}
 	return err
+}
+
+// refusal is a bank's refusing error as a *RefusalError.
+func refusal(err error) *RefusalError {
+	return &RefusalError{Reason: failureOf(refusalOf(err)), BankReason: rpcerr.Reason(err)}
 }
 
 // definitive returns a bank error as a *RefusalError if it is a final
@@ -106,7 +111,7 @@ func (b *connectBank) Commit(ctx context.Context, txID string, commit bool) erro
 func definitive(err error) (*RefusalError, bool) {
 	switch connect.CodeOf(err) {
 	case connect.CodeFailedPrecondition, connect.CodeNotFound, connect.CodeInvalidArgument:
-		return &RefusalError{Reason: failureOf(refusalOf(err)), BankReason: rpcerr.Reason(err)}, true
+		return refusal(err), true
 	default:
 		return nil, false
 	}

@@ -163,6 +163,12 @@ func TestCheck(t *testing.T) {
 		{name: "processing", before: b(1000, 0, 10), after: b(1000, 0, 10), processing: 2, wantProblems: []string{"2 payments still PROCESSING"}},
 		{name: "accounts", before: b(1000, 0, 10), after: b(1000, 0, 9), wantProblems: []string{"10 accounts before but 9"}},
 		{name: "everything", before: b(1000, 0, 10), after: b(1001, 1, 10), processing: 1, wantProblems: []string{"created", "held", "PROCESSING"}},
+		{
+			name:         "offset across currencies",
+			before:       balances{sum: 1000, n: 2, byCur: map[string]int64{"usd": 500, "eur": 500}},
+			after:        balances{sum: 1000, n: 2, byCur: map[string]int64{"usd": 501, "eur": 499}},
+			wantProblems: []string{"eur balances sum to 499 after but 500 before: -1 created", "usd balances sum to 501 after but 500 before: +1 created"},
+		},
 	} {
 		c := check(tc.before, tc.after, 42, tc.processing)
 		if c.OK != (len(tc.wantProblems) == 0) || len(c.Problems) != len(tc.wantProblems) {

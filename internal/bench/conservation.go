@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,10 +24,11 @@ var ErrNotConserved = errors.New("conservation check failed")
 type Conservation struct {
 	// OK is true when every check passed.
 	OK bool `json:"ok"`
-	// Accounts is how many accounts were read, Currency their currency.
+	// Accounts is how many accounts were read.
 	Accounts int `json:"accounts"`
 	// Before and After are the sums of their balances before the first
-	// level and after the last one; they must be equal.
+	// level and after the last one; they must be equal, and so must the
+	// sums of each currency (a problem names the currency).
 	Before int64 `json:"balance_sum_before"`
 	After  int64 `json:"balance_sum_after"`
 	// HeldBefore and HeldAfter are the sums of balance - available: funds
@@ -44,6 +47,7 @@ type Conservation struct {
 type balances struct {
 	sum, held int64
 	n         int
+	byCur     map[string]int64 // sum of balances per currency
 }
 
 // check fills in c from the readings and the payment census, and reports
@@ -59,6 +63,14 @@ func check(before, after balances, listed, processing int) Conservation {
 	}
 	if before.sum != after.sum {
 		c.Problems = append(c.Problems, fmt.Sprintf("balances sum to %d after but %d before: %+d created", after.sum, before.sum, after.sum-before.sum))
+	}
+	curs := map[string]int64{}
+	maps.Copy(curs, before.byCur)
+	maps.Copy(curs, after.byCur)
+	for _, cur := range slices.Sorted(maps.Keys(curs)) {
+		if b, a := before.byCur[cur], after.byCur[cur]; b != a {
+			c.Problems = append(c.Problems, fmt.Sprintf("%s balances sum to %d after but %d before: %+d created", cur, a, b, a-b))
+		}
 	}
 	if after.held != 0 {
 		c.Problems = append(c.Problems, fmt.Sprintf("%d still held (balance - available) after every payment ended", after.held))
@@ -99,6 +111,10 @@ func (a *auditor) read(ctx context.Context) (balances, map[client.AccountRef]str
 			return b, nil, fmt.Errorf("read the balance of %s: %w", acct, err)
 		}
 		currencies[acct] = res.GetCurrency()
+		if b.byCur == nil {
+			b.byCur = map[string]int64{}
+		}
+		b.byCur[res.GetCurrency()] += res.GetBalance()
 		b.sum += res.GetBalance()
 		b.held += res.GetBalance() - res.GetAvailable()
 		b.n++

@@ -145,7 +145,7 @@ func (n *network) staff() (*devnet.Credential, error) {
 	if c := n.creds.Find(authz.RoleAdmin); c != nil {
 		return c, nil
 	}
-	return nil, errors.New("the credentials name no auditor or admin, so the bench cannot check conservation")
+	return nil, errors.New("the credentials name no auditor or admin, so the bench cannot check conservation: add a user with the auditor (or admin) role to the credentials file")
 }
 
 func hasRole(c devnet.Credential, r authz.Role) bool { return slices.Contains(c.Roles, string(r)) }
@@ -171,5 +171,5 @@ func freeBasePort(ctx context.Context) (int, error) {
 			return base, nil
 		}
 	}
-	return 0, errors.New("found no free ports for the network")
+	return 0, fmt.Errorf("found no %d free ports in a row between 20000 and 32000 for its own network, in 50 tries: free some, or run the bench against a network you started (--gateway, --ca, --credentials)", devnet.PortsUsed)
 }

@@ -82,7 +82,7 @@ func run(ctx context.Context, cfg *Config, n *network) (*Report, error) {
 	}
 	creds := n.customers()
 	if len(creds) < 2 {
-		return nil, fmt.Errorf("the network has %d customers with an account; a bench needs at least 2", len(creds))
+		return nil, fmt.Errorf("the network has %d customers with an account; a bench needs at least 2: create them with remit init --customers N, or pass a --credentials file that lists at least 2 customers with accounts", len(creds))
 	}
 	staffCred, err := n.staff()
 	if err != nil {

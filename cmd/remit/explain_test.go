@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -39,5 +40,17 @@ func TestExplainFailures(t *testing.T) {
 				t.Errorf("%s is worded as a decline: %q", tt.err.Reason, got)
 			}
 		})
+	}
+}
+
+// The SDK's own request check reaches the CLI wrapped in a *client.Error
+// (text "invalid_argument: invalid request: ..."); the usage error shows
+// only what is wrong.
+func TestInvalidRequestText(t *testing.T) {
+	inner := fmt.Errorf("%w: %s", client.ErrInvalidRequest, "validation error: amount: must be greater than 0")
+	for _, err := range []error{inner, fmt.Errorf("invalid_argument: %w", inner)} {
+		if got, want := invalidRequestText(err), "validation error: amount: must be greater than 0"; got != want {
+			t.Errorf("invalidRequestText(%q) = %q, want %q", err, got, want)
+		}
 	}
 }

@@ -144,7 +144,7 @@ func loginError(e *env, f *clientFlags, gatewayURL string, err error) error {
 	var ce *client.Error
 	switch {
 	case errors.Is(err, client.ErrInvalidRequest):
-		return usagef("%s", strings.TrimPrefix(err.Error(), client.ErrInvalidRequest.Error()+": "))
+		return usagef("%s", invalidRequestText(err))
 	case !errors.As(err, &ce):
 		return err
 	case ce.Code == connect.CodeUnauthenticated:

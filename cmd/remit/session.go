@@ -203,7 +203,7 @@ func (s *session) explain(err error) error {
 		return nil
 	}
 	if errors.Is(err, client.ErrInvalidRequest) {
-		return usagef("%s", strings.TrimPrefix(err.Error(), client.ErrInvalidRequest.Error()+": "))
+		return usagef("%s", invalidRequestText(err))
 	}
 	var ce *client.Error
 	if !errors.As(err, &ce) {
@@ -411,4 +411,15 @@ func noArgs(args []string) error {
 		return usagef("unexpected argument %q", args[0])
 	}
 	return nil
+}
+
+// invalidRequestText is what follows "invalid request: " in an error of the
+// SDK's own request check, however the SDK wrapped it (a bare error, or a
+// *client.Error whose text starts with the Connect code).
+func invalidRequestText(err error) string {
+	msg := err.Error()
+	if _, rest, ok := strings.Cut(msg, client.ErrInvalidRequest.Error()+": "); ok {
+		return rest
+	}
+	return msg
 }

@@ -374,12 +374,18 @@ func validListen(addr string) error {
 	if addr == "" {
 		return errors.New("listen is required, e.g. 127.0.0.1:8443")
 	}
+	return validHostPort("listen", addr, "e.g. 127.0.0.1:8443")
+}
+
+// validHostPort checks that addr, the value of field, is host:port with a
+// real port; example is shown when it is not host:port at all.
+func validHostPort(field, addr, example string) error {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("listen %q: want host:port, e.g. 127.0.0.1:8443", addr)
+		return fmt.Errorf("%s %q: want host:port, %s", field, addr, example)
 	}
 	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
-		return fmt.Errorf("listen %q: want a port between 1 and 65535", addr)
+		return fmt.Errorf("%s %q: want a port between 1 and 65535", field, addr)
 	}
 	return nil
 }
@@ -390,12 +396,9 @@ func validMetricsListen(addr, listen string) error {
 	if addr == "" {
 		return nil
 	}
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("metrics_listen %q: want host:port, e.g. 127.0.0.1:9090 (keep it on loopback: plain HTTP, no authentication)", addr)
-	}
-	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
-		return fmt.Errorf("metrics_listen %q: want a port between 1 and 65535", addr)
+	if err := validHostPort("metrics_listen", addr,
+		"e.g. 127.0.0.1:9090 (keep it on loopback: plain HTTP, no authentication)"); err != nil {
+		return err
 	}
 	if addr == listen {
 		return fmt.Errorf("metrics_listen %q is the listen address: the admin listener needs a port of its own", addr)

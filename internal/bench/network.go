@@ -153,19 +153,13 @@ func hasRole(c devnet.Credential, r authz.Role) bool { return slices.Contains(c.
 // freeBasePort picks a random gateway port whose next ports are free too,
 // for the banks and every process's metrics listener.
 func freeBasePort(ctx context.Context) (int, error) {
-	var lc net.ListenConfig
 	for range 50 {
 		// Below the ephemeral range (32768+ on Linux), so that outgoing
 		// connections do not take the ports between this check and Up.
 		base := 20000 + rand.IntN(12000) //nolint:gosec // G404: a port number, not a secret
 		ok := true
 		for p := base; p < base+devnet.PortsUsed && ok; p++ {
-			ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-			if err != nil {
-				ok = false
-				continue
-			}
-			ok = ln.Close() == nil
+			ok = devnet.CheckPortFree(ctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(p))) == nil
 		}
 		if ok {
 			return base, nil

@@ -124,7 +124,7 @@ func Up(ctx context.Context, cfg UpConfig) error {
 			if addr == "" {
 				continue
 			}
-			if err := checkPortFree(ctx, addr); err != nil {
+			if err := CheckPortFree(ctx, addr); err != nil {
 				return fmt.Errorf("%s cannot listen on %s (%w): is another `remit up` running? Stop it, or init another directory with --base-port", m.name, addr, err)
 			}
 		}
@@ -244,7 +244,9 @@ func loadMembers(l Layout) ([]*member, *client.Client, string, error) {
 	return members, gw, g.TLS.CA, nil
 }
 
-func checkPortFree(ctx context.Context, addr string) error {
+// CheckPortFree reports whether addr can be listened on now, by listening
+// and closing; the error is the listen's cause (e.g. address already in use).
+func CheckPortFree(ctx context.Context, addr string) error {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {

@@ -43,7 +43,7 @@ func freeBasePort(t *testing.T) int {
 		}
 		free := p <= MaxBasePort
 		for i := 1; free && i < PortsUsed; i++ {
-			free = checkPortFree(t.Context(), net.JoinHostPort("127.0.0.1", strconv.Itoa(p+i))) == nil
+			free = CheckPortFree(t.Context(), net.JoinHostPort("127.0.0.1", strconv.Itoa(p+i))) == nil
 		}
 		if free {
 			return p

@@ -151,7 +151,7 @@ func adjustError(e *env, s *session, sub, txID string, account client.AccountRef
 		return fmt.Errorf("%w (%s needs an admin: `remit login admin`)", err2, sub)
 	case client.IsDeclined(err) && errors.As(err, &ce):
 		if msg := adjustDecline(sub, account, ce.Reason); msg != "" {
-			return fmt.Errorf("declined: %s: %s (transaction id %s)", declineWords(ce), msg, txID)
+			return fmt.Errorf("declined: %s: %s (transaction id %s)", humanReason(ce.Reason), msg, txID)
 		}
 	case errors.As(err, &ce) && ce.Reason == client.ReasonIdempotencyKeyReused:
 		return errors.New(idReused(txID, "deposit, withdrawal or payment"))

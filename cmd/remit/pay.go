@@ -190,7 +190,7 @@ func runPay(ctx context.Context, e *env, f *clientFlags, req client.PaymentReque
 	}
 	switch {
 	case status == "DECLINED":
-		reason := declineWords(ce)
+		reason := humanReason(ce.Reason)
 		if reason != "" {
 			fmt.Fprintf(w, "DECLINED: %s. No money moved.\n", reason)
 		} else {

@@ -289,16 +289,6 @@ func failureLabel(ce *client.Error) string {
 	return ce.Code.String()
 }
 
-// declineWords is what a declined request's reason says, in words: the
-// FailureReason of a failed payment or adjustment ("insufficient funds"),
-// else the ErrorInfo reason of another failed precondition.
-func declineWords(ce *client.Error) string {
-	if r, ok := client.FailureReasonOf(ce); ok {
-		return client.FailureWords(r)
-	}
-	return humanReason(ce.Reason)
-}
-
 // reasonTransactionIDConflict is the ErrorInfo reason of a payment a bank
 // refused because it holds the id for a different transaction.
 var reasonTransactionIDConflict = rpcerr.EnumReason(gatewayv1.FailureReason_FAILURE_REASON_TRANSACTION_ID_CONFLICT)

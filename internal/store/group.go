@@ -1,0 +1,291 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrGroupClosed is returned by Group.Do after Close: the write did not
+// run.
+var ErrGroupClosed = errors.New("store: database is closing")
+
+// DefaultMaxBatch is how many writes a Group puts in one transaction when
+// GroupOptions.MaxBatch is zero.
+const DefaultMaxBatch = 256
+
+// GroupOptions configures a Group. The zero value is usable.
+type GroupOptions struct {
+	// MaxBatch caps the writes in one transaction (DefaultMaxBatch if zero).
+	MaxBatch int
+	// Observe, if set, is called after each transaction with the number of
+	// writes it carried and how long its COMMIT (the WAL write and the
+	// fsync) took. It runs on the committing goroutine: keep it cheap.
+	Observe func(writes int, commit time.Duration)
+}
+
+// Group is group commit for one SQLite database: the write transactions of
+// many concurrent callers run, one after the other, inside one SQLite
+// transaction, and share its COMMIT and so its one fsync.
+//
+// A caller hands Do a function that does its writes in a *sql.Tx, exactly
+// as it would with InTx, and Do returns only after the transaction that
+// carried them is durably committed (or with the reason it is not). Each
+// function runs inside its own SAVEPOINT when the transaction carries more
+// than one, so a function that returns an error has its own writes undone
+// and leaves the others' in place: to each caller, Do behaves like InTx.
+// The functions of one transaction run in the order they were queued and
+// each sees the writes of those before it, which is what running their
+// InTx calls one after the other on the one connection would show.
+//
+// No timer holds a write back: while one transaction commits, the writes
+// that arrive queue, and the next transaction takes all of them (up to
+// MaxBatch). Under load the transactions grow; when idle each carries one
+// write and costs what InTx does.
+type Group struct {
+	db   *sql.DB
+	opts GroupOptions
+
+	queue   chan *groupOp
+	closing chan struct{}
+	done    chan struct{}
+
+	// mu makes Close wait for the sends in progress, so that every op
+	// that reached the queue is answered by the loop before it exits.
+	mu     sync.RWMutex
+	closed bool
+}
+
+// Op states: a queued op is either started by the committer or cancelled
+// by its caller, never both, so a caller that gave up knows its write did
+// not run.
+const (
+	opQueued int32 = iota
+	opStarted
+	opCancelled
+)
+
+type groupOp struct {
+	ctx    context.Context //nolint:containedctx // a caller's context, carried to the committing goroutine
+	fn     func(context.Context, *sql.Tx) error
+	state  atomic.Int32
+	err    error
+	panicV any
+	done   chan struct{}
+}
+
+// NewGroup starts the committing goroutine for db. Close stops it.
+func NewGroup(db *sql.DB, opts GroupOptions) *Group {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = DefaultMaxBatch
+	}
+	g := &Group{
+		db:      db,
+		opts:    opts,
+		queue:   make(chan *groupOp, opts.MaxBatch),
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	go g.loop()
+	return g
+}
+
+// Do runs fn in a write transaction shared with other callers' writes and
+// returns once that transaction is durably committed. It returns fn's
+// error if fn fails (fn's writes are then undone, and no one else's), the
+// commit's error if the commit fails (no write of the transaction is then
+// acknowledged to anyone), or ctx's error if ctx ends before fn started
+// (fn then never runs). Once fn has started, Do waits for the commit
+// whatever ctx does, so an error from Do always means fn's writes are not
+// committed, except when COMMIT itself reports an I/O error, which InTx
+// cannot tell apart either.
+//
+// fn must use the ctx it is given, not its caller's: that ctx carries the
+// caller's values but no cancellation, because SQLite rolls back the whole
+// transaction, everyone's writes, when a statement is interrupted. fn must
+// not call Do (it would wait for itself) nor Commit or Rollback tx. A panic
+// in fn is re-raised in its caller's goroutine, after fn's writes are
+// undone.
+func (g *Group) Do(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	op := &groupOp{ctx: ctx, fn: fn, done: make(chan struct{})}
+	g.mu.RLock()
+	if g.closed {
+		g.mu.RUnlock()
+		return ErrGroupClosed
+	}
+	select {
+	case g.queue <- op:
+		g.mu.RUnlock()
+	case <-ctx.Done():
+		g.mu.RUnlock()
+		return ctx.Err()
+	}
+	select {
+	case <-op.done:
+	case <-ctx.Done():
+		if op.state.CompareAndSwap(opQueued, opCancelled) {
+			return ctx.Err()
+		}
+		<-op.done // started: its commit is on its way
+	}
+	if op.panicV != nil {
+		panic(op.panicV)
+	}
+	return op.err
+}
+
+// Close stops accepting writes, waits for the transaction in progress, and
+// fails the writes still queued with ErrGroupClosed. The database stays
+// open.
+func (g *Group) Close() {
+	g.mu.Lock()
+	if !g.closed {
+		g.closed = true
+		close(g.closing)
+	}
+	g.mu.Unlock()
+	<-g.done
+}
+
+func (g *Group) loop() {
+	defer close(g.done)
+	batch := make([]*groupOp, 0, g.opts.MaxBatch)
+	for {
+		var first *groupOp
+		select {
+		case first = <-g.queue:
+		case <-g.closing:
+			g.failQueued()
+			return
+		}
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < g.opts.MaxBatch {
+			select {
+			case op := <-g.queue:
+				batch = append(batch, op)
+			default:
+				break fill
+			}
+		}
+		g.commit(batch)
+		for i := range batch {
+			batch[i] = nil
+		}
+	}
+}
+
+// failQueued answers every op still queued at Close.
+func (g *Group) failQueued() {
+	for {
+		select {
+		case op := <-g.queue:
+			op.err = ErrGroupClosed
+			close(op.done)
+		default:
+			return
+		}
+	}
+}
+
+// commit runs the batch's ops in one transaction and answers each.
+func (g *Group) commit(batch []*groupOp) {
+	// Ops their callers gave up on before they started are dropped now.
+	live := batch[:0:0]
+	for _, op := range batch {
+		if op.state.CompareAndSwap(opQueued, opStarted) {
+			live = append(live, op)
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	defer func() {
+		for _, op := range live {
+			close(op.done)
+		}
+	}()
+	// The transaction belongs to no caller: it must outlive any of them.
+	tx, err := g.db.BeginTx(context.WithoutCancel(live[0].ctx), nil)
+	if err != nil {
+		failAll(live, fmt.Errorf("store: begin: %w", err))
+		return
+	}
+	if len(live) == 1 {
+		op := live[0]
+		run(op, tx)
+		if op.err != nil || op.panicV != nil {
+			tx.Rollback()
+			return
+		}
+	} else {
+		for i, op := range live {
+			if err := g.runSaved(op, tx); err != nil {
+				// The transaction itself is gone (SQLite rolled it back):
+				// nothing in it can be acknowledged, the ops not yet run
+				// included.
+				tx.Rollback()
+				failAll(live[:i], fmt.Errorf("store: group transaction rolled back: %w", err))
+				failAll(live[i+1:], fmt.Errorf("store: group transaction rolled back: %w", err))
+				if op.err == nil && op.panicV == nil {
+					op.err = err
+				}
+				return
+			}
+		}
+	}
+	start := time.Now()
+	err = tx.Commit()
+	if g.opts.Observe != nil {
+		g.opts.Observe(len(live), time.Since(start))
+	}
+	if err != nil {
+		for _, op := range live {
+			if op.err == nil && op.panicV == nil {
+				op.err = fmt.Errorf("store: commit: %w", err)
+			}
+		}
+	}
+}
+
+// runSaved runs op inside a savepoint and undoes its writes if it fails.
+// It returns an error only if the transaction can no longer be used.
+func (g *Group) runSaved(op *groupOp, tx *sql.Tx) error {
+	bg := context.WithoutCancel(op.ctx)
+	if _, err := tx.ExecContext(bg, "SAVEPOINT remit_op"); err != nil {
+		return err
+	}
+	run(op, tx)
+	if op.err != nil || op.panicV != nil {
+		if _, err := tx.ExecContext(bg, "ROLLBACK TO remit_op"); err != nil {
+			return err
+		}
+	}
+	_, err := tx.ExecContext(bg, "RELEASE remit_op")
+	return err
+}
+
+// run calls op.fn, recording its error or panic.
+func run(op *groupOp, tx *sql.Tx) {
+	defer func() {
+		if p := recover(); p != nil {
+			op.panicV = p
+		}
+	}()
+	op.err = op.fn(context.WithoutCancel(op.ctx), tx)
+}
+
+func failAll(ops []*groupOp, err error) {
+	for _, op := range ops {
+		if op.err == nil && op.panicV == nil {
+			op.err = err
+		}
+	}
+}

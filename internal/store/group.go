@@ -22,10 +22,30 @@ const DefaultMaxBatch = 256
 type GroupOptions struct {
 	// MaxBatch caps the writes in one transaction (DefaultMaxBatch if zero).
 	MaxBatch int
-	// Observe, if set, is called after each transaction with the number of
-	// writes it carried and how long its COMMIT (the WAL write and the
-	// fsync) took. It runs on the committing goroutine: keep it cheap.
-	Observe func(writes int, commit time.Duration)
+}
+
+// BatchBuckets and CommitBuckets are the upper bounds of the histograms in
+// GroupStats: writes per transaction, and seconds per COMMIT.
+var (
+	BatchBuckets  = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256}
+	CommitBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1}
+)
+
+// GroupStats is what a Group has committed since it started, in the shape
+// of two Prometheus histograms (prometheus.MustNewConstHistogram takes
+// these fields as they are).
+type GroupStats struct {
+	// Transactions committed (or whose COMMIT failed), and the writes they
+	// carried in all.
+	Transactions, Writes uint64
+	// Batches maps each of BatchBuckets to the transactions that carried at
+	// most that many writes.
+	Batches map[float64]uint64
+	// CommitSeconds is the time spent in COMMIT (the WAL write and its
+	// fsync) in all; Commits maps each of CommitBuckets to the commits
+	// that took at most that long.
+	CommitSeconds float64
+	Commits       map[float64]uint64
 }
 
 // Group is group commit for one SQLite database: the write transactions of
@@ -53,6 +73,13 @@ type Group struct {
 	queue   chan *groupOp
 	closing chan struct{}
 	done    chan struct{}
+
+	statsMu sync.Mutex
+	txns    uint64
+	writes  uint64
+	batches []uint64 // per BatchBuckets, not cumulative
+	commitS float64
+	commits []uint64 // per CommitBuckets, not cumulative
 
 	// mu makes Close wait for the sends in progress, so that every op
 	// that reached the queue is answered by the loop before it exits.
@@ -89,6 +116,8 @@ func NewGroup(db *sql.DB, opts GroupOptions) *Group {
 		queue:   make(chan *groupOp, opts.MaxBatch),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
+		batches: make([]uint64, len(BatchBuckets)+1),
+		commits: make([]uint64, len(CommitBuckets)+1),
 	}
 	go g.loop()
 	return g
@@ -243,9 +272,7 @@ func (g *Group) commit(batch []*groupOp) {
 	}
 	start := time.Now()
 	err = tx.Commit()
-	if g.opts.Observe != nil {
-		g.opts.Observe(len(live), time.Since(start))
-	}
+	g.observe(len(live), time.Since(start))
 	if err != nil {
 		for _, op := range live {
 			if op.err == nil && op.panicV == nil {
@@ -287,5 +314,48 @@ func failAll(ops []*groupOp, err error) {
 		if op.err == nil && op.panicV == nil {
 			op.err = err
 		}
+	}
+}
+
+// observe adds one transaction to the statistics.
+func (g *Group) observe(writes int, commit time.Duration) {
+	g.statsMu.Lock()
+	defer g.statsMu.Unlock()
+	g.txns++
+	g.writes += uint64(writes) //nolint:gosec // a count of ops, at least 1
+	g.batches[bucket(BatchBuckets, float64(writes))]++
+	g.commitS += commit.Seconds()
+	g.commits[bucket(CommitBuckets, commit.Seconds())]++
+}
+
+// bucket is the index of the first bound v fits under (len(bounds) if none).
+func bucket(bounds []float64, v float64) int {
+	for i, b := range bounds {
+		if v <= b {
+			return i
+		}
+	}
+	return len(bounds)
+}
+
+// Stats reports what the Group has committed so far.
+func (g *Group) Stats() GroupStats {
+	g.statsMu.Lock()
+	defer g.statsMu.Unlock()
+	cumulative := func(bounds []float64, counts []uint64) map[float64]uint64 {
+		m := make(map[float64]uint64, len(bounds))
+		var sum uint64
+		for i, b := range bounds {
+			sum += counts[i]
+			m[b] = sum
+		}
+		return m
+	}
+	return GroupStats{
+		Transactions:  g.txns,
+		Writes:        g.writes,
+		Batches:       cumulative(BatchBuckets, g.batches),
+		CommitSeconds: g.commitS,
+		Commits:       cumulative(CommitBuckets, g.commits),
 	}
 }

@@ -15,8 +15,8 @@ import (
 )
 
 // openGroupDB is a fresh on-disk database with table t (k unique) and a
-// Group on it that reports each transaction's size on sizes.
-func openGroupDB(t *testing.T) (*sql.DB, *store.Group, chan int) {
+// Group on it.
+func openGroupDB(t *testing.T) (*sql.DB, *store.Group) {
 	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "db.sqlite")
@@ -27,15 +27,14 @@ func openGroupDB(t *testing.T) (*sql.DB, *store.Group, chan int) {
 	if _, err := db.Exec(`CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)`); err != nil {
 		t.Fatal(err)
 	}
-	sizes := make(chan int, 1024)
-	g := store.NewGroup(db, store.GroupOptions{Observe: func(n int, _ time.Duration) { sizes <- n }})
+	g := store.NewGroup(db, store.GroupOptions{})
 	t.Cleanup(func() {
 		g.Close()
 		if err := db.Close(); err != nil {
 			t.Error(err)
 		}
 	})
-	return db, g, sizes
+	return db, g
 }
 
 func insert(k string, v int) func(context.Context, *sql.Tx) error {
@@ -94,7 +93,7 @@ func hold(t *testing.T, g *store.Group) (release func(), wait func()) {
 func waitQueued() { time.Sleep(50 * time.Millisecond) }
 
 func TestGroupSharesOneTransactionAndIsolatesFailures(t *testing.T) {
-	db, g, sizes := openGroupDB(t)
+	db, g := openGroupDB(t)
 	release, waitHeld := hold(t, g)
 
 	var wg sync.WaitGroup
@@ -147,22 +146,20 @@ func TestGroupSharesOneTransactionAndIsolatesFailures(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("rows = %v, want %v", got, want)
 	}
-	close(sizes)
-	total, largest := 0, 0
-	for n := range sizes {
-		total += n
-		largest = max(largest, n)
+	st := g.Stats()
+	if st.Writes != 11 {
+		t.Errorf("transactions carried %d writes, want 11", st.Writes)
 	}
-	if total != 11 {
-		t.Errorf("transactions carried %d writes, want 11", total)
+	if st.Transactions < 2 || st.Transactions > 10 || st.Batches[1] == st.Transactions {
+		t.Errorf("%d transactions, %d of one write: nothing was grouped", st.Transactions, st.Batches[1])
 	}
-	if largest < 2 {
-		t.Errorf("largest transaction carried %d writes: nothing was grouped", largest)
+	if st.Batches[256] != st.Transactions || st.Commits[1] > st.Transactions || st.CommitSeconds <= 0 {
+		t.Errorf("inconsistent stats %+v", st)
 	}
 }
 
 func TestGroupWritesSeeEarlierWritesOfTheirTransaction(t *testing.T) {
-	db, g, _ := openGroupDB(t)
+	db, g := openGroupDB(t)
 	if err := g.Do(context.Background(), insert("n", 0)); err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +190,7 @@ func TestGroupWritesSeeEarlierWritesOfTheirTransaction(t *testing.T) {
 }
 
 func TestGroupPanicIsRaisedInItsCaller(t *testing.T) {
-	db, g, _ := openGroupDB(t)
+	db, g := openGroupDB(t)
 	release, waitHeld := hold(t, g)
 	var wg sync.WaitGroup
 	var recovered any
@@ -226,7 +223,7 @@ func TestGroupPanicIsRaisedInItsCaller(t *testing.T) {
 }
 
 func TestGroupCancelledBeforeStartNeverRuns(t *testing.T) {
-	db, g, _ := openGroupDB(t)
+	db, g := openGroupDB(t)
 	release, waitHeld := hold(t, g)
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
@@ -247,7 +244,7 @@ func TestGroupCancelledBeforeStartNeverRuns(t *testing.T) {
 }
 
 func TestGroupStartedWriteIsWaitedForDespiteCancel(t *testing.T) {
-	db, g, _ := openGroupDB(t)
+	db, g := openGroupDB(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan struct{})
 	errc := make(chan error, 1)
@@ -271,7 +268,7 @@ func TestGroupStartedWriteIsWaitedForDespiteCancel(t *testing.T) {
 }
 
 func TestGroupClose(t *testing.T) {
-	_, g, _ := openGroupDB(t)
+	_, g := openGroupDB(t)
 	if err := g.Do(context.Background(), insert("a", 1)); err != nil {
 		t.Fatal(err)
 	}

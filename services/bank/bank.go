@@ -17,6 +17,7 @@ import (
 	"github.com/remitpay/remit/internal/names"
 	"github.com/remitpay/remit/internal/pki"
 	"github.com/remitpay/remit/internal/serve"
+	"github.com/remitpay/remit/internal/store"
 )
 
 // Config describes one bank process for [Run].
@@ -160,7 +161,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	reg := metrics.NewRegistry()
-	reg.MustRegister(newLedgerCollector(ledger))
+	reg.MustRegister(newLedgerCollector(ledger), metrics.NewCommitCollector(map[string]func() store.GroupStats{"ledger": ledger.CommitStats}))
 	rpc := metrics.NewRPCInterceptor(reg)
 
 	// Pinned to the gateway's identity: a host name match alone would accept

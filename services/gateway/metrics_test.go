@@ -167,6 +167,10 @@ func TestMetricsAfterPayment(t *testing.T) {
 			f.want("remit_gateway_registered_banks", func(v float64) bool { return v == 3 }, "3"),
 			f.want("remit_gateway_bank_state", one, two, "bank", "bank-a", "state", "serving"),
 			f.want("remit_gateway_bank_state", zero, none, "bank", "bank-a", "state", "unreachable"),
+			// Claim, decision and acknowledgement: at least one group-commit
+			// transaction each (fewer if they shared one with other writes).
+			f.want("remit_store_commit_writes", some, more, "database", "payments"),
+			f.want("remit_store_commit_duration_seconds", some, more, "database", "payments"),
 		)
 	})
 
@@ -183,6 +187,8 @@ func TestMetricsAfterPayment(t *testing.T) {
 				f.want("remit_bank_expired_prepared_transactions", zero, none),
 				f.want("remit_bank_held_amount", zero, none, "currency", gatewaytest.Currency),
 				f.want("remit_bank_accounts", func(v float64) bool { return v == accounts }, fmt.Sprint(accounts)),
+				f.want("remit_store_commit_writes", func(v float64) bool { return v >= 2 }, ">= 2 (the vote, the commit)", "database", "ledger"),
+				f.want("remit_store_commit_duration_seconds", func(v float64) bool { return v >= 2 }, ">= 2", "database", "ledger"),
 				f.want("go_goroutines", func(v float64) bool { return v > 0 }, "> 0"),
 			)
 		})

@@ -22,6 +22,7 @@ import (
 	"github.com/remitpay/remit/internal/authz"
 	"github.com/remitpay/remit/internal/metrics"
 	"github.com/remitpay/remit/internal/serve"
+	"github.com/remitpay/remit/internal/store"
 )
 
 // Config is everything a gateway process needs. Paths are absolute or
@@ -157,7 +158,7 @@ func Run(ctx context.Context, cfg Config) error {
 	coord := NewCoordinator(st, registry, log, cfg.Timing)
 	coord.audit = auditLog
 	coord.metrics = newCoordMetrics(reg)
-	reg.MustRegister(newStateCollector(st, registry))
+	reg.MustRegister(newStateCollector(st, registry), metrics.NewCommitCollector(map[string]func() store.GroupStats{"payments": st.CommitStats}))
 	if err := coord.Recover(ctx); err != nil {
 		return err
 	}

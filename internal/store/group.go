@@ -35,6 +35,9 @@ var (
 // of two Prometheus histograms (prometheus.MustNewConstHistogram takes
 // these fields as they are).
 type GroupStats struct {
+	// Waiting is the writes handed to Do and not answered yet: queued, or
+	// in the transaction being run or committed.
+	Waiting int64
 	// Transactions committed (or whose COMMIT failed), and the writes they
 	// carried in all.
 	Transactions, Writes uint64
@@ -73,6 +76,8 @@ type Group struct {
 	queue   chan *groupOp
 	closing chan struct{}
 	done    chan struct{}
+
+	waiting atomic.Int64 // callers inside Do
 
 	statsMu sync.Mutex
 	txns    uint64
@@ -143,6 +148,8 @@ func (g *Group) Do(ctx context.Context, fn func(context.Context, *sql.Tx) error)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	g.waiting.Add(1)
+	defer g.waiting.Add(-1)
 	op := &groupOp{ctx: ctx, fn: fn, done: make(chan struct{})}
 	g.mu.RLock()
 	if g.closed {
@@ -352,6 +359,7 @@ func (g *Group) Stats() GroupStats {
 		return m
 	}
 	return GroupStats{
+		Waiting:       g.waiting.Load(),
 		Transactions:  g.txns,
 		Writes:        g.writes,
 		Batches:       cumulative(BatchBuckets, g.batches),

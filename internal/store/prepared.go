@@ -25,13 +25,17 @@ import (
 type Statements struct {
 	db    *sql.DB
 	stmts []*sql.Stmt
+	// reads are the same statements prepared on the read-only pool (see
+	// AddReader): Query and QueryRow outside a transaction run there.
+	reads   []*sql.Stmt
+	queries []string
 }
 
 // Prepare prepares every query of queries on db. It must run outside any
 // transaction of db (the pool has one connection) and before the
 // statements are used; Close releases them.
 func Prepare(ctx context.Context, db *sql.DB, queries []string) (*Statements, error) {
-	s := &Statements{db: db, stmts: make([]*sql.Stmt, 0, len(queries))}
+	s := &Statements{db: db, stmts: make([]*sql.Stmt, 0, len(queries)), queries: queries}
 	for i, q := range queries {
 		if q == "" {
 			return nil, errors.Join(fmt.Errorf("store: statement %d is empty", i), s.Close())
@@ -45,35 +49,60 @@ func Prepare(ctx context.Context, db *sql.DB, queries []string) (*Statements, er
 	return s, nil
 }
 
+// AddReader prepares the same queries on reader, a read-only pool of the
+// same database (OpenSQLiteReader): from then on Query and QueryRow outside
+// a transaction run there. Exec always runs on the database given to
+// Prepare.
+func (s *Statements) AddReader(ctx context.Context, reader *sql.DB) error {
+	reads := make([]*sql.Stmt, 0, len(s.stmts))
+	for i := range s.stmts {
+		rs, err := reader.PrepareContext(ctx, s.queries[i]) //nolint:sqlclosecheck // kept for the database's life; Close closes it
+		if err != nil {
+			for _, r := range reads {
+				r.Close()
+			}
+			return fmt.Errorf("store: prepare statement %d on the reader: %w", i, err)
+		}
+		reads = append(reads, rs)
+	}
+	s.reads = reads
+	return nil
+}
+
 // Exec runs statement i with args in tx, or on the database if tx is nil.
 func (s *Statements) Exec(ctx context.Context, tx *sql.Tx, i int, args ...any) (sql.Result, error) {
-	return s.in(ctx, tx, i).ExecContext(ctx, args...) //nolint:sqlclosecheck // see in
+	return s.in(ctx, tx, i, false).ExecContext(ctx, args...) //nolint:sqlclosecheck // see in
 }
 
-// Query runs query i with args in tx, or on the database if tx is nil.
+// Query runs query i with args in tx, or on the database (its reader, if
+// it has one) if tx is nil.
 func (s *Statements) Query(ctx context.Context, tx *sql.Tx, i int, args ...any) (*sql.Rows, error) {
-	return s.in(ctx, tx, i).QueryContext(ctx, args...) //nolint:sqlclosecheck // see in
+	return s.in(ctx, tx, i, true).QueryContext(ctx, args...) //nolint:sqlclosecheck // see in
 }
 
-// QueryRow runs query i with args in tx, or on the database if tx is nil.
+// QueryRow runs query i with args in tx, or on the database (its reader,
+// if it has one) if tx is nil.
 func (s *Statements) QueryRow(ctx context.Context, tx *sql.Tx, i int, args ...any) *sql.Row {
-	return s.in(ctx, tx, i).QueryRowContext(ctx, args...) //nolint:sqlclosecheck // see in
+	return s.in(ctx, tx, i, true).QueryRowContext(ctx, args...) //nolint:sqlclosecheck // see in
 }
 
 // in is statement i bound to tx (database/sql closes that copy when tx
-// ends, keeping the statement it was made from), or statement i itself if
-// tx is nil.
-func (s *Statements) in(ctx context.Context, tx *sql.Tx, i int) *sql.Stmt {
+// ends, keeping the statement it was made from), or, if tx is nil,
+// statement i itself, on the reader for a read when there is one.
+func (s *Statements) in(ctx context.Context, tx *sql.Tx, i int, read bool) *sql.Stmt {
 	if tx == nil {
+		if read && s.reads != nil {
+			return s.reads[i]
+		}
 		return s.stmts[i]
 	}
 	return tx.StmtContext(ctx, s.stmts[i])
 }
 
-// Close closes every statement. The database stays open.
+// Close closes every statement. The databases stay open.
 func (s *Statements) Close() error {
 	var errs []error
-	for _, st := range s.stmts {
+	for _, st := range append(s.stmts, s.reads...) {
 		errs = append(errs, st.Close())
 	}
 	// s.stmts stays: a closed *sql.Stmt answers "sql: statement is closed",

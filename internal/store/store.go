@@ -14,7 +14,10 @@
 // SQLite allows one writer at a time. Write transactions start with BEGIN
 // IMMEDIATE (the _txlock=immediate DSN option), so two writers never both read
 // and then fail to upgrade their lock; waiters queue on busy_timeout instead of
-// failing.
+// failing. The writer is one connection and Group (group commit) gives it
+// many callers' writes per transaction; reads outside a transaction go to a
+// separate read-only pool (OpenSQLiteReader), which WAL lets run beside the
+// writer.
 //
 // # Migrations
 //
@@ -44,11 +47,36 @@ import (
 
 // OpenSQLite opens (creating if needed) the SQLite database at path with the
 // pragmas Remit's durability depends on. The parent directory is created
-// with mode 0700 because ledgers are private.
+// with mode 0700 because ledgers are private. The pool has one connection,
+// the only writer.
 func OpenSQLite(ctx context.Context, path string) (*sql.DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: create data directory: %w", err)
 	}
+	q := pragmas()
+	q.Set("_txlock", "immediate")
+	// One connection: SQLite serialises writers anyway, and a single
+	// connection keeps BEGIN IMMEDIATE from spinning on busy_timeout.
+	return open(ctx, path, q, 1)
+}
+
+// ReaderConns is the size of the pool OpenSQLiteReader opens.
+const ReaderConns = 4
+
+// OpenSQLiteReader opens a read-only pool of ReaderConns connections on the
+// database at path, which OpenSQLite must have created (and migrated).
+// In WAL mode readers do not wait for the writer nor it for them: a read
+// outside a transaction sees every transaction committed before it began,
+// and never one in progress, so the reads of many callers no longer queue
+// for the writer's one connection (nor it behind them). Writes through it
+// fail (query_only).
+func OpenSQLiteReader(ctx context.Context, path string) (*sql.DB, error) {
+	q := pragmas()
+	q.Add("_pragma", "query_only(1)")
+	return open(ctx, path, q, ReaderConns)
+}
+
+func pragmas() url.Values {
 	q := url.Values{}
 	for _, p := range []string{
 		"journal_mode(WAL)",
@@ -58,7 +86,10 @@ func OpenSQLite(ctx context.Context, path string) (*sql.DB, error) {
 	} {
 		q.Add("_pragma", p)
 	}
-	q.Set("_txlock", "immediate")
+	return q
+}
+
+func open(ctx context.Context, path string, q url.Values, conns int) (*sql.DB, error) {
 	// The path is URL-escaped: SQLite reads the DSN as a URI filename, where
 	// a raw '?' or '#' would cut the path short.
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
@@ -66,9 +97,8 @@ func OpenSQLite(ctx context.Context, path string) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	// One connection: SQLite serialises writers anyway, and a single
-	// connection keeps BEGIN IMMEDIATE from spinning on busy_timeout.
-	db.SetMaxOpenConns(1)
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
 	db.SetConnMaxLifetime(0)
 	if err := db.PingContext(ctx); err != nil {
 		return nil, errors.Join(fmt.Errorf("store: open %s: %w", path, err), db.Close())

@@ -149,7 +149,8 @@ type AccountSeed struct {
 // returns. The SQL lives behind this type so that another database can go
 // beside SQLite later.
 type Ledger struct {
-	db    *sql.DB
+	db    *sql.DB           // the writer: one connection
+	rdb   *sql.DB           // reads outside a transaction (store.OpenSQLiteReader)
 	stmts *store.Statements // statementSQL, prepared once
 	// group commits the writes of concurrent calls together: one SQLite
 	// transaction and one fsync for all of them, each call answered only
@@ -176,7 +177,14 @@ func OpenLedger(ctx context.Context, path string) (*Ledger, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("bank: open ledger: %w", err), db.Close())
 	}
-	return &Ledger{db: db, stmts: stmts, group: store.NewGroup(db, store.GroupOptions{})}, nil //nolint:contextcheck // the committer outlives any caller
+	rdb, err := store.OpenSQLiteReader(ctx, path)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("bank: open ledger: %w", err), stmts.Close(), db.Close())
+	}
+	if err := stmts.AddReader(ctx, rdb); err != nil {
+		return nil, errors.Join(fmt.Errorf("bank: open ledger: %w", err), stmts.Close(), rdb.Close(), db.Close())
+	}
+	return &Ledger{db: db, rdb: rdb, stmts: stmts, group: store.NewGroup(db, store.GroupOptions{})}, nil //nolint:contextcheck // the committer outlives any caller
 }
 
 // The statements of a payment (prepare, commit, abort: the record, its
@@ -231,7 +239,7 @@ var statementSQL = [numStatements]string{
 // Close closes the prepared statements and the database.
 func (l *Ledger) Close() error {
 	l.group.Close()
-	return errors.Join(l.stmts.Close(), l.db.Close())
+	return errors.Join(l.stmts.Close(), l.rdb.Close(), l.db.Close())
 }
 
 // CommitStats reports the ledger's group commit so far (transactions,
@@ -300,7 +308,7 @@ func (l *Ledger) Balance(ctx context.Context, accountID string) (Account, error)
 
 // Accounts returns every account, ordered by id.
 func (l *Ledger) Accounts(ctx context.Context) ([]Account, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT `+accountCols+` FROM accounts ORDER BY account_id`)
+	rows, err := l.rdb.QueryContext(ctx, `SELECT `+accountCols+` FROM accounts ORDER BY account_id`)
 	if err != nil {
 		return nil, err
 	}
@@ -319,7 +327,7 @@ func (l *Ledger) Accounts(ctx context.Context) ([]Account, error) {
 // Entries returns the journal entries of a transaction, in the order they
 // were written.
 func (l *Ledger) Entries(ctx context.Context, txID string) ([]Entry, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT entry_id, transaction_id, account_id, direction, amount, balance, kind, entry_time
+	rows, err := l.rdb.QueryContext(ctx, `SELECT entry_id, transaction_id, account_id, direction, amount, balance, kind, entry_time
 		FROM journal WHERE transaction_id = ? ORDER BY entry_id`, txID)
 	if err != nil {
 		return nil, err
@@ -699,7 +707,7 @@ func (l *Ledger) UpdateBalance(ctx context.Context, txID string, leg Leg) (Adjus
 // before now, oldest expiry first. They wait for a decision the resolver must
 // ask the gateway for.
 func (l *Ledger) Expired(ctx context.Context, now time.Time) ([]string, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT transaction_id FROM prepared_transactions
+	rows, err := l.rdb.QueryContext(ctx, `SELECT transaction_id FROM prepared_transactions
 		WHERE state = 'prepared' AND expire_time <= ? ORDER BY expire_time, transaction_id`, nanos(now))
 	if err != nil {
 		return nil, fmt.Errorf("bank: list expired: %w", err)
@@ -729,11 +737,11 @@ type LedgerStats struct {
 // scrape reads no rows one by one.
 func (l *Ledger) Stats(ctx context.Context, now time.Time) (LedgerStats, error) {
 	st := LedgerStats{Held: map[string]int64{}}
-	if err := l.db.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(expire_time <= ?), 0)
+	if err := l.rdb.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(expire_time <= ?), 0)
 		FROM prepared_transactions WHERE state = 'prepared'`, nanos(now)).Scan(&st.Prepared, &st.Expired); err != nil {
 		return LedgerStats{}, fmt.Errorf("bank: count prepared: %w", err)
 	}
-	rows, err := l.db.QueryContext(ctx, `SELECT currency, COUNT(*), SUM(held) FROM accounts GROUP BY currency`)
+	rows, err := l.rdb.QueryContext(ctx, `SELECT currency, COUNT(*), SUM(held) FROM accounts GROUP BY currency`)
 	if err != nil {
 		return LedgerStats{}, fmt.Errorf("bank: count accounts: %w", err)
 	}
@@ -775,7 +783,7 @@ func (l *Ledger) Prune(ctx context.Context, before time.Time) (int64, error) {
 // State returns where txID stands here; ok is false if it is unknown (never
 // prepared, or pruned).
 func (l *Ledger) State(ctx context.Context, txID string) (state State, ok bool, err error) {
-	err = l.db.QueryRowContext(ctx, `SELECT state FROM prepared_transactions WHERE transaction_id = ?`, txID).Scan(&state)
+	err = l.rdb.QueryRowContext(ctx, `SELECT state FROM prepared_transactions WHERE transaction_id = ?`, txID).Scan(&state)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, nil
 	}

@@ -38,7 +38,7 @@ var windowTiming = gateway.Timing{
 // windowOptions runs a network with windowTiming and without the banks'
 // registration heartbeat (they register once, at start), so that nothing but
 // payments writes to the coordinator log.
-var windowOptions = gatewaytest.Options{Timing: windowTiming, RegisterInterval: time.Hour}
+var windowOptions = gatewaytest.Options{Timing: windowTiming, RegisterInterval: time.Hour, Metrics: true}
 
 type payResult struct {
 	p   *gatewayv1.Payment
@@ -187,7 +187,7 @@ func decidedWhileCut(t *testing.T, n *gatewaytest.Network, bob, admin *gatewayte
 	waitHeld(t, admin, "bob", amount) // bank-b voted YES; the id is claimed
 	releaseLog := n.Gateway.LockDB(t)
 	releaseA()
-	waitDecisionPending(t, admin, id)
+	waitDecisionPending(t, n, admin, id)
 	for _, name := range cut {
 		n.Banks[name].Proxy.Cut()
 	}
@@ -202,29 +202,33 @@ func decidedWhileCut(t *testing.T, n *gatewaytest.Network, bob, admin *gatewayte
 }
 
 // waitDecisionPending waits until the gateway has every vote of txID and its
-// decision waits for the coordinator log's write lock (held by the test).
-// That wait holds the log's only connection, so a read of the log
-// (GetPayment) cannot get through; nothing else writes to the log meanwhile,
-// because windowOptions turns the banks' registration heartbeat off. (This
-// relies on the log having a single connection, as store.OpenSQLite sets up;
-// with a pool of readers the probe would never see the wait and the test
-// would fail here, not pass wrongly.)
-func waitDecisionPending(t *testing.T, admin *gatewaytest.Client, txID string) {
+// decision waits for the coordinator log's write lock (held by the test):
+// the gateway's metrics show one write waiting for its group commit on the
+// log. Nothing else writes to the log meanwhile: the claim committed before
+// phase one began, and windowOptions turns the banks' registration
+// heartbeat off. Reads of the log still answer (they use the read-only
+// pool), and one shows the payment undecided.
+func waitDecisionPending(t *testing.T, n *gatewaytest.Network, admin *gatewaytest.Client, txID string) {
 	t.Helper()
 	gatewaytest.WaitFor(t, "the decision of "+txID+" waiting for the log", func() error {
-		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
-		defer cancel()
-		res, err := admin.Payments.GetPayment(ctx, &gatewayv1.GetPaymentRequest{TransactionId: txID})
+		waiting, ok := scrape(t, n.Gateway.MetricsURL()).value("remit_store_commit_waiting", "database", "payments")
 		switch {
-		case connect.CodeOf(err) == connect.CodeDeadlineExceeded:
-			return nil
-		case err != nil:
-			return err
-		case res.GetPayment().GetStatus() != gatewayv1.PaymentStatus_PAYMENT_STATUS_PROCESSING:
-			t.Fatalf("payment %s was decided while the test held the log's lock: %v", txID, res.GetPayment())
+		case !ok:
+			t.Fatal("the gateway exports no remit_store_commit_waiting for the payments database")
+		case waiting == 0:
+			return errors.New("no write waits for the log: not every vote is in")
 		}
-		return errors.New("the log still answers: not every vote is in")
+		return nil
 	})
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	res, err := admin.Payments.GetPayment(ctx, &gatewayv1.GetPaymentRequest{TransactionId: txID})
+	if err != nil {
+		t.Fatalf("GetPayment while the log is locked: %v", err)
+	}
+	if res.GetPayment().GetStatus() != gatewayv1.PaymentStatus_PAYMENT_STATUS_PROCESSING {
+		t.Fatalf("payment %s was decided while the test held the log's lock: %v", txID, res.GetPayment())
+	}
 }
 
 // The gateway restarts between the decision and phase two: the COMMIT is in

@@ -144,7 +144,8 @@ type BankRecord struct {
 
 // Store is the gateway's durable coordinator log in embedded SQLite.
 type Store struct {
-	db    *sql.DB
+	db    *sql.DB           // the writer: one connection
+	rdb   *sql.DB           // reads outside a transaction (store.OpenSQLiteReader)
 	stmts *store.Statements // statementSQL, prepared once
 	// group commits the writes of concurrent calls together: one SQLite
 	// transaction and one fsync for many claims, decisions and
@@ -169,8 +170,15 @@ func OpenStore(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
+	rdb, err := store.OpenSQLiteReader(ctx, path)
+	if err != nil {
+		return nil, errors.Join(err, stmts.Close(), db.Close())
+	}
+	if err := stmts.AddReader(ctx, rdb); err != nil {
+		return nil, errors.Join(err, stmts.Close(), rdb.Close(), db.Close())
+	}
 	//nolint:contextcheck // the committer outlives any caller
-	return &Store{db: db, stmts: stmts, group: store.NewGroup(db, store.GroupOptions{}), changed: make(chan struct{})}, nil
+	return &Store{db: db, rdb: rdb, stmts: stmts, group: store.NewGroup(db, store.GroupOptions{}), changed: make(chan struct{})}, nil
 }
 
 // The statements of the payment path (claim, phase one, the decision, phase
@@ -236,7 +244,7 @@ func (s *Store) notify() {
 // Close closes the prepared statements and the database.
 func (s *Store) Close() error {
 	s.group.Close()
-	return errors.Join(s.stmts.Close(), s.db.Close())
+	return errors.Join(s.stmts.Close(), s.rdb.Close(), s.db.Close())
 }
 
 // CommitStats reports the store's group commit so far (transactions,
@@ -491,13 +499,13 @@ func (s *Store) AckParticipants(ctx context.Context, id string, banks []string) 
 // Undecided lists payments with no decision: after a restart these are the
 // ones whose coordinator died in phase one.
 func (s *Store) Undecided(ctx context.Context) ([]string, error) {
-	return ids(s.db.QueryContext(ctx, `SELECT transaction_id FROM transactions WHERE status = 'processing' AND kind = 'payment' AND decision IS NULL ORDER BY rowid`))
+	return ids(s.rdb.QueryContext(ctx, `SELECT transaction_id FROM transactions WHERE status = 'processing' AND kind = 'payment' AND decision IS NULL ORDER BY rowid`))
 }
 
 // UnackedDecided lists decided payments that some participant has not yet
 // acknowledged: phase two must be re-driven for them.
 func (s *Store) UnackedDecided(ctx context.Context) ([]string, error) {
-	return ids(s.db.QueryContext(ctx, `SELECT DISTINCT p.transaction_id FROM participants p JOIN transactions t USING (transaction_id)
+	return ids(s.rdb.QueryContext(ctx, `SELECT DISTINCT p.transaction_id FROM participants p JOIN transactions t USING (transaction_id)
 		WHERE p.acked = 0 AND t.decision IS NOT NULL ORDER BY t.rowid`))
 }
 
@@ -505,7 +513,7 @@ func (s *Store) UnackedDecided(ctx context.Context) ([]string, error) {
 // participant has not acknowledged (phase two), undecided payments, and
 // adjustments whose bank has not answered; aggregate queries, for metrics.
 func (s *Store) Backlog(ctx context.Context) (phaseTwo, undecided, adjustments int, err error) {
-	err = s.db.QueryRowContext(ctx, `SELECT
+	err = s.rdb.QueryRowContext(ctx, `SELECT
 		(SELECT COUNT(DISTINCT p.transaction_id) FROM participants p JOIN transactions t USING (transaction_id)
 			WHERE p.acked = 0 AND t.decision IS NOT NULL),
 		(SELECT COUNT(*) FROM transactions WHERE status = 'processing' AND kind = 'payment' AND decision IS NULL),
@@ -518,7 +526,7 @@ func (s *Store) Backlog(ctx context.Context) (phaseTwo, undecided, adjustments i
 
 // PendingAdjustments lists adjustments whose bank call has not been answered.
 func (s *Store) PendingAdjustments(ctx context.Context) ([]string, error) {
-	return ids(s.db.QueryContext(ctx, `SELECT transaction_id FROM transactions WHERE kind = 'adjustment' AND status = 'processing' ORDER BY rowid`))
+	return ids(s.rdb.QueryContext(ctx, `SELECT transaction_id FROM transactions WHERE kind = 'adjustment' AND status = 'processing' ORDER BY rowid`))
 }
 
 // UnackedParticipants lists the banks that have not acknowledged phase two of id.
@@ -612,7 +620,7 @@ func (s *Store) List(ctx context.Context, f ListFilter) ([]*Txn, error) {
 	args = append(args, f.Limit)
 	// The WHERE clause joins only the constant conditions above; every
 	// value is a bound parameter.
-	rows, err := s.db.QueryContext(ctx, `SELECT `+txnColumns+` FROM transactions WHERE `+ //nolint:gosec // G202: constant fragments only, values are bound
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+txnColumns+` FROM transactions WHERE `+ //nolint:gosec // G202: constant fragments only, values are bound
 		strings.Join(where, " AND ")+` ORDER BY rowid DESC LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list payments: %w", err)
@@ -640,7 +648,7 @@ func (s *Store) Events(ctx context.Context, account *Account, afterID int64, lim
 	}
 	q += ` ORDER BY event_id LIMIT ?`
 	args = append(args, limit)
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	rows, err := s.rdb.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
@@ -678,7 +686,7 @@ func (s *Store) TouchBank(ctx context.Context, name string, now time.Time) error
 
 // Banks lists the registry by name.
 func (s *Store) Banks(ctx context.Context) ([]BankRecord, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name, url, register_time, last_seen_time FROM banks ORDER BY name`)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT name, url, register_time, last_seen_time FROM banks ORDER BY name`)
 	if err != nil {
 		return nil, err
 	}

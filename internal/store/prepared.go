@@ -58,10 +58,11 @@ func (s *Statements) AddReader(ctx context.Context, reader *sql.DB) error {
 	for i := range s.stmts {
 		rs, err := reader.PrepareContext(ctx, s.queries[i]) //nolint:sqlclosecheck // kept for the database's life; Close closes it
 		if err != nil {
+			errs := []error{fmt.Errorf("store: prepare statement %d on the reader: %w", i, err)}
 			for _, r := range reads {
-				r.Close()
+				errs = append(errs, r.Close())
 			}
-			return fmt.Errorf("store: prepare statement %d on the reader: %w", i, err)
+			return errors.Join(errs...)
 		}
 		reads = append(reads, rs)
 	}

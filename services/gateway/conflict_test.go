@@ -108,6 +108,7 @@ func TestTransactionIDConflictVoterIsNotSentTheAbort(t *testing.T) {
 		if _, d := h.a.counts(id); len(d) != 1 || d[0] {
 			t.Errorf("bank-a got decisions %v, want one ABORT", d)
 		}
+		synctest.Wait() // Pay returns before the acknowledgements are written
 		unacked, err := h.store.UnackedParticipants(t.Context(), id)
 		if err != nil {
 			t.Fatal(err)

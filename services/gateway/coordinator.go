@@ -481,8 +481,24 @@ func (c *Coordinator) run(ctx context.Context, t *Txn) *Txn {
 	} else {
 		c.metrics.payment("aborted")
 	}
-	c.drivePhase2(ctx, final, c.timing.Phase2Wait)
+	c.drivePhase2(ctx, final, pending(final), c.timing.Phase2Wait)
 	return final
+}
+
+// pending is the participants of a payment just decided that phase two
+// must reach: all but the excused ones. None has acknowledged yet unless
+// another path decided first and drove phase two already, and sending the
+// decision again to one that has is harmless (CommitTransaction is
+// idempotent, and an acknowledgement is recorded once). Never nil, so
+// sendPhase2 need not read the log for it.
+func pending(t *Txn) []string {
+	out := make([]string, 0, len(t.Participants))
+	for _, b := range t.Participants {
+		if !slices.Contains(t.Excused, b) {
+			out = append(out, b)
+		}
+	}
+	return out
 }
 
 func (c *Coordinator) prepare(ctx context.Context, txID, bank string, legs []Leg, expire time.Time) Vote {
@@ -546,9 +562,14 @@ func (c *Coordinator) auditDecision(ctx context.Context, t *Txn) {
 		slog.String("payee", t.Payee.String()), slog.Int64("amount", t.Amount), slog.String("currency", t.Currency))
 }
 
-// drivePhase2 sends the standing decision to every participant that has not
-// acknowledged it, waiting at most wait; whatever is left is re-driven by Run.
-func (c *Coordinator) drivePhase2(ctx context.Context, t *Txn, wait time.Duration) {
+// drivePhase2 sends the standing decision to the participants in banks (nil:
+// every participant that has not acknowledged it, read from the log), and
+// waits at most wait for their answers; whatever is left is re-driven by
+// Run. It does not wait for the acknowledgements to be written: a
+// crash before that write leaves the participants unacknowledged in the
+// log, and the re-driver of the next start sends them the decision again,
+// which they apply once (see "Acknowledgements" in docs/protocol.md).
+func (c *Coordinator) drivePhase2(ctx context.Context, t *Txn, banks []string, wait time.Duration) {
 	c.mu.Lock()
 	if c.driving[t.ID] {
 		c.mu.Unlock()
@@ -557,14 +578,15 @@ func (c *Coordinator) drivePhase2(ctx context.Context, t *Txn, wait time.Duratio
 	c.driving[t.ID] = true
 	c.mu.Unlock()
 	finished := make(chan struct{})
+	delivered := sync.OnceFunc(func() { close(finished) })
 	if !c.background(func() {
-		defer close(finished)
+		defer delivered()
 		defer func() {
 			c.mu.Lock()
 			delete(c.driving, t.ID)
 			c.mu.Unlock()
 		}()
-		c.sendPhase2(ctx, t)
+		c.sendPhase2(ctx, t, banks, delivered)
 	}) {
 		// Stopping: the decision is durable; the re-driver of the next
 		// start sends it.
@@ -581,13 +603,17 @@ func (c *Coordinator) drivePhase2(ctx context.Context, t *Txn, wait time.Duratio
 	}
 }
 
-// sendPhase2 makes one attempt at every unacknowledged participant.
-func (c *Coordinator) sendPhase2(ctx context.Context, t *Txn) {
+// sendPhase2 makes one attempt at every participant in banks (nil: every
+// unacknowledged participant, read from the log), calls delivered once they
+// all answered, then records the acknowledgements.
+func (c *Coordinator) sendPhase2(ctx context.Context, t *Txn, banks []string, delivered func()) {
 	defer c.metrics.observePhase(phaseTwo, time.Now())
-	banks, err := c.store.UnackedParticipants(ctx, t.ID)
-	if err != nil {
-		c.log.Error("read participants", "transaction_id", t.ID, "err", err)
-		return
+	if banks == nil {
+		var err error
+		if banks, err = c.store.UnackedParticipants(ctx, t.ID); err != nil {
+			c.log.Error("read participants", "transaction_id", t.ID, "err", err)
+			return
+		}
 	}
 	var (
 		wg    sync.WaitGroup
@@ -625,8 +651,10 @@ func (c *Coordinator) sendPhase2(ctx context.Context, t *Txn) {
 		})
 	}
 	wg.Wait()
-	// One write for all acknowledgements keeps the payment path at three
-	// gateway fsyncs: claim, decision, acknowledgements.
+	delivered()
+	// One write for all acknowledgements: with the claim and the decision,
+	// three gateway writes per payment, each shared with other payments'
+	// by group commit. The client does not wait for this one.
 	if err := c.store.AckParticipants(ctx, t.ID, acked); err != nil {
 		c.log.Error("record acknowledgements", "transaction_id", t.ID, "banks", acked, "err", err)
 	}
@@ -703,7 +731,7 @@ func (c *Coordinator) redrivePhase2(ctx context.Context) {
 				"transaction_id", id, "err", err)
 			continue
 		}
-		c.drivePhase2(ctx, t, c.timing.CommitCall+time.Second)
+		c.drivePhase2(ctx, t, nil, c.timing.CommitCall+time.Second)
 	}
 }
 

@@ -3,7 +3,9 @@ package gateway
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -15,6 +17,7 @@ import (
 
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
 	"github.com/remitpay/remit/internal/logging/logtest"
+	"github.com/remitpay/remit/internal/store"
 )
 
 // fakeBank is an in-memory participant for coordinator unit tests. The real
@@ -187,6 +190,7 @@ func TestPayAllYesCommitsEverywhere(t *testing.T) {
 				t.Errorf("%s: prepares %d decisions %v, want 1 prepare and one COMMIT", name, p, d)
 			}
 		}
+		synctest.Wait() // Pay returns before the acknowledgements are written
 		un, _ := h.store.UnackedParticipants(t.Context(), id)
 		if len(un) != 0 {
 			t.Errorf("unacknowledged participants %v after a clean commit", un)
@@ -287,6 +291,7 @@ func TestPhaseTwoIsRedrivenUntilAcknowledged(t *testing.T) {
 		if got.Status != StatusSucceeded {
 			t.Fatalf("status %s, want succeeded: the decision is the commit point", got.Status)
 		}
+		synctest.Wait() // Pay returns before the acknowledgements are written
 		un, _ := h.store.UnackedParticipants(t.Context(), id)
 		if len(un) != 1 || un[0] != "bank-b" {
 			t.Fatalf("unacknowledged = %v, want [bank-b]", un)
@@ -813,4 +818,123 @@ func TestZeroTimingIsDefaultTiming(t *testing.T) {
 		}
 		time.Sleep(3 * DefaultTiming.Redrive) // the re-driver ticks
 	})
+}
+
+// lockLog takes the coordinator log's write lock from another connection,
+// as a slow disk or another writer would hold it, until release is called.
+func lockLog(t *testing.T, path string) (release func()) {
+	t.Helper()
+	db, err := store.OpenSQLite(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.BeginTx(context.Background(), nil) // BEGIN IMMEDIATE: the write lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sync.OnceFunc(func() {
+		tx.Rollback()
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAcknowledgementAfterTheReplyCrashPoint: Pay answers once every bank
+// has applied the decision, without waiting for the acknowledgements to be
+// written. The crash that point allows (the client told SUCCEEDED, the
+// acknowledgements not in the log) is taken as an image of the log's files
+// while the write is held back; a coordinator started on that image finds
+// the participants unacknowledged, sends them the decision again, and
+// records them. (A real bank applies a repeated COMMIT once:
+// TestIntegrationGatewayRestartAfterDecision.) Real time, not synctest:
+// the lock is another SQLite connection's.
+func TestAcknowledgementAfterTheReplyCrashPoint(t *testing.T) {
+	h := newHarness(t)
+	// Pay waits for phase two "for ever": only the bank's answers, not the
+	// acknowledgement write (held back for longer than Pay's context,
+	// by SQLite's busy timeout), may end that wait.
+	timing := testTiming
+	timing.Phase2Wait = time.Hour
+	h.coord = NewCoordinator(h.store, h.banks, slog.New(slog.DiscardHandler), timing)
+	var locked atomic.Bool
+	var release func()
+	h.b.commitErr = func(string) error {
+		if locked.CompareAndSwap(false, true) {
+			release = lockLog(t, h.path) // after the decision, before the acknowledgement
+		}
+		return nil
+	}
+	id := uuid.NewString()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	got, err := h.coord.Pay(ctx, payment(id))
+	if err != nil {
+		t.Fatalf("Pay: %v (did it wait for the acknowledgement write?)", err)
+	}
+	if got.Status != StatusSucceeded {
+		t.Fatalf("status %s, want succeeded", got.Status)
+	}
+	if !locked.Load() {
+		t.Fatal("bank-b was never sent the decision")
+	}
+	// The log as a crash now would leave it: the writer cannot write, so
+	// the files are still.
+	image := filepath.Join(t.TempDir(), "gateway.db")
+	for _, suffix := range []string{"", "-wal"} {
+		copyFile(t, h.path+suffix, image+suffix)
+	}
+	release()
+
+	st, err := OpenStore(t.Context(), image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	tx, err := st.Get(t.Context(), id)
+	if err != nil || tx.Decision != DecisionCommit {
+		t.Fatalf("after the crash: %v, %v; want the COMMIT decision, written before the reply", tx, err)
+	}
+	if un, _ := st.UnackedParticipants(t.Context(), id); len(un) != 2 {
+		t.Fatalf("after the crash: unacknowledged %v, want both banks (the acknowledgement was not written yet)", un)
+	}
+	fresh := NewCoordinator(st, h.banks, slog.New(slog.DiscardHandler), testTiming)
+	if err := fresh.Recover(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	runCoordinator(t, fresh)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		un, err := st.UnackedParticipants(t.Context(), id)
+		if err == nil && len(un) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the restart: unacknowledged %v (%v), want none", un, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for name, b := range map[string]*fakeBank{"bank-a": h.a, "bank-b": h.b} {
+		if _, d := b.counts(id); len(d) != 2 || !d[0] || !d[1] {
+			t.Errorf("%s: decisions %v, want COMMIT twice (before the crash, and again from the re-driver)", name, d)
+		}
+	}
 }

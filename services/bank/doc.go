@@ -20,7 +20,9 @@
 //     and the journal's UNIQUE(transaction_id, account_id, direction) refuses
 //     a second application even if that record was pruned.
 //   - Nothing acknowledged is ever lost. Every state change is committed with
-//     synchronous=FULL before the RPC answers.
+//     synchronous=FULL before the RPC answers (group commit, store.Group,
+//     shares one transaction and fsync among concurrent calls and answers
+//     each only after it).
 //
 // # Invariants of the participant
 //

@@ -6,7 +6,10 @@
 //
 // Store keeps one row per client transaction id in embedded SQLite (WAL,
 // synchronous=FULL). Rows are kept forever, so idempotency keys outlive the
-// 7 days the API promises.
+// 7 days the API promises. Writes go through group commit (store.Group):
+// many calls' writes share one SQLite transaction and its fsync, and each
+// call returns only after that fsync, so "durably before" below holds per
+// write exactly as with a transaction each.
 //
 // # Invariants a change must keep
 //
@@ -21,6 +24,9 @@
 //   - Phase two is re-sent until every participant acknowledges it, across
 //     gateway restarts (Coordinator.Run). On start, payments left undecided
 //     by a dead process are aborted (presumed abort, Coordinator.Recover).
+//     The acknowledgements are written after MakePayment answers: losing
+//     them in a crash only makes the next start send the decision again,
+//     which a bank answers without applying anything twice.
 //   - A participant that voted TRANSACTION_ID_CONFLICT holds the id for
 //     another transaction: it is recorded as excused when its vote arrives
 //     and is never sent this payment's decision nor told its outcome.

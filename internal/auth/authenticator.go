@@ -90,6 +90,15 @@ func DefaultMaxConcurrentHashes() int { return min(runtime.GOMAXPROCS(0), 2) }
 // verification gives its memory back at once (see [Authenticator.check]).
 const reclaimHashMemory = 8 * 1024
 
+// releaseHashMemory returns the memory of a costly hash just computed to
+// the OS (see [Authenticator.check]): `remit init` hashes some fifty
+// passwords in a row, and `remit bench` runs it in its own process.
+func releaseHashMemory(hash string) {
+	if p, _, _, err := parseHash(hash); err == nil && p.Memory >= reclaimHashMemory {
+		debug.FreeOSMemory()
+	}
+}
+
 // DefaultFailureDelay and MaxFailureDelay bound the slow-down of repeated
 // failed logins (see [Config.FailureDelay]).
 const (
@@ -130,7 +139,6 @@ type Authenticator struct {
 	ids      *throttle
 	sources  *throttle
 	hashes   chan struct{}
-	running  atomic.Int32 // verifications holding a slot
 	audit    audit.Recorder
 
 	failureDelay time.Duration
@@ -201,10 +209,7 @@ func (a *Authenticator) SetUsers(users *Users) error {
 	a.dummy.Store(&dummy)
 	a.users.Store(users)
 	if prev == nil || *prev != dummy {
-		// Hashing the new dummy password allocated its memory cost; see check.
-		if p, _, _, err := parseHash(dummy); err == nil && p.Memory >= reclaimHashMemory {
-			debug.FreeOSMemory()
-		}
+		releaseHashMemory(dummy) // hashing the new dummy password allocated its cost
 	}
 	return nil
 }
@@ -318,20 +323,21 @@ func (a *Authenticator) Login(ctx context.Context, clientID, password, remoteAdd
 //
 // An argon2id verification allocates its whole memory cost (64 MiB) and
 // drops it when it returns; left to the garbage collector's pace, a burst
-// of logins piles several such buffers up before a collection (the gateway
-// peaked at 350-420 MiB RSS logging 49 customers in). So after a costly
-// hash, check collects at once, before it frees its slot, so that the next
-// verification reuses the memory instead of growing the heap; the last
-// verification of a burst also returns the memory to the OS, so that an
-// idle gateway is small again. This costs a collection (a few ms, mostly
-// concurrent with other work) per login, next to a hash of about 60 ms.
+// of logins piles several such buffers up (the gateway peaked at 350-420
+// MiB RSS logging 49 customers in). So after a costly hash, check collects
+// and returns the free memory to the OS (debug.FreeOSMemory) before it
+// frees its slot: the resident memory of logins stays at about the hashes
+// in flight. A collection alone is not enough: the freed buffer is not
+// always reused for the next one, and the runtime gives free memory back
+// only slowly (the peak varied between 160 and 225 MiB). This costs a
+// collection and the page faults of the next hash, a few ms next to a hash
+// of about 60 ms.
 func (a *Authenticator) check(ctx context.Context, clientID, password string) (*User, bool, error) {
 	select {
 	case a.hashes <- struct{}{}:
 	case <-ctx.Done():
 		return nil, false, ctx.Err()
 	}
-	a.running.Add(1)
 	user, exists := a.users.Load().Lookup(clientID)
 	hash := *a.dummy.Load()
 	if exists {
@@ -340,10 +346,8 @@ func (a *Authenticator) check(ctx context.Context, clientID, password string) (*
 	match := VerifyPassword(hash, password)
 	p, _, _, err := parseHash(hash)
 	costly := err == nil && p.Memory >= reclaimHashMemory
-	if a.running.Add(-1) == 0 && costly {
+	if costly {
 		debug.FreeOSMemory()
-	} else if costly {
-		runtime.GC()
 	}
 	<-a.hashes
 	if !match || !exists || password == "" {

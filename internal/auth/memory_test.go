@@ -42,3 +42,38 @@ func TestLoginGivesHashMemoryBack(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkLogin logs in with the production argon2id parameters, two at a
+// time (the default bound on concurrent hashes on 2 CPUs), including the
+// collection that gives each hash's 64 MiB back.
+func BenchmarkLogin(b *testing.B) {
+	ctx := context.Background()
+	hash, err := auth.HashPassword(alicePW)
+	if err != nil {
+		b.Fatal(err)
+	}
+	users, err := auth.ParseUsers("users.json", []byte(usersJSON(
+		entry("alice", hash, `["customer"]`, `{"bank":"bank-a","account_id":"alice"}`))))
+	if err != nil {
+		b.Fatal(err)
+	}
+	sessions, err := auth.OpenSessions(ctx, filepath.Join(b.TempDir(), "sessions.db"), auth.SessionConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = sessions.Close() })
+	a, err := auth.NewAuthenticator(users, sessions, auth.Config{MaxFailures: 1 << 30, MaxSourceFailures: 1 << 30})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetParallelism(1)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, _, _, err := a.Login(ctx, "alice", alicePW, srcA); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

@@ -18,9 +18,12 @@
 //     truncates or rewrites it. Rotation, if wanted, is an operator's job
 //     (move the file away and restart, or copytruncate-free tools).
 //   - A line is fsynced before [Log.Record] returns, so an event that was
-//     recorded survives a crash. If the process dies in the middle of a
-//     line, [Open] terminates the partial line before appending, so every
-//     complete line stays valid JSON.
+//     recorded survives a crash. Concurrent Records share the work (group
+//     commit): each queues its line, one of them writes every queued line
+//     in one write and fsyncs once, and all of them return after that
+//     fsync. If the process dies in the middle of a line, [Open] terminates
+//     the partial line before appending, so every complete line stays
+//     valid JSON.
 //   - The file is created with mode 0600 in a directory created with mode
 //     0700: it names clients, banks and amounts.
 //   - Secrets never go into the audit log: callers must not pass passwords,
@@ -92,15 +95,38 @@ var ErrClosed = errors.New("audit: log is closed")
 
 // Log is an append-only JSON-lines audit log file. It is safe for
 // concurrent use; lines from concurrent Record calls never interleave.
+//
+// Concurrent Records are group-committed: a Record encodes its line into
+// the current batch under mu and waits until the batch is durable. Whoever
+// finds no flush running takes the whole batch, writes it with one write
+// and one fsync outside mu, marks it done and wakes the waiters; lines
+// queued meanwhile form the next batch, flushed by one of their own
+// Records. There is no background goroutine.
 type Log struct {
 	path   string
 	logger *slog.Logger // reports events that could not be recorded
 
-	mu      sync.Mutex
-	f       *os.File
-	buf     bytes.Buffer
-	handler slog.Handler
-	err     error // first failure to record an event
+	mu       sync.Mutex
+	flushed  sync.Cond // signalled (with mu) when a flush ends
+	f        *os.File
+	buf      bytes.Buffer
+	handler  slog.Handler
+	err      error  // first failure to record an event
+	pending  []byte // lines of cur, not yet written
+	spare    []byte // the previous batch's buffer, reused
+	cur      *batch // the batch lines are queued into now
+	flushing bool   // a Record (or Close) is writing a batch outside mu
+
+	syncs       int64  // fsyncs done (for tests)
+	durable     int64  // bytes appended by this Log and fsynced (for tests)
+	beforeWrite func() // test hook: called by a flush before it writes, outside mu
+}
+
+// batch is one group commit: the lines queued while the previous one was
+// being written, written and fsynced together.
+type batch struct {
+	done bool
+	err  error
 }
 
 var _ Recorder = (*Log)(nil)
@@ -131,7 +157,8 @@ func Open(path string, logger *slog.Logger) (*Log, error) {
 		_ = f.Close() // the repair's error is the one to report
 		return nil, err
 	}
-	l := &Log{path: path, logger: logger, f: f}
+	l := &Log{path: path, logger: logger, f: f, cur: &batch{}}
+	l.flushed.L = &l.mu
 	l.handler = slog.NewJSONHandler(&l.buf, &slog.HandlerOptions{ReplaceAttr: replaceAttr})
 	return l, nil
 }
@@ -170,7 +197,8 @@ func terminatePartialLine(path string, w *os.File) error {
 func (l *Log) Path() string { return l.path }
 
 // Record appends one line {time, event, attrs...} and fsyncs the file
-// before returning, so that a recorded event survives a crash.
+// before returning, so that a recorded event survives a crash. Concurrent
+// Records share one write and one fsync (see [Log]).
 //
 // Auditing never blocks the operation being audited: a payment decision is
 // already durable when it is recorded, and a failed login has already
@@ -218,19 +246,60 @@ func (l *Log) write(ctx context.Context, event string, attrs []slog.Attr) error 
 	if err := l.handler.Handle(ctx, rec); err != nil {
 		return fmt.Errorf("audit: encode %s: %w", event, err)
 	}
-	if _, err := l.f.Write(l.buf.Bytes()); err != nil {
-		return fmt.Errorf("audit: write %s: %w", l.path, err)
+	l.pending = append(l.pending, l.buf.Bytes()...)
+	b := l.cur
+	for !b.done {
+		if l.flushing {
+			l.flushed.Wait()
+			continue
+		}
+		// No flush is running, so b is the current batch: flush it.
+		l.flushLocked()
 	}
-	if err := l.f.Sync(); err != nil {
-		return fmt.Errorf("audit: sync %s: %w", l.path, err)
-	}
-	return nil
+	return b.err
 }
 
-// Close closes the file. Later calls to Record return [ErrClosed].
+// flushLocked writes and fsyncs the current batch, releasing mu while it
+// does; l.mu is held on entry and on return, and no other flush runs.
+func (l *Log) flushLocked() {
+	l.flushing = true
+	b, data, f := l.cur, l.pending, l.f
+	l.cur, l.pending = &batch{}, l.spare[:0]
+	l.mu.Unlock()
+
+	if l.beforeWrite != nil {
+		l.beforeWrite()
+	}
+	var err error
+	if _, werr := f.Write(data); werr != nil {
+		err = fmt.Errorf("audit: write %s: %w", l.path, werr)
+	} else if serr := f.Sync(); serr != nil {
+		err = fmt.Errorf("audit: sync %s: %w", l.path, serr)
+	}
+
+	l.mu.Lock()
+	if err == nil {
+		l.syncs++
+		l.durable += int64(len(data))
+	}
+	b.done, b.err = true, err
+	l.spare = data[:0]
+	l.flushing = false
+	l.flushed.Broadcast()
+}
+
+// Close waits for lines already queued to be written and fsynced, then
+// closes the file. Later calls to Record return [ErrClosed].
 func (l *Log) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	for l.flushing || len(l.pending) > 0 {
+		if l.flushing {
+			l.flushed.Wait()
+			continue
+		}
+		l.flushLocked()
+	}
 	if l.f == nil {
 		return nil
 	}

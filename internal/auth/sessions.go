@@ -51,6 +51,11 @@ type SessionConfig struct {
 	// PruneInterval is how often Issue also deletes expired sessions; zero
 	// means [DefaultPruneInterval].
 	PruneInterval time.Duration
+	// CacheSize bounds the verified sessions kept in memory so that
+	// Verify need not read the database on every call; zero means
+	// [DefaultCacheSize], negative disables the cache. Revocations through
+	// this Sessions apply to the cache at once; see [Sessions].
+	CacheSize int
 }
 
 // Sessions stores login sessions in their own SQLite database, so that
@@ -61,11 +66,20 @@ type SessionConfig struct {
 // usable token, and since tokens have 256 bits of entropy an unsalted fast
 // hash is enough (no guessing attack on the hash is feasible). Sessions is
 // safe for concurrent use.
+//
+// Verify keeps the sessions it found valid in a bounded in-memory cache
+// (see [SessionConfig.CacheSize]), each until its own expiry. Revoke and
+// RevokeClient remove what they revoke from it before they return, so a
+// revocation is immediate in this process; it is not seen by another
+// process that has the same database open, so only one process may serve
+// a session database.
 type Sessions struct {
 	db            *sql.DB
 	stmts         *store.Statements // sessionSQL, prepared once
 	ttl           time.Duration
 	pruneInterval time.Duration
+	cache         *sessionCache
+	lookedUp      func() // test hook: after the database read, before the cache is filled
 
 	mu        sync.Mutex
 	lastPrune time.Time
@@ -92,7 +106,12 @@ func OpenSessions(ctx context.Context, path string, cfg SessionConfig) (*Session
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("auth: session database %s: %w", path, err), db.Close())
 	}
-	s := &Sessions{db: db, stmts: stmts, ttl: cfg.TTL, pruneInterval: cfg.PruneInterval}
+	cacheSize := cfg.CacheSize
+	if cacheSize == 0 {
+		cacheSize = DefaultCacheSize
+	}
+	s := &Sessions{db: db, stmts: stmts, ttl: cfg.TTL, pruneInterval: cfg.PruneInterval,
+		cache: newSessionCache(cacheSize)}
 	if s.ttl == 0 {
 		s.ttl = DefaultSessionTTL
 	}
@@ -160,12 +179,21 @@ func (s *Sessions) issue(ctx context.Context, clientID string) (token, sessionID
 
 // Verify returns the client and session a token belongs to, or
 // [ErrInvalidToken] if it is malformed, unknown, expired or revoked. Other
-// errors mean the database failed.
+// errors mean the database failed. A session found valid is answered from
+// memory until it expires or is revoked (see [Sessions]).
 func (s *Sessions) Verify(ctx context.Context, token string) (clientID, sessionID string, err error) {
 	if !wellFormedToken(token) {
 		return "", "", ErrInvalidToken
 	}
 	want := hashToken(token)
+	cached, ok, gen := s.cache.get(want)
+	if ok {
+		if time.Now().UnixMilli() >= cached.expiresAt {
+			s.cache.drop(want)
+			return "", "", ErrInvalidToken
+		}
+		return cached.clientID, cached.sessionID, nil
+	}
 	var (
 		stored    []byte
 		expiresAt int64
@@ -180,17 +208,23 @@ func (s *Sessions) Verify(ctx context.Context, token string) (clientID, sessionI
 	}
 	// The index lookup already matched; the constant-time comparison is a
 	// second check that does not depend on how SQLite compares blobs.
+	if s.lookedUp != nil {
+		s.lookedUp()
+	}
+	now := time.Now().UnixMilli()
 	if subtle.ConstantTimeCompare(stored, want[:]) != 1 ||
-		revokedAt.Valid || time.Now().UnixMilli() >= expiresAt {
+		revokedAt.Valid || now >= expiresAt {
 		return "", "", ErrInvalidToken
 	}
+	s.cache.put(gen, want, cachedSession{clientID: clientID, sessionID: sessionID, expiresAt: expiresAt}, now)
 	return clientID, sessionID, nil
 }
 
 // Revoke ends a session, named either by its token (starting with
 // [TokenPrefix]) or by its session id, so that the token stops working at
 // once. Revoking an unknown, expired or already revoked session is not an
-// error: Logout is idempotent.
+// error: Logout is idempotent. The session leaves the cache before Revoke
+// returns, even if the database write failed.
 func (s *Sessions) Revoke(ctx context.Context, tokenOrSessionID string) error {
 	now := time.Now().UnixMilli()
 	var err error
@@ -198,9 +232,11 @@ func (s *Sessions) Revoke(ctx context.Context, tokenOrSessionID string) error {
 		hash := hashToken(tokenOrSessionID)
 		_, err = s.db.ExecContext(ctx,
 			`UPDATE sessions SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL`, now, hash[:])
+		s.cache.revokeToken(hash)
 	} else {
 		_, err = s.db.ExecContext(ctx,
 			`UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, now, tokenOrSessionID)
+		s.cache.revokeSession(tokenOrSessionID)
 	}
 	if err != nil {
 		return fmt.Errorf("auth: revoke session: %w", err)
@@ -209,12 +245,15 @@ func (s *Sessions) Revoke(ctx context.Context, tokenOrSessionID string) error {
 }
 
 // RevokeClient revokes every session of clientID (after a password change
-// or when a user is removed) and returns how many were still active.
+// or when a user is removed) and returns how many were still active. They
+// leave the cache before RevokeClient returns, even if the database write
+// failed.
 func (s *Sessions) RevokeClient(ctx context.Context, clientID string) (int64, error) {
 	now := time.Now().UnixMilli()
 	res, err := s.db.ExecContext(ctx,
 		`UPDATE sessions SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL AND expires_at > ?`,
 		now, clientID, now)
+	s.cache.revokeClient(clientID)
 	if err != nil {
 		return 0, fmt.Errorf("auth: revoke sessions of %q: %w", clientID, err)
 	}

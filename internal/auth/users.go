@@ -361,6 +361,7 @@ func AddUser(path string, u User, password string) error {
 	if err != nil {
 		return err
 	}
+	releaseHashMemory(hash)
 	u.PasswordHash = hash
 	u.Roles = slices.Clone(u.Roles)
 	list := append(slices.Clone(users.list), &u)
@@ -383,6 +384,7 @@ func SetPassword(path, clientID, password string) error {
 	if err != nil {
 		return err
 	}
+	releaseHashMemory(hash)
 	list := slices.Clone(users.list)
 	for i, usr := range list {
 		if usr == old {

@@ -60,4 +60,13 @@ func TestBenchEndToEnd(t *testing.T) {
 			t.Errorf("no peak RSS for %s: %v", name, rep.PeakRSS)
 		}
 	}
+	res := rep.Resources
+	if res == nil || !res.OK {
+		t.Fatalf("resource check = %+v", res)
+	}
+	for _, name := range []string{"gateway", "bank-a", "bank-b", "bank-c"} {
+		if idle, after := res.Idle[name], res.After[name]; idle.Goroutines <= 0 || idle.OpenFDs <= 0 || after.Goroutines <= 0 || after.OpenFDs <= 0 {
+			t.Errorf("%s: goroutines and fds idle %+v, after %+v", name, idle, after)
+		}
+	}
 }

@@ -22,8 +22,10 @@ import (
 type network struct {
 	gateway, ca string
 	creds       *devnet.Credentials
-	// pids are the network's processes when the bench started them.
-	pids map[string]int
+	// pids are the network's processes when the bench started them, and
+	// metrics their admin listeners (host:port, plain HTTP).
+	pids    map[string]int
+	metrics map[string]string
 	// own says the bench started the network; dir and logFile are then its
 	// temporary directory and the file the processes log to.
 	own           bool
@@ -89,6 +91,9 @@ func startOwn(ctx context.Context, cfg *Config) (_ *network, err error) {
 		err = errors.New("the network has no credentials.json")
 	}
 	if err != nil {
+		return nil, errors.Join(err, n.stop())
+	}
+	if n.metrics, err = metricsAddrs(netDir); err != nil {
 		return nil, errors.Join(err, n.stop())
 	}
 	n.gateway, n.ca = n.creds.Gateway, n.creds.CA

@@ -39,8 +39,9 @@ type customer struct {
 }
 
 // Run runs the bench cfg describes and returns its report. The error wraps
-// [ErrNotConserved] when the conservation check failed; the report is
-// complete then. Any other error means the bench could not run.
+// [ErrNotConserved] when the conservation check failed and
+// [ErrResourcesGrew] when the resource check did; the report is complete
+// then. Any other error means the bench could not run.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -66,7 +67,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		err = fmt.Errorf("stop the network (its log is %s): %w", n.logFile, serr)
 	}
 	if n.own {
-		if err != nil && !errors.Is(err, ErrNotConserved) {
+		if err != nil && !errors.Is(err, ErrNotConserved) && !errors.Is(err, ErrResourcesGrew) {
 			fmt.Fprintf(cfg.Stderr, "remit bench: kept the network in %s for a look at up.log\n", n.dir)
 		} else if rerr := os.RemoveAll(n.dir); rerr != nil && err == nil {
 			err = rerr
@@ -127,6 +128,12 @@ func run(ctx context.Context, cfg *Config, n *network) (*Report, error) {
 	// The peak so far covers starting the network and the logins (argon2id
 	// hashes); each level's is its own.
 	rep.PeakRSS = peaks(pids)
+	hc := newMetricsClient()
+	defer hc.CloseIdleConnections()
+	var idle map[string]Usage
+	if len(n.metrics) > 0 {
+		idle = sampleUsage(ctx, hc, n.metrics, cfg.Stderr)
+	}
 	for _, c := range cfg.Concurrency {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -151,10 +158,20 @@ func run(ctx context.Context, cfg *Config, n *network) (*Report, error) {
 		return rep, err
 	}
 	rep.Conservation = check(before, after, listed, processing)
+	var errs []error
 	if !rep.Conservation.OK {
-		return rep, fmt.Errorf("%w: %s", ErrNotConserved, rep.Conservation.Summary())
+		errs = append(errs, fmt.Errorf("%w: %s", ErrNotConserved, rep.Conservation.Summary()))
 	}
-	return rep, nil
+	if len(idle) > 0 {
+		fmt.Fprintln(cfg.Stderr, "remit bench: checking goroutines and open fds against idle...")
+		if rep.Resources, err = settleUsage(ctx, hc, n.metrics, idle, cfg.Stderr); err != nil {
+			return rep, err
+		}
+		if !rep.Resources.OK {
+			errs = append(errs, fmt.Errorf("%w: %s", ErrResourcesGrew, rep.Resources.Summary()))
+		}
+	}
+	return rep, errors.Join(errs...)
 }
 
 // login returns a client logged in as cred. It re-logs in by itself if the

@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -33,6 +34,10 @@ type Report struct {
 	// network's processes when the bench started them.
 	PeakRSS      map[string]int64 `json:"peak_rss_kib"`
 	Conservation Conservation     `json:"conservation"`
+	// Resources compares goroutines and open fds after the run with idle;
+	// nil when the bench does not know the processes' metrics listeners
+	// (an existing network).
+	Resources *Resources `json:"resources,omitempty"`
 }
 
 // Level is the result of one concurrency level.
@@ -247,7 +252,26 @@ func (r *Report) WriteTable(w io.Writer) {
 		}
 		tw.Flush()
 	}
+	if res := r.Resources; res != nil {
+		names := slices.Sorted(maps.Keys(res.Idle))
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintf(tw, "process\tgoroutines idle\tafter\topen fds idle\tafter\t\n")
+		for _, name := range names {
+			idle := res.Idle[name]
+			after, aok := res.After[name]
+			ag, af := "-", "-"
+			if aok {
+				ag, af = strconv.FormatInt(after.Goroutines, 10), strconv.FormatInt(after.OpenFDs, 10)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t\n", name, idle.Goroutines, ag, idle.OpenFDs, af)
+		}
+		tw.Flush()
+	}
 	fmt.Fprintf(w, "\n%s\n", r.Conservation.Summary())
+	if r.Resources != nil {
+		fmt.Fprintln(w, r.Resources.Summary())
+	}
 }
 
 // counts renders a count map as "A 3, B 1", largest first.

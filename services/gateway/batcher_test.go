@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path"
 	"path/filepath"
 	"sync"
@@ -108,49 +109,53 @@ type testBank struct {
 
 // startTestBank serves a real bank (ledger on disk, mutual TLS, HTTP/2)
 // behind a gate, with alice (100 usd) and bob (50 usd).
-func startTestBank(t *testing.T, old bool) *testBank {
-	t.Helper()
-	dir := t.TempDir()
+func startTestBank(tb testing.TB, old bool) *testBank {
+	tb.Helper()
+	return startTestBankIn(tb, old, tb.TempDir())
+}
+
+func startTestBankIn(tb testing.TB, old bool, dir string) *testBank {
+	tb.Helper()
 	layout, err := pki.Generate(filepath.Join(dir, "pki"), pki.Options{Banks: []string{"bank-a"}})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	l, err := bank.OpenLedger(t.Context(), filepath.Join(dir, "ledger.db"))
+	l, err := bank.OpenLedger(tb.Context(), filepath.Join(dir, "ledger.db"))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		if err := l.Close(); err != nil {
-			t.Error(err)
+			tb.Error(err)
 		}
 	})
 	for _, s := range []bank.AccountSeed{{ID: "alice", Owner: "alice", Currency: "usd", Opening: 100}, {ID: "bob", Owner: "bob", Currency: "usd", Opening: 50}} {
-		if _, err := l.EnsureAccount(t.Context(), s); err != nil {
-			t.Fatal(err)
+		if _, err := l.EnsureAccount(tb.Context(), s); err != nil {
+			tb.Fatal(err)
 		}
 	}
 	g := &gate{next: bank.NewHTTPHandler(l, slog.New(slog.DiscardHandler)), old: old, entered: make(chan string, 1024), calls: map[string]int{}}
 	cert, key := layout.Server("bank-a")
 	srvTLS, err := pki.ServerConfig(cert, key, layout.CA, tls.RequireAndVerifyClientCert)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	srv := httptest.NewUnstartedServer(g)
 	srv.EnableHTTP2 = true
 	srv.TLS = srvTLS
 	srv.StartTLS()
-	t.Cleanup(srv.Close)
+	tb.Cleanup(srv.Close)
 	gcert, gkey := layout.Client(pki.GatewayName)
 	clientTLS, err := pki.ClientConfig(layout.CA, gcert, gkey)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	httpClient := serve.NewHTTP2Client(pki.RequirePeer(clientTLS, pki.BankIdentity("bank-a")))
-	t.Cleanup(httpClient.CloseIdleConnections)
+	tb.Cleanup(httpClient.CloseIdleConnections)
 	b := &testBank{gate: g, ledger: l, client: newConnectBank(httpClient, srv.URL), unary: newConnectBank(httpClient, srv.URL)}
 	b.unary.prepares.unaryUntil.Store(math.MaxInt64)
 	b.unary.commits.unaryUntil.Store(math.MaxInt64)
-	t.Cleanup(func() { b.waitIdle(t) })
+	tb.Cleanup(func() { b.waitIdle(tb) })
 	return b
 }
 
@@ -174,8 +179,8 @@ func waitQueue[Req, Res any](t *testing.T, bt *batcher[Req, Res], n int) {
 
 // waitIdle checks that the batchers leave no sender behind once every call
 // is answered.
-func (b *testBank) waitIdle(t *testing.T) {
-	t.Helper()
+func (b *testBank) waitIdle(tb testing.TB) {
+	tb.Helper()
 	b.gate.open()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -189,7 +194,7 @@ func (b *testBank) waitIdle(t *testing.T) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Errorf("batchers still busy: %d senders and queued calls", busy)
+			tb.Errorf("batchers still busy: %d senders and queued calls", busy)
 			return
 		}
 		time.Sleep(time.Millisecond)
@@ -480,5 +485,45 @@ func TestBatchedCallerGivesUp(t *testing.T) {
 	// path (abort, or the bank's resolver) releases it.
 	if st, ok, err := b.ledger.State(t.Context(), quitter); !ok || err != nil || st != bank.StatePrepared {
 		t.Errorf("in-flight item of a caller that gave up: %q, %v, %v; want prepared", st, ok, err)
+	}
+}
+
+// BenchmarkBankClient is 16 callers preparing and aborting through one
+// connectBank, batched and unary-only, against a real bank over mutual TLS
+// whose ledger is on tmpfs (when there is one), so that the per-call cost
+// batching saves is not hidden behind fsync latency.
+func BenchmarkBankClient(b *testing.B) {
+	dir := b.TempDir()
+	if shm, err := os.MkdirTemp("/dev/shm", "remit-bench-"); err == nil { //nolint:usetesting // b.TempDir cannot be placed on /dev/shm
+		dir = shm
+		b.Cleanup(func() { _ = os.RemoveAll(shm) })
+	}
+	for _, mode := range []string{"unary", "batched"} {
+		b.Run(mode, func(b *testing.B) {
+			bank := startTestBankIn(b, false, filepath.Join(dir, mode))
+			if mode == "unary" {
+				bank.client = bank.unary
+			}
+			legs := []Leg{{AccountID: "bob", Amount: 1, Currency: "usd"}}
+			b.SetParallelism(8)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				ctx := context.Background()
+				for pb.Next() {
+					id := uuid.NewString()
+					if _, err := bank.client.Prepare(ctx, id, legs, time.Now().Add(time.Minute)); err != nil {
+						b.Error(err)
+						return
+					}
+					if err := bank.client.Commit(ctx, id, false); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(bank.gate.count("PrepareTransaction")+bank.gate.count("PrepareTransactions"))/float64(b.N), "prepare-calls/op")
+		})
 	}
 }

@@ -17,9 +17,11 @@ import (
 // Batching of prepares and commits to one bank (docs/protocol.md, "Batched
 // delivery").
 const (
-	// maxBatch is the most items one batch RPC carries (the proto's
-	// max_items).
-	maxBatch = 256
+	// maxBatch is the most items one batch RPC carries. The proto allows
+	// 256; 64 is as many as the bank runs at once (batchParallelism in
+	// services/bank), and every caller of a batch waits for its last item,
+	// so a longer batch would only make its first items wait longer.
+	maxBatch = 64
 	// maxInFlight is the most RPCs a batcher has outstanding to its bank at
 	// once, so that one slow batch does not stall the next.
 	maxInFlight = 4

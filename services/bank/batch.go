@@ -28,9 +28,11 @@ func (s *service) PrepareTransactions(ctx context.Context, req *bankv1.PrepareTr
 	items := req.GetItems()
 	s.batches.observe("prepare", len(items))
 	results := make([]*bankv1.PrepareTransactionsResult, len(items))
+	ids := make([]string, len(items))
 	var yes, no int
 	failed := runBatch(len(items), func(i int) error {
 		res, err := validated(items[i], func() (*bankv1.PrepareTransactionResponse, error) {
+			ids[i] = normalizeID(items[i].GetTransactionId())
 			return s.prepare(ctx, items[i], noFields)
 		})
 		if err != nil {
@@ -49,7 +51,7 @@ func (s *service) PrepareTransactions(ctx context.Context, req *bankv1.PrepareTr
 		case bankv1.Vote_VOTE_UNSPECIFIED: // an error
 		}
 	}
-	logging.AddFields(ctx, slog.Int("items", len(items)), slog.Int("yes", yes), slog.Int("no", no))
+	logging.AddFields(ctx, slog.Int("items", len(items)), transactionIDs(ids), slog.Int("yes", yes), slog.Int("no", no))
 	logFailures(ctx, failed)
 	return &bankv1.PrepareTransactionsResponse{Results: results}, nil
 }
@@ -61,8 +63,10 @@ func (s *service) CommitTransactions(ctx context.Context, req *bankv1.CommitTran
 	items := req.GetItems()
 	s.batches.observe("commit", len(items))
 	results := make([]*bankv1.CommitTransactionsResult, len(items))
+	ids := make([]string, len(items))
 	failed := runBatch(len(items), func(i int) error {
 		res, err := validated(items[i], func() (*bankv1.CommitTransactionResponse, error) {
+			ids[i] = normalizeID(items[i].GetTransactionId())
 			return s.commit(ctx, items[i], noFields)
 		})
 		if err != nil {
@@ -72,7 +76,7 @@ func (s *service) CommitTransactions(ctx context.Context, req *bankv1.CommitTran
 		results[i] = &bankv1.CommitTransactionsResult{Outcome: &bankv1.CommitTransactionsResult_Response{Response: res}}
 		return nil
 	})
-	logging.AddFields(ctx, slog.Int("items", len(items)))
+	logging.AddFields(ctx, slog.Int("items", len(items)), transactionIDs(ids))
 	logFailures(ctx, failed)
 	return &bankv1.CommitTransactionsResponse{Results: results}, nil
 }
@@ -147,4 +151,17 @@ func logFailures(ctx context.Context, failed []error) {
 		attrs = append(attrs, slog.String("first_error_cause", cause.Error()))
 	}
 	logging.AddFields(ctx, attrs...)
+}
+
+// transactionIDs is the log field of a batch's valid items' transaction ids
+// (an invalid item is not logged, as an invalid unary call's id is not), so
+// that a search for one id finds the batch that carried it.
+func transactionIDs(ids []string) slog.Attr {
+	valid := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if id != "" {
+			valid = append(valid, id)
+		}
+	}
+	return slog.Any("transaction_ids", valid)
 }

@@ -18,7 +18,9 @@ import (
 	"connectrpc.com/connect"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
+	bankv1 "github.com/remitpay/remit/gen/remit/bank/v1"
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
 	"github.com/remitpay/remit/internal/pki"
 	"github.com/remitpay/remit/internal/rpcerr"
@@ -524,6 +526,42 @@ func BenchmarkBankClient(b *testing.B) {
 			})
 			b.StopTimer()
 			b.ReportMetric(float64(bank.gate.count("PrepareTransaction")+bank.gate.count("PrepareTransactions"))/float64(b.N), "prepare-calls/op")
+		})
+	}
+}
+
+// BenchmarkBankClientIdle is one caller at a time (an idle gateway): the
+// unary RPCs, which a batch of one uses, against the batch RPCs with one
+// item, which it could use instead.
+func BenchmarkBankClientIdle(b *testing.B) {
+	dir := b.TempDir()
+	if shm, err := os.MkdirTemp("/dev/shm", "remit-bench-"); err == nil { //nolint:usetesting // b.TempDir cannot be placed on /dev/shm
+		dir = shm
+		b.Cleanup(func() { _ = os.RemoveAll(shm) })
+	}
+	for _, mode := range []string{"unary", "batch-of-one"} {
+		b.Run(mode, func(b *testing.B) {
+			c := startTestBankIn(b, false, filepath.Join(dir, mode)).client.c
+			ctx := context.Background()
+			leg := []*bankv1.Leg{{AccountId: "bob", Direction: bankv1.Direction_DIRECTION_CREDIT, Amount: 1, Currency: "usd"}}
+			b.ReportAllocs()
+			for b.Loop() {
+				prep := &bankv1.PrepareTransactionRequest{TransactionId: uuid.NewString(), Legs: leg, ExpireTime: timestamppb.New(time.Now().Add(time.Minute))}
+				abort := &bankv1.CommitTransactionRequest{TransactionId: prep.GetTransactionId(), Decision: bankv1.Decision_DECISION_ABORT}
+				var err error
+				if mode == "unary" {
+					if _, err = c.PrepareTransaction(ctx, prep); err == nil {
+						_, err = c.CommitTransaction(ctx, abort)
+					}
+				} else {
+					if _, err = c.PrepareTransactions(ctx, &bankv1.PrepareTransactionsRequest{Items: []*bankv1.PrepareTransactionRequest{prep}}); err == nil {
+						_, err = c.CommitTransactions(ctx, &bankv1.CommitTransactionsRequest{Items: []*bankv1.CommitTransactionRequest{abort}})
+					}
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }

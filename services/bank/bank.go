@@ -193,7 +193,7 @@ func Run(ctx context.Context, cfg Config) error {
 		})
 	}
 
-	err = serve.Serve(ctx, ln, serve.Config{TLS: cfg.ServerTLS, Handler: newHTTPHandler(ledger, log, rpc), Logger: log})
+	err = serve.Serve(ctx, ln, serve.Config{TLS: cfg.ServerTLS, Handler: newHTTPHandler(ledger, log, rpc, newBatchMetrics(reg)), Logger: log})
 	stopLoops()
 	wg.Wait()
 	return err

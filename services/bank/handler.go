@@ -23,12 +23,12 @@ import (
 // verified peer certificate from the request. logger is required; nil
 // panics.
 func NewHTTPHandler(l *Ledger, logger *slog.Logger) http.Handler {
-	return newHTTPHandler(l, logger, nil)
+	return newHTTPHandler(l, logger, nil, nil)
 }
 
 // newHTTPHandler is [NewHTTPHandler] with the RPC metrics interceptor
-// first after logging; rpc nil records no metrics.
-func newHTTPHandler(l *Ledger, logger *slog.Logger, rpc *metrics.RPCInterceptor) http.Handler {
+// first after logging and the batch size metrics; nil records no metrics.
+func newHTTPHandler(l *Ledger, logger *slog.Logger, rpc *metrics.RPCInterceptor, batches *batchMetrics) http.Handler {
 	if logger == nil {
 		panic("bank: NewHTTPHandler needs a logger")
 	}
@@ -37,7 +37,7 @@ func newHTTPHandler(l *Ledger, logger *slog.Logger, rpc *metrics.RPCInterceptor)
 		chain = []connect.Interceptor{rpc, gatewayOnly{}}
 	}
 	mux := http.NewServeMux()
-	mux.Handle(bankv1connect.NewBankServiceHandler(NewHandler(l), serve.HandlerOptions(logger, chain...)...))
+	mux.Handle(bankv1connect.NewBankServiceHandler(&service{ledger: l, batches: batches}, serve.HandlerOptions(logger, chain...)...))
 	// Health and reflection are open to any client the TLS layer verified
 	// (gateway, banks, operators' grpcurl with a dev certificate).
 	serve.Mount(mux, []string{bankv1connect.BankServiceName},
@@ -50,7 +50,8 @@ func newHTTPHandler(l *Ledger, logger *slog.Logger, rpc *metrics.RPCInterceptor)
 func NewHandler(l *Ledger) bankv1connect.BankServiceHandler { return &service{ledger: l} }
 
 type service struct {
-	ledger *Ledger
+	ledger  *Ledger
+	batches *batchMetrics // nil: not recorded
 }
 
 var _ bankv1connect.BankServiceHandler = (*service)(nil)
@@ -58,10 +59,12 @@ var _ bankv1connect.BankServiceHandler = (*service)(nil)
 // txID normalizes a UUID transaction id, as the gateway does, so upper- and
 // lower-case spellings are the same transaction.
 func txID(ctx context.Context, id string) string {
-	id = strings.ToLower(id)
+	id = normalizeID(id)
 	logging.AddFields(ctx, slog.String("transaction_id", id))
 	return id
 }
+
+func normalizeID(id string) string { return strings.ToLower(id) }
 
 func directionOf(d bankv1.Direction) Direction {
 	switch d {
@@ -78,10 +81,28 @@ func legOf(l *bankv1.Leg) Leg {
 	return Leg{AccountID: l.GetAccountId(), Direction: directionOf(l.GetDirection()), Amount: l.GetAmount(), Currency: l.GetCurrency()}
 }
 
+// logFields receives the log fields of one prepare or commit: the RPC's log
+// line for a unary call, nothing for a batch item (a batch logs one line for
+// all its items).
+type logFields func(attrs ...slog.Attr)
+
+func rpcFields(ctx context.Context) logFields {
+	return func(attrs ...slog.Attr) { logging.AddFields(ctx, attrs...) }
+}
+
+func noFields(...slog.Attr) {}
+
 // PrepareTransaction implements bankv1connect.BankServiceHandler. Refusals
 // are a NO vote, not an error.
 func (s *service) PrepareTransaction(ctx context.Context, req *bankv1.PrepareTransactionRequest) (*bankv1.PrepareTransactionResponse, error) {
-	id := txID(ctx, req.GetTransactionId())
+	return s.prepare(ctx, req, rpcFields(ctx))
+}
+
+// prepare is one PrepareTransaction, already validated, for the unary RPC and
+// for each item of PrepareTransactions.
+func (s *service) prepare(ctx context.Context, req *bankv1.PrepareTransactionRequest, log logFields) (*bankv1.PrepareTransactionResponse, error) {
+	id := normalizeID(req.GetTransactionId())
+	log(slog.String("transaction_id", id))
 	legs := make([]Leg, len(req.GetLegs()))
 	for i, l := range req.GetLegs() {
 		legs[i] = legOf(l)
@@ -91,19 +112,25 @@ func (s *service) PrepareTransaction(ctx context.Context, req *bankv1.PrepareTra
 		return nil, toConnect(err)
 	}
 	if vote.Yes {
-		logging.AddFields(ctx, slog.String("vote", "yes"))
+		log(slog.String("vote", "yes"))
 		return &bankv1.PrepareTransactionResponse{Vote: bankv1.Vote_VOTE_YES}, nil
 	}
 	reason := refusalOf(vote.Reason)
-	logging.AddFields(ctx, slog.String("vote", "no"), slog.String("refusal", reason.String()))
+	log(slog.String("vote", "no"), slog.String("refusal", reason.String()))
 	return &bankv1.PrepareTransactionResponse{Vote: bankv1.Vote_VOTE_NO, Reason: reason, AccountId: vote.AccountID}, nil
 }
 
 // CommitTransaction implements bankv1connect.BankServiceHandler.
 func (s *service) CommitTransaction(ctx context.Context, req *bankv1.CommitTransactionRequest) (*bankv1.CommitTransactionResponse, error) {
-	id := txID(ctx, req.GetTransactionId())
+	return s.commit(ctx, req, rpcFields(ctx))
+}
+
+// commit is one CommitTransaction, already validated, for the unary RPC and
+// for each item of CommitTransactions.
+func (s *service) commit(ctx context.Context, req *bankv1.CommitTransactionRequest, log logFields) (*bankv1.CommitTransactionResponse, error) {
+	id := normalizeID(req.GetTransactionId())
 	commit := req.GetDecision() == bankv1.Decision_DECISION_COMMIT
-	logging.AddFields(ctx, slog.String("decision", decisionName(commit)))
+	log(slog.String("transaction_id", id), slog.String("decision", decisionName(commit)))
 	state, err := s.ledger.Commit(ctx, id, commit)
 	if err != nil {
 		return nil, toConnect(err)

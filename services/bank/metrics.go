@@ -60,3 +60,27 @@ func (c *ledgerCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.held, prometheus.GaugeValue, float64(v), currency)
 	}
 }
+
+// batchMetrics records the size of each PrepareTransactions and
+// CommitTransactions call, to show how much the gateway's batching
+// amortizes per-call cost.
+type batchMetrics struct {
+	size *prometheus.HistogramVec
+}
+
+func newBatchMetrics(reg prometheus.Registerer) *batchMetrics {
+	m := &batchMetrics{size: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: metrics.Namespace, Subsystem: "bank", Name: "batch_items",
+		Help:    "Items per batched call (PrepareTransactions, CommitTransactions), by phase.",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+	}, []string{"phase"})}
+	reg.MustRegister(m.size)
+	return m
+}
+
+// observe records one batch of n items; a nil *batchMetrics records nothing.
+func (m *batchMetrics) observe(phase string, n int) {
+	if m != nil {
+		m.size.WithLabelValues(phase).Observe(float64(n))
+	}
+}

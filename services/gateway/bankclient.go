@@ -17,13 +17,67 @@ import (
 )
 
 // connectBank is the production BankClient: BankService over the gateway's
-// mutual-TLS HTTP/2 client.
+// mutual-TLS HTTP/2 client. Prepares and commits go through a batcher each,
+// so that under load one PrepareTransactions or CommitTransactions call
+// carries many of them; to a bank that does not know those RPCs they go as
+// the unary calls.
 type connectBank struct {
-	c bankv1connect.BankServiceClient
+	c        bankv1connect.BankServiceClient
+	prepares *batcher[*bankv1.PrepareTransactionRequest, *bankv1.PrepareTransactionResponse]
+	commits  *batcher[*bankv1.CommitTransactionRequest, *bankv1.CommitTransactionResponse]
 }
 
 func newConnectBank(httpClient *http.Client, url string) *connectBank {
-	return &connectBank{c: bankv1connect.NewBankServiceClient(httpClient, url, connect.WithGRPC())}
+	c := bankv1connect.NewBankServiceClient(httpClient, url, connect.WithGRPC())
+	return &connectBank{
+		c: c,
+		prepares: &batcher[*bankv1.PrepareTransactionRequest, *bankv1.PrepareTransactionResponse]{
+			unary: c.PrepareTransaction,
+			batch: func(ctx context.Context, items []*bankv1.PrepareTransactionRequest) ([]*bankv1.PrepareTransactionResponse, []error, error) {
+				res, err := c.PrepareTransactions(ctx, &bankv1.PrepareTransactionsRequest{Items: items})
+				if err != nil {
+					return nil, nil, err
+				}
+				out, errs := splitResults(res.GetResults())
+				return out, errs, nil
+			},
+		},
+		commits: &batcher[*bankv1.CommitTransactionRequest, *bankv1.CommitTransactionResponse]{
+			unary: c.CommitTransaction,
+			batch: func(ctx context.Context, items []*bankv1.CommitTransactionRequest) ([]*bankv1.CommitTransactionResponse, []error, error) {
+				res, err := c.CommitTransactions(ctx, &bankv1.CommitTransactionsRequest{Items: items})
+				if err != nil {
+					return nil, nil, err
+				}
+				out, errs := splitResults(res.GetResults())
+				return out, errs, nil
+			},
+		},
+	}
+}
+
+// batchResult is a PrepareTransactionsResult or CommitTransactionsResult.
+type batchResult[Res comparable] interface {
+	GetResponse() Res
+	GetError() *bankv1.BatchItemError
+}
+
+// splitResults turns a batch's results into each item's response or the
+// error its unary call would have returned.
+func splitResults[Res comparable, R batchResult[Res]](results []R) ([]Res, []error) {
+	out, errs := make([]Res, len(results)), make([]error, len(results))
+	var none Res
+	for i, r := range results {
+		switch {
+		case r.GetError() != nil:
+			errs[i] = itemError(r.GetError())
+		case r.GetResponse() != none:
+			out[i] = r.GetResponse()
+		default:
+			errs[i] = errors.New("bank sent a batch result without outcome")
+		}
+	}
+	return out, errs
 }
 
 func toBankLeg(l Leg) *bankv1.Leg {
@@ -75,7 +129,7 @@ func (b *connectBank) Prepare(ctx context.Context, txID string, legs []Leg, expi
 	for _, l := range legs {
 		req.Legs = append(req.Legs, toBankLeg(l))
 	}
-	res, err := b.c.PrepareTransaction(ctx, req)
+	res, err := b.prepares.do(ctx, req)
 	if err != nil {
 		return Vote{}, err
 	}
@@ -94,7 +148,7 @@ func (b *connectBank) Commit(ctx context.Context, txID string, commit bool) erro
 	if commit {
 		d = bankv1.Decision_DECISION_COMMIT
 	}
-	_, err := b.c.CommitTransaction(ctx, &bankv1.CommitTransactionRequest{TransactionId: txID, Decision: d})
+	_, err := b.commits.do(ctx, &bankv1.CommitTransactionRequest{TransactionId: txID, Decision: d})
 	if connect.CodeOf(err) == connect.CodeFailedPrecondition {
 		return refusal(err)
 	}

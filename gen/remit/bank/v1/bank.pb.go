@@ -888,6 +888,436 @@ func (x *GetBalanceResponse) GetCurrency() string {
 	return ""
 }
 
+// BatchItemError is the error one batch item would have failed its unary
+// call with: the same Connect code, ErrorInfo reason and message.
+type BatchItemError struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The Connect code name, as in the Connect protocol: "invalid_argument",
+	// "failed_precondition", "not_found", "internal", ...
+	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	// The ErrorInfo reason of the unary error (UPPER_SNAKE), "" when the unary
+	// error carries none (for example a validation error).
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The unary error's message, written for the gateway's operators.
+	Message       string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchItemError) Reset() {
+	*x = BatchItemError{}
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchItemError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchItemError) ProtoMessage() {}
+
+func (x *BatchItemError) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchItemError.ProtoReflect.Descriptor instead.
+func (*BatchItemError) Descriptor() ([]byte, []int) {
+	return file_remit_bank_v1_bank_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *BatchItemError) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *BatchItemError) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *BatchItemError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+// PrepareTransactionsRequest is many independent PrepareTransaction requests.
+type PrepareTransactionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The prepares, 1 to 256. Each item is validated by
+	// PrepareTransactionRequest's own rules, on its own: an invalid item gets
+	// an invalid_argument BatchItemError in its result, as its unary call
+	// would, and the other items proceed.
+	Items         []*PrepareTransactionRequest `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrepareTransactionsRequest) Reset() {
+	*x = PrepareTransactionsRequest{}
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrepareTransactionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrepareTransactionsRequest) ProtoMessage() {}
+
+func (x *PrepareTransactionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrepareTransactionsRequest.ProtoReflect.Descriptor instead.
+func (*PrepareTransactionsRequest) Descriptor() ([]byte, []int) {
+	return file_remit_bank_v1_bank_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PrepareTransactionsRequest) GetItems() []*PrepareTransactionRequest {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+// PrepareTransactionsResult is one item's outcome.
+type PrepareTransactionsResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The unary call's response or its error.
+	//
+	// Types that are valid to be assigned to Outcome:
+	//
+	//	*PrepareTransactionsResult_Response
+	//	*PrepareTransactionsResult_Error
+	Outcome       isPrepareTransactionsResult_Outcome `protobuf_oneof:"outcome"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrepareTransactionsResult) Reset() {
+	*x = PrepareTransactionsResult{}
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrepareTransactionsResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrepareTransactionsResult) ProtoMessage() {}
+
+func (x *PrepareTransactionsResult) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrepareTransactionsResult.ProtoReflect.Descriptor instead.
+func (*PrepareTransactionsResult) Descriptor() ([]byte, []int) {
+	return file_remit_bank_v1_bank_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *PrepareTransactionsResult) GetOutcome() isPrepareTransactionsResult_Outcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return nil
+}
+
+func (x *PrepareTransactionsResult) GetResponse() *PrepareTransactionResponse {
+	if x != nil {
+		if x, ok := x.Outcome.(*PrepareTransactionsResult_Response); ok {
+			return x.Response
+		}
+	}
+	return nil
+}
+
+func (x *PrepareTransactionsResult) GetError() *BatchItemError {
+	if x != nil {
+		if x, ok := x.Outcome.(*PrepareTransactionsResult_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isPrepareTransactionsResult_Outcome interface {
+	isPrepareTransactionsResult_Outcome()
+}
+
+type PrepareTransactionsResult_Response struct {
+	// The vote, as PrepareTransaction would return it.
+	Response *PrepareTransactionResponse `protobuf:"bytes,1,opt,name=response,proto3,oneof"`
+}
+
+type PrepareTransactionsResult_Error struct {
+	// The error PrepareTransaction would have failed with.
+	Error *BatchItemError `protobuf:"bytes,2,opt,name=error,proto3,oneof"`
+}
+
+func (*PrepareTransactionsResult_Response) isPrepareTransactionsResult_Outcome() {}
+
+func (*PrepareTransactionsResult_Error) isPrepareTransactionsResult_Outcome() {}
+
+// PrepareTransactionsResponse has one result per item, in the items' order.
+type PrepareTransactionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// results[i] is the outcome of items[i].
+	Results       []*PrepareTransactionsResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrepareTransactionsResponse) Reset() {
+	*x = PrepareTransactionsResponse{}
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrepareTransactionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrepareTransactionsResponse) ProtoMessage() {}
+
+func (x *PrepareTransactionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrepareTransactionsResponse.ProtoReflect.Descriptor instead.
+func (*PrepareTransactionsResponse) Descriptor() ([]byte, []int) {
+	return file_remit_bank_v1_bank_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *PrepareTransactionsResponse) GetResults() []*PrepareTransactionsResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// CommitTransactionsRequest is many independent CommitTransaction requests.
+type CommitTransactionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The decisions, 1 to 256. Each item is validated by
+	// CommitTransactionRequest's own rules, on its own, as for
+	// PrepareTransactionsRequest.
+	Items         []*CommitTransactionRequest `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitTransactionsRequest) Reset() {
+	*x = CommitTransactionsRequest{}
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitTransactionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitTransactionsRequest) ProtoMessage() {}
+
+func (x *CommitTransactionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitTransactionsRequest.ProtoReflect.Descriptor instead.
+func (*CommitTransactionsRequest) Descriptor() ([]byte, []int) {
+	return file_remit_bank_v1_bank_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CommitTransactionsRequest) GetItems() []*CommitTransactionRequest {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+// CommitTransactionsResult is one item's outcome.
+type CommitTransactionsResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The unary call's response or its error.
+	//
+	// Types that are valid to be assigned to Outcome:
+	//
+	//	*CommitTransactionsResult_Response
+	//	*CommitTransactionsResult_Error
+	Outcome       isCommitTransactionsResult_Outcome `protobuf_oneof:"outcome"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitTransactionsResult) Reset() {
+	*x = CommitTransactionsResult{}
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitTransactionsResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitTransactionsResult) ProtoMessage() {}
+
+func (x *CommitTransactionsResult) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitTransactionsResult.ProtoReflect.Descriptor instead.
+func (*CommitTransactionsResult) Descriptor() ([]byte, []int) {
+	return file_remit_bank_v1_bank_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *CommitTransactionsResult) GetOutcome() isCommitTransactionsResult_Outcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return nil
+}
+
+func (x *CommitTransactionsResult) GetResponse() *CommitTransactionResponse {
+	if x != nil {
+		if x, ok := x.Outcome.(*CommitTransactionsResult_Response); ok {
+			return x.Response
+		}
+	}
+	return nil
+}
+
+func (x *CommitTransactionsResult) GetError() *BatchItemError {
+	if x != nil {
+		if x, ok := x.Outcome.(*CommitTransactionsResult_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isCommitTransactionsResult_Outcome interface {
+	isCommitTransactionsResult_Outcome()
+}
+
+type CommitTransactionsResult_Response struct {
+	// The state, as CommitTransaction would return it.
+	Response *CommitTransactionResponse `protobuf:"bytes,1,opt,name=response,proto3,oneof"`
+}
+
+type CommitTransactionsResult_Error struct {
+	// The error CommitTransaction would have failed with.
+	Error *BatchItemError `protobuf:"bytes,2,opt,name=error,proto3,oneof"`
+}
+
+func (*CommitTransactionsResult_Response) isCommitTransactionsResult_Outcome() {}
+
+func (*CommitTransactionsResult_Error) isCommitTransactionsResult_Outcome() {}
+
+// CommitTransactionsResponse has one result per item, in the items' order.
+type CommitTransactionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// results[i] is the outcome of items[i].
+	Results       []*CommitTransactionsResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitTransactionsResponse) Reset() {
+	*x = CommitTransactionsResponse{}
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitTransactionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitTransactionsResponse) ProtoMessage() {}
+
+func (x *CommitTransactionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitTransactionsResponse.ProtoReflect.Descriptor instead.
+func (*CommitTransactionsResponse) Descriptor() ([]byte, []int) {
+	return file_remit_bank_v1_bank_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *CommitTransactionsResponse) GetResults() []*CommitTransactionsResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 var File_remit_bank_v1_bank_proto protoreflect.FileDescriptor
 
 const file_remit_bank_v1_bank_proto_rawDesc = "" +
@@ -944,7 +1374,29 @@ const file_remit_bank_v1_bank_proto_rawDesc = "" +
 	"\abalance\x18\x02 \x01(\x03R\abalance\x12\x1c\n" +
 	"\tavailable\x18\x03 \x01(\x03R\tavailable\x12\x12\n" +
 	"\x04held\x18\x04 \x01(\x03R\x04held\x12\x1a\n" +
-	"\bcurrency\x18\x05 \x01(\tR\bcurrency*Q\n" +
+	"\bcurrency\x18\x05 \x01(\tR\bcurrency\"V\n" +
+	"\x0eBatchItemError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"n\n" +
+	"\x1aPrepareTransactionsRequest\x12P\n" +
+	"\x05items\x18\x01 \x03(\v2(.remit.bank.v1.PrepareTransactionRequestB\x10\xbaH\r\x92\x01\n" +
+	"\b\x01\x10\x80\x02\"\x03\xd8\x01\x03R\x05items\"\xa6\x01\n" +
+	"\x19PrepareTransactionsResult\x12G\n" +
+	"\bresponse\x18\x01 \x01(\v2).remit.bank.v1.PrepareTransactionResponseH\x00R\bresponse\x125\n" +
+	"\x05error\x18\x02 \x01(\v2\x1d.remit.bank.v1.BatchItemErrorH\x00R\x05errorB\t\n" +
+	"\aoutcome\"a\n" +
+	"\x1bPrepareTransactionsResponse\x12B\n" +
+	"\aresults\x18\x01 \x03(\v2(.remit.bank.v1.PrepareTransactionsResultR\aresults\"l\n" +
+	"\x19CommitTransactionsRequest\x12O\n" +
+	"\x05items\x18\x01 \x03(\v2'.remit.bank.v1.CommitTransactionRequestB\x10\xbaH\r\x92\x01\n" +
+	"\b\x01\x10\x80\x02\"\x03\xd8\x01\x03R\x05items\"\xa4\x01\n" +
+	"\x18CommitTransactionsResult\x12F\n" +
+	"\bresponse\x18\x01 \x01(\v2(.remit.bank.v1.CommitTransactionResponseH\x00R\bresponse\x125\n" +
+	"\x05error\x18\x02 \x01(\v2\x1d.remit.bank.v1.BatchItemErrorH\x00R\x05errorB\t\n" +
+	"\aoutcome\"_\n" +
+	"\x1aCommitTransactionsResponse\x12A\n" +
+	"\aresults\x18\x01 \x03(\v2'.remit.bank.v1.CommitTransactionsResultR\aresults*Q\n" +
 	"\tDirection\x12\x19\n" +
 	"\x15DIRECTION_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10DIRECTION_CREDIT\x10\x01\x12\x13\n" +
@@ -969,13 +1421,15 @@ const file_remit_bank_v1_bank_proto_rawDesc = "" +
 	"\x1dTRANSACTION_STATE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aTRANSACTION_STATE_PREPARED\x10\x01\x12\x1f\n" +
 	"\x1bTRANSACTION_STATE_COMMITTED\x10\x02\x12\x1d\n" +
-	"\x19TRANSACTION_STATE_ABORTED\x10\x032\xa3\x03\n" +
+	"\x19TRANSACTION_STATE_ABORTED\x10\x032\x86\x05\n" +
 	"\vBankService\x12n\n" +
 	"\x12PrepareTransaction\x12(.remit.bank.v1.PrepareTransactionRequest\x1a).remit.bank.v1.PrepareTransactionResponse\"\x03\x90\x02\x02\x12k\n" +
 	"\x11CommitTransaction\x12'.remit.bank.v1.CommitTransactionRequest\x1a(.remit.bank.v1.CommitTransactionResponse\"\x03\x90\x02\x02\x12_\n" +
 	"\rUpdateBalance\x12#.remit.bank.v1.UpdateBalanceRequest\x1a$.remit.bank.v1.UpdateBalanceResponse\"\x03\x90\x02\x02\x12V\n" +
 	"\n" +
-	"GetBalance\x12 .remit.bank.v1.GetBalanceRequest\x1a!.remit.bank.v1.GetBalanceResponse\"\x03\x90\x02\x01B\xa8\x01\n" +
+	"GetBalance\x12 .remit.bank.v1.GetBalanceRequest\x1a!.remit.bank.v1.GetBalanceResponse\"\x03\x90\x02\x01\x12q\n" +
+	"\x13PrepareTransactions\x12).remit.bank.v1.PrepareTransactionsRequest\x1a*.remit.bank.v1.PrepareTransactionsResponse\"\x03\x90\x02\x02\x12n\n" +
+	"\x12CommitTransactions\x12(.remit.bank.v1.CommitTransactionsRequest\x1a).remit.bank.v1.CommitTransactionsResponse\"\x03\x90\x02\x02B\xa8\x01\n" +
 	"\x11com.remit.bank.v1B\tBankProtoP\x01Z2github.com/remitpay/remit/gen/remit/bank/v1;bankv1\xa2\x02\x03RBX\xaa\x02\rRemit.Bank.V1\xca\x02\rRemit\\Bank\\V1\xe2\x02\x19Remit\\Bank\\V1\\GPBMetadata\xea\x02\x0fRemit::Bank::V1b\x06proto3"
 
 var (
@@ -991,47 +1445,66 @@ func file_remit_bank_v1_bank_proto_rawDescGZIP() []byte {
 }
 
 var file_remit_bank_v1_bank_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_remit_bank_v1_bank_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_remit_bank_v1_bank_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_remit_bank_v1_bank_proto_goTypes = []any{
-	(Direction)(0),                     // 0: remit.bank.v1.Direction
-	(Vote)(0),                          // 1: remit.bank.v1.Vote
-	(RefusalReason)(0),                 // 2: remit.bank.v1.RefusalReason
-	(Decision)(0),                      // 3: remit.bank.v1.Decision
-	(TransactionState)(0),              // 4: remit.bank.v1.TransactionState
-	(*Leg)(nil),                        // 5: remit.bank.v1.Leg
-	(*PrepareTransactionRequest)(nil),  // 6: remit.bank.v1.PrepareTransactionRequest
-	(*PrepareTransactionResponse)(nil), // 7: remit.bank.v1.PrepareTransactionResponse
-	(*CommitTransactionRequest)(nil),   // 8: remit.bank.v1.CommitTransactionRequest
-	(*CommitTransactionResponse)(nil),  // 9: remit.bank.v1.CommitTransactionResponse
-	(*UpdateBalanceRequest)(nil),       // 10: remit.bank.v1.UpdateBalanceRequest
-	(*UpdateBalanceResponse)(nil),      // 11: remit.bank.v1.UpdateBalanceResponse
-	(*GetBalanceRequest)(nil),          // 12: remit.bank.v1.GetBalanceRequest
-	(*GetBalanceResponse)(nil),         // 13: remit.bank.v1.GetBalanceResponse
-	(*timestamppb.Timestamp)(nil),      // 14: google.protobuf.Timestamp
+	(Direction)(0),                      // 0: remit.bank.v1.Direction
+	(Vote)(0),                           // 1: remit.bank.v1.Vote
+	(RefusalReason)(0),                  // 2: remit.bank.v1.RefusalReason
+	(Decision)(0),                       // 3: remit.bank.v1.Decision
+	(TransactionState)(0),               // 4: remit.bank.v1.TransactionState
+	(*Leg)(nil),                         // 5: remit.bank.v1.Leg
+	(*PrepareTransactionRequest)(nil),   // 6: remit.bank.v1.PrepareTransactionRequest
+	(*PrepareTransactionResponse)(nil),  // 7: remit.bank.v1.PrepareTransactionResponse
+	(*CommitTransactionRequest)(nil),    // 8: remit.bank.v1.CommitTransactionRequest
+	(*CommitTransactionResponse)(nil),   // 9: remit.bank.v1.CommitTransactionResponse
+	(*UpdateBalanceRequest)(nil),        // 10: remit.bank.v1.UpdateBalanceRequest
+	(*UpdateBalanceResponse)(nil),       // 11: remit.bank.v1.UpdateBalanceResponse
+	(*GetBalanceRequest)(nil),           // 12: remit.bank.v1.GetBalanceRequest
+	(*GetBalanceResponse)(nil),          // 13: remit.bank.v1.GetBalanceResponse
+	(*BatchItemError)(nil),              // 14: remit.bank.v1.BatchItemError
+	(*PrepareTransactionsRequest)(nil),  // 15: remit.bank.v1.PrepareTransactionsRequest
+	(*PrepareTransactionsResult)(nil),   // 16: remit.bank.v1.PrepareTransactionsResult
+	(*PrepareTransactionsResponse)(nil), // 17: remit.bank.v1.PrepareTransactionsResponse
+	(*CommitTransactionsRequest)(nil),   // 18: remit.bank.v1.CommitTransactionsRequest
+	(*CommitTransactionsResult)(nil),    // 19: remit.bank.v1.CommitTransactionsResult
+	(*CommitTransactionsResponse)(nil),  // 20: remit.bank.v1.CommitTransactionsResponse
+	(*timestamppb.Timestamp)(nil),       // 21: google.protobuf.Timestamp
 }
 var file_remit_bank_v1_bank_proto_depIdxs = []int32{
 	0,  // 0: remit.bank.v1.Leg.direction:type_name -> remit.bank.v1.Direction
 	5,  // 1: remit.bank.v1.PrepareTransactionRequest.legs:type_name -> remit.bank.v1.Leg
-	14, // 2: remit.bank.v1.PrepareTransactionRequest.expire_time:type_name -> google.protobuf.Timestamp
+	21, // 2: remit.bank.v1.PrepareTransactionRequest.expire_time:type_name -> google.protobuf.Timestamp
 	1,  // 3: remit.bank.v1.PrepareTransactionResponse.vote:type_name -> remit.bank.v1.Vote
 	2,  // 4: remit.bank.v1.PrepareTransactionResponse.reason:type_name -> remit.bank.v1.RefusalReason
 	3,  // 5: remit.bank.v1.CommitTransactionRequest.decision:type_name -> remit.bank.v1.Decision
 	4,  // 6: remit.bank.v1.CommitTransactionResponse.state:type_name -> remit.bank.v1.TransactionState
 	0,  // 7: remit.bank.v1.UpdateBalanceRequest.direction:type_name -> remit.bank.v1.Direction
-	14, // 8: remit.bank.v1.UpdateBalanceResponse.apply_time:type_name -> google.protobuf.Timestamp
-	6,  // 9: remit.bank.v1.BankService.PrepareTransaction:input_type -> remit.bank.v1.PrepareTransactionRequest
-	8,  // 10: remit.bank.v1.BankService.CommitTransaction:input_type -> remit.bank.v1.CommitTransactionRequest
-	10, // 11: remit.bank.v1.BankService.UpdateBalance:input_type -> remit.bank.v1.UpdateBalanceRequest
-	12, // 12: remit.bank.v1.BankService.GetBalance:input_type -> remit.bank.v1.GetBalanceRequest
-	7,  // 13: remit.bank.v1.BankService.PrepareTransaction:output_type -> remit.bank.v1.PrepareTransactionResponse
-	9,  // 14: remit.bank.v1.BankService.CommitTransaction:output_type -> remit.bank.v1.CommitTransactionResponse
-	11, // 15: remit.bank.v1.BankService.UpdateBalance:output_type -> remit.bank.v1.UpdateBalanceResponse
-	13, // 16: remit.bank.v1.BankService.GetBalance:output_type -> remit.bank.v1.GetBalanceResponse
-	13, // [13:17] is the sub-list for method output_type
-	9,  // [9:13] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	21, // 8: remit.bank.v1.UpdateBalanceResponse.apply_time:type_name -> google.protobuf.Timestamp
+	6,  // 9: remit.bank.v1.PrepareTransactionsRequest.items:type_name -> remit.bank.v1.PrepareTransactionRequest
+	7,  // 10: remit.bank.v1.PrepareTransactionsResult.response:type_name -> remit.bank.v1.PrepareTransactionResponse
+	14, // 11: remit.bank.v1.PrepareTransactionsResult.error:type_name -> remit.bank.v1.BatchItemError
+	16, // 12: remit.bank.v1.PrepareTransactionsResponse.results:type_name -> remit.bank.v1.PrepareTransactionsResult
+	8,  // 13: remit.bank.v1.CommitTransactionsRequest.items:type_name -> remit.bank.v1.CommitTransactionRequest
+	9,  // 14: remit.bank.v1.CommitTransactionsResult.response:type_name -> remit.bank.v1.CommitTransactionResponse
+	14, // 15: remit.bank.v1.CommitTransactionsResult.error:type_name -> remit.bank.v1.BatchItemError
+	19, // 16: remit.bank.v1.CommitTransactionsResponse.results:type_name -> remit.bank.v1.CommitTransactionsResult
+	6,  // 17: remit.bank.v1.BankService.PrepareTransaction:input_type -> remit.bank.v1.PrepareTransactionRequest
+	8,  // 18: remit.bank.v1.BankService.CommitTransaction:input_type -> remit.bank.v1.CommitTransactionRequest
+	10, // 19: remit.bank.v1.BankService.UpdateBalance:input_type -> remit.bank.v1.UpdateBalanceRequest
+	12, // 20: remit.bank.v1.BankService.GetBalance:input_type -> remit.bank.v1.GetBalanceRequest
+	15, // 21: remit.bank.v1.BankService.PrepareTransactions:input_type -> remit.bank.v1.PrepareTransactionsRequest
+	18, // 22: remit.bank.v1.BankService.CommitTransactions:input_type -> remit.bank.v1.CommitTransactionsRequest
+	7,  // 23: remit.bank.v1.BankService.PrepareTransaction:output_type -> remit.bank.v1.PrepareTransactionResponse
+	9,  // 24: remit.bank.v1.BankService.CommitTransaction:output_type -> remit.bank.v1.CommitTransactionResponse
+	11, // 25: remit.bank.v1.BankService.UpdateBalance:output_type -> remit.bank.v1.UpdateBalanceResponse
+	13, // 26: remit.bank.v1.BankService.GetBalance:output_type -> remit.bank.v1.GetBalanceResponse
+	17, // 27: remit.bank.v1.BankService.PrepareTransactions:output_type -> remit.bank.v1.PrepareTransactionsResponse
+	20, // 28: remit.bank.v1.BankService.CommitTransactions:output_type -> remit.bank.v1.CommitTransactionsResponse
+	23, // [23:29] is the sub-list for method output_type
+	17, // [17:23] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_remit_bank_v1_bank_proto_init() }
@@ -1039,13 +1512,21 @@ func file_remit_bank_v1_bank_proto_init() {
 	if File_remit_bank_v1_bank_proto != nil {
 		return
 	}
+	file_remit_bank_v1_bank_proto_msgTypes[11].OneofWrappers = []any{
+		(*PrepareTransactionsResult_Response)(nil),
+		(*PrepareTransactionsResult_Error)(nil),
+	}
+	file_remit_bank_v1_bank_proto_msgTypes[14].OneofWrappers = []any{
+		(*CommitTransactionsResult_Response)(nil),
+		(*CommitTransactionsResult_Error)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_remit_bank_v1_bank_proto_rawDesc), len(file_remit_bank_v1_bank_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   9,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -44,6 +44,12 @@ const (
 	BankServiceUpdateBalanceProcedure = "/remit.bank.v1.BankService/UpdateBalance"
 	// BankServiceGetBalanceProcedure is the fully-qualified name of the BankService's GetBalance RPC.
 	BankServiceGetBalanceProcedure = "/remit.bank.v1.BankService/GetBalance"
+	// BankServicePrepareTransactionsProcedure is the fully-qualified name of the BankService's
+	// PrepareTransactions RPC.
+	BankServicePrepareTransactionsProcedure = "/remit.bank.v1.BankService/PrepareTransactions"
+	// BankServiceCommitTransactionsProcedure is the fully-qualified name of the BankService's
+	// CommitTransactions RPC.
+	BankServiceCommitTransactionsProcedure = "/remit.bank.v1.BankService/CommitTransactions"
 )
 
 // BankServiceClient is a client for the remit.bank.v1.BankService service.
@@ -63,6 +69,22 @@ type BankServiceClient interface {
 	UpdateBalance(context.Context, *v1.UpdateBalanceRequest) (*v1.UpdateBalanceResponse, error)
 	// GetBalance reads one account.
 	GetBalance(context.Context, *v1.GetBalanceRequest) (*v1.GetBalanceResponse, error)
+	// PrepareTransactions is PrepareTransaction for many transactions in one
+	// call, so that the gateway pays the per-call cost (TLS, HTTP/2, Connect,
+	// interceptors, log line) once per batch under load. Each item has exactly
+	// the semantics of one PrepareTransaction call with that item as its
+	// request: the same validation, the same ledger work, the same vote or
+	// error, in its own result. Items are independent: one that fails or is
+	// invalid never fails the others, and there is no ordering or atomicity
+	// between them (they may run concurrently). The call itself fails only
+	// when no item was looked at (authorization, an empty or oversized batch,
+	// the call's deadline). Only the gateway may call it. A bank that predates
+	// it answers unimplemented; the gateway then uses PrepareTransaction.
+	PrepareTransactions(context.Context, *v1.PrepareTransactionsRequest) (*v1.PrepareTransactionsResponse, error)
+	// CommitTransactions is CommitTransaction for many transactions in one
+	// call, with per-item semantics exactly those of CommitTransaction, as for
+	// PrepareTransactions. Only the gateway may call it.
+	CommitTransactions(context.Context, *v1.CommitTransactionsRequest) (*v1.CommitTransactionsResponse, error)
 }
 
 // NewBankServiceClient constructs a client for the remit.bank.v1.BankService service. By default,
@@ -104,15 +126,31 @@ func NewBankServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		prepareTransactions: connect.NewClient[v1.PrepareTransactionsRequest, v1.PrepareTransactionsResponse](
+			httpClient,
+			baseURL+BankServicePrepareTransactionsProcedure,
+			connect.WithSchema(bankServiceMethods.ByName("PrepareTransactions")),
+			connect.WithIdempotency(connect.IdempotencyIdempotent),
+			connect.WithClientOptions(opts...),
+		),
+		commitTransactions: connect.NewClient[v1.CommitTransactionsRequest, v1.CommitTransactionsResponse](
+			httpClient,
+			baseURL+BankServiceCommitTransactionsProcedure,
+			connect.WithSchema(bankServiceMethods.ByName("CommitTransactions")),
+			connect.WithIdempotency(connect.IdempotencyIdempotent),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // bankServiceClient implements BankServiceClient.
 type bankServiceClient struct {
-	prepareTransaction *connect.Client[v1.PrepareTransactionRequest, v1.PrepareTransactionResponse]
-	commitTransaction  *connect.Client[v1.CommitTransactionRequest, v1.CommitTransactionResponse]
-	updateBalance      *connect.Client[v1.UpdateBalanceRequest, v1.UpdateBalanceResponse]
-	getBalance         *connect.Client[v1.GetBalanceRequest, v1.GetBalanceResponse]
+	prepareTransaction  *connect.Client[v1.PrepareTransactionRequest, v1.PrepareTransactionResponse]
+	commitTransaction   *connect.Client[v1.CommitTransactionRequest, v1.CommitTransactionResponse]
+	updateBalance       *connect.Client[v1.UpdateBalanceRequest, v1.UpdateBalanceResponse]
+	getBalance          *connect.Client[v1.GetBalanceRequest, v1.GetBalanceResponse]
+	prepareTransactions *connect.Client[v1.PrepareTransactionsRequest, v1.PrepareTransactionsResponse]
+	commitTransactions  *connect.Client[v1.CommitTransactionsRequest, v1.CommitTransactionsResponse]
 }
 
 // PrepareTransaction calls remit.bank.v1.BankService.PrepareTransaction.
@@ -151,6 +189,24 @@ func (c *bankServiceClient) GetBalance(ctx context.Context, req *v1.GetBalanceRe
 	return nil, err
 }
 
+// PrepareTransactions calls remit.bank.v1.BankService.PrepareTransactions.
+func (c *bankServiceClient) PrepareTransactions(ctx context.Context, req *v1.PrepareTransactionsRequest) (*v1.PrepareTransactionsResponse, error) {
+	response, err := c.prepareTransactions.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// CommitTransactions calls remit.bank.v1.BankService.CommitTransactions.
+func (c *bankServiceClient) CommitTransactions(ctx context.Context, req *v1.CommitTransactionsRequest) (*v1.CommitTransactionsResponse, error) {
+	response, err := c.commitTransactions.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
 // BankServiceHandler is an implementation of the remit.bank.v1.BankService service.
 type BankServiceHandler interface {
 	// PrepareTransaction checks every leg and, if all pass, durably records the
@@ -168,6 +224,22 @@ type BankServiceHandler interface {
 	UpdateBalance(context.Context, *v1.UpdateBalanceRequest) (*v1.UpdateBalanceResponse, error)
 	// GetBalance reads one account.
 	GetBalance(context.Context, *v1.GetBalanceRequest) (*v1.GetBalanceResponse, error)
+	// PrepareTransactions is PrepareTransaction for many transactions in one
+	// call, so that the gateway pays the per-call cost (TLS, HTTP/2, Connect,
+	// interceptors, log line) once per batch under load. Each item has exactly
+	// the semantics of one PrepareTransaction call with that item as its
+	// request: the same validation, the same ledger work, the same vote or
+	// error, in its own result. Items are independent: one that fails or is
+	// invalid never fails the others, and there is no ordering or atomicity
+	// between them (they may run concurrently). The call itself fails only
+	// when no item was looked at (authorization, an empty or oversized batch,
+	// the call's deadline). Only the gateway may call it. A bank that predates
+	// it answers unimplemented; the gateway then uses PrepareTransaction.
+	PrepareTransactions(context.Context, *v1.PrepareTransactionsRequest) (*v1.PrepareTransactionsResponse, error)
+	// CommitTransactions is CommitTransaction for many transactions in one
+	// call, with per-item semantics exactly those of CommitTransaction, as for
+	// PrepareTransactions. Only the gateway may call it.
+	CommitTransactions(context.Context, *v1.CommitTransactionsRequest) (*v1.CommitTransactionsResponse, error)
 }
 
 // NewBankServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -205,6 +277,20 @@ func NewBankServiceHandler(svc BankServiceHandler, opts ...connect.HandlerOption
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	bankServicePrepareTransactionsHandler := connect.NewUnaryHandlerSimple(
+		BankServicePrepareTransactionsProcedure,
+		svc.PrepareTransactions,
+		connect.WithSchema(bankServiceMethods.ByName("PrepareTransactions")),
+		connect.WithIdempotency(connect.IdempotencyIdempotent),
+		connect.WithHandlerOptions(opts...),
+	)
+	bankServiceCommitTransactionsHandler := connect.NewUnaryHandlerSimple(
+		BankServiceCommitTransactionsProcedure,
+		svc.CommitTransactions,
+		connect.WithSchema(bankServiceMethods.ByName("CommitTransactions")),
+		connect.WithIdempotency(connect.IdempotencyIdempotent),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/remit.bank.v1.BankService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case BankServicePrepareTransactionProcedure:
@@ -215,6 +301,10 @@ func NewBankServiceHandler(svc BankServiceHandler, opts ...connect.HandlerOption
 			bankServiceUpdateBalanceHandler.ServeHTTP(w, r)
 		case BankServiceGetBalanceProcedure:
 			bankServiceGetBalanceHandler.ServeHTTP(w, r)
+		case BankServicePrepareTransactionsProcedure:
+			bankServicePrepareTransactionsHandler.ServeHTTP(w, r)
+		case BankServiceCommitTransactionsProcedure:
+			bankServiceCommitTransactionsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -238,4 +328,12 @@ func (UnimplementedBankServiceHandler) UpdateBalance(context.Context, *v1.Update
 
 func (UnimplementedBankServiceHandler) GetBalance(context.Context, *v1.GetBalanceRequest) (*v1.GetBalanceResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("remit.bank.v1.BankService.GetBalance is not implemented"))
+}
+
+func (UnimplementedBankServiceHandler) PrepareTransactions(context.Context, *v1.PrepareTransactionsRequest) (*v1.PrepareTransactionsResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("remit.bank.v1.BankService.PrepareTransactions is not implemented"))
+}
+
+func (UnimplementedBankServiceHandler) CommitTransactions(context.Context, *v1.CommitTransactionsRequest) (*v1.CommitTransactionsResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("remit.bank.v1.BankService.CommitTransactions is not implemented"))
 }

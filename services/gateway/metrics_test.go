@@ -171,6 +171,7 @@ func TestMetricsAfterPayment(t *testing.T) {
 			// transaction each (fewer if they shared one with other writes).
 			f.want("remit_store_commit_writes", some, more, "database", "payments"),
 			f.want("remit_store_commit_duration_seconds", some, more, "database", "payments"),
+			f.want("remit_store_commit_waiting", zero, none, "database", "payments"),
 		)
 	})
 
@@ -189,6 +190,7 @@ func TestMetricsAfterPayment(t *testing.T) {
 				f.want("remit_bank_accounts", func(v float64) bool { return v == accounts }, fmt.Sprint(accounts)),
 				f.want("remit_store_commit_writes", func(v float64) bool { return v >= 2 }, ">= 2 (the vote, the commit)", "database", "ledger"),
 				f.want("remit_store_commit_duration_seconds", func(v float64) bool { return v >= 2 }, ">= 2", "database", "ledger"),
+				f.want("remit_store_commit_waiting", zero, none, "database", "ledger"),
 				f.want("go_goroutines", func(v float64) bool { return v > 0 }, "> 0"),
 			)
 		})

@@ -468,7 +468,7 @@ func (c *Coordinator) run(ctx context.Context, t *Txn) *Txn {
 		decision, why = DecisionAbort, Failure{Reason: gatewayv1.FailureReason_FAILURE_REASON_EXPIRED}
 	}
 	decideStart := time.Now()
-	final, err := c.decide(ctx, t.ID, decision, why, conflicted...)
+	final, err := c.record(ctx, t.ID, decision, why, conflicted...)
 	c.metrics.observePhase(phaseDecision, decideStart)
 	if err != nil {
 		// The decision could not be written; it stays undecided and will be
@@ -481,7 +481,16 @@ func (c *Coordinator) run(ctx context.Context, t *Txn) *Txn {
 	} else {
 		c.metrics.payment("aborted")
 	}
+	// The audit line and phase two do not depend on each other: they run
+	// side by side, and the answer waits for both, so the line is on disk
+	// before the client hears the outcome, as before.
+	audited := make(chan struct{})
+	go func() {
+		defer close(audited)
+		c.auditDecision(ctx, final)
+	}()
 	c.drivePhase2(ctx, final, pending(final), c.timing.Phase2Wait)
+	<-audited
 	return final
 }
 
@@ -537,6 +546,16 @@ func (c *Coordinator) logConflict(txID, bank, account string) {
 // this payment, and the id they hold belongs to another transaction that an
 // ABORT for the id would release.
 func (c *Coordinator) decide(ctx context.Context, id string, d Decision, why Failure, unrelated ...string) (*Txn, error) {
+	t, err := c.record(ctx, id, d, why, unrelated...)
+	if err != nil {
+		return nil, err
+	}
+	c.auditDecision(ctx, t)
+	return t, nil
+}
+
+// record is decide without the audit line, which the caller writes.
+func (c *Coordinator) record(ctx context.Context, id string, d Decision, why Failure, unrelated ...string) (*Txn, error) {
 	t, err := c.store.Decide(ctx, id, d, why, time.Now(), unrelated...)
 	if err != nil {
 		return nil, err
@@ -547,7 +566,6 @@ func (c *Coordinator) decide(ctx context.Context, id string, d Decision, why Fai
 	}
 	c.log.Info("payment decided", "transaction_id", id, "decision", string(t.Decision), "reason", rpcerr.EnumReason(t.FailureReason),
 		"amount", t.Amount, "currency", t.Currency)
-	c.auditDecision(ctx, t)
 	return t, nil
 }
 

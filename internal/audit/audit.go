@@ -116,6 +116,7 @@ type Log struct {
 	spare    []byte // the previous batch's buffer, reused
 	cur      *batch // the batch lines are queued into now
 	flushing bool   // a Record (or Close) is writing a batch outside mu
+	torn     bool   // a write failed: the file may end in a partial line
 
 	syncs       int64  // fsyncs done (for tests)
 	durable     int64  // bytes appended by this Log and fsynced (for tests)
@@ -263,7 +264,7 @@ func (l *Log) write(ctx context.Context, event string, attrs []slog.Attr) error 
 // does; l.mu is held on entry and on return, and no other flush runs.
 func (l *Log) flushLocked() {
 	l.flushing = true
-	b, data, f := l.cur, l.pending, l.f
+	b, data, f, torn := l.cur, l.pending, l.f, l.torn
 	l.cur, l.pending = &batch{}, l.spare[:0]
 	l.mu.Unlock()
 
@@ -271,13 +272,17 @@ func (l *Log) flushLocked() {
 		l.beforeWrite()
 	}
 	var err error
-	if _, werr := f.Write(data); werr != nil {
-		err = fmt.Errorf("audit: write %s: %w", l.path, werr)
-	} else if serr := f.Sync(); serr != nil {
-		err = fmt.Errorf("audit: sync %s: %w", l.path, serr)
+	if torn {
+		// A previous write failed part-way: start this batch on a line of
+		// its own, as Open does after a crash.
+		err = terminatePartialLine(l.path, f)
+	}
+	if err == nil {
+		err = writeSync(l.path, f, data)
 	}
 
 	l.mu.Lock()
+	l.torn = err != nil
 	if err == nil {
 		l.syncs++
 		l.durable += int64(len(data))
@@ -286,6 +291,17 @@ func (l *Log) flushLocked() {
 	l.spare = data[:0]
 	l.flushing = false
 	l.flushed.Broadcast()
+}
+
+// writeSync appends data to f and fsyncs it.
+func writeSync(path string, f *os.File, data []byte) error {
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("audit: write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("audit: sync %s: %w", path, err)
+	}
+	return nil
 }
 
 // Close waits for lines already queued to be written and fsynced, then

@@ -116,7 +116,7 @@ type Log struct {
 	spare    []byte // the previous batch's buffer, reused
 	cur      *batch // the batch lines are queued into now
 	flushing bool   // a Record (or Close) is writing a batch outside mu
-	torn     bool   // a write failed: the file may end in a partial line
+	torn     bool   // a failed write left a partial line at the end of the file
 
 	syncs       int64  // fsyncs done (for tests)
 	durable     int64  // bytes appended by this Log and fsynced (for tests)
@@ -271,18 +271,17 @@ func (l *Log) flushLocked() {
 	if l.beforeWrite != nil {
 		l.beforeWrite()
 	}
-	var err error
 	if torn {
-		// A previous write failed part-way: start this batch on a line of
-		// its own, as Open does after a crash.
-		err = terminatePartialLine(l.path, f)
+		// A previous write stopped in the middle of a line: start this
+		// batch on a line of its own, as Open does after a crash.
+		data = append([]byte{'\n'}, data...)
 	}
-	if err == nil {
-		err = writeSync(l.path, f, data)
-	}
+	n, err := writeSync(l.path, f, data)
 
 	l.mu.Lock()
-	l.torn = err != nil
+	if n > 0 {
+		l.torn = data[n-1] != '\n'
+	}
 	if err == nil {
 		l.syncs++
 		l.durable += int64(len(data))
@@ -293,15 +292,16 @@ func (l *Log) flushLocked() {
 	l.flushed.Broadcast()
 }
 
-// writeSync appends data to f and fsyncs it.
-func writeSync(path string, f *os.File, data []byte) error {
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("audit: write %s: %w", path, err)
+// writeSync appends data to f and fsyncs it; n is how much of data was
+// written, all of it or, on a write error, a part.
+func writeSync(path string, f *os.File, data []byte) (n int, err error) {
+	if n, err = f.Write(data); err != nil {
+		return n, fmt.Errorf("audit: write %s: %w", path, err)
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("audit: sync %s: %w", path, err)
+		return n, fmt.Errorf("audit: sync %s: %w", path, err)
 	}
-	return nil
+	return n, nil
 }
 
 // Close waits for lines already queued to be written and fsynced, then

@@ -116,6 +116,7 @@ type Log struct {
 	spare    []byte // the previous batch's buffer, reused
 	cur      *batch // the batch lines are queued into now
 	flushing bool   // a Record (or Close) is writing a batch outside mu
+	torn     bool   // a failed write left a partial line at the end of the file
 
 	syncs       int64  // fsyncs done (for tests)
 	durable     int64  // bytes appended by this Log and fsynced (for tests)
@@ -263,21 +264,24 @@ func (l *Log) write(ctx context.Context, event string, attrs []slog.Attr) error 
 // does; l.mu is held on entry and on return, and no other flush runs.
 func (l *Log) flushLocked() {
 	l.flushing = true
-	b, data, f := l.cur, l.pending, l.f
+	b, data, f, torn := l.cur, l.pending, l.f, l.torn
 	l.cur, l.pending = &batch{}, l.spare[:0]
 	l.mu.Unlock()
 
 	if l.beforeWrite != nil {
 		l.beforeWrite()
 	}
-	var err error
-	if _, werr := f.Write(data); werr != nil {
-		err = fmt.Errorf("audit: write %s: %w", l.path, werr)
-	} else if serr := f.Sync(); serr != nil {
-		err = fmt.Errorf("audit: sync %s: %w", l.path, serr)
+	if torn {
+		// A previous write stopped in the middle of a line: start this
+		// batch on a line of its own, as Open does after a crash.
+		data = append([]byte{'\n'}, data...)
 	}
+	n, err := writeSync(l.path, f, data)
 
 	l.mu.Lock()
+	if n > 0 {
+		l.torn = data[n-1] != '\n'
+	}
 	if err == nil {
 		l.syncs++
 		l.durable += int64(len(data))
@@ -286,6 +290,18 @@ func (l *Log) flushLocked() {
 	l.spare = data[:0]
 	l.flushing = false
 	l.flushed.Broadcast()
+}
+
+// writeSync appends data to f and fsyncs it; n is how much of data was
+// written, all of it or, on a write error, a part.
+func writeSync(path string, f *os.File, data []byte) (n int, err error) {
+	if n, err = f.Write(data); err != nil {
+		return n, fmt.Errorf("audit: write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return n, fmt.Errorf("audit: sync %s: %w", path, err)
+	}
+	return n, nil
 }
 
 // Close waits for lines already queued to be written and fsynced, then

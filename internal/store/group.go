@@ -14,6 +14,10 @@ import (
 // run.
 var ErrGroupClosed = errors.New("store: database is closing")
 
+// errGoexit answers the writes of a transaction abandoned because one of
+// its functions called runtime.Goexit.
+var errGoexit = errors.New("store: a write function exited its goroutine (runtime.Goexit); the transaction was rolled back")
+
 // DefaultMaxBatch is how many writes a Group puts in one transaction when
 // GroupOptions.MaxBatch is zero.
 const DefaultMaxBatch = 256
@@ -191,7 +195,17 @@ func (g *Group) Close() {
 }
 
 func (g *Group) loop() {
-	defer close(g.done)
+	// A write function that calls runtime.Goexit (t.FailNow in a test)
+	// unwinds this goroutine: commit has answered its batch with an error;
+	// start a new committer so that the writes queued after it still run.
+	stopped := false
+	defer func() {
+		if !stopped {
+			go g.loop()
+			return
+		}
+		close(g.done)
+	}()
 	batch := make([]*groupOp, 0, g.opts.MaxBatch)
 	for {
 		var first *groupOp
@@ -199,6 +213,7 @@ func (g *Group) loop() {
 		case first = <-g.queue:
 		case <-g.closing:
 			g.failQueued()
+			stopped = true
 			return
 		}
 		batch = append(batch[:0], first)
@@ -243,7 +258,17 @@ func (g *Group) commit(batch []*groupOp) {
 	if len(live) == 0 {
 		return
 	}
+	var tx *sql.Tx
+	finished := false
 	defer func() {
+		if !finished {
+			// An fn ended the goroutine (runtime.Goexit): nothing of the
+			// transaction is committed, so no caller may be told otherwise.
+			if tx != nil {
+				tx.Rollback()
+			}
+			failAll(live, errGoexit)
+		}
 		for _, op := range live {
 			close(op.done)
 		}
@@ -252,6 +277,7 @@ func (g *Group) commit(batch []*groupOp) {
 	tx, err := g.db.BeginTx(context.WithoutCancel(live[0].ctx), nil)
 	if err != nil {
 		failAll(live, fmt.Errorf("store: begin: %w", err))
+		finished = true
 		return
 	}
 	if len(live) == 1 {
@@ -259,6 +285,7 @@ func (g *Group) commit(batch []*groupOp) {
 		run(op, tx)
 		if op.err != nil || op.panicV != nil {
 			tx.Rollback()
+			finished = true
 			return
 		}
 	} else {
@@ -273,12 +300,14 @@ func (g *Group) commit(batch []*groupOp) {
 				if op.err == nil && op.panicV == nil {
 					op.err = err
 				}
+				finished = true
 				return
 			}
 		}
 	}
 	start := time.Now()
 	err = tx.Commit()
+	finished = true
 	g.observe(len(live), time.Since(start))
 	if err != nil {
 		for _, op := range live {

@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"io"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -27,7 +27,7 @@ func TestRecordAfterPartialWrite(t *testing.T) {
 		return
 	}
 	path := filepath.Join(t.TempDir(), "audit.log")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestRecordAfterPartialWrite$")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRecordAfterPartialWrite$") //nolint:gosec // the test binary itself
 	cmd.Env = append(os.Environ(), "AUDIT_PARTIAL_CHILD="+path)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -38,7 +38,11 @@ func TestRecordAfterPartialWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() {
+		if err := f.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	found := false
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
@@ -58,7 +62,7 @@ func TestRecordAfterPartialWrite(t *testing.T) {
 }
 
 func partialChild(path string) {
-	l, err := audit.Open(path, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	l, err := audit.Open(path, slog.New(slog.DiscardHandler))
 	if err != nil {
 		panic(err)
 	}
@@ -74,7 +78,7 @@ func partialChild(path string) {
 	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
 		panic(err)
 	}
-	println("first Record error:", errString(l.Err()))
+	fmt.Fprintln(os.Stderr, "first Record error:", errString(l.Err()))
 	l.Record(context.Background(), audit.EventPaymentDecided, slog.String("id", "second"))
 	if err := l.Close(); err != nil {
 		panic(err)

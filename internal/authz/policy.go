@@ -83,10 +83,12 @@ var Policy = map[string]Rule{
 	gatewayv1connect.CoordinatorServiceGetTransactionOutcomeProcedure: {Roles: bank},
 
 	// BankService: the gateway only.
-	bankv1connect.BankServicePrepareTransactionProcedure: {Roles: gateway},
-	bankv1connect.BankServiceCommitTransactionProcedure:  {Roles: gateway},
-	bankv1connect.BankServiceUpdateBalanceProcedure:      {Roles: gateway},
-	bankv1connect.BankServiceGetBalanceProcedure:         {Roles: gateway},
+	bankv1connect.BankServicePrepareTransactionProcedure:  {Roles: gateway},
+	bankv1connect.BankServiceCommitTransactionProcedure:   {Roles: gateway},
+	bankv1connect.BankServicePrepareTransactionsProcedure: {Roles: gateway},
+	bankv1connect.BankServiceCommitTransactionsProcedure:  {Roles: gateway},
+	bankv1connect.BankServiceUpdateBalanceProcedure:       {Roles: gateway},
+	bankv1connect.BankServiceGetBalanceProcedure:          {Roles: gateway},
 
 	// Health checks come from load balancers and probes that hold no
 	// credentials. Reflection only describes the public API schema (the

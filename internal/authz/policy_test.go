@@ -108,6 +108,8 @@ var wantAllowed = map[string][]string{
 	gatewayv1connect.CoordinatorServiceGetTransactionOutcomeProcedure: {"bank"},
 	bankv1connect.BankServicePrepareTransactionProcedure:              {"gateway"},
 	bankv1connect.BankServiceCommitTransactionProcedure:               {"gateway"},
+	bankv1connect.BankServicePrepareTransactionsProcedure:             {"gateway"},
+	bankv1connect.BankServiceCommitTransactionsProcedure:              {"gateway"},
 	bankv1connect.BankServiceUpdateBalanceProcedure:                   {"gateway"},
 	bankv1connect.BankServiceGetBalanceProcedure:                      {"gateway"},
 }

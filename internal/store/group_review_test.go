@@ -28,6 +28,7 @@ func checkAnswers(t *testing.T, db *sql.DB, errs map[string]error) {
 }
 
 func batchWith(t *testing.T, g *store.Group, bad func(context.Context, *sql.Tx) error) map[string]error {
+	t.Helper()
 	release, waitHeld := hold(t, g)
 	var mu sync.Mutex
 	errs := map[string]error{}
@@ -133,7 +134,11 @@ func TestReviewGroupGoexitAnswersNilWithoutCommit(t *testing.T) {
 	if oerr != nil {
 		t.Fatal(oerr)
 	}
-	defer rdb.Close()
+	defer func() {
+		if err := rdb.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	var n int
 	if qerr := rdb.QueryRow(`SELECT COUNT(*) FROM t WHERE k = 'ghost'`).Scan(&n); qerr != nil {
 		t.Fatal(qerr)

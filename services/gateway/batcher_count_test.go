@@ -15,11 +15,11 @@ func TestBatcherResultCountMismatch(t *testing.T) {
 		release := make(chan struct{})
 		var once sync.Once
 		b := &batcher[int, int]{
-			unary: func(ctx context.Context, r int) (int, error) {
+			unary: func(_ context.Context, r int) (int, error) {
 				<-release // hold every sender's batch of one
 				return r, nil
 			},
-			batch: func(ctx context.Context, reqs []int) ([]int, []error, error) {
+			batch: func(_ context.Context, reqs []int) ([]int, []error, error) {
 				n := len(reqs) + extra
 				return make([]int, n), make([]error, n), nil
 			},

@@ -822,22 +822,23 @@ func TestZeroTimingIsDefaultTiming(t *testing.T) {
 
 // lockLog takes the coordinator log's write lock from another connection,
 // as a slow disk or another writer would hold it, until release is called.
-func lockLog(t *testing.T, path string) (release func()) {
-	t.Helper()
+// It may run on any goroutine: it returns failures instead of failing t,
+// which only its release uses, to report a failed close.
+func lockLog(t *testing.T, path string) (release func(), err error) { //nolint:thelper // not a helper: it runs off the test goroutine
 	db, err := store.OpenSQLite(context.Background(), path)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	tx, err := db.BeginTx(context.Background(), nil) // BEGIN IMMEDIATE: the write lock
 	if err != nil {
-		t.Fatal(err)
+		return nil, errors.Join(err, db.Close())
 	}
 	return sync.OnceFunc(func() {
 		tx.Rollback()
 		if err := db.Close(); err != nil {
 			t.Error(err)
 		}
-	})
+	}), nil
 }
 
 func copyFile(t *testing.T, from, to string) {
@@ -873,9 +874,10 @@ func TestAcknowledgementAfterTheReplyCrashPoint(t *testing.T) {
 	h.coord = NewCoordinator(h.store, h.banks, slog.New(slog.DiscardHandler), timing)
 	var locked atomic.Bool
 	var release func()
+	var lockErr error
 	h.b.commitErr = func(string) error {
 		if locked.CompareAndSwap(false, true) {
-			release = lockLog(t, h.path) // after the decision, before the acknowledgement
+			release, lockErr = lockLog(t, h.path) // after the decision, before the acknowledgement
 		}
 		return nil
 	}
@@ -891,6 +893,9 @@ func TestAcknowledgementAfterTheReplyCrashPoint(t *testing.T) {
 	}
 	if !locked.Load() {
 		t.Fatal("bank-b was never sent the decision")
+	}
+	if lockErr != nil {
+		t.Fatalf("lock the log: %v", lockErr)
 	}
 	// The log as a crash now would leave it: the writer cannot write, so
 	// the files are still.

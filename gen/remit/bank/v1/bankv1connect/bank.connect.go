@@ -76,10 +76,13 @@ type BankServiceClient interface {
 	// request: the same validation, the same ledger work, the same vote or
 	// error, in its own result. Items are independent: one that fails or is
 	// invalid never fails the others, and there is no ordering or atomicity
-	// between them (they may run concurrently). The call itself fails only
-	// when no item was looked at (authorization, an empty or oversized batch,
-	// the call's deadline). Only the gateway may call it. A bank that predates
-	// it answers unimplemented; the gateway then uses PrepareTransaction.
+	// between them (they may run concurrently). The call itself fails before
+	// any item is looked at for authorization, an empty or oversized batch or
+	// its deadline; and it fails as internal, after other items may have been
+	// applied, if one item panics: the caller must then treat every item as
+	// unanswered (repeating one is safe: prepare is idempotent). Only the
+	// gateway may call it. A bank that predates it answers unimplemented; the
+	// gateway then uses PrepareTransaction.
 	PrepareTransactions(context.Context, *v1.PrepareTransactionsRequest) (*v1.PrepareTransactionsResponse, error)
 	// CommitTransactions is CommitTransaction for many transactions in one
 	// call, with per-item semantics exactly those of CommitTransaction, as for
@@ -231,10 +234,13 @@ type BankServiceHandler interface {
 	// request: the same validation, the same ledger work, the same vote or
 	// error, in its own result. Items are independent: one that fails or is
 	// invalid never fails the others, and there is no ordering or atomicity
-	// between them (they may run concurrently). The call itself fails only
-	// when no item was looked at (authorization, an empty or oversized batch,
-	// the call's deadline). Only the gateway may call it. A bank that predates
-	// it answers unimplemented; the gateway then uses PrepareTransaction.
+	// between them (they may run concurrently). The call itself fails before
+	// any item is looked at for authorization, an empty or oversized batch or
+	// its deadline; and it fails as internal, after other items may have been
+	// applied, if one item panics: the caller must then treat every item as
+	// unanswered (repeating one is safe: prepare is idempotent). Only the
+	// gateway may call it. A bank that predates it answers unimplemented; the
+	// gateway then uses PrepareTransaction.
 	PrepareTransactions(context.Context, *v1.PrepareTransactionsRequest) (*v1.PrepareTransactionsResponse, error)
 	// CommitTransactions is CommitTransaction for many transactions in one
 	// call, with per-item semantics exactly those of CommitTransaction, as for

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Statements is a fixed set of SQL statements prepared once on a database
@@ -103,7 +104,7 @@ func (s *Statements) in(ctx context.Context, tx *sql.Tx, i int, read bool) *sql.
 // Close closes every statement. The databases stay open.
 func (s *Statements) Close() error {
 	var errs []error
-	for _, st := range append(s.stmts, s.reads...) {
+	for _, st := range slices.Concat(s.stmts, s.reads) {
 		errs = append(errs, st.Close())
 	}
 	// s.stmts stays: a closed *sql.Stmt answers "sql: statement is closed",

@@ -52,7 +52,7 @@ func batchWith(t *testing.T, g *store.Group, bad func(context.Context, *sql.Tx) 
 			mu.Unlock()
 		})
 	}
-	waitQueued()
+	waitQueued(t, g, 7)
 	release()
 	wg.Wait()
 	waitHeld()

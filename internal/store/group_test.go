@@ -87,10 +87,21 @@ func hold(t *testing.T, g *store.Group) (release func(), wait func()) {
 	}
 }
 
-// waitQueued gives n goroutines blocked in Do time to reach the queue.
-// Only the batch sizes below depend on it, and they are checked as a
-// lower bound of what a slow machine could show.
-func waitQueued() { time.Sleep(50 * time.Millisecond) }
+// waitQueued waits until n callers are inside g.Do (the held write
+// included), then gives the last of them a moment to reach the queue. Only
+// the batch sizes below depend on it, and they are checked as a lower
+// bound of what a slow machine could show.
+func waitQueued(t *testing.T, g *store.Group, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for g.Stats().Waiting < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 10 s for %d callers in Do, have %d", n, g.Stats().Waiting)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(5 * time.Millisecond)
+}
 
 func TestGroupSharesOneTransactionAndIsolatesFailures(t *testing.T) {
 	db, g := openGroupDB(t)
@@ -115,7 +126,7 @@ func TestGroupSharesOneTransactionAndIsolatesFailures(t *testing.T) {
 			}
 		})
 	}
-	waitQueued()
+	waitQueued(t, g, 11)
 	release()
 	wg.Wait()
 	waitHeld()
@@ -180,7 +191,7 @@ func TestGroupWritesSeeEarlierWritesOfTheirTransaction(t *testing.T) {
 			}
 		})
 	}
-	waitQueued()
+	waitQueued(t, g, 21)
 	release()
 	wg.Wait()
 	waitHeld()
@@ -206,7 +217,7 @@ func TestGroupPanicIsRaisedInItsCaller(t *testing.T) {
 	})
 	var okErr error
 	wg.Go(func() { okErr = g.Do(context.Background(), insert("ok", 2)) })
-	waitQueued()
+	waitQueued(t, g, 3)
 	release()
 	wg.Wait()
 	waitHeld()
@@ -228,7 +239,7 @@ func TestGroupCancelledBeforeStartNeverRuns(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- g.Do(ctx, insert("late", 1)) }()
-	waitQueued()
+	waitQueued(t, g, 2)
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -101,9 +100,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Outbox, error) {
 	}
 	opts.GatewayURL = normalizeURL(opts.GatewayURL)
 	path := filepath.Join(dir, dbFile)
-	if err := createPrivate(dir, path); err != nil {
-		return nil, fmt.Errorf("outbox: %w", err)
-	}
+	// OpenSQLite creates dir 0700 and the database 0600 (store.Private).
 	db, err := store.OpenSQLite(ctx, path)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: %w", err)
@@ -197,38 +194,6 @@ func (o *Outbox) storedURLs(ctx context.Context) ([]string, error) {
 		urls = append(urls, u)
 	}
 	return urls, rows.Err()
-}
-
-// createPrivate creates dir (0700) and the database file at path (0600)
-// if they do not exist, and makes the database and its WAL files
-// readable by the user alone if an older version created them wider.
-// SQLite creates the WAL files with the database file's mode.
-func createPrivate(dir, path string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	for _, p := range []string{path, path + "-wal", path + "-shm"} {
-		fi, err := os.Stat(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if fi.Mode().Perm()&0o077 != 0 {
-			if err := os.Chmod(p, fi.Mode().Perm()&0o700); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // Close closes the database.

@@ -47,11 +47,15 @@ import (
 
 // OpenSQLite opens (creating if needed) the SQLite database at path with the
 // pragmas Remit's durability depends on. The parent directory is created
-// with mode 0700 because ledgers are private. The pool has one connection,
-// the only writer.
+// with mode 0700 and the database file with mode 0600, because ledgers,
+// sessions and payment logs are private (see [Private]). The pool has one
+// connection, the only writer.
 func OpenSQLite(ctx context.Context, path string) (*sql.DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: create data directory: %w", err)
+	}
+	if err := Private(path); err != nil {
+		return nil, err
 	}
 	q := pragmas()
 	q.Set("_txlock", "immediate")
@@ -74,6 +78,44 @@ func OpenSQLiteReader(ctx context.Context, path string) (*sql.DB, error) {
 	q := pragmas()
 	q.Add("_pragma", "query_only(1)")
 	return open(ctx, path, q, ReaderConns)
+}
+
+// FileMode is the mode of every database file: only the owning process's
+// user reads balances, sessions or payment logs.
+const FileMode os.FileMode = 0o600
+
+// Private makes the database at path, and any -wal, -shm or -journal file
+// beside it, readable by its owner only. A database that does not exist
+// yet is created empty with [FileMode] first: SQLite creates its -wal,
+// -shm and -journal files with the mode of the database file, so they are
+// private from their first byte too, whatever the umask. Existing files
+// from before this rule (0644) are tightened in place.
+func Private(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, FileMode)
+	switch {
+	case err == nil:
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("store: create %s: %w", path, err)
+		}
+	case !errors.Is(err, fs.ErrExist):
+		return fmt.Errorf("store: create %s: %w", path, err)
+	}
+	for _, name := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
+		info, err := os.Stat(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if info.Mode().Perm()&^FileMode == 0 {
+			continue
+		}
+		if err := os.Chmod(name, FileMode); err != nil {
+			return fmt.Errorf("store: make %s private: %w", name, err)
+		}
+	}
+	return nil
 }
 
 func pragmas() url.Values {

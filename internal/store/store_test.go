@@ -183,3 +183,64 @@ func TestStatementsReusedInAndOutOfTransactions(t *testing.T) {
 		t.Errorf("second Close: %v", err)
 	}
 }
+
+// TestDatabaseFilesArePrivate: a new database and the -wal and -shm files
+// SQLite creates beside it are readable by their owner only, and files
+// left 0644 by an older version are tightened when opened.
+func TestDatabaseFilesArePrivate(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	check := func(t *testing.T, path string) {
+		t.Helper()
+		for _, name := range []string{path, path + "-wal", path + "-shm"} {
+			info, err := os.Stat(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := info.Mode().Perm(); got != store.FileMode {
+				t.Errorf("%s: mode %v, want %v", filepath.Base(name), got, store.FileMode)
+			}
+		}
+	}
+	write := func(t *testing.T, path string) {
+		t.Helper()
+		db, err := store.OpenSQLite(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = db.Close() })
+		if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS t (v TEXT)`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, `INSERT INTO t VALUES ('x')`); err != nil {
+			t.Fatal(err)
+		}
+		r, err := store.OpenSQLiteReader(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = r.Close() })
+		var n int
+		if err := r.QueryRowContext(ctx, `SELECT count(*) FROM t`).Scan(&n); err != nil || n == 0 {
+			t.Fatalf("read back: %d, %v", n, err)
+		}
+	}
+	t.Run("new", func(t *testing.T) {
+		path := filepath.Join(dir, "new.db")
+		write(t, path)
+		check(t, path)
+	})
+	t.Run("existing 0644", func(t *testing.T) {
+		path := filepath.Join(dir, "old.db")
+		for _, name := range []string{path, path + "-wal", path + "-shm"} {
+			if err := os.WriteFile(name, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(name, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		write(t, path)
+		check(t, path)
+	})
+}

@@ -116,7 +116,7 @@ remit admin banks`,
 				return printProto(e.stdout, res)
 			}
 			fmt.Fprintf(e.stdout, "%s %s %s %s; its balance is now %s.\n", verb, client.FormatAmount(minor, *currency), prep,
-				client.AccountRefFromProto(res.GetAccount()), client.FormatAmount(res.GetBalance(), res.GetCurrency()))
+				shown(client.AccountRefFromProto(res.GetAccount())), client.FormatAmount(res.GetBalance(), res.GetCurrency()))
 			fmt.Fprintf(e.stdout, "Transaction id: %s\n", res.GetTransactionId())
 			return nil
 		}
@@ -189,7 +189,7 @@ func listBanks(ctx context.Context, e *env, s *session) error {
 		if b.GetLastSeenTime() != nil {
 			seen = formatTime(b.GetLastSeenTime().AsTime())
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", b.GetName(), b.GetUrl(),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", shown(b.GetName()), shown(b.GetUrl()),
 			strings.TrimPrefix(b.GetStatus().String(), "BANK_STATUS_"), seen)
 	}
 	return tw.Flush()

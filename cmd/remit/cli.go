@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/remitpay/remit/internal/logging"
+	"github.com/remitpay/remit/internal/printable"
 )
 
 // Exit statuses of remit. Client commands that leave a payment queued in
@@ -91,7 +92,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // runEnv is run with every stream given (tests feed stdin through it).
 func runEnv(ctx context.Context, e *env, args []string) int {
-	e.out = &countingWriter{w: e.stdout}
+	e.out = &countingWriter{w: printable.Writer(e.stdout)}
 	e.stdout = e.out
 	e.json = jsonRequested(args)
 	stdout, stderr := e.stdout, e.stderr
@@ -197,17 +198,17 @@ func (e *env) fail(c *command, err error) int {
 		prefix, helpCmd = "remit "+c.name, "remit "+c.name+" --help"
 	}
 	if _, ok := errors.AsType[*usageError](err); ok {
-		fmt.Fprintf(e.stderr, "%s: %v\nRun '%s' for usage.\n", prefix, err, helpCmd)
+		fmt.Fprintf(e.stderr, "%s: %s\nRun '%s' for usage.\n", prefix, shown(err), helpCmd)
 		return exitUsage
 	}
 	if xe, ok := errors.AsType[*exitError](err); ok {
 		// The command printed its outcome; xe.err adds to it, if set.
 		if xe.err != nil {
-			fmt.Fprintf(e.stderr, "%s: %v\n", prefix, xe.err)
+			fmt.Fprintf(e.stderr, "%s: %s\n", prefix, shown(xe.err))
 		}
 		return xe.code
 	}
-	fmt.Fprintf(e.stderr, "%s: %v\n", prefix, err)
+	fmt.Fprintf(e.stderr, "%s: %s\n", prefix, shown(err))
 	return exitFailure
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/remitpay/remit/client/outbox"
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
 	"github.com/remitpay/remit/internal/names"
+	"github.com/remitpay/remit/internal/printable"
 )
 
 var payCmd = &command{
@@ -323,8 +324,16 @@ func describeOutcome(out outbox.Outcome) string {
 // paymentSummary is "12.50 usd from bank-a/alice to bank-b/bob".
 func paymentSummary(p *gatewayv1.Payment) string {
 	return fmt.Sprintf("%s from %s to %s", client.FormatAmount(p.GetAmount(), p.GetCurrency()),
-		client.AccountRefFromProto(p.GetPayer()), client.AccountRefFromProto(p.GetPayee()))
+		shown(client.AccountRefFromProto(p.GetPayer())), shown(client.AccountRefFromProto(p.GetPayee())))
 }
+
+// shown is v as text safe to print: every string a command prints that
+// came from a server or another user (a description, a client id, an
+// account, a bank's name or URL, an error message) goes through it, so
+// that none can clear the screen, colour it, fake a line or reorder what
+// is read (printable.String). runEnv also wraps stdout in
+// printable.Writer, a backstop for escape bytes in anything else.
+func shown(v any) string { return printable.String(fmt.Sprint(v)) }
 
 // capitalize upper-cases the first letter of an ASCII sentence.
 func capitalize(s string) string {

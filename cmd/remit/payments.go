@@ -162,7 +162,7 @@ func listPayments(ctx context.Context, e *env, s *session, filter client.Payment
 			ack = "yes"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", formatTime(p.GetCreateTime().AsTime()), p.GetTransactionId(),
-			client.AccountRefFromProto(p.GetPayer()), client.AccountRefFromProto(p.GetPayee()),
+			shown(client.AccountRefFromProto(p.GetPayer())), shown(client.AccountRefFromProto(p.GetPayee())),
 			client.FormatAmount(p.GetAmount(), p.GetCurrency()), paymentStatus(p), ack)
 	}
 	return tw.Flush()
@@ -181,11 +181,11 @@ func printPayment(e *env, p *gatewayv1.Payment) {
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "Transaction\t%s\n", p.GetTransactionId())
 	fmt.Fprintf(tw, "Status\t%s\n", paymentStatus(p))
-	fmt.Fprintf(tw, "From\t%s (%s)\n", client.AccountRefFromProto(p.GetPayer()), p.GetPayerClientId())
-	fmt.Fprintf(tw, "To\t%s\n", client.AccountRefFromProto(p.GetPayee()))
+	fmt.Fprintf(tw, "From\t%s (%s)\n", shown(client.AccountRefFromProto(p.GetPayer())), shown(p.GetPayerClientId()))
+	fmt.Fprintf(tw, "To\t%s\n", shown(client.AccountRefFromProto(p.GetPayee())))
 	fmt.Fprintf(tw, "Amount\t%s\n", client.FormatAmount(p.GetAmount(), p.GetCurrency()))
 	if p.GetDescription() != "" {
-		fmt.Fprintf(tw, "Description\t%s\n", p.GetDescription())
+		fmt.Fprintf(tw, "Description\t%s\n", shown(p.GetDescription()))
 	}
 	fmt.Fprintf(tw, "Created\t%s\n", formatTime(p.GetCreateTime().AsTime()))
 	if p.GetCompleteTime() != nil {

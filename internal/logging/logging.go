@@ -66,14 +66,16 @@ func New(w io.Writer, format string, level slog.Level) *slog.Logger {
 			format = FormatText
 		}
 	}
+	// Both formats escape what a client could have put in a line
+	// (printableHandler).
 	if format == FormatText {
-		return slog.New(tint.NewTextHandler(w, &tint.Options{
+		return slog.New(printableHandler{tint.NewTextHandler(w, &tint.Options{
 			Level:      level,
 			TimeFormat: time.RFC3339Nano,
 			NoColor:    !terminal,
-		}))
+		})})
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	return slog.New(printableHandler{slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})})
 }
 
 // isTerminal reports whether w is a file descriptor attached to a terminal.

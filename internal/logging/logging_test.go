@@ -3,6 +3,7 @@ package logging_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/remitpay/remit/internal/logging"
+	"github.com/remitpay/remit/internal/printable"
 )
 
 func TestParseFormat(t *testing.T) {
@@ -113,3 +115,40 @@ func assertSnakeCase(t *testing.T, m map[string]any) {
 		}
 	}
 }
+
+// TestLinesEscapeWhatClientsSent: whatever a client put in a value that
+// reaches a log line (the review's description here), the line has no
+// escape sequence, carriage return, bell, C1 or bidirectional character,
+// and is one line, in both formats.
+func TestLinesEscapeWhatClientsSent(t *testing.T) {
+	const hostile = "\u001b[2J\u001b[31mPAY ADMIN NOW\u001b[0m\nfake line\r\u0007\u009b\u202e"
+	for _, format := range []string{logging.FormatText, logging.FormatJSON} {
+		t.Run(format, func(t *testing.T) {
+			var buf bytes.Buffer
+			log := logging.New(&buf, format, slog.LevelInfo).With("with", hostile).WithGroup("g" + hostile)
+			log.Info("unknown procedure "+hostile,
+				"str", hostile,
+				"err", errors.New(hostile),
+				slog.Group("nested", "inner", hostile),
+				"stringer", stringer(hostile),
+			)
+			out := buf.String()
+			if n := strings.Count(out, "\n"); n != 1 || !strings.HasSuffix(out, "\n") {
+				t.Errorf("%d lines, want one: %q", n, out)
+			}
+			for _, r := range strings.TrimSuffix(out, "\n") {
+				if printable.Unsafe(r) {
+					t.Errorf("line holds %U: %q", r, out)
+					break
+				}
+			}
+			if !strings.Contains(out, "PAY ADMIN NOW") || !strings.Contains(out, "fake line") {
+				t.Errorf("the text itself is gone: %q", out)
+			}
+		})
+	}
+}
+
+type stringer string
+
+func (s stringer) String() string { return string(s) }

@@ -28,6 +28,8 @@ func nameRule(fd protoreflect.FieldDescriptor) protoreflect.ExtensionType {
 		return namesv1.E_Id
 	case "currency":
 		return namesv1.E_Currency
+	case "description":
+		return namesv1.E_Text
 	case "name":
 		if fd.ContainingMessage().Name() == "RegisterBankRequest" {
 			return namesv1.E_BankName
@@ -106,7 +108,7 @@ func TestEveryNameFieldUsesSharedRule(t *testing.T) {
 				t.Errorf("%s carries a name but not (buf.validate.field).string.(%s) = true", fd.FullName(), want.TypeDescriptor().FullName())
 				continue
 			}
-			for _, other := range []protoreflect.ExtensionType{namesv1.E_BankName, namesv1.E_Id, namesv1.E_Currency} {
+			for _, other := range []protoreflect.ExtensionType{namesv1.E_BankName, namesv1.E_Id, namesv1.E_Currency, namesv1.E_Text} {
 				if other != want && proto.HasExtension(str, other) {
 					t.Errorf("%s carries a second naming rule, %s", fd.FullName(), other.TypeDescriptor().FullName())
 				}
@@ -122,6 +124,7 @@ func TestEveryNameFieldUsesSharedRule(t *testing.T) {
 		"remit.gateway.v1.RegisterBankRequest.name",
 		"remit.gateway.v1.LoginRequest.client_id",
 		"remit.gateway.v1.MakePaymentRequest.currency",
+		"remit.gateway.v1.MakePaymentRequest.description",
 		"remit.gateway.v1.UpdateBalanceRequest.currency",
 		"remit.bank.v1.Leg.account_id",
 		"remit.bank.v1.Leg.currency",

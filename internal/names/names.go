@@ -59,6 +59,12 @@ func ClientID(id string) error { return check(&namesv1.Names{Id: &id}, id) }
 // [*Error].
 func Currency(code string) error { return check(&namesv1.Names{Currency: &code}, code) }
 
+// Text reports whether s is printable text for other people's screens: the
+// rule of MakePaymentRequest.description (no control characters, line
+// breaks or bidirectional formatting characters). It returns nil or an
+// [*Error].
+func Text(s string) error { return check(&namesv1.Names{Text: &s}, s) }
+
 func check(msg *namesv1.Names, value string) error {
 	err := protovalidate.Validate(msg)
 	if err == nil {

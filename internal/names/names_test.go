@@ -97,6 +97,16 @@ var kinds = map[string]kind{
 			},
 		},
 	},
+	"text": {
+		check: names.Text,
+		rule:  "remit.text",
+		messages: map[string]func(string) proto.Message{
+			"gateway MakePaymentRequest.description": func(s string) proto.Message {
+				return &gatewayv1.MakePaymentRequest{TransactionId: txID, Amount: 1, Currency: "usd",
+					Payee: &gatewayv1.AccountRef{Bank: "bank-a", AccountId: "alice"}, Description: s}
+			},
+		},
+	},
 }
 
 // nameCase is one name and whether its kind's rule accepts it.
@@ -173,6 +183,28 @@ var cases = []nameCase{
 	{"currency", "usd\n", false},
 	{"currency", "üsd", false},
 	{"currency", "ｕｓｄ", false},
+
+	{"text", "", true},
+	{"text", "rent for march", true},
+	{"text", "Miete für März: 50 € — danke!", true},
+	{"text", "家賃 ☕ 👩‍👩‍👧 (family, with zero-width joiners)", true},
+	{"text", "quotes \" ' and backslashes \\x1b are text", true},
+	{"text", "\u00ad soft hyphen and \u200b zero-width space", true},
+	{"text", "\x1b[2J\x1b[31mPAY ADMIN NOW\x1b[0m", false}, // the review's description
+	{"text", "line one\nfake line", false},
+	{"text", "carriage\rreturn", false},
+	{"text", "tab\there", false},
+	{"text", "bell\a", false},
+	{"text", "nul\x00", false},
+	{"text", "del\x7f", false},
+	{"text", "c1 csi \u009b2J", false},
+	{"text", "c1 next line \u0085", false},
+	{"text", "line separator \u2028", false},
+	{"text", "paragraph separator \u2029", false},
+	{"text", "right-to-left override \u202e", false},
+	{"text", "left-to-right embedding \u202a", false},
+	{"text", "first strong isolate \u2068", false},
+	{"text", "pop directional isolate \u2069", false},
 }
 
 // TestGoAndProtovalidateAgree checks every case with the Go function and
@@ -222,10 +254,14 @@ var before = map[string]*regexp.Regexp{
 	"account id": regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`),
 	"client id":  regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`),
 	"currency":   regexp.MustCompile(`^[a-z]{3}$`),
+	// text is newer than names.proto: no older spelling to agree with.
 }
 
 func TestSameAsBefore(t *testing.T) {
 	for _, c := range cases {
+		if before[c.kind] == nil {
+			continue
+		}
 		if got := before[c.kind].MatchString(c.name); got != c.valid {
 			t.Errorf("%s %q: old pattern says %v, table says %v", c.kind, c.name, got, c.valid)
 		}
@@ -253,6 +289,9 @@ func TestSameAsBefore(t *testing.T) {
 			s = strings.ToLower(s)
 		}
 		for name, k := range kinds {
+			if before[name] == nil {
+				continue
+			}
 			if got, want := k.check(s) == nil, before[name].MatchString(s); got != want {
 				t.Errorf("%s %q: names says valid=%v, old pattern says %v", name, s, got, want)
 			}
@@ -266,6 +305,9 @@ func FuzzSameAsBefore(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		for name, k := range kinds {
+			if before[name] == nil {
+				continue
+			}
 			if got, want := k.check(s) == nil, before[name].MatchString(s); got != want {
 				t.Errorf("%s %q: names says valid=%v, old pattern says %v", name, s, got, want)
 			}

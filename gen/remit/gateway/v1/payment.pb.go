@@ -92,7 +92,9 @@ type MakePaymentRequest struct {
 	Amount int64 `protobuf:"varint,3,opt,name=amount,proto3" json:"amount,omitempty"`
 	// Lowercase ISO 4217 code, e.g. "usd".
 	Currency string `protobuf:"bytes,4,opt,name=currency,proto3" json:"currency,omitempty"`
-	// Free text shown to both sides; at most 200 characters.
+	// Free text shown to both sides: at most 200 characters of printable
+	// text (no control characters, line breaks or bidirectional formatting
+	// characters; see remit.names.v1.text).
 	Description   string `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -775,14 +777,15 @@ var File_remit_gateway_v1_payment_proto protoreflect.FileDescriptor
 
 const file_remit_gateway_v1_payment_proto_rawDesc = "" +
 	"\n" +
-	"\x1eremit/gateway/v1/payment.proto\x12\x10remit.gateway.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cremit/gateway/v1/types.proto\x1a\x1aremit/names/v1/names.proto\"\x80\x02\n" +
+	"\x1eremit/gateway/v1/payment.proto\x12\x10remit.gateway.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cremit/gateway/v1/types.proto\x1a\x1aremit/names/v1/names.proto\"\x85\x02\n" +
 	"\x12MakePaymentRequest\x122\n" +
 	"\x0etransaction_id\x18\x01 \x01(\tB\v\xbaH\b\xc8\x01\x01r\x03\xb0\x01\x01R\rtransactionId\x12:\n" +
 	"\x05payee\x18\x02 \x01(\v2\x1c.remit.gateway.v1.AccountRefB\x06\xbaH\x03\xc8\x01\x01R\x05payee\x12&\n" +
 	"\x06amount\x18\x03 \x01(\x03B\x0e\xbaH\v\"\t\x18\x80\xa0\x94\xa5\x8d\x1d \x00R\x06amount\x12&\n" +
 	"\bcurrency\x18\x04 \x01(\tB\n" +
-	"\xbaH\ar\x05؛\xdc\x01\x01R\bcurrency\x12*\n" +
-	"\vdescription\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\vdescription\"J\n" +
+	"\xbaH\ar\x05؛\xdc\x01\x01R\bcurrency\x12/\n" +
+	"\vdescription\x18\x05 \x01(\tB\r\xbaH\n" +
+	"r\b\xe0\x9b\xdc\x01\x01\x18\xc8\x01R\vdescription\"J\n" +
 	"\x13MakePaymentResponse\x123\n" +
 	"\apayment\x18\x01 \x01(\v2\x19.remit.gateway.v1.PaymentR\apayment\"G\n" +
 	"\x11GetPaymentRequest\x122\n" +

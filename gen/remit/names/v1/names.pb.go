@@ -45,7 +45,9 @@ type Names struct {
 	// An account id or a client id.
 	Id *string `protobuf:"bytes,2,opt,name=id" json:"id,omitempty"`
 	// A currency code.
-	Currency      *string `protobuf:"bytes,3,opt,name=currency" json:"currency,omitempty"`
+	Currency *string `protobuf:"bytes,3,opt,name=currency" json:"currency,omitempty"`
+	// Free text such as a payment description.
+	Text          *string `protobuf:"bytes,4,opt,name=text" json:"text,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -101,6 +103,13 @@ func (x *Names) GetCurrency() string {
 	return ""
 }
 
+func (x *Names) GetText() string {
+	if x != nil && x.Text != nil {
+		return *x.Text
+	}
+	return ""
+}
+
 var file_remit_names_v1_names_proto_extTypes = []protoimpl.ExtensionInfo{
 	{
 		ExtendedType:  (*validate.StringRules)(nil),
@@ -126,6 +135,14 @@ var file_remit_names_v1_names_proto_extTypes = []protoimpl.ExtensionInfo{
 		Tag:           "varint,451003,opt,name=currency",
 		Filename:      "remit/names/v1/names.proto",
 	},
+	{
+		ExtendedType:  (*validate.StringRules)(nil),
+		ExtensionType: (*bool)(nil),
+		Field:         451004,
+		Name:          "remit.names.v1.text",
+		Tag:           "varint,451004,opt,name=text",
+		Filename:      "remit/names/v1/names.proto",
+	},
 }
 
 // Extension fields to validate.StringRules.
@@ -148,20 +165,31 @@ var (
 	//
 	// optional bool currency = 451003;
 	E_Currency = &file_remit_names_v1_names_proto_extTypes[2]
+	// text: free text a person typed (a payment description) that other
+	// people's terminals, browsers and logs will show: no control characters
+	// (C0, DEL, C1: escape sequences, carriage returns, bells, line breaks,
+	// tabs), no Unicode line or paragraph separators, and no bidirectional
+	// embedding, override or isolate characters (which reorder what a reader
+	// sees). Letters of every script, punctuation and emoji are text.
+	//
+	// optional bool text = 451004;
+	E_Text = &file_remit_names_v1_names_proto_extTypes[3]
 )
 
 var File_remit_names_v1_names_proto protoreflect.FileDescriptor
 
 const file_remit_names_v1_names_proto_rawDesc = "" +
 	"\n" +
-	"\x1aremit/names/v1/names.proto\x12\x0eremit.names.v1\x1a\x1bbuf/validate/validate.proto\"t\n" +
+	"\x1aremit/names/v1/names.proto\x12\x0eremit.names.v1\x1a\x1bbuf/validate/validate.proto\"\x94\x01\n" +
 	"\x05Names\x12'\n" +
 	"\tbank_name\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05ț\xdc\x01\x01R\bbankName\x12\x1a\n" +
 	"\x02id\x18\x02 \x01(\tB\n" +
 	"\xbaH\ar\x05Л\xdc\x01\x01R\x02id\x12&\n" +
 	"\bcurrency\x18\x03 \x01(\tB\n" +
-	"\xbaH\ar\x05؛\xdc\x01\x01R\bcurrency:\xe4\x01\n" +
+	"\xbaH\ar\x05؛\xdc\x01\x01R\bcurrency\x12\x1e\n" +
+	"\x04text\x18\x04 \x01(\tB\n" +
+	"\xbaH\ar\x05\xe0\x9b\xdc\x01\x01R\x04text:\xe4\x01\n" +
 	"\tbank_name\x12\x19.buf.validate.StringRules\x18\xb9\xc3\x1b \x01(\bB\xa9\x01\xc2H\xa5\x01\n" +
 	"\xa2\x01\n" +
 	"\x0fremit.bank_name\x12[must be a bank name: 1 to 63 lowercase letters, digits and dashes, not starting with a dash\x1a2!rule || this.matches('^[a-z0-9][a-z0-9-]{0,62}$')R\bbankName:\xd6\x01\n" +
@@ -170,7 +198,11 @@ const file_remit_names_v1_names_proto_rawDesc = "" +
 	"\bremit.id\x12Ymust be an id: 1 to 64 letters, digits, '_', '.' and '-', starting with a letter or digit\x1a:!rule || this.matches('^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$')R\x02id:\xa8\x01\n" +
 	"\bcurrency\x12\x19.buf.validate.StringRules\x18\xbb\xc3\x1b \x01(\bBo\xc2Hl\n" +
 	"j\n" +
-	"\x0eremit.currency\x123must be a lowercase ISO 4217 currency code like usd\x1a#!rule || this.matches('^[a-z]{3}$')R\bcurrencyB\xb0\x01\n" +
+	"\x0eremit.currency\x123must be a lowercase ISO 4217 currency code like usd\x1a#!rule || this.matches('^[a-z]{3}$')R\bcurrency:\xff\x01\n" +
+	"\x04text\x12\x19.buf.validate.StringRules\x18\xbc\xc3\x1b \x01(\bB\xcd\x01\xc2H\xc9\x01\n" +
+	"\xc6\x01\n" +
+	"\n" +
+	"remit.text\x12amust be printable text: no control characters, line breaks or bidirectional formatting characters\x1aU!rule || !this.matches(r'[\\p{Cc}\\x{2028}\\x{2029}\\x{202A}-\\x{202E}\\x{2066}-\\x{2069}]')R\x04textB\xb0\x01\n" +
 	"\x12com.remit.names.v1B\n" +
 	"NamesProtoP\x01Z4github.com/remitpay/remit/gen/remit/names/v1;namesv1\xa2\x02\x03RNX\xaa\x02\x0eRemit.Names.V1\xca\x02\x0eRemit\\Names\\V1\xe2\x02\x1aRemit\\Names\\V1\\GPBMetadata\xea\x02\x10Remit::Names::V1"
 
@@ -195,10 +227,11 @@ var file_remit_names_v1_names_proto_depIdxs = []int32{
 	1, // 0: remit.names.v1.bank_name:extendee -> buf.validate.StringRules
 	1, // 1: remit.names.v1.id:extendee -> buf.validate.StringRules
 	1, // 2: remit.names.v1.currency:extendee -> buf.validate.StringRules
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	0, // [0:3] is the sub-list for extension extendee
+	1, // 3: remit.names.v1.text:extendee -> buf.validate.StringRules
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	0, // [0:4] is the sub-list for extension extendee
 	0, // [0:0] is the sub-list for field type_name
 }
 
@@ -214,7 +247,7 @@ func file_remit_names_v1_names_proto_init() {
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_remit_names_v1_names_proto_rawDesc), len(file_remit_names_v1_names_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   1,
-			NumExtensions: 3,
+			NumExtensions: 4,
 			NumServices:   0,
 		},
 		GoTypes:           file_remit_names_v1_names_proto_goTypes,

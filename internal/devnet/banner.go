@@ -7,19 +7,14 @@ import (
 )
 
 // printBanner tells people what is running and how to talk to it. Every
-// example really works against this network.
+// example really works against this network once ALICE-PASSWORD is
+// replaced by alice's password from credentials.json: the banner never
+// prints a password, because captured output (a terminal's scrollback, a
+// CI log) keeps whatever it shows.
 func printBanner(w io.Writer, l Layout, members []*member, caFile string) {
 	gw := members[0]
 	gwAddr := strings.TrimPrefix(gw.url, "https://")
 	ca := shellQuote(caFile)
-	password := "PASSWORD"
-	if creds, _ := LoadCredentials(l.CredentialsFile()); creds != nil {
-		for _, u := range creds.Users {
-			if u.ClientID == "alice" {
-				password = u.Password
-			}
-		}
-	}
 
 	fmt.Fprintf(w, "Remit is up: the gateway and %d banks, TLS 1.3 only.\n\n", len(members)-1)
 	width := 0
@@ -34,25 +29,25 @@ func printBanner(w io.Writer, l Layout, members []*member, caFile string) {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "\n  CA certificate  %s\n", caFile)
-	fmt.Fprintf(w, "  Credentials     %s (demo passwords)\n", l.CredentialsFile())
+	fmt.Fprintf(w, "  Credentials     %s (demo passwords, never printed)\n", l.CredentialsFile())
 	fmt.Fprintf(w, "  Data            %s\n", l.DataDir())
 	fmt.Fprintf(w, `
 Try it:
 
-  # Connect JSON with curl: log in as alice, then use the accessToken
-  curl --cacert %[1]s -H 'Content-Type: application/json' -d '{"clientId":"alice","password":"%[2]s"}' %[3]s/remit.gateway.v1.AuthService/Login
+  # Connect JSON with curl: log in as alice (her password is in credentials.json), then use the accessToken
+  curl --cacert %[1]s -H 'Content-Type: application/json' -d '{"clientId":"alice","password":"ALICE-PASSWORD"}' %[2]s/remit.gateway.v1.AuthService/Login
 
   # gRPC with grpcurl (reflection is on)
-  grpcurl -cacert %[1]s %[4]s list
+  grpcurl -cacert %[1]s %[3]s list
 
   # the remit CLI (go build -o bin/remit ./cmd/remit): log in as alice, pay bob, check the balance
-  remit login --gateway %[3]s --ca %[1]s alice
+  remit login --gateway %[2]s --ca %[1]s alice
   remit pay --to bank-b/bob --amount 12.50 && remit balance
 
-%[5]s  # more in README.md, docs/cli.md, docs/api.md and docs/operations.md
+%[4]s  # more in README.md, docs/cli.md, docs/api.md and docs/operations.md
 
-%[6]s
-`, ca, password, gw.url, gwAddr, metricsExample(gw), ReadyLine)
+%[5]s
+`, ca, gw.url, gwAddr, metricsExample(gw), ReadyLine)
 }
 
 // metricsURL is the Prometheus endpoint of an admin listener address.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -25,7 +26,7 @@ func TestBanner(t *testing.T) {
 		m.proc = &proc{cmd: &exec.Cmd{Process: &os.Process{Pid: 100 + i}}}
 	}
 	caFile := filepath.Join(l.CertsDir(), "ca.pem")
-	want := func(password string) string {
+	want := func() string {
 		return `Remit is up: the gateway and 2 banks, TLS 1.3 only.
 
   gateway  https://127.0.0.1:9443    pid 100, metrics http://127.0.0.1:9446/metrics
@@ -33,13 +34,13 @@ func TestBanner(t *testing.T) {
   bank-b   https://127.0.0.1:9445    pid 102
 
   CA certificate  ` + caFile + `
-  Credentials     ` + l.CredentialsFile() + ` (demo passwords)
+  Credentials     ` + l.CredentialsFile() + ` (demo passwords, never printed)
   Data            ` + l.DataDir() + `
 
 Try it:
 
-  # Connect JSON with curl: log in as alice, then use the accessToken
-  curl --cacert '` + caFile + `' -H 'Content-Type: application/json' -d '{"clientId":"alice","password":"` + password + `"}' https://127.0.0.1:9443/remit.gateway.v1.AuthService/Login
+  # Connect JSON with curl: log in as alice (her password is in credentials.json), then use the accessToken
+  curl --cacert '` + caFile + `' -H 'Content-Type: application/json' -d '{"clientId":"alice","password":"ALICE-PASSWORD"}' https://127.0.0.1:9443/remit.gateway.v1.AuthService/Login
 
   # gRPC with grpcurl (reflection is on)
   grpcurl -cacert '` + caFile + `' 127.0.0.1:9443 list
@@ -58,10 +59,11 @@ Ready. Press Ctrl-C to stop.
 `
 	}
 
-	// Without credentials.json the examples show a placeholder.
+	// The examples show a placeholder, never a password, with or without
+	// credentials.json.
 	var out bytes.Buffer
 	printBanner(&out, l, members, caFile)
-	if diff := cmp.Diff(want("PASSWORD"), out.String()); diff != "" {
+	if diff := cmp.Diff(want(), out.String()); diff != "" {
 		t.Errorf("banner without credentials (-want +got):\n%s", diff)
 	}
 
@@ -77,8 +79,11 @@ Ready. Press Ctrl-C to stop.
 	}
 	out.Reset()
 	printBanner(&out, l, members, caFile)
-	if diff := cmp.Diff(want("alice-secret"), out.String()); diff != "" {
+	if diff := cmp.Diff(want(), out.String()); diff != "" {
 		t.Errorf("banner (-want +got):\n%s", diff)
+	}
+	if strings.Contains(out.String(), "secret") {
+		t.Errorf("the banner prints a password:\n%s", out.String())
 	}
 }
 

@@ -260,24 +260,24 @@ func printInit(w io.Writer, l Layout, basePort int, creds *Credentials, extra in
 		fmt.Fprintf(tw, "  banks/%s.yaml\t%s on 127.0.0.1:%d, metrics on 127.0.0.1:%d\n", b, b, basePort+1+i, admin+1+i)
 	}
 	fmt.Fprint(tw, "  users.json\tusers (password hashes only)\n")
-	fmt.Fprint(tw, "  credentials.json\tthe demo passwords below (mode 0600)\n")
+	fmt.Fprint(tw, "  credentials.json\tthe demo passwords (mode 0600; never printed)\n")
 	fmt.Fprint(tw, "  certs/\tdev CA (certs/ca.pem) and certificates; keys are private\n")
 	fmt.Fprint(tw, "  data/\tdatabases\n")
 	tw.Flush()
 
-	fmt.Fprint(w, "\nDemo users (passwords are shown only now; they are also in credentials.json):\n")
+	fmt.Fprint(w, "\nDemo users (their passwords are in credentials.json):\n")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprint(tw, "  CLIENT\tPASSWORD\tROLE\tACCOUNT\n")
+	fmt.Fprint(tw, "  CLIENT\tROLE\tACCOUNT\n")
 	for _, c := range creds.Users[:len(creds.Users)-extra] {
 		acct := "-"
 		if c.Account != nil {
 			acct = fmt.Sprintf("%s/%s (%s)", c.Account.Bank, c.Account.AccountID, formatAmount(demoOpening, demoCurrency))
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", c.ClientID, c.Password, c.Roles[0], acct)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", c.ClientID, c.Roles[0], acct)
 	}
 	tw.Flush()
 	if extra > 0 {
-		fmt.Fprintf(w, "\nAnd %d customers %s..%s, with accounts at the banks in turn (%s each); their passwords are in credentials.json only.\n",
+		fmt.Fprintf(w, "\nAnd %d customers %s..%s, with accounts at the banks in turn (%s each); their passwords are in credentials.json too.\n",
 			extra, creds.Users[len(creds.Users)-extra].ClientID, creds.Users[len(creds.Users)-1].ClientID, formatAmount(demoOpening, demoCurrency))
 	}
 }

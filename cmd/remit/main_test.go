@@ -196,8 +196,8 @@ func TestInit(t *testing.T) {
 		t.Errorf("%d credentials and %d users, want 6 of each", len(creds.Users), users.Len())
 	}
 	for _, c := range creds.Users {
-		if !strings.Contains(out, c.Password) {
-			t.Errorf("init did not print %s's password", c.ClientID)
+		if strings.Contains(out, c.Password) {
+			t.Errorf("init printed %s's password: captured output would keep it", c.ClientID)
 		}
 		if u, ok := users.Lookup(c.ClientID); !ok || !auth.VerifyPassword(u.PasswordHash, c.Password) {
 			t.Errorf("%s: credentials.json password does not match users.json", c.ClientID)

@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -50,9 +47,9 @@ func startOwn(ctx context.Context, cfg *Config) (_ *network, err error) {
 	if err != nil {
 		return nil, errors.Join(err, os.RemoveAll(dir))
 	}
-	base, err := freeBasePort(ctx)
+	base, err := devnet.FreeBasePort(ctx)
 	if err != nil {
-		return nil, errors.Join(err, logs.Close(), os.RemoveAll(dir))
+		return nil, errors.Join(fmt.Errorf("%w: free some, or run the bench against a network you started (--gateway, --ca, --credentials)", err), logs.Close(), os.RemoveAll(dir))
 	}
 	upCtx, cancel := context.WithCancel(ctx)
 	ready := make(chan map[string]int, 1)
@@ -155,20 +152,3 @@ func (n *network) staff() (*devnet.Credential, error) {
 
 func hasRole(c devnet.Credential, r authz.Role) bool { return slices.Contains(c.Roles, string(r)) }
 
-// freeBasePort picks a random gateway port whose next ports are free too,
-// for the banks and every process's metrics listener.
-func freeBasePort(ctx context.Context) (int, error) {
-	for range 50 {
-		// Below the ephemeral range (32768+ on Linux), so that outgoing
-		// connections do not take the ports between this check and Up.
-		base := 20000 + rand.IntN(12000) //nolint:gosec // G404: a port number, not a secret
-		ok := true
-		for p := base; p < base+devnet.PortsUsed && ok; p++ {
-			ok = devnet.CheckPortFree(ctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(p))) == nil
-		}
-		if ok {
-			return base, nil
-		}
-	}
-	return 0, fmt.Errorf("found no %d free ports in a row between 20000 and 32000 for its own network, in 50 tries: free some, or run the bench against a network you started (--gateway, --ca, --credentials)", devnet.PortsUsed)
-}

@@ -27,10 +27,10 @@ const (
 	DefaultMaxFailures        = 5
 	DefaultMaxSourceFailures  = 20
 	DefaultMaxAccountFailures = 100
-	DefaultFailureWindow     = 15 * time.Minute
-	DefaultLockout           = time.Minute
-	DefaultMaxLockout        = 15 * time.Minute
-	DefaultMaxTracked        = 100_000
+	DefaultFailureWindow      = 15 * time.Minute
+	DefaultLockout            = time.Minute
+	DefaultMaxLockout         = 15 * time.Minute
+	DefaultMaxTracked         = 100_000
 )
 
 // Audit attribute keys written by the Authenticator.

@@ -192,8 +192,9 @@ type Authenticator struct {
 
 var _ authz.TokenVerifier = (*Authenticator)(nil)
 
-// NewAuthenticator returns an Authenticator over users and sessions.
-func NewAuthenticator(users *Users, sessions *Sessions, cfg Config) (*Authenticator, error) {
+// NewAuthenticator returns an Authenticator over users and sessions. It
+// loads the throttle state stored in sessions (ctx bounds that).
+func NewAuthenticator(ctx context.Context, users *Users, sessions *Sessions, cfg Config) (*Authenticator, error) {
 	if users == nil || sessions == nil {
 		return nil, errors.New("auth: NewAuthenticator needs users and sessions")
 	}
@@ -236,7 +237,7 @@ func NewAuthenticator(users *Users, sessions *Sessions, cfg Config) (*Authentica
 	if err := a.SetUsers(users); err != nil {
 		return nil, err
 	}
-	if err := a.loadThrottle(); err != nil {
+	if err := a.loadThrottle(ctx); err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -244,9 +245,7 @@ func NewAuthenticator(users *Users, sessions *Sessions, cfg Config) (*Authentica
 
 // loadThrottle restores the throttle state stored in the session database
 // and deletes what has gone quiet.
-func (a *Authenticator) loadThrottle() error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+func (a *Authenticator) loadThrottle(ctx context.Context) error {
 	now := time.Now()
 	quietSince := now.Add(-a.pairs.quiet())
 	rows, err := a.sessions.loadThrottle(ctx, now, quietSince, a.pairs.maxTracked)

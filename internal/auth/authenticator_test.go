@@ -73,7 +73,7 @@ func newAuthFixture(t *testing.T, cfg auth.Config) *authFixture {
 			return nil
 		}
 	}
-	f.a, err = auth.NewAuthenticator(parseUsers(t, cheap), sessions, cfg)
+	f.a, err = auth.NewAuthenticator(context.Background(), parseUsers(t, cheap), sessions, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestUnknownUserTakesAsLong(t *testing.T) {
 	})
 	// The slow-down of repeated failures is off: this test times the
 	// password work alone.
-	a, err := auth.NewAuthenticator(parseUsers(t, costly), sessions, auth.Config{MaxFailures: 1000, MaxSourceFailures: 1000, FailureDelay: -1})
+	a, err := auth.NewAuthenticator(ctx, parseUsers(t, costly), sessions, auth.Config{MaxFailures: 1000, MaxSourceFailures: 1000, FailureDelay: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,7 @@ func (r *restartable) open() {
 	if r.sessions, err = auth.OpenSessions(context.Background(), r.path, auth.SessionConfig{}); err != nil {
 		r.t.Fatal(err)
 	}
-	if r.a, err = auth.NewAuthenticator(parseUsers(r.t, cheap), r.sessions, r.cfg); err != nil {
+	if r.a, err = auth.NewAuthenticator(context.Background(), parseUsers(r.t, cheap), r.sessions, r.cfg); err != nil {
 		r.t.Fatal(err)
 	}
 }
@@ -71,8 +71,10 @@ func (r *restartable) fail(n int, id, src string) {
 }
 
 func (r *restartable) login(id, pw, src string) error {
-	_, _, _, err := r.a.Login(context.Background(), id, pw, src)
-	return err
+	if _, _, _, err := r.a.Login(context.Background(), id, pw, src); err != nil {
+		return err
+	}
+	return nil
 }
 
 // TestThrottleSurvivesRestart: lockouts, their doubling, failure counts and

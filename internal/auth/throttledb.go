@@ -73,38 +73,42 @@ func (s *Sessions) saveThrottle(ctx context.Context, rows []throttleRow) error {
 }
 
 // loadThrottle returns the stored state of every key that is locked or
-// failed since quietSince, at most limit rows per kind, the most recent
-// failures first (locked keys before all others).
+// failed since quietSince, at most limit rows per kind, locked keys first,
+// then the most recent failures.
 func (s *Sessions) loadThrottle(ctx context.Context, now, quietSince time.Time, limit int) ([]throttleRow, error) {
 	var rows []throttleRow
 	for _, kind := range []string{kindPair, kindSource, kindClient} {
-		rs, err := s.db.QueryContext(ctx, `SELECT client_id, source, failures, window_start, lockouts, locked_until, last_failure
-			FROM login_throttle WHERE kind = ? AND (locked_until > ? OR last_failure >= ?)
-			ORDER BY locked_until > ? DESC, last_failure DESC LIMIT ?`,
-			kind, now.UnixMilli(), quietSince.UnixMilli(), now.UnixMilli(), limit)
+		rs, err := s.loadThrottleKind(ctx, kind, now, quietSince, limit)
 		if err != nil {
 			return nil, fmt.Errorf("auth: load login throttle state: %w", err)
 		}
-		for rs.Next() {
-			var (
-				r                                     = throttleRow{kind: kind}
-				windowStart, lockedUntil, lastFailure int64
-			)
-			if err := rs.Scan(&r.key.id, &r.key.src, &r.e.failures, &windowStart, &r.e.lockouts, &lockedUntil, &lastFailure); err != nil {
-				_ = rs.Close()
-				return nil, fmt.Errorf("auth: load login throttle state: %w", err)
-			}
-			r.e.windowStart, r.e.lockedUntil, r.e.lastFailure = fromMillis(windowStart), fromMillis(lockedUntil), fromMillis(lastFailure)
-			rows = append(rows, r)
-		}
-		if err := rs.Close(); err != nil {
-			return nil, fmt.Errorf("auth: load login throttle state: %w", err)
-		}
-		if err := rs.Err(); err != nil {
-			return nil, fmt.Errorf("auth: load login throttle state: %w", err)
-		}
+		rows = append(rows, rs...)
 	}
 	return rows, nil
+}
+
+func (s *Sessions) loadThrottleKind(ctx context.Context, kind string, now, quietSince time.Time, limit int) ([]throttleRow, error) {
+	rs, err := s.db.QueryContext(ctx, `SELECT client_id, source, failures, window_start, lockouts, locked_until, last_failure
+		FROM login_throttle WHERE kind = ? AND (locked_until > ? OR last_failure >= ?)
+		ORDER BY locked_until > ? DESC, last_failure DESC LIMIT ?`,
+		kind, now.UnixMilli(), quietSince.UnixMilli(), now.UnixMilli(), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var rows []throttleRow
+	for rs.Next() {
+		var (
+			r                                     = throttleRow{kind: kind}
+			windowStart, lockedUntil, lastFailure int64
+		)
+		if err := rs.Scan(&r.key.id, &r.key.src, &r.e.failures, &windowStart, &r.e.lockouts, &lockedUntil, &lastFailure); err != nil {
+			return nil, err
+		}
+		r.e.windowStart, r.e.lockedUntil, r.e.lastFailure = fromMillis(windowStart), fromMillis(lockedUntil), fromMillis(lastFailure)
+		rows = append(rows, r)
+	}
+	return rows, rs.Err()
 }
 
 // pruneThrottle deletes the rows of keys that are not locked and have not

@@ -145,7 +145,7 @@ func Run(ctx context.Context, cfg Config) error {
 			log.Error("close audit log", "err", err)
 		}
 	}()
-	authn, err := auth.NewAuthenticator(users, sessions, auth.Config{Audit: auditLog, Log: log})
+	authn, err := auth.NewAuthenticator(ctx, users, sessions, auth.Config{Audit: auditLog, Log: log})
 	if err != nil {
 		return err
 	}

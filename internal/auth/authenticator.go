@@ -410,7 +410,7 @@ func (a *Authenticator) Login(ctx context.Context, clientID, password, remoteAdd
 	if names.ClientID(clientID) != nil {
 		// No such user can exist; one shared key keeps arbitrary input
 		// from growing the throttle's memory.
-		id = "\x00invalid"
+		id = "(invalid)" // not an id: cannot collide with one
 	}
 	pairKey, srcKey, idKey := throttleKey{id: id, src: src}, throttleKey{src: src}, throttleKey{id: id}
 	auditAttrs := []slog.Attr{slog.String(KeyClientID, a.auditID(clientID)), slog.String(KeySource, src)}

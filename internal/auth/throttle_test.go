@@ -209,3 +209,21 @@ func TestSprayingSourceIsLockedForEveryID(t *testing.T) {
 		}
 	})
 }
+
+// TestThrottleRestartKeepsMalformedIDs: client ids that cannot exist share
+// one key, which is stored and restored like any other.
+func TestThrottleRestartKeepsMalformedIDs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRestartable(t, auth.Config{})
+		for i := range auth.DefaultMaxFailures {
+			r.fail(1, fmt.Sprintf("no such id %d!", i), srcA)
+		}
+		r.restart()
+		if err := r.login("another bad id!", "x", srcA); !errors.Is(err, auth.ErrLockedOut) {
+			t.Errorf("malformed ids after a restart: %v, want locked out", err)
+		}
+		if err := r.login("alice", alicePW, srcA); err != nil {
+			t.Errorf("alice from the same source: %v", err)
+		}
+	})
+}

@@ -227,3 +227,29 @@ func TestThrottleRestartKeepsMalformedIDs(t *testing.T) {
 		}
 	})
 }
+
+// TestThrottleMemoryIsBounded: a flood of distinct ids and sources keeps at
+// most MaxTracked keys of each kind in memory, before and after a restart
+// (the database holds more), and keeps the keys that are locked.
+func TestThrottleMemoryIsBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const tracked = 10
+		r := newRestartable(t, auth.Config{MaxTracked: tracked})
+		r.fail(auth.DefaultMaxFailures, "alice", srcA)
+		check := func(when string) {
+			t.Helper()
+			if p, s, i := auth.ThrottleTracked(r.a); p > tracked || s > tracked || i > tracked {
+				t.Errorf("%s: %d pairs, %d sources, %d ids tracked; want at most %d each", when, p, s, i, tracked)
+			}
+			if err := r.login("alice", alicePW, srcA); !errors.Is(err, auth.ErrLockedOut) {
+				t.Errorf("%s: the locked pair was dropped: %v", when, err)
+			}
+		}
+		for i := range 50 {
+			r.fail(1, fmt.Sprintf("user%d", i), fmt.Sprintf("203.0.113.%d:1", i))
+		}
+		check("after the flood")
+		r.restart()
+		check("after a restart")
+	})
+}

@@ -39,8 +39,9 @@ func authFrom(t *testing.T, n *gatewaytest.Network, ip string) gatewayv1connect.
 	return gatewayv1connect.NewAuthServiceClient(&http.Client{Transport: tr}, n.Gateway.URL)
 }
 
-// login logs clientID in with password through c, retrying while the
-// answer is rate limited or the gateway is not up.
+// loginCode logs clientID in with password through c, retrying while the
+// answer is rate limited or the gateway is not up, and returns the code
+// and ErrorInfo reason of the answer (0 and "" for a success).
 func loginCode(t *testing.T, c gatewayv1connect.AuthServiceClient, clientID, password string) (code connect.Code, reason string) {
 	t.Helper()
 	var err error

@@ -57,3 +57,17 @@ func (c *Client) Banks(ctx context.Context) ([]*gatewayv1.Bank, error) {
 	}
 	return res.GetBanks(), nil
 }
+
+// ClearLoginLockout forgets the failed logins and lockouts of clientID from
+// every source, so that it can log in at once (admins only). It is
+// idempotent and retried like the reads.
+func (c *Client) ClearLoginLockout(ctx context.Context, clientID string) (*gatewayv1.ClearLoginLockoutResponse, error) {
+	msg := &gatewayv1.ClearLoginLockoutRequest{ClientId: clientID}
+	var res *gatewayv1.ClearLoginLockoutResponse
+	err := c.call(ctx, "clear_login_lockout", "", func(ctx context.Context) error {
+		var err error
+		res, err = c.admin.ClearLoginLockout(ctx, msg)
+		return err
+	})
+	return res, err
+}

@@ -109,6 +109,25 @@ type Gateway struct {
 	eventsCh   chan struct{} // closed and replaced when an event is added
 	calls      []Call
 	watchAfter []int64
+	lockouts   map[string]int // client id -> sources locked out, see SetLockout
+}
+
+// SetLockout makes clientID look locked out at n sources to
+// ClearLoginLockout, which clears it.
+func (g *Gateway) SetLockout(clientID string, n int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.lockouts == nil {
+		g.lockouts = map[string]int{}
+	}
+	g.lockouts[clientID] = n
+}
+
+// Lockout returns the sources clientID looks locked out at.
+func (g *Gateway) Lockout(clientID string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.lockouts[clientID]
 }
 
 // New starts a fake gateway, stopped when the test ends.
@@ -614,4 +633,20 @@ func (s adminService) ListBanks(ctx context.Context, _ *gatewayv1.ListBanksReque
 		{Name: "bank-a", Url: "https://127.0.0.1:1", Status: gatewayv1.BankStatus_BANK_STATUS_SERVING},
 		{Name: "bank-b", Url: "https://127.0.0.1:2", Status: gatewayv1.BankStatus_BANK_STATUS_SERVING},
 	}}, nil
+}
+
+func (s adminService) ClearLoginLockout(ctx context.Context, req *gatewayv1.ClearLoginLockoutRequest) (*gatewayv1.ClearLoginLockoutResponse, error) {
+	g := s.g
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	clientID := g.beginLocked(ctx, gatewayv1connect.AdminServiceClearLoginLockoutProcedure, "")
+	if clientID == "" {
+		return nil, unauthenticated()
+	}
+	if !slices.Contains(g.users[clientID].roles, gatewayv1.Role_ROLE_ADMIN) {
+		return nil, permissionDenied("permission denied")
+	}
+	n := g.lockouts[req.GetClientId()]
+	delete(g.lockouts, req.GetClientId())
+	return &gatewayv1.ClearLoginLockoutResponse{ClientId: req.GetClientId(), ClearedSources: int32(n), LockedSources: int32(n)}, nil //nolint:gosec // a test's small number
 }

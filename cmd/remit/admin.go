@@ -12,14 +12,16 @@ import (
 
 	"github.com/remitpay/remit/client"
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
+	"github.com/remitpay/remit/internal/names"
 )
 
 var adminCmd = &command{
 	name:    "admin",
-	summary: "deposit, withdraw and list banks (admins; banks also for auditors)",
+	summary: "deposit, withdraw, list banks, clear login lockouts (admins; banks also for auditors)",
 	usage: `remit admin deposit --account BANK/ID --amount AMOUNT [--currency usd] [--transaction-id UUID] [--json]
        remit admin withdraw --account BANK/ID --amount AMOUNT [--currency usd] [--transaction-id UUID] [--json]
-       remit admin banks [--json]`,
+       remit admin banks [--json]
+       remit admin unlock CLIENT_ID [--json]`,
 	help: `
 Admin runs the operator calls of the gateway. Log in as an admin first
 ('remit login admin').
@@ -29,6 +31,9 @@ Admin runs the operator calls of the gateway. Log in as an admin first
             balance below zero (that is a decline: exit 1, nothing moved).
   banks     lists the registered banks and their last observed health
             (admins and auditors).
+  unlock    clears the failed logins and lockouts of CLIENT_ID from every
+            source, so that it can log in at once. A source locked out for
+            failing across many client ids stays locked. Audited.
 
 AMOUNT is a decimal converted exactly, as for 'remit pay'. A deposit or
 withdrawal is idempotent by its transaction id: the command prints the id,
@@ -40,7 +45,8 @@ Exit status: 0 done; 1 declined or failed; 2 usage error.`,
 	examples: `
 remit admin deposit --account bank-a/alice --amount 100
 remit admin withdraw --account bank-b/bob --amount 20.25 --transaction-id 5d1f3a8e-2c4b-4f6a-9e7d-1b2c3d4e5f60
-remit admin banks`,
+remit admin banks
+remit admin unlock alice`,
 	flags: func(fs *flag.FlagSet) runFunc {
 		f := addClientFlags(fs)
 		account := fs.String("account", "", "deposit, withdraw: the account as `BANK/ID` (required)")
@@ -49,9 +55,21 @@ remit admin banks`,
 		txID := fs.String("transaction-id", "", "deposit, withdraw: the idempotency key, a `UUID` (default: a new one)")
 		return func(ctx context.Context, e *env, args []string) error {
 			if len(args) == 0 {
-				return usagef("missing subcommand: deposit, withdraw or banks")
+				return usagef("missing subcommand: deposit, withdraw, banks or unlock")
 			}
 			sub, args := args[0], args[1:]
+			var unlockID string
+			if sub == "unlock" {
+				switch len(args) {
+				case 0:
+					return usagef("missing CLIENT_ID: remit admin unlock CLIENT_ID")
+				default:
+					unlockID, args = args[0], args[1:]
+					if err := names.ClientID(unlockID); err != nil {
+						return usagef("client id %v", err)
+					}
+				}
+			}
 			if err := noArgs(args); err != nil {
 				return err
 			}
@@ -61,7 +79,7 @@ remit admin banks`,
 				adjust bool
 			)
 			switch sub {
-			case "banks":
+			case "banks", "unlock":
 				set := false
 				fs.Visit(func(fl *flag.Flag) {
 					set = set || fl.Name == "account" || fl.Name == "amount" || fl.Name == "transaction-id"
@@ -91,7 +109,7 @@ remit admin banks`,
 					*txID = client.NewTransactionID()
 				}
 			default:
-				return usagef("unknown subcommand %q: want deposit, withdraw or banks", sub)
+				return usagef("unknown subcommand %q: want deposit, withdraw, banks or unlock", sub)
 			}
 
 			ctx, stop := signalContext(ctx)
@@ -101,7 +119,10 @@ remit admin banks`,
 				return err
 			}
 			defer s.Close()
-			if !adjust {
+			switch {
+			case sub == "unlock":
+				return unlock(ctx, e, s, unlockID)
+			case !adjust:
 				return listBanks(ctx, e, s)
 			}
 			call, verb, prep := s.client.Deposit, "Deposited", "to"
@@ -193,4 +214,30 @@ func listBanks(ctx context.Context, e *env, s *session) error {
 			strings.TrimPrefix(b.GetStatus().String(), "BANK_STATUS_"), seen)
 	}
 	return tw.Flush()
+}
+
+func unlock(ctx context.Context, e *env, s *session, clientID string) error {
+	res, err := s.client.ClearLoginLockout(ctx, clientID)
+	if err != nil {
+		err2 := s.fail(e, err)
+		if connect.CodeOf(err) == connect.CodePermissionDenied {
+			return fmt.Errorf("%w (unlock needs an admin: `remit login admin`)", err2)
+		}
+		return err2
+	}
+	if s.flags.json {
+		return printProto(e.stdout, res)
+	}
+	id := clientID // checked against the id syntax: safe to print
+	if res.GetClearedSources() == 0 && !res.GetAccountLocked() {
+		fmt.Fprintf(e.stdout, "%s had no failed logins to clear.\n", id)
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "Cleared the failed logins of %s from %d source(s), %d of them locked out", id,
+		res.GetClearedSources(), res.GetLockedSources())
+	if res.GetAccountLocked() {
+		fmt.Fprint(e.stdout, ", and its limit across all sources")
+	}
+	fmt.Fprintf(e.stdout, ". %s can log in again.\n", id)
+	return nil
 }

@@ -57,10 +57,14 @@ const (
 	// client_id, source). It never says whether the id or the password was
 	// wrong to the client, but the audit log may carry a reason.
 	EventLoginFailed = "login_failed"
-	// EventLoginLocked is recorded when repeated failures lock a client id or
-	// a source address out of Login for a while (attributes: the locked key
-	// and retry_after).
+	// EventLoginLocked is recorded when repeated failures lock a source out
+	// of Login for a while, for one client id or for all (attributes:
+	// client_id, source, locked: which limit was reached, and retry_after).
 	EventLoginLocked = "login_locked"
+	// EventLoginLockoutCleared is recorded when an admin cleared the login
+	// failures and lockouts of a client id (attributes: client_id,
+	// principal, cleared_sources, locked_sources, account_locked).
+	EventLoginLockoutCleared = "login_lockout_cleared"
 	// EventAuthzDenied is recorded when an authenticated principal called a
 	// procedure its roles do not allow (attributes: procedure, principal,
 	// role, peer).

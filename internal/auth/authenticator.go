@@ -24,12 +24,13 @@ var ErrBadCredentials = errors.New("auth: invalid client id or password")
 
 // Login throttling defaults.
 const (
-	DefaultMaxFailures       = 5
-	DefaultMaxSourceFailures = 20
-	DefaultFailureWindow     = 15 * time.Minute
-	DefaultLockout           = time.Minute
-	DefaultMaxLockout        = 15 * time.Minute
-	DefaultMaxTracked        = 100_000
+	DefaultMaxFailures        = 5
+	DefaultMaxSourceFailures  = 20
+	DefaultMaxAccountFailures = 100
+	DefaultFailureWindow      = 15 * time.Minute
+	DefaultLockout            = time.Minute
+	DefaultMaxLockout         = 15 * time.Minute
+	DefaultMaxTracked         = 100_000
 )
 
 // Audit attribute keys written by the Authenticator.
@@ -39,19 +40,49 @@ const (
 	KeySessionID  = "session_id"
 	KeyLocked     = "locked"
 	KeyRetryAfter = "retry_after"
+
+	// KeyPrincipal names the admin who cleared a lockout.
+	KeyPrincipal = "principal"
+	// KeyClearedSources, KeyLockedSources and KeyAccountLocked describe a
+	// cleared lockout (see [ClearResult]).
+	KeyClearedSources = "cleared_sources"
+	KeyLockedSources  = "locked_sources"
+	KeyAccountLocked  = "account_locked"
+)
+
+// Values of [KeyLocked] in login_locked: which limit was reached.
+const (
+	// LockedClientSource: MaxFailures for one client id from one source;
+	// that source is locked out for that id.
+	LockedClientSource = "client_id_source"
+	// LockedSource: MaxSourceFailures from one source across ids; that
+	// source is locked out for every id.
+	LockedSource = KeySource
+	// LockedAccount: MaxAccountFailures for one client id across sources;
+	// sources that have been failing for it are locked out, others are not.
+	LockedAccount = KeyClientID
 )
 
 // Config configures [NewAuthenticator]. Zero fields take the defaults.
 type Config struct {
-	// MaxFailures failed logins for one client id within FailureWindow lock
-	// that id out (default 5). A successful login resets the count.
+	// MaxFailures failed logins for one client id from one source address
+	// (IPv4 address or IPv6 /64) within FailureWindow lock that source out
+	// for that id (default 5). Other sources are not affected, so nobody
+	// can lock a user out from elsewhere. A successful login from the
+	// source resets the count.
 	MaxFailures int
-	// MaxSourceFailures failed logins from one source address (IPv4
-	// address or IPv6 /64) within FailureWindow lock that source out
-	// (default 20: higher, since one address may serve many users). Only
-	// the window resets it, not a success, so that an attacker cannot clear
-	// it by logging into an account of its own between guesses.
+	// MaxSourceFailures failed logins from one source address across all
+	// client ids within FailureWindow (password spraying) lock that source
+	// out for every id (default 20). Only the window resets it, not a
+	// success, so that an attacker cannot clear it by logging into an
+	// account of its own between guesses. Other sources are not affected.
 	MaxSourceFailures int
+	// MaxAccountFailures failed logins for one client id across all
+	// sources within FailureWindow (a distributed guess) lock that id out
+	// for every source that has been failing for it (default 100): each
+	// further source gets one guess. A source without failures for the id
+	// is still admitted, so the right password from it always works.
+	MaxAccountFailures int
 	// FailureWindow is the window in which failures are counted
 	// (default 15 min).
 	FailureWindow time.Duration
@@ -59,19 +90,22 @@ type Config struct {
 	// of the same key doubles it, up to MaxLockout (default 15 min).
 	Lockout    time.Duration
 	MaxLockout time.Duration
-	// MaxTracked bounds the number of client ids and sources tracked
-	// (default 100 000).
+	// MaxTracked bounds the number of keys tracked in memory by each of
+	// the three limits (default 100 000).
 	MaxTracked int
 	// MaxConcurrentHashes bounds the password verifications running at
 	// once; each holds the hash's memory cost (64 MiB by default), and the
 	// others wait for a slot (a canceled wait counts as no attempt).
 	// Default [DefaultMaxConcurrentHashes].
 	MaxConcurrentHashes int
-	// Audit receives login_succeeded, login_failed and login_locked; nil
-	// audits nothing.
+	// Audit receives login_succeeded, login_failed, login_locked and
+	// login_lockout_cleared; nil audits nothing.
 	Audit audit.Recorder
+	// Log receives errors writing the throttle state to the session
+	// database (the in-memory state applies regardless); nil discards them.
+	Log *slog.Logger
 	// FailureDelay slows repeated failures down before the lockout: the
-	// n-th failure of a client id in the window is answered after
+	// n-th failure of a client id from one source in the window is answered after
 	// FailureDelay * 2^(n-2), the first at once, at most MaxFailureDelay
 	// (default 250ms; negative disables).
 	FailureDelay time.Duration
@@ -133,13 +167,20 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // failed attempts, and issues and verifies session tokens. It implements
 // [authz.TokenVerifier], so the gateway passes it to the authz interceptor.
 //
-// Throttling state is in memory (see [Config]); a restart forgets it.
+// Throttling state (see [Config]) is kept in memory and written through
+// to the session database on every failure, so a restart keeps it.
 type Authenticator struct {
 	sessions *Sessions
-	ids      *throttle
-	sources  *throttle
+	pairs    *throttle // (client id, source)
+	sources  *throttle // source
+	accounts *throttle // client id
 	hashes   chan struct{}
 	audit    audit.Recorder
+	log      *slog.Logger
+
+	persistMu  sync.Mutex // orders the writes of throttle state
+	lastPrune  time.Time  // of the stored throttle state; under persistMu
+	pruneEvery time.Duration
 
 	failureDelay time.Duration
 	sleep        func(context.Context, time.Duration) error
@@ -151,8 +192,9 @@ type Authenticator struct {
 
 var _ authz.TokenVerifier = (*Authenticator)(nil)
 
-// NewAuthenticator returns an Authenticator over users and sessions.
-func NewAuthenticator(users *Users, sessions *Sessions, cfg Config) (*Authenticator, error) {
+// NewAuthenticator returns an Authenticator over users and sessions. It
+// loads the throttle state stored in sessions (ctx bounds that).
+func NewAuthenticator(ctx context.Context, users *Users, sessions *Sessions, cfg Config) (*Authenticator, error) {
 	if users == nil || sessions == nil {
 		return nil, errors.New("auth: NewAuthenticator needs users and sessions")
 	}
@@ -173,11 +215,17 @@ func NewAuthenticator(users *Users, sessions *Sessions, cfg Config) (*Authentica
 	maxLock := max(defDur(cfg.MaxLockout, DefaultMaxLockout), base)
 	tracked := def(cfg.MaxTracked, DefaultMaxTracked)
 	a := &Authenticator{
-		sessions: sessions,
-		ids:      newThrottle(def(cfg.MaxFailures, DefaultMaxFailures), window, base, maxLock, tracked),
-		sources:  newThrottle(def(cfg.MaxSourceFailures, DefaultMaxSourceFailures), window, base, maxLock, tracked),
-		hashes:   make(chan struct{}, def(cfg.MaxConcurrentHashes, DefaultMaxConcurrentHashes())),
-		audit:    cfg.Audit,
+		sessions:   sessions,
+		pairs:      newThrottle(kindPair, def(cfg.MaxFailures, DefaultMaxFailures), window, base, maxLock, tracked),
+		sources:    newThrottle(kindSource, def(cfg.MaxSourceFailures, DefaultMaxSourceFailures), window, base, maxLock, tracked),
+		accounts:   newThrottle(kindClient, def(cfg.MaxAccountFailures, DefaultMaxAccountFailures), window, base, maxLock, tracked),
+		hashes:     make(chan struct{}, def(cfg.MaxConcurrentHashes, DefaultMaxConcurrentHashes())),
+		audit:      cfg.Audit,
+		log:        cfg.Log,
+		pruneEvery: window,
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
 	}
 	a.failureDelay, a.sleep = cfg.FailureDelay, cfg.Sleep
 	if a.failureDelay == 0 {
@@ -189,7 +237,103 @@ func NewAuthenticator(users *Users, sessions *Sessions, cfg Config) (*Authentica
 	if err := a.SetUsers(users); err != nil {
 		return nil, err
 	}
+	if err := a.loadThrottle(ctx); err != nil {
+		return nil, err
+	}
 	return a, nil
+}
+
+// loadThrottle restores the throttle state stored in the session database
+// and deletes what has gone quiet.
+func (a *Authenticator) loadThrottle(ctx context.Context) error {
+	now := time.Now()
+	quietSince := now.Add(-a.pairs.quiet())
+	rows, err := a.sessions.loadThrottle(ctx, now, quietSince, a.pairs.maxTracked)
+	if err != nil {
+		return err
+	}
+	for _, r := range rows {
+		a.throttleOf(r.kind).restore(r.key, r.e)
+	}
+	if err := a.sessions.pruneThrottle(ctx, now, quietSince); err != nil {
+		return err
+	}
+	a.lastPrune = now
+	return nil
+}
+
+func (a *Authenticator) throttleOf(kind string) *throttle {
+	switch kind {
+	case kindPair:
+		return a.pairs
+	case kindSource:
+		return a.sources
+	default:
+		return a.accounts
+	}
+}
+
+// throttleRef names one key of one of the throttles.
+type throttleRef struct {
+	t   *throttle
+	key throttleKey
+}
+
+// persist writes the current state of keys to the session database: an
+// upsert for a key that holds state, a delete for one that does not. The
+// state is read under persistMu, so concurrent writers leave the latest
+// state stored whatever order they run in. A failed write is logged: the
+// in-memory state applies regardless, and the next failure writes again.
+func (a *Authenticator) persist(ctx context.Context, keys ...throttleRef) {
+	ctx = context.WithoutCancel(ctx)
+	a.persistMu.Lock()
+	defer a.persistMu.Unlock()
+	rows := make([]throttleRow, 0, len(keys))
+	for _, k := range keys {
+		e, ok := k.t.snapshot(k.key)
+		rows = append(rows, throttleRow{kind: k.t.kind, key: k.key, e: e, del: !ok})
+	}
+	if err := a.sessions.saveThrottle(ctx, rows); err != nil {
+		a.log.ErrorContext(ctx, "store login throttle state", "err", err)
+	}
+	if now := time.Now(); now.Sub(a.lastPrune) >= a.pruneEvery {
+		a.lastPrune = now
+		if err := a.sessions.pruneThrottle(ctx, now, now.Add(-a.pairs.quiet())); err != nil {
+			a.log.ErrorContext(ctx, "prune login throttle state", "err", err)
+		}
+	}
+}
+
+// ClearResult says what [Authenticator.ClearLockout] cleared.
+type ClearResult struct {
+	// ClearedSources counts the sources whose failures for the client id
+	// were forgotten; LockedSources, those of them that were locked out.
+	ClearedSources, LockedSources int
+	// AccountLocked says whether the client id had reached
+	// MaxAccountFailures (sources that had been failing were refused).
+	AccountLocked bool
+}
+
+// ClearLockout forgets the failures and lockouts of clientID from every
+// source, and its per-client-id count, in memory and in the session
+// database, and audits it as done by principal. A source locked out for
+// spraying (MaxSourceFailures across ids) stays locked: it is not the
+// client id's.
+func (a *Authenticator) ClearLockout(ctx context.Context, clientID, principal string) (ClearResult, error) {
+	now := time.Now()
+	a.persistMu.Lock()
+	cleared, locked := a.pairs.clearID(clientID, now)
+	_, accountLocked := a.accounts.clearID(clientID, now)
+	err := a.sessions.clearThrottleClient(context.WithoutCancel(ctx), clientID)
+	a.persistMu.Unlock()
+	res := ClearResult{ClearedSources: cleared, LockedSources: locked, AccountLocked: accountLocked > 0}
+	if err != nil {
+		return res, err
+	}
+	a.record(ctx, audit.EventLoginLockoutCleared, slog.String(KeyClientID, clientID), slog.String(KeyPrincipal, principal),
+		slog.Int(KeyClearedSources, res.ClearedSources), slog.Int(KeyLockedSources, res.LockedSources),
+		slog.Bool(KeyAccountLocked, res.AccountLocked))
+	return res, nil
 }
 
 // SetUsers replaces the users (after the file was reloaded). Sessions of
@@ -248,31 +392,41 @@ func dummyHash(users *Users, prev *string) (string, error) {
 
 // Login checks clientID and password and, if they match, issues a session
 // token. remoteAddr is the caller's address ("host:port" or an IP), used
-// for per-source throttling.
+// for throttling per source.
 //
 // An unknown client id and a wrong password both return
 // [ErrBadCredentials] after the same amount of work: an unknown id is
-// verified against a dummy hash. While the client id or the source is
-// locked out, Login returns a [*LockoutError] (errors.Is ErrLockedOut)
-// without checking the password, whether it is right or not. Other errors
-// are internal (context, database).
+// verified against a dummy hash. While the source is locked out (for
+// clientID, or for every id after spraying, or because it has been
+// failing for clientID while clientID is over MaxAccountFailures), Login
+// returns a [*LockoutError] (errors.Is ErrLockedOut) without checking the
+// password, whether it is right or not. A source that has not been failing
+// is never refused. Other errors are internal (context, database).
 func (a *Authenticator) Login(ctx context.Context, clientID, password, remoteAddr string) (token string, expire time.Time, user *User, err error) {
 	if err := ctx.Err(); err != nil {
 		return "", time.Time{}, nil, err
 	}
-	idKey, srcKey := clientID, authz.SourceOf(remoteAddr)
+	id, src := clientID, authz.SourceOf(remoteAddr)
 	if names.ClientID(clientID) != nil {
 		// No such user can exist; one shared key keeps arbitrary input
 		// from growing the throttle's memory.
-		idKey = "\x00invalid"
+		id = "(invalid)" // not an id: cannot collide with one
 	}
-	auditAttrs := []slog.Attr{slog.String(KeyClientID, a.auditID(clientID)), slog.String(KeySource, srcKey)}
+	pairKey, srcKey, idKey := throttleKey{id: id, src: src}, throttleKey{src: src}, throttleKey{id: id}
+	auditAttrs := []slog.Attr{slog.String(KeyClientID, a.auditID(clientID)), slog.String(KeySource, src)}
 
 	now := time.Now()
 	if retry, ok := a.sources.begin(srcKey, now); !ok {
 		return "", time.Time{}, nil, &LockoutError{RetryAfter: retry}
 	}
-	if retry, ok := a.ids.begin(idKey, now); !ok {
+	if retry, ok := a.pairs.begin(pairKey, now); !ok {
+		a.sources.end(srcKey, now, false, false)
+		return "", time.Time{}, nil, &LockoutError{RetryAfter: retry}
+	}
+	// Over the per-client-id limit, only sources that have been failing
+	// for this id are refused.
+	if retry := a.accounts.locked(idKey, now); retry > 0 && a.pairs.failing(pairKey, now) {
+		a.pairs.end(pairKey, now, false, false)
 		a.sources.end(srcKey, now, false, false)
 		return "", time.Time{}, nil, &LockoutError{RetryAfter: retry}
 	}
@@ -281,24 +435,28 @@ func (a *Authenticator) Login(ctx context.Context, clientID, password, remoteAdd
 	now = time.Now()
 	if err != nil {
 		// Not the caller's fault (canceled, shutting down): count nothing.
-		a.ids.end(idKey, now, false, false)
+		a.pairs.end(pairKey, now, false, false)
 		a.sources.end(srcKey, now, false, false)
 		return "", time.Time{}, nil, err
 	}
 	if !ok {
-		idLock, failures := a.ids.endCount(idKey, now, true, false)
-		srcLock := a.sources.end(srcKey, now, true, false)
+		pairLock, failures, _ := a.pairs.end(pairKey, now, true, false)
+		srcLock, _, _ := a.sources.end(srcKey, now, true, false)
+		idLock := a.accounts.record(idKey, now)
+		a.persist(ctx, throttleRef{a.pairs, pairKey}, throttleRef{a.sources, srcKey}, throttleRef{a.accounts, idKey})
 		a.record(ctx, audit.EventLoginFailed, auditAttrs...)
-		if idLock > 0 {
-			a.record(ctx, audit.EventLoginLocked, append(auditAttrs,
-				slog.String(KeyLocked, KeyClientID), slog.Duration(KeyRetryAfter, idLock))...)
-		}
-		if srcLock > 0 {
-			a.record(ctx, audit.EventLoginLocked, append(auditAttrs,
-				slog.String(KeyLocked, KeySource), slog.Duration(KeyRetryAfter, srcLock))...)
+		for _, l := range []struct {
+			what string
+			d    time.Duration
+		}{{LockedClientSource, pairLock}, {LockedSource, srcLock}, {LockedAccount, idLock}} {
+			if l.d > 0 {
+				a.record(ctx, audit.EventLoginLocked, append(auditAttrs,
+					slog.String(KeyLocked, l.what), slog.Duration(KeyRetryAfter, l.d))...)
+			}
 		}
 		// Slow down before the lockout: each further failure for this client
-		// id in the window waits longer before it is answered.
+		// id from this source in the window waits longer before it is
+		// answered.
 		if d := failureDelay(a.failureDelay, failures); d > 0 {
 			if err := a.sleep(ctx, d); err != nil {
 				return "", time.Time{}, nil, err
@@ -306,7 +464,12 @@ func (a *Authenticator) Login(ctx context.Context, clientID, password, remoteAdd
 		}
 		return "", time.Time{}, nil, ErrBadCredentials
 	}
-	a.ids.end(idKey, now, false, true)
+	// A success forgets this source's failures for the id (a write only if
+	// there were any), not the source's nor the id's overall counts: an
+	// attacker's own login must not reset them.
+	if _, _, forgot := a.pairs.end(pairKey, now, false, true); forgot {
+		a.persist(ctx, throttleRef{a.pairs, pairKey})
+	}
 	a.sources.end(srcKey, now, false, false)
 
 	token, sessionID, expire, err := a.sessions.issue(ctx, clientID)

@@ -73,7 +73,7 @@ func newAuthFixture(t *testing.T, cfg auth.Config) *authFixture {
 			return nil
 		}
 	}
-	f.a, err = auth.NewAuthenticator(parseUsers(t, cheap), sessions, cfg)
+	f.a, err = auth.NewAuthenticator(context.Background(), parseUsers(t, cheap), sessions, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestUnknownUserTakesAsLong(t *testing.T) {
 	})
 	// The slow-down of repeated failures is off: this test times the
 	// password work alone.
-	a, err := auth.NewAuthenticator(parseUsers(t, costly), sessions, auth.Config{MaxFailures: 1000, MaxSourceFailures: 1000, FailureDelay: -1})
+	a, err := auth.NewAuthenticator(ctx, parseUsers(t, costly), sessions, auth.Config{MaxFailures: 1000, MaxSourceFailures: 1000, FailureDelay: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,44 +236,48 @@ func lockedFor(t *testing.T, err error) time.Duration {
 	return le.RetryAfter
 }
 
-func TestLockoutPerClientID(t *testing.T) {
+func TestLockoutPerClientAndSource(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		f := newAuthFixture(t, auth.Config{})
-		fail := func(n int, id string) {
+		// The per-source limit is out of the way: it has its own test.
+		f := newAuthFixture(t, auth.Config{MaxSourceFailures: 1000})
+		fail := func(n int, id, src string) {
 			t.Helper()
 			for i := range n {
-				// Different sources: only the client id counter matters here.
-				src := fmt.Sprintf("203.0.113.%d:1", i)
 				if _, _, _, err := f.a.Login(ctx, id, "guess", src); !errors.Is(err, auth.ErrBadCredentials) {
 					t.Fatalf("failure %d: %v", i, err)
 				}
 			}
 		}
 
-		fail(auth.DefaultMaxFailures, "alice")
-		// Locked: even the right password is refused, without being checked.
-		_, _, _, err := f.a.Login(ctx, "alice", alicePW, srcB)
+		fail(auth.DefaultMaxFailures, "alice", srcA)
+		// Locked at srcA: even the right password is refused, without being
+		// checked.
+		_, _, _, err := f.a.Login(ctx, "alice", alicePW, srcA)
 		if d := lockedFor(t, err); d != time.Minute {
 			t.Errorf("first lockout %v, want 1m", d)
 		}
-		// Other client ids are not affected.
-		if _, _, _, err := f.a.Login(ctx, "bob", bobPW, srcB); err != nil {
-			t.Errorf("bob locked out with alice: %v", err)
+		// alice from another source, and other ids from srcA, are not
+		// affected.
+		if _, _, _, err := f.a.Login(ctx, "alice", alicePW, srcB); err != nil {
+			t.Errorf("alice from another source locked out with srcA: %v", err)
+		}
+		if _, _, _, err := f.a.Login(ctx, "bob", bobPW, srcA); err != nil {
+			t.Errorf("bob from srcA locked out with alice: %v", err)
 		}
 		time.Sleep(59 * time.Second)
-		_, _, _, err = f.a.Login(ctx, "alice", alicePW, srcB)
+		_, _, _, err = f.a.Login(ctx, "alice", alicePW, srcA)
 		if d := lockedFor(t, err); d != time.Second {
 			t.Errorf("after 59s: retry after %v, want 1s", d)
 		}
 		time.Sleep(time.Second)
-		if _, _, _, err := f.a.Login(ctx, "alice", alicePW, srcB); err != nil {
+		if _, _, _, err := f.a.Login(ctx, "alice", alicePW, srcA); err != nil {
 			t.Fatalf("after the lockout: %v", err)
 		}
 
 		// The success reset the counter: four failures do not lock.
-		fail(auth.DefaultMaxFailures-1, "alice")
-		if _, _, _, err := f.a.Login(ctx, "alice", alicePW, srcB); err != nil {
+		fail(auth.DefaultMaxFailures-1, "alice", srcA)
+		if _, _, _, err := f.a.Login(ctx, "alice", alicePW, srcA); err != nil {
 			t.Fatalf("success reset: %v", err)
 		}
 
@@ -281,7 +285,7 @@ func TestLockoutPerClientID(t *testing.T) {
 		// like real ones, so locking reveals nothing.
 		for _, minutes := range []int{1, 2, 4, 8, 15, 15} {
 			want := time.Duration(minutes) * time.Minute
-			fail(auth.DefaultMaxFailures, "mallory")
+			fail(auth.DefaultMaxFailures, "mallory", srcB)
 			_, _, _, err := f.a.Login(ctx, "mallory", "guess", srcB)
 			if d := lockedFor(t, err); d != want {
 				t.Fatalf("lockout %v, want %v", d, want)
@@ -294,13 +298,89 @@ func TestLockoutPerClientID(t *testing.T) {
 		for i, e := range events {
 			if e == audit.EventLoginLocked {
 				locks++
-				if lines[i][auth.KeyLocked] != auth.KeyClientID || lines[i][auth.KeyRetryAfter] == "" {
+				if lines[i][auth.KeyLocked] != auth.LockedClientSource || lines[i][auth.KeyRetryAfter] == "" {
 					t.Errorf("login_locked line = %v", lines[i])
 				}
 			}
 		}
 		if locks != 7 {
 			t.Errorf("%d login_locked events, want 7 (one per lockout)", locks)
+		}
+	})
+}
+
+// TestParallelGuessesLockOnlyTheGuesser is the lockout switch of issue 10:
+// wrong passwords fired in parallel at an id from one source lock that
+// source out for the id, and the id's owner, from another source, still
+// logs in at once with the right password.
+func TestParallelGuessesLockOnlyTheGuesser(t *testing.T) {
+	ctx := context.Background()
+	f := newAuthFixture(t, auth.Config{MaxConcurrentHashes: 16})
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Go(func() {
+			_, _, _, err := f.a.Login(ctx, "alice", fmt.Sprint("guess", i), srcA)
+			if !errors.Is(err, auth.ErrBadCredentials) && !errors.Is(err, auth.ErrLockedOut) {
+				t.Errorf("guess %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if _, _, _, err := f.a.Login(ctx, "alice", alicePW, srcA); !errors.Is(err, auth.ErrLockedOut) {
+		t.Errorf("the guessing source with the right password: %v, want locked out", err)
+	}
+	start := time.Now()
+	if _, _, user, err := f.a.Login(ctx, "alice", alicePW, srcB); err != nil || user.ClientID != "alice" {
+		t.Fatalf("alice from a clean source: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("alice's login took %v", d)
+	}
+}
+
+// TestAccountLimitSparesCleanSources: guesses at one id from many sources
+// reach the per-client-id limit; from then on every source that has been
+// failing for the id is refused (so each new source gets one guess), and a
+// source that has not is still let in with the right password.
+func TestAccountLimitSparesCleanSources(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		f := newAuthFixture(t, auth.Config{MaxAccountFailures: 10})
+		src := func(i int) string { return fmt.Sprintf("203.0.113.%d:1", i) }
+		for i := range 10 {
+			if _, _, _, err := f.a.Login(ctx, "alice", "guess", src(i)); !errors.Is(err, auth.ErrBadCredentials) {
+				t.Fatalf("guess %d: %v", i, err)
+			}
+		}
+		// A source with one failure for alice is refused, right password or
+		// not; for another id it is not.
+		_, _, _, err := f.a.Login(ctx, "alice", alicePW, src(3))
+		if d := lockedFor(t, err); d != time.Minute {
+			t.Errorf("failing source: retry after %v, want 1m", d)
+		}
+		if _, _, _, err := f.a.Login(ctx, "bob", bobPW, src(3)); err != nil {
+			t.Errorf("bob from a source failing for alice: %v", err)
+		}
+		// A new source gets one guess, then it is failing too.
+		if _, _, _, err := f.a.Login(ctx, "alice", "guess", src(50)); !errors.Is(err, auth.ErrBadCredentials) {
+			t.Errorf("first guess from a new source: %v", err)
+		}
+		if _, _, _, err := f.a.Login(ctx, "alice", "guess", src(50)); !errors.Is(err, auth.ErrLockedOut) {
+			t.Errorf("second guess from a new source: %v, want locked out", err)
+		}
+		// The owner, from a clean source, gets in.
+		if _, _, _, err := f.a.Login(ctx, "alice", alicePW, srcB); err != nil {
+			t.Errorf("alice from a clean source: %v", err)
+		}
+		events, lines := f.audit.snapshot()
+		i := slices.Index(events, audit.EventLoginLocked)
+		if i < 0 || lines[i][auth.KeyLocked] != auth.LockedAccount || lines[i][auth.KeyClientID] != "alice" {
+			t.Errorf("no per-client-id lockout in audit: %v", lines)
+		}
+		// After the lockout, the failing sources are admitted again.
+		time.Sleep(time.Minute)
+		if _, _, _, err := f.a.Login(ctx, "alice", alicePW, src(3)); err != nil {
+			t.Errorf("after the per-client-id lockout: %v", err)
 		}
 	})
 }

@@ -29,8 +29,12 @@
 //     SHA-256, so a copy of it cannot be used to log in. Verify returns one
 //     error, [ErrInvalidToken], for malformed, unknown, expired and revoked
 //     tokens.
-//   - Repeated failures lock the client id (after 5) and the source address
-//     (after 20) out for a minute, doubling to 15 minutes. The counters are
-//     in memory: a restart forgets them, which at worst grants one more
-//     round of guesses, and an attacker cannot cause a restart.
+//   - Repeated failures lock out the source that fails, never the target:
+//     a source is locked out for a client id after 5 failures for it, for
+//     every id after 20 across ids, and for an id after 100 failures for it
+//     from all sources if it has been failing for it; a source that has not
+//     been failing is always let in with the right password. Lockouts last
+//     a minute, doubling to 15 minutes. The state is written through to the
+//     session database, so a restart keeps it; an admin clears a client
+//     id's lockouts with [Authenticator.ClearLockout].
 package auth

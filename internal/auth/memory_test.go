@@ -25,7 +25,7 @@ func TestLoginGivesHashMemoryBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sessions.Close() })
-	a, err := auth.NewAuthenticator(users, sessions, auth.Config{})
+	a, err := auth.NewAuthenticator(ctx, users, sessions, auth.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func BenchmarkLogin(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = sessions.Close() })
-	a, err := auth.NewAuthenticator(users, sessions, auth.Config{MaxFailures: 1 << 30, MaxSourceFailures: 1 << 30})
+	a, err := auth.NewAuthenticator(ctx, users, sessions, auth.Config{MaxFailures: 1 << 30, MaxSourceFailures: 1 << 30})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -8,12 +8,12 @@ import (
 )
 
 // ErrLockedOut is matched (errors.Is) by the [*LockoutError] Login returns
-// while a client id or source address is locked out.
+// while the caller's source is locked out for a client id, or altogether.
 var ErrLockedOut = errors.New("auth: too many failed logins")
 
-// LockoutError is returned by Login while the client id or the source
-// address is locked out after repeated failures. It does not say which of
-// the two is locked, nor whether the client id exists.
+// LockoutError is returned by Login while the caller's source address is
+// locked out, for the client id it names or for every id. It does not say
+// which, nor whether the client id exists.
 type LockoutError struct {
 	// RetryAfter is how long until the next attempt may be made.
 	RetryAfter time.Duration
@@ -31,12 +31,22 @@ func (e *LockoutError) Unwrap() error { return ErrLockedOut }
 // key could use up its remaining failures.
 const inFlightRetry = time.Second
 
-// throttle counts failed logins per key (client id or source address) and
-// locks a key out after too many. It is in memory: a gateway restart
-// forgets the counters, which an attacker cannot trigger and which costs at
-// most one more round of MaxFailures guesses. Memory is bounded by
-// forgetting quiet keys and by maxTracked.
+// throttleKey names what a throttle counts failures of: a (client id,
+// source) pair, a source alone (id empty) or a client id alone (src
+// empty). A struct, so that no client id can be crafted to collide with
+// another key.
+type throttleKey struct {
+	id, src string
+}
+
+// throttle counts failed logins per key and locks a key out after too
+// many, for a time that doubles with each further lockout. The
+// Authenticator keeps three: per (client id, source), per source and per
+// client id (see [Config]); their state is written through to the session
+// database (see throttledb.go) so that a restart keeps it. Memory is
+// bounded by forgetting quiet keys and by maxTracked.
 type throttle struct {
+	kind        string // the kind column of the key's rows
 	maxFailures int
 	window      time.Duration
 	base        time.Duration
@@ -44,7 +54,7 @@ type throttle struct {
 	maxTracked  int
 
 	mu        sync.Mutex
-	m         map[string]*throttleEntry
+	m         map[throttleKey]*throttleEntry
 	lastSweep time.Time
 }
 
@@ -57,17 +67,24 @@ type throttleEntry struct {
 	lastFailure time.Time
 }
 
-func newThrottle(maxFailures int, window, base, maxLock time.Duration, maxTracked int) *throttle {
+// stateful reports whether e holds anything worth keeping once nothing is
+// in flight: failures, a lockout, or the lockout history that makes the
+// next lockout longer.
+func (e *throttleEntry) stateful() bool {
+	return e.failures > 0 || e.lockouts > 0 || !e.lockedUntil.IsZero()
+}
+
+func newThrottle(kind string, maxFailures int, window, base, maxLock time.Duration, maxTracked int) *throttle {
 	return &throttle{
-		maxFailures: maxFailures, window: window, base: base, max: maxLock, maxTracked: maxTracked,
-		m: make(map[string]*throttleEntry),
+		kind: kind, maxFailures: maxFailures, window: window, base: base, max: maxLock, maxTracked: maxTracked,
+		m: make(map[throttleKey]*throttleEntry),
 	}
 }
 
 // begin admits one attempt for key or says how long to wait. An admitted
 // attempt counts as in flight until end is called, so that parallel
 // attempts cannot exceed maxFailures before the first failure is recorded.
-func (t *throttle) begin(key string, now time.Time) (retryAfter time.Duration, ok bool) {
+func (t *throttle) begin(key throttleKey, now time.Time) (retryAfter time.Duration, ok bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e := t.entry(key, now)
@@ -84,17 +101,30 @@ func (t *throttle) begin(key string, now time.Time) (retryAfter time.Duration, o
 	return 0, true
 }
 
-// end finishes an attempt admitted by begin. failed records a failure and
-// returns the lockout it started, if any; reset (a successful login for a
-// client id) forgets the key.
-func (t *throttle) end(key string, now time.Time, failed, reset bool) (locked time.Duration) {
-	locked, _ = t.endCount(key, now, failed, reset)
-	return locked
+// locked returns how long key is still locked out, or 0. Unlike begin it
+// admits nothing and creates no entry.
+func (t *throttle) locked(key throttleKey, now time.Time) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if e, ok := t.m[key]; ok && now.Before(e.lockedUntil) {
+		return e.lockedUntil.Sub(now)
+	}
+	return 0
 }
 
-// endCount is end that also returns the key's failures in the current
-// window after this attempt (0 once a lockout starts or on success).
-func (t *throttle) endCount(key string, now time.Time, failed, reset bool) (locked time.Duration, failures int) {
+// failing reports whether key failed within the window (a lockout
+// included): a source that has been failing for a client id.
+func (t *throttle) failing(key throttleKey, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.m[key]
+	return ok && (now.Before(e.lockedUntil) || (!e.lastFailure.IsZero() && now.Sub(e.lastFailure) < t.window))
+}
+
+// end finishes an attempt admitted by begin. failed records a failure and
+// returns the lockout it started, if any; reset (a successful login)
+// forgets the key, and says whether it held any state to forget.
+func (t *throttle) end(key throttleKey, now time.Time, failed, reset bool) (locked time.Duration, failures int, forgot bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e := t.entry(key, now)
@@ -103,15 +133,30 @@ func (t *throttle) endCount(key string, now time.Time, failed, reset bool) (lock
 	}
 	switch {
 	case reset:
+		forgot = e.stateful()
 		if e.inFlight == 0 {
 			delete(t.m, key)
 		} else {
 			*e = throttleEntry{inFlight: e.inFlight}
 		}
-		return 0, 0
+		return 0, 0, forgot
 	case !failed:
-		return 0, e.failures
+		return 0, e.failures, false
 	}
+	return t.fail(e, now)
+}
+
+// record counts a failure for key that was not admitted by begin (the
+// per-client-id throttle only counts, it never holds an attempt back).
+func (t *throttle) record(key throttleKey, now time.Time) (locked time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	locked, _, _ = t.fail(t.entry(key, now), now)
+	return locked
+}
+
+// fail counts one failure on e. The caller holds t.mu.
+func (t *throttle) fail(e *throttleEntry, now time.Time) (locked time.Duration, failures int, forgot bool) {
 	if e.failures == 0 || now.Sub(e.windowStart) >= t.window {
 		e.failures = 0
 		e.windowStart = now
@@ -119,7 +164,7 @@ func (t *throttle) endCount(key string, now time.Time, failed, reset bool) (lock
 	e.failures++
 	e.lastFailure = now
 	if e.failures < t.maxFailures {
-		return 0, e.failures
+		return 0, e.failures, false
 	}
 	e.lockouts++
 	d := t.base
@@ -129,11 +174,62 @@ func (t *throttle) endCount(key string, now time.Time, failed, reset bool) (lock
 	d = min(d, t.max)
 	e.lockedUntil = now.Add(d)
 	e.failures = 0
-	return d, 0
+	return d, 0, false
 }
 
+// clearID forgets every key of client id (its pairs, or the id itself)
+// and returns how many keys held state and how many of them were locked.
+func (t *throttle) clearID(id string, now time.Time) (cleared, locked int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k, e := range t.m {
+		if k.id != id {
+			continue
+		}
+		if e.stateful() {
+			cleared++
+		}
+		if now.Before(e.lockedUntil) {
+			locked++
+		}
+		if e.inFlight == 0 {
+			delete(t.m, k)
+		} else {
+			*e = throttleEntry{inFlight: e.inFlight}
+		}
+	}
+	return cleared, locked
+}
+
+// snapshot returns a copy of key's entry if it holds state worth storing.
+func (t *throttle) snapshot(key throttleKey) (throttleEntry, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.m[key]
+	if !ok || !e.stateful() {
+		return throttleEntry{}, false
+	}
+	return *e, true
+}
+
+// restore puts an entry loaded from the database back, unless the key is
+// already tracked or memory is full.
+func (t *throttle) restore(key throttleKey, e throttleEntry) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.m[key]; ok || len(t.m) >= t.maxTracked {
+		return
+	}
+	e.inFlight = 0
+	t.m[key] = &e
+}
+
+// quiet is how long a key must go without failing (and unlocked) before
+// it is forgotten: window + max, so the lockout doubling also decays.
+func (t *throttle) quiet() time.Duration { return t.window + t.max }
+
 // entry returns key's entry, creating it. The caller holds t.mu.
-func (t *throttle) entry(key string, now time.Time) *throttleEntry {
+func (t *throttle) entry(key throttleKey, now time.Time) *throttleEntry {
 	if e, ok := t.m[key]; ok {
 		return e
 	}
@@ -146,12 +242,12 @@ func (t *throttle) entry(key string, now time.Time) *throttleEntry {
 }
 
 // sweep forgets keys that are not locked, have nothing in flight and have
-// not failed for window + max (so the lockout doubling also decays). If the
-// map is still full, unlocked keys are dropped arbitrarily: under a flood
-// of distinct keys, locked keys are what must be kept.
+// not failed for quiet(). If the map is still full, unlocked keys are
+// dropped arbitrarily: under a flood of distinct keys, locked keys are
+// what must be kept.
 func (t *throttle) sweep(now time.Time) {
 	t.lastSweep = now
-	quiet := t.window + t.max
+	quiet := t.quiet()
 	for k, e := range t.m {
 		if e.inFlight == 0 && !now.Before(e.lockedUntil) && now.Sub(e.lastFailure) >= quiet {
 			delete(t.m, k)

@@ -73,9 +73,11 @@ var Policy = map[string]Rule{
 	gatewayv1connect.PaymentServiceCheckBalanceProcedure:       {Roles: anyClient},
 	gatewayv1connect.PaymentServiceWatchPaymentsProcedure:      {Roles: anyClient},
 
-	// AdminService: admins change balances; auditors read.
-	gatewayv1connect.AdminServiceUpdateBalanceProcedure: {Roles: admin},
-	gatewayv1connect.AdminServiceListBanksProcedure:     {Roles: staffRead},
+	// AdminService: admins change balances and clear login lockouts;
+	// auditors read.
+	gatewayv1connect.AdminServiceUpdateBalanceProcedure:     {Roles: admin},
+	gatewayv1connect.AdminServiceListBanksProcedure:         {Roles: staffRead},
+	gatewayv1connect.AdminServiceClearLoginLockoutProcedure: {Roles: admin},
 
 	// CoordinatorService: banks only, each under its own name (checked by
 	// the handler).

@@ -104,6 +104,7 @@ var wantAllowed = map[string][]string{
 	gatewayv1connect.PaymentServiceWatchPaymentsProcedure:             clients,
 	gatewayv1connect.AdminServiceUpdateBalanceProcedure:               {"admin"},
 	gatewayv1connect.AdminServiceListBanksProcedure:                   {"admin", "auditor"},
+	gatewayv1connect.AdminServiceClearLoginLockoutProcedure:           {"admin"},
 	gatewayv1connect.CoordinatorServiceRegisterBankProcedure:          {"bank"},
 	gatewayv1connect.CoordinatorServiceGetTransactionOutcomeProcedure: {"bank"},
 	bankv1connect.BankServicePrepareTransactionProcedure:              {"gateway"},

@@ -3,16 +3,37 @@ package gateway
 import (
 	"context"
 	"log/slog"
+	"math"
 	"strings"
 
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
+	"github.com/remitpay/remit/internal/auth"
 	"github.com/remitpay/remit/internal/logging"
 )
 
-// adminAPI implements AdminService: deposits and withdrawals, the bank list.
+// adminAPI implements AdminService: deposits and withdrawals, the bank
+// list, clearing login lockouts.
 type adminAPI struct {
 	coord    *Coordinator
 	registry *Registry
+	authn    *auth.Authenticator
+}
+
+func (a *adminAPI) ClearLoginLockout(ctx context.Context, req *gatewayv1.ClearLoginLockoutRequest) (*gatewayv1.ClearLoginLockoutResponse, error) {
+	logging.AddFields(ctx, slog.String("target_client_id", req.GetClientId()))
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := a.authn.ClearLockout(ctx, req.GetClientId(), p.Name())
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return &gatewayv1.ClearLoginLockoutResponse{
+		ClientId: req.GetClientId(), ClearedSources: int32(min(res.ClearedSources, math.MaxInt32)), //nolint:gosec // clamped
+		LockedSources: int32(min(res.LockedSources, math.MaxInt32)), //nolint:gosec // clamped
+		AccountLocked: res.AccountLocked,
+	}, nil
 }
 
 func (a *adminAPI) UpdateBalance(ctx context.Context, req *gatewayv1.UpdateBalanceRequest) (*gatewayv1.UpdateBalanceResponse, error) {

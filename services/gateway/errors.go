@@ -107,7 +107,7 @@ func toConnect(err error) error {
 }
 
 // reasonLoginLocked is the ErrorInfo reason of a login refused while its
-// client id is locked out.
+// source is locked out (for the client id or for all).
 const reasonLoginLocked = "LOGIN_LOCKED"
 
 // loginLocked is the row of the one error whose message and details depend

@@ -278,6 +278,19 @@ func secMatrix() map[string]secRow {
 				}
 			},
 		},
+		// alice has no failed logins in this network: the cell clears nothing.
+		gatewayv1connect.AdminServiceClearLoginLockoutProcedure: {
+			want: []connect.Code{unauth, unauth, unauth, unauth, denied, denied, denied, ok, denied, denied, unauth, unauth},
+			call: func(ctx context.Context, _ *testing.T, c *secCaller) (proto.Message, error) {
+				return c.admin.ClearLoginLockout(ctx, &gatewayv1.ClearLoginLockoutRequest{ClientId: "alice"})
+			},
+			check: func(t *testing.T, _ *secCaller, res proto.Message) {
+				t.Helper()
+				if r := res.(*gatewayv1.ClearLoginLockoutResponse); r.GetClientId() != "alice" || r.GetLockedSources() != 0 {
+					t.Errorf("ClearLoginLockout = %v, want alice with nothing locked", r)
+				}
+			},
+		},
 		// bank-a registers under its own name at the address it already
 		// registered, so the cell changes nothing.
 		gatewayv1connect.CoordinatorServiceRegisterBankProcedure: {

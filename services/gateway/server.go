@@ -145,7 +145,7 @@ func Run(ctx context.Context, cfg Config) error {
 			log.Error("close audit log", "err", err)
 		}
 	}()
-	authn, err := auth.NewAuthenticator(users, sessions, auth.Config{Audit: auditLog})
+	authn, err := auth.NewAuthenticator(ctx, users, sessions, auth.Config{Audit: auditLog, Log: log})
 	if err != nil {
 		return err
 	}
@@ -164,7 +164,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	payments := &paymentAPI{store: st, coord: coord, stopping: ctx.Done()}
-	admin := &adminAPI{coord: coord, registry: registry}
+	admin := &adminAPI{coord: coord, registry: registry, authn: authn}
 	coordinator := &coordinatorAPI{coord: coord, registry: registry, instance: uuid.NewString()}
 	ah := &authAPI{authn: authn}
 	interceptor := authz.NewInterceptor(authz.Config{

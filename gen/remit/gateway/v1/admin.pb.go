@@ -130,6 +130,127 @@ func (BankStatus) EnumDescriptor() ([]byte, []int) {
 	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{1}
 }
 
+// ClearLoginLockoutRequest names the client id whose lockouts to clear.
+type ClearLoginLockoutRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The login name from the users file.
+	ClientId      string `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClearLoginLockoutRequest) Reset() {
+	*x = ClearLoginLockoutRequest{}
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClearLoginLockoutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClearLoginLockoutRequest) ProtoMessage() {}
+
+func (x *ClearLoginLockoutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClearLoginLockoutRequest.ProtoReflect.Descriptor instead.
+func (*ClearLoginLockoutRequest) Descriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ClearLoginLockoutRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+// ClearLoginLockoutResponse says what was cleared.
+type ClearLoginLockoutResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The client id cleared.
+	ClientId string `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// How many sources had failed logins for the client id that were
+	// forgotten.
+	ClearedSources int32 `protobuf:"varint,2,opt,name=cleared_sources,json=clearedSources,proto3" json:"cleared_sources,omitempty"`
+	// How many of those sources were locked out for the client id.
+	LockedSources int32 `protobuf:"varint,3,opt,name=locked_sources,json=lockedSources,proto3" json:"locked_sources,omitempty"`
+	// Whether the client id had reached its limit across all sources (every
+	// source that had been failing for it was refused).
+	AccountLocked bool `protobuf:"varint,4,opt,name=account_locked,json=accountLocked,proto3" json:"account_locked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClearLoginLockoutResponse) Reset() {
+	*x = ClearLoginLockoutResponse{}
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClearLoginLockoutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClearLoginLockoutResponse) ProtoMessage() {}
+
+func (x *ClearLoginLockoutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClearLoginLockoutResponse.ProtoReflect.Descriptor instead.
+func (*ClearLoginLockoutResponse) Descriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ClearLoginLockoutResponse) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *ClearLoginLockoutResponse) GetClearedSources() int32 {
+	if x != nil {
+		return x.ClearedSources
+	}
+	return 0
+}
+
+func (x *ClearLoginLockoutResponse) GetLockedSources() int32 {
+	if x != nil {
+		return x.LockedSources
+	}
+	return 0
+}
+
+func (x *ClearLoginLockoutResponse) GetAccountLocked() bool {
+	if x != nil {
+		return x.AccountLocked
+	}
+	return false
+}
+
 // UpdateBalanceRequest is one deposit or withdrawal.
 type UpdateBalanceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -149,7 +270,7 @@ type UpdateBalanceRequest struct {
 
 func (x *UpdateBalanceRequest) Reset() {
 	*x = UpdateBalanceRequest{}
-	mi := &file_remit_gateway_v1_admin_proto_msgTypes[0]
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -161,7 +282,7 @@ func (x *UpdateBalanceRequest) String() string {
 func (*UpdateBalanceRequest) ProtoMessage() {}
 
 func (x *UpdateBalanceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_remit_gateway_v1_admin_proto_msgTypes[0]
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -174,7 +295,7 @@ func (x *UpdateBalanceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateBalanceRequest.ProtoReflect.Descriptor instead.
 func (*UpdateBalanceRequest) Descriptor() ([]byte, []int) {
-	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{0}
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *UpdateBalanceRequest) GetTransactionId() string {
@@ -229,7 +350,7 @@ type UpdateBalanceResponse struct {
 
 func (x *UpdateBalanceResponse) Reset() {
 	*x = UpdateBalanceResponse{}
-	mi := &file_remit_gateway_v1_admin_proto_msgTypes[1]
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -241,7 +362,7 @@ func (x *UpdateBalanceResponse) String() string {
 func (*UpdateBalanceResponse) ProtoMessage() {}
 
 func (x *UpdateBalanceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_remit_gateway_v1_admin_proto_msgTypes[1]
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -254,7 +375,7 @@ func (x *UpdateBalanceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateBalanceResponse.ProtoReflect.Descriptor instead.
 func (*UpdateBalanceResponse) Descriptor() ([]byte, []int) {
-	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *UpdateBalanceResponse) GetTransactionId() string {
@@ -294,7 +415,7 @@ type ListBanksRequest struct {
 
 func (x *ListBanksRequest) Reset() {
 	*x = ListBanksRequest{}
-	mi := &file_remit_gateway_v1_admin_proto_msgTypes[2]
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -306,7 +427,7 @@ func (x *ListBanksRequest) String() string {
 func (*ListBanksRequest) ProtoMessage() {}
 
 func (x *ListBanksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_remit_gateway_v1_admin_proto_msgTypes[2]
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -319,7 +440,7 @@ func (x *ListBanksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBanksRequest.ProtoReflect.Descriptor instead.
 func (*ListBanksRequest) Descriptor() ([]byte, []int) {
-	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{4}
 }
 
 // Bank is one registered bank.
@@ -339,7 +460,7 @@ type Bank struct {
 
 func (x *Bank) Reset() {
 	*x = Bank{}
-	mi := &file_remit_gateway_v1_admin_proto_msgTypes[3]
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -351,7 +472,7 @@ func (x *Bank) String() string {
 func (*Bank) ProtoMessage() {}
 
 func (x *Bank) ProtoReflect() protoreflect.Message {
-	mi := &file_remit_gateway_v1_admin_proto_msgTypes[3]
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -364,7 +485,7 @@ func (x *Bank) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Bank.ProtoReflect.Descriptor instead.
 func (*Bank) Descriptor() ([]byte, []int) {
-	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Bank) GetName() string {
@@ -406,7 +527,7 @@ type ListBanksResponse struct {
 
 func (x *ListBanksResponse) Reset() {
 	*x = ListBanksResponse{}
-	mi := &file_remit_gateway_v1_admin_proto_msgTypes[4]
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -418,7 +539,7 @@ func (x *ListBanksResponse) String() string {
 func (*ListBanksResponse) ProtoMessage() {}
 
 func (x *ListBanksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_remit_gateway_v1_admin_proto_msgTypes[4]
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -431,7 +552,7 @@ func (x *ListBanksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBanksResponse.ProtoReflect.Descriptor instead.
 func (*ListBanksResponse) Descriptor() ([]byte, []int) {
-	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListBanksResponse) GetBanks() []*Bank {
@@ -445,7 +566,15 @@ var File_remit_gateway_v1_admin_proto protoreflect.FileDescriptor
 
 const file_remit_gateway_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x1cremit/gateway/v1/admin.proto\x12\x10remit.gateway.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cremit/gateway/v1/types.proto\x1a\x1aremit/names/v1/names.proto\"\xa1\x02\n" +
+	"\x1cremit/gateway/v1/admin.proto\x12\x10remit.gateway.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cremit/gateway/v1/types.proto\x1a\x1aremit/names/v1/names.proto\"F\n" +
+	"\x18ClearLoginLockoutRequest\x12*\n" +
+	"\tclient_id\x18\x01 \x01(\tB\r\xbaH\n" +
+	"\xc8\x01\x01r\x05Л\xdc\x01\x01R\bclientId\"\xaf\x01\n" +
+	"\x19ClearLoginLockoutResponse\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12'\n" +
+	"\x0fcleared_sources\x18\x02 \x01(\x05R\x0eclearedSources\x12%\n" +
+	"\x0elocked_sources\x18\x03 \x01(\x05R\rlockedSources\x12%\n" +
+	"\x0eaccount_locked\x18\x04 \x01(\bR\raccountLocked\"\xa1\x02\n" +
 	"\x14UpdateBalanceRequest\x122\n" +
 	"\x0etransaction_id\x18\x01 \x01(\tB\v\xbaH\b\xc8\x01\x01r\x03\xb0\x01\x01R\rtransactionId\x12>\n" +
 	"\aaccount\x18\x02 \x01(\v2\x1c.remit.gateway.v1.AccountRefB\x06\xbaH\x03\xc8\x01\x01R\aaccount\x12E\n" +
@@ -475,10 +604,11 @@ const file_remit_gateway_v1_admin_proto_rawDesc = "" +
 	"BankStatus\x12\x1b\n" +
 	"\x17BANK_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13BANK_STATUS_SERVING\x10\x01\x12\x1b\n" +
-	"\x17BANK_STATUS_NOT_SERVING\x10\x022\xd0\x01\n" +
+	"\x17BANK_STATUS_NOT_SERVING\x10\x022\xc3\x02\n" +
 	"\fAdminService\x12e\n" +
 	"\rUpdateBalance\x12&.remit.gateway.v1.UpdateBalanceRequest\x1a'.remit.gateway.v1.UpdateBalanceResponse\"\x03\x90\x02\x02\x12Y\n" +
-	"\tListBanks\x12\".remit.gateway.v1.ListBanksRequest\x1a#.remit.gateway.v1.ListBanksResponse\"\x03\x90\x02\x01B\xbe\x01\n" +
+	"\tListBanks\x12\".remit.gateway.v1.ListBanksRequest\x1a#.remit.gateway.v1.ListBanksResponse\"\x03\x90\x02\x01\x12q\n" +
+	"\x11ClearLoginLockout\x12*.remit.gateway.v1.ClearLoginLockoutRequest\x1a+.remit.gateway.v1.ClearLoginLockoutResponse\"\x03\x90\x02\x02B\xbe\x01\n" +
 	"\x14com.remit.gateway.v1B\n" +
 	"AdminProtoP\x01Z8github.com/remitpay/remit/gen/remit/gateway/v1;gatewayv1\xa2\x02\x03RGX\xaa\x02\x10Remit.Gateway.V1\xca\x02\x10Remit\\Gateway\\V1\xe2\x02\x1cRemit\\Gateway\\V1\\GPBMetadata\xea\x02\x12Remit::Gateway::V1b\x06proto3"
 
@@ -495,34 +625,38 @@ func file_remit_gateway_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_remit_gateway_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_remit_gateway_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_remit_gateway_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_remit_gateway_v1_admin_proto_goTypes = []any{
-	(Direction)(0),                // 0: remit.gateway.v1.Direction
-	(BankStatus)(0),               // 1: remit.gateway.v1.BankStatus
-	(*UpdateBalanceRequest)(nil),  // 2: remit.gateway.v1.UpdateBalanceRequest
-	(*UpdateBalanceResponse)(nil), // 3: remit.gateway.v1.UpdateBalanceResponse
-	(*ListBanksRequest)(nil),      // 4: remit.gateway.v1.ListBanksRequest
-	(*Bank)(nil),                  // 5: remit.gateway.v1.Bank
-	(*ListBanksResponse)(nil),     // 6: remit.gateway.v1.ListBanksResponse
-	(*AccountRef)(nil),            // 7: remit.gateway.v1.AccountRef
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(Direction)(0),                    // 0: remit.gateway.v1.Direction
+	(BankStatus)(0),                   // 1: remit.gateway.v1.BankStatus
+	(*ClearLoginLockoutRequest)(nil),  // 2: remit.gateway.v1.ClearLoginLockoutRequest
+	(*ClearLoginLockoutResponse)(nil), // 3: remit.gateway.v1.ClearLoginLockoutResponse
+	(*UpdateBalanceRequest)(nil),      // 4: remit.gateway.v1.UpdateBalanceRequest
+	(*UpdateBalanceResponse)(nil),     // 5: remit.gateway.v1.UpdateBalanceResponse
+	(*ListBanksRequest)(nil),          // 6: remit.gateway.v1.ListBanksRequest
+	(*Bank)(nil),                      // 7: remit.gateway.v1.Bank
+	(*ListBanksResponse)(nil),         // 8: remit.gateway.v1.ListBanksResponse
+	(*AccountRef)(nil),                // 9: remit.gateway.v1.AccountRef
+	(*timestamppb.Timestamp)(nil),     // 10: google.protobuf.Timestamp
 }
 var file_remit_gateway_v1_admin_proto_depIdxs = []int32{
-	7, // 0: remit.gateway.v1.UpdateBalanceRequest.account:type_name -> remit.gateway.v1.AccountRef
-	0, // 1: remit.gateway.v1.UpdateBalanceRequest.direction:type_name -> remit.gateway.v1.Direction
-	7, // 2: remit.gateway.v1.UpdateBalanceResponse.account:type_name -> remit.gateway.v1.AccountRef
-	1, // 3: remit.gateway.v1.Bank.status:type_name -> remit.gateway.v1.BankStatus
-	8, // 4: remit.gateway.v1.Bank.last_seen_time:type_name -> google.protobuf.Timestamp
-	5, // 5: remit.gateway.v1.ListBanksResponse.banks:type_name -> remit.gateway.v1.Bank
-	2, // 6: remit.gateway.v1.AdminService.UpdateBalance:input_type -> remit.gateway.v1.UpdateBalanceRequest
-	4, // 7: remit.gateway.v1.AdminService.ListBanks:input_type -> remit.gateway.v1.ListBanksRequest
-	3, // 8: remit.gateway.v1.AdminService.UpdateBalance:output_type -> remit.gateway.v1.UpdateBalanceResponse
-	6, // 9: remit.gateway.v1.AdminService.ListBanks:output_type -> remit.gateway.v1.ListBanksResponse
-	8, // [8:10] is the sub-list for method output_type
-	6, // [6:8] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	9,  // 0: remit.gateway.v1.UpdateBalanceRequest.account:type_name -> remit.gateway.v1.AccountRef
+	0,  // 1: remit.gateway.v1.UpdateBalanceRequest.direction:type_name -> remit.gateway.v1.Direction
+	9,  // 2: remit.gateway.v1.UpdateBalanceResponse.account:type_name -> remit.gateway.v1.AccountRef
+	1,  // 3: remit.gateway.v1.Bank.status:type_name -> remit.gateway.v1.BankStatus
+	10, // 4: remit.gateway.v1.Bank.last_seen_time:type_name -> google.protobuf.Timestamp
+	7,  // 5: remit.gateway.v1.ListBanksResponse.banks:type_name -> remit.gateway.v1.Bank
+	4,  // 6: remit.gateway.v1.AdminService.UpdateBalance:input_type -> remit.gateway.v1.UpdateBalanceRequest
+	6,  // 7: remit.gateway.v1.AdminService.ListBanks:input_type -> remit.gateway.v1.ListBanksRequest
+	2,  // 8: remit.gateway.v1.AdminService.ClearLoginLockout:input_type -> remit.gateway.v1.ClearLoginLockoutRequest
+	5,  // 9: remit.gateway.v1.AdminService.UpdateBalance:output_type -> remit.gateway.v1.UpdateBalanceResponse
+	8,  // 10: remit.gateway.v1.AdminService.ListBanks:output_type -> remit.gateway.v1.ListBanksResponse
+	3,  // 11: remit.gateway.v1.AdminService.ClearLoginLockout:output_type -> remit.gateway.v1.ClearLoginLockoutResponse
+	9,  // [9:12] is the sub-list for method output_type
+	6,  // [6:9] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_remit_gateway_v1_admin_proto_init() }
@@ -537,7 +671,7 @@ func file_remit_gateway_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_remit_gateway_v1_admin_proto_rawDesc), len(file_remit_gateway_v1_admin_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   5,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

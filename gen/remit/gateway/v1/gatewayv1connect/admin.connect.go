@@ -38,6 +38,9 @@ const (
 	AdminServiceUpdateBalanceProcedure = "/remit.gateway.v1.AdminService/UpdateBalance"
 	// AdminServiceListBanksProcedure is the fully-qualified name of the AdminService's ListBanks RPC.
 	AdminServiceListBanksProcedure = "/remit.gateway.v1.AdminService/ListBanks"
+	// AdminServiceClearLoginLockoutProcedure is the fully-qualified name of the AdminService's
+	// ClearLoginLockout RPC.
+	AdminServiceClearLoginLockoutProcedure = "/remit.gateway.v1.AdminService/ClearLoginLockout"
 )
 
 // AdminServiceClient is a client for the remit.gateway.v1.AdminService service.
@@ -48,6 +51,12 @@ type AdminServiceClient interface {
 	// ListBanks lists the registered banks and how the gateway last saw them.
 	// Admins and auditors.
 	ListBanks(context.Context, *v1.ListBanksRequest) (*v1.ListBanksResponse, error)
+	// ClearLoginLockout forgets the failed logins and lockouts of one client id
+	// from every source, and its per-client-id count, so that it can log in at
+	// once from anywhere. A source locked out for failing across many client
+	// ids (password spraying) stays locked. Clearing an id with nothing to
+	// clear succeeds and clears nothing. Audited. Admins only.
+	ClearLoginLockout(context.Context, *v1.ClearLoginLockoutRequest) (*v1.ClearLoginLockoutResponse, error)
 }
 
 // NewAdminServiceClient constructs a client for the remit.gateway.v1.AdminService service. By
@@ -75,13 +84,21 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		clearLoginLockout: connect.NewClient[v1.ClearLoginLockoutRequest, v1.ClearLoginLockoutResponse](
+			httpClient,
+			baseURL+AdminServiceClearLoginLockoutProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("ClearLoginLockout")),
+			connect.WithIdempotency(connect.IdempotencyIdempotent),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // adminServiceClient implements AdminServiceClient.
 type adminServiceClient struct {
-	updateBalance *connect.Client[v1.UpdateBalanceRequest, v1.UpdateBalanceResponse]
-	listBanks     *connect.Client[v1.ListBanksRequest, v1.ListBanksResponse]
+	updateBalance     *connect.Client[v1.UpdateBalanceRequest, v1.UpdateBalanceResponse]
+	listBanks         *connect.Client[v1.ListBanksRequest, v1.ListBanksResponse]
+	clearLoginLockout *connect.Client[v1.ClearLoginLockoutRequest, v1.ClearLoginLockoutResponse]
 }
 
 // UpdateBalance calls remit.gateway.v1.AdminService.UpdateBalance.
@@ -102,6 +119,15 @@ func (c *adminServiceClient) ListBanks(ctx context.Context, req *v1.ListBanksReq
 	return nil, err
 }
 
+// ClearLoginLockout calls remit.gateway.v1.AdminService.ClearLoginLockout.
+func (c *adminServiceClient) ClearLoginLockout(ctx context.Context, req *v1.ClearLoginLockoutRequest) (*v1.ClearLoginLockoutResponse, error) {
+	response, err := c.clearLoginLockout.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
 // AdminServiceHandler is an implementation of the remit.gateway.v1.AdminService service.
 type AdminServiceHandler interface {
 	// UpdateBalance credits (deposit) or debits (withdrawal) one account at its
@@ -110,6 +136,12 @@ type AdminServiceHandler interface {
 	// ListBanks lists the registered banks and how the gateway last saw them.
 	// Admins and auditors.
 	ListBanks(context.Context, *v1.ListBanksRequest) (*v1.ListBanksResponse, error)
+	// ClearLoginLockout forgets the failed logins and lockouts of one client id
+	// from every source, and its per-client-id count, so that it can log in at
+	// once from anywhere. A source locked out for failing across many client
+	// ids (password spraying) stays locked. Clearing an id with nothing to
+	// clear succeeds and clears nothing. Audited. Admins only.
+	ClearLoginLockout(context.Context, *v1.ClearLoginLockoutRequest) (*v1.ClearLoginLockoutResponse, error)
 }
 
 // NewAdminServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -133,12 +165,21 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminServiceClearLoginLockoutHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceClearLoginLockoutProcedure,
+		svc.ClearLoginLockout,
+		connect.WithSchema(adminServiceMethods.ByName("ClearLoginLockout")),
+		connect.WithIdempotency(connect.IdempotencyIdempotent),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/remit.gateway.v1.AdminService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AdminServiceUpdateBalanceProcedure:
 			adminServiceUpdateBalanceHandler.ServeHTTP(w, r)
 		case AdminServiceListBanksProcedure:
 			adminServiceListBanksHandler.ServeHTTP(w, r)
+		case AdminServiceClearLoginLockoutProcedure:
+			adminServiceClearLoginLockoutHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -154,4 +195,8 @@ func (UnimplementedAdminServiceHandler) UpdateBalance(context.Context, *v1.Updat
 
 func (UnimplementedAdminServiceHandler) ListBanks(context.Context, *v1.ListBanksRequest) (*v1.ListBanksResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("remit.gateway.v1.AdminService.ListBanks is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) ClearLoginLockout(context.Context, *v1.ClearLoginLockoutRequest) (*v1.ClearLoginLockoutResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("remit.gateway.v1.AdminService.ClearLoginLockout is not implemented"))
 }

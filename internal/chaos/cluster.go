@@ -1,0 +1,238 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/remitpay/remit/internal/devnet"
+)
+
+// process is one server of the network: the gateway or a bank, run from
+// the remit binary as a child with its own data directory, logging to a
+// file that every restart appends to.
+type process struct {
+	name, config, logFile string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// cluster is the network under test: its layout, its processes and the
+// fault proxies in front of the gateway (for clients) and of every bank
+// (for the gateway).
+type cluster struct {
+	exe    string
+	layout devnet.Layout
+	procs  map[string]*process
+	// clientProxy is what clients dial instead of the gateway; bankProxy
+	// is what the gateway dials for each bank (the URL the bank
+	// registers).
+	clientProxy *Proxy
+	bankProxy   map[string]*Proxy
+	gatewayURL  string
+	// diskDir is the bank whose data directory is a small tmpfs, and
+	// diskNote why there is none.
+	diskBank, diskNote string
+}
+
+// listenLine and urlLine are the lines of a bank config that name its own
+// address and the URL it registers with the gateway.
+var (
+	listenLine = regexp.MustCompile(`(?m)^listen: (\S+)$`)
+	urlLine    = regexp.MustCompile(`(?m)^url: https://(\S+)$`)
+)
+
+// newCluster initialises a network with customers customers in dir and
+// puts a proxy in front of every server. Nothing runs yet.
+func newCluster(ctx context.Context, exe, dir string, customers int, diskBank string) (_ *cluster, err error) {
+	base, err := devnet.FreeBasePort(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l, err := devnet.InitWith(ctx, io.Discard, dir, devnet.InitConfig{BasePort: base, Customers: customers})
+	if err != nil {
+		return nil, err
+	}
+	c := &cluster{exe: exe, layout: l, procs: map[string]*process{}, bankProxy: map[string]*Proxy{}}
+	defer func() {
+		if err != nil {
+			c.closeProxies()
+		}
+	}()
+	gw := net.JoinHostPort("127.0.0.1", strconv.Itoa(base))
+	if c.clientProxy, err = NewProxy(gw); err != nil {
+		return nil, err
+	}
+	c.gatewayURL = "https://" + c.clientProxy.Addr()
+	c.procs["gateway"] = &process{name: "gateway", config: l.GatewayConfig(), logFile: filepath.Join(dir, "gateway.log")}
+	for _, b := range devnet.Banks() {
+		path := l.BankConfig(b)
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		m := listenLine.FindSubmatch(raw)
+		if m == nil || !urlLine.Match(raw) {
+			return nil, fmt.Errorf("%s: no listen or url line", path)
+		}
+		p, err := NewProxy(string(m[1]))
+		if err != nil {
+			return nil, err
+		}
+		c.bankProxy[b] = p
+		// The bank registers the proxy's address: the gateway reaches it
+		// only through the proxy. Its certificate names 127.0.0.1, which
+		// the proxy's address is too.
+		raw = urlLine.ReplaceAll(raw, []byte("url: https://"+p.Addr()))
+		if err := os.WriteFile(path, raw, 0o600); err != nil {
+			return nil, err
+		}
+		c.procs[b] = &process{name: b, config: path, logFile: filepath.Join(dir, b+".log")}
+	}
+	if diskBank != "" {
+		c.diskNote = mountSmallDisk(filepath.Join(l.DataDir(), diskBank))
+		if c.diskNote == "" {
+			c.diskBank = diskBank
+		}
+	}
+	return c, nil
+}
+
+// diskSize is the size of the tmpfs a bank's data directory lives on for
+// the disk-full fault: room for its ledger, not for much more.
+const diskSize = "48m"
+
+func (c *cluster) unmountDisk() error {
+	if c.diskBank == "" {
+		return nil
+	}
+	return unmount(filepath.Join(c.layout.DataDir(), c.diskBank))
+}
+
+func (c *cluster) closeProxies() {
+	if c.clientProxy != nil {
+		_ = c.clientProxy.Close()
+	}
+	for _, p := range c.bankProxy {
+		_ = p.Close()
+	}
+}
+
+// start starts p; it is not yet ready when start returns.
+func (c *cluster) start(name string) error {
+	p := c.procs[name]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil {
+		return fmt.Errorf("%s is already running", name)
+	}
+	logs, err := os.OpenFile(p.logFile, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	role := "bank"
+	if name == "gateway" {
+		role = "gateway"
+	}
+	cmd := exec.Command(c.exe, "--log-format", "json", role, "--config", p.config) //nolint:gosec // G204: our own binary and config
+	cmd.Stdout, cmd.Stderr = logs, logs
+	cmd.SysProcAttr = childSysProcAttr()
+	if err := cmd.Start(); err != nil {
+		return errors.Join(err, logs.Close())
+	}
+	p.cmd, p.done = cmd, make(chan struct{})
+	go func() {
+		err := cmd.Wait()
+		_ = logs.Close()
+		p.mu.Lock()
+		p.err = err
+		p.mu.Unlock()
+		close(p.done)
+	}()
+	return nil
+}
+
+// running returns p's command and its done channel, or nil.
+func (p *process) running() (*exec.Cmd, chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cmd, p.done
+}
+
+// signal sends sig to name, which must be running.
+func (c *cluster) signal(name string, sig syscall.Signal) error {
+	cmd, _ := c.procs[name].running()
+	if cmd == nil {
+		return fmt.Errorf("%s is not running", name)
+	}
+	return cmd.Process.Signal(sig)
+}
+
+// kill sends SIGKILL to name and waits until it is gone.
+func (c *cluster) kill(name string) error {
+	return c.stop(name, syscall.SIGKILL, 10*time.Second)
+}
+
+// stop sends sig (SIGCONT first, so a paused process can act on it) and
+// waits up to grace, then kills.
+func (c *cluster) stop(name string, sig syscall.Signal, grace time.Duration) error {
+	p := c.procs[name]
+	cmd, done := p.running()
+	if cmd == nil {
+		return nil
+	}
+	_ = cmd.Process.Signal(syscall.SIGCONT)
+	_ = cmd.Process.Signal(sig)
+	select {
+	case <-done:
+	case <-time.After(grace):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+	p.mu.Lock()
+	p.cmd, p.done = nil, nil
+	p.mu.Unlock()
+	return nil
+}
+
+// exited lists the processes that died on their own.
+func (c *cluster) exited() []string {
+	var out []string
+	for name, p := range c.procs {
+		_, done := p.running()
+		if done == nil {
+			continue
+		}
+		select {
+		case <-done:
+			out = append(out, fmt.Sprintf("%s (%v)", name, p.err))
+		default:
+		}
+	}
+	return out
+}
+
+// shutdown stops everything gracefully (SIGTERM), closes the proxies and
+// unmounts the small disk.
+func (c *cluster) shutdown() error {
+	var wg sync.WaitGroup
+	for name := range c.procs {
+		wg.Go(func() { _ = c.stop(name, syscall.SIGTERM, 15*time.Second) })
+	}
+	wg.Wait()
+	c.closeProxies()
+	return c.unmountDisk()
+}

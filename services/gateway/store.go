@@ -529,6 +529,40 @@ func (s *Store) PendingAdjustments(ctx context.Context) ([]string, error) {
 	return ids(s.rdb.QueryContext(ctx, `SELECT transaction_id FROM transactions WHERE kind = 'adjustment' AND status = 'processing' ORDER BY rowid`))
 }
 
+// bankItem is one bank call the re-driver owes: transaction ID at Bank.
+type bankItem struct{ ID, Bank string }
+
+// unackedWork lists, oldest payment first, every (decided payment,
+// participant) pair whose phase two is not acknowledged: what UnackedDecided
+// lists, by bank.
+func (s *Store) unackedWork(ctx context.Context) ([]bankItem, error) {
+	return bankItems(s.rdb.QueryContext(ctx, `SELECT p.transaction_id, p.bank FROM participants p JOIN transactions t USING (transaction_id)
+		WHERE p.acked = 0 AND t.decision IS NOT NULL ORDER BY t.rowid, p.bank`))
+}
+
+// pendingAdjustmentWork lists what PendingAdjustments lists, with each
+// adjustment's bank.
+func (s *Store) pendingAdjustmentWork(ctx context.Context) ([]bankItem, error) {
+	return bankItems(s.rdb.QueryContext(ctx, `SELECT transaction_id, payee_bank FROM transactions
+		WHERE kind = 'adjustment' AND status = 'processing' ORDER BY rowid`))
+}
+
+func bankItems(rows *sql.Rows, err error) ([]bankItem, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []bankItem
+	for rows.Next() {
+		var it bankItem
+		if err := rows.Scan(&it.ID, &it.Bank); err != nil {
+			return nil, err
+		}
+		out = append(out, it)
+	}
+	return out, rows.Err()
+}
+
 // UnackedParticipants lists the banks that have not acknowledged phase two of id.
 func (s *Store) UnackedParticipants(ctx context.Context, id string) ([]string, error) {
 	return ids(s.stmts.Query(ctx, nil, sqlUnackedParticipants, id))

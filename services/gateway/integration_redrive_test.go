@@ -27,7 +27,7 @@ func TestIntegrationRedriverHungBankBacklog(t *testing.T) {
 	bob, admin := n.Login(t, "bob"), n.Login(t, gatewaytest.AdminID)
 
 	releaseC := n.Banks["bank-c"].LockLedger(t)
-	const deposits, amount = 20, 10
+	const deposits, amount = 20, 10 // also the payment's amount
 	var wg sync.WaitGroup
 	errs := make(chan error, deposits)
 	for range deposits {
@@ -50,10 +50,10 @@ func TestIntegrationRedriverHungBankBacklog(t *testing.T) {
 		}
 	}
 
-	decidedWhileCut(t, n, bob, admin, 700, "bank-b")
+	decidedWhileCut(t, n, bob, admin, amount, "bank-b")
 	start := time.Now()
 	n.Banks["bank-b"].Proxy.Restore()
-	waitFunds(t, admin, map[string]funds{"alice": settled(gatewaytest.Opening + 700), "bob": settled(gatewaytest.Opening - 700)})
+	waitFunds(t, admin, map[string]funds{"alice": settled(gatewaytest.Opening + amount), "bob": settled(gatewaytest.Opening - amount)})
 	if took, limit := time.Since(start), 6*timing.CommitCall; took > limit {
 		t.Errorf("phase two at bank-b took %v after it came back while bank-c hung, want under %v", took, limit)
 	}
@@ -62,6 +62,6 @@ func TestIntegrationRedriverHungBankBacklog(t *testing.T) {
 	waitFunds(t, admin, map[string]funds{"carol": settled(gatewaytest.Opening + deposits*amount)})
 	stopBanks(t, n)
 	checkAccounts(t, readBooks(t, n), map[string]int64{
-		"alice": gatewaytest.Opening + 700, "bob": gatewaytest.Opening - 700, "carol": gatewaytest.Opening + deposits*amount,
+		"alice": gatewaytest.Opening + amount, "bob": gatewaytest.Opening - amount, "carol": gatewaytest.Opening + deposits*amount,
 	})
 }

@@ -42,6 +42,7 @@ func (b *stuckBank) GetBalance(ctx context.Context, _ string) (Balance, error) {
 // plusBank adds one bank (serving, as far as health checks know) to Banks.
 type plusBank struct {
 	Banks
+
 	name string
 	c    BankClient
 }
@@ -171,7 +172,7 @@ func TestRedriverHungBankDoesNotDelayOthers(t *testing.T) {
 			}
 			time.Sleep(testTiming.Redrive)
 		}
-		if n := stuck.calls.Load(); n > int32(time.Since(start)/c.timing.AdjustCall)+2 {
+		if n := stuck.calls.Load(); int64(n) > int64(time.Since(start)/c.timing.AdjustCall)+2 {
 			t.Errorf("the hung bank was called %d times in %v: more than once per pass", n, time.Since(start))
 		}
 

@@ -30,6 +30,7 @@ const (
 // about read once for every stream.
 type hubEvent struct {
 	Event
+
 	txn *Txn
 }
 
@@ -123,7 +124,7 @@ func (h *watchHub) join(ctx context.Context, p *authz.Principal, acct *Account) 
 			return nil, err
 		}
 		h.cursor, h.started = last, true
-		go h.run()
+		go h.run() //nolint:gosec,contextcheck // G118: the hub outlives the stream that starts it; it ends when the gateway stops
 	}
 	s := &watchSub{p: p, key: key, acct: acct, ch: make(chan hubEvent, h.buffer), resync: make(chan struct{}, 1)}
 	h.subs[s] = struct{}{}
@@ -211,7 +212,7 @@ func (h *watchHub) deliver(ctx context.Context) (int, error) {
 	}
 	txns := map[string]*Txn{}
 	for _, e := range events {
-		if _, read := txns[e.TxID]; read || !(all || watched[e.Account]) {
+		if _, read := txns[e.TxID]; read || (!all && !watched[e.Account]) {
 			continue
 		}
 		t, err := h.store.Get(ctx, e.TxID)

@@ -84,8 +84,12 @@ func newWatchEnv(t *testing.T, buffer int) *watchEnv {
 		// Streams end, then the server, then the hub, then the store.
 		close(stop)
 		srv.Close()
-		if api.hub != nil && api.hub.started {
-			<-api.hub.exited
+		h := api.watchHub()
+		h.mu.Lock()
+		started := h.started
+		h.mu.Unlock()
+		if started {
+			<-h.exited
 		}
 	})
 	return &watchEnv{store: st, api: api, srv: srv}
@@ -162,6 +166,25 @@ func (s *testStream) quiet(t *testing.T, d time.Duration) {
 	case err := <-s.done:
 		t.Fatalf("stream ended: %v", err)
 	case <-time.After(d):
+	}
+}
+
+// waitStreams waits until n streams are registered with the hub.
+func (e *watchEnv) waitStreams(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		h := e.api.watchHub()
+		h.mu.Lock()
+		got := len(h.subs)
+		h.mu.Unlock()
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d streams registered with the hub after 5s, want %d", got, n)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -251,7 +274,7 @@ func TestWatchDeliversOnlyWhereVisible(t *testing.T) {
 	carol := e.open(t, "carol", &gatewayv1.WatchPaymentsRequest{}, nil, false)
 	admin := e.open(t, "admin", &gatewayv1.WatchPaymentsRequest{}, nil, false)
 	adminCarol := e.open(t, "admin", &gatewayv1.WatchPaymentsRequest{Account: &gatewayv1.AccountRef{Bank: "bank-c", AccountId: "carol"}}, nil, false)
-	time.Sleep(100 * time.Millisecond) // let the streams register before the first event; they catch up anyway
+	e.waitStreams(t, 5)
 
 	ab := e.event(t, "alice", "bob", "")
 	wantEvent(t, alice.next(t), ab, "alice")
@@ -315,7 +338,7 @@ func TestWatchFanOutReadsEachEventOnce(t *testing.T) {
 	if limit := int64(2*m + 2); reads > limit {
 		t.Errorf("%d streams and %d events cost %d store reads, want at most %d", len(streams), m, reads, limit)
 	}
-	if n := e.api.hub.resyncs.Load(); n != 0 {
+	if n := e.api.watchHub().resyncs.Load(); n != 0 {
 		t.Errorf("%d streams fell behind with nothing slow", n)
 	}
 }
@@ -331,7 +354,7 @@ func TestWatchSlowStreamResyncs(t *testing.T) {
 	small.HTTP2 = &http.HTTP2Config{MaxReceiveBufferPerStream: 1024}
 	slow := e.open(t, "bob", &gatewayv1.WatchPaymentsRequest{}, small, true)
 	fast := e.open(t, "bob", &gatewayv1.WatchPaymentsRequest{}, nil, false)
-	time.Sleep(100 * time.Millisecond)
+	e.waitStreams(t, 2) // registered with the hub before the events, so the hub, not a catch-up, feeds them
 
 	const m = 40
 	desc := strings.Repeat("x", 1500) // each event larger than the slow window
@@ -342,7 +365,7 @@ func TestWatchSlowStreamResyncs(t *testing.T) {
 	for i := range m {
 		wantEvent(t, fast.next(t), ids[i], "bob")
 	}
-	if n := e.api.hub.resyncs.Load(); n == 0 {
+	if n := e.api.watchHub().resyncs.Load(); n == 0 {
 		t.Fatal("the stream that does not read never fell behind: the test does not test a slow stream")
 	}
 

@@ -109,8 +109,8 @@ func (c *Coordinator) adjustLocked(ctx context.Context, req AdjustRequest, fp st
 	}
 	// Detached from the client: a hang-up must not cut a bank call whose
 	// outcome would then be unknown.
-	out := c.applyAdjustment(context.WithoutCancel(ctx), t)
-	if out == nil || out.Status == StatusProcessing {
+	out, err := c.applyAdjustment(context.WithoutCancel(ctx), t)
+	if err != nil || out.Status == StatusProcessing {
 		// The row is recorded and the re-driver keeps asking the bank, so
 		// the movement may still happen: the caller must retry with the
 		// same id, never a new one.
@@ -119,13 +119,21 @@ func (c *Coordinator) adjustLocked(ctx context.Context, req AdjustRequest, fp st
 	return out, nil
 }
 
+// errNoAnswer is applyAdjustment's error when the bank gave no definitive
+// answer: it was not asked (not registered, or known to be unreachable) or
+// its call failed or timed out. The adjustment stays processing.
+var errNoAnswer = errors.New("no definitive answer from the bank")
+
 // applyAdjustment makes one attempt at the bank call of a processing
-// adjustment and records a definitive answer. It returns nil, or the row still
-// processing, when the bank gave no definitive answer.
-func (c *Coordinator) applyAdjustment(ctx context.Context, t *Txn) *Txn {
+// adjustment and records a definitive answer, which it returns. It returns
+// errNoAnswer when the bank gave none, and the store's error when the answer
+// could not be recorded (the bank applied it once by id; a retry reads it).
+// A bank whose health check fails is not called, as in phase two: the call
+// would only spend Timing.AdjustCall.
+func (c *Coordinator) applyAdjustment(ctx context.Context, t *Txn) (*Txn, error) {
 	client, st := c.banks.Lookup(t.Payee.Bank)
-	if client == nil || st == BankUnknown {
-		return nil
+	if client == nil || st != BankServing {
+		return nil, errNoAnswer
 	}
 	cctx, cancel := context.WithTimeout(ctx, c.timing.AdjustCall)
 	defer cancel()
@@ -136,9 +144,9 @@ func (c *Coordinator) applyAdjustment(ctx context.Context, t *Txn) *Txn {
 		out, err := c.store.FinishAdjustment(ctx, t.ID, StatusSucceeded, Failure{}, bal.Balance, time.Now())
 		if err != nil {
 			c.log.Error("record adjustment", "transaction_id", t.ID, "err", err)
-			return nil
+			return nil, err
 		}
-		return out
+		return out, nil
 	case errors.As(err, &ref):
 		// The adjustment has one account: a refusal is about it.
 		switch ref.Reason {
@@ -155,11 +163,11 @@ func (c *Coordinator) applyAdjustment(ctx context.Context, t *Txn) *Txn {
 		out, err := c.store.FinishAdjustment(ctx, t.ID, StatusFailed, f, 0, time.Now())
 		if err != nil {
 			c.log.Error("record adjustment", "transaction_id", t.ID, "err", err)
-			return nil
+			return nil, err
 		}
-		return out
+		return out, nil
 	default:
 		c.log.Warn("adjustment not answered by bank; will retry", "transaction_id", t.ID, "bank", t.Payee.Bank, "err", err)
-		return nil
+		return nil, errNoAnswer
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -142,9 +143,11 @@ type Coordinator struct {
 	mu       sync.Mutex
 	inflight map[string]chan struct{} // transaction id -> closed when its first run ends
 	driving  map[string]bool          // phase two being driven in-process
-	wake     chan struct{}
-	stopped  bool           // Stop was called: no new background work
-	work     sync.WaitGroup // background work (payment runs, phase-two sends); Add under mu
+	// redriving holds the banks whose re-driver worker is running.
+	redriving map[string]bool
+	wake      chan struct{}
+	stopped   bool           // Stop was called: no new background work
+	work      sync.WaitGroup // background work (payment runs, phase-two sends); Add under mu
 }
 
 // background runs f in a goroutine that Stop waits for, unless Stop was
@@ -200,9 +203,10 @@ func NewCoordinator(st *Store, banks Banks, log *slog.Logger, timing Timing) *Co
 	timing.Redrive = cmp.Or(timing.Redrive, DefaultTiming.Redrive)
 	return &Coordinator{
 		store: st, banks: banks, log: log, timing: timing,
-		inflight: map[string]chan struct{}{},
-		driving:  map[string]bool{},
-		wake:     make(chan struct{}, 1),
+		inflight:  map[string]chan struct{}{},
+		driving:   map[string]bool{},
+		redriving: map[string]bool{},
+		wake:      make(chan struct{}, 1),
 	}
 }
 
@@ -650,17 +654,7 @@ func (c *Coordinator) sendPhase2(ctx context.Context, t *Txn, banks []string, de
 				// on it; the re-driver delivers once it answers again.
 				return
 			}
-			cctx, cancel := context.WithTimeout(ctx, c.timing.CommitCall)
-			defer cancel()
-			if err := client.Commit(cctx, t.ID, t.Decision == DecisionCommit); err != nil {
-				if ref, ok := errors.AsType[*RefusalError](err); ok {
-					// COMMIT refused for an unknown or aborted id: the bank broke
-					// its promise or lost data. Loud, and retried.
-					c.log.Error("PHASE TWO REFUSED BY BANK: ledger inconsistency, needs an operator",
-						"transaction_id", t.ID, "bank", b, "decision", string(t.Decision), "reason", ref.BankReason)
-				} else {
-					c.log.Warn("phase two not acknowledged; will retry", "transaction_id", t.ID, "bank", b, "err", err)
-				}
+			if acked, _ := c.commitAt(ctx, client, b, t); !acked {
 				return
 			}
 			mu.Lock()
@@ -676,6 +670,28 @@ func (c *Coordinator) sendPhase2(ctx context.Context, t *Txn, banks []string, de
 	if err := c.store.AckParticipants(ctx, t.ID, acked); err != nil {
 		c.log.Error("record acknowledgements", "transaction_id", t.ID, "banks", acked, "err", err)
 	}
+}
+
+// commitAt sends t's decision to bank once, within Timing.CommitCall, and
+// reports whether the bank acknowledged it, and whether it answered at all.
+// A refusal is logged loudly (the bank broke its promise or lost data) and a
+// missing answer as a warning; both are retried by the re-driver.
+func (c *Coordinator) commitAt(ctx context.Context, client BankClient, bank string, t *Txn) (acked, answered bool) {
+	cctx, cancel := context.WithTimeout(ctx, c.timing.CommitCall)
+	defer cancel()
+	err := client.Commit(cctx, t.ID, t.Decision == DecisionCommit)
+	if err == nil {
+		return true, true
+	}
+	if ref, ok := errors.AsType[*RefusalError](err); ok {
+		// COMMIT refused for an unknown or aborted id: the bank broke
+		// its promise or lost data. Loud, and retried.
+		c.log.Error("PHASE TWO REFUSED BY BANK: ledger inconsistency, needs an operator",
+			"transaction_id", t.ID, "bank", bank, "decision", string(t.Decision), "reason", ref.BankReason)
+		return false, true
+	}
+	c.log.Warn("phase two not acknowledged; will retry", "transaction_id", t.ID, "bank", bank, "err", err)
+	return false, false
 }
 
 // Recover decides ABORT for every payment left undecided by a previous
@@ -697,12 +713,19 @@ func (c *Coordinator) Recover(ctx context.Context) error {
 }
 
 // Run re-drives phase two for decided payments with unacknowledged
-// participants, and unanswered adjustments, until ctx ends.
+// participants, and unanswered adjustments, until ctx ends. Each pass aborts
+// stale undecided payments itself (that needs only the log) and hands each
+// bank's share of the bank calls to a worker of its own: a bank whose worker
+// of an earlier pass is still busy is left out of the pass, so one slow or
+// hung bank never holds up the others (see "The re-driver" in
+// docs/protocol.md). Run returns once every worker it started has ended.
 func (c *Coordinator) Run(ctx context.Context) {
+	var workers sync.WaitGroup
+	defer workers.Wait()
 	ticker := time.NewTicker(c.timing.Redrive)
 	defer ticker.Stop()
 	for {
-		c.redriveOnce(ctx)
+		c.redrivePass(ctx, &workers)
 		select {
 		case <-ctx.Done():
 			return
@@ -712,14 +735,64 @@ func (c *Coordinator) Run(ctx context.Context) {
 	}
 }
 
-// redriveOnce makes one pass of the re-driver: phase two for decided payments
-// not yet acknowledged, ABORT for stale undecided ones, and the bank call of
-// unanswered adjustments. A step that cannot read the log is logged and the
-// others still run; everything left is retried on the next pass.
+// redriveOnce makes one pass of the re-driver and waits for its workers: ABORT
+// for stale undecided payments, phase two for decided payments not yet
+// acknowledged, and the bank call of unanswered adjustments. A step that
+// cannot read the log is logged and the others still run; everything left is
+// retried on the next pass.
 func (c *Coordinator) redriveOnce(ctx context.Context) {
-	c.redrivePhase2(ctx)
+	var workers sync.WaitGroup
+	c.redrivePass(ctx, &workers)
+	workers.Wait()
+}
+
+// bankWork is one bank's share of a re-driver pass, oldest first.
+type bankWork struct {
+	phase2 []*Txn   // decided payments this bank has not acknowledged
+	adjust []string // ids of unanswered adjustments at this bank
+}
+
+// redrivePass aborts stale payments, lists the pass's bank calls by bank, and
+// starts a worker (counted in workers) for every bank that has work and no
+// worker still running from an earlier pass.
+//
+// Ordering kept: a payment is listed for phase two only once its decision
+// is durable (its row says so); an adjustment is retried only while its row
+// is processing, under its in-flight slot, and the bank applies it once by
+// id whoever asks.
+func (c *Coordinator) redrivePass(ctx context.Context, workers *sync.WaitGroup) {
 	c.abortStale(ctx)
-	c.redriveAdjustments(ctx)
+	work := map[string]*bankWork{}
+	of := func(bank string) *bankWork {
+		w := work[bank]
+		if w == nil {
+			w = &bankWork{}
+			work[bank] = w
+		}
+		return w
+	}
+	c.mu.Lock()
+	busy := maps.Clone(c.redriving)
+	c.mu.Unlock()
+	c.listPhase2(ctx, busy, of)
+	c.listAdjustments(ctx, busy, of)
+	for bank, w := range work {
+		c.mu.Lock()
+		if c.redriving[bank] {
+			c.mu.Unlock()
+			continue
+		}
+		c.redriving[bank] = true
+		c.mu.Unlock()
+		workers.Go(func() {
+			defer func() {
+				c.mu.Lock()
+				delete(c.redriving, bank)
+				c.mu.Unlock()
+			}()
+			c.redriveBank(ctx, bank, w)
+		})
+	}
 }
 
 // loopError logs a store error of the re-driver, unless ctx ended (the
@@ -730,50 +803,123 @@ func (c *Coordinator) loopError(ctx context.Context, msg string, args ...any) {
 	}
 }
 
-func (c *Coordinator) redrivePhase2(ctx context.Context) {
-	ids, err := c.store.UnackedDecided(ctx)
+// listPhase2 adds to each bank's work the decided payments it has not
+// acknowledged, skipping banks in busy and payments being driven in-process.
+// Each payment is read once, whatever the number of its banks.
+func (c *Coordinator) listPhase2(ctx context.Context, busy map[string]bool, of func(string) *bankWork) {
+	items, err := c.store.unackedWork(ctx)
 	if err != nil {
 		c.loopError(ctx, "re-driver: cannot list payments awaiting phase two; retrying next pass", "err", err)
 		return
 	}
-	for _, id := range ids {
-		c.mu.Lock()
-		busy := c.driving[id] || c.inflight[id] != nil
-		c.mu.Unlock()
-		if busy {
+	read := map[string]*Txn{}
+	for _, it := range items {
+		if busy[it.Bank] {
 			continue
 		}
-		t, err := c.store.Get(ctx, id)
-		if err != nil {
-			c.loopError(ctx, "re-driver: cannot read a decided payment; phase two not sent, retrying next pass",
-				"transaction_id", id, "err", err)
-			continue
+		t, seen := read[it.ID]
+		if !seen {
+			read[it.ID] = nil
+			if c.drivingNow(it.ID) {
+				continue
+			}
+			if t, err = c.store.Get(ctx, it.ID); err != nil {
+				c.loopError(ctx, "re-driver: cannot read a decided payment; phase two not sent, retrying next pass",
+					"transaction_id", it.ID, "err", err)
+				continue
+			}
+			read[it.ID] = t
 		}
-		c.drivePhase2(ctx, t, nil, c.timing.CommitCall+time.Second)
+		if t != nil {
+			of(it.Bank).phase2 = append(of(it.Bank).phase2, t)
+		}
 	}
 }
 
-func (c *Coordinator) redriveAdjustments(ctx context.Context) {
-	adj, err := c.store.PendingAdjustments(ctx)
+// drivingNow reports whether phase two of id is being driven in-process (by
+// its payment's own run, or a request holds its in-flight slot).
+func (c *Coordinator) drivingNow(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.driving[id] || c.inflight[id] != nil
+}
+
+// listAdjustments adds to each bank's work its unanswered adjustments,
+// skipping banks in busy.
+func (c *Coordinator) listAdjustments(ctx context.Context, busy map[string]bool, of func(string) *bankWork) {
+	items, err := c.store.pendingAdjustmentWork(ctx)
 	if err != nil {
 		c.loopError(ctx, "re-driver: cannot list unanswered adjustments; retrying next pass", "err", err)
 		return
 	}
-	for _, id := range adj {
-		release, busy := c.acquire(id)
-		if busy != nil {
-			continue // a request is calling the bank for it right now
+	for _, it := range items {
+		if !busy[it.Bank] {
+			of(it.Bank).adjust = append(of(it.Bank).adjust, it.ID)
 		}
-		t, err := c.store.Get(ctx, id)
-		switch {
-		case err != nil:
-			c.loopError(ctx, "re-driver: cannot read an unanswered adjustment; bank not asked, retrying next pass",
-				"transaction_id", id, "err", err)
-		case t.Status == StatusProcessing:
-			c.applyAdjustment(ctx, t)
-		}
-		release()
 	}
+}
+
+// redriveBank makes one pass over one bank's work: phase two first, then
+// adjustments, one call at a time. A bank known to be unreachable (its health
+// check fails) is not called at all; the first call it does not answer ends
+// its pass, so a hung bank costs its own worker one call timeout per pass,
+// not one per item, and nobody else anything. The rest waits for the next
+// pass.
+func (c *Coordinator) redriveBank(ctx context.Context, bank string, w *bankWork) {
+	client, st := c.banks.Lookup(bank)
+	switch {
+	case client == nil || st == BankUnknown:
+		for _, t := range w.phase2 {
+			c.log.Error("phase two: bank not registered; will retry", "transaction_id", t.ID, "bank", bank)
+		}
+		return
+	case st == BankUnreachable:
+		return
+	}
+	for _, t := range w.phase2 {
+		if ctx.Err() != nil || c.drivingNow(t.ID) {
+			continue
+		}
+		acked, answered := c.commitAt(ctx, client, bank, t)
+		if !answered {
+			return
+		}
+		if !acked {
+			continue
+		}
+		if err := c.store.AckParticipants(ctx, t.ID, []string{bank}); err != nil {
+			c.loopError(ctx, "record acknowledgements", "transaction_id", t.ID, "banks", []string{bank}, "err", err)
+		}
+	}
+	for _, id := range w.adjust {
+		if ctx.Err() != nil {
+			return
+		}
+		if !c.redriveAdjustment(ctx, id) {
+			return
+		}
+	}
+}
+
+// redriveAdjustment retries the bank call of one unanswered adjustment under
+// its in-flight slot. It reports false if the bank gave no definitive answer.
+func (c *Coordinator) redriveAdjustment(ctx context.Context, id string) bool {
+	release, busy := c.acquire(id)
+	if busy != nil {
+		return true // a request is calling the bank for it right now
+	}
+	defer release()
+	t, err := c.store.Get(ctx, id)
+	switch {
+	case err != nil:
+		c.loopError(ctx, "re-driver: cannot read an unanswered adjustment; bank not asked, retrying next pass",
+			"transaction_id", id, "err", err)
+		return true
+	case t.Status != StatusProcessing:
+		return true
+	}
+	_, err = c.applyAdjustment(ctx, t)
+	return !errors.Is(err, errNoAnswer)
 }
 
 // abortStale decides ABORT for payments still undecided past their decision

@@ -27,6 +27,11 @@
 //     The acknowledgements are written after MakePayment answers: losing
 //     them in a crash only makes the next start send the decision again,
 //     which a bank answers without applying anything twice.
+//   - One slow or dead bank never delays the re-driver's work for another:
+//     each bank's backlog (phase two, unanswered adjustments) is driven by a
+//     worker of its own, a bank known to be unreachable is not called, and
+//     the first call a bank leaves unanswered ends its pass; stale aborts
+//     need no bank at all.
 //   - A participant that voted TRANSACTION_ID_CONFLICT holds the id for
 //     another transaction: it is recorded as excused when its vote arrives
 //     and is never sent this payment's decision nor told its outcome.

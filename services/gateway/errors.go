@@ -92,6 +92,10 @@ var (
 		"page_token is not one this server issued; pass next_page_token unchanged, or omit it for the first page")
 	errShuttingDown = sentinel(connect.CodeUnavailable, "SHUTTING_DOWN",
 		"the gateway is restarting; reconnect with after_event_id set to the last event id you saw")
+	// errTooManyStreams: the principal holds as many WatchPayments streams
+	// as it may; wrapped with the limit (watchHub.join).
+	errTooManyStreams = sentinel(connect.CodeResourceExhausted, "TOO_MANY_STREAMS",
+		"too many open WatchPayments streams for this client")
 	errNotBank       = sentinel(connect.CodePermissionDenied, "PERMISSION_DENIED", "only banks may call the coordinator")
 	errWrongBankName = sentinel(connect.CodePermissionDenied, "PERMISSION_DENIED",
 		"a bank may only register under the name in its certificate")

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -25,6 +26,13 @@ type paymentAPI struct {
 	// stopping is closed when the gateway starts shutting down, so that
 	// WatchPayments streams end instead of holding up graceful shutdown.
 	stopping <-chan struct{}
+	// maxStreams caps the WatchPayments streams of one principal (zero:
+	// DefaultMaxWatchStreams); watchBuffer is each stream's lag allowance
+	// in events (zero: the default; tests set it small).
+	maxStreams, watchBuffer int
+
+	hubOnce sync.Once
+	hub     *watchHub
 }
 
 // visible reports whether p may see payment t.
@@ -214,6 +222,12 @@ var eventTypes = map[string]gatewayv1.PaymentEventType{
 	"acknowledged": gatewayv1.PaymentEventType_PAYMENT_EVENT_TYPE_ACKNOWLEDGED,
 }
 
+// WatchPayments sends the caller's payment events after after_event_id, then
+// every new one as it happens. A principal holds at most maxStreams streams
+// at once (resource_exhausted TOO_MANY_STREAMS beyond). The stream reads the
+// log itself only to catch up (on opening, and when it fell behind); new
+// events come from the hub, which reads each one once for every stream
+// (watch.go).
 func (a *paymentAPI) WatchPayments(ctx context.Context, req *gatewayv1.WatchPaymentsRequest, stream *connect.ServerStream[gatewayv1.WatchPaymentsResponse]) error {
 	p, err := principal(ctx)
 	if err != nil {
@@ -223,42 +237,79 @@ func (a *paymentAPI) WatchPayments(ctx context.Context, req *gatewayv1.WatchPaym
 	if err != nil {
 		return err
 	}
+	hub := a.watchHub()
+	sub, err := hub.join(ctx, p, acct)
+	if err != nil {
+		return toConnect(err)
+	}
+	defer hub.leave(sub)
 	cursor := req.GetAfterEventId()
+	send := func(e Event, t *Txn) error {
+		if err := stream.Send(&gatewayv1.WatchPaymentsResponse{
+			EventId: e.ID, Type: eventTypes[e.Type], Payment: paymentProto(t),
+			EventTime: ts(e.Time), Account: toRef(e.Account),
+		}); err != nil {
+			return err
+		}
+		cursor = e.ID
+		return nil
+	}
+	// catchUp sends what the log holds after cursor; registered with the
+	// hub first, so that nothing committed meanwhile is missed.
+	catchUp := func() error {
+		for {
+			events, err := a.store.Events(ctx, acct, cursor, catchUpBatch)
+			if err != nil {
+				return toConnect(err)
+			}
+			for _, e := range events {
+				t, err := a.store.Get(ctx, e.TxID)
+				if err != nil {
+					return toConnect(err)
+				}
+				if err := send(e, t); err != nil {
+					return err
+				}
+			}
+			if len(events) < catchUpBatch {
+				return nil
+			}
+		}
+	}
 	// Send the response headers now, so the client's call returns (and it
 	// knows it is subscribed) before the first event exists.
 	if err := stream.Send(nil); err != nil {
 		return err
 	}
+	if err := catchUp(); err != nil {
+		return err
+	}
 	for {
-		// Take the change signal before reading, so an event committed between
-		// the read and the wait still wakes us.
-		changed := a.store.EventsChanged()
-		events, err := a.store.Events(ctx, acct, cursor, 100)
-		if err != nil {
-			return toConnect(err)
-		}
-		for _, e := range events {
-			t, err := a.store.Get(ctx, e.TxID)
-			if err != nil {
-				return toConnect(err)
-			}
-			if err := stream.Send(&gatewayv1.WatchPaymentsResponse{
-				EventId: e.ID, Type: eventTypes[e.Type], Payment: paymentProto(t),
-				EventTime: ts(e.Time), Account: toRef(e.Account),
-			}); err != nil {
-				return err
-			}
-			cursor = e.ID
-		}
-		if len(events) == 100 {
-			continue
-		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-a.stopping:
 			return toConnect(errShuttingDown)
-		case <-changed:
+		case e := <-sub.ch:
+			if e.ID <= cursor {
+				continue // sent by a catch-up already
+			}
+			if err := send(e.Event, e.txn); err != nil {
+				return err
+			}
+		case <-sub.resync:
+			hub.caughtUp(sub)
+			if err := catchUp(); err != nil {
+				return err
+			}
 		}
 	}
+}
+
+// watchHub returns the hub of the API's streams, built on first use.
+func (a *paymentAPI) watchHub() *watchHub {
+	a.hubOnce.Do(func() {
+		a.hub = newWatchHub(a.store, a.maxStreams, a.watchBuffer, a.stopping)
+	})
+	return a.hub
 }

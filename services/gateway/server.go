@@ -63,6 +63,9 @@ type Config struct {
 	TokenTTL time.Duration
 	// RateLimit is the per-principal request rate (default authz's).
 	RateLimit float64
+	// MaxWatchStreams caps the WatchPayments streams one client id holds
+	// open at once (default DefaultMaxWatchStreams).
+	MaxWatchStreams int
 	// StreamRecheck is how often an open WatchPayments stream's token is
 	// verified again (default authz.DefaultStreamRecheck): a revoked or
 	// expired session ends its streams too.
@@ -163,7 +166,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
-	payments := &paymentAPI{store: st, coord: coord, stopping: ctx.Done()}
+	payments := &paymentAPI{store: st, coord: coord, stopping: ctx.Done(), maxStreams: cfg.MaxWatchStreams}
 	admin := &adminAPI{coord: coord, registry: registry, authn: authn}
 	coordinator := &coordinatorAPI{coord: coord, registry: registry, instance: uuid.NewString()}
 	ah := &authAPI{authn: authn}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
@@ -155,6 +156,10 @@ type Store struct {
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced whenever events are appended
+
+	// reads counts Get and Events calls, so that tests can tell how many
+	// reads the fan-out of an event costs.
+	reads atomic.Int64
 }
 
 // OpenStore opens (creating and migrating) the coordinator log at path.
@@ -328,6 +333,7 @@ func (s *Store) getTxn(ctx context.Context, tx *sql.Tx, id string) (*Txn, error)
 
 // Get reads one transaction with its participants.
 func (s *Store) Get(ctx context.Context, id string) (*Txn, error) {
+	s.reads.Add(1)
 	return s.getTxn(ctx, nil, id)
 }
 
@@ -529,6 +535,40 @@ func (s *Store) PendingAdjustments(ctx context.Context) ([]string, error) {
 	return ids(s.rdb.QueryContext(ctx, `SELECT transaction_id FROM transactions WHERE kind = 'adjustment' AND status = 'processing' ORDER BY rowid`))
 }
 
+// bankItem is one bank call the re-driver owes: transaction ID at Bank.
+type bankItem struct{ ID, Bank string }
+
+// unackedWork lists, oldest payment first, every (decided payment,
+// participant) pair whose phase two is not acknowledged: what UnackedDecided
+// lists, by bank.
+func (s *Store) unackedWork(ctx context.Context) ([]bankItem, error) {
+	return bankItems(s.rdb.QueryContext(ctx, `SELECT p.transaction_id, p.bank FROM participants p JOIN transactions t USING (transaction_id)
+		WHERE p.acked = 0 AND t.decision IS NOT NULL ORDER BY t.rowid, p.bank`))
+}
+
+// pendingAdjustmentWork lists what PendingAdjustments lists, with each
+// adjustment's bank.
+func (s *Store) pendingAdjustmentWork(ctx context.Context) ([]bankItem, error) {
+	return bankItems(s.rdb.QueryContext(ctx, `SELECT transaction_id, payee_bank FROM transactions
+		WHERE kind = 'adjustment' AND status = 'processing' ORDER BY rowid`))
+}
+
+func bankItems(rows *sql.Rows, err error) ([]bankItem, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []bankItem
+	for rows.Next() {
+		var it bankItem
+		if err := rows.Scan(&it.ID, &it.Bank); err != nil {
+			return nil, err
+		}
+		out = append(out, it)
+	}
+	return out, rows.Err()
+}
+
 // UnackedParticipants lists the banks that have not acknowledged phase two of id.
 func (s *Store) UnackedParticipants(ctx context.Context, id string) ([]string, error) {
 	return ids(s.stmts.Query(ctx, nil, sqlUnackedParticipants, id))
@@ -640,6 +680,7 @@ func (s *Store) List(ctx context.Context, f ListFilter) ([]*Txn, error) {
 // Events returns up to limit events after afterID, oldest first, for one
 // account or (account nil) for all.
 func (s *Store) Events(ctx context.Context, account *Account, afterID int64, limit int) ([]Event, error) {
+	s.reads.Add(1)
 	q := `SELECT event_id, bank, account_id, type, transaction_id, event_time FROM events WHERE event_id > ?`
 	args := []any{afterID}
 	if account != nil {
@@ -664,6 +705,15 @@ func (s *Store) Events(ctx context.Context, account *Account, afterID int64, lim
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// lastEventID returns the id of the newest event, 0 if there is none.
+func (s *Store) lastEventID(ctx context.Context) (int64, error) {
+	var id int64
+	if err := s.rdb.QueryRowContext(ctx, `SELECT COALESCE(MAX(event_id), 0) FROM events`).Scan(&id); err != nil {
+		return 0, fmt.Errorf("read events: %w", err)
+	}
+	return id, nil
 }
 
 // RegisterBank inserts or refreshes a bank's registry row.

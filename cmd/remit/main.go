@@ -30,6 +30,7 @@ func commands() []*command {
 		initCmd,
 		upCmd,
 		benchCmd,
+		chaosCmd,
 		gatewayCmd,
 		bankCmd,
 		certsCmd,

@@ -115,13 +115,6 @@ func newCluster(ctx context.Context, exe, dir string, customers int, diskBank st
 // the disk-full fault: room for its ledger, not for much more.
 const diskSize = "48m"
 
-func (c *cluster) unmountDisk() error {
-	if c.diskBank == "" {
-		return nil
-	}
-	return unmount(filepath.Join(c.layout.DataDir(), c.diskBank))
-}
-
 func (c *cluster) closeProxies() {
 	if c.clientProxy != nil {
 		_ = c.clientProxy.Close()
@@ -225,14 +218,29 @@ func (c *cluster) exited() []string {
 	return out
 }
 
-// shutdown stops everything gracefully (SIGTERM), closes the proxies and
-// unmounts the small disk.
-func (c *cluster) shutdown() error {
+// shutdown stops every process gracefully (SIGTERM). It may be called
+// more than once.
+func (c *cluster) shutdown() {
 	var wg sync.WaitGroup
 	for name := range c.procs {
 		wg.Go(func() { _ = c.stop(name, syscall.SIGTERM, 15*time.Second) })
 	}
 	wg.Wait()
+}
+
+// close shuts down, closes the proxies and unmounts the small disk; keep
+// copies the small disk's files beside it first, for a run whose network
+// is kept to be looked at.
+func (c *cluster) close(keep bool) error {
+	c.shutdown()
 	c.closeProxies()
-	return c.unmountDisk()
+	if c.diskBank == "" {
+		return nil
+	}
+	dir := filepath.Join(c.layout.DataDir(), c.diskBank)
+	var err error
+	if keep {
+		err = os.CopyFS(dir+".saved", os.DirFS(dir))
+	}
+	return errors.Join(err, unmount(dir))
 }

@@ -1,0 +1,258 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/remitpay/remit/client"
+	"github.com/remitpay/remit/internal/devnet"
+)
+
+// Fault kinds, as reported.
+const (
+	KillGateway   = "kill-gateway"
+	KillBank      = "kill-bank"
+	PauseShort    = "pause"
+	PauseLong     = "pause-past-expiry"
+	PartitionBank = "partition-bank"
+	LatencyBanks  = "latency"
+	ResetBank     = "reset"
+	CutClients    = "cut-clients"
+	DiskFull      = "disk-full"
+)
+
+// Kinds is every fault kind, in the order the report lists them.
+var Kinds = []string{KillGateway, KillBank, PauseShort, PauseLong, PartitionBank, LatencyBanks, ResetBank, CutClients, DiskFull}
+
+// pastExpiry is how long the long faults last: beyond the gateway's
+// decision deadline (10 s) plus the banks' expiry grace (20 s), so that
+// prepared transactions expire at the banks while the fault lasts and
+// their resolvers must ask the gateway.
+const pastExpiry = 35 * time.Second
+
+// FaultRecord is one fault as injected.
+type FaultRecord struct {
+	Kind   string        `json:"kind"`
+	Target string        `json:"target"`
+	Start  time.Duration `json:"start_ns"`
+	Length time.Duration `json:"length_ns"`
+	// Recovery is from healing until a payment through the faulted part
+	// succeeded again (-1: it did not within the bound).
+	Recovery time.Duration `json:"recovery_ns"`
+	Note     string        `json:"note,omitempty"`
+}
+
+// nemesis injects faults on a schedule drawn from rng.
+type nemesis struct {
+	c       *cluster
+	w       *workload
+	rng     *rand.Rand
+	started time.Time
+	off     *offline
+	// skipped says why a kind could not be injected here.
+	skipped map[string]string
+
+	mu     sync.Mutex
+	faults []FaultRecord
+}
+
+func (n *nemesis) done(f FaultRecord) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.faults = append(n.faults, f)
+}
+
+// recorded returns the faults injected so far.
+func (n *nemesis) recorded() []FaultRecord {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.faults)
+}
+
+// schedule returns the kinds to inject: every kind once, in random order
+// (the two long ones together, on two different banks), then random short
+// kinds until the duration is used up.
+func (n *nemesis) schedule() []string {
+	first := []string{KillGateway, KillBank, PauseShort, LatencyBanks, ResetBank, CutClients, DiskFull}
+	n.rng.Shuffle(len(first), func(i, j int) { first[i], first[j] = first[j], first[i] })
+	at := n.rng.IntN(len(first) + 1)
+	return slices.Insert(first, at, PauseLong) // PauseLong brings PartitionBank with it
+}
+
+// run injects faults until ctx ends, always completing the first round.
+func (n *nemesis) run(ctx context.Context, d time.Duration) {
+	end := n.started.Add(d)
+	short := []string{KillGateway, KillBank, PauseShort, LatencyBanks, ResetBank, CutClients, DiskFull}
+	for _, kind := range n.schedule() {
+		n.inject(ctx, kind)
+		sleep(ctx, time.Duration(1000+n.rng.IntN(2000))*time.Millisecond)
+	}
+	for ctx.Err() == nil && time.Now().Before(end) {
+		n.inject(ctx, short[n.rng.IntN(len(short))])
+		sleep(ctx, time.Duration(1000+n.rng.IntN(2000))*time.Millisecond)
+	}
+}
+
+func (n *nemesis) bank() string { return devnet.Banks()[n.rng.IntN(len(devnet.Banks()))] }
+
+// inject runs one fault of kind, heals it, and measures the recovery.
+func (n *nemesis) inject(ctx context.Context, kind string) {
+	if _, ok := n.skipped[kind]; ok {
+		return
+	}
+	start := time.Now()
+	rec := FaultRecord{Kind: kind, Start: start.Sub(n.started)}
+	probeBank := ""
+	var err error
+	switch kind {
+	case KillGateway:
+		rec.Target = "gateway"
+		err = n.restart(ctx, "gateway", time.Duration(500+n.rng.IntN(2000))*time.Millisecond)
+	case KillBank:
+		rec.Target = n.bank()
+		probeBank = rec.Target
+		err = n.restart(ctx, rec.Target, time.Duration(500+n.rng.IntN(2000))*time.Millisecond)
+	case PauseShort:
+		rec.Target = append([]string{"gateway"}, devnet.Banks()...)[n.rng.IntN(1+len(devnet.Banks()))]
+		if rec.Target != "gateway" {
+			probeBank = rec.Target
+		}
+		err = n.pause(ctx, rec.Target, time.Duration(2000+n.rng.IntN(3000))*time.Millisecond)
+	case PauseLong:
+		// One bank paused and another cut off from the gateway, both past
+		// the expiry, at the same time.
+		banks := devnet.Banks()
+		n.rng.Shuffle(len(banks), func(i, j int) { banks[i], banks[j] = banks[j], banks[i] })
+		rec.Target = banks[0]
+		part := FaultRecord{Kind: PartitionBank, Target: banks[1], Start: rec.Start}
+		probeBank = banks[0]
+		if err = n.c.signal(banks[0], syscall.SIGSTOP); err == nil {
+			n.c.bankProxy[banks[1]].Set(Blackhole, 0)
+			sleep(ctx, pastExpiry)
+			n.c.bankProxy[banks[1]].Heal()
+			err = n.c.signal(banks[0], syscall.SIGCONT)
+		}
+		part.Length = time.Since(start)
+		part.Recovery = n.recovery(ctx, banks[1])
+		n.done(part)
+	case LatencyBanks:
+		rec.Target = "every bank link"
+		d := time.Duration(100+n.rng.IntN(200)) * time.Millisecond
+		rec.Note = fmt.Sprintf("%v each way", d)
+		for _, p := range n.c.bankProxy {
+			p.Set(Latency, d)
+		}
+		sleep(ctx, time.Duration(4000+n.rng.IntN(3000))*time.Millisecond)
+		for _, p := range n.c.bankProxy {
+			p.Heal()
+		}
+	case ResetBank:
+		rec.Target = n.bank()
+		probeBank = rec.Target
+		n.c.bankProxy[rec.Target].Set(Reset, 0)
+		sleep(ctx, time.Duration(1000+n.rng.IntN(2000))*time.Millisecond)
+		n.c.bankProxy[rec.Target].Heal()
+	case CutClients:
+		rec.Target = "clients"
+		n.c.clientProxy.Set(Blackhole, 0)
+		n.off.queue(ctx, n.w, n.rng, 3+n.rng.IntN(4))
+		sleep(ctx, time.Duration(3000+n.rng.IntN(3000))*time.Millisecond)
+		n.c.clientProxy.Heal()
+	case DiskFull:
+		rec.Target = n.c.diskBank
+		probeBank = rec.Target
+		var filled int64
+		filled, err = n.fillDisk(ctx, time.Duration(3000+n.rng.IntN(3000))*time.Millisecond)
+		rec.Note = fmt.Sprintf("filled with %d MiB", filled>>20)
+	}
+	rec.Length = time.Since(start)
+	if err != nil {
+		rec.Note = "error: " + err.Error()
+	}
+	rec.Recovery = n.recovery(ctx, probeBank)
+	n.done(rec)
+}
+
+// restart kills name, waits down, and starts it again.
+func (n *nemesis) restart(ctx context.Context, name string, down time.Duration) error {
+	if err := n.c.kill(name); err != nil {
+		return err
+	}
+	sleep(ctx, down)
+	return n.c.start(name)
+}
+
+// pause stops name with SIGSTOP for d, then resumes it.
+func (n *nemesis) pause(ctx context.Context, name string, d time.Duration) error {
+	if err := n.c.signal(name, syscall.SIGSTOP); err != nil {
+		return err
+	}
+	sleep(ctx, d)
+	return n.c.signal(name, syscall.SIGCONT)
+}
+
+// fillDisk fills the small disk of c.diskBank to the last byte, holds it
+// full for d, frees it, and returns how much it wrote.
+func (n *nemesis) fillDisk(ctx context.Context, d time.Duration) (int64, error) {
+	path := filepath.Join(n.c.layout.DataDir(), n.c.diskBank, "chaos-fill")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	chunk := make([]byte, 1<<20)
+	var filled int64
+	for _, size := range []int{1 << 20, 64 << 10, 4 << 10, 512, 1} {
+		for {
+			m, err := f.Write(chunk[:size])
+			filled += int64(m)
+			if err == nil {
+				continue
+			}
+			if !errors.Is(err, syscall.ENOSPC) {
+				_ = f.Close()
+				return filled, errors.Join(err, os.Remove(path))
+			}
+			break
+		}
+	}
+	sleep(ctx, d)
+	return filled, errors.Join(f.Close(), os.Remove(path))
+}
+
+// recovery measures how long until a payment from an account at bank (any
+// bank, if empty) succeeds again, up to a bound. The probe payments are
+// part of the history like any other.
+func (n *nemesis) recovery(ctx context.Context, bank string) time.Duration {
+	const bound = 60 * time.Second
+	start := time.Now()
+	var from, to []customer
+	for _, c := range n.w.custs {
+		if bank == "" || c.account.Bank == bank {
+			from = append(from, c)
+		}
+		to = append(to, c)
+	}
+	for time.Since(start) < bound && ctx.Err() == nil {
+		f := from[n.rng.IntN(len(from))]
+		t := to[n.rng.IntN(len(to))]
+		if f.id == t.id {
+			continue
+		}
+		o := &op{id: client.NewTransactionID(), kind: "payment", payer: f.account, payee: t.account, amount: 1}
+		n.w.h.add(o)
+		n.w.send(ctx, f, o)
+		if o.final() == Succeeded {
+			return time.Since(start)
+		}
+		sleep(ctx, 200*time.Millisecond)
+	}
+	return -1
+}

@@ -1,0 +1,53 @@
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/remitpay/remit/internal/chaos"
+)
+
+// TestChaos runs the Jepsen-style bank test (remit chaos) for a bounded
+// time with every fault kind and requires every check to pass. A failure
+// names the seed; `remit chaos --seed N` replays the schedule.
+func TestChaos(t *testing.T) {
+	skipIfShort(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, remitBin, "chaos", "--duration", "60s", "--json")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	t.Logf("remit chaos progress:\n%s", stderr.String())
+	var rep chaos.Report
+	if jerr := json.Unmarshal(stdout.Bytes(), &rep); jerr != nil {
+		t.Fatalf("remit chaos: %v; no JSON report (%v):\n%s", err, jerr, stdout.String())
+	}
+	var table strings.Builder
+	rep.Print(&table)
+	t.Logf("report:\n%s", table.String())
+	if err != nil || !rep.OK {
+		t.Fatalf("remit chaos found a violation (seed %d, network kept in %s): %v", rep.Seed, rep.Dir, err)
+	}
+	for _, k := range chaos.Kinds {
+		if why, skipped := rep.Skipped[k]; skipped {
+			t.Logf("fault %s skipped here: %s", k, why)
+			continue
+		}
+		if rep.FaultCounts[k] < 1 {
+			t.Errorf("fault %s was never injected: %v", k, rep.FaultCounts)
+		}
+	}
+	if rep.Succeeded == 0 || rep.Declined == 0 || rep.Adjustments == 0 || rep.Outbox == 0 || rep.Reads == 0 {
+		t.Errorf("the workload did not exercise everything: %d succeeded, %d declined, %d adjustments, %d outbox payments, %d reads",
+			rep.Succeeded, rep.Declined, rep.Adjustments, rep.Outbox, rep.Reads)
+	}
+	if len(rep.Checks) < 7 {
+		t.Errorf("%d checks ran, want all 7: %+v", len(rep.Checks), rep.Checks)
+	}
+}

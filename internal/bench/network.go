@@ -151,4 +151,3 @@ func (n *network) staff() (*devnet.Credential, error) {
 }
 
 func hasRole(c devnet.Credential, r authz.Role) bool { return slices.Contains(c.Roles, string(r)) }
-

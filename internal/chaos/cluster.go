@@ -42,7 +42,10 @@ type cluster struct {
 	// registers).
 	clientProxy *Proxy
 	bankProxy   map[string]*Proxy
-	gatewayURL  string
+	// uplink is what each bank dials for the gateway (registration, and
+	// its resolver's questions about expired transactions).
+	uplink     map[string]*Proxy
+	gatewayURL string
 	// diskDir is the bank whose data directory is a small tmpfs, and
 	// diskNote why there is none.
 	diskBank, diskNote string
@@ -53,6 +56,8 @@ type cluster struct {
 var (
 	listenLine = regexp.MustCompile(`(?m)^listen: (\S+)$`)
 	urlLine    = regexp.MustCompile(`(?m)^url: https://(\S+)$`)
+	// gatewayURLLine is the gateway's URL in a bank config.
+	gatewayURLLine = regexp.MustCompile(`(?m)^gateway_url: https://(\S+)$`)
 )
 
 // newCluster initialises a network with customers customers in dir and
@@ -66,7 +71,7 @@ func newCluster(ctx context.Context, exe, dir string, customers int, diskBank st
 	if err != nil {
 		return nil, err
 	}
-	c := &cluster{exe: exe, layout: l, procs: map[string]*process{}, bankProxy: map[string]*Proxy{}}
+	c := &cluster{exe: exe, layout: l, procs: map[string]*process{}, bankProxy: map[string]*Proxy{}, uplink: map[string]*Proxy{}}
 	defer func() {
 		if err != nil {
 			c.closeProxies()
@@ -85,9 +90,15 @@ func newCluster(ctx context.Context, exe, dir string, customers int, diskBank st
 			return nil, err
 		}
 		m := listenLine.FindSubmatch(raw)
-		if m == nil || !urlLine.Match(raw) {
-			return nil, fmt.Errorf("%s: no listen or url line", path)
+		if m == nil || !urlLine.Match(raw) || !gatewayURLLine.Match(raw) {
+			return nil, fmt.Errorf("%s: no listen, url or gateway_url line", path)
 		}
+		up, err := NewProxy(gw)
+		if err != nil {
+			return nil, err
+		}
+		c.uplink[b] = up
+		raw = gatewayURLLine.ReplaceAll(raw, []byte("gateway_url: https://"+up.Addr()))
 		p, err := NewProxy(string(m[1]))
 		if err != nil {
 			return nil, err
@@ -120,6 +131,9 @@ func (c *cluster) closeProxies() {
 		_ = c.clientProxy.Close()
 	}
 	for _, p := range c.bankProxy {
+		_ = p.Close()
+	}
+	for _, p := range c.uplink {
 		_ = p.Close()
 	}
 }

@@ -77,27 +77,38 @@ func (n *nemesis) recorded() []FaultRecord {
 	return slices.Clone(n.faults)
 }
 
-// schedule returns the kinds to inject: every kind once, in random order
-// (the two long ones together, on two different banks), then random short
-// kinds until the duration is used up.
-func (n *nemesis) schedule() []string {
-	first := []string{KillGateway, KillBank, PauseShort, LatencyBanks, ResetBank, CutClients, DiskFull}
-	n.rng.Shuffle(len(first), func(i, j int) { first[i], first[j] = first[j], first[i] })
-	at := n.rng.IntN(len(first) + 1)
-	return slices.Insert(first, at, PauseLong) // PauseLong brings PartitionBank with it
+// shortKinds are the faults that last seconds.
+var shortKinds = []string{KillGateway, KillBank, PauseShort, LatencyBanks, ResetBank, CutClients, DiskFull}
+
+// round returns the short kinds in random order, and with long set the
+// long one too (PauseLong, which brings PartitionBank with it: a bank
+// paused and another cut off, both past the expiry, at once).
+func (n *nemesis) round(long bool) []string {
+	kinds := slices.Clone(shortKinds)
+	n.rng.Shuffle(len(kinds), func(i, j int) { kinds[i], kinds[j] = kinds[j], kinds[i] })
+	if long {
+		kinds = slices.Insert(kinds, n.rng.IntN(len(kinds)+1), PauseLong)
+	}
+	return kinds
 }
 
-// run injects faults until ctx ends, always completing the first round.
+// run injects faults in rounds until d has passed since the start: the
+// first round has every kind and always completes; later rounds have
+// every short kind, in a new order, and stop when the time is up.
 func (n *nemesis) run(ctx context.Context, d time.Duration) {
 	end := n.started.Add(d)
-	short := []string{KillGateway, KillBank, PauseShort, LatencyBanks, ResetBank, CutClients, DiskFull}
-	for _, kind := range n.schedule() {
-		n.inject(ctx, kind)
-		sleep(ctx, time.Duration(1000+n.rng.IntN(2000))*time.Millisecond)
-	}
-	for ctx.Err() == nil && time.Now().Before(end) {
-		n.inject(ctx, short[n.rng.IntN(len(short))])
-		sleep(ctx, time.Duration(1000+n.rng.IntN(2000))*time.Millisecond)
+	sleep(ctx, 2*time.Second) // let the load reach its pace first
+	for i := 0; ctx.Err() == nil; i++ {
+		for _, kind := range n.round(i == 0) {
+			if i > 0 && !time.Now().Before(end) {
+				return
+			}
+			n.inject(ctx, kind)
+			sleep(ctx, time.Duration(500+n.rng.IntN(1000))*time.Millisecond)
+		}
+		if !time.Now().Before(end) {
+			return
+		}
 	}
 }
 
@@ -135,9 +146,13 @@ func (n *nemesis) inject(ctx context.Context, kind string) {
 		part := FaultRecord{Kind: PartitionBank, Target: banks[1], Start: rec.Start}
 		probeBank = banks[0]
 		if err = n.c.signal(banks[0], syscall.SIGSTOP); err == nil {
+			// Both ways: the gateway cannot reach the bank, nor the bank
+			// (its resolver, its registration) the gateway.
 			n.c.bankProxy[banks[1]].Set(Blackhole, 0)
+			n.c.uplink[banks[1]].Set(Blackhole, 0)
 			sleep(ctx, pastExpiry)
 			n.c.bankProxy[banks[1]].Heal()
+			n.c.uplink[banks[1]].Heal()
 			err = n.c.signal(banks[0], syscall.SIGCONT)
 		}
 		part.Length = time.Since(start)
@@ -163,8 +178,11 @@ func (n *nemesis) inject(ctx context.Context, kind string) {
 	case CutClients:
 		rec.Target = "clients"
 		n.c.clientProxy.Set(Blackhole, 0)
-		n.off.queue(ctx, n.w, n.rng, 3+n.rng.IntN(4))
+		var queued sync.WaitGroup
+		qrng := rand.New(rand.NewPCG(n.rng.Uint64(), n.rng.Uint64()))
+		queued.Go(func() { n.off.queue(ctx, n.w, qrng, 2+qrng.IntN(3)) })
 		sleep(ctx, time.Duration(3000+n.rng.IntN(3000))*time.Millisecond)
+		queued.Wait()
 		n.c.clientProxy.Heal()
 	case DiskFull:
 		rec.Target = n.c.diskBank

@@ -158,6 +158,9 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	for _, p := range c.bankProxy {
 		p.Heal()
 	}
+	for _, p := range c.uplink {
+		p.Heal()
+	}
 	rep.Exited = c.exited()
 	for name, p := range c.procs {
 		if cmd, done := p.running(); cmd != nil {

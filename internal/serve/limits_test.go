@@ -1,21 +1,14 @@
 package serve_test
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/tls"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"runtime"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -24,12 +17,12 @@ import (
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/remitpay/remit/internal/authz"
 	"github.com/remitpay/remit/internal/rpcerr"
 	"github.com/remitpay/remit/internal/serve"
+	"github.com/remitpay/remit/internal/serve/servetest"
 )
 
 const (
@@ -41,38 +34,6 @@ const (
 	maxErrorMessage = 200
 )
 
-// bomb returns gzip that inflates to inflated bytes (a multiple of 1 MiB):
-// a valid grpc.health.v1.HealthCheckRequest (and ServerReflectionRequest:
-// field 1 is a string in both) whose name is all 'A'. It is 1 MiB members
-// compressed once and repeated (gzip readers read concatenated members as
-// one stream), about 1 KB per MiB.
-func bomb(inflated int) []byte {
-	member := func(data []byte) []byte {
-		var buf bytes.Buffer
-		zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-		if err != nil {
-			panic(err)
-		}
-		if _, err := zw.Write(data); err != nil {
-			panic(err)
-		}
-		if err := zw.Close(); err != nil {
-			panic(err)
-		}
-		return buf.Bytes()
-	}
-	const chunk = 1 << 20
-	// The tag and a 4-byte length come first.
-	nameLen := uint64(inflated - 5) //nolint:gosec // G115: positive
-	prefix := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.BytesType), nameLen)
-	if len(prefix) != 5 {
-		panic("bomb prefix miscounted")
-	}
-	first := slices.Concat(prefix, bytes.Repeat([]byte("A"), chunk-len(prefix)))
-	rest := member(bytes.Repeat([]byte("A"), chunk))
-	return append(member(first), bytes.Repeat(rest, inflated/chunk-1)...)
-}
-
 var bombs = sync.OnceValue(func() map[string]struct {
 	gzip   []byte
 	margin uint64 // how much the process may allocate refusing it
@@ -83,87 +44,12 @@ var bombs = sync.OnceValue(func() map[string]struct {
 	}{
 		// 100 KB to 100 MiB, as in the review: larger than the limit
 		// even compressed.
-		"100MiB": {bomb(bombInflated), bombHeapMargin},
+		"100MiB": {servetest.Bomb(bombInflated), bombHeapMargin},
 		// 3 KB to 3 MiB: under the limit compressed, so only a bounded
 		// decompression refuses it.
-		"3MiB": {bomb(3 << 20), 2 << 20},
+		"3MiB": {servetest.Bomb(3 << 20), 2 << 20},
 	}
 })
-
-// grpcFrame returns one gRPC/Connect-streaming envelope around payload,
-// flagged compressed.
-func grpcFrame(payload []byte) []byte {
-	frame := make([]byte, 5, 5+len(payload))
-	frame[0] = 1                                                // compressed
-	binary.BigEndian.PutUint32(frame[1:], uint32(len(payload))) //nolint:gosec // G115: the test's payload is ~100 KB
-	return append(frame, payload...)
-}
-
-// rpcFailure is what a raw RPC's response said.
-type rpcFailure struct {
-	code    string
-	message string
-	body    int // response body bytes
-}
-
-// postBomb sends the gzip bomb to procedure with the given protocol and
-// returns how the server answered.
-func postBomb(t *testing.T, s *server, procedure, protocol string, bomb []byte) rpcFailure {
-	t.Helper()
-	var body []byte
-	header := http.Header{}
-	switch protocol {
-	case connect.ProtocolGRPC:
-		body = grpcFrame(bomb)
-		header.Set("Content-Type", "application/grpc")
-		header.Set("Grpc-Encoding", "gzip")
-		header.Set("TE", "trailers")
-	case connect.ProtocolConnect:
-		body = bomb
-		header.Set("Content-Type", "application/proto")
-		header.Set("Content-Encoding", "gzip")
-		header.Set("Connect-Protocol-Version", "1")
-	}
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, s.url+procedure, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header = header
-	res, err := s.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close() //nolint:errcheck // read below; nothing to report
-	data, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := rpcFailure{body: len(data)}
-	if protocol == connect.ProtocolGRPC {
-		status, msg := res.Trailer.Get("Grpc-Status"), res.Trailer.Get("Grpc-Message")
-		if status == "" { // trailers-only response
-			status, msg = res.Header.Get("Grpc-Status"), res.Header.Get("Grpc-Message")
-		}
-		n, err := strconv.ParseUint(status, 10, 32)
-		if err != nil {
-			t.Fatalf("grpc-status %q", status)
-		}
-		if m, err := url.PathUnescape(msg); err == nil {
-			msg = m
-		}
-		f.code, f.message = connect.Code(n).String(), msg
-		return f
-	}
-	var wire struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	}
-	if err := json.Unmarshal(data, &wire); err != nil {
-		t.Fatalf("Connect error body %q: %v", data, err)
-	}
-	f.code, f.message = wire.Code, wire.Message
-	return f
-}
 
 func TestDecompressionBombRefused(t *testing.T) {
 	s := startServer(t, options{bareMount: true})
@@ -186,18 +72,21 @@ func TestDecompressionBombRefused(t *testing.T) {
 				var before, after runtime.MemStats
 				runtime.ReadMemStats(&before)
 				start := time.Now()
-				f := postBomb(t, s, tt.procedure, tt.protocol, b.gzip)
+				a, err := servetest.PostGzip(t.Context(), s.client, s.url, tt.procedure, tt.protocol, b.gzip)
 				elapsed := time.Since(start)
 				runtime.ReadMemStats(&after)
+				if err != nil {
+					t.Fatal(err)
+				}
 
-				if f.code != connect.CodeResourceExhausted.String() {
-					t.Errorf("code = %s (%.200q), want resource_exhausted", f.code, f.message)
+				if a.Code != connect.CodeResourceExhausted {
+					t.Errorf("code = %v (%.200q), want resource_exhausted", a.Code, a.Message)
 				}
-				if len(f.message) > maxErrorMessage || f.body > 1024 {
-					t.Errorf("answer too long: message %d bytes, body %d bytes: %.200q", len(f.message), f.body, f.message)
+				if len(a.Message) > maxErrorMessage || a.BodyBytes > 1024 {
+					t.Errorf("answer too long: message %d bytes, body %d bytes: %.200q", len(a.Message), a.BodyBytes, a.Message)
 				}
-				if strings.Contains(f.message, "AAAA") {
-					t.Errorf("message echoes the request: %.200q", f.message)
+				if strings.Contains(a.Message, "AAAA") {
+					t.Errorf("message echoes the request: %.200q", a.Message)
 				}
 				if grown := after.TotalAlloc - before.TotalAlloc; grown > b.margin {
 					t.Errorf("the process allocated %d KiB refusing a bomb, want < %d KiB", grown>>10, b.margin>>10)
@@ -441,6 +330,14 @@ func TestAnonymousStreamCap(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "2") {
 		t.Errorf("message does not name the limit: %v", err)
+	}
+	// Health never verifies a bearer token, so sending one changes nothing.
+	authed := authedClient(s, connect.WithGRPC())
+	bctx, bcancel := context.WithCancel(t.Context())
+	ev := <-authed.Watch(bctx, &grpchealth.CheckRequest{})
+	bcancel()
+	if rpcerr.Reason(ev.Err) != serve.ReasonTooManyStreams {
+		t.Fatalf("stream with an unverified bearer token: %v, want %s", ev.Err, serve.ReasonTooManyStreams)
 	}
 	// Unary calls are not streams: they still work.
 	if _, err := client.Check(t.Context(), &grpchealth.CheckRequest{}); err != nil {

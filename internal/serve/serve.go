@@ -49,14 +49,23 @@ const (
 // Default* constants so that callers only set what they need and cannot
 // accidentally run without limits.
 //
-// There are intentionally no read or write timeouts by default, and no
-// WriteTimeout field at all: net/http applies them to the whole request or
-// response, which would cut off long-lived streaming RPCs (for example
-// health Watch or reflection). Per-RPC limits come instead from Connect's
-// read max bytes ([HandlerOptions]), from the request body cap
-// (MaxBodyBytes), and from RPC deadlines propagated by clients
+// There are intentionally no whole-request read or write timeouts by
+// default, and no WriteTimeout field at all: net/http applies them to the
+// whole request or response, which would cut off long-lived streaming RPCs
+// (for example health Watch or reflection). Per-RPC limits come instead
+// from Connect's read max bytes ([HandlerOptions], [Mount]), from the
+// request body cap (MaxBodyBytes), from the body deadline of unary RPCs
+// (UnaryBodyTimeout), and from RPC deadlines propagated by clients
 // (Connect-Timeout-Ms / grpc-timeout), which Connect turns into context
 // deadlines.
+//
+// Per source address (an IPv4 address or an IPv6 /64, as
+// authz.SourceOf), [Serve] caps concurrent connections, concurrent
+// anonymous streams and the rate of anonymous health and reflection calls
+// ([SourceLimits]); loopback sources have limits of their own (Loopback),
+// loose by default for development networks and `remit bench`. Each
+// refusal is logged as a Warn line with the source and the limit, at most
+// one line per kind of limit a second.
 type Config struct {
 	// Addr is the TCP address to listen on, e.g. ":8443". Used by Run only.
 	Addr string

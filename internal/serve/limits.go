@@ -290,11 +290,12 @@ func (l *limits) handler(next http.Handler) http.Handler {
 		service, streaming := procedure(r.URL.Path)
 		if !streaming && l.bodyTimeout > 0 && r.Body != nil && r.Body != http.NoBody {
 			// Streams keep their bodies open by design; a unary body must
-			// arrive in time. The deadline is lifted at EOF so that it
-			// cannot cut the response.
+			// arrive in time. The deadline bounds the body only: once it is
+			// read, net/http clears it (HTTP/1 starts its background read
+			// without one; an HTTP/2 stream's ends with the stream).
 			rc := http.NewResponseController(w)
 			if err := rc.SetReadDeadline(time.Now().Add(l.bodyTimeout)); err == nil {
-				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc, limits: l, source: r.RemoteAddr}
+				r.Body = &deadlineBody{ReadCloser: r.Body, limits: l, source: r.RemoteAddr}
 			}
 		}
 		if !anonymous(r, service) {
@@ -333,29 +334,22 @@ func (l *limits) refuse(w http.ResponseWriter, r *http.Request, err *connect.Err
 	_ = l.errors.Write(w, r, err) // the client has gone; nothing to add
 }
 
-// deadlineBody lifts the read deadline once the body has been read whole,
-// and logs the bodies that missed it.
+// deadlineBody logs the bodies that missed their deadline.
 type deadlineBody struct {
 	io.ReadCloser
 
-	rc      *http.ResponseController
-	limits  *limits
-	source  string
-	settled bool
+	limits *limits
+	source string
+	logged bool
 }
 
 func (b *deadlineBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err != nil && !b.settled {
-		b.settled = true
-		switch {
-		case errors.Is(err, io.EOF):
-			_ = b.rc.SetReadDeadline(time.Time{}) // the body is in; nothing left to bound
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			key, _ := b.limits.classOf(b.source)
-			b.limits.log.refused(context.Background(), "request refused: unary body too slow", LimitUnaryBodyTimeout, key,
-				slog.Duration("timeout", b.limits.bodyTimeout))
-		}
+	if err != nil && !b.logged && errors.Is(err, os.ErrDeadlineExceeded) {
+		b.logged = true
+		key, _ := b.limits.classOf(b.source)
+		b.limits.log.refused(context.Background(), "request refused: unary body too slow", LimitUnaryBodyTimeout, key,
+			slog.Duration("timeout", b.limits.bodyTimeout))
 	}
 	return n, err
 }

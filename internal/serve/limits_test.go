@@ -219,7 +219,10 @@ func TestSlowUnaryBodyIsCutOff(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			body := newSlowBody(time.Second)
 			defer body.Close() //nolint:errcheck // never fails
-			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, s.url+checkProcedure, body)
+			// Without the deadline the call would last as long as the body.
+			ctx, cancel := context.WithTimeout(t.Context(), timeout+3*time.Second)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url+checkProcedure, body)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -233,6 +236,9 @@ func TestSlowUnaryBodyIsCutOff(t *testing.T) {
 				if res.StatusCode == http.StatusOK {
 					t.Fatalf("slow body answered %s", res.Status)
 				}
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("the server waited for the slow body until the client gave up: %v", err)
 			}
 			if d := time.Since(start); d > timeout+2*time.Second {
 				t.Fatalf("slow body held the request for %v (deadline %v)", d, timeout)

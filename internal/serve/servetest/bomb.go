@@ -32,7 +32,7 @@ func Bomb(inflated int) []byte {
 		panic("servetest: Bomb wants a whole number of MiB")
 	}
 	// The tag and a 4-byte length come first.
-	nameLen := uint64(inflated - 5) //nolint:gosec // G115: positive
+	nameLen := uint64(inflated - 5)
 	prefix := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.BytesType), nameLen)
 	if len(prefix) != 5 {
 		panic("servetest: bomb prefix miscounted")

@@ -159,10 +159,15 @@ func newLimits(cfg Config) *limits {
 	return l
 }
 
-// classOf returns the source key of a remote address and its limits.
+// classOf returns the source key of a remote address ("host:port") and its
+// limits.
 func (l *limits) classOf(addr string) (string, *class) {
 	key := authz.SourceOf(addr)
-	if ip, err := netip.ParseAddr(key); err == nil && ip.IsLoopback() {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Unmap().IsLoopback() {
 		return key, &l.loopback
 	}
 	return key, &l.remote

@@ -680,8 +680,12 @@ func TestRequestBodyLimit(t *testing.T) {
 }
 
 func TestReadMaxBytes(t *testing.T) {
-	s := startServer(t, options{configure: func(c *serve.Config) { c.MaxBodyBytes = 8 << 20 }})
+	// A handler built with HandlerOptions (not Mount's, which allow less).
+	s := startServer(t, options{checker: paymentChecker{}, configure: func(c *serve.Config) { c.MaxBodyBytes = 8 << 20 }})
 	client := grpchealth.NewClient(s.client, s.url, connect.WithGRPC())
+	if _, err := client.Check(t.Context(), &grpchealth.CheckRequest{Service: strings.Repeat("x", serve.ReadMaxBytes/2)}); err != nil {
+		t.Fatalf("a message under the limit: %v", err)
+	}
 	_, err := client.Check(t.Context(), &grpchealth.CheckRequest{Service: strings.Repeat("x", serve.ReadMaxBytes+1)})
 	if connect.CodeOf(err) != connect.CodeResourceExhausted {
 		t.Fatalf("err = %v, want resource_exhausted", err)

@@ -350,7 +350,7 @@ func TestAnonymousStreamCap(t *testing.T) {
 		t.Fatalf("Check while the streams are full: %v", err)
 	}
 	lines := refusals(t, s, serve.LimitAnonymousStreams)
-	if len(lines) != 1 || lines[0]["source"] != "127.0.0.1" || lines[0]["max"] != float64(limit) || lines[0]["level"] != "WARN" {
+	if len(lines) == 0 || len(lines) > 2 || lines[0]["source"] != "127.0.0.1" || lines[0]["max"] != float64(limit) || lines[0]["level"] != "WARN" {
 		t.Fatalf("refusal lines = %v", lines)
 	}
 
@@ -399,9 +399,10 @@ func TestAnonymousRateLimit(t *testing.T) {
 		t.Fatalf("reflection over the burst: %v", err)
 	}
 	_, _ = stream.Close()
-	// 21 refusals within a second make one line, not 21.
+	// 21 refusals in quick succession make one line (a few on a slow
+	// machine: one a second), not 21.
 	lines := refusals(t, s, serve.LimitAnonymousRate)
-	if len(lines) != 1 || lines[0]["source"] != "127.0.0.1" || lines[0]["burst"] != float64(burst) {
+	if len(lines) == 0 || len(lines) > 3 || lines[0]["source"] != "127.0.0.1" || lines[0]["burst"] != float64(burst) || lines[0]["level"] != "WARN" {
 		t.Fatalf("refusal lines = %v", lines)
 	}
 }

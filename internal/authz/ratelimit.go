@@ -103,3 +103,20 @@ func SourceOf(addr string) string {
 	}
 	return netip.PrefixFrom(ip, 64).Masked().String()
 }
+
+// KeyedLimiter is a set of token buckets, one per key, for callers outside
+// this package that throttle the same way the interceptor does (the
+// servers' anonymous health and reflection endpoints, keyed by [SourceOf]).
+// Idle buckets are dropped as they are here. It is safe for concurrent use.
+type KeyedLimiter struct{ l *limiters }
+
+// NewKeyedLimiter returns a [KeyedLimiter] allowing limit events per second
+// per key, up to burst at once; rate.Inf allows everything.
+func NewKeyedLimiter(limit rate.Limit, burst int) *KeyedLimiter {
+	return &KeyedLimiter{l: newLimiters(limit, burst)}
+}
+
+// Allow takes one token for key at now, or returns how long to wait for one.
+func (k *KeyedLimiter) Allow(key string, now time.Time) (ok bool, retryAfter time.Duration) {
+	return k.l.allow(key, now)
+}

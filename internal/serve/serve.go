@@ -49,14 +49,23 @@ const (
 // Default* constants so that callers only set what they need and cannot
 // accidentally run without limits.
 //
-// There are intentionally no read or write timeouts by default, and no
-// WriteTimeout field at all: net/http applies them to the whole request or
-// response, which would cut off long-lived streaming RPCs (for example
-// health Watch or reflection). Per-RPC limits come instead from Connect's
-// read max bytes ([HandlerOptions]), from the request body cap
-// (MaxBodyBytes), and from RPC deadlines propagated by clients
+// There are intentionally no whole-request read or write timeouts by
+// default, and no WriteTimeout field at all: net/http applies them to the
+// whole request or response, which would cut off long-lived streaming RPCs
+// (for example health Watch or reflection). Per-RPC limits come instead
+// from Connect's read max bytes ([HandlerOptions], [Mount]), from the
+// request body cap (MaxBodyBytes), from the body deadline of unary RPCs
+// (UnaryBodyTimeout), and from RPC deadlines propagated by clients
 // (Connect-Timeout-Ms / grpc-timeout), which Connect turns into context
 // deadlines.
+//
+// Per source address (an IPv4 address or an IPv6 /64, as
+// authz.SourceOf), [Serve] caps concurrent connections, concurrent
+// anonymous streams and the rate of anonymous health and reflection calls
+// ([SourceLimits]); loopback sources have limits of their own (Loopback),
+// loose by default for development networks and `remit bench`. Each
+// refusal is logged as a Warn line with the source and the limit, at most
+// one line per kind of limit a second.
 type Config struct {
 	// Addr is the TCP address to listen on, e.g. ":8443". Used by Run only.
 	Addr string
@@ -88,6 +97,21 @@ type Config struct {
 	// to DefaultMaxBodyBytes. Raise it for client-streaming RPCs that
 	// legitimately send more in total.
 	MaxBodyBytes int64
+
+	// UnaryBodyTimeout bounds how long the request body of a unary RPC may
+	// take to arrive after its headers; defaults to
+	// DefaultUnaryBodyTimeout, negative disables it. Streaming RPCs
+	// (recognised from the procedure's descriptor) are not affected.
+	UnaryBodyTimeout time.Duration
+	// Sources are the per-source limits for remote addresses; zero fields
+	// default to DefaultMaxConnsPerSource, DefaultMaxAnonymousStreams,
+	// DefaultAnonymousRate and DefaultAnonymousBurst.
+	Sources SourceLimits
+	// Loopback are the per-source limits for loopback addresses, where a
+	// development network and `remit bench` open many connections; zero
+	// fields default to DefaultMaxConnsPerLoopback,
+	// DefaultMaxAnonymousStreams and no anonymous rate limit.
+	Loopback SourceLimits
 }
 
 // withDefaults returns a copy of c with zero values replaced by defaults.
@@ -113,6 +137,14 @@ func (c Config) withDefaults() Config {
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	switch {
+	case c.UnaryBodyTimeout == 0:
+		c.UnaryBodyTimeout = DefaultUnaryBodyTimeout
+	case c.UnaryBodyTimeout < 0:
+		c.UnaryBodyTimeout = 0
+	}
+	c.Sources = c.Sources.withDefaults(defaultSourceLimits)
+	c.Loopback = c.Loopback.withDefaults(defaultLoopbackLimits)
 	return c
 }
 
@@ -185,8 +217,13 @@ func Serve(ctx context.Context, ln net.Listener, cfg Config) error {
 	// h2 first: Go's TLS server picks ALPN by server preference.
 	tlsConf.NextProtos = []string{"h2", "http/1.1"}
 
+	// Per-source limits: connections at the listener, the unary body
+	// deadline and the anonymous limits in front of every handler.
+	lim := newLimits(cfg)
+	ln = &listener{Listener: ln, limits: lim}
+
 	srv := &http.Server{
-		Handler:           http.MaxBytesHandler(cfg.Handler, cfg.MaxBodyBytes),
+		Handler:           lim.handler(http.MaxBytesHandler(cfg.Handler, cfg.MaxBodyBytes)),
 		TLSConfig:         tlsConf,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,

@@ -133,6 +133,9 @@ type options struct {
 	checker   grpchealth.Checker // replaces the static checker's handler if set
 	extra     []connect.Interceptor
 	configure func(*serve.Config)
+	// bareMount mounts health and reflection without handler options, as
+	// the gateway and the banks do.
+	bareMount bool
 }
 
 func startServer(t *testing.T, opts options) *server {
@@ -144,9 +147,12 @@ func startServer(t *testing.T, opts options) *server {
 
 	mux := http.NewServeMux()
 	var checker *grpchealth.StaticChecker
-	if opts.checker != nil {
+	switch {
+	case opts.checker != nil:
 		mux.Handle(grpchealth.NewHandler(opts.checker, handlerOpts...))
-	} else {
+	case opts.bareMount:
+		checker = serve.Mount(mux, []string{testService})
+	default:
 		checker = serve.Mount(mux, []string{testService}, handlerOpts...)
 	}
 
@@ -666,7 +672,7 @@ func TestRequestBodyLimit(t *testing.T) {
 		if _, err := client.Check(t.Context(), &grpchealth.CheckRequest{Service: testService}); err != nil {
 			t.Fatalf("%s: small request: %v", p.name, err)
 		}
-		_, err := client.Check(t.Context(), &grpchealth.CheckRequest{Service: strings.Repeat("x", 4096)})
+		_, err := client.Check(t.Context(), &grpchealth.CheckRequest{Service: strings.Repeat("x", serve.MountReadMaxBytes/2)})
 		if connect.CodeOf(err) != connect.CodeResourceExhausted || !strings.Contains(err.Error(), "MaxBytesReader") {
 			t.Fatalf("%s: oversized body: %v, want resource_exhausted from the body limit", p.name, err)
 		}
@@ -674,8 +680,12 @@ func TestRequestBodyLimit(t *testing.T) {
 }
 
 func TestReadMaxBytes(t *testing.T) {
-	s := startServer(t, options{configure: func(c *serve.Config) { c.MaxBodyBytes = 8 << 20 }})
+	// A handler built with HandlerOptions (not Mount's, which allow less).
+	s := startServer(t, options{checker: paymentChecker{}, configure: func(c *serve.Config) { c.MaxBodyBytes = 8 << 20 }})
 	client := grpchealth.NewClient(s.client, s.url, connect.WithGRPC())
+	if _, err := client.Check(t.Context(), &grpchealth.CheckRequest{Service: strings.Repeat("x", serve.ReadMaxBytes/2)}); err != nil {
+		t.Fatalf("a message under the limit: %v", err)
+	}
 	_, err := client.Check(t.Context(), &grpchealth.CheckRequest{Service: strings.Repeat("x", serve.ReadMaxBytes+1)})
 	if connect.CodeOf(err) != connect.CodeResourceExhausted {
 		t.Fatalf("err = %v, want resource_exhausted", err)

@@ -13,15 +13,15 @@ import (
 )
 
 // TestChaos runs the Jepsen-style bank test (remit chaos) for a bounded
-// time (100 s of faults: every kind once, then the short kinds again) and
-// requires every check to pass. A failure
-// names the seed; `remit chaos --seed N` replays the schedule.
+// time (150 s of faults: every kind once, then the short kinds about
+// twice more) and requires every check to pass. A failure names the seed;
+// `remit chaos --seed N` replays the schedule.
 func TestChaos(t *testing.T) {
 	skipIfShort(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, remitBin, "chaos", "--duration", "100s", "--json")
+	cmd := exec.CommandContext(ctx, remitBin, "chaos", "--duration", "150s", "--json")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	t.Logf("remit chaos progress:\n%s", stderr.String())

@@ -88,5 +88,4 @@ func TestPrintedTextIsEscaped(t *testing.T) {
 		t.Errorf("fail = %d", code)
 	}
 	checkPrintable(t, "error", errOut.String())
-
 }

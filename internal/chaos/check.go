@@ -21,11 +21,14 @@ type Check struct {
 	// Violations name the offending transaction ids or accounts, at most
 	// maxViolations of them.
 	Violations []string `json:"violations,omitempty"`
+	// Logs are the servers' log lines that name the offending transaction
+	// ids, "process: line", a few per id.
+	Logs []string `json:"logs,omitempty"`
 }
 
 const maxViolations = 20
 
-func (c *Check) fail(format string, args ...any) {
+func (c *Check) failf(format string, args ...any) {
 	c.OK = false
 	if len(c.Violations) < maxViolations {
 		c.Violations = append(c.Violations, fmt.Sprintf(format, args...))
@@ -69,20 +72,15 @@ func readBooks(ctx context.Context, l devnet.Layout) (*books, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer gw.Close()
-	rows, err := gw.QueryContext(ctx, `SELECT transaction_id, kind, status, direction, payer_bank, payer_account, payee_bank, payee_account, amount FROM transactions`)
-	if err != nil {
-		return nil, err
-	}
-	for rows.Next() {
+	defer func() { _ = gw.Close() }() // read-only
+	err = query(ctx, gw, `SELECT transaction_id, kind, status, direction, payer_bank, payer_account, payee_bank, payee_account, amount FROM transactions`, func(r *sql.Rows) error {
 		var id string
 		var t gatewayTxn
-		if err := rows.Scan(&id, &t.kind, &t.status, &t.direction, &t.payer.Bank, &t.payer.ID, &t.payee.Bank, &t.payee.ID, &t.amount); err != nil {
-			return nil, err
-		}
+		err := r.Scan(&id, &t.kind, &t.status, &t.direction, &t.payer.Bank, &t.payer.ID, &t.payee.Bank, &t.payee.ID, &t.amount)
 		b.txns[strings.ToLower(id)] = t
-	}
-	if err := rows.Err(); err != nil {
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
 	for _, bank := range devnet.Banks() {
@@ -98,7 +96,7 @@ func (b *books) readBank(ctx context.Context, l devnet.Layout, bank string) erro
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }() // read-only
 	b.journal[bank], b.accounts[bank], b.opening[bank], b.prepared[bank] =
 		map[string][]journalEntry{}, map[string][3]int64{}, map[string]int64{}, map[string]string{}
 	err = query(ctx, db, `SELECT account_id, balance, held, incoming FROM accounts`, func(r *sql.Rows) error {
@@ -159,20 +157,14 @@ func settled(ctx context.Context, l devnet.Layout) (bool, string, error) {
 	if err != nil {
 		return false, "", err
 	}
-	defer gw.Close()
+	defer func() { _ = gw.Close() }() // read-only
 	var processing, unacked int
 	if err := gw.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM transactions WHERE status = 'processing'), (SELECT count(*) FROM participants WHERE acked = 0)`).Scan(&processing, &unacked); err != nil {
 		return false, "", err
 	}
 	prepared := 0
 	for _, bank := range devnet.Banks() {
-		db, err := store.OpenSQLiteReader(ctx, filepath.Join(l.DataDir(), bank, "ledger.db"))
-		if err != nil {
-			return false, "", err
-		}
-		var n int
-		err = db.QueryRowContext(ctx, `SELECT count(*) FROM prepared_transactions WHERE state = 'prepared'`).Scan(&n)
-		_ = db.Close()
+		n, err := preparedAt(ctx, l, bank)
 		if err != nil {
 			return false, "", err
 		}
@@ -180,6 +172,19 @@ func settled(ctx context.Context, l devnet.Layout) (bool, string, error) {
 	}
 	state := fmt.Sprintf("%d processing and %d unacknowledged at the gateway, %d prepared at the banks", processing, unacked, prepared)
 	return processing == 0 && unacked == 0 && prepared == 0, state, nil
+}
+
+// preparedAt counts the transactions bank holds prepared, from its live
+// ledger.
+func preparedAt(ctx context.Context, l devnet.Layout, bank string) (int, error) {
+	db, err := store.OpenSQLiteReader(ctx, filepath.Join(l.DataDir(), bank, "ledger.db"))
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = db.Close() }() // read-only
+	var n int
+	err = db.QueryRowContext(ctx, `SELECT count(*) FROM prepared_transactions WHERE state = 'prepared'`).Scan(&n)
+	return n, err
 }
 
 // waitSettled polls settled until it holds or timeout passes.
@@ -230,10 +235,10 @@ func check(b *books, h *history, anomalies []string) []Check {
 			opening += b.opening[bank][acct]
 			total += v[0]
 			if v[0] < 0 || v[1] != 0 || v[2] != 0 {
-				c.fail("%s/%s: balance %d, held %d, incoming %d", bank, acct, v[0], v[1], v[2])
+				c.failf("%s/%s: balance %d, held %d, incoming %d", bank, acct, v[0], v[1], v[2])
 			}
 			if want := b.opening[bank][acct] + sums[acct]; v[0] != want {
-				c.fail("%s/%s: balance %d, its journal says %d", bank, acct, v[0], want)
+				c.failf("%s/%s: balance %d, its journal says %d", bank, acct, v[0], want)
 			}
 		}
 	}
@@ -249,7 +254,7 @@ func check(b *books, h *history, anomalies []string) []Check {
 		_ = id
 	}
 	if total != opening+adjust || adjust != gwAdjust {
-		c.fail("balances sum to %d; opening %d plus adjustments %d (the gateway's: %d) is %d", total, opening, adjust, gwAdjust, opening+adjust)
+		c.failf("balances sum to %d; opening %d plus adjustments %d (the gateway's: %d) is %d", total, opening, adjust, gwAdjust, opening+adjust)
 	}
 	add(c)
 
@@ -270,11 +275,11 @@ func check(b *books, h *history, anomalies []string) []Check {
 		switch t.status {
 		case "succeeded":
 			if debits != 1 || credits != 1 || other != 2 {
-				c.fail("%s SUCCEEDED: %d debits at %s, %d credits at %s, %d entries in all", id, debits, t.payer.Bank, credits, t.payee.Bank, other)
+				c.failf("%s SUCCEEDED: %d debits at %s, %d credits at %s, %d entries in all", id, debits, t.payer.Bank, credits, t.payee.Bank, other)
 			}
 		case "failed":
 			if other != 0 {
-				c.fail("%s FAILED but has %d journal entries", id, other)
+				c.failf("%s FAILED but has %d journal entries", id, other)
 			}
 		}
 	}
@@ -285,7 +290,7 @@ func check(b *books, h *history, anomalies []string) []Check {
 	c = Check{Name: "nothing prepared or undecided; banks agree with the gateway", OK: true}
 	for id, t := range b.txns {
 		if t.status == "processing" {
-			c.fail("%s is still processing at the gateway", id)
+			c.failf("%s is still processing at the gateway", id)
 		}
 	}
 	for bank, ps := range b.prepared {
@@ -293,11 +298,11 @@ func check(b *books, h *history, anomalies []string) []Check {
 			t, known := b.txns[id]
 			switch {
 			case state == "prepared":
-				c.fail("%s is still prepared at %s", id, bank)
+				c.failf("%s is still prepared at %s", id, bank)
 			case state == "committed" && (!known || t.status != "succeeded"):
-				c.fail("%s committed at %s, but the gateway says %q", id, bank, t.status)
+				c.failf("%s committed at %s, but the gateway says %q", id, bank, t.status)
 			case state == "aborted" && known && t.status == "succeeded":
-				c.fail("%s aborted at %s, but the gateway says succeeded", id, bank)
+				c.failf("%s aborted at %s, but the gateway says succeeded", id, bank)
 			}
 		}
 	}
@@ -320,16 +325,16 @@ func check(b *books, h *history, anomalies []string) []Check {
 		final := o.final()
 		for _, told := range o.told {
 			if told != Unknown && told != final {
-				c.fail("%s was told %v", id, o.told)
+				c.failf("%s was told %v", id, o.told)
 				break
 			}
 		}
 		t, ok := b.txns[id]
 		switch {
 		case final == Succeeded && (!ok || t.status != "succeeded"):
-			c.fail("%s: a client was told SUCCEEDED, the gateway's log says %q", id, t.status)
+			c.failf("%s: a client was told SUCCEEDED, the gateway's log says %q", id, t.status)
 		case final == Failed && ok && t.status != "failed":
-			c.fail("%s: a client was told FAILED, the gateway's log says %q", id, t.status)
+			c.failf("%s: a client was told FAILED, the gateway's log says %q", id, t.status)
 		}
 	}
 	add(c)
@@ -346,11 +351,11 @@ func check(b *books, h *history, anomalies []string) []Check {
 		t, ok := b.txns[id]
 		switch {
 		case final == Unknown:
-			c.fail("%s is not final in the outbox: %v", id, o.told)
+			c.failf("%s is not final in the outbox: %v", id, o.told)
 		case final == Succeeded && (!ok || t.status != "succeeded"):
-			c.fail("%s SUCCEEDED in the outbox, %q at the gateway", id, t.status)
+			c.failf("%s SUCCEEDED in the outbox, %q at the gateway", id, t.status)
 		case final == Failed && ok && t.status == "succeeded":
-			c.fail("%s FAILED in the outbox, succeeded at the gateway", id)
+			c.failf("%s FAILED in the outbox, succeeded at the gateway", id)
 		}
 	}
 	h.mu.Unlock()
@@ -358,7 +363,7 @@ func check(b *books, h *history, anomalies []string) []Check {
 
 	c = Check{Name: "no impossible balance read while running", OK: len(anomalies) == 0}
 	for _, a := range anomalies {
-		c.fail("%s", a)
+		c.failf("%s", a)
 	}
 	add(c)
 	return out

@@ -60,7 +60,7 @@ var (
 	gatewayURLLine = regexp.MustCompile(`(?m)^gateway_url: https://(\S+)$`)
 )
 
-// newCluster initialises a network with customers customers in dir and
+// newCluster initialises a network of that many customers in dir and
 // puts a proxy in front of every server. Nothing runs yet.
 func newCluster(ctx context.Context, exe, dir string, customers int, diskBank string) (_ *cluster, err error) {
 	base, err := devnet.FreeBasePort(ctx)
@@ -78,7 +78,7 @@ func newCluster(ctx context.Context, exe, dir string, customers int, diskBank st
 		}
 	}()
 	gw := net.JoinHostPort("127.0.0.1", strconv.Itoa(base))
-	if c.clientProxy, err = NewProxy(gw); err != nil {
+	if c.clientProxy, err = NewProxy(ctx, gw); err != nil {
 		return nil, err
 	}
 	c.gatewayURL = "https://" + c.clientProxy.Addr()
@@ -93,13 +93,13 @@ func newCluster(ctx context.Context, exe, dir string, customers int, diskBank st
 		if m == nil || !urlLine.Match(raw) || !gatewayURLLine.Match(raw) {
 			return nil, fmt.Errorf("%s: no listen, url or gateway_url line", path)
 		}
-		up, err := NewProxy(gw)
+		up, err := NewProxy(ctx, gw)
 		if err != nil {
 			return nil, err
 		}
 		c.uplink[b] = up
 		raw = gatewayURLLine.ReplaceAll(raw, []byte("gateway_url: https://"+up.Addr()))
-		p, err := NewProxy(string(m[1]))
+		p, err := NewProxy(ctx, string(m[1]))
 		if err != nil {
 			return nil, err
 		}
@@ -108,7 +108,7 @@ func newCluster(ctx context.Context, exe, dir string, customers int, diskBank st
 		// only through the proxy. Its certificate names 127.0.0.1, which
 		// the proxy's address is too.
 		raw = urlLine.ReplaceAll(raw, []byte("url: https://"+p.Addr()))
-		if err := os.WriteFile(path, raw, 0o600); err != nil {
+		if err := os.WriteFile(path, raw, 0o600); err != nil { //nolint:gosec // G703: the config init just wrote
 			return nil, err
 		}
 		c.procs[b] = &process{name: b, config: path, logFile: filepath.Join(dir, b+".log")}
@@ -138,8 +138,9 @@ func (c *cluster) closeProxies() {
 	}
 }
 
-// start starts p; it is not yet ready when start returns.
-func (c *cluster) start(name string) error {
+// start starts p; it is not yet ready when start returns. p is killed
+// when ctx ends (a harness stopped with Ctrl-C leaves no server behind).
+func (c *cluster) start(ctx context.Context, name string) error {
 	p := c.procs[name]
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -154,7 +155,7 @@ func (c *cluster) start(name string) error {
 	if name == "gateway" {
 		role = "gateway"
 	}
-	cmd := exec.Command(c.exe, "--log-format", "json", role, "--config", p.config) //nolint:gosec // G204: our own binary and config
+	cmd := exec.CommandContext(ctx, c.exe, "--log-format", "json", role, "--config", p.config) //nolint:gosec // G204: our own binary and config
 	cmd.Stdout, cmd.Stderr = logs, logs
 	cmd.SysProcAttr = childSysProcAttr()
 	if err := cmd.Start(); err != nil {

@@ -27,10 +27,12 @@ const (
 	ResetBank     = "reset"
 	CutClients    = "cut-clients"
 	DiskFull      = "disk-full"
+	OneWay        = "one-way-loss"
+	SlowLinks     = "bandwidth"
 )
 
 // Kinds is every fault kind, in the order the report lists them.
-var Kinds = []string{KillGateway, KillBank, PauseShort, PauseLong, PartitionBank, LatencyBanks, ResetBank, CutClients, DiskFull}
+var Kinds = []string{KillGateway, KillBank, PauseShort, PauseLong, PartitionBank, LatencyBanks, SlowLinks, ResetBank, OneWay, CutClients, DiskFull}
 
 // pastExpiry is how long the long faults last: beyond the gateway's
 // decision deadline (10 s) plus the banks' expiry grace (20 s), so that
@@ -78,7 +80,7 @@ func (n *nemesis) recorded() []FaultRecord {
 }
 
 // shortKinds are the faults that last seconds.
-var shortKinds = []string{KillGateway, KillBank, PauseShort, LatencyBanks, ResetBank, CutClients, DiskFull}
+var shortKinds = []string{KillGateway, KillBank, PauseShort, LatencyBanks, SlowLinks, ResetBank, OneWay, CutClients, DiskFull}
 
 // round returns the short kinds in random order, and with long set the
 // long one too (PauseLong, which brings PartitionBank with it: a bank
@@ -130,6 +132,11 @@ func (n *nemesis) inject(ctx context.Context, kind string) {
 	case KillBank:
 		rec.Target = n.bank()
 		probeBank = rec.Target
+		// Kill it while it holds prepared transactions, if it comes to
+		// hold any within a few seconds.
+		if held := n.waitPrepared(ctx, rec.Target, 3*time.Second); held > 0 {
+			rec.Note = fmt.Sprintf("killed holding %d prepared", held)
+		}
 		err = n.restart(ctx, rec.Target, time.Duration(500+n.rng.IntN(2000))*time.Millisecond)
 	case PauseShort:
 		rec.Target = append([]string{"gateway"}, devnet.Banks()...)[n.rng.IntN(1+len(devnet.Banks()))]
@@ -169,6 +176,25 @@ func (n *nemesis) inject(ctx context.Context, kind string) {
 		for _, p := range n.c.bankProxy {
 			p.Heal()
 		}
+	case SlowLinks:
+		rec.Target = "every bank link"
+		perKiB := time.Duration(30+n.rng.IntN(90)) * time.Millisecond
+		rec.Note = fmt.Sprintf("%.0f KiB/s each way", float64(time.Second)/float64(perKiB))
+		for _, p := range n.c.bankProxy {
+			p.Set(Bandwidth, perKiB)
+		}
+		sleep(ctx, time.Duration(4000+n.rng.IntN(3000))*time.Millisecond)
+		for _, p := range n.c.bankProxy {
+			p.Heal()
+		}
+	case OneWay:
+		rec.Target = n.bank()
+		probeBank = rec.Target
+		f := []Fault{BlackholeUp, BlackholeDown}[n.rng.IntN(2)]
+		rec.Note = "gateway to bank: " + f.String()
+		n.c.bankProxy[rec.Target].Set(f, 0)
+		sleep(ctx, time.Duration(3000+n.rng.IntN(3000))*time.Millisecond)
+		n.c.bankProxy[rec.Target].Heal()
 	case ResetBank:
 		rec.Target = n.bank()
 		probeBank = rec.Target
@@ -179,7 +205,7 @@ func (n *nemesis) inject(ctx context.Context, kind string) {
 		rec.Target = "clients"
 		n.c.clientProxy.Set(Blackhole, 0)
 		var queued sync.WaitGroup
-		qrng := rand.New(rand.NewPCG(n.rng.Uint64(), n.rng.Uint64()))
+		qrng := seeded(n.rng)
 		queued.Go(func() { n.off.queue(ctx, n.w, qrng, 2+qrng.IntN(3)) })
 		sleep(ctx, time.Duration(3000+n.rng.IntN(3000))*time.Millisecond)
 		queued.Wait()
@@ -199,13 +225,27 @@ func (n *nemesis) inject(ctx context.Context, kind string) {
 	n.done(rec)
 }
 
+// waitPrepared polls bank's ledger until it holds a prepared transaction
+// or wait passes, and returns how many it holds.
+func (n *nemesis) waitPrepared(ctx context.Context, bank string, wait time.Duration) int {
+	deadline := time.Now().Add(wait)
+	for ctx.Err() == nil {
+		held, err := preparedAt(ctx, n.c.layout, bank)
+		if (err == nil && held > 0) || time.Now().After(deadline) {
+			return held
+		}
+		sleep(ctx, 20*time.Millisecond)
+	}
+	return 0
+}
+
 // restart kills name, waits down, and starts it again.
 func (n *nemesis) restart(ctx context.Context, name string, down time.Duration) error {
 	if err := n.c.kill(name); err != nil {
 		return err
 	}
 	sleep(ctx, down)
-	return n.c.start(name)
+	return n.c.start(ctx, name)
 }
 
 // pause stops name with SIGSTOP for d, then resumes it.

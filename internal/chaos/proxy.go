@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"context"
 	"net"
 	"sync"
 	"time"
@@ -24,9 +25,12 @@ const (
 	// Blackhole drops everything both ways and keeps connections open:
 	// a network partition, not a refusal.
 	Blackhole
+	// Bandwidth limits each direction of each connection to the proxy's
+	// rate, in bytes per second.
+	Bandwidth
 )
 
-var faultNames = [...]string{"pass", "latency", "reset", "blackhole-up", "blackhole-down", "blackhole"}
+var faultNames = [...]string{"pass", "latency", "reset", "blackhole-up", "blackhole-down", "blackhole", "bandwidth"}
 
 func (f Fault) String() string { return faultNames[f] }
 
@@ -44,9 +48,11 @@ type Proxy struct {
 	wg    sync.WaitGroup
 }
 
-// NewProxy listens on a free loopback port and forwards to target.
-func NewProxy(target string) (*Proxy, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// NewProxy listens on a free loopback port and forwards to target until
+// Close.
+func NewProxy(ctx context.Context, target string) (*Proxy, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +64,8 @@ func NewProxy(target string) (*Proxy, error) {
 // Addr is the proxy's host:port.
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
-// Set changes the fault; delay is used by Latency. Every fault takes
+// Set changes the fault; delay is used by Latency, and by Bandwidth as
+// the time one KiB takes. Every fault takes
 // effect on open connections too: Reset closes them, the blackholes drop
 // their next bytes.
 func (p *Proxy) Set(f Fault, delay time.Duration) {
@@ -127,7 +134,8 @@ func (p *Proxy) accept() {
 
 func (p *Proxy) serve(in net.Conn) {
 	defer p.untrack(in)
-	out, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+	d := net.Dialer{Timeout: 5 * time.Second}
+	out, err := d.DialContext(context.Background(), "tcp", p.target)
 	if err != nil {
 		return // the client sees the connection close: the target is down
 	}
@@ -159,6 +167,9 @@ func (p *Proxy) pipe(dst, src net.Conn, drop Fault) {
 				continue
 			case Latency:
 				time.Sleep(d)
+			case Bandwidth:
+				time.Sleep(d * time.Duration(n) / 1024)
+			default: // Pass, Reset (closed already), the other direction's blackhole
 			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return

@@ -42,7 +42,7 @@ func roundTrip(conn net.Conn, wait time.Duration) (time.Duration, error) {
 }
 
 func TestProxyFaults(t *testing.T) {
-	p, err := NewProxy(echo(t))
+	p, err := NewProxy(t.Context(), echo(t))
 	if err != nil {
 		t.Fatal(err)
 	}

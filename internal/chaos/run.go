@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -80,7 +83,7 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		cfg.Workers = 8
 	}
 	if cfg.Seed == 0 {
-		cfg.Seed = rand.Uint64()
+		cfg.Seed = rand.Uint64() //nolint:gosec // G404: a seed, printed so a run can be replayed; not a secret
 	}
 	progress := cfg.Progress
 	if progress == nil {
@@ -109,30 +112,30 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		}
 	}()
 	for name := range c.procs {
-		if err := c.start(name); err != nil {
+		if err := c.start(ctx, name); err != nil {
 			return nil, err
 		}
 	}
-	w, off, err := connect(ctx, c, cfg)
+	w, off, err := connect(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	defer off.o.Close()
+	defer func() { _ = off.o.Close() }() // its outcomes are read already
 
 	began := time.Now()
-	master := rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))
-	n := &nemesis{c: c, w: w, rng: rand.New(rand.NewPCG(master.Uint64(), master.Uint64())), started: began, off: off, skipped: map[string]string{}}
+	master := rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)) //nolint:gosec // G404: reproducible from the seed on purpose
+	n := &nemesis{c: c, w: w, rng: seeded(master), started: began, off: off, skipped: map[string]string{}}
 	if c.diskBank == "" {
 		n.skipped[DiskFull] = c.diskNote
 	}
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var load sync.WaitGroup
 	for range cfg.Workers {
-		rng := rand.New(rand.NewPCG(master.Uint64(), master.Uint64()))
+		rng := seeded(master)
 		load.Go(func() { w.payer(loadCtx, rng) })
 	}
 	for _, f := range []func(context.Context, *rand.Rand){w.reader, w.adjuster} {
-		rng := rand.New(rand.NewPCG(master.Uint64(), master.Uint64()))
+		rng := seeded(master)
 		load.Go(func() { f(loadCtx, rng) })
 	}
 	go func() {
@@ -174,7 +177,7 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 				continue
 			}
 		}
-		if err := c.start(name); err != nil {
+		if err := c.start(ctx, name); err != nil {
 			return nil, err
 		}
 	}
@@ -222,22 +225,65 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	rep.Checks = check(b, w.h, anomalies)
 	settle := Check{Name: "everything resolved after healing", OK: settleErr == nil && flushErr == nil}
 	if settleErr != nil {
-		settle.fail("%v", settleErr)
+		settle.failf("%v", settleErr)
 	}
 	if flushErr != nil {
-		settle.fail("outbox flush: %v", flushErr)
+		settle.failf("outbox flush: %v", flushErr)
 	}
 	rep.Checks = append(rep.Checks, settle)
 	rep.OK = true
-	for _, ch := range rep.Checks {
-		rep.OK = rep.OK && ch.OK
+	for i := range rep.Checks {
+		rep.OK = rep.OK && rep.Checks[i].OK
+		rep.Checks[i].Logs = c.linesNaming(rep.Checks[i].Violations)
 	}
 	return rep, nil
 }
 
+var uuidRE = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+
+// linesNaming returns, for the transaction ids named in violations, the
+// first few lines of every server's log that name them.
+func (c *cluster) linesNaming(violations []string) []string {
+	ids := map[string]bool{}
+	for _, v := range violations {
+		for _, id := range uuidRE.FindAllString(strings.ToLower(v), -1) {
+			ids[id] = true
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	const perID, most = 6, 60
+	var out []string
+	names := make([]string, 0, len(c.procs))
+	for name := range c.procs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for id := range ids {
+		for _, name := range names {
+			f, err := os.Open(c.procs[name].logFile)
+			if err != nil {
+				continue
+			}
+			n := 0
+			sc := bufio.NewScanner(f)
+			sc.Buffer(make([]byte, 64<<10), 1<<20)
+			for sc.Scan() && n < perID && len(out) < most {
+				if strings.Contains(strings.ToLower(sc.Text()), id) {
+					out = append(out, name+": "+sc.Text())
+					n++
+				}
+			}
+			_ = f.Close()
+		}
+	}
+	return out
+}
+
 // connect logs every customer, the auditor and the admin in, and opens the
 // outbox of the first customer.
-func connect(ctx context.Context, c *cluster, cfg Config) (*workload, *offline, error) {
+func connect(ctx context.Context, c *cluster) (*workload, *offline, error) {
 	creds, err := devnet.LoadCredentials(c.layout.CredentialsFile())
 	if err != nil {
 		return nil, nil, err
@@ -279,14 +325,13 @@ func connect(ctx context.Context, c *cluster, cfg Config) (*workload, *offline, 
 	return w, &offline{o: o, from: from}, nil
 }
 
-func has(c devnet.Credential, r authz.Role) bool {
-	for _, x := range c.Roles {
-		if x == string(r) {
-			return true
-		}
-	}
-	return false
+// seeded returns a generator seeded from r: every choice of a run follows
+// from its one seed.
+func seeded(r *rand.Rand) *rand.Rand {
+	return rand.New(rand.NewPCG(r.Uint64(), r.Uint64())) //nolint:gosec // G404: reproducible from the seed on purpose
 }
+
+func has(c devnet.Credential, r authz.Role) bool { return slices.Contains(c.Roles, string(r)) }
 
 func recoveryText(d time.Duration) string {
 	if d < 0 {
@@ -329,6 +374,9 @@ func (r *Report) Print(w io.Writer) {
 		fmt.Fprintf(w, "%s %s\n", mark, c.Name)
 		for _, v := range c.Violations {
 			fmt.Fprintf(w, "       %s\n", v)
+		}
+		for _, l := range c.Logs {
+			fmt.Fprintf(w, "         %s\n", l)
 		}
 	}
 	if !r.OK {

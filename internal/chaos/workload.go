@@ -79,7 +79,6 @@ type workload struct {
 	custs   []customer
 	auditor *client.Client
 	admin   *client.Client
-	rng     func() *rand.Rand
 	// sent counts payment sends (replays included).
 	sent atomic.Int64
 }

@@ -161,6 +161,7 @@ func TestInitOutput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	//nolint:dupword // "admin admin": the client and its role, in columns
 	want := "Initialised a local Remit network in " + l.Dir + `:
   gateway.yaml       gateway on 127.0.0.1:9443, metrics on 127.0.0.1:9447
   banks/bank-a.yaml  bank-a on 127.0.0.1:9444, metrics on 127.0.0.1:9448

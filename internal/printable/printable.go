@@ -13,6 +13,7 @@ package printable
 
 import (
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -89,14 +90,7 @@ func Writer(w io.Writer) io.Writer { return &writer{w: w} }
 type writer struct{ w io.Writer }
 
 func (w *writer) Write(p []byte) (int, error) {
-	clean := true
-	for _, c := range p {
-		if controlByte(c) {
-			clean = false
-			break
-		}
-	}
-	if clean {
+	if !slices.ContainsFunc(p, controlByte) {
 		return w.w.Write(p)
 	}
 	out := make([]byte, 0, len(p)+8)

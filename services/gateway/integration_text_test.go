@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
@@ -54,11 +55,11 @@ func violation(err error) string {
 		v, derr := d.Value()
 		if vs, ok := v.(*validate.Violations); ok && derr == nil && len(vs.GetViolations()) > 0 {
 			first := vs.GetViolations()[0]
-			path := ""
+			var path []string
 			for _, e := range first.GetField().GetElements() {
-				path += e.GetFieldName()
+				path = append(path, e.GetFieldName())
 			}
-			return first.GetRuleId() + " " + path
+			return first.GetRuleId() + " " + strings.Join(path, ".")
 		}
 	}
 	return ""

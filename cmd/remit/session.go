@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -22,6 +24,7 @@ import (
 	"github.com/remitpay/remit/client"
 	"github.com/remitpay/remit/client/outbox"
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
+	"github.com/remitpay/remit/internal/printable"
 	"github.com/remitpay/remit/internal/rpcerr"
 )
 
@@ -299,7 +302,7 @@ func printProto(w io.Writer, m proto.Message) error {
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
+	_, err = fmt.Fprintf(w, "%s\n", jsonEscapeUnsafe(b))
 	return err
 }
 
@@ -309,8 +312,32 @@ func printJSON(w io.Writer, v any) error {
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
+	_, err = fmt.Fprintf(w, "%s\n", jsonEscapeUnsafe(b))
 	return err
+}
+
+// jsonEscapeUnsafe rewrites, in the JSON document b, every rune
+// printable.Unsafe keeps from a terminal that the JSON encoders leave raw
+// (C1 controls, DEL, bidirectional formatting characters) as a \uXXXX
+// escape. Such runes can only be inside strings, where the escape means
+// the same rune: the document's value is unchanged, but a terminal that
+// shows it is not driven by it.
+func jsonEscapeUnsafe(b []byte) []byte {
+	unsafe := func(r rune) bool { return r >= 0x7f && printable.Unsafe(r) } // JSON has no raw C0
+	if !bytes.ContainsFunc(b, unsafe) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+16)
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		if unsafe(r) {
+			out = fmt.Appendf(out, `\u%04x`, r)
+		} else {
+			out = append(out, b[:size]...)
+		}
+		b = b[size:]
+	}
+	return out
 }
 
 // rawProto is m as protojson for embedding in a JSON envelope (nil for a

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -15,7 +14,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -302,7 +300,7 @@ func printProto(w io.Writer, m proto.Message) error {
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(w, "%s\n", jsonEscapeUnsafe(b))
+	_, err = fmt.Fprintf(w, "%s\n", printable.JSON(b))
 	return err
 }
 
@@ -312,32 +310,8 @@ func printJSON(w io.Writer, v any) error {
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(w, "%s\n", jsonEscapeUnsafe(b))
+	_, err = fmt.Fprintf(w, "%s\n", printable.JSON(b))
 	return err
-}
-
-// jsonEscapeUnsafe rewrites, in the JSON document b, every rune
-// printable.Unsafe keeps from a terminal that the JSON encoders leave raw
-// (C1 controls, DEL, bidirectional formatting characters) as a \uXXXX
-// escape. Such runes can only be inside strings, where the escape means
-// the same rune: the document's value is unchanged, but a terminal that
-// shows it is not driven by it.
-func jsonEscapeUnsafe(b []byte) []byte {
-	unsafe := func(r rune) bool { return r >= 0x7f && printable.Unsafe(r) } // JSON has no raw C0
-	if !bytes.ContainsFunc(b, unsafe) {
-		return b
-	}
-	out := make([]byte, 0, len(b)+16)
-	for len(b) > 0 {
-		r, size := utf8.DecodeRune(b)
-		if unsafe(r) {
-			out = fmt.Appendf(out, `\u%04x`, r)
-		} else {
-			out = append(out, b[:size]...)
-		}
-		b = b[size:]
-	}
-	return out
 }
 
 // rawProto is m as protojson for embedding in a JSON envelope (nil for a

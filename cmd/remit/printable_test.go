@@ -48,8 +48,14 @@ func TestPayRefusesControlCharacters(t *testing.T) {
 		if code == exitOK || !strings.Contains(out+errOut, "printable text") {
 			t.Errorf("pay --description %q = %d, want a refusal naming the rule:\n%s%s", d, code, out, errOut)
 		}
+		if code == exitQueued || strings.Contains(out+errOut, "QUEUED") {
+			t.Errorf("pay --description %q queued the payment (it can never be sent):\n%s%s", d, out, errOut)
+		}
 		checkPrintable(t, "stdout", out)
 		checkPrintable(t, "stderr", errOut)
+	}
+	if code, out, errOut := remit(t, "", "outbox", "list"); code != exitOK || !strings.Contains(out, "No payment is queued") {
+		t.Errorf("outbox list after refusals = %d, want an empty outbox:\n%s%s", code, out, errOut)
 	}
 	if calls := g.PayCalls(); len(calls) != 0 {
 		t.Errorf("the gateway saw %d payments, want none", len(calls))

@@ -218,8 +218,16 @@ func TestPayValidatesBeforeSending(t *testing.T) {
 		{Payee: client.AccountRef{Bank: "Bank A", ID: "bob"}, Amount: 1, Currency: "usd"},
 		{Payee: bob, Amount: 1, Currency: "usd", TransactionID: "123"},
 		{Payee: bob, Amount: 1, Currency: "usd", Description: strings.Repeat("é", client.MaxDescriptionLen+1)},
+		{Payee: bob, Amount: 1, Currency: "usd", Description: "rent\tmarch"},
+		{Payee: bob, Amount: 1, Currency: "usd", Description: "\u202eevil"},
 	}
 	for _, req := range bad {
+		// Normalize, which the outbox runs before it saves a payment,
+		// refuses what the gateway would: else the payment is queued and
+		// never sent.
+		if _, err := req.Normalize(); !errors.Is(err, client.ErrInvalidRequest) {
+			t.Errorf("Normalize(%+v) = %v, want ErrInvalidRequest", req, err)
+		}
 		if _, err := c.Pay(t.Context(), req); !errors.Is(err, client.ErrInvalidRequest) {
 			t.Errorf("Pay(%+v) = %v, want ErrInvalidRequest", req, err)
 		}

@@ -118,6 +118,9 @@ func (r PaymentRequest) Normalize() (PaymentRequest, error) {
 	if n := len([]rune(r.Description)); n > MaxDescriptionLen {
 		return r, invalid("description is %d characters; at most %d", n, MaxDescriptionLen)
 	}
+	if err := names.Text(r.Description); err != nil {
+		return r, invalid("description %v", err)
+	}
 	return r, nil
 }
 

@@ -473,6 +473,16 @@ func TestPayFlushesOlderPaymentsFirst(t *testing.T) {
 	if _, queued, err := o.Pay(t.Context(), e.c, payment(-1)); queued || !errors.Is(err, client.ErrInvalidRequest) {
 		t.Errorf("Pay(invalid) = %v, %v", queued, err)
 	}
+	// So is a description the gateway refuses (a pasted tab): queued, it
+	// would never be sent, and every later payment would wait behind it.
+	tab := payment(1)
+	tab.Description = "rent\tmarch"
+	if _, queued, err := o.Pay(t.Context(), e.c, tab); queued || !errors.Is(err, client.ErrInvalidRequest) {
+		t.Errorf("Pay(description with a tab) = %v, %v; want ErrInvalidRequest, nothing queued", queued, err)
+	}
+	if n := len(queuedIDs(t, o)); n != 0 {
+		t.Errorf("%d queued, want 0", n)
+	}
 }
 
 func TestOtherClientsPaymentsAreNotSent(t *testing.T) {

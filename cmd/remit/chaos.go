@@ -67,6 +67,12 @@ remit chaos --seed 42 --json`,
 			if err != nil {
 				return err
 			}
+			// Ctrl-C or SIGTERM cancels the run instead of killing the
+			// harness, so that Run's cleanup (stopping the servers,
+			// closing the proxies, unmounting the tmpfs, removing or
+			// naming the directory) still happens.
+			ctx, stop := signalContext(ctx)
+			defer stop()
 			rep, err := chaos.Run(ctx, chaos.Config{
 				Executable: exe, Duration: *duration, Seed: *seed, Customers: *customers, Workers: *workers,
 				Dir: *dir, Progress: e.stderr,

@@ -475,7 +475,7 @@ func flushWatch(ctx context.Context, e *env, s *session, ob *outbox.Outbox) erro
 			msg = fmt.Sprintf("%s queued; %s; retrying with backoff.", plural(rep.Remaining, "payment"), hint)
 		}
 		if msg != last || len(rep.Outcomes) > 0 {
-			fmt.Fprintln(status, msg)
+			fmt.Fprintln(status, shown(msg))
 			last = msg
 		}
 	}

@@ -198,12 +198,12 @@ func runPay(ctx context.Context, e *env, f *clientFlags, req client.PaymentReque
 			fmt.Fprintln(w, "DECLINED. No money moved.")
 		}
 		if msg := ce.Message; msg != "" && msg != reason {
-			fmt.Fprintf(w, "%s.\n", capitalize(msg))
+			fmt.Fprintf(w, "%s.\n", capitalize(shown(msg)))
 		}
 	case ce.Reason == client.ReasonIdempotencyKeyReused:
 		fmt.Fprintf(w, "FAILED: %s.\n", idReused(req.TransactionID, "payment"))
 	default:
-		fmt.Fprintf(w, "FAILED: %s.\n", s.explain(err))
+		fmt.Fprintf(w, "FAILED: %s.\n", shown(s.explain(err)))
 	}
 	fmt.Fprintf(w, "Transaction id: %s\n", req.TransactionID)
 	return &exitError{code: exitFailure}
@@ -213,7 +213,7 @@ func runPay(ctx context.Context, e *env, f *clientFlags, req client.PaymentReque
 // why, and how to send it.
 func printQueued(w io.Writer, s *session, req client.PaymentRequest, qe *outbox.QueuedError) {
 	what := fmt.Sprintf("%s to %s", client.FormatAmount(req.Amount, req.Currency), req.Payee)
-	fmt.Fprintf(w, "QUEUED: %s is saved in the outbox but not sent yet: %s.\n", what, queuedWhy(s, qe))
+	fmt.Fprintf(w, "QUEUED: %s is saved in the outbox but not sent yet: %s.\n", what, shown(queuedWhy(s, qe)))
 	fmt.Fprintf(w, "Transaction id: %s\n", qe.TransactionID)
 	var ce *client.Error
 	if errors.As(qe.Cause, &ce) && ce.Code == connect.CodeUnauthenticated {
@@ -314,7 +314,7 @@ func describeOutcome(out outbox.Outcome) string {
 		if ce, ok := errors.AsType[*client.Error](err); ok {
 			s += ": " + failureLabel(ce)
 			if msg := ce.Message; msg != "" {
-				s += ": " + msg
+				s += ": " + shown(msg)
 			}
 		}
 	}

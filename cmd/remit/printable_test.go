@@ -6,11 +6,13 @@ import (
 	"strings"
 	"testing"
 
+	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/remitpay/remit/client/clienttest"
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
 	"github.com/remitpay/remit/internal/printable"
+	"github.com/remitpay/remit/internal/rpcerr"
 )
 
 // The description from the outside review: it clears the screen, prints
@@ -46,8 +48,14 @@ func TestPayRefusesControlCharacters(t *testing.T) {
 		if code == exitOK || !strings.Contains(out+errOut, "printable text") {
 			t.Errorf("pay --description %q = %d, want a refusal naming the rule:\n%s%s", d, code, out, errOut)
 		}
+		if code == exitQueued || strings.Contains(out+errOut, "QUEUED") {
+			t.Errorf("pay --description %q queued the payment (it can never be sent):\n%s%s", d, out, errOut)
+		}
 		checkPrintable(t, "stdout", out)
 		checkPrintable(t, "stderr", errOut)
+	}
+	if code, out, errOut := remit(t, "", "outbox", "list"); code != exitOK || !strings.Contains(out, "No payment is queued") {
+		t.Errorf("outbox list after refusals = %d, want an empty outbox:\n%s%s", code, out, errOut)
 	}
 	if calls := g.PayCalls(); len(calls) != 0 {
 		t.Errorf("the gateway saw %d payments, want none", len(calls))
@@ -88,4 +96,42 @@ func TestPrintedTextIsEscaped(t *testing.T) {
 		t.Errorf("fail = %d", code)
 	}
 	checkPrintable(t, "error", errOut.String())
+}
+
+// TestDeclineMessageIsEscaped: the message of a decline comes from the
+// gateway (or whatever answered at its URL); pay prints it escaped, on
+// stdout and, with --json, on stderr (which has no backstop).
+func TestDeclineMessageIsEscaped(t *testing.T) {
+	g := clienttest.New(t)
+	clientEnv(t)
+	loginAs(t, g, "alice")
+	g.SetHooks(clienttest.Hooks{Before: func(_ int, txID string) error {
+		return rpcerr.New(connect.CodeFailedPrecondition, "INSUFFICIENT_FUNDS",
+			"declined: too low"+hostileText+"\u009b31m\u202e", map[string]string{"transaction_id": txID})
+	}})
+	for _, args := range [][]string{{"pay", "--to", "bank-b/bob", "--amount", "1"}, {"pay", "--json", "--to", "bank-b/bob", "--amount", "1"}} {
+		code, out, errOut := remit(t, "", args...)
+		if code != exitFailure || !strings.Contains(out+errOut, "DECLINED") {
+			t.Fatalf("%v = %d, want a decline:\n%s%s", args, code, out, errOut)
+		}
+		checkPrintable(t, strings.Join(args, " ")+" stdout", out)
+		checkPrintable(t, strings.Join(args, " ")+" stderr", errOut)
+	}
+}
+
+// TestFlushedOutcomeMessageIsEscaped: outbox flush prints each outcome's
+// message from the gateway escaped.
+func TestFlushedOutcomeMessageIsEscaped(t *testing.T) {
+	g := clienttest.New(t)
+	queueWhileDown(t, g, "1")
+	g.SetHooks(clienttest.Hooks{Before: func(_ int, txID string) error {
+		return rpcerr.New(connect.CodeFailedPrecondition, "INSUFFICIENT_FUNDS",
+			"too low"+hostileText+"\u009b31m\u202e", map[string]string{"transaction_id": txID})
+	}})
+	code, out, errOut := remit(t, "", "outbox", "flush")
+	if !strings.Contains(out+errOut, "DECLINED") {
+		t.Fatalf("flush = %d, want a decline:\n%s%s", code, out, errOut)
+	}
+	checkPrintable(t, "flush stdout", out)
+	checkPrintable(t, "flush stderr", errOut)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/remitpay/remit/client"
 	"github.com/remitpay/remit/client/outbox"
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
+	"github.com/remitpay/remit/internal/printable"
 	"github.com/remitpay/remit/internal/rpcerr"
 )
 
@@ -299,7 +300,7 @@ func printProto(w io.Writer, m proto.Message) error {
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
+	_, err = fmt.Fprintf(w, "%s\n", printable.JSON(b))
 	return err
 }
 
@@ -309,7 +310,7 @@ func printJSON(w io.Writer, v any) error {
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
+	_, err = fmt.Fprintf(w, "%s\n", printable.JSON(b))
 	return err
 }
 

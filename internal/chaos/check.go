@@ -258,28 +258,41 @@ func check(b *books, h *history, anomalies []string) []Check {
 	}
 	add(c)
 
-	// 2. Every payment is applied exactly as its final status says: a
-	// SUCCEEDED one once at the payer's and once at the payee's bank, a
-	// FAILED one nowhere; what clients were told agrees.
+	// 2. Every payment and adjustment is applied exactly as its final
+	// status says: a SUCCEEDED payment once at the payer's and once at
+	// the payee's bank, a SUCCEEDED adjustment once at its account, each
+	// for its amount; a FAILED one nowhere; and no bank applied a
+	// transaction id the gateway has no record of (its prepared record may
+	// be pruned; its journal entries never are).
 	c = Check{Name: "succeeded payments applied once at both banks, failed ones nowhere", OK: true}
 	for id, t := range b.txns {
-		if t.kind != "payment" {
-			continue
-		}
-		debits := entries(b, t.payer.Bank, id, t.payer.ID, "debit")
-		credits := entries(b, t.payee.Bank, id, t.payee.ID, "credit")
 		other := 0
 		for _, es := range b.journal {
 			other += len(es[id])
 		}
-		switch t.status {
-		case "succeeded":
+		switch {
+		case t.kind == "payment" && t.status == "succeeded":
+			debits := entries(b, t.payer.Bank, id, t.payer.ID, "debit", "payment", t.amount)
+			credits := entries(b, t.payee.Bank, id, t.payee.ID, "credit", "payment", t.amount)
 			if debits != 1 || credits != 1 || other != 2 {
-				c.failf("%s SUCCEEDED: %d debits at %s, %d credits at %s, %d entries in all", id, debits, t.payer.Bank, credits, t.payee.Bank, other)
+				c.failf("%s SUCCEEDED: %d debits of %d at %s, %d credits of %d at %s, %d entries in all",
+					id, debits, t.amount, t.payer.Bank, credits, t.amount, t.payee.Bank, other)
 			}
-		case "failed":
+		case t.kind == "adjustment" && t.status == "succeeded":
+			if n := entries(b, t.payee.Bank, id, t.payee.ID, t.direction, "adjustment", t.amount); n != 1 || other != 1 {
+				c.failf("%s adjustment SUCCEEDED: %d %ss of %d at %s/%s, %d entries in all",
+					id, n, t.direction, t.amount, t.payee.Bank, t.payee.ID, other)
+			}
+		case t.status == "failed":
 			if other != 0 {
 				c.failf("%s FAILED but has %d journal entries", id, other)
+			}
+		}
+	}
+	for bank, byID := range b.journal {
+		for id, es := range byID {
+			if _, known := b.txns[id]; !known && len(es) > 0 {
+				c.failf("%s has %d journal entries at %s, but the gateway has no record of it", id, len(es), bank)
 			}
 		}
 	}
@@ -369,11 +382,12 @@ func check(b *books, h *history, anomalies []string) []Check {
 	return out
 }
 
-// entries counts id's journal entries at bank for account and direction.
-func entries(b *books, bank, id, account, direction string) int {
+// entries counts id's journal entries at bank for account, direction and
+// kind of the given amount.
+func entries(b *books, bank, id, account, direction, kind string, amount int64) int {
 	n := 0
 	for _, e := range b.journal[bank][id] {
-		if e.account == account && e.direction == direction && e.kind == "payment" {
+		if e.account == account && e.direction == direction && e.kind == kind && e.amount == amount {
 			n++
 		}
 	}

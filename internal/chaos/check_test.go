@@ -66,6 +66,37 @@ func TestCheckerFindsEachViolation(t *testing.T) {
 			b.journal["bank-a"]["p2"] = []journalEntry{{account: "alice", direction: "debit", kind: "payment", amount: 1000}}
 			return nil
 		}, "applied once"},
+		{"applied for another amount", func(b *books, _ *history) []string {
+			// Conserved (20 out, 20 in), one entry at each bank, each
+			// balance equal to its journal: only the amounts are wrong.
+			b.journal["bank-a"]["p1"][0].amount = 20
+			b.journal["bank-b"]["p1"][0].amount = 20
+			b.accounts["bank-a"]["alice"] = [3]int64{80, 0, 0}
+			b.accounts["bank-b"]["bob"] = [3]int64{125, 0, 0}
+			return nil
+		}, "applied once"},
+		{"adjustment applied twice, another never", func(b *books, _ *history) []string {
+			// The sums of adjustments agree (10 in the journals, 10 at the
+			// gateway) although d1 was applied twice and d2 not at all.
+			b.txns["d2"] = gatewayTxn{kind: "adjustment", status: "succeeded", direction: "credit", payee: b.txns["d1"].payee, amount: 5}
+			b.journal["bank-b"]["d1"] = append(b.journal["bank-b"]["d1"], journalEntry{account: "bob", direction: "credit", kind: "adjustment", amount: 5})
+			b.accounts["bank-b"]["bob"] = [3]int64{120, 0, 0}
+			return nil
+		}, "applied once"},
+		{"failed adjustment applied", func(b *books, _ *history) []string {
+			t := b.txns["d1"]
+			t.status = "failed"
+			b.txns["d1"] = t
+			b.txns["d2"] = gatewayTxn{kind: "adjustment", status: "succeeded", direction: "credit", payee: t.payee, amount: 5}
+			return nil
+		}, "applied once"},
+		{"applied without a gateway record, its prepared record pruned", func(b *books, _ *history) []string {
+			b.journal["bank-a"]["p9"] = []journalEntry{{account: "alice", direction: "debit", kind: "payment", amount: 7}}
+			b.journal["bank-b"]["p9"] = []journalEntry{{account: "bob", direction: "credit", kind: "payment", amount: 7}}
+			b.accounts["bank-a"]["alice"] = [3]int64{83, 0, 0}
+			b.accounts["bank-b"]["bob"] = [3]int64{122, 0, 0}
+			return nil
+		}, "applied once"},
 		{"still prepared", func(b *books, _ *history) []string {
 			b.prepared["bank-b"]["p3"] = "prepared"
 			return nil

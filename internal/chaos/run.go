@@ -154,6 +154,12 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	stopLoad()
 	load.Wait()
 	rep.Duration = time.Since(began)
+	if err := ctx.Err(); err != nil {
+		// Interrupted: nothing to heal, restart or check; the deferred
+		// close stops the servers, unmounts the small disk and keeps the
+		// network for a look.
+		return nil, fmt.Errorf("chaos run interrupted after %v; the network is in %s: %w", rep.Duration.Round(time.Second), dir, err)
+	}
 
 	// Heal everything, restart anything that died on its own, then let
 	// clients resolve what they were not told and wait for the rest.

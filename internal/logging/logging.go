@@ -19,6 +19,8 @@ import (
 
 	"github.com/lmittmann/tint"
 	"github.com/mattn/go-isatty"
+
+	"github.com/remitpay/remit/internal/printable"
 )
 
 // Log formats accepted by [New] and [ParseFormat].
@@ -75,7 +77,10 @@ func New(w io.Writer, format string, level slog.Level) *slog.Logger {
 			NoColor:    !terminal,
 		})})
 	}
-	return slog.New(printableHandler{slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})})
+	// printableHandler escapes strings; JSONWriter also what the JSON
+	// encoder writes of slices, maps and structs, whose strings it leaves
+	// C1 and bidirectional characters in.
+	return slog.New(printableHandler{slog.NewJSONHandler(printable.JSONWriter(w), &slog.HandlerOptions{Level: level})})
 }
 
 // isTerminal reports whether w is a file descriptor attached to a terminal.

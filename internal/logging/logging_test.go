@@ -131,6 +131,8 @@ func TestLinesEscapeWhatClientsSent(t *testing.T) {
 				"err", errors.New(hostile),
 				slog.Group("nested", "inner", hostile),
 				"stringer", stringer(hostile),
+				"slice", []string{hostile},
+				"struct", struct{ S string }{hostile},
 			)
 			out := buf.String()
 			if n := strings.Count(out, "\n"); n != 1 || !strings.HasSuffix(out, "\n") {

@@ -12,6 +12,8 @@
 package printable
 
 import (
+	"bytes"
+	"fmt"
 	"io"
 	"slices"
 	"strconv"
@@ -108,3 +110,42 @@ func (w *writer) Write(p []byte) (int, error) {
 }
 
 func controlByte(c byte) bool { return (c < 0x20 && c != '\n' && c != '\t') || c == 0x7f }
+
+// JSON rewrites, in the JSON document b, every [Unsafe] rune that JSON
+// encoders leave raw (DEL, C1 controls, the line and paragraph separators,
+// bidirectional formatting characters: encoding/json and protojson escape
+// C0 only) as a \uXXXX escape. Outside strings JSON has no such runes, and
+// inside one the escape means the same rune: the document's value is
+// unchanged, but a terminal showing it is not driven by it. b is returned
+// as is when it needs nothing.
+func JSON(b []byte) []byte {
+	if !bytes.ContainsFunc(b, jsonUnsafe) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+16)
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		if jsonUnsafe(r) {
+			out = fmt.Appendf(out, `\u%04x`, r)
+		} else {
+			out = append(out, b[:size]...)
+		}
+		b = b[size:]
+	}
+	return out
+}
+
+func jsonUnsafe(r rune) bool { return r >= 0x7f && Unsafe(r) }
+
+// JSONWriter returns a writer that passes each Write, one or more whole
+// JSON documents, through [JSON].
+func JSONWriter(w io.Writer) io.Writer { return jsonWriter{w} }
+
+type jsonWriter struct{ w io.Writer }
+
+func (w jsonWriter) Write(p []byte) (int, error) {
+	if _, err := w.w.Write(JSON(p)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}

@@ -2,6 +2,8 @@ package printable_test
 
 import (
 	"bytes"
+	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -57,5 +59,31 @@ func TestWriter(t *testing.T) {
 	}
 	if want := "Description\t\\x1b[2Jhi\\x0d\\x07\\x7f\nnext line\n"; buf.String() != want {
 		t.Errorf("wrote %q, want %q", buf.String(), want)
+	}
+}
+
+// TestJSON: a JSON document keeps its value, but no C1 or bidirectional
+// character reaches the screen raw.
+func TestJSON(t *testing.T) {
+	in := map[string]any{"d\u202e": []string{"x\u009b31m\u202ey\u2066 Miete für März 😀", "\u007f"}}
+	raw, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := printable.JSON(raw)
+	for _, r := range string(out) {
+		if printable.Unsafe(r) {
+			t.Errorf("printable.JSON left %U in %s", r, out)
+		}
+	}
+	var back any
+	if err := json.Unmarshal(out, &back); err != nil {
+		t.Fatalf("not JSON any more: %v: %s", err, out)
+	}
+	if !reflect.DeepEqual(back, map[string]any{"d\u202e": []any{"x\u009b31m\u202ey\u2066 Miete für März 😀", "\u007f"}}) {
+		t.Errorf("value changed: %#v", back)
+	}
+	if plain := []byte(`{"a":"Miete für März"}`); !bytes.Equal(printable.JSON(plain), plain) {
+		t.Errorf("a clean document changed")
 	}
 }

@@ -56,6 +56,10 @@ var (
 // outcome only if it carries the gateway's ErrorInfo (domain remit.dev).
 type Gateway interface {
 	Pay(ctx context.Context, req client.PaymentRequest) (*gatewayv1.Payment, error)
+	// Payment returns the payment with this transaction id, for a queued
+	// payment that can no longer be sent as it was queued (see
+	// [Outbox.Flush]).
+	Payment(ctx context.Context, transactionID string) (*gatewayv1.Payment, error)
 	Health(ctx context.Context) error
 }
 

@@ -534,3 +534,7 @@ func (f *fakeGateway) Pay(_ context.Context, req client.PaymentRequest) (*gatewa
 	return &gatewayv1.Payment{TransactionId: req.TransactionID, Amount: req.Amount,
 		Status: gatewayv1.PaymentStatus_PAYMENT_STATUS_SUCCEEDED}, nil
 }
+
+func (f *fakeGateway) Payment(_ context.Context, id string) (*gatewayv1.Payment, error) {
+	return nil, &client.Error{Code: connect.CodeNotFound, Message: "no such payment " + id}
+}

@@ -112,6 +112,9 @@ func (o *Outbox) send(ctx context.Context, gw Gateway, it Item) (Outcome, error)
 	}
 	it.Attempts++
 	p, err := gw.Pay(ctx, it.Request())
+	if errors.Is(err, client.ErrInvalidRequest) {
+		p, err = o.refusedLocally(ctx, gw, it, err)
+	}
 
 	// Record on a detached context: the answer must not be dropped because
 	// the caller is going away. (If the process dies here instead, the next
@@ -133,6 +136,42 @@ func (o *Outbox) send(ctx context.Context, gw Gateway, it Item) (Outcome, error)
 		o.opts.OnOutcome(out)
 	}
 	return out, nil
+}
+
+// stale is how long after its last send a queued payment that the client
+// now refuses to send may be taken as never received when the gateway
+// does not know its id: longer than any send of it could still be on its
+// way (every send carries its deadline, and the gateway refuses a request
+// whose deadline has passed).
+const stale = time.Minute
+
+// refusedLocallyError wraps the client's refusal of a queued payment that
+// the gateway never received: it is final, FAILED.
+type refusedLocallyError struct{ err error }
+
+func (e refusedLocallyError) Error() string { return e.err.Error() }
+func (e refusedLocallyError) Unwrap() error { return e.err }
+
+// refusedLocally handles a queued payment that the client refuses to send
+// (refused, ErrInvalidRequest): the rules changed since it was queued,
+// for example a description an older version accepted and the printable
+// text rule now refuses. An older gateway may have received and applied
+// it under its id, so the gateway is asked for that id: a payment it
+// knows is the outcome; one it does not know, at least [stale] after the
+// last send, was never received and can never be sent again, so it ends
+// FAILED with the client's refusal. Anything else keeps it queued.
+func (o *Outbox) refusedLocally(ctx context.Context, gw Gateway, it Item, refused error) (*gatewayv1.Payment, error) {
+	p, err := gw.Payment(ctx, it.TransactionID)
+	if err == nil {
+		return p, nil
+	}
+	if connect.CodeOf(err) == connect.CodeNotFound && finalAnswer(err) &&
+		(it.LastAttempt.IsZero() || time.Since(it.LastAttempt) > stale) {
+		return nil, refusedLocallyError{refused}
+	}
+	// The gateway's answer is only context here: %v, so that it is
+	// never taken for the payment's outcome.
+	return nil, fmt.Errorf("%w (asking the gateway for its outcome: %v)", refused, err) //nolint:errorlint // see above
 }
 
 // errProcessing stands for a payment the gateway returned without a final
@@ -163,6 +202,11 @@ func (o *Outbox) outcomeOf(it Item, p *gatewayv1.Payment, err error) (Outcome, e
 		default:
 			return out, errProcessing
 		}
+	}
+	if r, ok := errors.AsType[refusedLocallyError](err); ok {
+		out.Status, out.err = StatusFailed, r.err
+		out.Code, out.Reason, out.Message = connect.CodeInvalidArgument.String(), "INVALID_REQUEST", r.err.Error()
+		return out, nil
 	}
 	var e *client.Error
 	if !errors.As(err, &e) {

@@ -205,6 +205,9 @@ var cases = []nameCase{
 	{"text", "left-to-right embedding \u202a", false},
 	{"text", "first strong isolate \u2068", false},
 	{"text", "pop directional isolate \u2069", false},
+	{"text", "left-to-right mark \u200e", false},
+	{"text", "right-to-left mark \u200f", false},
+	{"text", "arabic letter mark \u061c", false},
 }
 
 // TestGoAndProtovalidateAgree checks every case with the Go function and

@@ -24,13 +24,16 @@ import (
 // Unsafe reports whether r must not reach a reader's screen as is: C0 and
 // C1 control characters and DEL (escape sequences, carriage return, bell,
 // backspace, line breaks, tabs), the Unicode line and paragraph separators,
-// and the bidirectional embedding, override and isolate characters. It is
-// the set remit.names.v1.text refuses.
+// and the bidirectional controls (the marks U+061C, U+200E, U+200F and the
+// embeddings, overrides and isolates). It is the set remit.names.v1.text
+// refuses.
 func Unsafe(r rune) bool {
 	switch {
 	case r < 0x20, r >= 0x7f && r <= 0x9f:
 		return true
 	case r == 0x2028, r == 0x2029:
+		return true
+	case r == 0x061c, r == 0x200e, r == 0x200f: // the bidi marks
 		return true
 	case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
 		return true

@@ -23,6 +23,7 @@ func TestString(t *testing.T) {
 		{"c1 csi \u009b2J", `c1 csi \u009b2J`},
 		{"rtl \u202eevil\u202c", `rtl \u202eevil\u202c`},
 		{"isolate \u2066x\u2069", `isolate \u2066x\u2069`},
+		{"marks \u200e\u200f\u061c", `marks \u200e\u200f\u061c`},
 		{"ls \u2028 ps \u2029", `ls \u2028 ps \u2029`},
 		{"bad utf-8 \xff\xfe end", `bad utf-8 \xff\xfe end`},
 		{"a real \uFFFD replacement character stays", "a real \uFFFD replacement character stays"},

@@ -169,8 +169,10 @@ var (
 	// people's terminals, browsers and logs will show: no control characters
 	// (C0, DEL, C1: escape sequences, carriage returns, bells, line breaks,
 	// tabs), no Unicode line or paragraph separators, and no bidirectional
-	// embedding, override or isolate characters (which reorder what a reader
-	// sees). Letters of every script, punctuation and emoji are text.
+	// control characters (Unicode's Bidi_Control: the marks U+061C, U+200E
+	// and U+200F and the embeddings, overrides and isolates U+202A-U+202E
+	// and U+2066-U+2069, which reorder what a reader sees). Letters of every
+	// script, punctuation and emoji are text.
 	//
 	// optional bool text = 451004;
 	E_Text = &file_remit_names_v1_names_proto_extTypes[3]
@@ -198,11 +200,11 @@ const file_remit_names_v1_names_proto_rawDesc = "" +
 	"\bremit.id\x12Ymust be an id: 1 to 64 letters, digits, '_', '.' and '-', starting with a letter or digit\x1a:!rule || this.matches('^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$')R\x02id:\xa8\x01\n" +
 	"\bcurrency\x12\x19.buf.validate.StringRules\x18\xbb\xc3\x1b \x01(\bBo\xc2Hl\n" +
 	"j\n" +
-	"\x0eremit.currency\x123must be a lowercase ISO 4217 currency code like usd\x1a#!rule || this.matches('^[a-z]{3}$')R\bcurrency:\xff\x01\n" +
-	"\x04text\x12\x19.buf.validate.StringRules\x18\xbc\xc3\x1b \x01(\bB\xcd\x01\xc2H\xc9\x01\n" +
-	"\xc6\x01\n" +
+	"\x0eremit.currency\x123must be a lowercase ISO 4217 currency code like usd\x1a#!rule || this.matches('^[a-z]{3}$')R\bcurrency:\x97\x02\n" +
+	"\x04text\x12\x19.buf.validate.StringRules\x18\xbc\xc3\x1b \x01(\bB\xe5\x01\xc2H\xe1\x01\n" +
+	"\xde\x01\n" +
 	"\n" +
-	"remit.text\x12amust be printable text: no control characters, line breaks or bidirectional formatting characters\x1aU!rule || !this.matches(r'[\\p{Cc}\\x{2028}\\x{2029}\\x{202A}-\\x{202E}\\x{2066}-\\x{2069}]')R\x04textB\xb0\x01\n" +
+	"remit.text\x12amust be printable text: no control characters, line breaks or bidirectional formatting characters\x1am!rule || !this.matches(r'[\\p{Cc}\\x{061C}\\x{200E}\\x{200F}\\x{2028}\\x{2029}\\x{202A}-\\x{202E}\\x{2066}-\\x{2069}]')R\x04textB\xb0\x01\n" +
 	"\x12com.remit.names.v1B\n" +
 	"NamesProtoP\x01Z4github.com/remitpay/remit/gen/remit/names/v1;namesv1\xa2\x02\x03RNX\xaa\x02\x0eRemit.Names.V1\xca\x02\x0eRemit\\Names\\V1\xe2\x02\x1aRemit\\Names\\V1\\GPBMetadata\xea\x02\x10Remit::Names::V1"
 

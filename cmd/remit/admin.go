@@ -136,9 +136,9 @@ remit admin unlock alice`,
 			if f.json {
 				return printProto(e.stdout, res)
 			}
-			fmt.Fprintf(e.stdout, "%s %s %s %s; its balance is now %s.\n", verb, client.FormatAmount(minor, *currency), prep,
-				shown(client.AccountRefFromProto(res.GetAccount())), client.FormatAmount(res.GetBalance(), res.GetCurrency()))
-			fmt.Fprintf(e.stdout, "Transaction id: %s\n", res.GetTransactionId())
+			fmt.Fprintf(e.stdout, "%s %s %s %s; its balance is now %s.\n", verb, shownAmount(minor, *currency), prep,
+				shown(client.AccountRefFromProto(res.GetAccount())), shownAmount(res.GetBalance(), res.GetCurrency()))
+			fmt.Fprintf(e.stdout, "Transaction id: %s\n", shown(res.GetTransactionId()))
 			return nil
 		}
 	},

@@ -56,8 +56,8 @@ remit balance --json | jq -r .balance`,
 				return printProto(e.stdout, res)
 			}
 			fmt.Fprintf(e.stdout, "Account    %s\n", shown(client.AccountRefFromProto(res.GetAccount())))
-			fmt.Fprintf(e.stdout, "Balance    %s\n", client.FormatAmount(res.GetBalance(), res.GetCurrency()))
-			fmt.Fprintf(e.stdout, "Available  %s\n", client.FormatAmount(res.GetAvailable(), res.GetCurrency()))
+			fmt.Fprintf(e.stdout, "Balance    %s\n", shownAmount(res.GetBalance(), res.GetCurrency()))
+			fmt.Fprintf(e.stdout, "Available  %s\n", shownAmount(res.GetAvailable(), res.GetCurrency()))
 			return nil
 		}
 	},

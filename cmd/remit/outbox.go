@@ -256,7 +256,7 @@ func listOutbox(ctx context.Context, e *env, f *clientFlags, history int) error 
 				}
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", formatTime(out.Completed), out.TransactionID, out.Payee,
-				client.FormatAmount(out.Amount, out.Currency), st, out.Attempts)
+				shownAmount(out.Amount, out.Currency), st, out.Attempts)
 		}
 		tw.Flush()
 	}
@@ -279,7 +279,7 @@ func printItems(e *env, items []outbox.Item, withOwner bool) {
 			lastErr = "-"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", it.TransactionID, it.Payee,
-			client.FormatAmount(it.Amount, it.Currency), formatAge(it.Age), it.Attempts, lastErr)
+			shownAmount(it.Amount, it.Currency), formatAge(it.Age), it.Attempts, lastErr)
 	}
 	tw.Flush()
 }

@@ -159,7 +159,7 @@ func runPay(ctx context.Context, e *env, f *clientFlags, req client.PaymentReque
 			return printJSON(e.stdout, outcomeJSON{Status: "SUCCEEDED", TransactionID: p.GetTransactionId(), Payment: rawProto(p)})
 		}
 		fmt.Fprintf(e.stdout, "SUCCEEDED: paid %s.\n", paymentSummary(p))
-		fmt.Fprintf(e.stdout, "Transaction id: %s\n", p.GetTransactionId())
+		fmt.Fprintf(e.stdout, "Transaction id: %s\n", shown(p.GetTransactionId()))
 		return nil
 	case queued && errors.As(err, &qe):
 		if f.json {
@@ -212,7 +212,7 @@ func runPay(ctx context.Context, e *env, f *clientFlags, req client.PaymentReque
 // printQueued tells the user plainly that the payment is saved, not sent,
 // why, and how to send it.
 func printQueued(w io.Writer, s *session, req client.PaymentRequest, qe *outbox.QueuedError) {
-	what := fmt.Sprintf("%s to %s", client.FormatAmount(req.Amount, req.Currency), req.Payee)
+	what := fmt.Sprintf("%s to %s", shownAmount(req.Amount, req.Currency), req.Payee)
 	fmt.Fprintf(w, "QUEUED: %s is saved in the outbox but not sent yet: %s.\n", what, shown(queuedWhy(s, qe)))
 	fmt.Fprintf(w, "Transaction id: %s\n", qe.TransactionID)
 	var ce *client.Error
@@ -309,7 +309,7 @@ func printOlderOutcome(e *env, asJSON bool, out outbox.Outcome) {
 // or "<id>: DECLINED 12.50 usd to bank-b/bob: insufficient funds: ...".
 func describeOutcome(out outbox.Outcome) string {
 	s := fmt.Sprintf("%s: %s %s to %s", out.TransactionID, newOutcomeJSON(out).Status,
-		client.FormatAmount(out.Amount, out.Currency), out.Payee)
+		shownAmount(out.Amount, out.Currency), out.Payee)
 	if err := out.Err(); err != nil {
 		if ce, ok := errors.AsType[*client.Error](err); ok {
 			s += ": " + failureLabel(ce)
@@ -323,7 +323,7 @@ func describeOutcome(out outbox.Outcome) string {
 
 // paymentSummary is "12.50 usd from bank-a/alice to bank-b/bob".
 func paymentSummary(p *gatewayv1.Payment) string {
-	return fmt.Sprintf("%s from %s to %s", client.FormatAmount(p.GetAmount(), p.GetCurrency()),
+	return fmt.Sprintf("%s from %s to %s", shownAmount(p.GetAmount(), p.GetCurrency()),
 		shown(client.AccountRefFromProto(p.GetPayer())), shown(client.AccountRefFromProto(p.GetPayee())))
 }
 
@@ -334,6 +334,12 @@ func paymentSummary(p *gatewayv1.Payment) string {
 // is read (printable.String). runEnv also wraps stdout in
 // printable.Writer, a backstop for escape bytes in anything else.
 func shown(v any) string { return printable.String(fmt.Sprint(v)) }
+
+// shownAmount is client.FormatAmount through shown: the currency comes
+// from the gateway.
+func shownAmount(minor int64, currency string) string {
+	return shown(client.FormatAmount(minor, currency))
+}
 
 // capitalize upper-cases the first letter of an ASCII sentence.
 func capitalize(s string) string {

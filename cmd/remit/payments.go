@@ -125,7 +125,7 @@ remit payments ack 0b6f4f4e-8f1c-4a57-9d2e-3c5a7e9b1d20`,
 				if f.json {
 					return printProto(e.stdout, p)
 				}
-				fmt.Fprintf(e.stdout, "Acknowledged %s: %s, at %s.\n", p.GetTransactionId(), paymentSummary(p),
+				fmt.Fprintf(e.stdout, "Acknowledged %s: %s, at %s.\n", shown(p.GetTransactionId()), paymentSummary(p),
 					formatTime(p.GetAcknowledgeTime().AsTime()))
 				return nil
 			default:
@@ -161,9 +161,9 @@ func listPayments(ctx context.Context, e *env, s *session, filter client.Payment
 		if p.GetAcknowledgeTime() != nil {
 			ack = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", formatTime(p.GetCreateTime().AsTime()), p.GetTransactionId(),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", formatTime(p.GetCreateTime().AsTime()), shown(p.GetTransactionId()),
 			shown(client.AccountRefFromProto(p.GetPayer())), shown(client.AccountRefFromProto(p.GetPayee())),
-			client.FormatAmount(p.GetAmount(), p.GetCurrency()), paymentStatus(p), ack)
+			shownAmount(p.GetAmount(), p.GetCurrency()), paymentStatus(p), ack)
 	}
 	return tw.Flush()
 }
@@ -179,11 +179,11 @@ func paymentStatus(p *gatewayv1.Payment) string {
 
 func printPayment(e *env, p *gatewayv1.Payment) {
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "Transaction\t%s\n", p.GetTransactionId())
+	fmt.Fprintf(tw, "Transaction\t%s\n", shown(p.GetTransactionId()))
 	fmt.Fprintf(tw, "Status\t%s\n", paymentStatus(p))
 	fmt.Fprintf(tw, "From\t%s (%s)\n", shown(client.AccountRefFromProto(p.GetPayer())), shown(p.GetPayerClientId()))
 	fmt.Fprintf(tw, "To\t%s\n", shown(client.AccountRefFromProto(p.GetPayee())))
-	fmt.Fprintf(tw, "Amount\t%s\n", client.FormatAmount(p.GetAmount(), p.GetCurrency()))
+	fmt.Fprintf(tw, "Amount\t%s\n", shownAmount(p.GetAmount(), p.GetCurrency()))
 	if p.GetDescription() != "" {
 		fmt.Fprintf(tw, "Description\t%s\n", shown(p.GetDescription()))
 	}
@@ -205,7 +205,7 @@ func watchPayments(ctx context.Context, e *env, s *session, after int64) error {
 	if who == "" {
 		who = "every account"
 	}
-	fmt.Fprintf(e.stderr, "Watching the payments of %s (events after %d); Ctrl-C to stop.\n", who, after)
+	fmt.Fprintf(e.stderr, "Watching the payments of %s (events after %d); Ctrl-C to stop.\n", shown(who), after)
 	for ev, err := range s.client.Watch(ctx, after) {
 		if err != nil {
 			return s.fail(e, err)

@@ -229,13 +229,20 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	}
 	rep.Skipped = n.skipped
 	rep.Checks = check(b, w.h, anomalies)
-	settle := Check{Name: "everything resolved after healing", OK: settleErr == nil && flushErr == nil}
+	settle := Check{Name: "everything resolved after healing, every client answered", OK: settleErr == nil && flushErr == nil}
 	if settleErr != nil {
 		settle.failf("%v", settleErr)
 	}
 	if flushErr != nil {
 		settle.failf("outbox flush: %v", flushErr)
 	}
+	w.h.mu.Lock()
+	for id, o := range w.h.ops {
+		if o.kind != "outbox" && o.final() == Unknown {
+			settle.failf("%s (%s) has no final answer after healing: %v", id, o.kind, o.told)
+		}
+	}
+	w.h.mu.Unlock()
 	rep.Checks = append(rep.Checks, settle)
 	rep.OK = true
 	for i := range rep.Checks {

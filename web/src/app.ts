@@ -321,8 +321,16 @@ async function sendOne(p: outbox.Pending): Promise<boolean> {
       },
       { timeoutMs: 20000 },
     );
-    await outbox.remove(p.transactionId);
     const pay = res.payment;
+    if (!pay || pay.status === PaymentStatus.PROCESSING) {
+      // Not an outcome (the gateway does not answer so today): ask again
+      // with the same id.
+      p.lastError = "no outcome yet";
+      await outbox.save(p);
+      say("send-msg", "Queued: the gateway has not decided yet. It is asked again with the same transaction id.", "queued");
+      return false;
+    }
+    await outbox.remove(p.transactionId);
     say("send-msg", `Sent ${formatMoney(p.amount, p.currency)} to ${p.bank}/${p.account}. ` +
       `Status: ${statusText(pay)}. Transaction ${p.transactionId}.`, "ok");
     void refreshBalance();

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"os"
@@ -32,7 +31,7 @@ const browserWait = 20 * time.Second
 // gateway's certificate (its public key, by hash) and nothing else extra.
 type browser struct {
 	t     *testing.T
-	ctx   context.Context // the browser's first tab
+	ctx   context.Context //nolint:containedctx // chromedp's handle on the browser's first tab
 	base  string          // the wallet's URL without the trailing slash
 	shots string          // where screenshots go
 	n     int             // screenshots taken
@@ -46,7 +45,8 @@ func newBrowser(t *testing.T, dir string, port int) *browser {
 	shots := os.Getenv("REMIT_SCREENSHOTS")
 	if shots == "" {
 		var err error
-		if shots, err = os.MkdirTemp("", "remit-wallet-shots-"); err != nil {
+		// Not t.TempDir: the screenshots are kept after the test, to look at.
+		if shots, err = os.MkdirTemp("", "remit-wallet-shots-"); err != nil { //nolint:usetesting // kept on purpose
 			t.Fatal(err)
 		}
 	} else if err := os.MkdirAll(shots, 0o755); err != nil {
@@ -105,7 +105,7 @@ func spkiHash(t *testing.T, file string) string {
 type tab struct {
 	b    *browser
 	name string
-	ctx  context.Context
+	ctx  context.Context //nolint:containedctx // chromedp's handle on the tab
 }
 
 func (b *browser) tab(name string, own bool) *tab {
@@ -174,7 +174,7 @@ func (p *tab) waitText(css, want string) string {
 }
 
 // shot saves a PNG of the whole page and prints its path.
-func (p *tab) shot(label string) string {
+func (p *tab) shot(label string) {
 	p.b.n++
 	file := filepath.Join(p.b.shots, fmt.Sprintf("%s-%02d-%s-%s.png", p.b.t.Name(), p.b.n, p.name, label))
 	file = strings.ReplaceAll(file, "/"+p.b.t.Name(), "/"+strings.ReplaceAll(p.b.t.Name(), "/", "_"))
@@ -186,10 +186,9 @@ func (p *tab) shot(label string) string {
 	}
 	if err != nil {
 		p.b.t.Logf("screenshot %s: %v", file, err)
-		return ""
+		return
 	}
 	p.b.t.Logf("screenshot: %s", file)
-	return file
 }
 
 // login opens the wallet and logs id in.
@@ -205,9 +204,10 @@ func (p *tab) login(id, password, wantSection string) {
 	)
 }
 
-// pay fills in the send form and submits it.
-func (p *tab) pay(bank, account, amount, description string) {
+// pay fills in the send form for payee ("bank/account") and submits it.
+func (p *tab) pay(payee, amount, description string) {
 	p.b.t.Helper()
+	bank, account, _ := strings.Cut(payee, "/")
 	steps := []chromedp.Action[chromedp.Void]{
 		chromedp.SendKeys(chromedp.CSS("#payee-bank"), bank),
 		chromedp.SendKeys(chromedp.CSS("#payee-account"), account),
@@ -255,7 +255,7 @@ func TestWalletBrowser(t *testing.T) {
 	const script = `<img src=x onerror="window.pwned=1"><script>window.pwned=2</script><b>lunch</b> & "tea"`
 	{ // pay, live feed, acknowledge
 		t.Log("step: pay, live feed, acknowledge")
-		a.pay("bank-b", "bob", "12.50", script)
+		a.pay("bank-b/bob", "12.50", script)
 		msg := a.waitText("#send-msg", "Sent $12.50 to bank-b/bob")
 		if !strings.Contains(msg, "succeeded") {
 			t.Errorf("success message %q does not say succeeded", msg)
@@ -293,7 +293,7 @@ func TestWalletBrowser(t *testing.T) {
 
 	{ // decline
 		t.Log("step: decline")
-		a.pay("bank-b", "bob", "5000", "")
+		a.pay("bank-b/bob", "5000", "")
 		msg := a.waitText("#send-msg", "INSUFFICIENT_FUNDS")
 		for _, want := range []string{"Declined", "Nothing moved", "smaller amount"} {
 			if !strings.Contains(msg, want) {
@@ -307,7 +307,7 @@ func TestWalletBrowser(t *testing.T) {
 		if q := a.text("#queue"); q != "" {
 			t.Errorf("a declined payment is still queued: %q", q)
 		}
-		a.pay("bank-b", "nobody", "1", "")
+		a.pay("bank-b/nobody", "1", "")
 		a.waitText("#send-msg", "ACCOUNT_NOT_FOUND")
 	}
 
@@ -370,7 +370,7 @@ func TestWalletOffline(t *testing.T) {
 	a.waitText("#balance", "$1,000.00")
 
 	stopUp(t, up)
-	a.pay("bank-b", "bob", "7.25", "sent while the gateway was down")
+	a.pay("bank-b/bob", "7.25", "sent while the gateway was down")
 	a.waitText("#send-msg", "Queued")
 	q := a.waitText("#queue li", "Queued $7.25 to bank-b/bob")
 	tx := a.eval(`document.querySelector("#queue li").dataset.tx`)
@@ -402,7 +402,7 @@ func TestWalletOffline(t *testing.T) {
 	startUp(t, dir, port)
 	a.do("reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#wallet")))
 	a.waitText("#balance", "$1,000.00")
-	q = a.waitText(fmt.Sprintf(`#queue li[data-tx=%q]`, tx), "Queued $7.25 to bank-b/bob")
+	a.waitText(fmt.Sprintf(`#queue li[data-tx=%q]`, tx), "Queued $7.25 to bank-b/bob")
 	deadline := time.Now().Add(browserWait)
 	for blocked.Load() == 0 && time.Now().Before(deadline) {
 		time.Sleep(pollEvery)
@@ -431,8 +431,7 @@ func TestWalletOffline(t *testing.T) {
 	var payments gatewayv1.ListPaymentsResponse
 	bob.jsonOut(0, &payments, "payments", "list")
 	if n := len(payments.GetPayments()); n != 1 || payments.GetPayments()[0].GetTransactionId() != tx {
-		out, _ := json.Marshal(payments.GetPayments())
-		t.Errorf("bob received %d payments (%s), want 1 with id %s", n, out, tx)
+		t.Errorf("bob received %d payments (%v), want 1 with id %s", n, payments.GetPayments(), tx)
 	}
 	// A reload now sends nothing again.
 	a.do("reload again", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#wallet")))

@@ -23,7 +23,8 @@ func browserClient(t *testing.T, n *gatewaytest.Network) *http.Client {
 	return serve.NewHTTP2Client(conf)
 }
 
-func do(t *testing.T, c *http.Client, method, url string, hdr map[string]string) (*http.Response, string) {
+// do sends one request and returns the answer's status, headers and body.
+func do(t *testing.T, c *http.Client, method, url string, hdr map[string]string) (int, http.Header, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
@@ -36,12 +37,12 @@ func do(t *testing.T, c *http.Client, method, url string, hdr map[string]string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer res.Body.Close()
 	body, err := io.ReadAll(res.Body)
+	_ = res.Body.Close() // read in full; the read's error is the one that counts
 	if err != nil {
 		t.Fatal(err)
 	}
-	return res, string(body)
+	return res.StatusCode, res.Header, string(body)
 }
 
 // securityHeaders are on every answer of the wallet's handler.
@@ -78,19 +79,19 @@ func TestWebPageHeaders(t *testing.T) {
 		{"/", http.MethodPost, 405, "text/plain; charset=utf-8", "no-store"},
 	}
 	for _, tc := range cases {
-		res, _ := do(t, c, tc.method, base+tc.path, nil)
-		if res.StatusCode != tc.status {
-			t.Errorf("%s %s: status %d, want %d", tc.method, tc.path, res.StatusCode, tc.status)
+		status, hdr, _ := do(t, c, tc.method, base+tc.path, nil)
+		if status != tc.status {
+			t.Errorf("%s %s: status %d, want %d", tc.method, tc.path, status, tc.status)
 		}
 		for k, want := range securityHeaders {
-			if got := res.Header.Get(k); got != want {
+			if got := hdr.Get(k); got != want {
 				t.Errorf("%s %s: %s = %q, want %q", tc.method, tc.path, k, got, want)
 			}
 		}
-		if got := res.Header.Get("Content-Type"); got != tc.contentType {
+		if got := hdr.Get("Content-Type"); got != tc.contentType {
 			t.Errorf("%s %s: Content-Type = %q, want %q", tc.method, tc.path, got, tc.contentType)
 		}
-		if got := res.Header.Get("Cache-Control"); got != tc.cache {
+		if got := hdr.Get("Cache-Control"); got != tc.cache {
 			t.Errorf("%s %s: Cache-Control = %q, want %q", tc.method, tc.path, got, tc.cache)
 		}
 	}
@@ -99,7 +100,7 @@ func TestWebPageHeaders(t *testing.T) {
 	}
 
 	// The page has no inline script or style: the CSP would block them.
-	res, page := do(t, c, http.MethodGet, base+"/", nil)
+	_, hdr, page := do(t, c, http.MethodGet, base+"/", nil)
 	for _, bad := range []string{"<script>", "style=", "<style", "onclick", "javascript:"} {
 		if strings.Contains(page, bad) {
 			t.Errorf("index.html holds %q, which the CSP blocks", bad)
@@ -109,28 +110,27 @@ func TestWebPageHeaders(t *testing.T) {
 		t.Errorf("index.html does not load app.js:\n%s", page)
 	}
 	// Revalidation: the same ETag gets 304 and no body.
-	etag := res.Header.Get("ETag")
+	etag := hdr.Get("ETag")
 	if etag == "" {
 		t.Fatal("no ETag on /")
 	}
-	res, body := do(t, c, http.MethodGet, base+"/", map[string]string{"If-None-Match": etag})
-	if res.StatusCode != http.StatusNotModified || body != "" {
-		t.Errorf("GET / with its ETag: %d, %d bytes; want 304 and none", res.StatusCode, len(body))
+	status, _, body := do(t, c, http.MethodGet, base+"/", map[string]string{"If-None-Match": etag})
+	if status != http.StatusNotModified || body != "" {
+		t.Errorf("GET / with its ETag: %d, %d bytes; want 304 and none", status, len(body))
 	}
 
 	// API routes win over "/": Login answers as Connect (here: no
 	// credentials, so invalid_argument), and an unknown method of a
 	// service is Connect's 404, not the wallet.
-	res, body = do(t, c, http.MethodPost, base+"/remit.gateway.v1.AuthService/Login",
+	status, hdr, body = do(t, c, http.MethodPost, base+"/remit.gateway.v1.AuthService/Login",
 		map[string]string{"Content-Type": "application/json"})
-	if res.StatusCode == http.StatusOK || res.Header.Get("Content-Security-Policy") != "" ||
-		!strings.Contains(body, `"code"`) {
-		t.Errorf("POST Login: %d %q (CSP %q), want a Connect error", res.StatusCode, body, res.Header.Get("Content-Security-Policy"))
+	if status == http.StatusOK || hdr.Get("Content-Security-Policy") != "" || !strings.Contains(body, `"code"`) {
+		t.Errorf("POST Login: %d %q (CSP %q), want a Connect error", status, body, hdr.Get("Content-Security-Policy"))
 	}
-	res, _ = do(t, c, http.MethodPost, base+"/remit.gateway.v1.PaymentService/NoSuchMethod",
+	status, _, _ = do(t, c, http.MethodPost, base+"/remit.gateway.v1.PaymentService/NoSuchMethod",
 		map[string]string{"Content-Type": "application/json"})
-	if res.StatusCode != http.StatusNotFound {
-		t.Errorf("POST an unknown method: %d, want 404", res.StatusCode)
+	if status != http.StatusNotFound {
+		t.Errorf("POST an unknown method: %d, want 404", status)
 	}
 }
 
@@ -150,29 +150,29 @@ func TestWebHeaderCORS(t *testing.T) {
 	off := gatewaytest.Start(t, gatewaytest.Options{})
 	c := browserClient(t, off)
 	for _, origin := range []string{good, evil} {
-		res, _ := do(t, c, http.MethodOptions, off.Gateway.URL+login, preflight(origin))
-		if got := res.Header.Get("Access-Control-Allow-Origin"); got != "" {
+		_, hdr, _ := do(t, c, http.MethodOptions, off.Gateway.URL+login, preflight(origin))
+		if got := hdr.Get("Access-Control-Allow-Origin"); got != "" {
 			t.Errorf("CORS off: preflight from %s: Allow-Origin %q, want none", origin, got)
 		}
 	}
 
 	on := gatewaytest.Start(t, gatewaytest.Options{CORSOrigins: []string{good}})
 	c = browserClient(t, on)
-	res, _ := do(t, c, http.MethodOptions, on.Gateway.URL+login, preflight(good))
-	if res.StatusCode != http.StatusNoContent || res.Header.Get("Access-Control-Allow-Origin") != good ||
-		!strings.Contains(strings.ToLower(res.Header.Get("Access-Control-Allow-Headers")), "authorization") {
-		t.Errorf("preflight from %s: %d %v", good, res.StatusCode, res.Header)
+	status, hdr, _ := do(t, c, http.MethodOptions, on.Gateway.URL+login, preflight(good))
+	if status != http.StatusNoContent || hdr.Get("Access-Control-Allow-Origin") != good ||
+		!strings.Contains(strings.ToLower(hdr.Get("Access-Control-Allow-Headers")), "authorization") {
+		t.Errorf("preflight from %s: %d %v", good, status, hdr)
 	}
-	res, _ = do(t, c, http.MethodOptions, on.Gateway.URL+login, preflight(evil))
-	if res.StatusCode != http.StatusForbidden || res.Header.Get("Access-Control-Allow-Origin") != "" {
-		t.Errorf("preflight from %s: %d %v, want 403 without CORS headers", evil, res.StatusCode, res.Header)
+	status, hdr, _ = do(t, c, http.MethodOptions, on.Gateway.URL+login, preflight(evil))
+	if status != http.StatusForbidden || hdr.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("preflight from %s: %d %v, want 403 without CORS headers", evil, status, hdr)
 	}
-	res, _ = do(t, c, http.MethodPost, on.Gateway.URL+login, map[string]string{"Origin": good, "Content-Type": "application/json"})
-	if res.Header.Get("Access-Control-Allow-Origin") != good || res.Header.Get("Access-Control-Expose-Headers") == "" {
-		t.Errorf("POST from %s: CORS headers %v", good, res.Header)
+	_, hdr, _ = do(t, c, http.MethodPost, on.Gateway.URL+login, map[string]string{"Origin": good, "Content-Type": "application/json"})
+	if hdr.Get("Access-Control-Allow-Origin") != good || hdr.Get("Access-Control-Expose-Headers") == "" {
+		t.Errorf("POST from %s: CORS headers %v", good, hdr)
 	}
-	res, _ = do(t, c, http.MethodPost, on.Gateway.URL+login, map[string]string{"Origin": evil, "Content-Type": "application/json"})
-	if res.Header.Get("Access-Control-Allow-Origin") != "" {
-		t.Errorf("POST from %s: Allow-Origin %q, want none", evil, res.Header.Get("Access-Control-Allow-Origin"))
+	_, hdr, _ = do(t, c, http.MethodPost, on.Gateway.URL+login, map[string]string{"Origin": evil, "Content-Type": "application/json"})
+	if hdr.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("POST from %s: Allow-Origin %q, want none", evil, hdr.Get("Access-Control-Allow-Origin"))
 	}
 }

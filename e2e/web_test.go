@@ -439,4 +439,31 @@ func TestWalletOffline(t *testing.T) {
 	if got := a.text("#queue"); got != "" {
 		t.Errorf("queued after a reload: %q", got)
 	}
+
+	// The browser offline (navigator.onLine false): queued; back online
+	// (the "online" event): sent.
+	offline := func(off bool) {
+		t.Helper()
+		if _, err := chromedp.Call(a.ctx, network.Enable, network.EnableParams{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := chromedp.Call(a.ctx, network.OverrideNetworkState, network.OverrideNetworkStateParams{
+			Offline: off, DownloadThroughput: -1, UploadThroughput: -1,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	offline(true)
+	a.pay("bank-b/bob", "0.75", "")
+	a.waitText("#queue li", "Queued $0.75 to bank-b/bob")
+	if got := a.eval(`String(navigator.onLine)`); got != "false" {
+		t.Errorf("navigator.onLine = %s while offline", got)
+	}
+	a.shot("browser-offline")
+	offline(false)
+	a.waitText("#send-msg", "Sent $0.75 to bank-b/bob")
+	a.waitText("#balance", "$992.00")
+	if ab, bb := cliBalances(alice, bob); ab != 100000-800 || bb != 100000+800 {
+		t.Errorf("balances after the offline payment: alice %d bob %d, want %d %d", ab, bb, 100000-800, 100000+800)
+	}
 }

@@ -292,7 +292,13 @@ async function flush(): Promise<void> {
   flushing = true;
   clearTimeout(retryTimer);
   try {
-    for (const p of await outbox.list(session.clientId)) {
+    const queued = await outbox.list(session.clientId);
+    if (queued.length > 0 && !navigator.onLine) {
+      // The "online" event flushes again.
+      say("send-msg", "Queued: this browser is offline. It is sent, with the same transaction id, when the browser is back online.", "queued");
+      return;
+    }
+    for (const p of queued) {
       if (!(await sendOne(p))) {
         retryTimer = window.setTimeout(() => void flush(), backoff);
         backoff = Math.min(backoff * 2, 5000);
@@ -406,7 +412,8 @@ async function refreshHistory(more = false): Promise<void> {
 
 // ---- live feed ----
 
-const incoming = new Map<string, HTMLElement>();
+const incoming = new Map<string, HTMLElement>(); // by transaction id, oldest first
+const maxIncoming = 50;
 
 function incomingItem(p: Payment): HTMLElement {
   const li = h("li", { "data-tx": p.transactionId, "data-ack": p.acknowledgeTime ? "yes" : "no" },
@@ -430,6 +437,12 @@ function upsertIncoming(p: Payment): void {
   if (old) old.replaceWith(li);
   else $("incoming").prepend(li);
   incoming.set(p.transactionId, li);
+  // The newest maxIncoming stay; the history has the rest.
+  for (const [id, e] of incoming) {
+    if (incoming.size <= maxIncoming) break;
+    e.remove();
+    incoming.delete(id);
+  }
 }
 
 async function acknowledge(id: string, b: HTMLButtonElement): Promise<void> {

@@ -276,7 +276,8 @@ func TestWalletBrowser(t *testing.T) {
 		}
 		bt.waitText("#balance", "$1,012.50")
 		bt.shot("incoming")
-		bt.do("acknowledge", chromedp.Click(chromedp.CSS("#incoming li button")),
+		// With the keyboard: focus the button, press Enter.
+		bt.do("acknowledge", chromedp.Focus(chromedp.CSS("#incoming li button")), chromedp.KeyEvent("\r"),
 			chromedp.WaitVisible(chromedp.CSS(`#incoming li[data-ack="yes"]`)))
 		bt.shot("acknowledged")
 
@@ -342,8 +343,14 @@ func TestWalletBrowser(t *testing.T) {
 		s.waitText("#adjust-msg", "Deposited $3.25: bank-c/carol now holds $1,003.25")
 		s.shot("staff")
 
+		// The auditor logs in with the keyboard only: type, Tab, type, Enter.
 		au := b.tab("auditor", true)
-		au.login("auditor", pw["auditor"], "#staff")
+		au.do("log in as auditor with the keyboard",
+			chromedp.Navigate(b.base+"/"),
+			chromedp.WaitVisible(chromedp.CSS("#login-id")),
+			chromedp.Focus(chromedp.CSS("#login-id")),
+			chromedp.KeyEvent("auditor\t"+pw["auditor"]+"\r"),
+			chromedp.WaitVisible(chromedp.CSS("#staff")))
 		au.waitText(`#banks tr[data-bank="bank-a"]`, "serving")
 		if au.eval(`String(document.getElementById("adjust").hidden)`) != "true" {
 			t.Error("the auditor sees the deposit form")

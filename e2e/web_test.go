@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -355,6 +356,23 @@ func TestWalletBrowser(t *testing.T) {
 		if au.eval(`String(document.getElementById("adjust").hidden)`) != "true" {
 			t.Error("the auditor sees the deposit form")
 		}
+	}
+
+	{ // history pages
+		t.Log("step: history pages")
+		dave := newCLIUser(t, "dave")
+		dave.login(dir, port, pw["dave"])
+		for range 10 {
+			dave.want(0, nil, "pay", "--to", "bank-a/alice", "--amount", "0.01")
+		}
+		a.do("refresh history", chromedp.Click(chromedp.CSS("#refresh-history")))
+		a.waitText("#payments li", "Received $0.01")
+		a.do("older payments", chromedp.WaitVisible(chromedp.CSS("#older")), chromedp.Click(chromedp.CSS("#older")))
+		a.waitText("#payments li:last-child", "Sent $12.50")
+		if n, _ := strconv.Atoi(a.eval(`String(document.querySelectorAll("#payments li").length)`)); n <= 10 {
+			t.Errorf("after Older payments the history has %d items, want more than one page of 10", n)
+		}
+		a.shot("history-pages")
 	}
 }
 

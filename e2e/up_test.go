@@ -111,6 +111,7 @@ func TestUp(t *testing.T) {
 		"/remit.gateway.v1.AuthService/Login",
 		fmt.Sprintf("grpcurl -cacert %s 127.0.0.1:%d list", filepath.Join(dir, "certs", "ca.pem"), port),
 		"remit login",
+		fmt.Sprintf("Wallet          https://127.0.0.1:%d/ ", port),
 	} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("banner lacks %q:\n%s", want, banner)
@@ -124,6 +125,22 @@ func TestUp(t *testing.T) {
 	}
 
 	c := newJSONClient(t, dir, port)
+	t.Run("wallet page", func(t *testing.T) {
+		// The banner's wallet URL serves the embedded page with its CSP.
+		res, err := c.http.Get(c.base + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(res.Body)
+		_ = res.Body.Close() // read whole; nothing to flush
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != http.StatusOK || !strings.Contains(string(body), "<title>Remit wallet</title>") ||
+			!strings.HasPrefix(res.Header.Get("Content-Security-Policy"), "default-src 'none'") {
+			t.Errorf("GET %s/: %d, CSP %q, body %.200q", c.base, res.StatusCode, res.Header.Get("Content-Security-Policy"), body)
+		}
+	})
 	t.Run("banner curl example", func(t *testing.T) {
 		// Run the banner's curl command as curl would.
 		var curl string

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# CI check: protos are buf-formatted and gen/ matches what they generate.
+# CI check: protos are buf-formatted and gen/ and web/src/gen match what
+# they generate.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -13,8 +14,8 @@ if ! node_modules/.bin/buf format proto --diff --exit-code; then
   exit 1
 fi
 
-if [[ -n "$(git status --porcelain -- gen/)" ]]; then
-  git status --porcelain -- gen/ >&2
-  echo "gen/ is stale: run task generate and commit" >&2
+if [[ -n "$(git status --porcelain -- gen/ web/src/gen/)" ]]; then
+  git status --porcelain -- gen/ web/src/gen/ >&2
+  echo "gen/ or web/src/gen/ is stale: run task generate and commit" >&2
   exit 1
 fi

@@ -67,5 +67,6 @@ func gatewayConfig(c *config.Gateway, log *slog.Logger) (gateway.Config, error) 
 		AuditLog:    c.AuditLog,
 		Logger:      log,
 		TokenTTL:    time.Duration(c.TokenTTL),
+		CORSOrigins: c.CORSOrigins,
 	}, nil
 }

@@ -74,6 +74,11 @@ type Gateway struct {
 	LogFormat string `yaml:"log_format,omitempty"`
 	// TokenTTL is the lifetime of access tokens, e.g. 1h; 0 for the default.
 	TokenTTL Duration `yaml:"token_ttl,omitempty"`
+	// CORSOrigins are the web origins, e.g. https://wallet.example.com,
+	// whose pages may call the API from a browser (CORS). Empty (the
+	// default): none, and the wallet the gateway serves itself, being
+	// same-origin, needs none.
+	CORSOrigins []string `yaml:"cors_origins,omitempty"`
 }
 
 // Bank is the content of banks/<name>.yaml.
@@ -307,6 +312,23 @@ func (g *Gateway) Validate() error {
 	}
 	if _, err := logging.ParseFormat(g.LogFormat); err != nil {
 		return fmt.Errorf("log_format %q: want text, json or empty for auto", g.LogFormat)
+	}
+	for _, o := range g.CORSOrigins {
+		if err := validOrigin(o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validOrigin accepts a web origin as a browser sends it in the Origin
+// header: scheme, host and optional port, nothing else. "*" is refused: a
+// page anywhere could then drive a logged-in user's wallet.
+func validOrigin(o string) error {
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+		u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" || o != u.Scheme+"://"+u.Host {
+		return fmt.Errorf("cors_origins: %q is not an origin: want scheme://host[:port] such as https://wallet.example.com, no path and no *", o)
 	}
 	return nil
 }

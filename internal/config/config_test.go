@@ -25,6 +25,7 @@ data_dir: data/gateway
 users: users.json
 log_format: json
 token_ttl: 30m
+cors_origins: [https://wallet.example.com, "http://127.0.0.1:5173"]
 `
 
 const bankYAML = `name: bank-a
@@ -64,10 +65,11 @@ func TestParseGateway(t *testing.T) {
 			ClientCert: "/srv/remit/certs/gateway-client.pem",
 			ClientKey:  "/etc/remit/gateway-client-key.pem",
 		},
-		DataDir:   "/srv/remit/data/gateway",
-		Users:     "/srv/remit/users.json",
-		LogFormat: "json",
-		TokenTTL:  config.Duration(30 * time.Minute),
+		DataDir:     "/srv/remit/data/gateway",
+		Users:       "/srv/remit/users.json",
+		LogFormat:   "json",
+		TokenTTL:    config.Duration(30 * time.Minute),
+		CORSOrigins: []string{"https://wallet.example.com", "http://127.0.0.1:5173"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ParseGateway (-want +got):\n%s", diff)
@@ -150,6 +152,11 @@ func TestParseGatewayErrors(t *testing.T) {
 		{name: "bad log format", prefix: "log_format:", repl: "log_format: xml", want: `log_format "xml"`},
 		{name: "bare number ttl", prefix: "token_ttl:", repl: "token_ttl: 3600", want: `invalid duration "3600"`},
 		{name: "negative ttl", prefix: "token_ttl:", repl: "token_ttl: -1h", want: "token_ttl -1h0m0s is negative"},
+		{name: "cors wildcard", prefix: "cors_origins:", repl: `cors_origins: ["*"]`, want: `cors_origins: "*" is not an origin`},
+		{name: "cors with path", prefix: "cors_origins:", repl: "cors_origins: [https://a.example/wallet]", want: `"https://a.example/wallet" is not an origin`},
+		{name: "cors trailing slash", prefix: "cors_origins:", repl: "cors_origins: [https://a.example/]", want: "is not an origin"},
+		{name: "cors no scheme", prefix: "cors_origins:", repl: "cors_origins: [a.example]", want: "is not an origin"},
+		{name: "cors other scheme", prefix: "cors_origins:", repl: "cors_origins: [ftp://a.example]", want: "is not an origin"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

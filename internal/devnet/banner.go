@@ -31,6 +31,7 @@ func printBanner(w io.Writer, l Layout, members []*member, caFile string) {
 	fmt.Fprintf(w, "\n  CA certificate  %s\n", caFile)
 	fmt.Fprintf(w, "  Credentials     %s (demo passwords, never printed)\n", l.CredentialsFile())
 	fmt.Fprintf(w, "  Data            %s\n", l.DataDir())
+	fmt.Fprintf(w, "  Wallet          %s/ (in a browser: trust the CA certificate, or accept the warning once)\n", gw.url)
 	fmt.Fprintf(w, `
 Try it:
 

@@ -36,6 +36,7 @@ func TestBanner(t *testing.T) {
   CA certificate  ` + caFile + `
   Credentials     ` + l.CredentialsFile() + ` (demo passwords, never printed)
   Data            ` + l.DataDir() + `
+  Wallet          https://127.0.0.1:9443/ (in a browser: trust the CA certificate, or accept the warning once)
 
 Try it:
 

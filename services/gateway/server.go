@@ -23,6 +23,7 @@ import (
 	"github.com/remitpay/remit/internal/metrics"
 	"github.com/remitpay/remit/internal/serve"
 	"github.com/remitpay/remit/internal/store"
+	"github.com/remitpay/remit/web"
 )
 
 // Config is everything a gateway process needs. Paths are absolute or
@@ -70,6 +71,9 @@ type Config struct {
 	// verified again (default authz.DefaultStreamRecheck): a revoked or
 	// expired session ends its streams too.
 	StreamRecheck time.Duration
+	// CORSOrigins are the other web origins whose pages may call the API
+	// (withCORS); none by default. The wallet at "/" is same-origin.
+	CORSOrigins []string
 }
 
 // Run starts the gateway and serves until ctx ends, then shuts down
@@ -186,6 +190,9 @@ func Run(ctx context.Context, cfg Config) error {
 		gatewayv1connect.AuthServiceName, gatewayv1connect.PaymentServiceName,
 		gatewayv1connect.AdminServiceName, gatewayv1connect.CoordinatorServiceName,
 	}, connect.WithInterceptors())
+	// The browser wallet at "/": the API's patterns above are longer, so
+	// they win; any other path is the wallet's 404.
+	mux.Handle("/", web.Handler())
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -218,7 +225,7 @@ func Run(ctx context.Context, cfg Config) error {
 		})
 	}
 
-	scfg := serve.Config{Addr: cfg.Addr, TLS: cfg.ServerTLS, Handler: authz.TLSStateMiddleware(mux), Logger: log}
+	scfg := serve.Config{Addr: cfg.Addr, TLS: cfg.ServerTLS, Handler: authz.TLSStateMiddleware(withCORS(mux, cfg.CORSOrigins)), Logger: log}
 	serving = true
 	if cfg.Listener != nil {
 		err = serve.Serve(ctx, cfg.Listener, scfg)

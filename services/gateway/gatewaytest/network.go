@@ -100,6 +100,8 @@ type Options struct {
 	// and pprof) on a port of its own, kept across restarts:
 	// [Gateway.MetricsURL] and [Bank.MetricsURL].
 	Metrics bool
+	// CORSOrigins are the gateway's allowed browser origins (default none).
+	CORSOrigins []string
 }
 
 // Network is a running gateway with its three banks.
@@ -176,6 +178,7 @@ func Start(tb testing.TB, opts Options) *Network {
 			HealthInterval: opts.HealthInterval,
 			RateLimit:      1e9, // the tests are the only clients; never throttle them
 			StreamRecheck:  100 * time.Millisecond,
+			CORSOrigins:    opts.CORSOrigins,
 		},
 	}
 

@@ -1,0 +1,89 @@
+// Package web is the browser wallet: its built bundle (dist/, made by
+// scripts/build-web.sh from src/ and static/, committed) embedded in the
+// binary, and the handler that serves it with the headers a page holding
+// a session token needs.
+//
+// The page is three files: index.html, app.js and app.css. There is no
+// inline script or style, so the Content-Security-Policy allows only the
+// page's own origin, and the wallet talks gRPC-Web to the same origin
+// (connect-src 'self').
+package web
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"io/fs"
+	"net/http"
+	"path"
+	"time"
+)
+
+//go:embed dist
+var dist embed.FS
+
+// ContentSecurityPolicy is sent with every response of [Handler]: scripts,
+// styles and API calls from the page's own origin only, no framing, no
+// plugins, no inline code.
+const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; " +
+	"img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+// file is one embedded file with its ETag.
+type file struct {
+	name string
+	body []byte
+	etag string
+}
+
+// Handler serves the wallet: "/" (index.html), "/app.js" and "/app.css",
+// GET and HEAD only; any other path is 404 and any other method 405. Mount
+// it at "/" of a mux whose API routes are more specific patterns, so that
+// they win. Every answer carries the security headers; the files are
+// revalidated on each load (no-cache with an ETag), so a new gateway's
+// wallet is picked up at once.
+func Handler() http.Handler {
+	files := map[string]file{}
+	err := fs.WalkDir(dist, "dist", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		body, err := dist.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(body)
+		name := path.Base(p)
+		files["/"+name] = file{name: name, body: body, etag: `"` + hex.EncodeToString(sum[:16]) + `"`}
+		return nil
+	})
+	if err != nil {
+		panic("web: embedded dist: " + err.Error()) // the embed is fixed at build time
+	}
+	files["/"] = files["/index.html"]
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hdr := w.Header()
+		hdr.Set("Content-Security-Policy", ContentSecurityPolicy)
+		hdr.Set("X-Content-Type-Options", "nosniff")
+		hdr.Set("Referrer-Policy", "no-referrer")
+		hdr.Set("X-Frame-Options", "DENY")
+		hdr.Set("Cross-Origin-Opener-Policy", "same-origin")
+		f, ok := files[r.URL.Path]
+		if !ok {
+			hdr.Set("Cache-Control", "no-store")
+			http.NotFound(w, r)
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			hdr.Set("Allow", "GET, HEAD")
+			hdr.Set("Cache-Control", "no-store")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		hdr.Set("Cache-Control", "no-cache")
+		hdr.Set("ETag", f.etag)
+		// ServeContent sets Content-Type from the name and answers
+		// If-None-Match with 304.
+		http.ServeContent(w, r, f.name, time.Time{}, bytes.NewReader(f.body))
+	})
+}

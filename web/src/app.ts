@@ -1,0 +1,588 @@
+// The Remit browser wallet: plain TypeScript and the DOM, talking gRPC-Web
+// to the gateway that serves this page. Everything from the API is put on
+// the page with textContent, never as HTML.
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { BinaryReader } from "@bufbuild/protobuf/wire";
+import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { AuthService } from "./gen/remit/gateway/v1/auth_pb";
+import { PaymentEventType, PaymentService, type WatchPaymentsResponse } from "./gen/remit/gateway/v1/payment_pb";
+import { AdminService, BankStatus, Direction } from "./gen/remit/gateway/v1/admin_pb";
+import { FailureReason, PaymentStatus, Role, type AccountRef, type Payment } from "./gen/remit/gateway/v1/types_pb";
+import { formatMoney, parseAmount } from "./money";
+import * as outbox from "./outbox";
+
+// Session is what survives a reload of this tab (sessionStorage, never a
+// cookie): the access token and who it belongs to.
+type Session = {
+  token: string;
+  clientId: string;
+  bank: string;
+  accountId: string;
+  roles: Role[];
+  currency: string;
+};
+
+const sessionKey = "remit.session";
+let session: Session | undefined;
+let watchAbort: AbortController | undefined;
+
+const auth: Interceptor = (next) => async (req) => {
+  if (session) req.header.set("Authorization", "Bearer " + session.token);
+  return next(req);
+};
+const transport = createGrpcWebTransport({ baseUrl: location.origin, interceptors: [auth] });
+const authClient = createClient(AuthService, transport);
+const payments = createClient(PaymentService, transport);
+const admin = createClient(AdminService, transport);
+
+// ---- DOM helpers ----
+
+function $<T extends HTMLElement = HTMLElement>(id: string): T {
+  const e = document.getElementById(id);
+  if (!e) throw new Error("missing #" + id);
+  return e as T;
+}
+
+// h builds an element; string children become text nodes.
+function h(tag: string, attrs: Record<string, string> = {}, ...children: (Node | string)[]): HTMLElement {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  for (const c of children) e.append(typeof c === "string" ? document.createTextNode(c) : c);
+  return e;
+}
+
+function say(id: string, text: string, kind: "ok" | "bad" | "queued" | "" = ""): void {
+  const e = $(id);
+  e.textContent = text;
+  e.className = kind;
+}
+
+function show(ids: string[], on: boolean): void {
+  for (const id of ids) $(id).hidden = !on;
+}
+
+const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+function when(t: Timestamp | undefined): string {
+  return t ? dateFormat.format(timestampDate(t)) : "";
+}
+
+function ref(a: { bank: string; accountId: string } | undefined): string {
+  return a ? `${a.bank}/${a.accountId}` : "?";
+}
+
+function isMine(a: AccountRef | undefined): boolean {
+  return !!session && !!a && a.bank === session.bank && a.accountId === session.accountId;
+}
+
+// ---- errors ----
+
+// reasonOf is the ErrorInfo reason of a Remit error ("" if none), decoded
+// by hand: google.rpc.ErrorInfo is reason = 1, domain = 2.
+function errorInfo(err: ConnectError): { reason: string; domain: string } {
+  for (const d of err.details) {
+    if (!("type" in d) || d.type !== "google.rpc.ErrorInfo") continue;
+    const r = new BinaryReader(d.value);
+    let reason = "";
+    let domain = "";
+    while (r.pos < r.len) {
+      const [field, wire] = r.tag();
+      if (field === 1) reason = r.string();
+      else if (field === 2) domain = r.string();
+      else r.skip(wire);
+    }
+    return { reason, domain };
+  }
+  return { reason: "", domain: "" };
+}
+
+// retryable mirrors client.Retryable (client/errors.go): may the same
+// request be sent again with the same transaction id?
+function retryable(err: ConnectError): boolean {
+  const info = errorInfo(err);
+  switch (err.code) {
+    case Code.Unavailable:
+    case Code.DeadlineExceeded:
+    case Code.ResourceExhausted:
+    case Code.Canceled:
+      return true;
+    case Code.Aborted:
+      return info.reason === "REQUEST_IN_PROGRESS";
+    case Code.Unknown:
+    case Code.Internal:
+      // Without Remit's ErrorInfo the answer was lost on the way.
+      return info.domain !== "remit.dev";
+    default:
+      return false;
+  }
+}
+
+// nextStep says, for a final refusal's reason, what happened and what to do.
+const nextSteps: Record<string, string> = {
+  INSUFFICIENT_FUNDS: "Not enough money is available. Nothing moved. Send a smaller amount, or wait for incoming money.",
+  ACCOUNT_NOT_FOUND: "The payee's bank has no such account. Nothing moved. Check the account id with the payee.",
+  BANK_NOT_FOUND: "No bank of that name is registered. Nothing moved. Check the bank name.",
+  CURRENCY_MISMATCH: "The payee's account holds another currency. Nothing moved. Ask the payee for an account in your currency.",
+  BANK_UNAVAILABLE: "A bank did not answer in time. Nothing moved. Try again in a minute.",
+  SAME_ACCOUNT: "That is your own account. Nothing moved. Choose another payee.",
+  BALANCE_OVERFLOW: "The payee's balance cannot take that much. Nothing moved. Send a smaller amount.",
+  EXPIRED: "The payment took too long and was cancelled. Nothing moved. Send it again.",
+  DECLINED_BY_BANK: "A bank declined it. Nothing moved. Contact your bank.",
+  TRANSACTION_ID_CONFLICT: "A bank holds another payment under this id. An operator will reconcile it; do not resend.",
+  IDEMPOTENCY_KEY_REUSED: "This transaction id was used for another request. Nothing moved. Send the payment again.",
+  PERMISSION_DENIED: "You may not do that with this login.",
+};
+
+function explain(err: ConnectError): string {
+  const { reason } = errorInfo(err);
+  const step = nextSteps[reason];
+  const head = reason ? `Declined (${reason})` : `Refused (${Code[err.code]})`;
+  return step ? `${head}: ${step}` : `${head}: ${err.rawMessage}`;
+}
+
+// handleAuth ends the session when the gateway no longer accepts the token.
+function handleAuth(err: ConnectError): boolean {
+  if (err.code !== Code.Unauthenticated || !session) return false;
+  logout("Your session has ended: log in again. Queued payments stay queued and are sent after you log in.");
+  return true;
+}
+
+// ---- session ----
+
+function saveSession(): void {
+  if (session) sessionStorage.setItem(sessionKey, JSON.stringify(session));
+  else sessionStorage.removeItem(sessionKey);
+}
+
+function loadSession(): Session | undefined {
+  try {
+    const s = sessionStorage.getItem(sessionKey);
+    return s ? (JSON.parse(s) as Session) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function isStaff(): boolean {
+  return !!session && session.roles.some((r) => r === Role.ADMIN || r === Role.AUDITOR);
+}
+
+function enter(): void {
+  if (!session) return;
+  const customer = session.bank !== "";
+  show(["login"], false);
+  show(["logout", "who"], true);
+  show(["wallet", "send", "feed", "history"], customer);
+  show(["staff"], isStaff());
+  show(["adjust"], session.roles.includes(Role.ADMIN));
+  $("who").textContent = customer ? `${session.clientId} · ${session.bank}/${session.accountId}` : session.clientId;
+  $("account").textContent = customer ? `Account ${session.bank}/${session.accountId}` : "";
+  if (customer) {
+    void refreshBalance();
+    void refreshHistory();
+    void renderQueue();
+    void flush();
+    startWatch();
+  }
+  if (isStaff()) void refreshBanks();
+}
+
+function logout(message = ""): void {
+  const s = session;
+  session = undefined;
+  saveSession();
+  watchAbort?.abort();
+  for (const id of ["queue", "incoming", "payments", "banks"]) $(id).replaceChildren();
+  incoming.clear();
+  show(["wallet", "send", "feed", "history", "staff", "adjust", "logout", "who", "older"], false);
+  show(["login"], true);
+  say("login-msg", message, message ? "bad" : "");
+  if (s && !message) void authClient.logout({}, { headers: { Authorization: "Bearer " + s.token } }).catch(() => {});
+}
+
+async function login(e: SubmitEvent): Promise<void> {
+  e.preventDefault();
+  const clientId = $<HTMLInputElement>("login-id").value.trim();
+  const pw = $<HTMLInputElement>("login-pw");
+  say("login-msg", "Logging in…");
+  try {
+    const res = await authClient.login({ clientId, password: pw.value });
+    pw.value = "";
+    session = {
+      token: res.accessToken,
+      clientId: res.client?.clientId ?? clientId,
+      bank: res.client?.account?.bank ?? "",
+      accountId: res.client?.account?.accountId ?? "",
+      roles: res.client?.roles ?? [],
+      currency: "",
+    };
+    saveSession();
+    say("login-msg", "");
+    enter();
+  } catch (err) {
+    const ce = ConnectError.from(err);
+    say("login-msg", ce.code === Code.Unauthenticated ? "Wrong client id or password." : ce.rawMessage, "bad");
+  }
+}
+
+// ---- wallet ----
+
+async function refreshBalance(): Promise<void> {
+  if (!session) return;
+  try {
+    const res = await payments.checkBalance({});
+    session.currency = res.currency;
+    saveSession();
+    $("balance").textContent = formatMoney(res.balance, res.currency);
+    $("available").textContent = formatMoney(res.available, res.currency);
+  } catch (err) {
+    const ce = ConnectError.from(err);
+    if (!handleAuth(ce)) say("status", "Could not read the balance: " + ce.rawMessage, "bad");
+  }
+}
+
+// ---- send, with the outbox ----
+
+let flushing = false;
+let retryTimer: number | undefined;
+let backoff = 1000;
+
+async function send(e: SubmitEvent): Promise<void> {
+  e.preventDefault();
+  if (!session) return;
+  if (!session.currency) {
+    say("send-msg", "Your balance has not loaded yet, so the currency is not known: try again in a moment.", "bad");
+    return;
+  }
+  const form = e.target as HTMLFormElement;
+  let amount: bigint;
+  try {
+    amount = parseAmount($<HTMLInputElement>("amount").value, session.currency);
+  } catch (err) {
+    say("send-msg", (err as Error).message, "bad");
+    return;
+  }
+  // The id is made once, here, and saved with the payment before the
+  // first send: every resend of this payment carries it.
+  const p: outbox.Pending = {
+    transactionId: crypto.randomUUID(),
+    clientId: session.clientId,
+    bank: $<HTMLInputElement>("payee-bank").value.trim(),
+    account: $<HTMLInputElement>("payee-account").value.trim(),
+    amount,
+    currency: session.currency,
+    description: $<HTMLInputElement>("description").value,
+    created: Date.now(),
+    attempts: 0,
+    lastError: "",
+  };
+  await outbox.save(p);
+  form.reset();
+  say("send-msg", "Sending…");
+  await renderQueue();
+  clearTimeout(retryTimer);
+  backoff = 1000;
+  await flush();
+}
+
+// flush sends the queued payments, oldest first, until one cannot get an
+// answer; then it tries again later.
+async function flush(): Promise<void> {
+  if (flushing || !session) return;
+  flushing = true;
+  clearTimeout(retryTimer);
+  try {
+    const queued = await outbox.list(session.clientId);
+    if (queued.length > 0 && !navigator.onLine) {
+      // The "online" event flushes again.
+      say("send-msg", "Queued: this browser is offline. It is sent, with the same transaction id, when the browser is back online.", "queued");
+      return;
+    }
+    for (const p of queued) {
+      if (!(await sendOne(p))) {
+        retryTimer = window.setTimeout(() => void flush(), backoff);
+        backoff = Math.min(backoff * 2, 5000);
+        return;
+      }
+    }
+    backoff = 1000;
+  } finally {
+    flushing = false;
+    await renderQueue();
+  }
+}
+
+// sendOne sends p once; true once p has its final answer.
+async function sendOne(p: outbox.Pending): Promise<boolean> {
+  p.attempts++;
+  await outbox.save(p);
+  try {
+    const res = await payments.makePayment(
+      {
+        transactionId: p.transactionId,
+        payee: { bank: p.bank, accountId: p.account },
+        amount: p.amount,
+        currency: p.currency,
+        description: p.description,
+      },
+      { timeoutMs: 20000 },
+    );
+    const pay = res.payment;
+    if (!pay || pay.status === PaymentStatus.PROCESSING) {
+      // Not an outcome (the gateway does not answer so today): ask again
+      // with the same id.
+      p.lastError = "no outcome yet";
+      await outbox.save(p);
+      say("send-msg", "Queued: the gateway has not decided yet. It is asked again with the same transaction id.", "queued");
+      return false;
+    }
+    await outbox.remove(p.transactionId);
+    say("send-msg", `Sent ${formatMoney(p.amount, p.currency)} to ${p.bank}/${p.account}. ` +
+      `Status: ${statusText(pay)}. Transaction ${p.transactionId}.`, "ok");
+    void refreshBalance();
+    void refreshHistory();
+    return true;
+  } catch (err) {
+    const ce = ConnectError.from(err);
+    if (retryable(ce)) {
+      p.lastError = ce.rawMessage || Code[ce.code];
+      await outbox.save(p);
+      say("send-msg", `Queued: the gateway did not answer (${p.lastError}). It is sent again with the same transaction id until it gets a final answer.`, "queued");
+      return false;
+    }
+    if (handleAuth(ce)) return false;
+    await outbox.remove(p.transactionId);
+    say("send-msg", explain(ce), "bad");
+    void refreshBalance();
+    void refreshHistory();
+    return true;
+  }
+}
+
+async function renderQueue(): Promise<void> {
+  if (!session) return;
+  const items = (await outbox.list(session.clientId)).map((p) =>
+    h("li", { "data-tx": p.transactionId, "data-status": "queued", class: "queued" },
+      h("strong", {}, "Queued "), `${formatMoney(p.amount, p.currency)} to ${p.bank}/${p.account}`,
+      h("span", { class: "desc" }, p.description),
+      h("span", { class: "hint" }, `Transaction ${p.transactionId} · ${p.attempts} attempt(s)` +
+        (p.lastError ? ` · last error: ${p.lastError}` : ""))));
+  $("queue").replaceChildren(...items);
+}
+
+// ---- history ----
+
+let nextPage = "";
+
+function statusText(p: Payment | undefined): string {
+  if (!p) return "unknown";
+  switch (p.status) {
+    case PaymentStatus.SUCCEEDED: return "succeeded";
+    case PaymentStatus.FAILED: return "failed (" + (FailureReason[p.failureReason] ?? "unknown").toLowerCase().replaceAll("_", " ") + ")";
+    case PaymentStatus.PROCESSING: return "processing";
+    default: return "unknown";
+  }
+}
+
+function paymentItem(p: Payment): HTMLElement {
+  const sent = isMine(p.payer);
+  const who = sent ? "To " + ref(p.payee) : "From " + ref(p.payer);
+  return h("li", { "data-tx": p.transactionId, "data-status": statusText(p), "data-dir": sent ? "sent" : "received" },
+    h("strong", {}, `${sent ? "Sent" : "Received"} ${formatMoney(p.amount, p.currency)}`), " ", who,
+    h("span", { class: "desc" }, p.description),
+    h("span", { class: "hint" }, `${when(p.createTime)} · ${statusText(p)}` +
+      (p.acknowledgeTime ? ` · acknowledged ${when(p.acknowledgeTime)}` : sent && p.status === PaymentStatus.SUCCEEDED ? " · not acknowledged yet" : "")));
+}
+
+async function refreshHistory(more = false): Promise<void> {
+  if (!session) return;
+  try {
+    const res = await payments.listPayments({ pageSize: 10, pageToken: more ? nextPage : "" });
+    const items = res.payments.map(paymentItem);
+    if (more) $("payments").append(...items);
+    else $("payments").replaceChildren(...items);
+    if (!more && items.length === 0) $("payments").append(h("li", {}, "No payments yet."));
+    nextPage = res.nextPageToken;
+    $("older").hidden = nextPage === "";
+  } catch (err) {
+    const ce = ConnectError.from(err);
+    if (!handleAuth(ce)) say("status", "Could not read the history: " + ce.rawMessage, "bad");
+  }
+}
+
+// ---- live feed ----
+
+const incoming = new Map<string, HTMLElement>(); // by transaction id, oldest first
+const maxIncoming = 50;
+
+function incomingItem(p: Payment): HTMLElement {
+  const li = h("li", { "data-tx": p.transactionId, "data-ack": p.acknowledgeTime ? "yes" : "no" },
+    h("strong", {}, formatMoney(p.amount, p.currency)), ` from ${ref(p.payer)}`,
+    h("span", { class: "desc" }, p.description),
+    h("span", { class: "hint" }, when(p.completeTime ?? p.createTime)));
+  if (p.acknowledgeTime) {
+    li.append(h("span", { class: "ok" }, ` · acknowledged ${when(p.acknowledgeTime)}`));
+  } else {
+    const b = h("button", { type: "button" }, "Acknowledge") as HTMLButtonElement;
+    b.setAttribute("aria-label", `Acknowledge ${formatMoney(p.amount, p.currency)} from ${ref(p.payer)}`);
+    b.addEventListener("click", () => void acknowledge(p.transactionId, b));
+    li.append(" ", b);
+  }
+  return li;
+}
+
+function upsertIncoming(p: Payment): void {
+  const li = incomingItem(p);
+  const old = incoming.get(p.transactionId);
+  if (old) old.replaceWith(li);
+  else $("incoming").prepend(li);
+  incoming.set(p.transactionId, li);
+  // The newest maxIncoming stay; the history has the rest.
+  for (const [id, e] of incoming) {
+    if (incoming.size <= maxIncoming) break;
+    e.remove();
+    incoming.delete(id);
+  }
+}
+
+async function acknowledge(id: string, b: HTMLButtonElement): Promise<void> {
+  b.disabled = true;
+  try {
+    const res = await payments.acknowledgePayment({ transactionId: id });
+    if (res.payment) upsertIncoming(res.payment);
+    void refreshHistory();
+  } catch (err) {
+    b.disabled = false;
+    const ce = ConnectError.from(err);
+    if (!handleAuth(ce)) say("status", "Could not acknowledge: " + ce.rawMessage, "bad");
+  }
+}
+
+let historyTimer: number | undefined;
+function onEvent(ev: WatchPaymentsResponse): void {
+  const p = ev.payment;
+  if (!p) return;
+  if (isMine(p.payee) && !isMine(p.payer) &&
+    (ev.type === PaymentEventType.SUCCEEDED || ev.type === PaymentEventType.ACKNOWLEDGED)) {
+    upsertIncoming(p);
+  }
+  clearTimeout(historyTimer);
+  historyTimer = window.setTimeout(() => {
+    void refreshBalance();
+    void refreshHistory();
+  }, 200);
+}
+
+function startWatch(): void {
+  watchAbort?.abort();
+  const ctl = new AbortController();
+  watchAbort = ctl;
+  void (async () => {
+    let cursor = 0n;
+    let delay = 1000;
+    while (!ctl.signal.aborted && session) {
+      say("feed-state", "Live: payments to you appear here as they arrive.");
+      try {
+        for await (const ev of payments.watchPayments({ afterEventId: cursor }, { signal: ctl.signal })) {
+          cursor = ev.eventId;
+          delay = 1000;
+          onEvent(ev);
+        }
+      } catch (err) {
+        const ce = ConnectError.from(err);
+        if (ctl.signal.aborted || handleAuth(ce)) return;
+      }
+      say("feed-state", "Reconnecting to the gateway…", "queued");
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 5000);
+      // The gateway may be back: queued payments go out too.
+      void flush();
+    }
+  })();
+}
+
+// ---- staff ----
+
+async function refreshBanks(): Promise<void> {
+  try {
+    const res = await admin.listBanks({});
+    $("banks").replaceChildren(...res.banks.map((b) =>
+      h("tr", { "data-bank": b.name },
+        h("td", {}, b.name), h("td", {}, b.url),
+        h("td", { class: b.status === BankStatus.SERVING ? "ok" : "bad" }, b.status === BankStatus.SERVING ? "serving" : "not serving"),
+        h("td", {}, when(b.lastSeenTime)))));
+  } catch (err) {
+    const ce = ConnectError.from(err);
+    if (!handleAuth(ce)) say("status", "Could not list the banks: " + ce.rawMessage, "bad");
+  }
+}
+
+async function lookup(e: SubmitEvent): Promise<void> {
+  e.preventDefault();
+  const account = { bank: $<HTMLInputElement>("lookup-bank").value.trim(), accountId: $<HTMLInputElement>("lookup-account").value.trim() };
+  try {
+    const res = await payments.checkBalance({ account });
+    say("lookup-msg", `${ref(account)}: balance ${formatMoney(res.balance, res.currency)}, available ${formatMoney(res.available, res.currency)}`, "ok");
+  } catch (err) {
+    const ce = ConnectError.from(err);
+    if (!handleAuth(ce)) say("lookup-msg", explain(ce), "bad");
+  }
+}
+
+// The admin's last adjustment that got no answer: the same form sent again
+// reuses its transaction id, so a retry never applies it twice.
+let unanswered: { key: string; id: string } | undefined;
+
+async function adjust(e: SubmitEvent): Promise<void> {
+  e.preventDefault();
+  const account = { bank: $<HTMLInputElement>("adjust-bank").value.trim(), accountId: $<HTMLInputElement>("adjust-account").value.trim() };
+  const currency = $<HTMLInputElement>("adjust-currency").value.trim().toLowerCase();
+  const debit = $<HTMLSelectElement>("adjust-direction").value === "debit";
+  let amount: bigint;
+  try {
+    amount = parseAmount($<HTMLInputElement>("adjust-amount").value, currency);
+  } catch (err) {
+    say("adjust-msg", (err as Error).message, "bad");
+    return;
+  }
+  const key = JSON.stringify([account, currency, debit, amount.toString()]);
+  const id = unanswered?.key === key ? unanswered.id : crypto.randomUUID();
+  unanswered = { key, id };
+  try {
+    const res = await admin.updateBalance({ transactionId: id, account, direction: debit ? Direction.DEBIT : Direction.CREDIT, amount, currency });
+    unanswered = undefined;
+    say("adjust-msg", `${debit ? "Withdrew" : "Deposited"} ${formatMoney(amount, currency)}: ${ref(account)} now holds ${formatMoney(res.balance, res.currency)}.`, "ok");
+  } catch (err) {
+    const ce = ConnectError.from(err);
+    if (handleAuth(ce)) return;
+    if (retryable(ce)) {
+      say("adjust-msg", `No answer (${ce.rawMessage}): press Apply again to retry with the same transaction id.`, "queued");
+      return;
+    }
+    unanswered = undefined;
+    say("adjust-msg", explain(ce), "bad");
+  }
+}
+
+// ---- start ----
+
+function main(): void {
+  $<HTMLFormElement>("login-form").addEventListener("submit", (e) => void login(e));
+  $<HTMLFormElement>("send-form").addEventListener("submit", (e) => void send(e));
+  $<HTMLFormElement>("lookup-form").addEventListener("submit", (e) => void lookup(e));
+  $<HTMLFormElement>("adjust-form").addEventListener("submit", (e) => void adjust(e));
+  $("logout").addEventListener("click", () => logout());
+  $("refresh-balance").addEventListener("click", () => void refreshBalance());
+  $("refresh-history").addEventListener("click", () => void refreshHistory());
+  $("older").addEventListener("click", () => void refreshHistory(true));
+  $("refresh-banks").addEventListener("click", () => void refreshBanks());
+  window.addEventListener("online", () => {
+    backoff = 1000;
+    void flush();
+  });
+  session = loadSession();
+  if (session) enter();
+  else show(["login"], true);
+}
+
+main();

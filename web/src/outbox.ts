@@ -1,0 +1,63 @@
+// The outbox: payments the page has given a transaction id but has no
+// final answer for yet, kept in IndexedDB so that a reload, a closed tab
+// or a gateway that is down loses none of them. An entry is written before
+// its first send and removed only when the gateway gave a final answer;
+// every resend uses the entry's own id, so the gateway pays it at most once.
+
+export type Pending = {
+  transactionId: string;
+  clientId: string;
+  bank: string;
+  account: string;
+  amount: bigint;
+  currency: string;
+  description: string;
+  created: number; // ms since the epoch, for the order of sending
+  attempts: number;
+  lastError: string;
+};
+
+const dbName = "remit-wallet";
+const storeName = "outbox";
+let opened: Promise<IDBDatabase> | undefined;
+
+function open(): Promise<IDBDatabase> {
+  opened ??= new Promise((resolve, reject) => {
+    const req = indexedDB.open(dbName, 1);
+    req.onupgradeneeded = () => {
+      req.result.createObjectStore(storeName, { keyPath: "transactionId" });
+    };
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => {
+      opened = undefined;
+      reject(req.error);
+    };
+  });
+  return opened;
+}
+
+async function run<T>(mode: IDBTransactionMode, f: (s: IDBObjectStore) => IDBRequest<T>): Promise<T> {
+  const db = await open();
+  return new Promise((resolve, reject) => {
+    const tx = db.transaction(storeName, mode);
+    const req = f(tx.objectStore(storeName));
+    // Resolve when the transaction is durable, not when the request is done.
+    tx.oncomplete = () => resolve(req.result);
+    tx.onerror = () => reject(tx.error);
+    tx.onabort = () => reject(tx.error);
+  });
+}
+
+export async function save(p: Pending): Promise<void> {
+  await run("readwrite", (s) => s.put(p));
+}
+
+export async function remove(transactionId: string): Promise<void> {
+  await run("readwrite", (s) => s.delete(transactionId));
+}
+
+// list returns clientId's pending payments, oldest first.
+export async function list(clientId: string): Promise<Pending[]> {
+  const all = (await run("readonly", (s) => s.getAll())) as Pending[];
+  return all.filter((p) => p.clientId === clientId).sort((a, b) => a.created - b.created);
+}

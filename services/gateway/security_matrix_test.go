@@ -514,8 +514,12 @@ type secEnv struct {
 	noCert *tls.Config
 	fx     secFixture
 	ids    map[string]*secIdentity
-	// clients caches one HTTP client per certificate and token.
+	// clients caches one HTTP client per certificate and token, keyed by
+	// the config's address; confs keeps every config keyed so alive, so
+	// that a freed config's address cannot be reused by another
+	// certificate's and hand it the first one's client (and identity).
 	clients map[string]*http.Client
+	confs   []*tls.Config
 }
 
 // secSetup starts a network, adds an auditor, gets every identity its
@@ -714,6 +718,7 @@ func (e *secEnv) httpClient(conf *tls.Config, token string) *http.Client {
 		c = &http.Client{Transport: secBearer{base: c.Transport, token: token}}
 	}
 	e.clients[key] = c
+	e.confs = append(e.confs, conf)
 	return c
 }
 

@@ -169,24 +169,12 @@ func (n *nemesis) inject(ctx context.Context, kind string) {
 		rec.Target = "every bank link"
 		d := time.Duration(100+n.rng.IntN(200)) * time.Millisecond
 		rec.Note = fmt.Sprintf("%v each way", d)
-		for _, p := range n.c.bankProxy {
-			p.Set(Latency, d)
-		}
-		sleep(ctx, time.Duration(4000+n.rng.IntN(3000))*time.Millisecond)
-		for _, p := range n.c.bankProxy {
-			p.Heal()
-		}
+		n.allBankLinks(ctx, Latency, d)
 	case SlowLinks:
 		rec.Target = "every bank link"
 		perKiB := time.Duration(30+n.rng.IntN(90)) * time.Millisecond
 		rec.Note = fmt.Sprintf("%.0f KiB/s each way", float64(time.Second)/float64(perKiB))
-		for _, p := range n.c.bankProxy {
-			p.Set(Bandwidth, perKiB)
-		}
-		sleep(ctx, time.Duration(4000+n.rng.IntN(3000))*time.Millisecond)
-		for _, p := range n.c.bankProxy {
-			p.Heal()
-		}
+		n.allBankLinks(ctx, Bandwidth, perKiB)
 	case OneWay:
 		rec.Target = n.bank()
 		probeBank = rec.Target
@@ -223,6 +211,18 @@ func (n *nemesis) inject(ctx context.Context, kind string) {
 	}
 	rec.Recovery = n.recovery(ctx, probeBank)
 	n.done(rec)
+}
+
+// allBankLinks sets f on the gateway's link to every bank for 4 to 7 s,
+// then heals them.
+func (n *nemesis) allBankLinks(ctx context.Context, f Fault, d time.Duration) {
+	for _, p := range n.c.bankProxy {
+		p.Set(f, d)
+	}
+	sleep(ctx, time.Duration(4000+n.rng.IntN(3000))*time.Millisecond)
+	for _, p := range n.c.bankProxy {
+		p.Heal()
+	}
 }
 
 // waitPrepared polls bank's ledger until it holds a prepared transaction

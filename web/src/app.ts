@@ -27,8 +27,12 @@ const sessionKey = "remit.session";
 let session: Session | undefined;
 let watchAbort: AbortController | undefined;
 
+// auth adds the current session's token, unless the call carries its own:
+// the outbox sends each payment with the token of the session that queued
+// it, so that one sent after a logout or another login is never sent as
+// someone else.
 const auth: Interceptor = (next) => async (req) => {
-  if (session) req.header.set("Authorization", "Bearer " + session.token);
+  if (session && !req.header.has("Authorization")) req.header.set("Authorization", "Bearer " + session.token);
   return next(req);
 };
 const transport = createGrpcWebTransport({ baseUrl: location.origin, interceptors: [auth] });
@@ -112,6 +116,27 @@ function retryable(err: ConnectError): boolean {
     case Code.Internal:
       // Without Remit's ErrorInfo the answer was lost on the way.
       return info.domain !== "remit.dev";
+    default:
+      return false;
+  }
+}
+
+// finalAnswer mirrors client/outbox finalAnswer (client/outbox/send.go):
+// only an error built by the gateway (ErrorInfo of domain remit.dev) with
+// one of these codes ends a queued payment. Anything else (a proxy's 404 or
+// 403, Remit's own internal or unknown error, unauthenticated) leaves it
+// queued: a needless resend with the same id is harmless, a payment
+// dropped before its final answer is lost.
+function finalAnswer(err: ConnectError): boolean {
+  if (errorInfo(err).domain !== "remit.dev") return false;
+  switch (err.code) {
+    case Code.FailedPrecondition:
+    case Code.InvalidArgument:
+    case Code.PermissionDenied:
+    case Code.NotFound:
+    case Code.AlreadyExists:
+    case Code.OutOfRange:
+      return true;
     default:
       return false;
   }
@@ -246,21 +271,41 @@ async function refreshBalance(): Promise<void> {
 let flushing = false;
 let retryTimer: number | undefined;
 let backoff = 1000;
+// submitting is set while a submitted payment is being queued, so that a
+// second submit of the same form (a double click, Enter pressed twice)
+// before it is saved and the form cleared makes no second payment.
+let submitting = false;
 
 async function send(e: SubmitEvent): Promise<void> {
   e.preventDefault();
-  if (!session) return;
+  if (!session || submitting) return;
+  submitting = true;
+  try {
+    if (!(await queuePayment(e.target as HTMLFormElement))) return;
+  } finally {
+    submitting = false;
+  }
+  say("send-msg", "Sending…");
+  await renderQueue();
+  clearTimeout(retryTimer);
+  backoff = 1000;
+  await flush();
+}
+
+// queuePayment saves the form's payment in the outbox and clears the form;
+// false if there is nothing to send.
+async function queuePayment(form: HTMLFormElement): Promise<boolean> {
+  if (!session) return false;
   if (!session.currency) {
     say("send-msg", "Your balance has not loaded yet, so the currency is not known: try again in a moment.", "bad");
-    return;
+    return false;
   }
-  const form = e.target as HTMLFormElement;
   let amount: bigint;
   try {
     amount = parseAmount($<HTMLInputElement>("amount").value, session.currency);
   } catch (err) {
     say("send-msg", (err as Error).message, "bad");
-    return;
+    return false;
   }
   // The id is made once, here, and saved with the payment before the
   // first send: every resend of this payment carries it.
@@ -278,42 +323,51 @@ async function send(e: SubmitEvent): Promise<void> {
   };
   await outbox.save(p);
   form.reset();
-  say("send-msg", "Sending…");
-  await renderQueue();
-  clearTimeout(retryTimer);
-  backoff = 1000;
-  await flush();
+  return true;
 }
 
 // flush sends the queued payments, oldest first, until one cannot get an
 // answer; then it tries again later.
+// Each payment is sent with the token of the session that listed it; the
+// loop stops as soon as that session has ended (a logout, another login),
+// so no payment goes out under another user's token.
 async function flush(): Promise<void> {
-  if (flushing || !session) return;
+  const s = session;
+  if (flushing || !s) return;
   flushing = true;
   clearTimeout(retryTimer);
   try {
-    const queued = await outbox.list(session.clientId);
+    const queued = await outbox.list(s.clientId);
     if (queued.length > 0 && !navigator.onLine) {
       // The "online" event flushes again.
       say("send-msg", "Queued: this browser is offline. It is sent, with the same transaction id, when the browser is back online.", "queued");
       return;
     }
     for (const p of queued) {
-      if (!(await sendOne(p))) {
-        retryTimer = window.setTimeout(() => void flush(), backoff);
-        backoff = Math.min(backoff * 2, 5000);
+      if (session !== s) return;
+      if (!(await sendOne(s, p))) {
+        if (session === s) {
+          retryTimer = window.setTimeout(() => void flush(), backoff);
+          backoff = Math.min(backoff * 2, 5000);
+        }
         return;
       }
     }
     backoff = 1000;
   } finally {
     flushing = false;
-    await renderQueue();
+    // Another user who logged in while this loop ran has a queue too.
+    if (session && session !== s) void flush();
+    else await renderQueue();
   }
 }
 
-// sendOne sends p once; true once p has its final answer.
-async function sendOne(p: outbox.Pending): Promise<boolean> {
+// sendOne sends p once, as s; true once p has its final answer.
+async function sendOne(s: Session, p: outbox.Pending): Promise<boolean> {
+  // What the page says about p, only while s is still the user of the page.
+  const tell = (text: string, kind: "ok" | "bad" | "queued") => {
+    if (session === s) say("send-msg", text, kind);
+  };
   p.attempts++;
   await outbox.save(p);
   try {
@@ -325,7 +379,7 @@ async function sendOne(p: outbox.Pending): Promise<boolean> {
         currency: p.currency,
         description: p.description,
       },
-      { timeoutMs: 20000 },
+      { timeoutMs: 20000, headers: { Authorization: "Bearer " + s.token } },
     );
     const pay = res.payment;
     if (!pay || pay.status === PaymentStatus.PROCESSING) {
@@ -333,26 +387,33 @@ async function sendOne(p: outbox.Pending): Promise<boolean> {
       // with the same id.
       p.lastError = "no outcome yet";
       await outbox.save(p);
-      say("send-msg", "Queued: the gateway has not decided yet. It is asked again with the same transaction id.", "queued");
+      tell("Queued: the gateway has not decided yet. It is asked again with the same transaction id.", "queued");
       return false;
     }
     await outbox.remove(p.transactionId);
-    say("send-msg", `Sent ${formatMoney(p.amount, p.currency)} to ${p.bank}/${p.account}. ` +
+    tell(`Sent ${formatMoney(p.amount, p.currency)} to ${p.bank}/${p.account}. ` +
       `Status: ${statusText(pay)}. Transaction ${p.transactionId}.`, "ok");
     void refreshBalance();
     void refreshHistory();
     return true;
   } catch (err) {
     const ce = ConnectError.from(err);
-    if (retryable(ce)) {
+    if (!finalAnswer(ce)) {
+      // Not a final answer (see finalAnswer): keep p, same id. An
+      // unauthenticated one also ends s, if it is still the page's session.
       p.lastError = ce.rawMessage || Code[ce.code];
       await outbox.save(p);
-      say("send-msg", `Queued: the gateway did not answer (${p.lastError}). It is sent again with the same transaction id until it gets a final answer.`, "queued");
+      if (ce.code === Code.Unauthenticated) {
+        if (session === s) handleAuth(ce);
+        return false;
+      }
+      tell(retryable(ce)
+        ? `Queued: the gateway did not answer (${p.lastError}). It is sent again with the same transaction id until it gets a final answer.`
+        : `Queued: no final answer yet (${Code[ce.code]}: ${p.lastError}). It is sent again with the same transaction id until it gets one.`, "queued");
       return false;
     }
-    if (handleAuth(ce)) return false;
     await outbox.remove(p.transactionId);
-    say("send-msg", explain(ce), "bad");
+    tell(explain(ce), "bad");
     void refreshBalance();
     void refreshHistory();
     return true;

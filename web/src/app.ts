@@ -253,16 +253,18 @@ async function login(e: SubmitEvent): Promise<void> {
 // ---- wallet ----
 
 async function refreshBalance(): Promise<void> {
-  if (!session) return;
+  const s = session;
+  if (!s) return;
   try {
-    const res = await payments.checkBalance({});
-    session.currency = res.currency;
+    const res = await payments.checkBalance({}, { headers: { Authorization: "Bearer " + s.token } });
+    if (session !== s) return; // another login since: not this user's balance
+    s.currency = res.currency;
     saveSession();
     $("balance").textContent = formatMoney(res.balance, res.currency);
     $("available").textContent = formatMoney(res.available, res.currency);
   } catch (err) {
     const ce = ConnectError.from(err);
-    if (!handleAuth(ce)) say("status", "Could not read the balance: " + ce.rawMessage, "bad");
+    if (session === s && !handleAuth(ce)) say("status", "Could not read the balance: " + ce.rawMessage, "bad");
   }
 }
 
@@ -456,9 +458,12 @@ function paymentItem(p: Payment): HTMLElement {
 }
 
 async function refreshHistory(more = false): Promise<void> {
-  if (!session) return;
+  const s = session;
+  if (!s) return;
   try {
-    const res = await payments.listPayments({ pageSize: 10, pageToken: more ? nextPage : "" });
+    const res = await payments.listPayments({ pageSize: 10, pageToken: more ? nextPage : "" },
+      { headers: { Authorization: "Bearer " + s.token } });
+    if (session !== s) return; // another login since: not this user's history
     const items = res.payments.map(paymentItem);
     if (more) $("payments").append(...items);
     else $("payments").replaceChildren(...items);
@@ -467,7 +472,7 @@ async function refreshHistory(more = false): Promise<void> {
     $("older").hidden = nextPage === "";
   } catch (err) {
     const ce = ConnectError.from(err);
-    if (!handleAuth(ce)) say("status", "Could not read the history: " + ce.rawMessage, "bad");
+    if (session === s && !handleAuth(ce)) say("status", "Could not read the history: " + ce.rawMessage, "bad");
   }
 }
 

@@ -621,8 +621,10 @@ async function adjust(e: SubmitEvent): Promise<void> {
   } catch (err) {
     const ce = ConnectError.from(err);
     if (handleAuth(ce)) return;
-    if (retryable(ce)) {
-      say("adjust-msg", `No answer (${ce.rawMessage}): press Apply again to retry with the same transaction id.`, "queued");
+    if (!finalAnswer(ce)) {
+      // Not a final answer (finalAnswer, as for payments): the adjustment
+      // may have been applied, so only the same id may be sent again.
+      say("adjust-msg", `No final answer (${Code[ce.code]}: ${ce.rawMessage}): press Apply again to retry with the same transaction id.`, "queued");
       return;
     }
     unanswered = undefined;

@@ -39,7 +39,10 @@ function open(): Promise<IDBDatabase> {
 async function run<T>(mode: IDBTransactionMode, f: (s: IDBObjectStore) => IDBRequest<T>): Promise<T> {
   const db = await open();
   return new Promise((resolve, reject) => {
-    const tx = db.transaction(storeName, mode);
+    // strict: complete fires once the write is flushed to disk, not just
+    // handed to the OS (Chromium's default is relaxed), so a queued
+    // payment survives a power cut as well as a reload.
+    const tx = db.transaction(storeName, mode, { durability: mode === "readwrite" ? "strict" : "default" });
     const req = f(tx.objectStore(storeName));
     // Resolve when the transaction is durable, not when the request is done.
     tx.oncomplete = () => resolve(req.result);

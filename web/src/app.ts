@@ -371,7 +371,8 @@ async function sendOne(s: Session, p: outbox.Pending): Promise<boolean> {
     if (session === s) say("send-msg", text, kind);
   };
   p.attempts++;
-  await outbox.save(p);
+  // Another tab of this user may have finished p since it was listed.
+  if (!(await outbox.update(p))) return true;
   try {
     const res = await payments.makePayment(
       {
@@ -388,7 +389,7 @@ async function sendOne(s: Session, p: outbox.Pending): Promise<boolean> {
       // Not an outcome (the gateway does not answer so today): ask again
       // with the same id.
       p.lastError = "no outcome yet";
-      await outbox.save(p);
+      await outbox.update(p);
       tell("Queued: the gateway has not decided yet. It is asked again with the same transaction id.", "queued");
       return false;
     }
@@ -404,7 +405,7 @@ async function sendOne(s: Session, p: outbox.Pending): Promise<boolean> {
       // Not a final answer (see finalAnswer): keep p, same id. An
       // unauthenticated one also ends s, if it is still the page's session.
       p.lastError = ce.rawMessage || Code[ce.code];
-      await outbox.save(p);
+      await outbox.update(p);
       if (ce.code === Code.Unauthenticated) {
         if (session === s) handleAuth(ce);
         return false;

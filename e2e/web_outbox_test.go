@@ -22,7 +22,7 @@ import (
 // grpcWebError is the body of a gRPC-Web answer that is only a trailer
 // frame: grpc-status code, and, if domain is set, a google.rpc.Status
 // holding an ErrorInfo of that domain and reason.
-func grpcWebError(t *testing.T, code int, msg, domain, reason string) []byte {
+func grpcWebError(t *testing.T, code int32, msg, domain, reason string) []byte {
 	t.Helper()
 	trailer := fmt.Sprintf("grpc-status: %d\r\ngrpc-message: %s\r\n", code, msg)
 	if domain != "" {
@@ -30,17 +30,14 @@ func grpcWebError(t *testing.T, code int, msg, domain, reason string) []byte {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := proto.Marshal(&statuspb.Status{Code: int32(code), Message: msg, Details: []*anypb.Any{info}})
+		st, err := proto.Marshal(&statuspb.Status{Code: code, Message: msg, Details: []*anypb.Any{info}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		trailer += "grpc-status-details-bin: " + base64.RawStdEncoding.EncodeToString(st) + "\r\n"
 	}
-	frame := make([]byte, 5, 5+len(trailer))
-	frame[0] = 0x80
-	binary.BigEndian.PutUint32(frame[1:], uint32(len(trailer)))
-	frame = append(frame, trailer...)
-	return frame
+	frame := binary.BigEndian.AppendUint32([]byte{0x80}, uint32(len(trailer))) //nolint:gosec // a short trailer
+	return append(frame, trailer...)
 }
 
 // TestWalletKeepsUnfinished: answers to MakePayment that are not a final
@@ -249,7 +246,7 @@ func TestWalletDoubleSubmit(t *testing.T) {
 	a.do("fill in", chromedp.SendKeys(chromedp.CSS("#payee-bank"), "bank-b"),
 		chromedp.SendKeys(chromedp.CSS("#payee-account"), "bob"),
 		chromedp.SendKeys(chromedp.CSS("#amount"), "4.00"))
-	a.eval(`(() => { const b = document.querySelector('#send-form button[type="submit"]'); b.click(); b.click(); return "" })()`)
+	a.eval(`(() => { const b = document.querySelector('#send-form button[type="submit"]'); for (let i = 0; i < 2; i++) b.click(); return "" })()`)
 	a.waitText("#send-msg", "Sent $4.00 to bank-b/bob")
 	time.Sleep(2 * time.Second)
 	if ab, bb := cliBalances(alice, bob); ab != 100000-400 || bb != 100000+400 {

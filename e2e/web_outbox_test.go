@@ -253,3 +253,63 @@ func TestWalletDoubleSubmit(t *testing.T) {
 		t.Errorf("balances after a double submit: alice %d bob %d, want %d %d", ab, bb, 100000-400, 100000+400)
 	}
 }
+
+// TestWalletSendWhileSending: a payment submitted while the page is still
+// waiting for the answer to another is sent once that answer is in, not
+// left queued until something else (a reload, another payment) sends it.
+func TestWalletSendWhileSending(t *testing.T) {
+	skipIfShort(t)
+	dir := filepath.Join(t.TempDir(), "net")
+	port := freeBasePort(t)
+	startUp(t, dir, port)
+	pw := readPasswords(t, dir)
+	alice, bob := newCLIUser(t, "alice"), newCLIUser(t, "bob")
+	alice.login(dir, port, pw["alice"])
+	bob.login(dir, port, pw["bob"])
+
+	b := newBrowser(t, dir, port)
+	a := b.tab("alice", false)
+	a.login("alice", pw["alice"], "#wallet")
+	a.waitText("#balance", "$1,000.00")
+
+	// The answer to the first MakePayment is held until release is closed.
+	release := make(chan struct{})
+	var seen atomic.Int32
+	paused := chromedp.Events(a.ctx, fetch.RequestPaused)
+	go func() {
+		for ev, err := range paused {
+			if err != nil {
+				return
+			}
+			if seen.Add(1) == 1 {
+				go func(id fetch.RequestID) {
+					<-release
+					_, _ = chromedp.Call(a.ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: id})
+				}(ev.RequestID)
+				continue
+			}
+			_, _ = chromedp.Call(a.ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID})
+		}
+	}()
+	if _, err := chromedp.Call(a.ctx, fetch.Enable, fetch.EnableParams{
+		Patterns: []*fetch.RequestPattern{{URLPattern: "*/remit.gateway.v1.PaymentService/MakePayment", RequestStage: fetch.RequestStageResponse}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	a.pay("bank-b/bob", "1.00", "first")
+	for deadline := time.Now().Add(browserWait); seen.Load() == 0; time.Sleep(pollEvery) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first payment was never sent")
+		}
+	}
+	a.pay("bank-b/bob", "2.00", "second")
+	a.waitText("#queue", "Queued $2.00")
+	close(release)
+	a.waitText("#balance", "$997.00")
+	if got := a.text("#queue"); got != "" {
+		t.Errorf("still queued: %q", got)
+	}
+	if ab, bb := cliBalances(alice, bob); ab != 100000-300 || bb != 100000+300 {
+		t.Errorf("balances: alice %d bob %d, want %d %d", ab, bb, 100000-300, 100000+300)
+	}
+}

@@ -271,6 +271,9 @@ async function refreshBalance(): Promise<void> {
 // ---- send, with the outbox ----
 
 let flushing = false;
+// flushAgain is set by a flush asked for while another runs: that one's
+// list may lack the payment just queued, so it runs again when done.
+let flushAgain = false;
 let retryTimer: number | undefined;
 let backoff = 1000;
 // submitting is set while a submitted payment is being queued, so that a
@@ -335,8 +338,13 @@ async function queuePayment(form: HTMLFormElement): Promise<boolean> {
 // so no payment goes out under another user's token.
 async function flush(): Promise<void> {
   const s = session;
-  if (flushing || !s) return;
+  if (!s) return;
+  if (flushing) {
+    flushAgain = true;
+    return;
+  }
   flushing = true;
+  flushAgain = false;
   clearTimeout(retryTimer);
   try {
     const queued = await outbox.list(s.clientId);
@@ -348,6 +356,7 @@ async function flush(): Promise<void> {
     for (const p of queued) {
       if (session !== s) return;
       if (!(await sendOne(s, p))) {
+        flushAgain = false; // the retry timer sends the rest
         if (session === s) {
           retryTimer = window.setTimeout(() => void flush(), backoff);
           backoff = Math.min(backoff * 2, 5000);
@@ -358,8 +367,9 @@ async function flush(): Promise<void> {
     backoff = 1000;
   } finally {
     flushing = false;
-    // Another user who logged in while this loop ran has a queue too.
-    if (session && session !== s) void flush();
+    // Another user who logged in while this loop ran has a queue too, and
+    // a payment queued while it ran may not have been in its list.
+    if (session && (session !== s || flushAgain)) void flush();
     else await renderQueue();
   }
 }

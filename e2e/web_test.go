@@ -25,6 +25,10 @@ import (
 // chromiumPath is Debian's chromium, which .ci/run installs.
 const chromiumPath = "/usr/bin/chromium"
 
+// requireBrowserEnv, when set (.ci/run sets it), turns the skip of the
+// browser tests for a missing chromium into a failure.
+const requireBrowserEnv = "REMIT_E2E_REQUIRE_BROWSER"
+
 // browserWait bounds every wait for the page (a payment, the live feed).
 const browserWait = 20 * time.Second
 
@@ -41,7 +45,10 @@ type browser struct {
 func newBrowser(t *testing.T, dir string, port int) *browser {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("no %s (apt-get install chromium; .ci/run does): %v", chromiumPath, err)
+		if os.Getenv(requireBrowserEnv) != "" {
+			t.Fatalf("no %s (%s is set: CI must not skip the browser tests; .ci/run installs chromium): %v", chromiumPath, requireBrowserEnv, err)
+		}
+		t.Skipf("no %s (apt-get install chromium; .ci/run does; set %s=1 to fail instead of skipping): %v", chromiumPath, requireBrowserEnv, err)
 	}
 	shots := os.Getenv("REMIT_SCREENSHOTS")
 	if shots == "" {

@@ -27,8 +27,12 @@ const sessionKey = "remit.session";
 let session: Session | undefined;
 let watchAbort: AbortController | undefined;
 
+// auth adds the current session's token, unless the call carries its own:
+// the outbox sends each payment with the token of the session that queued
+// it, so that one sent after a logout or another login is never sent as
+// someone else.
 const auth: Interceptor = (next) => async (req) => {
-  if (session) req.header.set("Authorization", "Bearer " + session.token);
+  if (session && !req.header.has("Authorization")) req.header.set("Authorization", "Bearer " + session.token);
   return next(req);
 };
 const transport = createGrpcWebTransport({ baseUrl: location.origin, interceptors: [auth] });
@@ -112,6 +116,27 @@ function retryable(err: ConnectError): boolean {
     case Code.Internal:
       // Without Remit's ErrorInfo the answer was lost on the way.
       return info.domain !== "remit.dev";
+    default:
+      return false;
+  }
+}
+
+// finalAnswer mirrors client/outbox finalAnswer (client/outbox/send.go):
+// only an error built by the gateway (ErrorInfo of domain remit.dev) with
+// one of these codes ends a queued payment. Anything else (a proxy's 404 or
+// 403, Remit's own internal or unknown error, unauthenticated) leaves it
+// queued: a needless resend with the same id is harmless, a payment
+// dropped before its final answer is lost.
+function finalAnswer(err: ConnectError): boolean {
+  if (errorInfo(err).domain !== "remit.dev") return false;
+  switch (err.code) {
+    case Code.FailedPrecondition:
+    case Code.InvalidArgument:
+    case Code.PermissionDenied:
+    case Code.NotFound:
+    case Code.AlreadyExists:
+    case Code.OutOfRange:
+      return true;
     default:
       return false;
   }
@@ -228,39 +253,64 @@ async function login(e: SubmitEvent): Promise<void> {
 // ---- wallet ----
 
 async function refreshBalance(): Promise<void> {
-  if (!session) return;
+  const s = session;
+  if (!s) return;
   try {
-    const res = await payments.checkBalance({});
-    session.currency = res.currency;
+    const res = await payments.checkBalance({}, { headers: { Authorization: "Bearer " + s.token } });
+    if (session !== s) return; // another login since: not this user's balance
+    s.currency = res.currency;
     saveSession();
     $("balance").textContent = formatMoney(res.balance, res.currency);
     $("available").textContent = formatMoney(res.available, res.currency);
   } catch (err) {
     const ce = ConnectError.from(err);
-    if (!handleAuth(ce)) say("status", "Could not read the balance: " + ce.rawMessage, "bad");
+    if (session === s && !handleAuth(ce)) say("status", "Could not read the balance: " + ce.rawMessage, "bad");
   }
 }
 
 // ---- send, with the outbox ----
 
 let flushing = false;
+// flushAgain is set by a flush asked for while another runs: that one's
+// list may lack the payment just queued, so it runs again when done.
+let flushAgain = false;
 let retryTimer: number | undefined;
 let backoff = 1000;
+// submitting is set while a submitted payment is being queued, so that a
+// second submit of the same form (a double click, Enter pressed twice)
+// before it is saved and the form cleared makes no second payment.
+let submitting = false;
 
 async function send(e: SubmitEvent): Promise<void> {
   e.preventDefault();
-  if (!session) return;
+  if (!session || submitting) return;
+  submitting = true;
+  try {
+    if (!(await queuePayment(e.target as HTMLFormElement))) return;
+  } finally {
+    submitting = false;
+  }
+  say("send-msg", "Sending…");
+  await renderQueue();
+  clearTimeout(retryTimer);
+  backoff = 1000;
+  await flush();
+}
+
+// queuePayment saves the form's payment in the outbox and clears the form;
+// false if there is nothing to send.
+async function queuePayment(form: HTMLFormElement): Promise<boolean> {
+  if (!session) return false;
   if (!session.currency) {
     say("send-msg", "Your balance has not loaded yet, so the currency is not known: try again in a moment.", "bad");
-    return;
+    return false;
   }
-  const form = e.target as HTMLFormElement;
   let amount: bigint;
   try {
     amount = parseAmount($<HTMLInputElement>("amount").value, session.currency);
   } catch (err) {
     say("send-msg", (err as Error).message, "bad");
-    return;
+    return false;
   }
   // The id is made once, here, and saved with the payment before the
   // first send: every resend of this payment carries it.
@@ -278,44 +328,61 @@ async function send(e: SubmitEvent): Promise<void> {
   };
   await outbox.save(p);
   form.reset();
-  say("send-msg", "Sending…");
-  await renderQueue();
-  clearTimeout(retryTimer);
-  backoff = 1000;
-  await flush();
+  return true;
 }
 
 // flush sends the queued payments, oldest first, until one cannot get an
 // answer; then it tries again later.
+// Each payment is sent with the token of the session that listed it; the
+// loop stops as soon as that session has ended (a logout, another login),
+// so no payment goes out under another user's token.
 async function flush(): Promise<void> {
-  if (flushing || !session) return;
+  const s = session;
+  if (!s) return;
+  if (flushing) {
+    flushAgain = true;
+    return;
+  }
   flushing = true;
+  flushAgain = false;
   clearTimeout(retryTimer);
   try {
-    const queued = await outbox.list(session.clientId);
+    const queued = await outbox.list(s.clientId);
     if (queued.length > 0 && !navigator.onLine) {
       // The "online" event flushes again.
       say("send-msg", "Queued: this browser is offline. It is sent, with the same transaction id, when the browser is back online.", "queued");
       return;
     }
     for (const p of queued) {
-      if (!(await sendOne(p))) {
-        retryTimer = window.setTimeout(() => void flush(), backoff);
-        backoff = Math.min(backoff * 2, 5000);
+      if (session !== s) return;
+      if (!(await sendOne(s, p))) {
+        flushAgain = false; // the retry timer sends the rest
+        if (session === s) {
+          retryTimer = window.setTimeout(() => void flush(), backoff);
+          backoff = Math.min(backoff * 2, 5000);
+        }
         return;
       }
     }
     backoff = 1000;
   } finally {
     flushing = false;
-    await renderQueue();
+    // Another user who logged in while this loop ran has a queue too, and
+    // a payment queued while it ran may not have been in its list.
+    if (session && (session !== s || flushAgain)) void flush();
+    else await renderQueue();
   }
 }
 
-// sendOne sends p once; true once p has its final answer.
-async function sendOne(p: outbox.Pending): Promise<boolean> {
+// sendOne sends p once, as s; true once p has its final answer.
+async function sendOne(s: Session, p: outbox.Pending): Promise<boolean> {
+  // What the page says about p, only while s is still the user of the page.
+  const tell = (text: string, kind: "ok" | "bad" | "queued") => {
+    if (session === s) say("send-msg", text, kind);
+  };
   p.attempts++;
-  await outbox.save(p);
+  // Another tab of this user may have finished p since it was listed.
+  if (!(await outbox.update(p))) return true;
   try {
     const res = await payments.makePayment(
       {
@@ -325,34 +392,41 @@ async function sendOne(p: outbox.Pending): Promise<boolean> {
         currency: p.currency,
         description: p.description,
       },
-      { timeoutMs: 20000 },
+      { timeoutMs: 20000, headers: { Authorization: "Bearer " + s.token } },
     );
     const pay = res.payment;
     if (!pay || pay.status === PaymentStatus.PROCESSING) {
       // Not an outcome (the gateway does not answer so today): ask again
       // with the same id.
       p.lastError = "no outcome yet";
-      await outbox.save(p);
-      say("send-msg", "Queued: the gateway has not decided yet. It is asked again with the same transaction id.", "queued");
+      await outbox.update(p);
+      tell("Queued: the gateway has not decided yet. It is asked again with the same transaction id.", "queued");
       return false;
     }
     await outbox.remove(p.transactionId);
-    say("send-msg", `Sent ${formatMoney(p.amount, p.currency)} to ${p.bank}/${p.account}. ` +
+    tell(`Sent ${formatMoney(p.amount, p.currency)} to ${p.bank}/${p.account}. ` +
       `Status: ${statusText(pay)}. Transaction ${p.transactionId}.`, "ok");
     void refreshBalance();
     void refreshHistory();
     return true;
   } catch (err) {
     const ce = ConnectError.from(err);
-    if (retryable(ce)) {
+    if (!finalAnswer(ce)) {
+      // Not a final answer (see finalAnswer): keep p, same id. An
+      // unauthenticated one also ends s, if it is still the page's session.
       p.lastError = ce.rawMessage || Code[ce.code];
-      await outbox.save(p);
-      say("send-msg", `Queued: the gateway did not answer (${p.lastError}). It is sent again with the same transaction id until it gets a final answer.`, "queued");
+      await outbox.update(p);
+      if (ce.code === Code.Unauthenticated) {
+        if (session === s) handleAuth(ce);
+        return false;
+      }
+      tell(retryable(ce)
+        ? `Queued: the gateway did not answer (${p.lastError}). It is sent again with the same transaction id until it gets a final answer.`
+        : `Queued: no final answer yet (${Code[ce.code]}: ${p.lastError}). It is sent again with the same transaction id until it gets one.`, "queued");
       return false;
     }
-    if (handleAuth(ce)) return false;
     await outbox.remove(p.transactionId);
-    say("send-msg", explain(ce), "bad");
+    tell(explain(ce), "bad");
     void refreshBalance();
     void refreshHistory();
     return true;
@@ -395,9 +469,12 @@ function paymentItem(p: Payment): HTMLElement {
 }
 
 async function refreshHistory(more = false): Promise<void> {
-  if (!session) return;
+  const s = session;
+  if (!s) return;
   try {
-    const res = await payments.listPayments({ pageSize: 10, pageToken: more ? nextPage : "" });
+    const res = await payments.listPayments({ pageSize: 10, pageToken: more ? nextPage : "" },
+      { headers: { Authorization: "Bearer " + s.token } });
+    if (session !== s) return; // another login since: not this user's history
     const items = res.payments.map(paymentItem);
     if (more) $("payments").append(...items);
     else $("payments").replaceChildren(...items);
@@ -406,7 +483,7 @@ async function refreshHistory(more = false): Promise<void> {
     $("older").hidden = nextPage === "";
   } catch (err) {
     const ce = ConnectError.from(err);
-    if (!handleAuth(ce)) say("status", "Could not read the history: " + ce.rawMessage, "bad");
+    if (session === s && !handleAuth(ce)) say("status", "Could not read the history: " + ce.rawMessage, "bad");
   }
 }
 
@@ -555,8 +632,10 @@ async function adjust(e: SubmitEvent): Promise<void> {
   } catch (err) {
     const ce = ConnectError.from(err);
     if (handleAuth(ce)) return;
-    if (retryable(ce)) {
-      say("adjust-msg", `No answer (${ce.rawMessage}): press Apply again to retry with the same transaction id.`, "queued");
+    if (!finalAnswer(ce)) {
+      // Not a final answer (finalAnswer, as for payments): the adjustment
+      // may have been applied, so only the same id may be sent again.
+      say("adjust-msg", `No final answer (${Code[ce.code]}: ${ce.rawMessage}): press Apply again to retry with the same transaction id.`, "queued");
       return;
     }
     unanswered = undefined;

@@ -39,7 +39,10 @@ function open(): Promise<IDBDatabase> {
 async function run<T>(mode: IDBTransactionMode, f: (s: IDBObjectStore) => IDBRequest<T>): Promise<T> {
   const db = await open();
   return new Promise((resolve, reject) => {
-    const tx = db.transaction(storeName, mode);
+    // strict: complete fires once the write is flushed to disk, not just
+    // handed to the OS (Chromium's default is relaxed), so a queued
+    // payment survives a power cut as well as a reload.
+    const tx = db.transaction(storeName, mode, { durability: mode === "readwrite" ? "strict" : "default" });
     const req = f(tx.objectStore(storeName));
     // Resolve when the transaction is durable, not when the request is done.
     tx.oncomplete = () => resolve(req.result);
@@ -60,4 +63,24 @@ export async function remove(transactionId: string): Promise<void> {
 export async function list(clientId: string): Promise<Pending[]> {
   const all = (await run("readonly", (s) => s.getAll())) as Pending[];
   return all.filter((p) => p.clientId === clientId).sort((a, b) => a.created - b.created);
+}
+
+// update writes p only if it is still queued, in one transaction, and says
+// whether it was: another tab of the same user may have had its final
+// answer and removed it meanwhile, and writing it back would queue it again.
+export async function update(p: Pending): Promise<boolean> {
+  const db = await open();
+  return new Promise((resolve, reject) => {
+    const tx = db.transaction(storeName, "readwrite", { durability: "strict" });
+    const s = tx.objectStore(storeName);
+    let found = false;
+    const get = s.getKey(p.transactionId);
+    get.onsuccess = () => {
+      found = get.result !== undefined;
+      if (found) s.put(p);
+    };
+    tx.oncomplete = () => resolve(found);
+    tx.onerror = () => reject(tx.error);
+    tx.onabort = () => reject(tx.error);
+  });
 }

@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"encoding/binary"
 	"fmt"
 	"path/filepath"
@@ -311,5 +312,70 @@ func TestWalletSendWhileSending(t *testing.T) {
 	}
 	if ab, bb := cliBalances(alice, bob); ab != 100000-300 || bb != 100000+300 {
 		t.Errorf("balances: alice %d bob %d, want %d %d", ab, bb, 100000-300, 100000+300)
+	}
+}
+
+// TestWalletRefusesBadInput: a payment the gateway's rules refuse (a bad
+// bank name or account id, a description with a tab, a text-direction
+// override or mark, or too long) is refused on the page before it is queued,
+// with a message, and nothing is sent: queued, it would get a validation
+// error that is not a final answer and hold up the queue for ever. The
+// CLI, which checks with protovalidate against the same rules as the
+// gateway, refuses each of them too, so the page and the rules agree; and
+// text of any script, emoji included, is accepted.
+func TestWalletRefusesBadInput(t *testing.T) {
+	skipIfShort(t)
+	dir := filepath.Join(t.TempDir(), "net")
+	port := freeBasePort(t)
+	startUp(t, dir, port)
+	pw := readPasswords(t, dir)
+	alice, bob := newCLIUser(t, "alice"), newCLIUser(t, "bob")
+	alice.login(dir, port, pw["alice"])
+	bob.login(dir, port, pw["bob"])
+
+	b := newBrowser(t, dir, port)
+	a := b.tab("alice", false)
+	a.login("alice", pw["alice"], "#wallet")
+	a.waitText("#balance", "$1,000.00")
+	for _, c := range []struct{ payee, description string }{
+		{"Bank_B/bob", ""},
+		{"bank-b/bo b", ""},
+		{"bank-b/bob", "rent\tmarch"},
+		{"bank-b/bob", "rtl \u202eevil"},
+		{"bank-b/bob", "mark \u200f"},
+		{"bank-b/bob", strings.Repeat("x", 201)},
+	} {
+		d, err := json.Marshal(c.description)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The description is set from script: typing cannot enter a tab
+		// into the field, pasting can. (An input drops line breaks itself.)
+		// The message is cleared so that the wait below sees this case's.
+		a.eval(`(document.getElementById("send-form").reset(), document.getElementById("send-msg").textContent = "", document.getElementById("description").value = ` + string(d) + `, "")`)
+		a.pay(c.payee, "1.00", "")
+		a.waitText("#send-msg", "Nothing was sent.")
+		if n := a.eval(`String(document.querySelectorAll("#queue li").length)`); n != "0" {
+			t.Errorf("%q %q: %s payments queued, want none", c.payee, c.description, n)
+		}
+		args := []string{"pay", "--to", c.payee, "--amount", "1.00"}
+		if c.description != "" {
+			args = append(args, "--description", c.description)
+		}
+		if r := alice.run(args...); r.code == 0 {
+			t.Errorf("the CLI (protovalidate) accepts what the page refuses: %q %q", c.payee, c.description)
+		}
+		if ab, bb := cliBalances(alice, bob); ab != 100000 || bb != 100000 {
+			t.Fatalf("after %q %q: alice %d bob %d, want both untouched", c.payee, c.description, ab, bb)
+		}
+	}
+	if ab, bb := cliBalances(alice, bob); ab != 100000 || bb != 100000 {
+		t.Fatalf("after refused payments: alice %d bob %d, want both untouched", ab, bb)
+	}
+	a.eval(`(document.getElementById("send-form").reset(), "")`)
+	a.pay("bank-b/bob", "2.00", "Miete für März ☕ 👩‍👩‍👧 "+strings.Repeat("y", 150))
+	a.waitText("#send-msg", "Sent $2.00 to bank-b/bob")
+	if ab, bb := cliBalances(alice, bob); ab != 100000-200 || bb != 100000+200 {
+		t.Errorf("after a payment with non-ASCII text: alice %d bob %d, want %d %d", ab, bb, 100000-200, 100000+200)
 	}
 }

@@ -11,6 +11,7 @@ import { AdminService, BankStatus, Direction } from "./gen/remit/gateway/v1/admi
 import { FailureReason, PaymentStatus, Role, type AccountRef, type Payment } from "./gen/remit/gateway/v1/types_pb";
 import { formatMoney, parseAmount } from "./money";
 import * as outbox from "./outbox";
+import { paymentProblem } from "./rules";
 
 // Session is what survives a reload of this tab (sessionStorage, never a
 // cookie): the access token and who it belongs to.
@@ -312,16 +313,24 @@ async function queuePayment(form: HTMLFormElement): Promise<boolean> {
     say("send-msg", (err as Error).message, "bad");
     return false;
   }
+  const bank = $<HTMLInputElement>("payee-bank").value.trim();
+  const account = $<HTMLInputElement>("payee-account").value.trim();
+  const description = $<HTMLInputElement>("description").value;
+  const problem = paymentProblem(bank, account, amount, description);
+  if (problem) {
+    say("send-msg", problem + " Nothing was sent.", "bad");
+    return false;
+  }
   // The id is made once, here, and saved with the payment before the
   // first send: every resend of this payment carries it.
   const p: outbox.Pending = {
     transactionId: crypto.randomUUID(),
     clientId: session.clientId,
-    bank: $<HTMLInputElement>("payee-bank").value.trim(),
-    account: $<HTMLInputElement>("payee-account").value.trim(),
+    bank,
+    account,
     amount,
     currency: session.currency,
-    description: $<HTMLInputElement>("description").value,
+    description,
     created: Date.now(),
     attempts: 0,
     lastError: "",

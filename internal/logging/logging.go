@@ -68,8 +68,11 @@ func New(w io.Writer, format string, level slog.Level) *slog.Logger {
 			format = FormatText
 		}
 	}
-	// Both formats escape what a client could have put in a line
-	// (printableHandler).
+	// Both formats escape what a client could have put in a line: text
+	// through printableHandler (tint writes a message as it is), JSON
+	// through printable.JSONWriter (the encoder escapes C0 controls;
+	// the writer the C1 and bidirectional characters it leaves, in every
+	// value, nested ones included), once per line.
 	if format == FormatText {
 		return slog.New(printableHandler{tint.NewTextHandler(w, &tint.Options{
 			Level:      level,
@@ -77,10 +80,7 @@ func New(w io.Writer, format string, level slog.Level) *slog.Logger {
 			NoColor:    !terminal,
 		})})
 	}
-	// printableHandler escapes strings; JSONWriter also what the JSON
-	// encoder writes of slices, maps and structs, whose strings it leaves
-	// C1 and bidirectional characters in.
-	return slog.New(printableHandler{slog.NewJSONHandler(printable.JSONWriter(w), &slog.HandlerOptions{Level: level})})
+	return slog.New(slog.NewJSONHandler(printable.JSONWriter(w), &slog.HandlerOptions{Level: level}))
 }
 
 // isTerminal reports whether w is a file descriptor attached to a terminal.

@@ -13,8 +13,8 @@ import (
 // it. Log lines quote what clients sent (an unknown procedure, an error
 // naming a field's value); in text format tint writes a message as is, so
 // without this an escape sequence in a request could recolour or clear an
-// operator's terminal, or a newline fake a whole log line. JSON escapes
-// C0 controls itself but not C1 or bidirectional characters.
+// operator's terminal, or a newline fake a whole log line. It is for the
+// text format; JSON lines pass through printable.JSONWriter instead.
 type printableHandler struct{ next slog.Handler }
 
 func (h printableHandler) Enabled(ctx context.Context, l slog.Level) bool {

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -48,18 +47,8 @@ func grpcWebError(t *testing.T, code int32, msg, domain, reason string) []byte {
 // exactly once.
 func TestWalletKeepsUnfinished(t *testing.T) {
 	skipIfShort(t)
-	dir := filepath.Join(t.TempDir(), "net")
-	port := freeBasePort(t)
-	startUp(t, dir, port)
-	pw := readPasswords(t, dir)
-	alice, bob := newCLIUser(t, "alice"), newCLIUser(t, "bob")
-	alice.login(dir, port, pw["alice"])
-	bob.login(dir, port, pw["bob"])
-
-	b := newBrowser(t, dir, port)
-	a := b.tab("alice", false)
-	a.login("alice", pw["alice"], "#wallet")
-	a.waitText("#balance", "$1,000.00")
+	w := openWallet(t, "alice")
+	alice, bob, a := w.alice, w.bob, w.a
 
 	type answer struct {
 		name   string
@@ -130,19 +119,10 @@ func TestWalletKeepsUnfinished(t *testing.T) {
 // nor dropped: they wait for her next login and go out then, as hers.
 func TestWalletLogoutMidSend(t *testing.T) {
 	skipIfShort(t)
-	dir := filepath.Join(t.TempDir(), "net")
-	port := freeBasePort(t)
-	startUp(t, dir, port)
-	pw := readPasswords(t, dir)
-	alice, bob, carol := newCLIUser(t, "alice"), newCLIUser(t, "bob"), newCLIUser(t, "carol")
-	alice.login(dir, port, pw["alice"])
-	bob.login(dir, port, pw["bob"])
-	carol.login(dir, port, pw["carol"])
-
-	b := newBrowser(t, dir, port)
-	a := b.tab("page", false)
-	a.login("alice", pw["alice"], "#wallet")
-	a.waitText("#balance", "$1,000.00")
+	w := openWallet(t, "page")
+	pw, alice, bob, a := w.pw, w.alice, w.bob, w.a
+	carol := newCLIUser(t, "carol")
+	carol.login(w.dir, w.port, pw["carol"])
 
 	// First every MakePayment fails before it is sent, so that both
 	// payments are queued when the page next sends its queue. Then the
@@ -232,18 +212,8 @@ func TestWalletLogoutMidSend(t *testing.T) {
 // submit has been saved (a double click, Enter pressed twice) pays once.
 func TestWalletDoubleSubmit(t *testing.T) {
 	skipIfShort(t)
-	dir := filepath.Join(t.TempDir(), "net")
-	port := freeBasePort(t)
-	startUp(t, dir, port)
-	pw := readPasswords(t, dir)
-	alice, bob := newCLIUser(t, "alice"), newCLIUser(t, "bob")
-	alice.login(dir, port, pw["alice"])
-	bob.login(dir, port, pw["bob"])
-
-	b := newBrowser(t, dir, port)
-	a := b.tab("alice", false)
-	a.login("alice", pw["alice"], "#wallet")
-	a.waitText("#balance", "$1,000.00")
+	w := openWallet(t, "alice")
+	alice, bob, a := w.alice, w.bob, w.a
 	a.do("fill in", chromedp.SendKeys(chromedp.CSS("#payee-bank"), "bank-b"),
 		chromedp.SendKeys(chromedp.CSS("#payee-account"), "bob"),
 		chromedp.SendKeys(chromedp.CSS("#amount"), "4.00"))
@@ -260,18 +230,8 @@ func TestWalletDoubleSubmit(t *testing.T) {
 // left queued until something else (a reload, another payment) sends it.
 func TestWalletSendWhileSending(t *testing.T) {
 	skipIfShort(t)
-	dir := filepath.Join(t.TempDir(), "net")
-	port := freeBasePort(t)
-	startUp(t, dir, port)
-	pw := readPasswords(t, dir)
-	alice, bob := newCLIUser(t, "alice"), newCLIUser(t, "bob")
-	alice.login(dir, port, pw["alice"])
-	bob.login(dir, port, pw["bob"])
-
-	b := newBrowser(t, dir, port)
-	a := b.tab("alice", false)
-	a.login("alice", pw["alice"], "#wallet")
-	a.waitText("#balance", "$1,000.00")
+	w := openWallet(t, "alice")
+	alice, bob, a := w.alice, w.bob, w.a
 
 	// The answer to the first MakePayment is held until release is closed.
 	release := make(chan struct{})
@@ -325,18 +285,8 @@ func TestWalletSendWhileSending(t *testing.T) {
 // text of any script, emoji included, is accepted.
 func TestWalletRefusesBadInput(t *testing.T) {
 	skipIfShort(t)
-	dir := filepath.Join(t.TempDir(), "net")
-	port := freeBasePort(t)
-	startUp(t, dir, port)
-	pw := readPasswords(t, dir)
-	alice, bob := newCLIUser(t, "alice"), newCLIUser(t, "bob")
-	alice.login(dir, port, pw["alice"])
-	bob.login(dir, port, pw["bob"])
-
-	b := newBrowser(t, dir, port)
-	a := b.tab("alice", false)
-	a.login("alice", pw["alice"], "#wallet")
-	a.waitText("#balance", "$1,000.00")
+	w := openWallet(t, "alice")
+	alice, bob, a := w.alice, w.bob, w.a
 	for _, c := range []struct{ payee, description string }{
 		{"Bank_B/bob", ""},
 		{"bank-b/bo b", ""},

@@ -229,6 +229,34 @@ func (p *tab) pay(payee, amount, description string) {
 	p.do("pay "+amount+" to "+bank+"/"+account, steps...)
 }
 
+// wallet is a network with alice and bob logged in with the CLI and
+// alice's wallet open in a browser tab, her balance shown.
+type wallet struct {
+	dir        string
+	port       int
+	up         *upProcess
+	pw         map[string]string
+	alice, bob *cliUser
+	b          *browser
+	a          *tab
+}
+
+// openWallet starts a wallet; tabName names alice's tab's screenshots.
+func openWallet(t *testing.T, tabName string) *wallet {
+	t.Helper()
+	w := &wallet{dir: filepath.Join(t.TempDir(), "net"), port: freeBasePort(t)}
+	w.up = startUp(t, w.dir, w.port)
+	w.pw = readPasswords(t, w.dir)
+	w.alice, w.bob = newCLIUser(t, "alice"), newCLIUser(t, "bob")
+	w.alice.login(w.dir, w.port, w.pw["alice"])
+	w.bob.login(w.dir, w.port, w.pw["bob"])
+	w.b = newBrowser(t, w.dir, w.port)
+	w.a = w.b.tab(tabName, false)
+	w.a.login("alice", w.pw["alice"], "#wallet")
+	w.a.waitText("#balance", "$1,000.00")
+	return w
+}
+
 // cliBalances are alice's and bob's balances from the gateway, read with
 // the CLI, independent of the page.
 func cliBalances(alice, bob *cliUser) (int64, int64) { return alice.balance(), bob.balance() }
@@ -241,18 +269,8 @@ func cliBalances(alice, bob *cliUser) (int64, int64) { return alice.balance(), b
 // balance, and (admin) make a deposit.
 func TestWalletBrowser(t *testing.T) {
 	skipIfShort(t)
-	dir := filepath.Join(t.TempDir(), "net")
-	port := freeBasePort(t)
-	startUp(t, dir, port)
-	pw := readPasswords(t, dir)
-	alice, bob := newCLIUser(t, "alice"), newCLIUser(t, "bob")
-	alice.login(dir, port, pw["alice"])
-	bob.login(dir, port, pw["bob"])
-
-	b := newBrowser(t, dir, port)
-	a := b.tab("alice", false)
-	a.login("alice", pw["alice"], "#wallet")
-	a.waitText("#balance", "$1,000.00")
+	w := openWallet(t, "alice")
+	pw, alice, bob, b, a := w.pw, w.alice, w.bob, w.b, w.a
 	a.waitText("#available", "$1,000.00")
 
 	bt := b.tab("bob", true)
@@ -368,7 +386,7 @@ func TestWalletBrowser(t *testing.T) {
 	{ // history pages
 		t.Log("step: history pages")
 		dave := newCLIUser(t, "dave")
-		dave.login(dir, port, pw["dave"])
+		dave.login(w.dir, w.port, pw["dave"])
 		for range 10 {
 			dave.want(0, nil, "pay", "--to", "bank-a/alice", "--amount", "0.01")
 		}
@@ -388,18 +406,8 @@ func TestWalletBrowser(t *testing.T) {
 // it is sent with that same id and moves the money exactly once.
 func TestWalletOffline(t *testing.T) {
 	skipIfShort(t)
-	dir := filepath.Join(t.TempDir(), "net")
-	port := freeBasePort(t)
-	up := startUp(t, dir, port)
-	pw := readPasswords(t, dir)
-	alice, bob := newCLIUser(t, "alice"), newCLIUser(t, "bob")
-	alice.login(dir, port, pw["alice"])
-	bob.login(dir, port, pw["bob"])
-
-	b := newBrowser(t, dir, port)
-	a := b.tab("alice", false)
-	a.login("alice", pw["alice"], "#wallet")
-	a.waitText("#balance", "$1,000.00")
+	w := openWallet(t, "alice")
+	dir, port, up, alice, bob, a := w.dir, w.port, w.up, w.alice, w.bob, w.a
 
 	stopUp(t, up)
 	a.pay("bank-b/bob", "7.25", "sent while the gateway was down")

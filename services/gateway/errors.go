@@ -11,6 +11,7 @@ import (
 	"github.com/remitpay/remit/internal/auth"
 	"github.com/remitpay/remit/internal/authz"
 	"github.com/remitpay/remit/internal/rpcerr"
+	"github.com/remitpay/remit/internal/serve"
 )
 
 // This file holds the gateway's two error tables, the only places where an
@@ -93,8 +94,9 @@ var (
 	errShuttingDown = sentinel(connect.CodeUnavailable, "SHUTTING_DOWN",
 		"the gateway is restarting; reconnect with after_event_id set to the last event id you saw")
 	// errTooManyStreams: the principal holds as many WatchPayments streams
-	// as it may; wrapped with the limit (watchHub.join).
-	errTooManyStreams = sentinel(connect.CodeResourceExhausted, "TOO_MANY_STREAMS",
+	// as it may; wrapped with the limit (watchHub.join). The reason is the
+	// one the servers give an anonymous source over its stream cap.
+	errTooManyStreams = sentinel(connect.CodeResourceExhausted, serve.ReasonTooManyStreams,
 		"too many open WatchPayments streams for this client")
 	errNotBank       = sentinel(connect.CodePermissionDenied, "PERMISSION_DENIED", "only banks may call the coordinator")
 	errWrongBankName = sentinel(connect.CodePermissionDenied, "PERMISSION_DENIED",

@@ -218,7 +218,7 @@ func check(b *books, h *history, anomalies []string) []Check {
 	var opening, total, adjust int64
 	for bank, accts := range b.accounts {
 		sums := map[string]int64{}
-		for id, es := range b.journal[bank] {
+		for _, es := range b.journal[bank] {
 			for _, e := range es {
 				d := e.amount
 				if e.direction == "debit" {
@@ -228,7 +228,6 @@ func check(b *books, h *history, anomalies []string) []Check {
 				if e.kind == "adjustment" {
 					adjust += d
 				}
-				_ = id
 			}
 		}
 		for acct, v := range accts {
@@ -243,7 +242,7 @@ func check(b *books, h *history, anomalies []string) []Check {
 		}
 	}
 	var gwAdjust int64
-	for id, t := range b.txns {
+	for _, t := range b.txns {
 		if t.kind == "adjustment" && t.status == "succeeded" {
 			if t.direction == "debit" {
 				gwAdjust -= t.amount
@@ -251,7 +250,6 @@ func check(b *books, h *history, anomalies []string) []Check {
 				gwAdjust += t.amount
 			}
 		}
-		_ = id
 	}
 	if total != opening+adjust || adjust != gwAdjust {
 		c.failf("balances sum to %d; opening %d plus adjustments %d (the gateway's: %d) is %d", total, opening, adjust, gwAdjust, opening+adjust)

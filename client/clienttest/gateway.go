@@ -156,9 +156,9 @@ func New(tb testing.TB) *Gateway {
 		eventsCh: make(chan struct{}),
 	}
 	mux := http.NewServeMux()
-	mux.Handle(gatewayv1connect.NewAuthServiceHandler(authService{g}))
-	mux.Handle(gatewayv1connect.NewPaymentServiceHandler(paymentService{g}))
-	mux.Handle(gatewayv1connect.NewAdminServiceHandler(adminService{g}))
+	mux.Handle(gatewayv1connect.NewAuthServiceHandler(authService{g: g}))
+	mux.Handle(gatewayv1connect.NewPaymentServiceHandler(paymentService{g: g}))
+	mux.Handle(gatewayv1connect.NewAdminServiceHandler(adminService{g: g}))
 	g.checker = grpchealth.NewStaticChecker(gatewayv1connect.AuthServiceName,
 		gatewayv1connect.PaymentServiceName, gatewayv1connect.AdminServiceName)
 	mux.Handle(grpchealth.NewHandler(g.checker))
@@ -364,7 +364,10 @@ func (g *Gateway) idempotent(ctx context.Context, procedure, txID string, req pr
 	return p, nil
 }
 
-type authService struct{ g *Gateway }
+type authService struct {
+	gatewayv1connect.UnimplementedAuthServiceHandler
+	g *Gateway
+}
 
 func (s authService) Login(ctx context.Context, req *gatewayv1.LoginRequest) (*gatewayv1.LoginResponse, error) {
 	g := s.g
@@ -398,6 +401,7 @@ func (s authService) Logout(ctx context.Context, _ *gatewayv1.LogoutRequest) (*g
 }
 
 type paymentService struct {
+	gatewayv1connect.UnimplementedPaymentServiceHandler
 	g *Gateway
 }
 
@@ -590,7 +594,10 @@ func (s paymentService) WatchPayments(ctx context.Context, req *gatewayv1.WatchP
 	}
 }
 
-type adminService struct{ g *Gateway }
+type adminService struct {
+	gatewayv1connect.UnimplementedAdminServiceHandler
+	g *Gateway
+}
 
 func (s adminService) UpdateBalance(ctx context.Context, req *gatewayv1.UpdateBalanceRequest) (*gatewayv1.UpdateBalanceResponse, error) {
 	g := s.g

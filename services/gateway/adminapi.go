@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
+	"github.com/remitpay/remit/gen/remit/gateway/v1/gatewayv1connect"
 	"github.com/remitpay/remit/internal/auth"
 	"github.com/remitpay/remit/internal/logging"
 )
@@ -14,6 +15,8 @@ import (
 // adminAPI implements AdminService: deposits and withdrawals, the bank
 // list, clearing login lockouts.
 type adminAPI struct {
+	gatewayv1connect.UnimplementedAdminServiceHandler // issue 12: until implemented
+
 	coord    *Coordinator
 	registry *Registry
 	authn    *auth.Authenticator

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
+	"github.com/remitpay/remit/gen/remit/gateway/v1/gatewayv1connect"
 	"github.com/remitpay/remit/internal/auth"
 	"github.com/remitpay/remit/internal/authz"
 	"github.com/remitpay/remit/internal/logging"
@@ -16,6 +17,8 @@ import (
 
 // authAPI implements AuthService over the Authenticator.
 type authAPI struct {
+	gatewayv1connect.UnimplementedAuthServiceHandler // issue 12: until implemented
+
 	authn *auth.Authenticator
 }
 

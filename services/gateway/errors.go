@@ -160,6 +160,9 @@ var failures = map[gatewayv1.FailureReason]failure{
 		"the payment could not be decided in time, so nothing moved; pay again with a new transaction id", ""},
 	gatewayv1.FailureReason_FAILURE_REASON_DECLINED_BY_BANK: {connect.CodeFailedPrecondition,
 		"a bank declined for a reason of its own and nothing moved; the bank's logs say why", ""},
+	gatewayv1.FailureReason_FAILURE_REASON_ACCOUNT_CLOSED: {connect.CodeFailedPrecondition,
+		"an account is closed at its bank; nothing moved; pay another account with a new transaction id",
+		"the account is closed at its bank; nothing moved"},
 	// Not a decline: the id may have moved money under a record the gateway
 	// no longer has, so paying again with a new id could pay twice.
 	gatewayv1.FailureReason_FAILURE_REASON_TRANSACTION_ID_CONFLICT: {connect.CodeFailedPrecondition,

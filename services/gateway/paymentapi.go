@@ -14,6 +14,7 @@ import (
 	"connectrpc.com/connect"
 
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
+	"github.com/remitpay/remit/gen/remit/gateway/v1/gatewayv1connect"
 	"github.com/remitpay/remit/internal/authz"
 	"github.com/remitpay/remit/internal/logging"
 )
@@ -21,6 +22,8 @@ import (
 // paymentAPI implements PaymentService, for customers (their own account)
 // and staff (any account).
 type paymentAPI struct {
+	gatewayv1connect.UnimplementedPaymentServiceHandler // issue 12: until implemented
+
 	store *Store
 	coord *Coordinator
 	// stopping is closed when the gateway starts shutting down, so that

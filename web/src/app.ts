@@ -165,7 +165,7 @@ const nextSteps: Record<string, string> = {
   ENROLLMENT_CODE_INVALID: "The enrollment code is not valid for that account: it may be mistyped, expired or used. Ask your bank for a new one.",
   CLIENT_ID_TAKEN: "That client id is taken. Choose another.",
   ACCOUNT_ALREADY_LINKED: "That account already belongs to a customer. Contact your bank.",
-  BAD_CREDENTIALS: "The current password is wrong.",
+  INVALID_CREDENTIALS: "The current password is wrong.",
   ACCOUNT_EXISTS: "An account with that id exists at the bank already.",
   ACCOUNT_NOT_EMPTY: "The account still holds money (or payments in flight). Withdraw it first.",
   LOGIN_LOCKED: "Too many failed attempts from here. Wait a while and try again.",
@@ -304,7 +304,7 @@ async function changePassword(e: SubmitEvent): Promise<void> {
     const ce = ConnectError.from(err);
     // A wrong current password is unauthenticated too, but the session
     // stays valid: only say so.
-    if (errorInfo(ce).reason !== "BAD_CREDENTIALS" && handleAuth(ce)) return;
+    if (errorInfo(ce).reason !== "INVALID_CREDENTIALS" && handleAuth(ce)) return;
     say("password-msg", explain(ce), "bad");
   }
 }

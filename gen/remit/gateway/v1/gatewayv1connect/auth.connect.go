@@ -66,7 +66,7 @@ type AuthServiceClient interface {
 	// failed logins. It does not log in: call Login next. Anyone may call it.
 	Register(context.Context, *v1.RegisterRequest) (*v1.RegisterResponse, error)
 	// ChangePassword replaces the caller's password, given the current one
-	// (a wrong one is unauthenticated BAD_CREDENTIALS and counts as a failed
+	// (a wrong one is unauthenticated INVALID_CREDENTIALS and counts as a failed
 	// login). Every other session of the caller ends at once, including its
 	// open WatchPayments streams; the session making the call stays. Any
 	// logged-in client may call it for itself.
@@ -177,7 +177,7 @@ type AuthServiceHandler interface {
 	// failed logins. It does not log in: call Login next. Anyone may call it.
 	Register(context.Context, *v1.RegisterRequest) (*v1.RegisterResponse, error)
 	// ChangePassword replaces the caller's password, given the current one
-	// (a wrong one is unauthenticated BAD_CREDENTIALS and counts as a failed
+	// (a wrong one is unauthenticated INVALID_CREDENTIALS and counts as a failed
 	// login). Every other session of the caller ends at once, including its
 	// open WatchPayments streams; the session making the call stays. Any
 	// logged-in client may call it for itself.

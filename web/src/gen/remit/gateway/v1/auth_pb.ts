@@ -279,7 +279,7 @@ export const AuthService: GenService<{
   },
   /**
    * ChangePassword replaces the caller's password, given the current one
-   * (a wrong one is unauthenticated BAD_CREDENTIALS and counts as a failed
+   * (a wrong one is unauthenticated INVALID_CREDENTIALS and counts as a failed
    * login). Every other session of the caller ends at once, including its
    * open WatchPayments streams; the session making the call stays. Any
    * logged-in client may call it for itself.

@@ -413,6 +413,7 @@ func (g *Gateway) idempotent(ctx context.Context, procedure, txID string, req pr
 
 type authService struct {
 	gatewayv1connect.UnimplementedAuthServiceHandler
+
 	g *Gateway
 }
 
@@ -452,6 +453,7 @@ func (s authService) Logout(ctx context.Context, _ *gatewayv1.LogoutRequest) (*g
 
 type paymentService struct {
 	gatewayv1connect.UnimplementedPaymentServiceHandler
+
 	g *Gateway
 }
 
@@ -658,6 +660,7 @@ func (s paymentService) WatchPayments(ctx context.Context, req *gatewayv1.WatchP
 
 type adminService struct {
 	gatewayv1connect.UnimplementedAdminServiceHandler
+
 	g *Gateway
 }
 

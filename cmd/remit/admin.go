@@ -35,13 +35,13 @@ Admin runs the operator calls of the gateway. Log in as an admin first
   unlock    clears the failed logins and lockouts of CLIENT_ID from every
             source, so that it can log in at once. A source locked out for
             failing across many client ids stays locked. Audited.
-` + adminUsersHelp + "\n" + adminAccountsHelp + `
 
 AMOUNT is a decimal converted exactly, as for 'remit pay'. A deposit or
 withdrawal is idempotent by its transaction id: the command prints the id,
 and if it fails without an answer (the gateway unreachable), running it
 again with --transaction-id set to that id applies it at most once.
 Adjustments are not queued in the outbox.
+` + adminUsersHelp + "\n" + adminAccountsHelp + `
 
 Exit status: 0 done; 1 declined or failed; 2 usage error.`,
 	examples: `

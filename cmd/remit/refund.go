@@ -23,7 +23,7 @@ type refundFlags struct {
 func addRefundFlags(fs *flag.FlagSet) *refundFlags {
 	r := &refundFlags{}
 	fs.StringVar(&r.amount, "amount", "", "refund: the `AMOUNT` to send back, a decimal in the payment's currency (required)")
-	fs.StringVar(&r.reason, "reason", "", "refund: why, one of duplicate, fraudulent, requested_by_customer (default: none)")
+	fs.StringVar(&r.reason, "reason", "", "refund: why, a `REASON`: duplicate, fraudulent or requested_by_customer (default: none)")
 	fs.StringVar(&r.description, "description", "", "refund: free `TEXT` shown to both sides (at most 200 characters)")
 	fs.StringVar(&r.refundID, "refund-id", "", "refund: the refund's idempotency key, a `UUID` (default: a new one)")
 	return r

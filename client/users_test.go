@@ -1,9 +1,11 @@
 package client_test
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -252,5 +254,37 @@ func TestUserWritesRetryOnlyWhenIdempotent(t *testing.T) {
 	_, _ = admin.DisableUser(t.Context(), "bob")
 	if d := rec.get(); len(d) != 2 {
 		t.Errorf("DisableUser slept %v, want 2 retries", d)
+	}
+}
+
+// Disabling a user ends its open watch stream: the watch, having no
+// credentials to log in again with, ends with the final unauthenticated
+// error after the events it saw.
+func TestDisableEndsWatch(t *testing.T) {
+	g := newGateway(t)
+	watcher := newClient(t, g, "bob", nil)
+	admin := newClient(t, g, "admin", nil)
+	if _, err := newClient(t, g, "alice", nil).Pay(t.Context(), payment(100)); err != nil {
+		t.Fatal(err)
+	}
+	// A bound, not a synchronisation: a watch that never ends fails here.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	var events int
+	var last error
+	for ev, err := range watcher.Watch(ctx, 0) {
+		if err != nil {
+			last = err
+			continue
+		}
+		events++
+		if ev.GetEventId() > 0 && events == 1 {
+			if _, err := admin.DisableUser(t.Context(), "bob"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if events != 1 || connect.CodeOf(last) != connect.CodeUnauthenticated {
+		t.Errorf("Watch saw %d events and ended with %v; want 1 and unauthenticated", events, last)
 	}
 }

@@ -43,7 +43,6 @@
 //     (available = balance - held never goes below zero) and credits in
 //     accounts.incoming (balance + incoming never exceeds 2^63-1), so
 //     applying a COMMIT can neither overdraw nor overflow an account.
-//
 //   - A closed account never moves. CloseAccount checks balance = held =
 //     incoming = 0 and closes in one transaction of the ledger's one writer,
 //     the same writer every prepare goes through: no YES vote on the account

@@ -35,9 +35,11 @@ a new customer of the gateway. It is valid for --ttl (default 24h, at most
 Issuing a code makes the account's older unused codes invalid and clears
 its failed attempts (after 5 wrong codes an account's codes stop working
 until a new one is issued). It writes into the bank's ledger directly, and
-works while the bank runs. Relative paths in the file are relative to the file's
-directory. Unknown fields are errors. 'remit init' writes working files;
-'remit up' runs this command for you.
+works while the bank runs.
+
+Relative paths in the file are relative to the file's directory. Unknown
+fields are errors. 'remit init' writes working files; 'remit up' runs this
+command for you.
 
 banks/<name>.yaml fields:
   name          the bank's name, as in its certificates (e.g. bank-a)

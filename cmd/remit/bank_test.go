@@ -65,8 +65,10 @@ func TestBankEnroll(t *testing.T) {
 		t.Fatalf("enroll --json = %d, %s", code, errOut)
 	}
 	var doc struct {
-		Bank, AccountID, Code string
-		ExpireTime            time.Time `json:"expire_time"`
+		Bank       string    `json:"bank"`
+		AccountID  string    `json:"account_id"`
+		Code       string    `json:"code"`
+		ExpireTime time.Time `json:"expire_time"`
 	}
 	if err := json.Unmarshal([]byte(out), &doc); err != nil || doc.Code == "" || doc.Bank != "bank-b" {
 		t.Fatalf("enroll --json = %q, %v", out, err)

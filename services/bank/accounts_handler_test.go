@@ -80,7 +80,7 @@ func TestHandlerAccounts(t *testing.T) {
 				t.Errorf("opened (-want +got):\n%s", d)
 			}
 			// The request id is a UUID in any case.
-			req.RequestId = strings.ToLower(req.RequestId)
+			req.RequestId = strings.ToLower(req.GetRequestId())
 			again, err := c.OpenAccount(ctx, req)
 			if err != nil {
 				t.Fatal(err)
@@ -88,7 +88,7 @@ func TestHandlerAccounts(t *testing.T) {
 			if d := cmp.Diff(opened, again.GetAccount(), protocmp.Transform()); d != "" {
 				t.Errorf("repeat (-first +repeat):\n%s", d)
 			}
-			_, err = c.OpenAccount(ctx, &bankv1.OpenAccountRequest{RequestId: req.RequestId, AccountId: id, Currency: "eur", Owner: "erin"})
+			_, err = c.OpenAccount(ctx, &bankv1.OpenAccountRequest{RequestId: req.GetRequestId(), AccountId: id, Currency: "eur", Owner: "erin"})
 			wantCode(t, err, connect.CodeInvalidArgument, "IDEMPOTENCY_KEY_REUSED")
 			_, err = c.OpenAccount(ctx, &bankv1.OpenAccountRequest{RequestId: newID(), AccountId: id, Currency: "usd", Owner: "erin"})
 			wantCode(t, err, connect.CodeAlreadyExists, "ACCOUNT_EXISTS")

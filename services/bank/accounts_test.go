@@ -32,13 +32,13 @@ func openClosable(t *testing.T, path string) *bank.Ledger {
 	return l
 }
 
-func openReq(id, owner, currency string) bank.OpenRequest {
-	return bank.OpenRequest{RequestID: newID(), AccountID: id, Owner: owner, Currency: currency}
+func openReq(id, owner string) bank.OpenRequest {
+	return bank.OpenRequest{RequestID: newID(), AccountID: id, Owner: owner, Currency: "usd"}
 }
 
 func mustOpen(t *testing.T, l *bank.Ledger, id string) bank.Account {
 	t.Helper()
-	a, err := l.OpenAccount(t.Context(), openReq(id, id, "usd"))
+	a, err := l.OpenAccount(t.Context(), openReq(id, id))
 	if err != nil {
 		t.Fatalf("open %s: %v", id, err)
 	}
@@ -50,7 +50,7 @@ func TestOpenAccount(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLedger(t)
 		ctx := t.Context()
-		req := openReq("erin", "erin-owner", "usd")
+		req := openReq("erin", "erin-owner")
 		want := bank.Account{ID: "erin", Owner: "erin-owner", Currency: "usd", OpenTime: time.Now().UTC()}
 		a, err := l.OpenAccount(ctx, req)
 		if err != nil {
@@ -87,9 +87,9 @@ func TestOpenAccount(t *testing.T) {
 			{"request id reused for another account", bank.OpenRequest{RequestID: req.RequestID, AccountID: "frank", Owner: "erin-owner", Currency: "usd"}, bank.ErrIdempotencyKeyReused},
 			{"request id reused for another owner", bank.OpenRequest{RequestID: req.RequestID, AccountID: "erin", Owner: "mallory", Currency: "usd"}, bank.ErrIdempotencyKeyReused},
 			{"request id reused for another currency", bank.OpenRequest{RequestID: req.RequestID, AccountID: "erin", Owner: "erin-owner", Currency: "eur"}, bank.ErrIdempotencyKeyReused},
-			{"account opened by another request", openReq("erin", "erin-owner", "usd"), bank.ErrAccountExists},
-			{"account from the configuration", openReq("alice", "alice", "usd"), bank.ErrAccountExists},
-			{"no owner", openReq("gina", "", "usd"), bank.ErrInvalidArgument},
+			{"account opened by another request", openReq("erin", "erin-owner"), bank.ErrAccountExists},
+			{"account from the configuration", openReq("alice", "alice"), bank.ErrAccountExists},
+			{"no owner", openReq("gina", ""), bank.ErrInvalidArgument},
 		}
 		for _, tt := range tests {
 			if _, err := l.OpenAccount(ctx, tt.req); !errors.Is(err, tt.want) {
@@ -156,7 +156,7 @@ func TestCloseAccount(t *testing.T) {
 			t.Errorf("close an unknown account: %v, want ErrAccountNotFound", err)
 		}
 		// Its id is never opened again.
-		if _, err := l.OpenAccount(ctx, openReq("erin", "erin", "usd")); !errors.Is(err, bank.ErrAccountExists) {
+		if _, err := l.OpenAccount(ctx, openReq("erin", "erin")); !errors.Is(err, bank.ErrAccountExists) {
 			t.Errorf("reopen a closed account id: %v, want ErrAccountExists", err)
 		}
 		// It stays readable.

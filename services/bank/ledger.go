@@ -866,7 +866,7 @@ func fingerprint(legs []Leg) string {
 const accountCols = `account_id, owner, currency, balance, held, incoming, state, create_time, close_time`
 
 // scanAccount reads a row of accountCols.
-func scanAccount(row interface{ Scan(...any) error }) (Account, error) {
+func scanAccount(row interface{ Scan(dest ...any) error }) (Account, error) {
 	var (
 		a      Account
 		state  string

@@ -196,7 +196,7 @@ func auditEvents(t *testing.T, n *gatewaytest.Network) map[string]int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer f.Close() //nolint:errcheck // read only
 	out := map[string]int{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {

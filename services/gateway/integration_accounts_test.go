@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
 	"github.com/remitpay/remit/internal/audit"
+	"github.com/remitpay/remit/internal/rpcerr"
 	"github.com/remitpay/remit/services/gateway/gatewaytest"
 )
 
@@ -181,6 +183,16 @@ func TestIntegrationAccountLifecycle(t *testing.T) {
 	wantError(t, err, connect.CodeFailedPrecondition, "BANK_NOT_FOUND")
 	_, err = admin.Admin.ListAccounts(callCtx(t), &gatewayv1.ListAccountsRequest{Bank: "bank-b", PageToken: "bogus"})
 	wantError(t, err, connect.CodeInvalidArgument, "INVALID_PAGE_TOKEN")
+
+	// A bank that does not answer: unavailable, to be retried.
+	n.Banks["bank-b"].Stop(t)
+	gatewaytest.WaitFor(t, "ListAccounts at a stopped bank answered BANK_UNAVAILABLE", func() error {
+		_, err := admin.Admin.ListAccounts(callCtx(t), &gatewayv1.ListAccountsRequest{Bank: "bank-b"})
+		if connect.CodeOf(err) != connect.CodeUnavailable || rpcerr.Reason(err) != "BANK_UNAVAILABLE" {
+			return fmt.Errorf("got %v (reason %q)", err, rpcerr.Reason(err))
+		}
+		return nil
+	})
 
 	// The opening and the closes are audited.
 	events := auditEvents(t, n)

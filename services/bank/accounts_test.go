@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -443,4 +444,65 @@ func TestEnrollmentCodeOnlyHashed(t *testing.T) {
 	// ... while the hash is there and still matches (the ledger reopens).
 	l = openLedger(t, path)
 	wantConsumed(t, l, "alice", code, "alice-new")
+}
+
+// TestCloseRacesPrepares closes an account while payments to and from it
+// are prepared and aborted concurrently: the close succeeds only at a moment
+// nothing is held or incoming, every prepare after it votes NO
+// ACCOUNT_CLOSED, and the account ends closed and empty.
+func TestCloseRacesPrepares(t *testing.T) {
+	t.Parallel()
+	l := newLedger(t)
+	ctx := t.Context()
+	mustOpen(t, l, "erin")
+	const workers, rounds = 8, 30
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		votes []bank.Vote
+	)
+	for range workers {
+		wg.Go(func() {
+			for range rounds {
+				id := newID()
+				v, err := l.Prepare(ctx, id, []bank.Leg{debit("alice", 1), credit("erin", 1)}, time.Now().Add(time.Hour))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				votes = append(votes, v)
+				mu.Unlock()
+				if _, err := l.Commit(ctx, id, false); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	for {
+		_, err := l.CloseAccount(ctx, "erin")
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, bank.ErrAccountNotEmpty) {
+			t.Fatal(err)
+		}
+	}
+	// Every YES vote was appended before its abort, and the close
+	// succeeded only after every abort: the votes from here on came after it.
+	mu.Lock()
+	closedAt := len(votes)
+	mu.Unlock()
+	wg.Wait()
+	for i, v := range votes[closedAt:] {
+		if v.Yes || !errors.Is(v.Reason, bank.ErrAccountClosed) {
+			t.Errorf("vote %d after the close: %+v, want NO ACCOUNT_CLOSED", closedAt+i, v)
+		}
+	}
+	a, err := l.Balance(ctx, "erin")
+	if err != nil || !a.Closed || a.Balance != 0 || a.Held != 0 || a.Incoming != 0 {
+		t.Errorf("erin = %+v, %v; want closed and empty", a, err)
+	}
+	wantBalances(t, l, "alice", balances{100, 0, 0})
 }

@@ -189,7 +189,7 @@ func TestIntegrationAccountLifecycle(t *testing.T) {
 	gatewaytest.WaitFor(t, "ListAccounts at a stopped bank answered BANK_UNAVAILABLE", func() error {
 		_, err := admin.Admin.ListAccounts(callCtx(t), &gatewayv1.ListAccountsRequest{Bank: "bank-b"})
 		if connect.CodeOf(err) != connect.CodeUnavailable || rpcerr.Reason(err) != "BANK_UNAVAILABLE" {
-			return fmt.Errorf("got %v (reason %q)", err, rpcerr.Reason(err))
+			return fmt.Errorf("got %w (reason %q)", err, rpcerr.Reason(err))
 		}
 		return nil
 	})

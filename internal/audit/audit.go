@@ -85,6 +85,19 @@ const (
 	KeyEvent = "event"
 )
 
+// Events of accounts at run time (issue 12), recorded by the gateway after
+// the bank answered.
+const (
+	// EventAccountOpened is recorded when an admin's OpenAccount succeeded
+	// (attributes: principal, request_id, bank, account_id, owner, currency).
+	// A repeat of the same request id is recorded again.
+	EventAccountOpened = "account_opened"
+	// EventAccountClosed is recorded when an admin's CloseAccount succeeded
+	// (attributes: principal, bank, account_id), also for an account that
+	// was closed already.
+	EventAccountClosed = "account_closed"
+)
+
 // Recorder is what code that emits audit events depends on, so that it can
 // be tested with a fake and run without an audit log (nil Recorder). *Log
 // implements it.

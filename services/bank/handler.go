@@ -50,8 +50,6 @@ func newHTTPHandler(l *Ledger, logger *slog.Logger, rpc *metrics.RPCInterceptor,
 func NewHandler(l *Ledger) bankv1connect.BankServiceHandler { return &service{ledger: l} }
 
 type service struct {
-	bankv1connect.UnimplementedBankServiceHandler // issue 12: accounts and enrollment, until implemented
-
 	ledger  *Ledger
 	batches *batchMetrics // nil: not recorded
 }

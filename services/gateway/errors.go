@@ -126,6 +126,22 @@ func loginLocked(l *auth.LockoutError) error {
 		"too many failed logins; wait "+strconv.FormatInt(secs, 10)+"s before trying again", l.RetryAfter)
 }
 
+// Sentinel errors of the account RPCs (accountsapi.go). Their reasons are
+// the bank's, passed on under the same names; a read of a missing account,
+// a bad page token and an unanswered bank reuse the rows above.
+var (
+	// errAccountBankNotFound: OpenAccount, CloseAccount or ListAccounts
+	// names a bank that is not registered.
+	errAccountBankNotFound = sentinel(connect.CodeFailedPrecondition, "BANK_NOT_FOUND",
+		"no bank of that name is registered; check the bank name (remit admin banks lists them)")
+	errAccountExists = sentinel(connect.CodeAlreadyExists, "ACCOUNT_EXISTS",
+		"an account with this id already exists at that bank (open or closed); choose another account id")
+	errOpenKeyReused = sentinel(connect.CodeInvalidArgument, "IDEMPOTENCY_KEY_REUSED",
+		"this request id was already used to open a different account; generate a new request id")
+	errAccountNotEmpty = sentinel(connect.CodeFailedPrecondition, "ACCOUNT_NOT_EMPTY",
+		"the account still has a balance, or funds held or incoming for payments in flight; withdraw everything, wait for payments to finish and close it again")
+)
+
 // failure is what a client gets for a transaction that ended FAILED.
 type failure struct {
 	code connect.Code

@@ -29,10 +29,10 @@ type rowScanner interface{ Scan(dest ...any) error }
 
 func scanUser(r rowScanner) (*User, error) {
 	var (
-		u                               User
-		roles                           string
-		bank, acct, disabledBy, fileH   sql.NullString
-		created, updated, passwordAt    int64
+		u                             User
+		roles                         string
+		bank, acct, disabledBy, fileH sql.NullString
+		created, updated, passwordAt  int64
 	)
 	if err := r.Scan(&u.ClientID, &u.PasswordHash, &roles, &bank, &acct, &u.Source, &disabledBy,
 		&u.passwordBy, &fileH, &created, &updated, &passwordAt); err != nil {

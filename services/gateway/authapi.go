@@ -95,7 +95,9 @@ func (a *authAPI) Register(ctx context.Context, req *gatewayv1.RegisterRequest) 
 	}
 	acct := authz.Account{Bank: req.GetAccount().GetBank(), ID: req.GetAccount().GetAccountId()}
 	user, err := a.authn.Register(ctx, auth.Registration{ClientID: req.GetClientId(), Password: req.GetPassword(), Account: acct}, peer,
-		func(ctx context.Context) error { return a.consumeCode(ctx, acct, req.GetEnrollmentCode(), req.GetClientId()) })
+		func(ctx context.Context) error {
+			return a.consumeCode(ctx, acct, req.GetEnrollmentCode(), req.GetClientId())
+		})
 	if err != nil {
 		return nil, toConnect(err)
 	}

@@ -20,3 +20,6 @@ func ThrottleTracked(a *Authenticator) (pairs, sources, ids int) {
 
 // SessionsOf returns the Sessions of a.
 func SessionsOf(a *Authenticator) *Sessions { return a.sessions }
+
+// WatchedSessions returns how many stream watches a holds.
+func WatchedSessions(a *Authenticator) int { return a.sessions.watchers.open() }

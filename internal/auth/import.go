@@ -44,7 +44,7 @@ type ImportResult struct {
 
 func (r ImportResult) changed() bool { return r.Added+r.Updated+r.Disabled+r.Skipped > 0 }
 
-// Import applies the users file file to the users table (see the package
+// Import applies a parsed users file to the users table (see the package
 // documentation, "Users"):
 //
 //   - An entry whose client id names no user adds a file user.

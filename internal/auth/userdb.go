@@ -115,7 +115,7 @@ func (s *Sessions) loadUsersTx(t *userTx) ([]*User, error) {
 
 // userTx is the user table inside one write transaction.
 type userTx struct {
-	ctx context.Context
+	ctx context.Context //nolint:containedctx // the ctx of the call that runs the transaction; lives as long
 	tx  *sql.Tx
 	now time.Time
 }

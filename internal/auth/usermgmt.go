@@ -380,8 +380,8 @@ func (a *Authenticator) ChangePassword(ctx context.Context, p *authz.Principal, 
 	return n, nil
 }
 
-// ListUsers returns at most limit users whose client id sorts after
-// after ("" for the first page), by client id, and whether there are
+// ListUsers returns at most limit users, by client id, starting after
+// the client id given ("" for the first page), and whether there are
 // more. It reads the in-memory snapshot.
 func (a *Authenticator) ListUsers(after string, limit int) (users []*User, more bool) {
 	all := a.users.Load().list // sorted by client id (loadUsers)

@@ -222,7 +222,7 @@ func TestDisableEndsSessionsAtOnce(t *testing.T) {
 	if f.valid(tok1) || f.valid(tok2) || !f.valid(bobTok) {
 		t.Errorf("after disable: alice's tokens valid %v %v, bob's %v", f.valid(tok1), f.valid(tok2), f.valid(bobTok))
 	}
-	if _, _, _, err := f.a.Login(ctx, "alice", alicePW, srcB); err != auth.ErrBadCredentials { //nolint:errorlint // must be the same error
+	if _, _, _, err := f.a.Login(ctx, "alice", alicePW, srcB); err != auth.ErrBadCredentials { //nolint:errorlint,err113 // must be the same error
 		t.Errorf("disabled user's login: %v, want ErrBadCredentials", err)
 	}
 	if !f.hasEvent(audit.EventLoginFailed, map[string]string{auth.KeyClientID: "alice", auth.KeyReason: auth.ReasonUserDisabled}) {
@@ -240,6 +240,28 @@ func TestDisableEndsSessionsAtOnce(t *testing.T) {
 	}
 }
 
+// A stream's watch is released when it stops, fired or not.
+func TestSessionWatchesAreReleased(t *testing.T) {
+	ctx := context.Background()
+	f := userFixture(t)
+	_, p1 := f.login(t, "alice", alicePW)
+	_, p2 := f.login(t, "alice", alicePW)
+	_, stop1 := f.a.SessionEnded(p1.ClientID, p1.SessionID)
+	ended2, stop2 := f.a.SessionEnded(p2.ClientID, p2.SessionID)
+	if n := auth.WatchedSessions(f.a); n != 2 {
+		t.Fatalf("%d watches, want 2", n)
+	}
+	if err := f.a.Logout(ctx, p2.SessionID); err != nil {
+		t.Fatal(err)
+	}
+	wantClosed(t, "logout", ended2)
+	stop1()
+	stop2()
+	if n := auth.WatchedSessions(f.a); n != 0 {
+		t.Errorf("%d watches after stop, want 0", n)
+	}
+}
+
 func TestChangePasswordKeepsTheCallingSession(t *testing.T) {
 	ctx := context.Background()
 	f := userFixture(t)
@@ -250,7 +272,7 @@ func TestChangePasswordKeepsTheCallingSession(t *testing.T) {
 	endOther, stopOther := f.a.SessionEnded(other.ClientID, other.SessionID)
 	defer stopOther()
 
-	if _, err := f.a.ChangePassword(ctx, keep, "wrong-current-password", newPW, srcA); err != auth.ErrBadCredentials { //nolint:errorlint // the login's error
+	if _, err := f.a.ChangePassword(ctx, keep, "wrong-current-password", newPW, srcA); err != auth.ErrBadCredentials { //nolint:errorlint,err113 // the login's error
 		t.Fatalf("wrong current password: %v", err)
 	}
 	if !f.hasEvent(audit.EventLoginFailed, map[string]string{auth.KeyClientID: "alice"}) {
@@ -478,7 +500,6 @@ func TestImportRules(t *testing.T) {
 		}
 		return entry(u.ClientID, u.PasswordHash, "["+strings.Join(roles, ",")+"]", fmt.Sprintf(`{"bank":%q,"account_id":%q}`, u.Account.Bank, u.Account.ID))
 	}
-	aliceTok, _ := f.login(t, "alice", alicePW)
 	bobTok, _ := f.login(t, "bob", bobPW)
 
 	// The API sets alice's password; an erin is created through the API.
@@ -488,7 +509,7 @@ func TestImportRules(t *testing.T) {
 	if _, err := f.a.CreateUser(ctx, auth.NewUser{ClientID: "erin", Roles: []authz.Role{authz.RoleAuditor}}, newPW, "admin"); err != nil {
 		t.Fatal(err)
 	}
-	aliceTok, _ = f.login(t, "alice", newPW)
+	aliceTok, _ := f.login(t, "alice", newPW)
 	f.audit.reset()
 
 	// The file, unchanged for alice, does not undo the API's password.

@@ -75,15 +75,15 @@ func (a *authAPI) Logout(ctx context.Context, _ *gatewayv1.LogoutRequest) (*gate
 	return &gatewayv1.LogoutResponse{}, nil
 }
 
-// enrollmentRejected is the bank's refusal of a code: the client reads
+// enrollmentRejectedError is the bank's refusal of a code: the client reads
 // errEnrollmentCodeInvalid, and the Authenticator counts it as a failure of
 // the source (auth.ErrEnrollmentRejected).
-type enrollmentRejected struct{}
+type enrollmentRejectedError struct{}
 
-func (enrollmentRejected) Error() string { return errEnrollmentCodeInvalid.Error() }
+func (enrollmentRejectedError) Error() string { return errEnrollmentCodeInvalid.Error() }
 
-func (enrollmentRejected) Is(target error) bool {
-	return target == errEnrollmentCodeInvalid || target == auth.ErrEnrollmentRejected //nolint:errorlint // sentinels
+func (enrollmentRejectedError) Is(target error) bool {
+	return target == errEnrollmentCodeInvalid || target == auth.ErrEnrollmentRejected
 }
 
 // Register signs a customer up (see auth.Authenticator.Register): the bank
@@ -121,7 +121,7 @@ func (a *authAPI) consumeCode(ctx context.Context, acct authz.Account, code, cli
 	case err == nil:
 		return nil
 	case connect.CodeOf(err) == connect.CodeFailedPrecondition && rpcerr.Reason(err) == reasonEnrollmentCodeInvalid:
-		return enrollmentRejected{}
+		return enrollmentRejectedError{}
 	case ctx.Err() != nil:
 		return ctx.Err()
 	}

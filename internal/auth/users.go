@@ -467,8 +467,10 @@ func AddUser(path string, u User, password string) error {
 }
 
 // SetPassword replaces the password of clientID in the users file at path
-// and writes it atomically with mode 0600 (`remit users passwd`). Tokens
-// issued before the change stay valid until they expire or are revoked.
+// and writes it atomically with mode 0600 (`remit users passwd`). A
+// running gateway imports the change (within seconds, or at once on
+// SIGHUP) and ends the user's sessions then, unless the user's password
+// was set through the API since, which the file does not overwrite.
 func SetPassword(path, clientID, password string) error {
 	users, err := LoadUsers(path)
 	if err != nil {

@@ -671,3 +671,36 @@ func TestWatchUsersFile(t *testing.T) {
 	reload <- os.Interrupt
 	waitUntil(t, "zoe disabled on reload", func() bool { u, _ := a.Users().Lookup("zoe"); return u.Disabled })
 }
+
+// Entries that cannot be applied are skipped; the rest of the file is.
+func TestImportSkipsClashes(t *testing.T) {
+	f := userFixture(t)
+	alice, _ := f.a.Users().Lookup("alice")
+	bob, _ := f.a.Users().Lookup("bob")
+	keep := func(u *auth.User, roles string) string {
+		return entry(u.ClientID, u.PasswordHash, roles, fmt.Sprintf(`{"bank":%q,"account_id":%q}`, u.Account.Bank, u.Account.ID))
+	}
+	// bob is renamed BOB: the entry is skipped, and bob, no longer in the
+	// file, is disabled.
+	res := importEntries(t, f,
+		keep(alice, `["customer"]`),
+		entry("Alice2", mustHash(t, "x"), `["customer"]`, `{"bank":"bank-a","account_id":"alice"}`), // alice's account
+		entry("BOB", bob.PasswordHash, `["customer","auditor"]`, `{"bank":"bank-b","account_id":"bob"}`),
+		entry("zed", mustHash(t, "zed-password"), `["auditor"]`, ""),
+	)
+	if res.Added != 1 || res.Skipped != 2 || res.Disabled != 1 {
+		t.Errorf("import = %+v, want zed added, Alice2 and BOB skipped, bob disabled", res)
+	}
+	if !f.hasEvent(audit.EventUserImportConflict, map[string]string{auth.KeyClientID: "BOB", auth.KeyReason: auth.ConflictClientIDCase}) {
+		t.Error("the case clash is not audited")
+	}
+	if _, ok := f.a.Users().Lookup("zed"); !ok {
+		t.Error("zed was not added")
+	}
+	if _, ok := f.a.Users().Lookup("Alice2"); ok {
+		t.Error("an entry linking a linked account was added")
+	}
+	if !f.hasEvent(audit.EventUserImportConflict, map[string]string{auth.KeyClientID: "Alice2", auth.KeyReason: auth.ConflictAccountLinked}) {
+		t.Error("the account clash is not audited")
+	}
+}

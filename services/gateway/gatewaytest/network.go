@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"golang.org/x/time/rate"
 
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
 	"github.com/remitpay/remit/gen/remit/gateway/v1/gatewayv1connect"
@@ -106,6 +107,11 @@ type Options struct {
 	// token (default 100ms); tests of the immediate end of a revoked
 	// session's streams make it long.
 	StreamRecheck time.Duration
+	// RegisterRate and RegisterBurst are the gateway's per-source limit of
+	// AuthService.Register; zero RegisterRate means no limit (every test
+	// connects from loopback), a test of the limit sets them.
+	RegisterRate  rate.Limit
+	RegisterBurst int
 }
 
 // Network is a running gateway with its three banks.
@@ -132,6 +138,9 @@ func Start(tb testing.TB, opts Options) *Network {
 	opts.ResolveInterval = orDefault(opts.ResolveInterval, 100*time.Millisecond)
 	opts.RegisterInterval = orDefault(opts.RegisterInterval, 200*time.Millisecond)
 	opts.StreamRecheck = orDefault(opts.StreamRecheck, 100*time.Millisecond)
+	if opts.RegisterRate == 0 {
+		opts.RegisterRate = rate.Inf
+	}
 
 	dir := tb.TempDir()
 	if !opts.OnDisk {
@@ -184,6 +193,8 @@ func Start(tb testing.TB, opts Options) *Network {
 			RateLimit:      1e9, // the tests are the only clients; never throttle them
 			StreamRecheck:  opts.StreamRecheck,
 			UsersPoll:      50 * time.Millisecond,
+			RegisterRate:   opts.RegisterRate,
+			RegisterBurst:  opts.RegisterBurst,
 			CORSOrigins:    opts.CORSOrigins,
 		},
 	}

@@ -113,7 +113,7 @@ func (a *Authenticator) Import(ctx context.Context, file *Users) (ImportResult, 
 			}
 			changed, passwordChanged, roleChanged := false, false, false
 			if f.PasswordHash != u.fileHash {
-				if u.passwordBy == passwordByAPI && u.fileHash != "" {
+				if u.passwordBy == passwordByAPI {
 					conflict(u.ClientID, ConflictPasswordSetThroughAPI,
 						"password change ignored: the password was set through the API since the last import, which keeps it")
 					if err := t.setFileHash(u.ClientID, f.PasswordHash); err != nil {

@@ -572,6 +572,12 @@ func TestImportRules(t *testing.T) {
 	}
 	f.login(t, "bob", "file-password-for-bob")
 
+	// alice (API password) leaves the file and comes back with another
+	// password: still not overwritten.
+	importEntries(t, f, bobEntry("file-password-for-bob", `["auditor"]`))
+	importEntries(t, f, aliceEntry("yet-another-file-password"), bobEntry("file-password-for-bob", `["auditor"]`))
+	f.login(t, "alice", newPW)
+
 	// An admin's disabling outlasts the file.
 	if _, _, err := f.a.DisableUser(ctx, "bob", "admin"); err != nil {
 		t.Fatal(err)

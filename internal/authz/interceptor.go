@@ -29,6 +29,17 @@ type TokenVerifier interface {
 	Verify(ctx context.Context, token string) (*Principal, error)
 }
 
+// SessionNotifier is implemented by a [TokenVerifier] that knows at once
+// when a session ends (auth.Authenticator): an open stream of that session
+// then ends immediately, with unauthenticated, instead of at its next
+// periodic re-verification (Config.StreamRecheck), which stays as the
+// backstop (an expiry, a verifier without notifications).
+type SessionNotifier interface {
+	// SessionEnded returns a channel that is closed once session sessionID
+	// of clientID is revoked, and stop, which releases the watch.
+	SessionEnded(clientID, sessionID string) (ended <-chan struct{}, stop func())
+}
+
 // MaxTokenLen bounds the bearer tokens the interceptor passes to its
 // TokenVerifier; longer ones are rejected without a lookup.
 const MaxTokenLen = 512
@@ -186,7 +197,8 @@ var errSessionEnded = errors.New("authz: session ended during the stream")
 
 // watchSession re-verifies a stream's bearer token every StreamRecheck and
 // cancels the returned context once the token is expired or revoked, so
-// that a long-lived stream (WatchPayments) does not outlive its session.
+// that a long-lived stream (WatchPayments) does not outlive its session; a
+// verifier that is a [SessionNotifier] cancels it at once on revocation.
 // stop ends the watch and reports whether the session had ended.
 func (i *Interceptor) watchSession(ctx context.Context, header http.Header) (context.Context, func() bool) {
 	p, ok := PrincipalFrom(ctx)
@@ -196,7 +208,13 @@ func (i *Interceptor) watchSession(ctx context.Context, header http.Header) (con
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	done := make(chan struct{})
+	var ended <-chan struct{} // nil: never
+	unwatch := func() {}
+	if n, ok := i.tokens.(SessionNotifier); ok && p.SessionID != "" {
+		ended, unwatch = n.SessionEnded(p.ClientID, p.SessionID)
+	}
 	go func() {
+		defer unwatch()
 		t := time.NewTicker(i.recheck)
 		defer t.Stop()
 		for {
@@ -204,6 +222,9 @@ func (i *Interceptor) watchSession(ctx context.Context, header http.Header) (con
 			case <-done:
 				return
 			case <-ctx.Done():
+				return
+			case <-ended:
+				cancel(errSessionEnded)
 				return
 			case <-t.C:
 				if _, err := i.tokens.Verify(ctx, token); errors.Is(err, ErrUnauthenticated) {

@@ -103,6 +103,34 @@ var (
 		"a bank may only register under the name in its certificate")
 )
 
+// Users and registration (issue 12). The auth package's sentinels carry
+// their own client-visible messages (a weak password says why); mapped
+// declares their rows.
+var (
+	errEnrollmentCodeInvalid = sentinel(connect.CodeFailedPrecondition, "ENROLLMENT_CODE_INVALID",
+		"the enrollment code is not valid for this account (wrong, expired or already used); ask the account's bank for a new code")
+	errRegisterBankNotFound = sentinel(connect.CodeFailedPrecondition, "BANK_NOT_FOUND",
+		"no bank of that name is registered; check account.bank (remit admin banks lists them)")
+	errRegisterBankUnavailable = sentinel(connect.CodeUnavailable, "BANK_UNAVAILABLE",
+		"the account's bank did not answer, so no user was created; retry with the same code")
+	errCannotDisableSelf = sentinel(connect.CodeFailedPrecondition, "CANNOT_DISABLE_SELF",
+		"an admin cannot disable itself; ask another admin")
+
+	_ = mapped(auth.ErrWeakPassword, connect.CodeInvalidArgument, "WEAK_PASSWORD")
+	_ = mapped(auth.ErrClientIDTaken, connect.CodeAlreadyExists, "CLIENT_ID_TAKEN")
+	_ = mapped(auth.ErrAccountLinked, connect.CodeAlreadyExists, "ACCOUNT_ALREADY_LINKED")
+	_ = mapped(auth.ErrAccountRequired, connect.CodeInvalidArgument, "ACCOUNT_REQUIRED")
+	_ = mapped(auth.ErrInvalidUser, connect.CodeInvalidArgument, "INVALID_USER")
+	_ = mapped(auth.ErrUnknownUser, connect.CodeNotFound, "USER_NOT_FOUND")
+)
+
+// mapped declares the row of a sentinel another package owns, whose text
+// is the message sent.
+func mapped(err error, code connect.Code, reason string) error {
+	errTable = append(errTable, rpcerr.Mapping{Err: err, Code: code, Reason: reason})
+	return err
+}
+
 // toConnect is the one translation of a gateway error for a client: a
 // lockout (loginLocked), else errTable.
 func toConnect(err error) error {

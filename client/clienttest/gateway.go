@@ -412,7 +412,6 @@ func (g *Gateway) idempotent(ctx context.Context, procedure, txID string, req pr
 }
 
 type authService struct {
-	gatewayv1connect.UnimplementedAuthServiceHandler
 
 	g *Gateway
 }
@@ -659,7 +658,6 @@ func (s paymentService) WatchPayments(ctx context.Context, req *gatewayv1.WatchP
 }
 
 type adminService struct {
-	gatewayv1connect.UnimplementedAdminServiceHandler
 
 	g *Gateway
 }

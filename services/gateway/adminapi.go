@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
-	"github.com/remitpay/remit/gen/remit/gateway/v1/gatewayv1connect"
 	"github.com/remitpay/remit/internal/auth"
 	"github.com/remitpay/remit/internal/logging"
 )
@@ -14,7 +13,6 @@ import (
 // adminAPI implements AdminService: deposits and withdrawals, the bank
 // list, clearing login lockouts, users and sessions (usersapi.go).
 type adminAPI struct {
-	gatewayv1connect.UnimplementedAdminServiceHandler // issue 12: until implemented
 
 	coord    *Coordinator
 	registry *Registry

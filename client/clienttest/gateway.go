@@ -451,7 +451,6 @@ func (s authService) Logout(ctx context.Context, _ *gatewayv1.LogoutRequest) (*g
 }
 
 type paymentService struct {
-	gatewayv1connect.UnimplementedPaymentServiceHandler
 
 	g *Gateway
 }

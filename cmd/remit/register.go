@@ -138,7 +138,9 @@ func registerError(e *env, f *clientFlags, gatewayURL string, reg client.Registr
 	case ce.Reason == reasonAccountAlreadyLinked:
 		return fmt.Errorf("%s is already linked to a customer; nothing was created: log in as that customer (`remit login CLIENT_ID`)", reg.Account)
 	case ce.Code == connect.CodeInvalidArgument:
-		return usagef("%s", shown(ce.Message)) // WEAK_PASSWORD and other refusals of the input
+		// WEAK_PASSWORD and other refusals of the input by the gateway: a
+		// refusal (exit 1), not a mistake in the command line.
+		return fmt.Errorf("%s; nothing was created", shown(ce.Message))
 	case ce.Code == connect.CodeResourceExhausted:
 		wait := "a while"
 		if ce.RetryAfter > 0 {

@@ -64,7 +64,7 @@ func TestRegisterLogsInAndSavesTheSession(t *testing.T) {
 	if code, out, errOut := register("short\n", "7Q2M-K9XD-4HTA"); code != exitUsage || !strings.Contains(errOut, "at least 12") {
 		t.Errorf("register with a short password = %d:\n%s%s", code, out, errOut)
 	}
-	if code, _, errOut := register("password1234\n", "7Q2M-K9XD-4HTA"); code != exitUsage || !strings.Contains(errOut, "common password") {
+	if code, _, errOut := register("password1234\n", "7Q2M-K9XD-4HTA"); code != exitFailure || !strings.Contains(errOut, "common password") {
 		t.Errorf("register with a common password = %d, %q", code, errOut)
 	}
 	if _, err := client.LoadProfile(home); err == nil {

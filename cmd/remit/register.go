@@ -41,9 +41,9 @@ reached, or the registration went through but the login did not, run
 Exit status: 0 registered and logged in; 1 refused or failed; 2 usage
 error (a password that is too short or too common included).`,
 	examples: `
-remit register erin --account bank-b/erin --code 7Q2M-K9XD-4HTA
-printf '%s\n' "$PASSWORD" | remit register --password-stdin erin --account bank-b/erin --code 7Q2M-K9XD-4HTA
-remit register --gateway https://gateway.example:8443 --ca ca.pem erin --account bank-b/erin --code 7Q2M-K9XD-4HTA`,
+remit register erin --account bank-b/erin --code 7Q2M-K9XD-4HTA-WP3R
+printf '%s\n' "$PASSWORD" | remit register --password-stdin erin --account bank-b/erin --code 7Q2M-K9XD-4HTA-WP3R
+remit register --gateway https://gateway.example:8443 --ca ca.pem erin --account bank-b/erin --code 7Q2M-K9XD-4HTA-WP3R`,
 	flags: func(fs *flag.FlagSet) runFunc {
 		f := addClientFlags(fs)
 		account := fs.String("account", "", "your account to link, as `BANK/ID` (required)")

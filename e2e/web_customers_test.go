@@ -51,8 +51,17 @@ func TestWalletCustomer(t *testing.T) {
 	e.waitText("#balance", "$30.00")
 	e.do("refresh the history", chromedp.Click(chromedp.CSS("#refresh-history")))
 	e.waitText(`#payments li[data-tx="`+paid+`"]`, "Received $30.00")
+	// The history re-renders when events arrive, so the button is clicked
+	// from the page's own script, found afresh, rather than by a node id
+	// that may be gone by the time of the click.
+	e.eval(`(document.querySelector('#payments li[data-tx="` + paid + `"] button.refund').click(), "clicked")`)
+	if got := e.eval(`document.querySelector("#refund-tx").value`); got != paid {
+		t.Fatalf("the Refund button filled in transaction %q, want %s", got, paid)
+	}
+	if got := e.eval(`document.querySelector("#refund-amount").value`); got != "30.00" {
+		t.Errorf("the Refund button filled in amount %q, want what is left, 30.00", got)
+	}
 	e.do("refund 12.50 of it",
-		chromedp.Click(chromedp.CSS(`#payments li[data-tx="`+paid+`"] button.refund`)),
 		chromedp.SetValue(chromedp.CSS("#refund-amount"), "12.50"),
 		chromedp.Click(chromedp.CSS(`#refund-form button[type="submit"]`)),
 	)
@@ -101,7 +110,7 @@ func TestWalletCustomer(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#account-form button[type="submit"]`)),
 	)
 	ad.waitText("#account-msg", "Closed bank-c/frank")
-	w.alice.want(1, []string{"ACCOUNT_CLOSED"}, "pay", "--to", "bank-c/frank", "--amount", "1.00")
+	w.alice.want(1, []string{"DECLINED: account closed", "No money moved"}, "pay", "--to", "bank-c/frank", "--amount", "1.00")
 
 	ad.do("disable erin",
 		chromedp.SendKeys(chromedp.CSS("#user-id"), "erin"),

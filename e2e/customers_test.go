@@ -121,7 +121,7 @@ func TestCustomerLifecycle(t *testing.T) {
 		t.Errorf("the refund as alice sees it = %v, want a succeeded refund of %s", &p, paid)
 	}
 	// More than what is left is refused and moves nothing.
-	r = erin.want(1, []string{"REFUSED: refund exceeds payment", "1500 of its 2000 is left", "No money moved"}, "payments", "refund", paid, "--amount", "15.01")
+	erin.want(1, []string{"REFUSED: refund exceeds payment", "1500 of its 2000 is left", "No money moved"}, "payments", "refund", paid, "--amount", "15.01")
 	if got := erin.balance(); got != 1500 {
 		t.Errorf("erin has %d cents after a refused refund, want 1500", got)
 	}

@@ -412,7 +412,6 @@ func (g *Gateway) idempotent(ctx context.Context, procedure, txID string, req pr
 }
 
 type authService struct {
-
 	g *Gateway
 }
 
@@ -451,7 +450,6 @@ func (s authService) Logout(ctx context.Context, _ *gatewayv1.LogoutRequest) (*g
 }
 
 type paymentService struct {
-
 	g *Gateway
 }
 
@@ -657,7 +655,6 @@ func (s paymentService) WatchPayments(ctx context.Context, req *gatewayv1.WatchP
 }
 
 type adminService struct {
-
 	g *Gateway
 }
 

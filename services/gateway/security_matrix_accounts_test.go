@@ -39,8 +39,9 @@ func secMatrixCustomers() map[string]secRow {
 	// session, and returns its client id.
 	newUser := func(ctx context.Context, t *testing.T, c *secCaller) string {
 		t.Helper()
+		admin := c.env.as(t, gatewaytest.AdminID) //nolint:contextcheck // the login is setup under the test's context, not part of the call ctx bounds
 		id := "sec-" + strings.ReplaceAll(uuid.NewString()[:13], "-", "")
-		_, err := c.env.as(t, gatewaytest.AdminID).admin.CreateUser(ctx, &gatewayv1.CreateUserRequest{
+		_, err := admin.admin.CreateUser(ctx, &gatewayv1.CreateUserRequest{
 			ClientId: id, Password: gatewaytest.Password, Roles: []gatewayv1.Role{gatewayv1.Role_ROLE_AUDITOR},
 		})
 		if err != nil {
@@ -52,8 +53,9 @@ func secMatrixCustomers() map[string]secRow {
 	newAccount := func(ctx context.Context, t *testing.T, c *secCaller) *gatewayv1.AccountRef {
 		t.Helper()
 		ref := &gatewayv1.AccountRef{Bank: "bank-a", AccountId: "sec-" + strings.ReplaceAll(uuid.NewString()[:13], "-", "")}
+		admin := c.env.as(t, gatewaytest.AdminID) //nolint:contextcheck // the login is setup under the test's context, not part of the call ctx bounds
 		_, err := secRetry(ctx, func(ctx context.Context) (*gatewayv1.OpenAccountResponse, error) {
-			return c.env.as(t, gatewaytest.AdminID).admin.OpenAccount(ctx, &gatewayv1.OpenAccountRequest{
+			return admin.admin.OpenAccount(ctx, &gatewayv1.OpenAccountRequest{
 				RequestId: uuid.NewString(), Account: ref, Currency: gatewaytest.Currency,
 			})
 		})
@@ -130,6 +132,7 @@ func secMatrixCustomers() map[string]secRow {
 		gatewayv1connect.AdminServiceDisableUserProcedure: {
 			want: adminOnly,
 			call: func(ctx context.Context, t *testing.T, c *secCaller) (proto.Message, error) {
+				t.Helper()
 				return c.admin.DisableUser(ctx, &gatewayv1.DisableUserRequest{ClientId: newUser(ctx, t, c)})
 			},
 			check: func(t *testing.T, _ *secCaller, res proto.Message) {
@@ -155,6 +158,7 @@ func secMatrixCustomers() map[string]secRow {
 		gatewayv1connect.AdminServiceResetPasswordProcedure: {
 			want: adminOnly,
 			call: func(ctx context.Context, t *testing.T, c *secCaller) (proto.Message, error) {
+				t.Helper()
 				return c.admin.ResetPassword(ctx, &gatewayv1.ResetPasswordRequest{ClientId: newUser(ctx, t, c), NewPassword: "sec-" + uuid.NewString()})
 			},
 		},
@@ -189,6 +193,7 @@ func secMatrixCustomers() map[string]secRow {
 		gatewayv1connect.AdminServiceRevokeSessionsProcedure: {
 			want: adminOnly,
 			call: func(ctx context.Context, t *testing.T, c *secCaller) (proto.Message, error) {
+				t.Helper()
 				return c.admin.RevokeSessions(ctx, &gatewayv1.RevokeSessionsRequest{ClientId: newUser(ctx, t, c)})
 			},
 		},
@@ -213,6 +218,7 @@ func secMatrixCustomers() map[string]secRow {
 		gatewayv1connect.AdminServiceCloseAccountProcedure: {
 			want: adminOnly,
 			call: func(ctx context.Context, t *testing.T, c *secCaller) (proto.Message, error) {
+				t.Helper()
 				ref := newAccount(ctx, t, c)
 				return secRetry(ctx, func(ctx context.Context) (*gatewayv1.CloseAccountResponse, error) {
 					return c.admin.CloseAccount(ctx, &gatewayv1.CloseAccountRequest{Account: ref})

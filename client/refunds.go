@@ -12,10 +12,11 @@ import (
 )
 
 // ErrorInfo reasons of refunds that are refused rather than declined: no
-// money moved, and retrying the same refund cannot change that.
+// money moved and nothing is recorded under the refund id.
 const (
 	// ReasonRefundExceedsPayment: the refund would take the refunds of the
-	// payment (those still processing included) above its amount.
+	// payment (those still processing included) above its amount. The same
+	// refund id may succeed later, if a refund still processing fails.
 	ReasonRefundExceedsPayment = "REFUND_EXCEEDS_PAYMENT"
 	// ReasonPaymentNotRefundable: the payment did not succeed, or is itself
 	// a refund.

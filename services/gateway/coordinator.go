@@ -288,8 +288,11 @@ func (c *Coordinator) Pay(ctx context.Context, req PaymentRequest) (*Txn, error)
 	if req.RefundOf != "" {
 		// A refund the payment cannot take is refused before anything
 		// else (a bank being down included): that answer is final until
-		// another refund fails. Claim checks again, atomically.
-		if err := c.store.CheckRefund(ctx, req.RefundOf, req.Amount); err != nil {
+		// another refund fails. Claim checks again, atomically. The
+		// refund itself is not counted: a retry that missed its row
+		// above may find it claimed now, and is a replay (the claim
+		// answers it from the row), not a second refund.
+		if err := c.store.checkRefund(ctx, nil, req.RefundOf, req.TxID, req.Amount); err != nil {
 			return nil, err
 		}
 	}

@@ -235,6 +235,9 @@ var failures = map[gatewayv1.FailureReason]failure{
 // is the refunded payment's payee.
 var refundFailures = map[gatewayv1.FailureReason]string{
 	gatewayv1.FailureReason_FAILURE_REASON_INSUFFICIENT_FUNDS: "the available balance of the account paying the refund (the payment's payee) is too low; fund it, or refund less, with a new refund id",
+	// A refund has no other account to go to: it moves money only between
+	// the payment's two accounts.
+	gatewayv1.FailureReason_FAILURE_REASON_ACCOUNT_CLOSED: "one of the payment's accounts (the metadata names it) is closed at its bank; nothing moved, and no refund of this payment can move money while it stays closed",
 }
 
 // failedReason is the FailureReason a FAILED transaction stored with reason

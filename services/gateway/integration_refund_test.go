@@ -922,3 +922,75 @@ func TestIntegrationRefundConservationUnderFaults(t *testing.T) {
 		}
 	}
 }
+
+// A refund whose paying account (the payment's payee) was closed since is
+// declined ACCOUNT_CLOSED like a payment: the decline names the account,
+// its replay is the same decline, nothing stays held or incoming anywhere,
+// and its amount is free again (a second refund is declined the same way,
+// not REFUND_EXCEEDS_PAYMENT).
+func TestIntegrationRefundAccountClosed(t *testing.T) {
+	t.Parallel()
+	n := gatewaytest.Start(t, gatewaytest.Options{})
+	alice, admin := n.Login(t, "alice"), n.Login(t, gatewaytest.AdminID)
+	erin := &gatewayv1.AccountRef{Bank: "bank-b", AccountId: "erin"}
+	retry := func(call func() error) {
+		t.Helper()
+		var err error
+		gatewaytest.Retry(t.Context(), gatewaytest.WaitTimeout, func() bool {
+			err = call()
+			return !retryable(err)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	retry(func() error {
+		_, err := admin.Admin.OpenAccount(callCtx(t), &gatewayv1.OpenAccountRequest{RequestId: newID(), Account: erin, Currency: gatewaytest.Currency})
+		return err
+	})
+	p, err := makePayment(t.Context(), alice, &gatewayv1.MakePaymentRequest{
+		TransactionId: newID(), Payee: erin, Amount: 300, Currency: gatewaytest.Currency,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := p.GetTransactionId()
+	withdrawal := newID()
+	retry(func() error {
+		_, err := admin.Admin.UpdateBalance(callCtx(t), &gatewayv1.UpdateBalanceRequest{
+			TransactionId: withdrawal, Account: erin, Direction: gatewayv1.Direction_DIRECTION_DEBIT, Amount: 300, Currency: gatewaytest.Currency,
+		})
+		return err
+	})
+	retry(func() error {
+		_, err := admin.Admin.CloseAccount(callCtx(t), &gatewayv1.CloseAccountRequest{Account: erin})
+		return err
+	})
+
+	rid := newID()
+	req := refundReq(rid, id, 300, byCustomer)
+	_, err = refund(t.Context(), admin, req)
+	wantError(t, err, connect.CodeFailedPrecondition, "ACCOUNT_CLOSED")
+	if md := rpcerr.Info(err).GetMetadata(); md["transaction_id"] != rid || md["bank"] != "bank-b" || md["account_id"] != "erin" {
+		t.Errorf("decline metadata %v, want the refund %s and bank-b/erin", md, rid)
+	}
+	_, again := refund(t.Context(), admin, req)
+	wantError(t, again, connect.CodeFailedPrecondition, "ACCOUNT_CLOSED")
+	second := newID()
+	_, err = refund(t.Context(), admin, refundReq(second, id, 300, byCustomer))
+	wantError(t, err, connect.CodeFailedPrecondition, "ACCOUNT_CLOSED")
+	wantRefunded(t, getPayment(t, admin, id), 0, failed(rid), failed(second))
+
+	want := map[string]int64{"alice": gatewaytest.Opening - 300}
+	waitFunds(t, admin, allSettled(want))
+	stopBanks(t, n)
+	b := readBooks(t, n, rid, second)
+	checkAccounts(t, b, want)
+	for _, r := range []string{rid, second} {
+		checkJournal(t, b, r, nil)
+		checkNotPrepared(t, b, r)
+	}
+	if a := b.accounts["erin"]; !a.Closed || a.Balance != 0 || a.Held != 0 || a.Incoming != 0 {
+		t.Errorf("erin's account after the declined refunds: %+v, want closed and empty", a)
+	}
+}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -278,5 +279,45 @@ func TestRefundCrashBeforeDecisionIsRecovered(t *testing.T) {
 			t.Fatalf("the re-driver did not send the ABORT: bank-a %v bank-b %v", da, db)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Retries of one refund sent at once, while its first request claims it, all
+// get the refund (or REQUEST_IN_PROGRESS while it runs), never
+// REFUND_EXCEEDS_PAYMENT: a retry is answered from the refund's row, so the
+// refund must not count against itself in any check a retry passes through.
+// A retry that read the log before the claim committed and checks the
+// refundable amount after it would count its own first request; the rounds
+// make that interleaving likely.
+func TestRefundRetriesRacingTheClaimAreReplays(t *testing.T) {
+	h := newHarness(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	const rounds, retries = 20, 32
+	for round := range rounds {
+		paid, err := h.coord.Pay(ctx, payment(uuid.NewString()))
+		if err != nil || paid.Status != StatusSucceeded {
+			t.Fatalf("payment: %v, %v", paid, err)
+		}
+		req := RefundRequest{RefundID: uuid.NewString(), ClientID: "bob", Amount: paid.Amount}
+		errs := make([]error, retries)
+		var wg sync.WaitGroup
+		for i := range retries {
+			wg.Go(func() {
+				r, err := h.coord.Refund(ctx, paid, req)
+				switch {
+				case err != nil:
+					errs[i] = err
+				case r.ID != req.RefundID || r.Status != StatusSucceeded:
+					errs[i] = fmt.Errorf("got %s %s", r.ID, r.Status)
+				}
+			})
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil && !errors.Is(err, ErrInProgress) {
+				t.Fatalf("round %d, retry %d of refund %s: %v; want the refund", round, i, req.RefundID, err)
+			}
+		}
 	}
 }

@@ -78,6 +78,10 @@ var (
 	// may be retried (once a refund still processing has failed, say).
 	ErrRefundExceedsPayment = sentinel(connect.CodeFailedPrecondition, "REFUND_EXCEEDS_PAYMENT",
 		"the amount is more than is left to refund of this payment (refunds still processing count); refund at most what is left")
+	// ErrTooManyRefunds: the payment has MaxRefundsPerPayment refunds
+	// already, of any status. Nothing is recorded.
+	ErrTooManyRefunds = sentinel(connect.CodeFailedPrecondition, "TOO_MANY_REFUNDS",
+		"this payment has as many refunds as one payment may have (100, failed ones included); nothing was recorded")
 
 	// ErrBalanceBankNotFound: a balance read names a bank that is not registered.
 	ErrBalanceBankNotFound = sentinel(connect.CodeNotFound, "BANK_NOT_FOUND", "no bank of that name is registered")

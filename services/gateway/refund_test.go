@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"connectrpc.com/connect"
 	"context"
 	"errors"
 	"fmt"
@@ -96,6 +97,34 @@ func TestClaimChecksTheRefundableAmount(t *testing.T) {
 	r := mustClaim(t, st, mustClaim(t, st, "", 50, StatusSucceeded), 50, StatusSucceeded)
 	if _, err := claimRefundable(t, st, r, 1, StatusProcessing); !errors.Is(err, ErrPaymentNotRefundable) {
 		t.Errorf("refund of a refund: %v, want %v", err, ErrPaymentNotRefundable)
+	}
+}
+
+// A payment carries all its refunds, so their number is bounded: declined
+// refunds count too (they cost a payee with no money nothing), and the
+// bound refuses the next one however small.
+func TestRefundsPerPaymentAreBounded(t *testing.T) {
+	h := newHarness(t)
+	paid := mustClaim(t, h.store, "", 1_000_000, StatusSucceeded)
+	for i := range MaxRefundsPerPayment {
+		status := StatusFailed
+		if i%10 == 0 {
+			status = StatusSucceeded
+		}
+		mustClaim(t, h.store, paid, 1, status)
+	}
+	if err := h.store.CheckRefund(t.Context(), paid, 1); !errors.Is(err, ErrTooManyRefunds) {
+		t.Errorf("CheckRefund of refund %d: %v, want %v", MaxRefundsPerPayment+1, err, ErrTooManyRefunds)
+	}
+	id, err := claimRefundable(t, h.store, paid, 1, StatusProcessing)
+	if !errors.Is(err, ErrTooManyRefunds) {
+		t.Fatalf("Claim of refund %d: %v, want %v", MaxRefundsPerPayment+1, err, ErrTooManyRefunds)
+	}
+	if _, gerr := h.store.Get(t.Context(), id); !errors.Is(gerr, errNotFound) {
+		t.Errorf("the refused refund was recorded (%v)", gerr)
+	}
+	if got := connect.CodeOf(toConnect(err)); got != connect.CodeFailedPrecondition {
+		t.Errorf("code of too many refunds = %v, want failed_precondition", got)
 	}
 }
 

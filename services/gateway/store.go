@@ -274,7 +274,10 @@ var statementSQL = [numStatements]string{
 	sqlRefundable: `SELECT o.kind, o.status, o.refunded_transaction_id, o.amount,
 		(SELECT COALESCE(SUM(r.amount), 0) FROM transactions r
 			WHERE r.refunded_transaction_id != '' AND r.refunded_transaction_id = o.transaction_id
-			AND r.status IN ('processing', 'succeeded') AND r.transaction_id != ?)
+			AND r.status IN ('processing', 'succeeded') AND r.transaction_id != ?),
+		(SELECT COUNT(*) FROM transactions r
+			WHERE r.refunded_transaction_id != '' AND r.refunded_transaction_id = o.transaction_id
+			AND r.transaction_id != ?)
 		FROM transactions o WHERE o.transaction_id = ?`,
 }
 
@@ -465,8 +468,9 @@ func (s *Store) checkRefund(ctx context.Context, tx *sql.Tx, id, self string, am
 		status          Status
 		refundOf        string
 		paid, refunding int64
+		refunds         int
 	)
-	err := s.stmts.QueryRow(ctx, tx, sqlRefundable, self, id).Scan(&kind, &status, &refundOf, &paid, &refunding)
+	err := s.stmts.QueryRow(ctx, tx, sqlRefundable, self, self, id).Scan(&kind, &status, &refundOf, &paid, &refunding, &refunds)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("%w: %s", ErrNotFound, id)
@@ -478,9 +482,17 @@ func (s *Store) checkRefund(ctx context.Context, tx *sql.Tx, id, self string, am
 		return fmt.Errorf("%w: it is %s", ErrPaymentNotRefundable, status)
 	case refunding+amount > paid:
 		return fmt.Errorf("%w: %d of its %d is left to refund", ErrRefundExceedsPayment, paid-refunding, paid)
+	case refunds >= MaxRefundsPerPayment:
+		return fmt.Errorf("%w: it has %d", ErrTooManyRefunds, refunds)
 	}
 	return nil
 }
+
+// MaxRefundsPerPayment bounds the refunds of one payment, of every status:
+// a payment carries all of them in its refunds field, so without a bound a
+// payee could grow the payer's payment (with declined refunds, which cost
+// nothing) past what clients accept in one message.
+const MaxRefundsPerPayment = 100
 
 // sqlRefundsOf lists refunds of the payments whose ids follow, as
 // placeholders, and a closing parenthesis.

@@ -212,6 +212,12 @@ func (i *Interceptor) watchSession(ctx context.Context, header http.Header) (con
 	unwatch := func() {}
 	if n, ok := i.tokens.(SessionNotifier); ok && p.SessionID != "" {
 		ended, unwatch = n.SessionEnded(p.ClientID, p.SessionID)
+		// A revocation between check's verification and the watch told
+		// no one: verify once more now that the watch is in place, so
+		// that such a stream ends at once too, not at the next recheck.
+		if _, err := i.tokens.Verify(ctx, token); errors.Is(err, ErrUnauthenticated) {
+			cancel(errSessionEnded)
+		}
 	}
 	go func() {
 		defer unwatch()

@@ -67,6 +67,7 @@ func (a *Authenticator) Import(ctx context.Context, file *Users) (ImportResult, 
 	var (
 		res     ImportResult
 		revoke  []string // users whose sessions end
+		rescope []string // users whose roles or account changed: their open streams end
 		records []func()
 	)
 	record := func(event string, attrs ...slog.Attr) {
@@ -79,7 +80,7 @@ func (a *Authenticator) Import(ctx context.Context, file *Users) (ImportResult, 
 	}
 	by := slog.String(KeyBy, ByUsersFile)
 	err := a.change(ctx, func(t *userTx) error {
-		res, revoke, records = ImportResult{}, nil, nil
+		res, revoke, rescope, records = ImportResult{}, nil, nil, nil
 		inFile := map[string]bool{}
 		for _, f := range file.list {
 			inFile[f.ClientID] = true
@@ -156,6 +157,7 @@ func (a *Authenticator) Import(ctx context.Context, file *Users) (ImportResult, 
 				record(audit.EventPasswordChanged, slog.String(KeyClientID, u.ClientID), by)
 			}
 			if roleChanged {
+				rescope = append(rescope, u.ClientID)
 				record(audit.EventUserUpdated, append(userAttrs(u), by)...)
 			}
 		}
@@ -191,6 +193,12 @@ func (a *Authenticator) Import(ctx context.Context, file *Users) (ImportResult, 
 		if _, err := a.sessions.RevokeClient(ctx, id); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	// A stream keeps the principal it was opened with (an auditor's sees
+	// every account): one whose user's roles or account changed ends, and
+	// is opened again with the new ones. Unary calls read them at once.
+	for _, id := range rescope {
+		a.sessions.watchers.endClient(id, "")
 	}
 	for _, r := range records {
 		r()

@@ -186,6 +186,7 @@ func (a *Authenticator) Import(ctx context.Context, file *Users) (ImportResult, 
 	if err != nil {
 		return ImportResult{}, fmt.Errorf("auth: import users file %s: %w", file.Path(), err)
 	}
+	a.imported.Store(file)
 	// After the snapshot changed (a.change), so that a login racing with
 	// this gets its session ended here or is refused (see Login).
 	var errs []error
@@ -251,9 +252,10 @@ func (a *Authenticator) WatchUsersFile(ctx context.Context, path string, poll ti
 		tick = t.C
 	}
 	var seen []byte // SHA-256 of the content last imported or refused
-	if data, err := readBounded(path); err == nil {
-		sum := sha256.Sum256(data)
-		seen = sum[:]
+	if last := a.imported.Load(); last != nil && last.path == path {
+		// What the start imported, not what the file holds now: it may
+		// have changed since.
+		seen = last.sum
 	}
 	for {
 		force := false

@@ -3,7 +3,9 @@ package auth_test
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/remitpay/remit/internal/auth"
 	"github.com/remitpay/remit/internal/authz"
@@ -101,4 +103,34 @@ func TestReviewRegisterRetryCountsWrongPasswords(t *testing.T) {
 	if _, _, _, err := f.a.Login(ctx, "erin", "yet-another-guess-here", srcB); !errors.Is(err, auth.ErrLockedOut) {
 		t.Errorf("login from the guessing source: %v, want a lockout", err)
 	}
+}
+
+// The users file may change between the start's import and the start of
+// its watch (the gateway recovers payments and connects to banks in
+// between): that change must be imported too, not taken as already seen.
+func TestReviewUsersFileChangedBeforeTheWatchStarts(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	dir := t.TempDir()
+	path := filepath.Join(dir, "users.json")
+	alice := entry("alice", mustHash(t, alicePW), `["customer"]`, `{"bank":"bank-a","account_id":"alice"}`)
+	writeUsersFile(t, path, alice)
+	file, err := auth.LoadUsers(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sessions, err := auth.OpenSessions(ctx, filepath.Join(dir, "sessions.db"), auth.SessionConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sessions.Close() })
+	a, err := auth.NewAuthenticator(ctx, file, sessions, auth.Config{HashParams: cheap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An operator adds zoe while the gateway is still starting.
+	writeUsersFile(t, path, alice, entry("zoe", mustHash(t, "zoe-password"), `["auditor"]`, ""))
+	done := make(chan struct{})
+	go func() { defer close(done); a.WatchUsersFile(ctx, path, 10*time.Millisecond, nil) }()
+	defer func() { cancel(); <-done }()
+	waitUntil(t, "zoe imported", func() bool { _, ok := a.Users().Lookup("zoe"); return ok })
 }

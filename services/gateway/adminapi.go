@@ -13,7 +13,6 @@ import (
 // adminAPI implements AdminService: deposits and withdrawals, the bank
 // list, clearing login lockouts, users and sessions (usersapi.go).
 type adminAPI struct {
-
 	coord    *Coordinator
 	registry *Registry
 	authn    *auth.Authenticator

@@ -412,7 +412,6 @@ func (g *Gateway) idempotent(ctx context.Context, procedure, txID string, req pr
 }
 
 type authService struct {
-
 	g *Gateway
 }
 
@@ -658,7 +657,6 @@ func (s paymentService) WatchPayments(ctx context.Context, req *gatewayv1.WatchP
 }
 
 type adminService struct {
-
 	g *Gateway
 }
 

@@ -120,6 +120,9 @@ func (a *Authenticator) Import(ctx context.Context, file *Users) (ImportResult, 
 					if err := t.setFileHash(u.ClientID, f.PasswordHash); err != nil {
 						return err
 					}
+					// Also in u: a roles or account change below writes u
+					// whole, and must not put the old hash back.
+					u.fileHash = f.PasswordHash
 				} else {
 					if u.PasswordHash != f.PasswordHash {
 						u.PasswordHash, passwordChanged = f.PasswordHash, true

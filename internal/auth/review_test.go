@@ -134,3 +134,25 @@ func TestReviewUsersFileChangedBeforeTheWatchStarts(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	waitUntil(t, "zoe imported", func() bool { _, ok := a.Users().Lookup("zoe"); return ok })
 }
+
+// The file changing both the password (set through the API since, so
+// ignored) and the roles of a user reports the password conflict once, as
+// the documentation says, not again on every later import.
+func TestReviewImportPasswordConflictReportedOnce(t *testing.T) {
+	ctx := context.Background()
+	f := userFixture(t)
+	if _, _, err := f.a.ResetPassword(ctx, "bob", newPW, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	alice, _ := f.a.Users().Lookup("alice")
+	aliceEntry := entry("alice", alice.PasswordHash, `["customer"]`, `{"bank":"bank-a","account_id":"alice"}`)
+	bobEntry := entry("bob", mustHash(t, "file-password-for-bob"), `["customer"]`, `{"bank":"bank-b","account_id":"bob"}`)
+	if res := importEntries(t, f, aliceEntry, bobEntry); res.Skipped != 1 || res.Updated != 1 {
+		t.Fatalf("first import = %+v, want bob's roles updated and his password skipped", res)
+	}
+	// The same entries again, with an unrelated user added.
+	zoe := entry("zoe", mustHash(t, "zoe-password"), `["auditor"]`, "")
+	if res := importEntries(t, f, aliceEntry, bobEntry, zoe); res.Skipped != 0 {
+		t.Errorf("second import = %+v: bob's password conflict reported again", res)
+	}
+}

@@ -108,3 +108,62 @@ func TestReviewStreamOfSessionRevokedWhileOpening(t *testing.T) {
 		t.Error("stream outlived its session")
 	}
 }
+
+// demotingVerifier answers an auditor for the first verification of the
+// token and a customer after (the users file took the role away), without
+// telling any watch.
+type demotingVerifier struct {
+	mu    sync.Mutex
+	calls int
+}
+
+func (v *demotingVerifier) Verify(_ context.Context, token string) (*authz.Principal, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if token != tokenCustomer {
+		return nil, fmt.Errorf("%w: unknown", authz.ErrUnauthenticated)
+	}
+	v.calls++
+	roles := []authz.Role{authz.RoleCustomer, authz.RoleAuditor}
+	if v.calls > 1 {
+		roles = []authz.Role{authz.RoleCustomer}
+	}
+	return &authz.Principal{Kind: authz.KindClient, ClientID: "bob", Roles: roles,
+		Account: &authz.Account{Bank: "bank-b", ID: "bob"}, SessionID: "sess-bob"}, nil
+}
+
+func (v *demotingVerifier) SessionEnded(_, _ string) (<-chan struct{}, func()) {
+	return make(chan struct{}), func() {}
+}
+
+// TestReviewStreamEndsWhenItsPrincipalChanges: a stream opened as an
+// auditor (who sees every account's payments) ends once its token speaks
+// for a mere customer, rather than going on with the old roles as long as
+// the token works.
+func TestReviewStreamEndsWhenItsPrincipalChanges(t *testing.T) {
+	ic := authz.NewInterceptor(authz.Config{Verifier: &demotingVerifier{}, Rate: rate.Inf, StreamRecheck: time.Hour})
+	mux := http.NewServeMux()
+	mux.Handle(gatewayv1connect.NewPaymentServiceHandler(blockingWatch{}, connect.WithInterceptors(ic)))
+	srv := httptest.NewUnstartedServer(mux)
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	hc := &http.Client{Transport: headerTransport{base: srv.Client().Transport,
+		header: http.Header{"Authorization": {"Bearer " + tokenCustomer}}}}
+	stream, err := gatewayv1connect.NewPaymentServiceClient(hc, srv.URL).WatchPayments(ctx, &gatewayv1.WatchPaymentsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close() //nolint:errcheck // test cleanup
+	for stream.Receive() {
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the stream opened as an auditor is still open after 10s")
+	}
+	if connect.CodeOf(stream.Err()) != connect.CodeUnauthenticated {
+		t.Errorf("stream ended with %v, want unauthenticated", stream.Err())
+	}
+}

@@ -204,6 +204,10 @@ type Authenticator struct {
 	users atomic.Pointer[Users]
 	mu    sync.Mutex // serializes changes of users and their snapshot
 	dummy atomic.Pointer[string]
+	// imported is the users file last imported (path and content hash),
+	// so that WatchUsersFile starts from what was imported, not from what
+	// the file holds by the time it starts.
+	imported atomic.Pointer[Users]
 }
 
 var _ authz.TokenVerifier = (*Authenticator)(nil)

@@ -67,6 +67,7 @@ func (a *Authenticator) Import(ctx context.Context, file *Users) (ImportResult, 
 	var (
 		res     ImportResult
 		revoke  []string // users whose sessions end
+		rescope []string // users whose roles or account changed: their open streams end
 		records []func()
 	)
 	record := func(event string, attrs ...slog.Attr) {
@@ -79,7 +80,7 @@ func (a *Authenticator) Import(ctx context.Context, file *Users) (ImportResult, 
 	}
 	by := slog.String(KeyBy, ByUsersFile)
 	err := a.change(ctx, func(t *userTx) error {
-		res, revoke, records = ImportResult{}, nil, nil
+		res, revoke, rescope, records = ImportResult{}, nil, nil, nil
 		inFile := map[string]bool{}
 		for _, f := range file.list {
 			inFile[f.ClientID] = true
@@ -119,6 +120,9 @@ func (a *Authenticator) Import(ctx context.Context, file *Users) (ImportResult, 
 					if err := t.setFileHash(u.ClientID, f.PasswordHash); err != nil {
 						return err
 					}
+					// Also in u: a roles or account change below writes u
+					// whole, and must not put the old hash back.
+					u.fileHash = f.PasswordHash
 				} else {
 					if u.PasswordHash != f.PasswordHash {
 						u.PasswordHash, passwordChanged = f.PasswordHash, true
@@ -156,6 +160,7 @@ func (a *Authenticator) Import(ctx context.Context, file *Users) (ImportResult, 
 				record(audit.EventPasswordChanged, slog.String(KeyClientID, u.ClientID), by)
 			}
 			if roleChanged {
+				rescope = append(rescope, u.ClientID)
 				record(audit.EventUserUpdated, append(userAttrs(u), by)...)
 			}
 		}
@@ -184,6 +189,7 @@ func (a *Authenticator) Import(ctx context.Context, file *Users) (ImportResult, 
 	if err != nil {
 		return ImportResult{}, fmt.Errorf("auth: import users file %s: %w", file.Path(), err)
 	}
+	a.imported.Store(file)
 	// After the snapshot changed (a.change), so that a login racing with
 	// this gets its session ended here or is refused (see Login).
 	var errs []error
@@ -191,6 +197,12 @@ func (a *Authenticator) Import(ctx context.Context, file *Users) (ImportResult, 
 		if _, err := a.sessions.RevokeClient(ctx, id); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	// A stream keeps the principal it was opened with (an auditor's sees
+	// every account): one whose user's roles or account changed ends, and
+	// is opened again with the new ones. Unary calls read them at once.
+	for _, id := range rescope {
+		a.sessions.watchers.endClient(id, "")
 	}
 	for _, r := range records {
 		r()
@@ -243,9 +255,10 @@ func (a *Authenticator) WatchUsersFile(ctx context.Context, path string, poll ti
 		tick = t.C
 	}
 	var seen []byte // SHA-256 of the content last imported or refused
-	if data, err := readBounded(path); err == nil {
-		sum := sha256.Sum256(data)
-		seen = sum[:]
+	if last := a.imported.Load(); last != nil && last.path == path {
+		// What the start imported, not what the file holds now: it may
+		// have changed since.
+		seen = last.sum
 	}
 	for {
 		force := false

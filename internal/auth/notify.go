@@ -63,6 +63,17 @@ func (s *sessionWatchers) endSession(sessionID string) {
 	}
 }
 
+// endSessionOf fires the watches of session sessionID of clientID only.
+func (s *sessionWatchers) endSessionOf(clientID, sessionID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for w := range s.byClient[clientID] {
+		if w.sessionID == sessionID {
+			w.fire()
+		}
+	}
+}
+
 // endClient fires the watches of every session of clientID but keep ("" for
 // none).
 func (s *sessionWatchers) endClient(clientID, keep string) {

@@ -35,7 +35,8 @@ var commonPasswords = func() map[string]struct{} {
 }()
 
 // CheckPassword applies the password policy to a new password of
-// clientID: at least [MinPasswordLen] characters, not one of the few hundred
+// clientID: at least [MinPasswordLen] characters and at most
+// [MaxPasswordLen] bytes, not one of the few hundred
 // most common passwords (compared case-insensitively, also once trailing
 // digits, spaces and punctuation are stripped, so "Password2026!" is
 // refused), not the client id itself and not one character repeated. Every
@@ -46,6 +47,11 @@ var commonPasswords = func() map[string]struct{} {
 func CheckPassword(clientID, password string) error {
 	if n := utf8.RuneCountInString(password); n < MinPasswordLen {
 		return fmt.Errorf("%w: use at least %d characters (this one has %d)", ErrWeakPassword, MinPasswordLen, n)
+	}
+	// The API allows 256 characters, the hash 256 bytes: refuse here, before
+	// Register has the bank consume the code, not as an internal error.
+	if len(password) > MaxPasswordLen {
+		return fmt.Errorf("%w: use at most %d bytes (this one has %d; a non-ASCII character takes 2 to 4)", ErrWeakPassword, MaxPasswordLen, len(password))
 	}
 	lower := strings.ToLower(password)
 	base := strings.TrimRightFunc(lower, func(r rune) bool {

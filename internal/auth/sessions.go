@@ -287,7 +287,8 @@ func (s *Sessions) RevokeSession(ctx context.Context, clientID, sessionID string
 		`UPDATE sessions SET revoked_at = ? WHERE id = ? AND client_id = ? AND revoked_at IS NULL AND expires_at > ?`,
 		now, sessionID, clientID, now)
 	s.cache.revokeSession(sessionID)
-	s.watchers.endSession(sessionID)
+	// Only clientID's watches: a session id of another user ends nothing.
+	s.watchers.endSessionOf(clientID, sessionID)
 	if err != nil {
 		return false, fmt.Errorf("auth: revoke session: %w", err)
 	}

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -206,12 +207,13 @@ func (a *Authenticator) Register(ctx context.Context, r Registration, remoteAddr
 		return nil, err
 	}
 	if retry {
-		match, err := a.verifyHash(ctx, existing.PasswordHash, r.Password)
-		if err != nil {
-			return nil, err
-		}
-		if !match {
+		// Checked as a login (throttled, counted, audited): with a
+		// consumed code this path answers whether a password is right.
+		switch _, err := a.authenticate(ctx, existing.ClientID, r.Password, remoteAddr); {
+		case errors.Is(err, ErrBadCredentials):
 			return nil, ErrClientIDTaken
+		case err != nil:
+			return nil, err
 		}
 		return existing, nil
 	}
@@ -321,7 +323,7 @@ func (a *Authenticator) ResetPassword(ctx context.Context, clientID, password, p
 	if err := CheckPassword(u.ClientID, password); err != nil {
 		return nil, 0, err
 	}
-	id, n, err := a.setPassword(ctx, u.ClientID, password, "")
+	id, n, err := a.setPassword(ctx, u.ClientID, password, "", "")
 	if err != nil {
 		return nil, 0, err
 	}
@@ -331,8 +333,13 @@ func (a *Authenticator) ResetPassword(ctx context.Context, clientID, password, p
 }
 
 // setPassword stores a new password set through the API and revokes every
-// session of the user but keep.
-func (a *Authenticator) setPassword(ctx context.Context, clientID, password, keep string) (string, int64, error) {
+// session of the user but keep. If keep is set (ChangePassword), it must
+// still be a usable session of the user and the stored hash still
+// verified (the one the current password was checked against), both
+// checked in the write transaction: a session revoked, or a password
+// changed by someone else, while this change was on its way wins over it
+// ([ErrInvalidToken], [ErrBadCredentials]).
+func (a *Authenticator) setPassword(ctx context.Context, clientID, password, keep, verified string) (string, int64, error) {
 	hash, err := a.hashNew(ctx, password)
 	if err != nil {
 		return "", 0, err
@@ -344,6 +351,20 @@ func (a *Authenticator) setPassword(ctx context.Context, clientID, password, kee
 			return err
 		}
 		id = u.ClientID
+		if keep != "" {
+			var one int
+			err := t.tx.QueryRowContext(t.ctx, `SELECT 1 FROM sessions WHERE id = ? AND client_id = ? AND revoked_at IS NULL AND expires_at > ?`,
+				keep, id, t.now.UnixMilli()).Scan(&one)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+				return ErrInvalidToken
+			case err != nil:
+				return err
+			}
+		}
+		if verified != "" && u.PasswordHash != verified {
+			return ErrBadCredentials
+		}
 		u.PasswordHash, u.passwordBy = hash, passwordByAPI
 		return t.update(u, true)
 	}); err != nil {
@@ -360,7 +381,9 @@ func (a *Authenticator) setPassword(ctx context.Context, clientID, password, kee
 // current one, checked like a login from remoteAddr: a wrong one is
 // [ErrBadCredentials] and counts as a failed login, and a locked-out
 // source gets a [*LockoutError]. Every other session of the caller ends at
-// once; p's own stays. It returns how many ended.
+// once; p's own stays. It returns how many ended. If p's session was
+// revoked while the call was on its way it is [ErrInvalidToken], and if the
+// password changed meanwhile [ErrBadCredentials]: nothing changes.
 func (a *Authenticator) ChangePassword(ctx context.Context, p *authz.Principal, current, newPassword, remoteAddr string) (int64, error) {
 	if p == nil || p.Kind != authz.KindClient {
 		return 0, ErrBadCredentials
@@ -368,10 +391,14 @@ func (a *Authenticator) ChangePassword(ctx context.Context, p *authz.Principal, 
 	if err := CheckPassword(p.ClientID, newPassword); err != nil {
 		return 0, err
 	}
-	if _, err := a.authenticate(ctx, p.ClientID, current, remoteAddr); err != nil {
+	user, err := a.authenticate(ctx, p.ClientID, current, remoteAddr)
+	if err != nil {
 		return 0, err
 	}
-	id, n, err := a.setPassword(ctx, p.ClientID, newPassword, p.SessionID)
+	if p.SessionID == "" {
+		return 0, ErrInvalidToken
+	}
+	id, n, err := a.setPassword(ctx, p.ClientID, newPassword, p.SessionID, user.PasswordHash)
 	if err != nil {
 		return 0, err
 	}

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -150,6 +151,7 @@ type Users struct {
 	list   []*User
 	byID   map[string]*User
 	byFold map[string]*User // by lowercase client id; nil until needed
+	sum    []byte           // SHA-256 of the content parsed (ParseUsers); nil for a snapshot
 }
 
 // snapshot builds the Users of the database's list (by client id).
@@ -286,7 +288,8 @@ func ParseUsers(name string, data []byte) (*Users, error) {
 	if file.Users == nil {
 		return nil, fail(`missing "users"`)
 	}
-	u := &Users{path: name, byID: make(map[string]*User, len(*file.Users))}
+	sum := sha256.Sum256(data)
+	u := &Users{path: name, byID: make(map[string]*User, len(*file.Users)), sum: sum[:]}
 	folded := make(map[string]int, len(*file.Users))
 	for i, fu := range *file.Users {
 		entry := fmt.Sprintf("users[%d]", i)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -212,6 +213,12 @@ func (i *Interceptor) watchSession(ctx context.Context, header http.Header) (con
 	unwatch := func() {}
 	if n, ok := i.tokens.(SessionNotifier); ok && p.SessionID != "" {
 		ended, unwatch = n.SessionEnded(p.ClientID, p.SessionID)
+		// A revocation between check's verification and the watch told
+		// no one: verify once more now that the watch is in place, so
+		// that such a stream ends at once too, not at the next recheck.
+		if !i.stillFor(ctx, token, p) {
+			cancel(errSessionEnded)
+		}
 	}
 	go func() {
 		defer unwatch()
@@ -227,7 +234,7 @@ func (i *Interceptor) watchSession(ctx context.Context, header http.Header) (con
 				cancel(errSessionEnded)
 				return
 			case <-t.C:
-				if _, err := i.tokens.Verify(ctx, token); errors.Is(err, ErrUnauthenticated) {
+				if !i.stillFor(ctx, token, p) {
 					cancel(errSessionEnded)
 					return
 				}
@@ -240,6 +247,24 @@ func (i *Interceptor) watchSession(ctx context.Context, header http.Header) (con
 		cancel(nil)
 		return ended
 	}
+}
+
+// stillFor reports whether token still speaks for p as the stream was
+// opened with: a revoked or expired token does not, nor one whose user's
+// roles or account changed since (the stream would keep what it was
+// allowed to see, an auditor's every account). A verifier that failed
+// otherwise (the store is down) is given the benefit of the doubt until
+// the next check.
+func (i *Interceptor) stillFor(ctx context.Context, token string, p *Principal) bool {
+	now, err := i.tokens.Verify(ctx, token)
+	switch {
+	case errors.Is(err, ErrUnauthenticated):
+		return false
+	case err != nil:
+		return true
+	}
+	return now != nil && now.ClientID == p.ClientID && slices.Equal(now.Roles, p.Roles) &&
+		(now.Account == nil) == (p.Account == nil) && (now.Account == nil || *now.Account == *p.Account)
 }
 
 // bearerToken returns the token of a single "Authorization: Bearer" header,

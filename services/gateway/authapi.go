@@ -141,6 +141,9 @@ func (a *authAPI) ChangePassword(ctx context.Context, req *gatewayv1.ChangePassw
 	switch {
 	case errors.Is(err, auth.ErrBadCredentials):
 		return nil, toConnect(errBadCredentials)
+	case errors.Is(err, auth.ErrInvalidToken):
+		// The session was revoked while the call was on its way.
+		return nil, authz.Unauthenticated()
 	case err != nil:
 		return nil, toConnect(err)
 	}

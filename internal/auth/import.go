@@ -302,6 +302,9 @@ func readBounded(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close() //nolint:errcheck // opened read-only: Close cannot lose data
+	if err := checkUsersFileMode(path, f); err != nil {
+		return nil, err
+	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxUsersFileSize+1))
 	if err != nil {
 		return nil, err

@@ -253,6 +253,9 @@ func LoadUsers(path string) (*Users, error) {
 		return nil, fmt.Errorf("auth: users file: %w", err)
 	}
 	defer f.Close() //nolint:errcheck // opened read-only: Close cannot lose data
+	if err := checkUsersFileMode(path, f); err != nil {
+		return nil, err
+	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxUsersFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("auth: users file %s: %w", path, err)
@@ -265,6 +268,21 @@ func LoadUsers(path string) (*Users, error) {
 		return nil, err
 	}
 	return u, nil
+}
+
+// checkUsersFileMode refuses a users file that others than its owner may
+// write: the gateway imports it within seconds, so whoever can write it can
+// make themselves an admin. (Its own writes are mode 0600.)
+func checkUsersFileMode(path string, f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("auth: users file %s: %w", path, err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		return fmt.Errorf("auth: users file %s: %w: mode %04o lets others than its owner write it; run chmod go-w %s",
+			path, ErrInvalidUsersFile, perm, path)
+	}
+	return nil
 }
 
 // ParseUsers is [LoadUsers] for a file already in memory; name is used in

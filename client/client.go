@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -113,7 +114,7 @@ type Client struct {
 	baseURL string
 	timeout time.Duration
 	retry   RetryPolicy
-	creds   *Credentials
+	creds   atomic.Pointer[Credentials] // replaced by ChangePassword
 	onLogin func(*Session)
 	log     *slog.Logger
 
@@ -153,11 +154,14 @@ func New(cfg Config) (*Client, error) {
 	c := &Client{
 		baseURL: baseURL,
 		timeout: cfg.Timeout,
-		creds:   cfg.Credentials,
 		onLogin: cfg.OnSession,
 		log:     cfg.Logger,
 		http:    serve.NewHTTP2Client(tlsConf),
 		token:   cfg.Token,
+	}
+	if cfg.Credentials != nil {
+		creds := *cfg.Credentials // a copy: ChangePassword replaces it, never the caller's
+		c.creds.Store(&creds)
 	}
 	if c.timeout <= 0 {
 		c.timeout = DefaultTimeout
@@ -285,7 +289,7 @@ func (c *Client) call(ctx context.Context, op, txID string, fn func(context.Cont
 			return nil
 		}
 		e := newError(err, txID, attempt+1)
-		if e.Code == connect.CodeUnauthenticated && c.creds != nil && !relogged && ctx.Err() == nil {
+		if e.Code == connect.CodeUnauthenticated && c.creds.Load() != nil && !relogged && ctx.Err() == nil {
 			relogged = true
 			if lerr := c.relogin(ctx, token); lerr != nil {
 				c.log.DebugContext(ctx, "re-login failed", "op", op, "error", lerr)
@@ -325,7 +329,11 @@ func (c *Client) relogin(ctx context.Context, failed string) error {
 	if c.Token() != failed {
 		return nil
 	}
-	c.log.DebugContext(ctx, "token rejected; logging in again", "client_id", c.creds.ClientID)
-	_, err := c.Login(ctx, c.creds.ClientID, c.creds.Password)
+	creds := c.creds.Load()
+	if creds == nil {
+		return errors.New("no credentials to log in again with")
+	}
+	c.log.DebugContext(ctx, "token rejected; logging in again", "client_id", creds.ClientID)
+	_, err := c.Login(ctx, creds.ClientID, creds.Password)
 	return err
 }

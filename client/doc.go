@@ -33,6 +33,18 @@
 // from other failures. An expired token causes one re-login when
 // [Credentials] are configured, then one more try.
 //
+// The same holds for the other idempotent writes, each by its own key:
+// [Client.Refund] by refund id, [Client.OpenAccount] by request id, and
+// DisableUser, EnableUser, RevokeSessions and CloseAccount, which change
+// nothing the second time. Writes that are not idempotent are sent once and
+// never retried blindly: [Client.Register], [Client.CreateUser],
+// [Client.ResetPassword] and [Client.ChangePassword] (a retry after a lost
+// answer would find the client id taken, the enrollment code used, or count
+// a failed login). Their errors still say, through Retryable, whether the
+// outcome is unknown, so that the caller checks before trying again. Only a
+// token the gateway rejected (reason UNAUTHENTICATED) is renewed with
+// [Credentials] and the call sent once more.
+//
 // # Invariants a change must keep
 //
 //   - Every retry of a money-moving call reuses the first attempt's

@@ -297,7 +297,7 @@ func (c *Client) Watch(ctx context.Context, afterEventID int64) iter.Seq2[*gatew
 				return
 			}
 			e := newError(err, "", failures+1)
-			if e.Code == connect.CodeUnauthenticated && c.creds != nil && !relogged {
+			if e.Code == connect.CodeUnauthenticated && c.creds.Load() != nil && !relogged {
 				relogged = true
 				if c.relogin(ctx, token) == nil {
 					continue

@@ -2,9 +2,10 @@
 // package client: a real HTTPS server (HTTP/2, TLS 1.3, certificates from a
 // fresh dev CA) that implements AuthService, PaymentService, AdminService
 // and gRPC health with the gateway's contract — idempotency by transaction
-// id, declines as failed_precondition, AIP-193 errors — over an in-memory
-// ledger, plus hooks to inject failures and counters to assert on what was
-// sent.
+// id (refund id, request id), declines as failed_precondition, AIP-193
+// errors, users and sessions changed at run time, accounts opened and
+// closed, refunds — over an in-memory ledger, plus hooks to inject failures
+// and counters to assert on what was sent.
 //
 // It is a stand-in for unit tests only; the real gateway and banks are
 // exercised by the end-to-end tests.
@@ -47,8 +48,9 @@ var (
 // InitialBalance is each customer's starting balance, in usd cents.
 const InitialBalance = 100_00
 
-// Hooks inject failures into MakePayment and UpdateBalance. call is the
-// 1-based number of the request with this transaction id.
+// Hooks inject failures into MakePayment, UpdateBalance, RefundPayment (by
+// refund id) and OpenAccount (by request id). call is the 1-based number of
+// the request with this transaction id.
 type Hooks struct {
 	// Before runs before anything is recorded; a non-nil error is returned
 	// as the answer and nothing happens (like BANK_UNAVAILABLE).
@@ -77,6 +79,18 @@ type user struct {
 	password string
 	account  client.AccountRef
 	roles    []gatewayv1.Role
+	disabled bool
+	source   gatewayv1.UserSource
+	created  time.Time
+	updated  time.Time
+	pwSet    time.Time
+}
+
+// session is what the gateway keeps about a token besides its client id.
+type session struct {
+	id      string
+	created time.Time
+	expire  time.Time
 }
 
 type txn struct {
@@ -100,8 +114,12 @@ type Gateway struct {
 	down       bool
 	hooks      Hooks
 	users      map[string]user
-	tokens     map[string]string // token -> client id
+	tokens     map[string]string  // token -> client id
+	sessions   map[string]session // token -> its session
 	balances   map[client.AccountRef]int64
+	accounts   map[client.AccountRef]*account
+	codes      map[client.AccountRef]string // enrollment codes, see SetEnrollmentCode
+	openings   map[string]*opening          // OpenAccount requests by request id
 	txns       map[string]*txn
 	attempts   map[string]int // requests per transaction id
 	order      []string       // payment ids, oldest first
@@ -142,23 +160,36 @@ func New(tb testing.TB) *Gateway {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	start := time.Now()
+	fileUser := func(password string, account client.AccountRef, role gatewayv1.Role) user {
+		return user{password: password, account: account, roles: []gatewayv1.Role{role},
+			source: gatewayv1.UserSource_USER_SOURCE_FILE, created: start, updated: start, pwSet: start}
+	}
 	g := &Gateway{
 		CAFile: l.CA,
 		users: map[string]user{
-			"alice": {password: "alice-pw", account: Alice, roles: []gatewayv1.Role{gatewayv1.Role_ROLE_CUSTOMER}},
-			"bob":   {password: "bob-pw", account: Bob, roles: []gatewayv1.Role{gatewayv1.Role_ROLE_CUSTOMER}},
-			"admin": {password: "admin-pw", roles: []gatewayv1.Role{gatewayv1.Role_ROLE_ADMIN}},
+			"alice":   fileUser("alice-pw", Alice, gatewayv1.Role_ROLE_CUSTOMER),
+			"bob":     fileUser("bob-pw", Bob, gatewayv1.Role_ROLE_CUSTOMER),
+			"admin":   fileUser("admin-pw", client.AccountRef{}, gatewayv1.Role_ROLE_ADMIN),
+			"auditor": fileUser("auditor-pw", client.AccountRef{}, gatewayv1.Role_ROLE_AUDITOR),
 		},
 		tokens:   map[string]string{},
+		sessions: map[string]session{},
 		balances: map[client.AccountRef]int64{Alice: InitialBalance, Bob: InitialBalance},
+		accounts: map[client.AccountRef]*account{
+			Alice: {owner: "alice", currency: "usd", opened: start},
+			Bob:   {owner: "bob", currency: "usd", opened: start},
+		},
+		codes:    map[client.AccountRef]string{},
+		openings: map[string]*opening{},
 		txns:     map[string]*txn{},
 		attempts: map[string]int{},
 		eventsCh: make(chan struct{}),
 	}
 	mux := http.NewServeMux()
-	mux.Handle(gatewayv1connect.NewAuthServiceHandler(authService{g}))
-	mux.Handle(gatewayv1connect.NewPaymentServiceHandler(paymentService{g}))
-	mux.Handle(gatewayv1connect.NewAdminServiceHandler(adminService{g}))
+	mux.Handle(gatewayv1connect.NewAuthServiceHandler(authService{g: g}))
+	mux.Handle(gatewayv1connect.NewPaymentServiceHandler(paymentService{g: g}))
+	mux.Handle(gatewayv1connect.NewAdminServiceHandler(adminService{g: g}))
 	g.checker = grpchealth.NewStaticChecker(gatewayv1connect.AuthServiceName,
 		gatewayv1connect.PaymentServiceName, gatewayv1connect.AdminServiceName)
 	mux.Handle(grpchealth.NewHandler(g.checker))
@@ -189,6 +220,8 @@ func (g *Gateway) issueLocked(clientID string) string {
 	_, _ = rand.Read(b)
 	tok := "tok-" + hex.EncodeToString(b)
 	g.tokens[tok] = clientID
+	now := time.Now()
+	g.sessions[tok] = session{id: "ses-" + hex.EncodeToString(b[:6]), created: now, expire: now.Add(time.Hour)}
 	return tok
 }
 
@@ -197,6 +230,8 @@ func (g *Gateway) RevokeTokens() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	clear(g.tokens)
+	clear(g.sessions)
+	g.wakeLocked()
 }
 
 // SetHooks replaces the failure hooks.
@@ -315,13 +350,21 @@ func (g *Gateway) addEventLocked(typ gatewayv1.PaymentEventType, p *gatewayv1.Pa
 		EventId: int64(len(g.events) + 1), Type: typ, Payment: proto.CloneOf(p),
 		EventTime: timestamppb.New(time.Now()), Account: account.Proto(),
 	})
+	g.wakeLocked()
+}
+
+// wakeLocked wakes every watch stream: to send new events, or to end
+// streams whose session was revoked.
+func (g *Gateway) wakeLocked() {
 	close(g.eventsCh)
 	g.eventsCh = make(chan struct{})
 }
 
-// idempotent runs the shared idempotency logic of MakePayment and
-// UpdateBalance: hooks, replay and key reuse. apply computes a new outcome.
-func (g *Gateway) idempotent(ctx context.Context, procedure, txID string, req proto.Message, apply func(clientID string) *gatewayv1.Payment) (*gatewayv1.Payment, error) {
+// idempotent runs the shared idempotency logic of MakePayment,
+// UpdateBalance and RefundPayment: hooks, replay and key reuse. apply
+// computes a new outcome, or refuses the request with an error, in which
+// case nothing is stored under txID.
+func (g *Gateway) idempotent(ctx context.Context, procedure, txID string, req proto.Message, apply func(clientID string) (*gatewayv1.Payment, error)) (*gatewayv1.Payment, error) {
 	g.mu.Lock()
 	clientID := g.beginLocked(ctx, procedure, txID)
 	if clientID == "" {
@@ -341,8 +384,12 @@ func (g *Gateway) idempotent(ctx context.Context, procedure, txID string, req pr
 	t := g.txns[txID]
 	switch {
 	case t == nil:
-		t = &txn{req: proto.Clone(req), owner: clientID}
-		t.payment = apply(clientID)
+		p, err := apply(clientID)
+		if err != nil {
+			g.mu.Unlock()
+			return nil, err
+		}
+		t = &txn{req: proto.Clone(req), owner: clientID, payment: p}
 		g.txns[txID] = t
 		g.order = append(g.order, txID)
 	case t.owner != clientID || !proto.Equal(t.req, req):
@@ -364,7 +411,9 @@ func (g *Gateway) idempotent(ctx context.Context, procedure, txID string, req pr
 	return p, nil
 }
 
-type authService struct{ g *Gateway }
+type authService struct {
+	g *Gateway
+}
 
 func (s authService) Login(ctx context.Context, req *gatewayv1.LoginRequest) (*gatewayv1.LoginResponse, error) {
 	g := s.g
@@ -372,7 +421,7 @@ func (s authService) Login(ctx context.Context, req *gatewayv1.LoginRequest) (*g
 	defer g.mu.Unlock()
 	g.beginLocked(ctx, gatewayv1connect.AuthServiceLoginProcedure, "")
 	u, ok := g.users[req.GetClientId()]
-	if !ok || u.password != req.GetPassword() {
+	if !ok || u.password != req.GetPassword() || u.disabled {
 		return nil, rpcerr.New(connect.CodeUnauthenticated, "INVALID_CREDENTIALS", "client id or password is wrong", nil)
 	}
 	c := &gatewayv1.Client{ClientId: req.GetClientId(), Roles: u.roles}
@@ -393,7 +442,10 @@ func (s authService) Logout(ctx context.Context, _ *gatewayv1.LogoutRequest) (*g
 	if g.beginLocked(ctx, gatewayv1connect.AuthServiceLogoutProcedure, "") == "" {
 		return nil, unauthenticated()
 	}
-	delete(g.tokens, g.calls[len(g.calls)-1].Token)
+	tok := g.calls[len(g.calls)-1].Token
+	delete(g.tokens, tok)
+	delete(g.sessions, tok)
+	g.wakeLocked()
 	return &gatewayv1.LogoutResponse{}, nil
 }
 
@@ -404,7 +456,7 @@ type paymentService struct {
 func (s paymentService) MakePayment(ctx context.Context, req *gatewayv1.MakePaymentRequest) (*gatewayv1.MakePaymentResponse, error) {
 	g := s.g
 	p, err := g.idempotent(ctx, gatewayv1connect.PaymentServiceMakePaymentProcedure, req.GetTransactionId(), req,
-		func(clientID string) *gatewayv1.Payment {
+		func(clientID string) (*gatewayv1.Payment, error) {
 			payer, payee := g.users[clientID].account, client.AccountRefFromProto(req.GetPayee())
 			now := timestamppb.New(time.Now())
 			p := &gatewayv1.Payment{
@@ -416,6 +468,8 @@ func (s paymentService) MakePayment(ctx context.Context, req *gatewayv1.MakePaym
 			switch {
 			case !payeeExists:
 				p.Status, p.FailureReason = gatewayv1.PaymentStatus_PAYMENT_STATUS_FAILED, gatewayv1.FailureReason_FAILURE_REASON_ACCOUNT_NOT_FOUND
+			case g.closedLocked(payer) || g.closedLocked(payee):
+				p.Status, p.FailureReason = gatewayv1.PaymentStatus_PAYMENT_STATUS_FAILED, gatewayv1.FailureReason_FAILURE_REASON_ACCOUNT_CLOSED
 			case g.balances[payer] < req.GetAmount():
 				p.Status, p.FailureReason = gatewayv1.PaymentStatus_PAYMENT_STATUS_FAILED, gatewayv1.FailureReason_FAILURE_REASON_INSUFFICIENT_FUNDS
 			default:
@@ -431,7 +485,7 @@ func (s paymentService) MakePayment(ctx context.Context, req *gatewayv1.MakePaym
 			if p.GetStatus() == gatewayv1.PaymentStatus_PAYMENT_STATUS_SUCCEEDED {
 				g.addEventLocked(typ, p, payee)
 			}
-			return p
+			return p, nil
 		})
 	if err != nil {
 		return nil, err
@@ -444,6 +498,9 @@ func (g *Gateway) visibleLocked(clientID, id string) (*gatewayv1.Payment, error)
 	t := g.txns[id]
 	if t == nil || t.payment == nil || t.payment.GetPayer() == nil {
 		return nil, rpcerr.New(connect.CodeNotFound, "NOT_FOUND", "no such payment", nil)
+	}
+	if g.staffLocked(clientID) {
+		return t.payment, nil // admins and auditors read every payment
 	}
 	own := g.users[clientID].account
 	if own.IsZero() || (client.AccountRefFromProto(t.payment.GetPayer()) != own && client.AccountRefFromProto(t.payment.GetPayee()) != own) {
@@ -525,7 +582,7 @@ func (s paymentService) CheckBalance(ctx context.Context, req *gatewayv1.CheckBa
 	if !ok {
 		return nil, rpcerr.New(connect.CodeNotFound, "ACCOUNT_NOT_FOUND", "no such account at that bank", nil)
 	}
-	return &gatewayv1.CheckBalanceResponse{Account: acct.Proto(), Balance: bal, Available: bal, Currency: "usd"}, nil
+	return &gatewayv1.CheckBalanceResponse{Account: acct.Proto(), Balance: bal, Available: bal, Currency: g.accounts[acct].currency}, nil
 }
 
 func (s paymentService) AcknowledgePayment(ctx context.Context, req *gatewayv1.AcknowledgePaymentRequest) (*gatewayv1.AcknowledgePaymentResponse, error) {
@@ -554,6 +611,7 @@ func (s paymentService) WatchPayments(ctx context.Context, req *gatewayv1.WatchP
 	g := s.g
 	g.mu.Lock()
 	clientID := g.beginLocked(ctx, gatewayv1connect.PaymentServiceWatchPaymentsProcedure, "")
+	token := g.calls[len(g.calls)-1].Token
 	g.watchAfter = append(g.watchAfter, req.GetAfterEventId())
 	breakAfter := g.hooks.WatchBreakAfter
 	own := g.users[clientID].account
@@ -564,6 +622,12 @@ func (s paymentService) WatchPayments(ctx context.Context, req *gatewayv1.WatchP
 	cursor, sent := req.GetAfterEventId(), 0
 	for {
 		g.mu.Lock()
+		if g.tokens[token] != clientID {
+			// The session ended (logout, revoked, disabled, password
+			// changed): so does its stream.
+			g.mu.Unlock()
+			return unauthenticated()
+		}
 		changed := g.eventsCh
 		var batch []*gatewayv1.WatchPaymentsResponse
 		for _, ev := range g.events {
@@ -590,19 +654,23 @@ func (s paymentService) WatchPayments(ctx context.Context, req *gatewayv1.WatchP
 	}
 }
 
-type adminService struct{ g *Gateway }
+type adminService struct {
+	g *Gateway
+}
 
 func (s adminService) UpdateBalance(ctx context.Context, req *gatewayv1.UpdateBalanceRequest) (*gatewayv1.UpdateBalanceResponse, error) {
 	g := s.g
 	acct := client.AccountRefFromProto(req.GetAccount())
 	p, err := g.idempotent(ctx, gatewayv1connect.AdminServiceUpdateBalanceProcedure, req.GetTransactionId(), req,
-		func(string) *gatewayv1.Payment {
+		func(string) (*gatewayv1.Payment, error) {
 			p := &gatewayv1.Payment{TransactionId: req.GetTransactionId(), Payee: req.GetAccount(),
 				Amount: req.GetAmount(), Currency: req.GetCurrency(), Status: gatewayv1.PaymentStatus_PAYMENT_STATUS_SUCCEEDED}
 			bal, ok := g.balances[acct]
 			switch {
 			case !ok:
 				p.Status, p.FailureReason = gatewayv1.PaymentStatus_PAYMENT_STATUS_FAILED, gatewayv1.FailureReason_FAILURE_REASON_ACCOUNT_NOT_FOUND
+			case g.closedLocked(acct):
+				p.Status, p.FailureReason = gatewayv1.PaymentStatus_PAYMENT_STATUS_FAILED, gatewayv1.FailureReason_FAILURE_REASON_ACCOUNT_CLOSED
 			case req.GetDirection() == gatewayv1.Direction_DIRECTION_DEBIT && bal < req.GetAmount():
 				p.Status, p.FailureReason = gatewayv1.PaymentStatus_PAYMENT_STATUS_FAILED, gatewayv1.FailureReason_FAILURE_REASON_INSUFFICIENT_FUNDS
 			case req.GetDirection() == gatewayv1.Direction_DIRECTION_DEBIT:
@@ -610,7 +678,7 @@ func (s adminService) UpdateBalance(ctx context.Context, req *gatewayv1.UpdateBa
 			default:
 				g.balances[acct] += req.GetAmount()
 			}
-			return p
+			return p, nil
 		})
 	if err != nil {
 		return nil, err

@@ -17,11 +17,12 @@ import (
 
 var adminCmd = &command{
 	name:    "admin",
-	summary: "deposit, withdraw, list banks, clear login lockouts (admins; banks also for auditors)",
+	summary: "deposit, withdraw, banks, unlock, users and accounts (admins; reads also for auditors)",
 	usage: `remit admin deposit --account BANK/ID --amount AMOUNT [--currency usd] [--transaction-id UUID] [--json]
        remit admin withdraw --account BANK/ID --amount AMOUNT [--currency usd] [--transaction-id UUID] [--json]
        remit admin banks [--json]
-       remit admin unlock CLIENT_ID [--json]`,
+       remit admin unlock CLIENT_ID [--json]
+` + adminUsersUsage + "\n" + adminAccountsUsage,
 	help: `
 Admin runs the operator calls of the gateway. Log in as an admin first
 ('remit login admin').
@@ -40,24 +41,35 @@ withdrawal is idempotent by its transaction id: the command prints the id,
 and if it fails without an answer (the gateway unreachable), running it
 again with --transaction-id set to that id applies it at most once.
 Adjustments are not queued in the outbox.
+` + adminUsersHelp + "\n" + adminAccountsHelp + `
 
 Exit status: 0 done; 1 declined or failed; 2 usage error.`,
 	examples: `
 remit admin deposit --account bank-a/alice --amount 100
 remit admin withdraw --account bank-b/bob --amount 20.25 --transaction-id 5d1f3a8e-2c4b-4f6a-9e7d-1b2c3d4e5f60
 remit admin banks
-remit admin unlock alice`,
+remit admin unlock alice` + adminUsersExamples + adminAccountsExamples,
 	flags: func(fs *flag.FlagSet) runFunc {
 		f := addClientFlags(fs)
-		account := fs.String("account", "", "deposit, withdraw: the account as `BANK/ID` (required)")
+		account := fs.String("account", "", "deposit, withdraw, accounts open, close: the account as `BANK/ID` (required); users create: the account the user owns")
 		amount := fs.String("amount", "", "deposit, withdraw: the `AMOUNT` as a decimal, e.g. 100.00 (required)")
-		currency := fs.String("currency", "usd", "deposit, withdraw: the lowercase ISO 4217 `CODE` of the currency")
+		currency := fs.String("currency", "usd", "deposit, withdraw, accounts open: the lowercase ISO 4217 `CODE` of the currency")
 		txID := fs.String("transaction-id", "", "deposit, withdraw: the idempotency key, a `UUID` (default: a new one)")
+		more := addAdminFlags(fs) // users and accounts (admin_users.go, admin_accounts.go)
 		return func(ctx context.Context, e *env, args []string) error {
 			if len(args) == 0 {
-				return usagef("missing subcommand: deposit, withdraw, banks or unlock")
+				return usagef("missing subcommand: deposit, withdraw, banks, unlock, users or accounts")
 			}
 			sub, args := args[0], args[1:]
+			switch sub {
+			case "users":
+				return runAdminUsers(ctx, e, f, fs, more, args)
+			case "accounts":
+				return runAdminAccounts(ctx, e, f, fs, more, args)
+			}
+			if err := refuseAdminFlags(fs, sub); err != nil {
+				return err
+			}
 			var unlockID string
 			if sub == "unlock" {
 				switch len(args) {
@@ -109,7 +121,7 @@ remit admin unlock alice`,
 					*txID = client.NewTransactionID()
 				}
 			default:
-				return usagef("unknown subcommand %q: want deposit, withdraw, banks or unlock", sub)
+				return usagef("unknown subcommand %q: want deposit, withdraw, banks, unlock, users or accounts", sub)
 			}
 
 			ctx, stop := signalContext(ctx)
@@ -156,6 +168,8 @@ func adjustDecline(sub string, account client.AccountRef, reason string) string 
 		}
 	case "ACCOUNT_NOT_FOUND":
 		return fmt.Sprintf("%s does not exist at its bank; nothing moved: check the bank and account id", account)
+	case "ACCOUNT_CLOSED":
+		return fmt.Sprintf("%s is closed; nothing moved", account)
 	case "CURRENCY_MISMATCH":
 		return fmt.Sprintf("%s holds another currency; nothing moved: pass --currency with the account's currency", account)
 	}

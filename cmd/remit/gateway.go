@@ -3,6 +3,9 @@ package main
 import (
 	"crypto/tls"
 	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/remitpay/remit/internal/config"
@@ -17,7 +20,8 @@ var gatewayCmd = &command{
 Gateway runs the payment gateway described by a gateway.yaml: it
 authenticates clients, authorizes every call and coordinates payments
 between banks with a two-phase commit. It serves Connect, gRPC and gRPC-Web
-over TLS 1.3 until SIGINT or SIGTERM, then shuts down gracefully.
+over TLS 1.3 until SIGINT or SIGTERM, then shuts down gracefully. SIGHUP
+imports the users file again at once (it is also read every 2s).
 
 Relative paths in the file are relative to the file's directory. Unknown
 fields are errors. 'remit init' writes a working gateway.yaml; 'remit up'
@@ -57,7 +61,11 @@ func gatewayConfig(c *config.Gateway, log *slog.Logger) (gateway.Config, error) 
 	if err != nil {
 		return gateway.Config{}, err
 	}
+	// SIGHUP imports the users file at once (it is also polled).
+	reload := make(chan os.Signal, 1)
+	signal.Notify(reload, syscall.SIGHUP)
 	return gateway.Config{
+		Reload:      reload,
 		Addr:        c.Listen,
 		MetricsAddr: c.MetricsListen,
 		ServerTLS:   serverTLS,

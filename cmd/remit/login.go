@@ -87,17 +87,34 @@ func runLogin(ctx context.Context, e *env, f *clientFlags, clientID string, pass
 	if err != nil {
 		return err
 	}
-	s, err := c.Login(ctx, clientID, password)
+	p, err := saveLogin(ctx, e, f, c, cfg, dir, clientID, password)
 	if err != nil {
-		return loginError(e, f, cfg.GatewayURL, err)
-	}
-	p := client.NewProfile(cfg, s)
-	if err := p.Save(dir); err != nil {
 		return err
 	}
 	if f.json {
 		return printJSON(e.stdout, newProfileJSON(p))
 	}
+	printLoggedIn(ctx, e, dir, p)
+	return nil
+}
+
+// saveLogin logs clientID in on c and saves the profile in dir, as `remit
+// login` does (register logs in the same way after signing up).
+func saveLogin(ctx context.Context, e *env, f *clientFlags, c *client.Client, cfg client.Config, dir, clientID, password string) (*client.Profile, error) {
+	s, err := c.Login(ctx, clientID, password)
+	if err != nil {
+		return nil, loginError(e, f, cfg.GatewayURL, err)
+	}
+	p := client.NewProfile(cfg, s)
+	if err := p.Save(dir); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// printLoggedIn tells who is logged in where, and about payments queued
+// for them.
+func printLoggedIn(ctx context.Context, e *env, dir string, p *client.Profile) {
 	fmt.Fprintf(e.stdout, "Logged in as %s at %s until %s.\n", describeClient(p), p.GatewayURL, formatTime(p.ExpireTime))
 	fmt.Fprintf(e.stdout, "Session saved in %s.\n", filepath.Join(dir, client.ProfileFile))
 	n, elsewhere := queuedFor(ctx, dir, p.ClientID, p.GatewayURL)
@@ -108,7 +125,6 @@ func runLogin(ctx context.Context, e *env, f *clientFlags, clientID string, pass
 		fmt.Fprintf(e.stdout, "%s queued for the gateway at %s: send with `remit outbox flush --gateway %s`.\n",
 			plural(elsewhere[u], "payment is"), u, u)
 	}
-	return nil
 }
 
 // loginConfig picks the gateway and CA: flags, then the environment, then

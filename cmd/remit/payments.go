@@ -13,11 +13,12 @@ import (
 
 var paymentsCmd = &command{
 	name:    "payments",
-	summary: "list, show, follow and acknowledge payments",
+	summary: "list, show, follow, acknowledge and refund payments",
 	usage: `remit payments [list] [--limit N] [--account BANK/ID] [--json]
        remit payments get TRANSACTION_ID [--json]
        remit payments watch [--after EVENT_ID] [--json]
-       remit payments ack TRANSACTION_ID [--json]`,
+       remit payments ack TRANSACTION_ID [--json]
+       remit payments refund TRANSACTION_ID --amount AMOUNT [--reason REASON] [--description TEXT] [--refund-id UUID] [--json]`,
 	help: `
 Payments reads the payments you sent or received (any account's, for
 admins and auditors).
@@ -33,21 +34,42 @@ admins and auditors).
            an event.
   ack      confirms, as the payee, that you saw a payment's credit. Doing it
            twice is harmless.
+  refund   sends AMOUNT of a payment you received back to its payer
+           (admins may refund any payment), through the same two-phase
+           commit as a payment. Partial refunds add up to at most the
+           payment's amount. AMOUNT is a decimal in the payment's currency,
+           as for 'remit pay'; --reason is duplicate, fraudulent or
+           requested_by_customer. It prints the refund id: the refund is
+           idempotent by it, so if the command fails without an answer,
+           running it again with --refund-id set to that id refunds at most
+           once. A refund you cannot fund is declined (insufficient funds).
+           Refunds are not queued in the outbox.
 
-With --json, list prints a ListPaymentsResponse, get and ack a Payment, and
-watch one WatchPaymentsResponse per line (protojson).`,
+A refund is itself a payment, listed to both sides: list and get show
+"refund of <id>" on a refund and the refunded amount on the payment it
+refunds.
+
+With --json, list prints a ListPaymentsResponse, get and ack a Payment,
+watch one WatchPaymentsResponse per line, and refund a
+RefundPaymentResponse (protojson).
+
+Exit status: 0 done; 1 failed, or a refund declined or refused; 2 usage
+error.`,
 	examples: `
 remit payments
 remit payments list --limit 5
 remit payments get 0b6f4f4e-8f1c-4a57-9d2e-3c5a7e9b1d20
 remit payments watch
 remit payments watch --after 42 --json | jq -c .payment
-remit payments ack 0b6f4f4e-8f1c-4a57-9d2e-3c5a7e9b1d20`,
+remit payments ack 0b6f4f4e-8f1c-4a57-9d2e-3c5a7e9b1d20
+remit payments refund 0b6f4f4e-8f1c-4a57-9d2e-3c5a7e9b1d20 --amount 5 --reason requested_by_customer
+remit payments refund 0b6f4f4e-8f1c-4a57-9d2e-3c5a7e9b1d20 --amount 5 --refund-id 9d4c2b1a-7e6f-4a5b-8c9d-0e1f2a3b4c5d`,
 	flags: func(fs *flag.FlagSet) runFunc {
 		f := addClientFlags(fs)
 		limit := fs.Int("limit", 20, "list: show at most `N` payments")
 		account := fs.String("account", "", "list: only payments involving the account `BANK/ID` (staff; default: yours, or all for staff)")
 		after := fs.Int64("after", 0, "watch: replay events after `EVENT_ID` first (0: every event kept)")
+		rf := addRefundFlags(fs)
 		return func(ctx context.Context, e *env, args []string) error {
 			sub := "list"
 			if len(args) > 0 {
@@ -64,7 +86,7 @@ remit payments ack 0b6f4f4e-8f1c-4a57-9d2e-3c5a7e9b1d20`,
 				if *limit < 1 {
 					return usagef("--limit %d: want 1 or more", *limit)
 				}
-			case "get", "ack":
+			case "get", "ack", "refund":
 				switch {
 				case len(args) == 0:
 					return usagef("missing TRANSACTION_ID: remit payments %s TRANSACTION_ID", sub)
@@ -80,13 +102,23 @@ remit payments ack 0b6f4f4e-8f1c-4a57-9d2e-3c5a7e9b1d20`,
 					return usagef("--after %d: want 0 or more", *after)
 				}
 			default:
-				return usagef("unknown subcommand %q: want list, get, watch or ack", sub)
+				return usagef("unknown subcommand %q: want list, get, watch, ack or refund", sub)
+			}
+			if err := rf.onlyFor(fs, sub); err != nil {
+				return err
 			}
 			if (set["limit"] || set["account"]) && sub != "list" {
 				return usagef("--limit and --account only apply to list")
 			}
 			if set["after"] && sub != "watch" {
 				return usagef("--after only applies to watch")
+			}
+			var refund client.RefundRequest
+			if sub == "refund" {
+				var err error
+				if refund, err = rf.request(id); err != nil {
+					return err
+				}
 			}
 			var filter client.PaymentFilter
 			if *account != "" {
@@ -117,6 +149,8 @@ remit payments ack 0b6f4f4e-8f1c-4a57-9d2e-3c5a7e9b1d20`,
 				}
 				printPayment(e, p)
 				return nil
+			case "refund":
+				return runRefund(ctx, e, s, refund, rf.amount)
 			case "ack":
 				p, err := s.client.Acknowledge(ctx, id)
 				if err != nil {
@@ -163,7 +197,7 @@ func listPayments(ctx context.Context, e *env, s *session, filter client.Payment
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", formatTime(p.GetCreateTime().AsTime()), shown(p.GetTransactionId()),
 			shown(client.AccountRefFromProto(p.GetPayer())), shown(client.AccountRefFromProto(p.GetPayee())),
-			shownAmount(p.GetAmount(), p.GetCurrency()), paymentStatus(p), ack)
+			shownAmount(p.GetAmount(), p.GetCurrency()), statusWithRefunds(p), ack)
 	}
 	return tw.Flush()
 }
@@ -177,6 +211,15 @@ func paymentStatus(p *gatewayv1.Payment) string {
 	return st
 }
 
+// statusWithRefunds is paymentStatus with refundNote after it:
+// "SUCCEEDED, 4.00 usd refunded" or "SUCCEEDED, refund of <id>".
+func statusWithRefunds(p *gatewayv1.Payment) string {
+	if note := refundNote(p); note != "" {
+		return paymentStatus(p) + ", " + note
+	}
+	return paymentStatus(p)
+}
+
 func printPayment(e *env, p *gatewayv1.Payment) {
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "Transaction\t%s\n", shown(p.GetTransactionId()))
@@ -187,6 +230,7 @@ func printPayment(e *env, p *gatewayv1.Payment) {
 	if p.GetDescription() != "" {
 		fmt.Fprintf(tw, "Description\t%s\n", shown(p.GetDescription()))
 	}
+	printRefunds(tw, p)
 	fmt.Fprintf(tw, "Created\t%s\n", formatTime(p.GetCreateTime().AsTime()))
 	if p.GetCompleteTime() != nil {
 		fmt.Fprintf(tw, "Completed\t%s\n", formatTime(p.GetCompleteTime().AsTime()))
@@ -221,6 +265,9 @@ func watchPayments(ctx context.Context, e *env, s *session, after int64) error {
 			strings.TrimPrefix(ev.GetType().String(), "PAYMENT_EVENT_TYPE_"), p.GetTransactionId(), paymentSummary(p))
 		if ev.GetType() == gatewayv1.PaymentEventType_PAYMENT_EVENT_TYPE_FAILED {
 			line += " (" + client.FailureWords(p.GetFailureReason()) + ")"
+		}
+		if id := p.GetRefundedTransactionId(); id != "" {
+			line += " (refund of " + shown(id) + ")"
 		}
 		if d := p.GetDescription(); d != "" {
 			line += fmt.Sprintf("  %q", d)

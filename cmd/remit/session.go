@@ -239,6 +239,9 @@ func (s *session) explain(err error) error {
 		return errors.New(idReused(ce.TransactionID, "payment"))
 	case ce.Code == connect.CodeNotFound:
 		return fmt.Errorf("%s", ce.Message)
+	case ce.Code == connect.CodeAlreadyExists && ce.Reason != "":
+		// CLIENT_ID_TAKEN, ACCOUNT_ALREADY_LINKED, ACCOUNT_EXISTS: nothing changed.
+		return fmt.Errorf("%s: %s", humanReason(ce.Reason), ce.Message)
 	case ce.Code == connect.CodeInvalidArgument && ce.Reason != client.ReasonIdempotencyKeyReused:
 		// The gateway refused the request as given: a usage error.
 		return usagef("%s", ce.Message)

@@ -30,8 +30,12 @@ The file is replaced atomically and kept at mode 0600.
 
 The password is read from the first line of standard input with
 --password-stdin; otherwise a random one is generated and printed once.
-Roles are customer, admin and auditor. The gateway reads the file when it
-starts: restart it (or 'remit up') to apply the change.`,
+Roles are customer, admin and auditor. The file is the preload of the
+gateway's users: a running gateway imports a change within a few seconds
+(or on SIGHUP), and a password change ends that user's sessions, unless the
+password was since changed through the API, which the file never
+overwrites. To manage users of a running network, prefer 'remit admin
+users' (see 'remit admin --help').`,
 	examples: `
 remit users add --file .remit/users.json erin --account bank-b/erin
 printf '%s\n' "$NEW_PASSWORD" | remit users passwd --file .remit/users.json alice --password-stdin
@@ -99,7 +103,7 @@ remit users add --file .remit/users.json ops --role admin --role auditor`,
 			if generated {
 				fmt.Fprintf(e.stdout, "password: %s\n(shown only now)\n", password)
 			}
-			fmt.Fprintln(e.stdout, "Restart the gateway to apply the change.")
+			fmt.Fprintln(e.stdout, "A running gateway imports the change within a few seconds (or on SIGHUP); a password change ends that user's sessions.")
 			return nil
 		}
 	},

@@ -73,6 +73,46 @@ const (
 	// abort decision of a payment is durable (attributes: transaction_id,
 	// decision, amount, currency, payer, payee).
 	EventPaymentDecided = "payment_decided"
+
+	// Users (issue 12). Every change of a user is recorded with client_id
+	// and by: who made it (the admin's principal name, "self" for a
+	// customer's own change, "registration", or "users_file" for an
+	// import). Changes that end sessions add revoked_sessions.
+
+	// EventUserRegistered: a customer signed up (client_id, source,
+	// bank, account_id).
+	EventUserRegistered = "user_registered"
+	// EventRegisterFailed: a sign-up was refused after the bank's check of
+	// its enrollment code (client_id as typed is not recorded; source,
+	// bank, account_id, reason).
+	EventRegisterFailed = "register_failed"
+	// EventUserCreated: an admin created a user, or the users file added
+	// one (client_id, by, roles, bank, account_id).
+	EventUserCreated = "user_created"
+	// EventUserUpdated: the users file changed a file user's roles or
+	// account (client_id, by, roles, bank, account_id).
+	EventUserUpdated = "user_updated"
+	// EventUserDisabled: a user was disabled, by an admin or because it
+	// left the users file (client_id, by, revoked_sessions).
+	EventUserDisabled = "user_disabled"
+	// EventUserEnabled: a user was enabled again (client_id, by).
+	EventUserEnabled = "user_enabled"
+	// EventPasswordReset: an admin set a user's password (client_id, by,
+	// revoked_sessions).
+	EventPasswordReset = "password_reset"
+	// EventPasswordChanged: a user changed its own password, or the users
+	// file changed it (client_id, by, revoked_sessions).
+	EventPasswordChanged = "password_changed"
+	// EventSessionsRevoked: an admin ended one or all sessions of a user
+	// (client_id, by, session_id if one, revoked_sessions).
+	EventSessionsRevoked = "sessions_revoked"
+	// EventUsersImported: an import of the users file changed something
+	// or skipped entries (path, added, updated, disabled, skipped).
+	EventUsersImported = "users_imported"
+	// EventUserImportConflict: an import left an entry of the users file
+	// unapplied (client_id, reason: password_set_through_api,
+	// not_a_file_user, client_id_case, account_linked).
+	EventUserImportConflict = "user_import_conflict"
 )
 
 // Redacted replaces the value of attributes whose key looks like it names a
@@ -83,6 +123,19 @@ const Redacted = "[REDACTED]"
 const (
 	KeyTime  = "time"
 	KeyEvent = "event"
+)
+
+// Events of accounts at run time (issue 12), recorded by the gateway after
+// the bank answered.
+const (
+	// EventAccountOpened is recorded when an admin's OpenAccount succeeded
+	// (attributes: principal, request_id, bank, account_id, owner, currency).
+	// A repeat of the same request id is recorded again.
+	EventAccountOpened = "account_opened"
+	// EventAccountClosed is recorded when an admin's CloseAccount succeeded
+	// (attributes: principal, bank, account_id), also for an account that
+	// was closed already.
+	EventAccountClosed = "account_closed"
 )
 
 // Recorder is what code that emits audit events depends on, so that it can

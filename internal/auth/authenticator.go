@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,9 @@ const (
 	KeySessionID  = "session_id"
 	KeyLocked     = "locked"
 	KeyRetryAfter = "retry_after"
+	// KeyReason says why a login failed or an import skipped an entry, in
+	// the audit log only (see the Reason* values).
+	KeyReason = "reason"
 
 	// KeyPrincipal names the admin who cleared a lockout.
 	KeyPrincipal = "principal"
@@ -49,6 +53,10 @@ const (
 	KeyLockedSources  = "locked_sources"
 	KeyAccountLocked  = "account_locked"
 )
+
+// ReasonUserDisabled is the [KeyReason] of a login_failed whose password
+// was right but whose user is disabled.
+const ReasonUserDisabled = "user_disabled"
 
 // Values of [KeyLocked] in login_locked: which limit was reached.
 const (
@@ -112,6 +120,10 @@ type Config struct {
 	// Sleep waits d or until ctx ends; nil means a real timer. Tests
 	// replace it.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// HashParams are the argon2id parameters of the passwords set through
+	// the API (Register, CreateUser, ResetPassword, ChangePassword); zero
+	// means [DefaultParams]. Tests make them cheap.
+	HashParams Params
 }
 
 // DefaultMaxConcurrentHashes is the default bound on password
@@ -184,19 +196,29 @@ type Authenticator struct {
 
 	failureDelay time.Duration
 	sleep        func(context.Context, time.Duration) error
+	params       Params // of new passwords
 
+	// users is the snapshot of the users table that Login and Verify read
+	// (never the database); every change of a user writes the table and
+	// then replaces it, under mu.
 	users atomic.Pointer[Users]
-	mu    sync.Mutex // serializes SetUsers
+	mu    sync.Mutex // serializes changes of users and their snapshot
 	dummy atomic.Pointer[string]
+	// imported is the users file last imported (path and content hash),
+	// so that WatchUsersFile starts from what was imported, not from what
+	// the file holds by the time it starts.
+	imported atomic.Pointer[Users]
 }
 
 var _ authz.TokenVerifier = (*Authenticator)(nil)
 
-// NewAuthenticator returns an Authenticator over users and sessions. It
-// loads the throttle state stored in sessions (ctx bounds that).
-func NewAuthenticator(ctx context.Context, users *Users, sessions *Sessions, cfg Config) (*Authenticator, error) {
-	if users == nil || sessions == nil {
-		return nil, errors.New("auth: NewAuthenticator needs users and sessions")
+// NewAuthenticator returns an Authenticator over the users and sessions of
+// the session database. It imports file (the users file, see [Import];
+// nil imports nothing) and loads the throttle state stored in sessions
+// (ctx bounds that).
+func NewAuthenticator(ctx context.Context, file *Users, sessions *Sessions, cfg Config) (*Authenticator, error) {
+	if sessions == nil {
+		return nil, errors.New("auth: NewAuthenticator needs sessions")
 	}
 	def := func(v, d int) int {
 		if v <= 0 {
@@ -227,15 +249,26 @@ func NewAuthenticator(ctx context.Context, users *Users, sessions *Sessions, cfg
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
-	a.failureDelay, a.sleep = cfg.FailureDelay, cfg.Sleep
+	a.failureDelay, a.sleep, a.params = cfg.FailureDelay, cfg.Sleep, cfg.HashParams
+	if a.params == (Params{}) {
+		a.params = DefaultParams
+	}
 	if a.failureDelay == 0 {
 		a.failureDelay = DefaultFailureDelay
 	}
 	if a.sleep == nil {
 		a.sleep = sleepCtx
 	}
-	if err := a.SetUsers(users); err != nil {
+	a.mu.Lock()
+	err := a.refresh(ctx)
+	a.mu.Unlock()
+	if err != nil {
 		return nil, err
+	}
+	if file != nil {
+		if _, err := a.Import(ctx, file); err != nil {
+			return nil, err
+		}
 	}
 	if err := a.loadThrottle(ctx); err != nil {
 		return nil, err
@@ -336,15 +369,13 @@ func (a *Authenticator) ClearLockout(ctx context.Context, clientID, principal st
 	return res, nil
 }
 
-// SetUsers replaces the users (after the file was reloaded). Sessions of
-// users that are gone stop working at once; role changes apply to the next
-// call.
-func (a *Authenticator) SetUsers(users *Users) error {
-	if users == nil {
-		return errors.New("auth: SetUsers(nil)")
+// refresh replaces the snapshot with the users table. Call with mu held.
+func (a *Authenticator) refresh(ctx context.Context) error {
+	list, err := a.sessions.loadUsers(context.WithoutCancel(ctx))
+	if err != nil {
+		return err
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	users := snapshot(list)
 	dummy, err := dummyHash(users, a.dummy.Load())
 	if err != nil {
 		return err
@@ -358,7 +389,8 @@ func (a *Authenticator) SetUsers(users *Users) error {
 	return nil
 }
 
-// Users returns the current users.
+// Users returns the current users, by client id: a snapshot of the
+// database that must not be modified.
 func (a *Authenticator) Users() *Users { return a.users.Load() }
 
 // dummyHash returns a hash of a random password with the parameters most
@@ -394,17 +426,45 @@ func dummyHash(users *Users, prev *string) (string, error) {
 // token. remoteAddr is the caller's address ("host:port" or an IP), used
 // for throttling per source.
 //
-// An unknown client id and a wrong password both return
+// An unknown client id, a wrong password and a disabled user all return
 // [ErrBadCredentials] after the same amount of work: an unknown id is
-// verified against a dummy hash. While the source is locked out (for
-// clientID, or for every id after spraying, or because it has been
+// verified against a dummy hash, a disabled user's password is verified
+// too (the audit log says why it failed). While the source is locked out
+// (for clientID, or for every id after spraying, or because it has been
 // failing for clientID while clientID is over MaxAccountFailures), Login
 // returns a [*LockoutError] (errors.Is ErrLockedOut) without checking the
 // password, whether it is right or not. A source that has not been failing
 // is never refused. Other errors are internal (context, database).
 func (a *Authenticator) Login(ctx context.Context, clientID, password, remoteAddr string) (token string, expire time.Time, user *User, err error) {
-	if err := ctx.Err(); err != nil {
+	user, err = a.authenticate(ctx, clientID, password, remoteAddr)
+	if err != nil {
 		return "", time.Time{}, nil, err
+	}
+	token, sessionID, expire, err := a.sessions.issue(ctx, clientID)
+	if err != nil {
+		return "", time.Time{}, nil, err
+	}
+	// The password may have changed, or the user been disabled, while it
+	// was verified: the revocation of that change ran before this session
+	// existed, so this one is ended here.
+	if cur, ok := a.users.Load().Lookup(clientID); !ok || cur.Disabled || cur.PasswordHash != user.PasswordHash {
+		if err := a.sessions.Revoke(context.WithoutCancel(ctx), sessionID); err != nil {
+			return "", time.Time{}, nil, err
+		}
+		return "", time.Time{}, nil, ErrBadCredentials
+	}
+	a.record(ctx, audit.EventLoginSucceeded, slog.String(KeyClientID, clientID),
+		slog.String(KeySource, authz.SourceOf(remoteAddr)), slog.String(KeySessionID, sessionID))
+	return token, expire, user, nil
+}
+
+// authenticate is Login without the session: it checks clientID and
+// password under the login throttle, and records and audits a failure.
+// ChangePassword checks the current password with it, so that guesses
+// through it count as failed logins.
+func (a *Authenticator) authenticate(ctx context.Context, clientID, password, remoteAddr string) (*User, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	id, src := clientID, authz.SourceOf(remoteAddr)
 	if names.ClientID(clientID) != nil {
@@ -417,40 +477,44 @@ func (a *Authenticator) Login(ctx context.Context, clientID, password, remoteAdd
 
 	now := time.Now()
 	if retry, ok := a.sources.begin(srcKey, now); !ok {
-		return "", time.Time{}, nil, &LockoutError{RetryAfter: retry}
+		return nil, &LockoutError{RetryAfter: retry}
 	}
 	if retry, ok := a.pairs.begin(pairKey, now); !ok {
 		a.sources.end(srcKey, now, false, false)
-		return "", time.Time{}, nil, &LockoutError{RetryAfter: retry}
+		return nil, &LockoutError{RetryAfter: retry}
 	}
 	// Over the per-client-id limit, only sources that have been failing
 	// for this id are refused.
 	if retry := a.accounts.locked(idKey, now); retry > 0 && a.pairs.failing(pairKey, now) {
 		a.pairs.end(pairKey, now, false, false)
 		a.sources.end(srcKey, now, false, false)
-		return "", time.Time{}, nil, &LockoutError{RetryAfter: retry}
+		return nil, &LockoutError{RetryAfter: retry}
 	}
 
-	user, ok, err := a.check(ctx, clientID, password)
+	user, ok, disabled, err := a.check(ctx, clientID, password)
 	now = time.Now()
 	if err != nil {
 		// Not the caller's fault (canceled, shutting down): count nothing.
 		a.pairs.end(pairKey, now, false, false)
 		a.sources.end(srcKey, now, false, false)
-		return "", time.Time{}, nil, err
+		return nil, err
 	}
 	if !ok {
 		pairLock, failures, _ := a.pairs.end(pairKey, now, true, false)
 		srcLock, _, _ := a.sources.end(srcKey, now, true, false)
 		idLock := a.accounts.record(idKey, now)
 		a.persist(ctx, throttleRef{a.pairs, pairKey}, throttleRef{a.sources, srcKey}, throttleRef{a.accounts, idKey})
-		a.record(ctx, audit.EventLoginFailed, auditAttrs...)
+		failed := auditAttrs
+		if disabled {
+			failed = append(slices.Clone(auditAttrs), slog.String(KeyReason, ReasonUserDisabled))
+		}
+		a.record(ctx, audit.EventLoginFailed, failed...)
 		for _, l := range []struct {
 			what string
 			d    time.Duration
 		}{{LockedClientSource, pairLock}, {LockedSource, srcLock}, {LockedAccount, idLock}} {
 			if l.d > 0 {
-				a.record(ctx, audit.EventLoginLocked, append(auditAttrs,
+				a.record(ctx, audit.EventLoginLocked, append(slices.Clone(auditAttrs),
 					slog.String(KeyLocked, l.what), slog.Duration(KeyRetryAfter, l.d))...)
 			}
 		}
@@ -459,10 +523,10 @@ func (a *Authenticator) Login(ctx context.Context, clientID, password, remoteAdd
 		// answered.
 		if d := failureDelay(a.failureDelay, failures); d > 0 {
 			if err := a.sleep(ctx, d); err != nil {
-				return "", time.Time{}, nil, err
+				return nil, err
 			}
 		}
-		return "", time.Time{}, nil, ErrBadCredentials
+		return nil, ErrBadCredentials
 	}
 	// A success forgets this source's failures for the id (a write only if
 	// there were any), not the source's nor the id's overall counts: an
@@ -471,18 +535,14 @@ func (a *Authenticator) Login(ctx context.Context, clientID, password, remoteAdd
 		a.persist(ctx, throttleRef{a.pairs, pairKey})
 	}
 	a.sources.end(srcKey, now, false, false)
-
-	token, sessionID, expire, err := a.sessions.issue(ctx, clientID)
-	if err != nil {
-		return "", time.Time{}, nil, err
-	}
-	a.record(ctx, audit.EventLoginSucceeded, append(auditAttrs, slog.String(KeySessionID, sessionID))...)
-	return token, expire, user, nil
+	return user, nil
 }
 
-// check returns the user and true if password is clientID's. It verifies
-// against the dummy hash if the user does not exist, so both cases cost the
-// same, and holds one of the hashing slots while it does.
+// check returns the user and true if password is clientID's and the user
+// is enabled; disabled says the password was right but the user is
+// disabled. It verifies against the dummy hash if the user does not exist,
+// so every case costs the same, and holds one of the hashing slots while
+// it does.
 //
 // An argon2id verification allocates its whole memory cost (64 MiB) and
 // drops it when it returns; left to the garbage collector's pace, a burst
@@ -495,28 +555,55 @@ func (a *Authenticator) Login(ctx context.Context, clientID, password, remoteAdd
 // only slowly (the peak varied between 160 and 225 MiB). This costs a
 // collection and the page faults of the next hash, a few ms next to a hash
 // of about 60 ms.
-func (a *Authenticator) check(ctx context.Context, clientID, password string) (*User, bool, error) {
-	select {
-	case a.hashes <- struct{}{}:
-	case <-ctx.Done():
-		return nil, false, ctx.Err()
-	}
+func (a *Authenticator) check(ctx context.Context, clientID, password string) (user *User, ok, disabled bool, err error) {
 	user, exists := a.users.Load().Lookup(clientID)
 	hash := *a.dummy.Load()
 	if exists {
 		hash = user.PasswordHash
 	}
+	match, err := a.verifyHash(ctx, hash, password)
+	if err != nil {
+		return nil, false, false, err
+	}
+	if !match || !exists || password == "" {
+		return nil, false, false, nil
+	}
+	if user.Disabled {
+		return nil, false, true, nil
+	}
+	return user, true, false, nil
+}
+
+// verifyHash is VerifyPassword in one of the hashing slots (see check).
+func (a *Authenticator) verifyHash(ctx context.Context, hash, password string) (bool, error) {
+	select {
+	case a.hashes <- struct{}{}:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	defer func() { <-a.hashes }()
 	match := VerifyPassword(hash, password)
-	p, _, _, err := parseHash(hash)
-	costly := err == nil && p.Memory >= reclaimHashMemory
-	if costly {
+	if p, _, _, err := parseHash(hash); err == nil && p.Memory >= reclaimHashMemory {
 		debug.FreeOSMemory()
 	}
-	<-a.hashes
-	if !match || !exists || password == "" {
-		return nil, false, nil
+	return match, nil
+}
+
+// hashNew hashes a new password in one of the hashing slots, with
+// [DefaultParams] (or the Authenticator's test parameters).
+func (a *Authenticator) hashNew(ctx context.Context, password string) (string, error) {
+	select {
+	case a.hashes <- struct{}{}:
+	case <-ctx.Done():
+		return "", ctx.Err()
 	}
-	return user, true, nil
+	defer func() { <-a.hashes }()
+	hash, err := HashPasswordParams(password, a.params)
+	if err != nil {
+		return "", err
+	}
+	releaseHashMemory(hash)
+	return hash, nil
 }
 
 // Verify implements [authz.TokenVerifier]: it returns the client principal
@@ -532,7 +619,7 @@ func (a *Authenticator) Verify(ctx context.Context, token string) (*authz.Princi
 		return nil, err
 	}
 	user, ok := a.users.Load().Lookup(clientID)
-	if !ok {
+	if !ok || user.Disabled {
 		return nil, fmt.Errorf("%w: %w", authz.ErrUnauthenticated, ErrInvalidToken)
 	}
 	return user.Principal(sessionID), nil

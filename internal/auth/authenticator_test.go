@@ -77,6 +77,7 @@ func newAuthFixture(t *testing.T, cfg auth.Config) *authFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.audit.reset() // the import of the users file
 	return f
 }
 
@@ -138,7 +139,7 @@ func TestVerifyFollowsUsersFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.a.SetUsers(users); err != nil {
+	if _, err := f.a.Import(ctx, users); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.a.Verify(ctx, bobTok); !errors.Is(err, authz.ErrUnauthenticated) {

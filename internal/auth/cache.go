@@ -127,10 +127,11 @@ func (c *sessionCache) revokeSession(sessionID string) {
 	})
 }
 
-func (c *sessionCache) revokeClient(clientID string) {
+// revokeClient forgets every session of clientID but keep ("" for none).
+func (c *sessionCache) revokeClient(clientID, keep string) {
 	c.revoke(func() {
 		for h, e := range c.byHash {
-			if e.clientID == clientID {
+			if e.clientID == clientID && (keep == "" || e.sessionID != keep) {
 				c.remove(h, e.sessionID)
 			}
 		}

@@ -170,7 +170,7 @@ func TestVerifyCachedFollowsUsersFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.a.SetUsers(users); err != nil {
+	if _, err := f.a.Import(ctx, users); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.a.Verify(ctx, bobTok); !errors.Is(err, authz.ErrUnauthenticated) {

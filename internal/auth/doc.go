@@ -1,6 +1,56 @@
-// Package auth authenticates Remit's clients: it loads the users file,
-// hashes and verifies passwords, throttles failed logins, and issues,
-// verifies and revokes session tokens.
+// Package auth authenticates Remit's clients: it keeps the users (in the
+// session database, preloaded from the users file), hashes and verifies
+// passwords, throttles failed logins and sign-ups, and issues, verifies and
+// revokes session tokens.
+//
+// # Users
+//
+// Users live in the users table of the session database (sessions.db,
+// migration 003): client id (unique case-insensitively), argon2id hash,
+// roles, an optional account (linked to one user at most, by a unique
+// index), disabled, where the user came from ([Source]: the file, an admin,
+// a registration) and when it was created, changed and its password set.
+// The [Authenticator] keeps a snapshot of the table in memory, replaced
+// after every change, so that Login and Verify (every call's hot path)
+// never read users from the database.
+//
+// Users change through the API ([Authenticator.CreateUser], Register,
+// DisableUser, EnableUser, ResetPassword, ChangePassword, RevokeSessions)
+// and through the users file. Every change is audited. Disabling a user,
+// setting its password (except a ChangePassword's own session) and
+// revoking sessions end the sessions at once: the cache forgets them and
+// the open streams of those sessions are told ([Authenticator.SessionEnded],
+// used by the authz interceptor), so a WatchPayments stream ends with
+// unauthenticated immediately, not at its next periodic re-check.
+//
+// # The users file as a preload
+//
+// The users file is imported at the gateway's start and again, without a
+// restart, when its content changes or on SIGHUP
+// ([Authenticator.WatchUsersFile]); a file that fails to parse is logged
+// and ignored, keeping the users as they are. [Authenticator.Import] says
+// exactly what an import does; in short:
+//
+//   - the file manages the users it created (source file): their roles and
+//     account follow it, and a password changed in the file (`remit users
+//     passwd`) applies and ends the user's sessions;
+//   - it never silently overwrites a password set through the API: if the
+//     file changes the password of a user whose password was last set
+//     through the API, the API's password stays, and the conflict is
+//     logged and audited (once);
+//   - a file user removed from the file is disabled (sessions ended) and
+//     kept, so that neither its id nor its account can be taken by
+//     accident; it is enabled again if it comes back, unless an admin
+//     disabled it. An admin enabling it takes it over (source admin);
+//   - an entry that clashes with a user created through the API (or with
+//     an account linked to another user) is skipped with a warning.
+//
+// # Passwords set through the API
+//
+// [CheckPassword] is the policy: at least 12 characters, none of the
+// embedded few hundred most common passwords (also with trailing digits
+// and punctuation removed), not the client id. Operators writing the file
+// are not held to it.
 //
 // # Users file
 //
@@ -15,7 +65,8 @@
 // Roles are customer, admin and auditor; a customer must have an account.
 // [LoadUsers] refuses anything it does not fully understand (see its
 // documentation), and [AddUser] / [SetPassword] rewrite the file atomically
-// with mode 0600 for `remit users add|passwd`.
+// with mode 0600 for `remit users add|passwd`; a running gateway imports
+// the change within seconds.
 //
 // # Invariants
 //
@@ -29,6 +80,11 @@
 //     SHA-256, so a copy of it cannot be used to log in. Verify returns one
 //     error, [ErrInvalidToken], for malformed, unknown, expired and revoked
 //     tokens.
+//   - Login never tells whether a user is disabled either: the password is
+//     verified and the answer is [ErrBadCredentials]; the audit log says
+//     why.
+//   - Register counts a refused enrollment code as a failed login of the
+//     source, so guessing codes locks the source out (of Login too).
 //   - Repeated failures lock out the source that fails, never the target:
 //     a source is locked out for a client id after 5 failures for it, for
 //     every id after 20 across ids, and for an id after 100 failures for it

@@ -17,3 +17,9 @@ func ThrottleTracked(a *Authenticator) (pairs, sources, ids int) {
 	}
 	return n(a.pairs), n(a.sources), n(a.accounts)
 }
+
+// SessionsOf returns the Sessions of a.
+func SessionsOf(a *Authenticator) *Sessions { return a.sessions }
+
+// WatchedSessions returns how many stream watches a holds.
+func WatchedSessions(a *Authenticator) int { return a.sessions.watchers.open() }

@@ -55,3 +55,10 @@ func (r *recorder) snapshot() ([]string, []map[string]string) {
 	defer r.mu.Unlock()
 	return append([]string(nil), r.events...), append([]map[string]string(nil), r.lines...)
 }
+
+// reset forgets what was recorded (the users file's import at the start).
+func (r *recorder) reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events, r.lines = nil, nil
+}

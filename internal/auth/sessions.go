@@ -79,6 +79,7 @@ type Sessions struct {
 	ttl           time.Duration
 	pruneInterval time.Duration
 	cache         *sessionCache
+	watchers      *sessionWatchers
 	lookedUp      func() // test hook: after the database read, before the cache is filled
 
 	mu        sync.Mutex
@@ -111,7 +112,7 @@ func OpenSessions(ctx context.Context, path string, cfg SessionConfig) (*Session
 		cacheSize = DefaultCacheSize
 	}
 	s := &Sessions{db: db, stmts: stmts, ttl: cfg.TTL, pruneInterval: cfg.PruneInterval,
-		cache: newSessionCache(cacheSize)}
+		cache: newSessionCache(cacheSize), watchers: newSessionWatchers()}
 	if s.ttl == 0 {
 		s.ttl = DefaultSessionTTL
 	}
@@ -223,20 +224,29 @@ func (s *Sessions) Verify(ctx context.Context, token string) (clientID, sessionI
 // Revoke ends a session, named either by its token (starting with
 // [TokenPrefix]) or by its session id, so that the token stops working at
 // once. Revoking an unknown, expired or already revoked session is not an
-// error: Logout is idempotent. The session leaves the cache before Revoke
-// returns, even if the database write failed.
+// error: Logout is idempotent. The session leaves the cache, and its open
+// streams are told ([Authenticator.SessionEnded]), before Revoke returns,
+// even if the database write failed.
 func (s *Sessions) Revoke(ctx context.Context, tokenOrSessionID string) error {
 	now := time.Now().UnixMilli()
 	var err error
 	if strings.HasPrefix(tokenOrSessionID, TokenPrefix) {
 		hash := hashToken(tokenOrSessionID)
-		_, err = s.db.ExecContext(ctx,
-			`UPDATE sessions SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL`, now, hash[:])
+		var id string
+		err = s.db.QueryRowContext(ctx,
+			`UPDATE sessions SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL RETURNING id`, now, hash[:]).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			err = nil
+		}
 		s.cache.revokeToken(hash)
+		if id != "" {
+			s.watchers.endSession(id)
+		}
 	} else {
 		_, err = s.db.ExecContext(ctx,
 			`UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, now, tokenOrSessionID)
 		s.cache.revokeSession(tokenOrSessionID)
+		s.watchers.endSession(tokenOrSessionID)
 	}
 	if err != nil {
 		return fmt.Errorf("auth: revoke session: %w", err)
@@ -246,18 +256,82 @@ func (s *Sessions) Revoke(ctx context.Context, tokenOrSessionID string) error {
 
 // RevokeClient revokes every session of clientID (after a password change
 // or when a user is removed) and returns how many were still active. They
-// leave the cache before RevokeClient returns, even if the database write
-// failed.
+// leave the cache, and their open streams are told, before RevokeClient
+// returns, even if the database write failed.
 func (s *Sessions) RevokeClient(ctx context.Context, clientID string) (int64, error) {
+	return s.RevokeOthers(ctx, clientID, "")
+}
+
+// RevokeOthers revokes every session of clientID but keep (a session id;
+// "" keeps none) and returns how many were still active: a password change
+// keeps the session it was made from. Like RevokeClient otherwise.
+func (s *Sessions) RevokeOthers(ctx context.Context, clientID, keep string) (int64, error) {
 	now := time.Now().UnixMilli()
 	res, err := s.db.ExecContext(ctx,
-		`UPDATE sessions SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL AND expires_at > ?`,
-		now, clientID, now)
-	s.cache.revokeClient(clientID)
+		`UPDATE sessions SET revoked_at = ? WHERE client_id = ? AND id != ? AND revoked_at IS NULL AND expires_at > ?`,
+		now, clientID, keep, now)
+	s.cache.revokeClient(clientID, keep)
+	s.watchers.endClient(clientID, keep)
 	if err != nil {
 		return 0, fmt.Errorf("auth: revoke sessions of %q: %w", clientID, err)
 	}
 	return res.RowsAffected()
+}
+
+// RevokeSession revokes the session sessionID if it is a usable session of
+// clientID, and reports whether it was (an admin names a user's session:
+// a session id of another user must not end that one).
+func (s *Sessions) RevokeSession(ctx context.Context, clientID, sessionID string) (bool, error) {
+	now := time.Now().UnixMilli()
+	res, err := s.db.ExecContext(ctx,
+		`UPDATE sessions SET revoked_at = ? WHERE id = ? AND client_id = ? AND revoked_at IS NULL AND expires_at > ?`,
+		now, sessionID, clientID, now)
+	s.cache.revokeSession(sessionID)
+	// Only clientID's watches: a session id of another user ends nothing.
+	s.watchers.endSessionOf(clientID, sessionID)
+	if err != nil {
+		return false, fmt.Errorf("auth: revoke session: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
+// SessionInfo is one usable session, without its token.
+type SessionInfo struct {
+	ID               string
+	Created, Expires time.Time
+}
+
+// MaxListedSessions bounds what [Sessions.List] returns.
+const MaxListedSessions = 1000
+
+// List returns the usable (neither revoked nor expired) sessions of
+// clientID, newest first, at most [MaxListedSessions].
+func (s *Sessions) List(ctx context.Context, clientID string) ([]SessionInfo, error) {
+	now := time.Now().UnixMilli()
+	rows, err := s.db.QueryContext(ctx, `SELECT id, created_at, expires_at FROM sessions
+		WHERE client_id = ? AND revoked_at IS NULL AND expires_at > ?
+		ORDER BY created_at DESC, id LIMIT ?`, clientID, now, MaxListedSessions)
+	if err != nil {
+		return nil, fmt.Errorf("auth: list sessions of %q: %w", clientID, err)
+	}
+	defer rows.Close()
+	var out []SessionInfo
+	for rows.Next() {
+		var (
+			si               SessionInfo
+			created, expires int64
+		)
+		if err := rows.Scan(&si.ID, &created, &expires); err != nil {
+			return nil, fmt.Errorf("auth: list sessions of %q: %w", clientID, err)
+		}
+		si.Created, si.Expires = time.UnixMilli(created).UTC(), time.UnixMilli(expires).UTC()
+		out = append(out, si)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("auth: list sessions of %q: %w", clientID, err)
+	}
+	return out, nil
 }
 
 // Prune deletes expired sessions (revoked or not) and returns how many. A

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
 	"github.com/remitpay/remit/internal/authz"
@@ -29,7 +33,8 @@ var (
 	// file (compared case-insensitively).
 	ErrUserExists = errors.New("user already exists")
 	// ErrUnknownUser is returned by SetPassword for a client id not in the
-	// file.
+	// file, and by the Authenticator's user management for a client id
+	// that names no user.
 	ErrUnknownUser = errors.New("no such user")
 )
 
@@ -45,6 +50,50 @@ type User struct {
 	// Account is the account the user owns. Customers must have one; staff
 	// may.
 	Account *authz.Account
+
+	// The rest is what the gateway's database keeps about a user; a users
+	// file does not set it (see [Authenticator.Users]).
+
+	// Disabled users cannot log in and have no usable session.
+	Disabled bool
+	// Source says where the user came from; "" for a user parsed from a
+	// users file that was not imported.
+	Source Source
+	// Created, Updated and PasswordChanged are when the user was created,
+	// last changed, and when its password was last set.
+	Created, Updated, PasswordChanged time.Time
+
+	// Import bookkeeping (see import.go).
+	disabledBy string // "", disabledByAdmin or disabledByFile
+	passwordBy string // passwordByFile or passwordByAPI
+	fileHash   string // the file's hash at the last import
+}
+
+// Source says where a user was created.
+type Source string
+
+// Sources of users.
+const (
+	// SourceFile: imported from the users file.
+	SourceFile Source = "file"
+	// SourceAdmin: created by an admin (AdminService.CreateUser).
+	SourceAdmin Source = "admin"
+	// SourceRegistration: signed up with AuthService.Register.
+	SourceRegistration Source = "registration"
+)
+
+// Proto returns s as the API's enum.
+func (s Source) Proto() gatewayv1.UserSource {
+	switch s {
+	case SourceFile:
+		return gatewayv1.UserSource_USER_SOURCE_FILE
+	case SourceAdmin:
+		return gatewayv1.UserSource_USER_SOURCE_ADMIN
+	case SourceRegistration:
+		return gatewayv1.UserSource_USER_SOURCE_REGISTRATION
+	default:
+		return gatewayv1.UserSource_USER_SOURCE_UNSPECIFIED
+	}
 }
 
 // HasRole reports whether u holds role r.
@@ -57,6 +106,26 @@ func (u *User) Proto() *gatewayv1.Client {
 		c.Roles = append(c.Roles, r.Proto())
 	}
 	return c
+}
+
+// UserProto returns u as the admin API's User message (without any
+// secret).
+func (u *User) UserProto() *gatewayv1.User {
+	out := &gatewayv1.User{
+		ClientId: u.ClientID, Account: u.Account.Proto(), Disabled: u.Disabled, Source: u.Source.Proto(),
+		CreateTime: tsOrNil(u.Created), UpdateTime: tsOrNil(u.Updated), PasswordChangeTime: tsOrNil(u.PasswordChanged),
+	}
+	for _, r := range u.Roles {
+		out.Roles = append(out.Roles, r.Proto())
+	}
+	return out
+}
+
+func tsOrNil(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
 }
 
 // Principal returns the client principal u is when it presents a token of
@@ -78,9 +147,40 @@ func (u *User) Principal(sessionID string) *authz.Principal {
 // Users is a parsed, validated users file. It is immutable and safe for
 // concurrent use; reloading means loading a new one.
 type Users struct {
-	path string
-	list []*User
-	byID map[string]*User
+	path   string
+	list   []*User
+	byID   map[string]*User
+	byFold map[string]*User // by lowercase client id; nil until needed
+	sum    []byte           // SHA-256 of the content parsed (ParseUsers); nil for a snapshot
+}
+
+// snapshot builds the Users of the database's list (by client id).
+func snapshot(list []*User) *Users {
+	u := &Users{list: list, byID: make(map[string]*User, len(list)), byFold: make(map[string]*User, len(list))}
+	for _, usr := range list {
+		u.byID[usr.ClientID] = usr
+		u.byFold[strings.ToLower(usr.ClientID)] = usr
+	}
+	return u
+}
+
+// LookupFold returns the user whose client id equals clientID
+// case-insensitively, if any (client ids are unique that way). The
+// returned User must not be modified.
+func (u *Users) LookupFold(clientID string) (*User, bool) {
+	if u == nil {
+		return nil, false
+	}
+	if u.byFold == nil {
+		for _, usr := range u.list {
+			if strings.EqualFold(usr.ClientID, clientID) {
+				return usr, true
+			}
+		}
+		return nil, false
+	}
+	usr, ok := u.byFold[strings.ToLower(clientID)]
+	return usr, ok
 }
 
 // Lookup returns the user with clientID (exact match), if any. The returned
@@ -153,6 +253,9 @@ func LoadUsers(path string) (*Users, error) {
 		return nil, fmt.Errorf("auth: users file: %w", err)
 	}
 	defer f.Close() //nolint:errcheck // opened read-only: Close cannot lose data
+	if err := checkUsersFileMode(path, f); err != nil {
+		return nil, err
+	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxUsersFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("auth: users file %s: %w", path, err)
@@ -165,6 +268,21 @@ func LoadUsers(path string) (*Users, error) {
 		return nil, err
 	}
 	return u, nil
+}
+
+// checkUsersFileMode refuses a users file that others than its owner may
+// write: the gateway imports it within seconds, so whoever can write it can
+// make themselves an admin. (Its own writes are mode 0600.)
+func checkUsersFileMode(path string, f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("auth: users file %s: %w", path, err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		return fmt.Errorf("auth: users file %s: %w: mode %04o lets others than its owner write it; run chmod go-w %s",
+			path, ErrInvalidUsersFile, perm, path)
+	}
+	return nil
 }
 
 // ParseUsers is [LoadUsers] for a file already in memory; name is used in
@@ -188,7 +306,8 @@ func ParseUsers(name string, data []byte) (*Users, error) {
 	if file.Users == nil {
 		return nil, fail(`missing "users"`)
 	}
-	u := &Users{path: name, byID: make(map[string]*User, len(*file.Users))}
+	sum := sha256.Sum256(data)
+	u := &Users{path: name, byID: make(map[string]*User, len(*file.Users)), sum: sum[:]}
 	folded := make(map[string]int, len(*file.Users))
 	for i, fu := range *file.Users {
 		entry := fmt.Sprintf("users[%d]", i)
@@ -369,8 +488,10 @@ func AddUser(path string, u User, password string) error {
 }
 
 // SetPassword replaces the password of clientID in the users file at path
-// and writes it atomically with mode 0600 (`remit users passwd`). Tokens
-// issued before the change stay valid until they expire or are revoked.
+// and writes it atomically with mode 0600 (`remit users passwd`). A
+// running gateway imports the change (within seconds, or at once on
+// SIGHUP) and ends the user's sessions then, unless the user's password
+// was set through the API since, which the file does not overwrite.
 func SetPassword(path, clientID, password string) error {
 	users, err := LoadUsers(path)
 	if err != nil {

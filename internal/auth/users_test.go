@@ -236,3 +236,30 @@ func TestAddUserKeepsInvalidFile(t *testing.T) {
 		t.Errorf("broken file was rewritten: %q", data)
 	}
 }
+
+// A users file that others may write is refused: the gateway imports it
+// within seconds, so write access to it would be admin access.
+func TestLoadUsersRefusesAFileOthersMayWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users.json")
+	if err := os.WriteFile(path, []byte(`{"users": []}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := auth.LoadUsers(path); err != nil {
+		t.Fatalf("mode 0600: %v", err)
+	}
+	for _, mode := range []os.FileMode{0o620, 0o602, 0o666} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		_, err := auth.LoadUsers(path)
+		if !errors.Is(err, auth.ErrInvalidUsersFile) || !strings.Contains(err.Error(), "chmod go-w") {
+			t.Errorf("mode %04o: %v, want ErrInvalidUsersFile saying chmod go-w", mode, err)
+		}
+	}
+	if err := os.Chmod(path, 0o644); err != nil { // readable by others: hashes only, allowed
+		t.Fatal(err)
+	}
+	if _, err := auth.LoadUsers(path); err != nil {
+		t.Errorf("mode 0644: %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,6 +28,17 @@ import (
 // down), not as bad credentials.
 type TokenVerifier interface {
 	Verify(ctx context.Context, token string) (*Principal, error)
+}
+
+// SessionNotifier is implemented by a [TokenVerifier] that knows at once
+// when a session ends (auth.Authenticator): an open stream of that session
+// then ends immediately, with unauthenticated, instead of at its next
+// periodic re-verification (Config.StreamRecheck), which stays as the
+// backstop (an expiry, a verifier without notifications).
+type SessionNotifier interface {
+	// SessionEnded returns a channel that is closed once session sessionID
+	// of clientID is revoked, and stop, which releases the watch.
+	SessionEnded(clientID, sessionID string) (ended <-chan struct{}, stop func())
 }
 
 // MaxTokenLen bounds the bearer tokens the interceptor passes to its
@@ -186,7 +198,8 @@ var errSessionEnded = errors.New("authz: session ended during the stream")
 
 // watchSession re-verifies a stream's bearer token every StreamRecheck and
 // cancels the returned context once the token is expired or revoked, so
-// that a long-lived stream (WatchPayments) does not outlive its session.
+// that a long-lived stream (WatchPayments) does not outlive its session; a
+// verifier that is a [SessionNotifier] cancels it at once on revocation.
 // stop ends the watch and reports whether the session had ended.
 func (i *Interceptor) watchSession(ctx context.Context, header http.Header) (context.Context, func() bool) {
 	p, ok := PrincipalFrom(ctx)
@@ -196,7 +209,19 @@ func (i *Interceptor) watchSession(ctx context.Context, header http.Header) (con
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	done := make(chan struct{})
+	var ended <-chan struct{} // nil: never
+	unwatch := func() {}
+	if n, ok := i.tokens.(SessionNotifier); ok && p.SessionID != "" {
+		ended, unwatch = n.SessionEnded(p.ClientID, p.SessionID)
+		// A revocation between check's verification and the watch told
+		// no one: verify once more now that the watch is in place, so
+		// that such a stream ends at once too, not at the next recheck.
+		if !i.stillFor(ctx, token, p) {
+			cancel(errSessionEnded)
+		}
+	}
 	go func() {
+		defer unwatch()
 		t := time.NewTicker(i.recheck)
 		defer t.Stop()
 		for {
@@ -205,8 +230,11 @@ func (i *Interceptor) watchSession(ctx context.Context, header http.Header) (con
 				return
 			case <-ctx.Done():
 				return
+			case <-ended:
+				cancel(errSessionEnded)
+				return
 			case <-t.C:
-				if _, err := i.tokens.Verify(ctx, token); errors.Is(err, ErrUnauthenticated) {
+				if !i.stillFor(ctx, token, p) {
 					cancel(errSessionEnded)
 					return
 				}
@@ -219,6 +247,24 @@ func (i *Interceptor) watchSession(ctx context.Context, header http.Header) (con
 		cancel(nil)
 		return ended
 	}
+}
+
+// stillFor reports whether token still speaks for p as the stream was
+// opened with: a revoked or expired token does not, nor one whose user's
+// roles or account changed since (the stream would keep what it was
+// allowed to see, an auditor's every account). A verifier that failed
+// otherwise (the store is down) is given the benefit of the doubt until
+// the next check.
+func (i *Interceptor) stillFor(ctx context.Context, token string, p *Principal) bool {
+	now, err := i.tokens.Verify(ctx, token)
+	switch {
+	case errors.Is(err, ErrUnauthenticated):
+		return false
+	case err != nil:
+		return true
+	}
+	return now != nil && now.ClientID == p.ClientID && slices.Equal(now.Roles, p.Roles) &&
+		(now.Account == nil) == (p.Account == nil) && (now.Account == nil || *now.Account == *p.Account)
 }
 
 // bearerToken returns the token of a single "Authorization: Bearer" header,

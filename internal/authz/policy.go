@@ -41,6 +41,7 @@ var (
 	customer  = []Role{RoleCustomer}
 	staffRead = []Role{RoleAdmin, RoleAuditor}
 	admin     = []Role{RoleAdmin}
+	refunders = []Role{RoleCustomer, RoleAdmin}
 	bank      = []Role{RoleBank}
 	gateway   = []Role{RoleGateway}
 )
@@ -62,6 +63,10 @@ var Policy = map[string]Rule{
 	// token.
 	gatewayv1connect.AuthServiceLoginProcedure:  {Public: true},
 	gatewayv1connect.AuthServiceLogoutProcedure: {Roles: anyClient},
+	// Register signs a new customer up (the enrollment code is the
+	// credential); ChangePassword changes the caller's own.
+	gatewayv1connect.AuthServiceRegisterProcedure:       {Public: true},
+	gatewayv1connect.AuthServiceChangePasswordProcedure: {Roles: anyClient},
 
 	// PaymentService: nobody pays or acknowledges on another's behalf, so
 	// staff may read but never move money through it. Reads are filtered to
@@ -72,12 +77,26 @@ var Policy = map[string]Rule{
 	gatewayv1connect.PaymentServiceListPaymentsProcedure:       {Roles: anyClient},
 	gatewayv1connect.PaymentServiceCheckBalanceProcedure:       {Roles: anyClient},
 	gatewayv1connect.PaymentServiceWatchPaymentsProcedure:      {Roles: anyClient},
+	// A refund is made by the refunded payment's payee (checked by the
+	// handler) or by an admin.
+	gatewayv1connect.PaymentServiceRefundPaymentProcedure: {Roles: refunders},
 
 	// AdminService: admins change balances and clear login lockouts;
 	// auditors read.
 	gatewayv1connect.AdminServiceUpdateBalanceProcedure:     {Roles: admin},
 	gatewayv1connect.AdminServiceListBanksProcedure:         {Roles: staffRead},
 	gatewayv1connect.AdminServiceClearLoginLockoutProcedure: {Roles: admin},
+	// Users, their sessions and accounts: admins change, auditors read.
+	gatewayv1connect.AdminServiceCreateUserProcedure:     {Roles: admin},
+	gatewayv1connect.AdminServiceDisableUserProcedure:    {Roles: admin},
+	gatewayv1connect.AdminServiceEnableUserProcedure:     {Roles: admin},
+	gatewayv1connect.AdminServiceResetPasswordProcedure:  {Roles: admin},
+	gatewayv1connect.AdminServiceListUsersProcedure:      {Roles: staffRead},
+	gatewayv1connect.AdminServiceListSessionsProcedure:   {Roles: staffRead},
+	gatewayv1connect.AdminServiceRevokeSessionsProcedure: {Roles: admin},
+	gatewayv1connect.AdminServiceOpenAccountProcedure:    {Roles: admin},
+	gatewayv1connect.AdminServiceCloseAccountProcedure:   {Roles: admin},
+	gatewayv1connect.AdminServiceListAccountsProcedure:   {Roles: staffRead},
 
 	// CoordinatorService: banks only, each under its own name (checked by
 	// the handler).
@@ -85,12 +104,16 @@ var Policy = map[string]Rule{
 	gatewayv1connect.CoordinatorServiceGetTransactionOutcomeProcedure: {Roles: bank},
 
 	// BankService: the gateway only.
-	bankv1connect.BankServicePrepareTransactionProcedure:  {Roles: gateway},
-	bankv1connect.BankServiceCommitTransactionProcedure:   {Roles: gateway},
-	bankv1connect.BankServicePrepareTransactionsProcedure: {Roles: gateway},
-	bankv1connect.BankServiceCommitTransactionsProcedure:  {Roles: gateway},
-	bankv1connect.BankServiceUpdateBalanceProcedure:       {Roles: gateway},
-	bankv1connect.BankServiceGetBalanceProcedure:          {Roles: gateway},
+	bankv1connect.BankServicePrepareTransactionProcedure:    {Roles: gateway},
+	bankv1connect.BankServiceCommitTransactionProcedure:     {Roles: gateway},
+	bankv1connect.BankServicePrepareTransactionsProcedure:   {Roles: gateway},
+	bankv1connect.BankServiceCommitTransactionsProcedure:    {Roles: gateway},
+	bankv1connect.BankServiceUpdateBalanceProcedure:         {Roles: gateway},
+	bankv1connect.BankServiceGetBalanceProcedure:            {Roles: gateway},
+	bankv1connect.BankServiceOpenAccountProcedure:           {Roles: gateway},
+	bankv1connect.BankServiceCloseAccountProcedure:          {Roles: gateway},
+	bankv1connect.BankServiceListAccountsProcedure:          {Roles: gateway},
+	bankv1connect.BankServiceConsumeEnrollmentCodeProcedure: {Roles: gateway},
 
 	// Health checks come from load balancers and probes that hold no
 	// credentials. Reflection only describes the public API schema (the

@@ -113,6 +113,24 @@ var wantAllowed = map[string][]string{
 	bankv1connect.BankServiceCommitTransactionsProcedure:              {"gateway"},
 	bankv1connect.BankServiceUpdateBalanceProcedure:                   {"gateway"},
 	bankv1connect.BankServiceGetBalanceProcedure:                      {"gateway"},
+	// Issue 12: customers, accounts and refunds.
+	gatewayv1connect.AuthServiceRegisterProcedure:           everyone,
+	gatewayv1connect.AuthServiceChangePasswordProcedure:     clients,
+	gatewayv1connect.PaymentServiceRefundPaymentProcedure:   {"customer", "admin"},
+	gatewayv1connect.AdminServiceCreateUserProcedure:        {"admin"},
+	gatewayv1connect.AdminServiceDisableUserProcedure:       {"admin"},
+	gatewayv1connect.AdminServiceEnableUserProcedure:        {"admin"},
+	gatewayv1connect.AdminServiceResetPasswordProcedure:     {"admin"},
+	gatewayv1connect.AdminServiceListUsersProcedure:         {"admin", "auditor"},
+	gatewayv1connect.AdminServiceListSessionsProcedure:      {"admin", "auditor"},
+	gatewayv1connect.AdminServiceRevokeSessionsProcedure:    {"admin"},
+	gatewayv1connect.AdminServiceOpenAccountProcedure:       {"admin"},
+	gatewayv1connect.AdminServiceCloseAccountProcedure:      {"admin"},
+	gatewayv1connect.AdminServiceListAccountsProcedure:      {"admin", "auditor"},
+	bankv1connect.BankServiceOpenAccountProcedure:           {"gateway"},
+	bankv1connect.BankServiceCloseAccountProcedure:          {"gateway"},
+	bankv1connect.BankServiceListAccountsProcedure:          {"gateway"},
+	bankv1connect.BankServiceConsumeEnrollmentCodeProcedure: {"gateway"},
 }
 
 func TestAuthorize(t *testing.T) {

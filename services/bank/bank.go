@@ -51,7 +51,7 @@ type Config struct {
 	// DataDir holds the ledger, DataDir/ledger.db.
 	DataDir string
 	// Accounts are created at start if absent; existing ones are kept as
-	// they are, so restarts keep balances.
+	// they are, so restarts keep balances and closed accounts stay closed.
 	Accounts []AccountSeed
 	// Logger receives the bank's events and one line per RPC. It is
 	// required: Run returns an error without one.
@@ -150,6 +150,9 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		if created {
 			log.Info("account opened", "account_id", a.ID, "currency", a.Currency, "amount", a.Opening)
+		} else if acct, err := ledger.Balance(ctx, a.ID); err == nil && acct.Closed {
+			// A closed account stays closed: the file only opens missing ones.
+			log.Warn("account in the configuration is closed; it stays closed", "account_id", a.ID)
 		}
 	}
 

@@ -43,6 +43,33 @@
 //     (available = balance - held never goes below zero) and credits in
 //     accounts.incoming (balance + incoming never exceeds 2^63-1), so
 //     applying a COMMIT can neither overdraw nor overflow an account.
+//   - A closed account never moves. CloseAccount checks balance = held =
+//     incoming = 0 and closes in one transaction of the ledger's one writer,
+//     the same writer every prepare goes through: no YES vote on the account
+//     can be undecided at the close (its hold or incoming credit would not be
+//     zero), and after it every prepare leg on the account votes NO
+//     (ACCOUNT_CLOSED) and every adjustment is refused. So closing never
+//     breaks a promise, and the accounts table's CHECK (a closed account is
+//     empty) holds by construction.
+//
+// # Accounts at run time
+//
+// Accounts come from the bank's YAML (opened on every start if missing,
+// never reset, and a closed one stays closed: [Ledger.EnsureAccount] leaves
+// an existing account alone) or from OpenAccount, idempotent by its request
+// id. Both open with a journaled opening entry, so the journal still
+// explains every balance. An account id is never reused, even once closed.
+//
+// # Enrollment codes
+//
+// `remit bank enroll` ([Enroll]) writes a one-time code for an open account
+// into the ledger, as a second writer beside the running bank (WAL and the
+// busy timeout let it take its turn); the ledger keeps only its hash. The
+// gateway consumes it for a new customer with ConsumeEnrollmentCode. A new
+// code revokes the older unconsumed ones; five wrong tries lock an account
+// id until a new code is issued; every failure reads the same
+// (ENROLLMENT_CODE_INVALID) and costs the same work whether the account
+// exists or not. The rules are in enrollment.go.
 //
 // # Idempotency and presumed abort
 //
@@ -56,6 +83,10 @@
 // of a committed id are errors: they mean the gateway and the bank disagree,
 // which an operator must look at.
 //
+// OpenAccount is idempotent by request id in the same way: a repeat returns
+// the account, other parameters are [ErrIdempotencyKeyReused]. CloseAccount
+// of a closed account succeeds.
+//
 // UpdateBalance is idempotent by transaction id: a repeat with the same
 // parameters returns the stored result; other parameters, or an id already
 // used by a payment, are refused with [ErrIdempotencyKeyReused]. A refusal
@@ -64,8 +95,9 @@
 // # Retention
 //
 // Decided (committed or aborted) prepared records are pruned after the
-// retention period (7 days by default); prepared ones never are. The journal
-// and the adjustments are never pruned.
+// retention period (7 days by default); prepared ones never are. The journal,
+// the adjustments, the account openings and the enrollment codes (hashes)
+// are never pruned.
 //
 // # Errors
 //

@@ -30,6 +30,7 @@ var errorTable = []struct {
 	reason  string
 }{
 	{ErrAccountNotFound, connect.CodeNotFound, bankv1.RefusalReason_REFUSAL_REASON_ACCOUNT_NOT_FOUND, ""},
+	{ErrAccountClosed, connect.CodeFailedPrecondition, bankv1.RefusalReason_REFUSAL_REASON_ACCOUNT_CLOSED, ""},
 	{ErrCurrencyMismatch, connect.CodeFailedPrecondition, bankv1.RefusalReason_REFUSAL_REASON_CURRENCY_MISMATCH, ""},
 	{ErrInsufficientFunds, connect.CodeFailedPrecondition, bankv1.RefusalReason_REFUSAL_REASON_INSUFFICIENT_FUNDS, ""},
 	{ErrBalanceOverflow, connect.CodeFailedPrecondition, bankv1.RefusalReason_REFUSAL_REASON_BALANCE_OVERFLOW, ""},
@@ -38,7 +39,21 @@ var errorTable = []struct {
 	{ErrCannotCommit, connect.CodeFailedPrecondition, bankv1.RefusalReason_REFUSAL_REASON_UNSPECIFIED, "CANNOT_COMMIT"},
 	{ErrAlreadyCommitted, connect.CodeFailedPrecondition, bankv1.RefusalReason_REFUSAL_REASON_UNSPECIFIED, "ALREADY_COMMITTED"},
 	{ErrInvalidArgument, connect.CodeInvalidArgument, bankv1.RefusalReason_REFUSAL_REASON_UNSPECIFIED, "INVALID_ARGUMENT"},
+	// Accounts at run time and enrollment codes: not refusals.
+	{ErrAccountExists, connect.CodeAlreadyExists, bankv1.RefusalReason_REFUSAL_REASON_UNSPECIFIED, ReasonAccountExists},
+	{ErrAccountNotEmpty, connect.CodeFailedPrecondition, bankv1.RefusalReason_REFUSAL_REASON_UNSPECIFIED, ReasonAccountNotEmpty},
+	{ErrEnrollmentCodeInvalid, connect.CodeFailedPrecondition, bankv1.RefusalReason_REFUSAL_REASON_UNSPECIFIED, ReasonEnrollmentCodeInvalid},
+	{ErrBadPageToken, connect.CodeInvalidArgument, bankv1.RefusalReason_REFUSAL_REASON_UNSPECIFIED, ReasonInvalidPageToken},
 }
+
+// ErrorInfo reasons of the account and enrollment errors, which the gateway
+// reads (services/gateway/accountsapi.go) and passes on under the same names.
+const (
+	ReasonAccountExists         = "ACCOUNT_EXISTS"
+	ReasonAccountNotEmpty       = "ACCOUNT_NOT_EMPTY"
+	ReasonEnrollmentCodeInvalid = "ENROLLMENT_CODE_INVALID"
+	ReasonInvalidPageToken      = "INVALID_PAGE_TOKEN"
+)
 
 // ReasonIdempotencyKeyReused is the ErrorInfo reason of ErrIdempotencyKeyReused
 // (a NO vote says REFUSAL_REASON_CONFLICT instead).

@@ -49,6 +49,22 @@ var (
 	// ErrInvalidArgument: a malformed request the RPC validation should
 	// have caught, or two legs moving the same account the same way.
 	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrAccountClosed: the account is closed; it refuses every prepare leg
+	// and every movement, and stays readable.
+	ErrAccountClosed = errors.New("account closed")
+	// ErrAccountExists: OpenAccount of an account id that exists, open or
+	// closed (a closed account id is never reused).
+	ErrAccountExists = errors.New("account already exists")
+	// ErrAccountNotEmpty: CloseAccount of an account with a balance, or
+	// with funds held or incoming for prepared transactions.
+	ErrAccountNotEmpty = errors.New("account not empty: only an account with a zero balance and nothing held or incoming can be closed")
+	// ErrEnrollmentCodeInvalid: the enrollment code is wrong, expired,
+	// revoked or consumed by another client, or the account is unknown,
+	// closed or locked after too many wrong codes. Every case reads the
+	// same to the caller, on purpose (see [EnrollmentError]).
+	ErrEnrollmentCodeInvalid = errors.New("the enrollment code is not valid for this account: it may be mistyped, expired or already used; ask the bank for a new code")
+	// ErrBadPageToken: a ListAccounts page token this bank did not issue.
+	ErrBadPageToken = errors.New("page_token is not one this bank issued; pass next_page_token unchanged, or omit it for the first page")
 )
 
 // Direction says which way money moves on an account.
@@ -74,8 +90,9 @@ type Vote struct {
 	// Yes means the transaction is durably prepared and its debits held.
 	Yes bool
 	// Reason says why the vote is NO: one of ErrAccountNotFound,
-	// ErrCurrencyMismatch, ErrInsufficientFunds, ErrBalanceOverflow,
-	// ErrAlreadyAborted or ErrIdempotencyKeyReused. Nil for YES.
+	// ErrAccountClosed, ErrCurrencyMismatch, ErrInsufficientFunds,
+	// ErrBalanceOverflow, ErrAlreadyAborted or ErrIdempotencyKeyReused. Nil
+	// for YES.
 	Reason error
 	// AccountID is the account the refusal is about, when there is one.
 	AccountID string
@@ -103,6 +120,12 @@ type Account struct {
 	// Incoming is the sum of credits of prepared transactions, not yet
 	// decided; it is reserved so that committing them cannot overflow.
 	Incoming int64
+	// Closed accounts refuse every prepare leg and movement
+	// ([ErrAccountClosed]); their balance, held and incoming are zero.
+	Closed bool
+	// OpenTime is when the account was created; CloseTime when it was
+	// closed (zero while open).
+	OpenTime, CloseTime time.Time
 }
 
 // Available is what can be spent now: Balance - Held, never negative.
@@ -315,8 +338,8 @@ func (l *Ledger) Accounts(ctx context.Context) ([]Account, error) {
 	defer rows.Close()
 	var out []Account
 	for rows.Next() {
-		var a Account
-		if err := rows.Scan(&a.ID, &a.Owner, &a.Currency, &a.Balance, &a.Held, &a.Incoming); err != nil {
+		a, err := scanAccount(rows)
+		if err != nil {
 			return nil, err
 		}
 		out = append(out, a)
@@ -431,14 +454,17 @@ func (l *Ledger) Prepare(ctx context.Context, txID string, legs []Leg, expire ti
 	return vote, nil
 }
 
-// evaluate checks the legs against the accounts they name: existence and
-// currency first (in leg order), then funds and overflow with the amounts of
+// evaluate checks the legs against the accounts they name: existence, the
+// account being open and currency first (in leg order), then funds and overflow with the amounts of
 // legs on the same account summed.
 func evaluate(legs []Leg, accounts map[string]Account) Vote {
 	for _, lg := range legs {
 		a, ok := accounts[lg.AccountID]
 		if !ok {
 			return Vote{Reason: ErrAccountNotFound, AccountID: lg.AccountID}
+		}
+		if a.Closed {
+			return Vote{Reason: ErrAccountClosed, AccountID: lg.AccountID}
 		}
 		if a.Currency != lg.Currency {
 			return Vote{Reason: ErrCurrencyMismatch, AccountID: lg.AccountID}
@@ -591,7 +617,8 @@ func (l *Ledger) releaseLeg(ctx context.Context, tx *sql.Tx, lg Leg) error {
 // UpdateBalance credits or debits one account in a single phase, journaled
 // as kind "adjustment", idempotent by txID: a repeat with the same leg
 // returns the stored result; another leg, or an id used by a payment, fails
-// with ErrIdempotencyKeyReused. A debit never takes the available balance
+// with ErrIdempotencyKeyReused. A closed account refuses both directions
+// (ErrAccountClosed). A debit never takes the available balance
 // below zero (ErrInsufficientFunds); a credit never lets balance plus
 // reserved credits overflow (ErrBalanceOverflow). A refusal is recorded and
 // final: a repeat of the id gets the same refusal, so a caller told "refused"
@@ -665,6 +692,8 @@ func (l *Ledger) UpdateBalance(ctx context.Context, txID string, leg Leg) (Adjus
 			return refuse(fmt.Errorf("%w: %s", ErrAccountNotFound, leg.AccountID))
 		case err != nil:
 			return err
+		case a.Closed:
+			return refuse(fmt.Errorf("%w: %s", ErrAccountClosed, leg.AccountID))
 		case a.Currency != leg.Currency:
 			return refuse(fmt.Errorf("%w: account %s holds %s, not %s", ErrCurrencyMismatch, leg.AccountID, a.Currency, leg.Currency))
 		}
@@ -834,15 +863,30 @@ func fingerprint(legs []Leg) string {
 	return hex.EncodeToString(sum[:])
 }
 
-const accountCols = `account_id, owner, currency, balance, held, incoming`
+const accountCols = `account_id, owner, currency, balance, held, incoming, state, create_time, close_time`
+
+// scanAccount reads a row of accountCols.
+func scanAccount(row interface{ Scan(dest ...any) error }) (Account, error) {
+	var (
+		a      Account
+		state  string
+		opened int64
+		closed sql.NullInt64
+	)
+	if err := row.Scan(&a.ID, &a.Owner, &a.Currency, &a.Balance, &a.Held, &a.Incoming, &state, &opened, &closed); err != nil {
+		return Account{}, err
+	}
+	a.Closed, a.OpenTime = state == accountClosed, fromNanos(opened)
+	if closed.Valid {
+		a.CloseTime = fromNanos(closed.Int64)
+	}
+	return a, nil
+}
 
 // getAccount reads one account in tx, or outside any transaction if tx is
 // nil. Inside a transaction always pass it: the pool has one connection.
 func (l *Ledger) getAccount(ctx context.Context, tx *sql.Tx, id string) (Account, error) {
-	var a Account
-	err := l.stmts.QueryRow(ctx, tx, sqlGetAccount, id).
-		Scan(&a.ID, &a.Owner, &a.Currency, &a.Balance, &a.Held, &a.Incoming)
-	return a, err
+	return scanAccount(l.stmts.QueryRow(ctx, tx, sqlGetAccount, id))
 }
 
 // txnRecord is a row of prepared_transactions.

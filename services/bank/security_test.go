@@ -231,7 +231,27 @@ func TestBankSecurityMutualTLS(t *testing.T) {
 						Amount: 1, Currency: "usd",
 					})
 					_, errBalance := c.GetBalance(ctx, &bankv1.GetBalanceRequest{AccountId: "alice"})
-					for _, err := range []error{errUpdate, errBalance} {
+					// The account procedures (issue 12), each valid: an
+					// opening, a listing, and a close and an enrollment whose
+					// served answer is the ledger's own refusal.
+					_, errOpen := c.OpenAccount(ctx, &bankv1.OpenAccountRequest{
+						RequestId: uuid.NewString(), AccountId: "sec-" + uuid.NewString()[:8], Currency: "usd", Owner: "mallory",
+					})
+					_, errList := c.ListAccounts(ctx, &bankv1.ListAccountsRequest{})
+					_, errClose := c.CloseAccount(ctx, &bankv1.CloseAccountRequest{AccountId: "nobody"})
+					_, errEnroll := c.ConsumeEnrollmentCode(ctx, &bankv1.ConsumeEnrollmentCodeRequest{
+						AccountId: "alice", Code: "ABCD-EFGH-JKLM-NPQR", ClientId: "mallory",
+					})
+					for reason, err := range map[string]error{"ACCOUNT_NOT_FOUND": errClose, "ENROLLMENT_CODE_INVALID": errEnroll} {
+						if tt.want == served && rpcerr.Reason(err) != reason {
+							t.Errorf("served call answered %v, want the ledger's %s", err, reason)
+						}
+					}
+					calls := []error{errUpdate, errBalance, errOpen, errList}
+					if tt.want != served {
+						calls = append(calls, errClose, errEnroll)
+					}
+					for _, err := range calls {
 						switch {
 						case tt.want == served && err != nil:
 							t.Errorf("refused: %v", err)

@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"log/slog"
-	"math"
 	"strings"
 
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
@@ -12,7 +11,7 @@ import (
 )
 
 // adminAPI implements AdminService: deposits and withdrawals, the bank
-// list, clearing login lockouts.
+// list, clearing login lockouts, users and sessions (usersapi.go).
 type adminAPI struct {
 	coord    *Coordinator
 	registry *Registry
@@ -30,8 +29,8 @@ func (a *adminAPI) ClearLoginLockout(ctx context.Context, req *gatewayv1.ClearLo
 		return nil, toConnect(err)
 	}
 	return &gatewayv1.ClearLoginLockoutResponse{
-		ClientId: req.GetClientId(), ClearedSources: int32(min(res.ClearedSources, math.MaxInt32)), //nolint:gosec // clamped
-		LockedSources: int32(min(res.LockedSources, math.MaxInt32)), //nolint:gosec // clamped
+		ClientId: req.GetClientId(), ClearedSources: clamp32(res.ClearedSources),
+		LockedSources: clamp32(res.LockedSources),
 		AccountLocked: res.AccountLocked,
 	}, nil
 }

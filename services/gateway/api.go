@@ -79,5 +79,24 @@ func paymentProto(t *Txn) *gatewayv1.Payment {
 		CompleteTime:    ts(t.CompleteTime),
 		AcknowledgeTime: ts(t.AckTime),
 		PayerClientId:   t.ClientID,
+
+		RefundedTransactionId: t.RefundOf,
+		RefundReason:          t.RefundReason,
+		AmountRefunded:        t.Refunded(),
+		Refunds:               refundsProto(t.Refunds),
 	}
+}
+
+// refundsProto lists a payment's refunds as the payment shows them. It reads
+// what t.Refunds holds: the reads that show a payment fill it first
+// (Store.WithRefunds).
+func refundsProto(rs []Refund) []*gatewayv1.RefundSummary {
+	var out []*gatewayv1.RefundSummary
+	for _, r := range rs {
+		out = append(out, &gatewayv1.RefundSummary{
+			TransactionId: r.ID, Amount: r.Amount, Status: statusProto[r.Status],
+			Reason: r.Reason, CreateTime: ts(r.CreateTime),
+		})
+	}
+	return out
 }

@@ -98,6 +98,7 @@ var refusalTable = map[bankv1.RefusalReason]gatewayv1.FailureReason{
 	bankv1.RefusalReason_REFUSAL_REASON_CURRENCY_MISMATCH:  gatewayv1.FailureReason_FAILURE_REASON_CURRENCY_MISMATCH,
 	bankv1.RefusalReason_REFUSAL_REASON_BALANCE_OVERFLOW:   gatewayv1.FailureReason_FAILURE_REASON_BALANCE_OVERFLOW,
 	bankv1.RefusalReason_REFUSAL_REASON_ALREADY_ABORTED:    gatewayv1.FailureReason_FAILURE_REASON_DECLINED_BY_BANK,
+	bankv1.RefusalReason_REFUSAL_REASON_ACCOUNT_CLOSED:     gatewayv1.FailureReason_FAILURE_REASON_ACCOUNT_CLOSED,
 	// The bank holds this id for other legs: the records disagree.
 	bankv1.RefusalReason_REFUSAL_REASON_CONFLICT: gatewayv1.FailureReason_FAILURE_REASON_TRANSACTION_ID_CONFLICT,
 }

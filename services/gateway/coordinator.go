@@ -210,7 +210,8 @@ func NewCoordinator(st *Store, banks Banks, log *slog.Logger, timing Timing) *Co
 	}
 }
 
-// PaymentRequest is a validated MakePayment from an authenticated client.
+// PaymentRequest is a validated MakePayment from an authenticated client,
+// or a refund (RefundOf set; see Refund).
 type PaymentRequest struct {
 	TxID        string
 	ClientID    string
@@ -219,11 +220,47 @@ type PaymentRequest struct {
 	Amount      int64
 	Currency    string
 	Description string
+	// RefundOf is, for a refund, the transaction id of the payment it
+	// refunds; RefundReason is why.
+	RefundOf     string
+	RefundReason gatewayv1.RefundReason
 }
 
+// fingerprint of a payment is unchanged since before refunds existed, so
+// that the rows stored then still match their retries. A refund's has a
+// kind of its own, so that a refund id equal to a payment's id (or the
+// other way round) is a reused key whatever the parameters.
 func (r PaymentRequest) fingerprint() string {
+	if r.RefundOf != "" {
+		return fingerprint("refund", r.ClientID, r.RefundOf, r.Payer.Bank, r.Payer.ID, r.Payee.Bank, r.Payee.ID,
+			strconv.FormatInt(r.Amount, 10), r.Currency, r.Description, rpcerr.EnumReason(r.RefundReason))
+	}
 	return fingerprint("payment", r.ClientID, r.Payer.Bank, r.Payer.ID, r.Payee.Bank, r.Payee.ID,
 		strconv.FormatInt(r.Amount, 10), r.Currency, r.Description)
+}
+
+// RefundRequest is a validated RefundPayment from a client allowed to refund
+// the payment (its payee, or an admin).
+type RefundRequest struct {
+	RefundID    string
+	ClientID    string
+	Amount      int64
+	Reason      gatewayv1.RefundReason
+	Description string
+}
+
+// Refund sends amount of payment orig back from its payee to its payer: a
+// payment of its own, id req.RefundID, run by Pay like any other (the same
+// claim, phase one, decision and phase two, the same idempotency), with the
+// refundable-amount check in its claim (Store.Claim). A refund that fails
+// (the payee's account cannot fund it, a bank is down, ...) takes nothing of
+// the payment's refundable amount.
+func (c *Coordinator) Refund(ctx context.Context, orig *Txn, req RefundRequest) (*Txn, error) {
+	return c.Pay(ctx, PaymentRequest{
+		TxID: req.RefundID, ClientID: req.ClientID, Payer: orig.Payee, Payee: orig.Payer,
+		Amount: req.Amount, Currency: orig.Currency, Description: req.Description,
+		RefundOf: orig.ID, RefundReason: req.Reason,
+	})
 }
 
 // fingerprint hashes a request's parameters unambiguously (each field is
@@ -248,12 +285,24 @@ func (c *Coordinator) Pay(ctx context.Context, req PaymentRequest) (*Txn, error)
 	} else if !errors.Is(err, errNotFound) {
 		return nil, err
 	}
+	if req.RefundOf != "" {
+		// A refund the payment cannot take is refused before anything
+		// else (a bank being down included): that answer is final until
+		// another refund fails. Claim checks again, atomically. The
+		// refund itself is not counted: a retry that missed its row
+		// above may find it claimed now, and is a replay (the claim
+		// answers it from the row), not a second refund.
+		if err := c.store.checkRefund(ctx, nil, req.RefundOf, req.TxID, req.Amount); err != nil {
+			return nil, err
+		}
+	}
 	now := time.Now()
 	t := &Txn{
 		ID: req.TxID, Kind: KindPayment, ClientID: req.ClientID, Fingerprint: fp,
 		Payer: req.Payer, Payee: req.Payee, Amount: req.Amount, Currency: req.Currency,
 		Description: req.Description, Status: StatusProcessing, CreateTime: now,
 		PrepareDeadline: now.Add(c.timing.Decision),
+		RefundOf:        req.RefundOf, RefundReason: req.RefundReason,
 	}
 	if reason, bank, err := c.precheck(req); err != nil {
 		return nil, err
@@ -578,10 +627,15 @@ func (c *Coordinator) auditDecision(ctx context.Context, t *Txn) {
 	if c.audit == nil {
 		return
 	}
-	c.audit.Record(ctx, audit.EventPaymentDecided, slog.String("transaction_id", t.ID),
+	attrs := []slog.Attr{slog.String("transaction_id", t.ID),
 		slog.String("decision", string(t.Decision)), slog.String("reason", rpcerr.EnumReason(t.FailureReason)),
 		slog.String("client_id", t.ClientID), slog.String("payer", t.Payer.String()),
-		slog.String("payee", t.Payee.String()), slog.Int64("amount", t.Amount), slog.String("currency", t.Currency))
+		slog.String("payee", t.Payee.String()), slog.Int64("amount", t.Amount), slog.String("currency", t.Currency)}
+	if t.RefundOf != "" {
+		attrs = append(attrs, slog.String("refunded_transaction_id", t.RefundOf),
+			slog.String("refund_reason", rpcerr.EnumReason(t.RefundReason)))
+	}
+	c.audit.Record(ctx, audit.EventPaymentDecided, attrs...)
 }
 
 // drivePhase2 sends the standing decision to the participants in banks (nil:

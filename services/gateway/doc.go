@@ -38,6 +38,25 @@
 //     Presumed abort does not cover what it holds; an operator does.
 //   - The protocol runs on a context detached from the client's request: a
 //     client hanging up never leaves a payment half-done.
+//   - The refunds of a payment never add up to more than it: the
+//     refundable-amount check (Store.Claim) runs in the same store
+//     transaction as the insert of the refund's row, counting the refunds
+//     that are processing or succeeded, after every write before it.
+//
+// # Refunds
+//
+// A refund (RefundPayment) is a payment of its own, run by Coordinator.Pay
+// like any other: from the refunded payment's payee back to its payer, in its
+// currency, claimed, prepared, decided and delivered by the same code, with
+// the same idempotency (the refund id is its transaction id; its fingerprint
+// has a kind of its own, so a refund id equal to a payment's id is a reused
+// key). Its row has kind payment and refunded_transaction_id naming the
+// payment, so recovery, the re-driver, GetTransactionOutcome, the events and
+// the listings treat it as the payment it is. A refund that fails frees its
+// amount; one refused at the claim (REFUND_EXCEEDS_PAYMENT,
+// PAYMENT_NOT_REFUNDABLE) records nothing. A payment shows its refunds
+// (Txn.Refunds), read for the payments being shown in one query
+// (Store.WithRefunds); the coordinator never needs them.
 //
 // # Errors
 //

@@ -67,6 +67,22 @@ var (
 	ErrExcusedParticipant = sentinel(connect.CodeFailedPrecondition, "TRANSACTION_ID_CONFLICT",
 		"the gateway's transaction with this id is not the one this bank holds; keep it held until an operator reconciles the id")
 
+	// ErrPaymentNotRefundable: a refund names a payment that is not
+	// SUCCEEDED, or is itself a refund; wrapped with which. Nothing is
+	// recorded.
+	ErrPaymentNotRefundable = sentinel(connect.CodeFailedPrecondition, "PAYMENT_NOT_REFUNDABLE",
+		"only a succeeded payment that is not itself a refund can be refunded")
+	// ErrRefundExceedsPayment: the refund's amount plus the payment's
+	// refunds that are processing or succeeded would exceed the payment;
+	// wrapped with what is left. Nothing is recorded: the same refund id
+	// may be retried (once a refund still processing has failed, say).
+	ErrRefundExceedsPayment = sentinel(connect.CodeFailedPrecondition, "REFUND_EXCEEDS_PAYMENT",
+		"the amount is more than is left to refund of this payment (refunds still processing count); refund at most what is left")
+	// ErrTooManyRefunds: the payment has MaxRefundsPerPayment refunds
+	// already, of any status. Nothing is recorded.
+	ErrTooManyRefunds = sentinel(connect.CodeFailedPrecondition, "TOO_MANY_REFUNDS",
+		"this payment has as many refunds as one payment may have (100, failed ones included); nothing was recorded")
+
 	// ErrBalanceBankNotFound: a balance read names a bank that is not registered.
 	ErrBalanceBankNotFound = sentinel(connect.CodeNotFound, "BANK_NOT_FOUND", "no bank of that name is registered")
 	// ErrBalanceAccountNotFound: the bank says the account of a balance read does not exist.
@@ -85,6 +101,10 @@ var (
 		"this client has no account to pay from")
 	errNotPayee = sentinel(connect.CodePermissionDenied, "PERMISSION_DENIED",
 		"only the payee may acknowledge a payment")
+	// errNotRefunder: the caller sees the payment (its payer) but is
+	// neither its payee nor an admin.
+	errNotRefunder = sentinel(connect.CodePermissionDenied, "PERMISSION_DENIED",
+		"only the payee of a payment, or an admin, may refund it")
 	errNotSucceeded = sentinel(connect.CodeFailedPrecondition, "PAYMENT_NOT_SUCCEEDED",
 		"only a succeeded payment can be acknowledged")
 	errAccountRequired = sentinel(connect.CodeInvalidArgument, "ACCOUNT_REQUIRED",
@@ -102,6 +122,34 @@ var (
 	errWrongBankName = sentinel(connect.CodePermissionDenied, "PERMISSION_DENIED",
 		"a bank may only register under the name in its certificate")
 )
+
+// Users and registration (issue 12). The auth package's sentinels carry
+// their own client-visible messages (a weak password says why); mapped
+// declares their rows.
+var (
+	errEnrollmentCodeInvalid = sentinel(connect.CodeFailedPrecondition, "ENROLLMENT_CODE_INVALID",
+		"the enrollment code is not valid for this account (wrong, expired or already used); ask the account's bank for a new code")
+	errRegisterBankNotFound = sentinel(connect.CodeFailedPrecondition, "BANK_NOT_FOUND",
+		"no bank of that name is registered; check account.bank (remit admin banks lists them)")
+	errRegisterBankUnavailable = sentinel(connect.CodeUnavailable, "BANK_UNAVAILABLE",
+		"the account's bank did not answer, so no user was created; retry with the same code")
+	errCannotDisableSelf = sentinel(connect.CodeFailedPrecondition, "CANNOT_DISABLE_SELF",
+		"an admin cannot disable itself; ask another admin")
+
+	_ = mapped(auth.ErrWeakPassword, connect.CodeInvalidArgument, "WEAK_PASSWORD")
+	_ = mapped(auth.ErrClientIDTaken, connect.CodeAlreadyExists, "CLIENT_ID_TAKEN")
+	_ = mapped(auth.ErrAccountLinked, connect.CodeAlreadyExists, "ACCOUNT_ALREADY_LINKED")
+	_ = mapped(auth.ErrAccountRequired, connect.CodeInvalidArgument, "ACCOUNT_REQUIRED")
+	_ = mapped(auth.ErrInvalidUser, connect.CodeInvalidArgument, "INVALID_USER")
+	_ = mapped(auth.ErrUnknownUser, connect.CodeNotFound, "USER_NOT_FOUND")
+)
+
+// mapped declares the row of a sentinel another package owns, whose text
+// is the message sent.
+func mapped(err error, code connect.Code, reason string) error {
+	errTable = append(errTable, rpcerr.Mapping{Err: err, Code: code, Reason: reason})
+	return err
+}
 
 // toConnect is the one translation of a gateway error for a client: a
 // lockout (loginLocked), else errTable.
@@ -125,6 +173,22 @@ func loginLocked(l *auth.LockoutError) error {
 	return authz.ResourceExhausted(reasonLoginLocked,
 		"too many failed logins; wait "+strconv.FormatInt(secs, 10)+"s before trying again", l.RetryAfter)
 }
+
+// Sentinel errors of the account RPCs (accountsapi.go). Their reasons are
+// the bank's, passed on under the same names; a read of a missing account,
+// a bad page token and an unanswered bank reuse the rows above.
+var (
+	// errAccountBankNotFound: OpenAccount, CloseAccount or ListAccounts
+	// names a bank that is not registered.
+	errAccountBankNotFound = sentinel(connect.CodeFailedPrecondition, "BANK_NOT_FOUND",
+		"no bank of that name is registered; check the bank name (remit admin banks lists them)")
+	errAccountExists = sentinel(connect.CodeAlreadyExists, "ACCOUNT_EXISTS",
+		"an account with this id already exists at that bank (open or closed); choose another account id")
+	errOpenKeyReused = sentinel(connect.CodeInvalidArgument, "IDEMPOTENCY_KEY_REUSED",
+		"this request id was already used to open a different account; generate a new request id")
+	errAccountNotEmpty = sentinel(connect.CodeFailedPrecondition, "ACCOUNT_NOT_EMPTY",
+		"the account still has a balance, or funds held or incoming for payments in flight; withdraw everything, wait for payments to finish and close it again")
+)
 
 // failure is what a client gets for a transaction that ended FAILED.
 type failure struct {
@@ -160,11 +224,24 @@ var failures = map[gatewayv1.FailureReason]failure{
 		"the payment could not be decided in time, so nothing moved; pay again with a new transaction id", ""},
 	gatewayv1.FailureReason_FAILURE_REASON_DECLINED_BY_BANK: {connect.CodeFailedPrecondition,
 		"a bank declined for a reason of its own and nothing moved; the bank's logs say why", ""},
+	gatewayv1.FailureReason_FAILURE_REASON_ACCOUNT_CLOSED: {connect.CodeFailedPrecondition,
+		"an account is closed at its bank; nothing moved; pay another account with a new transaction id",
+		"the account is closed at its bank; nothing moved"},
 	// Not a decline: the id may have moved money under a record the gateway
 	// no longer has, so paying again with a new id could pay twice.
 	gatewayv1.FailureReason_FAILURE_REASON_TRANSACTION_ID_CONFLICT: {connect.CodeFailedPrecondition,
 		"a bank already knows this transaction id for a different transaction, so nothing was applied for this request; do not pay again with a new transaction id until an operator has reconciled this id with the bank",
 		"the bank already knows this transaction id for a different transaction, so nothing was applied for this request; do not retry the deposit or withdrawal with a new transaction id until an operator has reconciled this id with the bank"},
+}
+
+// refundFailures replaces the message of failures for a refund where the
+// payment's says something wrong about it: the account that pays a refund
+// is the refunded payment's payee.
+var refundFailures = map[gatewayv1.FailureReason]string{
+	gatewayv1.FailureReason_FAILURE_REASON_INSUFFICIENT_FUNDS: "the available balance of the account paying the refund (the payment's payee) is too low; fund it, or refund less, with a new refund id",
+	// A refund has no other account to go to: it moves money only between
+	// the payment's two accounts.
+	gatewayv1.FailureReason_FAILURE_REASON_ACCOUNT_CLOSED: "one of the payment's accounts (the metadata names it) is closed at its bank; nothing moved, and no refund of this payment can move money while it stays closed",
 }
 
 // failedReason is the FailureReason a FAILED transaction stored with reason
@@ -195,6 +272,9 @@ func declined(t *Txn) error {
 	msg := f.msg
 	if t.Kind == KindAdjustment && f.adjust != "" {
 		msg = f.adjust
+	}
+	if m, ok := refundFailures[reason]; ok && t.RefundOf != "" {
+		msg = m
 	}
 	meta := map[string]string{metaTransactionID: t.ID}
 	if t.FailureBank != "" {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,5 +160,23 @@ func TestLoginLockedRow(t *testing.T) {
 		if h := cerr.Meta().Get("Retry-After"); h != "59" {
 			t.Errorf("Retry-After = %q, want 59", h)
 		}
+	}
+}
+
+// A refund goes only between its payment's two accounts: a refund declined
+// because one of them is closed must not tell its caller to pay another
+// account, which a refund cannot do.
+func TestRefundAccountClosedMessage(t *testing.T) {
+	err := declined(&Txn{ID: "r", Kind: KindPayment, RefundOf: "p", FailureReason: gatewayv1.FailureReason_FAILURE_REASON_ACCOUNT_CLOSED,
+		FailureBank: "bank-b", FailureAccount: "erin"})
+	if rpcerr.Reason(err) != "ACCOUNT_CLOSED" {
+		t.Fatalf("declined: %v, want ACCOUNT_CLOSED", err)
+	}
+	var ce *connect.Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("declined: %T, want a *connect.Error", err)
+	}
+	if msg := ce.Message(); strings.Contains(msg, "pay another account") || !strings.Contains(msg, "refund") {
+		t.Errorf("a refund declined ACCOUNT_CLOSED says %q; want a message about the refund, not paying another account", msg)
 	}
 }

@@ -89,7 +89,52 @@ func (a *paymentAPI) MakePayment(ctx context.Context, req *gatewayv1.MakePayment
 	if t.Status == StatusFailed {
 		return nil, declined(t)
 	}
+	// A replay shows the refunds the payment has had since.
+	if err := a.store.WithRefunds(ctx, t); err != nil {
+		return nil, toConnect(err)
+	}
 	return &gatewayv1.MakePaymentResponse{Payment: paymentProto(t)}, nil
+}
+
+// RefundPayment sends amount of a SUCCEEDED payment back from its payee to
+// its payer (Coordinator.Refund). Only the payment's payee or an admin may:
+// a caller who may not see the payment gets not_found, as from GetPayment;
+// its payer, who sees it, gets permission_denied. The answer carries the
+// refund and the payment as it stands after it.
+func (a *paymentAPI) RefundPayment(ctx context.Context, req *gatewayv1.RefundPaymentRequest) (*gatewayv1.RefundPaymentResponse, error) {
+	refundID := strings.ToLower(req.GetRefundId())
+	logging.AddFields(ctx, slog.String("transaction_id", refundID),
+		slog.String("refunded_transaction_id", req.GetTransactionId()), slog.Int64("amount", req.GetAmount()))
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	orig, err := a.getVisible(ctx, p, req.GetTransactionId())
+	if err != nil {
+		return nil, err
+	}
+	if !p.HasRole(authz.RoleAdmin) {
+		if own, ok := ownAccount(p); !ok || orig.Payee != own {
+			return nil, toConnect(errNotRefunder)
+		}
+	}
+	t, err := a.coord.Refund(ctx, orig, RefundRequest{
+		RefundID: refundID, ClientID: p.ClientID, Amount: req.GetAmount(),
+		Reason: req.GetReason(), Description: req.GetDescription(),
+	})
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	if t.Status == StatusFailed {
+		return nil, declined(t)
+	}
+	if orig, err = a.store.Get(ctx, orig.ID); err != nil {
+		return nil, toConnect(err)
+	}
+	if err := a.store.WithRefunds(ctx, orig); err != nil {
+		return nil, toConnect(err)
+	}
+	return &gatewayv1.RefundPaymentResponse{Refund: paymentProto(t), Payment: paymentProto(orig)}, nil
 }
 
 // visiblePayment names the call's transaction in its log line and reads it
@@ -103,6 +148,14 @@ func (a *paymentAPI) visiblePayment(ctx context.Context, id string) (*authz.Prin
 	}
 	t, err := a.getVisible(ctx, p, id)
 	return p, t, err
+}
+
+// shown reads the refunds of a payment about to be shown to a client.
+func (a *paymentAPI) shown(ctx context.Context, t *Txn) (*gatewayv1.Payment, error) {
+	if err := a.store.WithRefunds(ctx, t); err != nil {
+		return nil, toConnect(err)
+	}
+	return paymentProto(t), nil
 }
 
 func (a *paymentAPI) getVisible(ctx context.Context, p *authz.Principal, id string) (*Txn, error) {
@@ -121,7 +174,11 @@ func (a *paymentAPI) GetPayment(ctx context.Context, req *gatewayv1.GetPaymentRe
 	if err != nil {
 		return nil, err
 	}
-	return &gatewayv1.GetPaymentResponse{Payment: paymentProto(t)}, nil
+	shown, err := a.shown(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	return &gatewayv1.GetPaymentResponse{Payment: shown}, nil
 }
 
 const (
@@ -173,6 +230,10 @@ func (a *paymentAPI) ListPayments(ctx context.Context, req *gatewayv1.ListPaymen
 		rows = rows[:size]
 		res.NextPageToken = encodePageToken(rows[size-1].Seq)
 	}
+	// One query for the refunds of the whole page.
+	if err := a.store.WithRefunds(ctx, rows...); err != nil {
+		return nil, toConnect(err)
+	}
 	for _, t := range rows {
 		res.Payments = append(res.Payments, paymentProto(t))
 	}
@@ -213,7 +274,11 @@ func (a *paymentAPI) AcknowledgePayment(ctx context.Context, req *gatewayv1.Ackn
 	if err != nil {
 		return nil, toConnect(err)
 	}
-	return &gatewayv1.AcknowledgePaymentResponse{Payment: paymentProto(t)}, nil
+	shown, err := a.shown(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	return &gatewayv1.AcknowledgePaymentResponse{Payment: shown}, nil
 }
 
 var eventTypes = map[string]gatewayv1.PaymentEventType{
@@ -262,12 +327,18 @@ func (a *paymentAPI) WatchPayments(ctx context.Context, req *gatewayv1.WatchPaym
 			if err != nil {
 				return toConnect(err)
 			}
-			for _, e := range events {
-				t, err := a.store.Get(ctx, e.TxID)
-				if err != nil {
+			txns := make([]*Txn, len(events))
+			for i, e := range events {
+				if txns[i], err = a.store.Get(ctx, e.TxID); err != nil {
 					return toConnect(err)
 				}
-				if err := send(e, t); err != nil {
+			}
+			// One query for the refunds of the batch's payments.
+			if err := a.store.WithRefunds(ctx, txns...); err != nil {
+				return toConnect(err)
+			}
+			for i, e := range events {
+				if err := send(e, txns[i]); err != nil {
 					return err
 				}
 			}

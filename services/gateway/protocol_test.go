@@ -94,6 +94,14 @@ func TestEveryRPCOverEveryProtocol(t *testing.T) {
 			if err != nil || ack.GetPayment().GetAcknowledgeTime() == nil {
 				t.Fatalf("AcknowledgePayment = %v, %v", ack, err)
 			}
+			rid := uuid.NewString()
+			ref, err := bob.Payments.RefundPayment(ctx, &gatewayv1.RefundPaymentRequest{
+				RefundId: rid, TransactionId: id, Amount: 200, Reason: gatewayv1.RefundReason_REFUND_REASON_DUPLICATE,
+			})
+			if err != nil || ref.GetRefund().GetRefundedTransactionId() != id || ref.GetRefund().GetPayee().GetAccountId() != "alice" ||
+				ref.GetPayment().GetAmountRefunded() != 200 || len(ref.GetPayment().GetRefunds()) != 1 {
+				t.Fatalf("RefundPayment = %v, %v", ref, err)
+			}
 
 			dep, err := admin.Admin.UpdateBalance(ctx, &gatewayv1.UpdateBalanceRequest{
 				TransactionId: uuid.NewString(), Account: gatewaytest.Ref("carol"),
@@ -112,6 +120,10 @@ func TestEveryRPCOverEveryProtocol(t *testing.T) {
 			out, err := coord.GetTransactionOutcome(ctx, &gatewayv1.GetTransactionOutcomeRequest{TransactionId: id})
 			if err != nil || out.GetOutcome() != gatewayv1.TransactionOutcome_TRANSACTION_OUTCOME_COMMITTED {
 				t.Fatalf("GetTransactionOutcome = %v, %v", out, err)
+			}
+			out, err = coord.GetTransactionOutcome(ctx, &gatewayv1.GetTransactionOutcomeRequest{TransactionId: rid})
+			if err != nil || out.GetOutcome() != gatewayv1.TransactionOutcome_TRANSACTION_OUTCOME_COMMITTED {
+				t.Fatalf("GetTransactionOutcome of the refund = %v, %v", out, err)
 			}
 			url := net.Banks["bank-a"].URL()
 			reg, err := coord.RegisterBank(ctx, &gatewayv1.RegisterBankRequest{Name: "bank-a", Url: url})

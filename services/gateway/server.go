@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -49,8 +50,28 @@ type Config struct {
 	BankTLS *tls.Config
 	// DataDir holds gateway.db (the coordinator log) and sessions.db.
 	DataDir string
-	// UsersFile is the JSON credentials file (password hashes only).
+	// UsersFile is the JSON credentials file (password hashes only): the
+	// preload of the users, which live in DataDir/sessions.db. It is
+	// imported at start (a file that fails to parse stops the start) and
+	// again whenever its content changes or Reload delivers, without a
+	// restart (auth.Authenticator.Import says what an import changes).
+	// Empty: no preload.
 	UsersFile string
+	// UsersPoll is how often the users file's content is read to see
+	// whether it changed (default auth.DefaultUsersPoll, negative: only
+	// on Reload).
+	UsersPoll time.Duration
+	// Reload, when set, imports the users file at once on every value
+	// received: cmd/remit delivers SIGHUP here.
+	Reload <-chan os.Signal
+	// RegisterRate and RegisterBurst limit AuthService.Register per source
+	// address (authz.SourceOf), loopback included: RegisterRate sign-ups
+	// per second sustained, RegisterBurst at once. Zero means
+	// DefaultRegisterRate and DefaultRegisterBurst; rate.Inf disables the
+	// limit. Failed enrollment codes also count in the login throttle of
+	// the source.
+	RegisterRate  rate.Limit
+	RegisterBurst int
 	// AuditLog is the append-only JSON-lines audit file; default DataDir/audit.jsonl.
 	AuditLog string
 	// Logger receives one line per RPC and the coordinator's events. It is
@@ -130,9 +151,11 @@ func Run(ctx context.Context, cfg Config) error {
 			log.Error("close store", "err", err)
 		}
 	}()
-	users, err := auth.LoadUsers(cfg.UsersFile)
-	if err != nil {
-		return err
+	var users *auth.Users
+	if cfg.UsersFile != "" {
+		if users, err = auth.LoadUsers(cfg.UsersFile); err != nil {
+			return err
+		}
 	}
 	sessions, err := auth.OpenSessions(ctx, filepath.Join(cfg.DataDir, "sessions.db"), auth.SessionConfig{TTL: cfg.TokenTTL})
 	if err != nil {
@@ -173,7 +196,18 @@ func Run(ctx context.Context, cfg Config) error {
 	payments := &paymentAPI{store: st, coord: coord, stopping: ctx.Done(), maxStreams: cfg.MaxWatchStreams}
 	admin := &adminAPI{coord: coord, registry: registry, authn: authn}
 	coordinator := &coordinatorAPI{coord: coord, registry: registry, instance: uuid.NewString()}
-	ah := &authAPI{authn: authn}
+	registerRate, registerBurst := cfg.RegisterRate, cfg.RegisterBurst
+	if registerRate == 0 {
+		registerRate = DefaultRegisterRate
+	}
+	if registerBurst <= 0 {
+		registerBurst = DefaultRegisterBurst
+	}
+	ah := &authAPI{authn: authn, banks: registry.AccountBank, register: authz.NewKeyedLimiter(registerRate, registerBurst),
+		bankCall: cfg.Timing.BalanceCall, log: log}
+	if ah.bankCall <= 0 {
+		ah.bankCall = DefaultTiming.BalanceCall
+	}
 	interceptor := authz.NewInterceptor(authz.Config{
 		Verifier:      authn,
 		Audit:         auditLog,
@@ -212,6 +246,15 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}()
 	go registry.Run(ctx)
+	if cfg.UsersFile != "" {
+		var usersWatch sync.WaitGroup
+		usersWatch.Go(func() { authn.WatchUsersFile(ctx, cfg.UsersFile, cfg.UsersPoll, cfg.Reload) })
+		// Before the sessions close (deferred above).
+		defer func() {
+			cancel()
+			usersWatch.Wait()
+		}()
+	}
 	var adminListener sync.WaitGroup
 	defer func() {
 		cancel()

@@ -6,6 +6,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,6 +87,34 @@ type Txn struct {
 	// this one's decision, nor told its outcome. Sorted; a subset of
 	// Participants.
 	Excused []string
+	// RefundOf is, for a refund, the transaction id of the payment it
+	// refunds ("" for every other transaction); RefundReason is why.
+	RefundOf     string
+	RefundReason gatewayv1.RefundReason
+	// Refunds are, for a payment that is not a refund, its refunds of
+	// every status, oldest first. Only the reads that show a payment to a
+	// client fill it (Store.WithRefunds); the coordinator never needs it.
+	Refunds []Refund
+}
+
+// Refund is one refund of a payment, as the payment lists it.
+type Refund struct {
+	ID         string
+	Amount     int64
+	Status     Status
+	Reason     gatewayv1.RefundReason
+	CreateTime time.Time
+}
+
+// Refunded is the sum of t's SUCCEEDED refunds (of those Refunds holds).
+func (t *Txn) Refunded() int64 {
+	var sum int64
+	for _, r := range t.Refunds {
+		if r.Status == StatusSucceeded {
+			sum += r.Amount
+		}
+	}
+	return sum
 }
 
 // Values of participants.acked.
@@ -124,6 +153,14 @@ func parseStoredReason(s string) gatewayv1.FailureReason {
 		return r
 	}
 	return gatewayv1.FailureReason_FAILURE_REASON_DECLINED_BY_BANK
+}
+
+// parseRefundReason reads refund_reason, stored as storedReason stores a
+// FailureReason (the short name, "" for UNSPECIFIED); an unknown string reads
+// as UNSPECIFIED, "no reason given".
+func parseRefundReason(s string) gatewayv1.RefundReason {
+	r, _ := rpcerr.ParseEnumReason[gatewayv1.RefundReason](s)
+	return r
 }
 
 // Event is one entry of the per-account event log.
@@ -202,6 +239,7 @@ const (
 	sqlInsertEvent
 	sqlAcknowledge
 	sqlFinishAdjustment
+	sqlRefundable
 	numStatements
 )
 
@@ -209,8 +247,8 @@ var statementSQL = [numStatements]string{
 	sqlClaim: `INSERT INTO transactions (transaction_id, kind, client_id, fingerprint,
 		payer_bank, payer_account, payee_bank, payee_account, direction, amount, currency, description,
 		status, failure_reason, failure_bank, failure_account, decision, decide_time, prepare_deadline,
-		create_time, complete_time)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		create_time, complete_time, refunded_transaction_id, refund_reason)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (transaction_id) DO NOTHING`,
 	sqlInsertParticipant: `INSERT INTO participants (transaction_id, bank) VALUES (?, ?)`,
 	sqlGetTxn:            `SELECT ` + txnColumns + ` FROM transactions WHERE transaction_id = ?`,
@@ -229,6 +267,18 @@ var statementSQL = [numStatements]string{
 	sqlFinishAdjustment: `UPDATE transactions SET status = ?, failure_reason = ?, failure_bank = ?,
 		failure_account = ?, result_balance = ?, complete_time = ?
 		WHERE transaction_id = ? AND kind = 'adjustment' AND status = 'processing'`,
+	// What the refundable-amount check reads of the payment refunded: its
+	// kind, status, own refunded_transaction_id and amount, and the sum of
+	// its refunds that are processing or succeeded, but for the refund
+	// being claimed (the second argument).
+	sqlRefundable: `SELECT o.kind, o.status, o.refunded_transaction_id, o.amount,
+		(SELECT COALESCE(SUM(r.amount), 0) FROM transactions r
+			WHERE r.refunded_transaction_id != '' AND r.refunded_transaction_id = o.transaction_id
+			AND r.status IN ('processing', 'succeeded') AND r.transaction_id != ?),
+		(SELECT COUNT(*) FROM transactions r
+			WHERE r.refunded_transaction_id != '' AND r.refunded_transaction_id = o.transaction_id
+			AND r.transaction_id != ?)
+		FROM transactions o WHERE o.transaction_id = ?`,
 }
 
 // EventsChanged returns a channel that is closed the next time an event is
@@ -272,22 +322,25 @@ func fromNanos(n sql.NullInt64) time.Time {
 
 const txnColumns = `rowid, transaction_id, kind, client_id, fingerprint, payer_bank, payer_account,
 	payee_bank, payee_account, direction, amount, currency, description, status, failure_reason,
-	failure_bank, failure_account, decision, prepare_deadline, create_time, complete_time, acknowledge_time, result_balance`
+	failure_bank, failure_account, decision, prepare_deadline, create_time, complete_time, acknowledge_time, result_balance,
+	refunded_transaction_id, refund_reason`
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanTxn(r scanner) (*Txn, error) {
 	var t Txn
 	var decision sql.NullString
-	var reason string
+	var reason, refundReason string
 	var deadline, create, complete, ack, bal sql.NullInt64
 	err := r.Scan(&t.Seq, &t.ID, &t.Kind, &t.ClientID, &t.Fingerprint, &t.Payer.Bank, &t.Payer.ID,
 		&t.Payee.Bank, &t.Payee.ID, &t.Direction, &t.Amount, &t.Currency, &t.Description, &t.Status,
-		&reason, &t.FailureBank, &t.FailureAccount, &decision, &deadline, &create, &complete, &ack, &bal)
+		&reason, &t.FailureBank, &t.FailureAccount, &decision, &deadline, &create, &complete, &ack, &bal,
+		&t.RefundOf, &refundReason)
 	if err != nil {
 		return nil, err
 	}
 	t.FailureReason = parseStoredReason(reason)
+	t.RefundReason = parseRefundReason(refundReason)
 	t.Decision = Decision(decision.String)
 	t.PrepareDeadline = fromNanos(deadline)
 	t.CreateTime = fromNanos(create)
@@ -341,13 +394,21 @@ func (s *Store) Get(ctx context.Context, id string) (*Txn, error) {
 // returns the stored row and false, and writes nothing: the caller compares
 // fingerprints. A claim with Status failed is a final decline recorded
 // together with its events in the same transaction.
+//
+// A refund (t.RefundOf set) is inserted only if the payment it refunds can
+// take it (CheckRefund), checked in the same transaction as the insert, after
+// every write before it: two refunds of one payment claimed at once are
+// checked one after the other, each counting the other, so together they
+// never exceed the payment. If the check fails Claim returns its error
+// (ErrPaymentNotRefundable, ErrRefundExceedsPayment) and nothing is written.
 func (s *Store) Claim(ctx context.Context, t *Txn) (*Txn, bool, error) {
 	var existing *Txn
 	err := s.group.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := s.stmts.Exec(ctx, tx, sqlClaim,
 			t.ID, t.Kind, t.ClientID, t.Fingerprint, t.Payer.Bank, t.Payer.ID, t.Payee.Bank, t.Payee.ID,
 			t.Direction, t.Amount, t.Currency, t.Description, t.Status, storedReason(t.FailureReason), t.FailureBank, t.FailureAccount,
-			nullString(string(t.Decision)), decideTime(t), nanos(t.PrepareDeadline), nanos(t.CreateTime), nanos(t.CompleteTime))
+			nullString(string(t.Decision)), decideTime(t), nanos(t.PrepareDeadline), nanos(t.CreateTime), nanos(t.CompleteTime),
+			t.RefundOf, rpcerr.EnumReason(t.RefundReason))
 		if err != nil {
 			return fmt.Errorf("claim transaction: %w", err)
 		}
@@ -358,6 +419,14 @@ func (s *Store) Claim(ctx context.Context, t *Txn) (*Txn, bool, error) {
 		if n == 0 {
 			existing, err = s.getTxn(ctx, tx, t.ID)
 			return err
+		}
+		if t.RefundOf != "" {
+			// After the insert, so that an id already in the log is
+			// answered as a replay whatever the payment's state now; a
+			// refusal undoes the insert (the write's savepoint).
+			if err := s.checkRefund(ctx, tx, t.RefundOf, t.ID, t.Amount); err != nil {
+				return err
+			}
 		}
 		for _, b := range t.Participants {
 			if _, err := s.stmts.Exec(ctx, tx, sqlInsertParticipant, t.ID, b); err != nil {
@@ -379,6 +448,104 @@ func (s *Store) Claim(ctx context.Context, t *Txn) (*Txn, bool, error) {
 		s.notify()
 	}
 	return t, true, nil
+}
+
+// CheckRefund reports whether payment id can take a refund of amount now:
+// ErrPaymentNotRefundable unless it is a SUCCEEDED payment that is not
+// itself a refund, ErrRefundExceedsPayment if its refunds that are
+// processing or succeeded plus amount would exceed it. It is a read outside
+// any transaction, so that a refund that cannot be taken is refused before
+// anything else; what decides is the same check inside Claim.
+func (s *Store) CheckRefund(ctx context.Context, id string, amount int64) error {
+	return s.checkRefund(ctx, nil, id, "", amount)
+}
+
+// checkRefund is CheckRefund in tx (nil: outside any transaction), not
+// counting the refund self (already inserted when Claim checks).
+func (s *Store) checkRefund(ctx context.Context, tx *sql.Tx, id, self string, amount int64) error {
+	var (
+		kind            Kind
+		status          Status
+		refundOf        string
+		paid, refunding int64
+		refunds         int
+	)
+	err := s.stmts.QueryRow(ctx, tx, sqlRefundable, self, self, id).Scan(&kind, &status, &refundOf, &paid, &refunding, &refunds)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%w: %s", ErrNotFound, id)
+	case err != nil:
+		return fmt.Errorf("read refunded payment: %w", err)
+	case kind != KindPayment || refundOf != "":
+		return fmt.Errorf("%w: it is a refund itself", ErrPaymentNotRefundable)
+	case status != StatusSucceeded:
+		return fmt.Errorf("%w: it is %s", ErrPaymentNotRefundable, status)
+	case refunding+amount > paid:
+		return fmt.Errorf("%w: %d of its %d is left to refund", ErrRefundExceedsPayment, paid-refunding, paid)
+	case refunds >= MaxRefundsPerPayment:
+		return fmt.Errorf("%w: it has %d", ErrTooManyRefunds, refunds)
+	}
+	return nil
+}
+
+// MaxRefundsPerPayment bounds the refunds of one payment, of every status:
+// a payment carries all of them in its refunds field, so without a bound a
+// payee could grow the payer's payment (with declined refunds, which cost
+// nothing) past what clients accept in one message.
+const MaxRefundsPerPayment = 100
+
+// sqlRefundsOf lists refunds of the payments whose ids follow, as
+// placeholders, and a closing parenthesis.
+const sqlRefundsOf = `SELECT transaction_id, refunded_transaction_id, amount, status, refund_reason, create_time
+	FROM transactions WHERE refunded_transaction_id != '' AND refunded_transaction_id IN (`
+
+// WithRefunds fills the Refunds of every payment in txns that is not a
+// refund (replacing what they held), with one query for all of them.
+func (s *Store) WithRefunds(ctx context.Context, txns ...*Txn) error {
+	var (
+		args []any
+		of   = map[string][]*Txn{}
+	)
+	for _, t := range txns {
+		if t == nil || t.Kind != KindPayment || t.RefundOf != "" {
+			continue
+		}
+		t.Refunds = nil
+		if _, dup := of[t.ID]; !dup {
+			args = append(args, t.ID)
+		}
+		if !slices.Contains(of[t.ID], t) {
+			of[t.ID] = append(of[t.ID], t)
+		}
+	}
+	if len(args) == 0 {
+		return nil
+	}
+	s.reads.Add(1)
+	marks := strings.TrimSuffix(strings.Repeat("?, ", len(args)), ", ")
+	// Only placeholders are joined in; every value is a bound parameter.
+	// The first term is the partial index's, so that SQLite uses it.
+	rows, err := s.rdb.QueryContext(ctx, sqlRefundsOf+marks+`) ORDER BY rowid`, args...)
+	if err != nil {
+		return fmt.Errorf("read refunds: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			r        Refund
+			original string
+			reason   string
+			create   sql.NullInt64
+		)
+		if err := rows.Scan(&r.ID, &original, &r.Amount, &r.Status, &reason, &create); err != nil {
+			return fmt.Errorf("read refunds: %w", err)
+		}
+		r.Reason, r.CreateTime = parseRefundReason(reason), fromNanos(create)
+		for _, t := range of[original] {
+			t.Refunds = append(t.Refunds, r)
+		}
+	}
+	return rows.Err()
 }
 
 func nullString(s string) any {

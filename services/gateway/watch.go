@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -220,6 +222,10 @@ func (h *watchHub) deliver(ctx context.Context) (int, error) {
 			return 0, err
 		}
 		txns[e.TxID] = t
+	}
+	// One query for the refunds of every payment read.
+	if err := h.store.WithRefunds(ctx, slices.Collect(maps.Values(txns))...); err != nil {
+		return 0, err
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()

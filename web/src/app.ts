@@ -8,8 +8,8 @@ import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { AuthService } from "./gen/remit/gateway/v1/auth_pb";
 import { PaymentEventType, PaymentService, type WatchPaymentsResponse } from "./gen/remit/gateway/v1/payment_pb";
 import { AdminService, BankStatus, Direction } from "./gen/remit/gateway/v1/admin_pb";
-import { FailureReason, PaymentStatus, Role, type AccountRef, type Payment } from "./gen/remit/gateway/v1/types_pb";
-import { formatMoney, parseAmount } from "./money";
+import { FailureReason, PaymentStatus, RefundReason, Role, type AccountRef, type Payment } from "./gen/remit/gateway/v1/types_pb";
+import { formatMoney, parseAmount, plainAmount } from "./money";
 import * as outbox from "./outbox";
 import { paymentProblem } from "./rules";
 
@@ -157,6 +157,18 @@ const nextSteps: Record<string, string> = {
   TRANSACTION_ID_CONFLICT: "A bank holds another payment under this id. An operator will reconcile it; do not resend.",
   IDEMPOTENCY_KEY_REUSED: "This transaction id was used for another request. Nothing moved. Send the payment again.",
   PERMISSION_DENIED: "You may not do that with this login.",
+  ACCOUNT_CLOSED: "The account is closed at its bank. Nothing moved. Ask the payee for another account.",
+  REFUND_EXCEEDS_PAYMENT: "That is more than what is left to refund of this payment. Nothing moved.",
+  PAYMENT_NOT_REFUNDABLE: "Only a payment that succeeded can be refunded, and a refund cannot be refunded. Nothing moved.",
+  NOT_FOUND: "No such payment among yours. Check the transaction id.",
+  WEAK_PASSWORD: "Choose a longer or less common password: at least 12 characters, not a well-known password.",
+  ENROLLMENT_CODE_INVALID: "The enrollment code is not valid for that account: it may be mistyped, expired or used. Ask your bank for a new one.",
+  CLIENT_ID_TAKEN: "That client id is taken. Choose another.",
+  ACCOUNT_ALREADY_LINKED: "That account already belongs to a customer. Contact your bank.",
+  INVALID_CREDENTIALS: "The current password is wrong.",
+  ACCOUNT_EXISTS: "An account with that id exists at the bank already.",
+  ACCOUNT_NOT_EMPTY: "The account still holds money (or payments in flight). Withdraw it first.",
+  LOGIN_LOCKED: "Too many failed attempts from here. Wait a while and try again.",
 };
 
 function explain(err: ConnectError): string {
@@ -196,11 +208,11 @@ function isStaff(): boolean {
 function enter(): void {
   if (!session) return;
   const customer = session.bank !== "";
-  show(["login"], false);
-  show(["logout", "who"], true);
+  show(["login", "register"], false);
+  show(["logout", "who", "password"], true);
   show(["wallet", "send", "feed", "history"], customer);
   show(["staff"], isStaff());
-  show(["adjust"], session.roles.includes(Role.ADMIN));
+  show(["adjust", "manage"], session.roles.includes(Role.ADMIN));
   $("who").textContent = customer ? `${session.clientId} · ${session.bank}/${session.accountId}` : session.clientId;
   $("account").textContent = customer ? `Account ${session.bank}/${session.accountId}` : "";
   if (customer) {
@@ -220,8 +232,8 @@ function logout(message = ""): void {
   watchAbort?.abort();
   for (const id of ["queue", "incoming", "payments", "banks"]) $(id).replaceChildren();
   incoming.clear();
-  show(["wallet", "send", "feed", "history", "staff", "adjust", "logout", "who", "older"], false);
-  show(["login"], true);
+  show(["wallet", "send", "feed", "history", "staff", "adjust", "manage", "password", "logout", "who", "older"], false);
+  show(["login", "register"], true);
   say("login-msg", message, message ? "bad" : "");
   if (s && !message) void authClient.logout({}, { headers: { Authorization: "Bearer " + s.token } }).catch(() => {});
 }
@@ -231,9 +243,15 @@ async function login(e: SubmitEvent): Promise<void> {
   const clientId = $<HTMLInputElement>("login-id").value.trim();
   const pw = $<HTMLInputElement>("login-pw");
   say("login-msg", "Logging in…");
+  const password = pw.value;
+  pw.value = "";
+  await logIn(clientId, password, "login-msg");
+}
+
+// logIn logs clientId in and enters the wallet; a failure is said in msg.
+async function logIn(clientId: string, password: string, msg: string): Promise<void> {
   try {
-    const res = await authClient.login({ clientId, password: pw.value });
-    pw.value = "";
+    const res = await authClient.login({ clientId, password });
     session = {
       token: res.accessToken,
       clientId: res.client?.clientId ?? clientId,
@@ -243,11 +261,51 @@ async function login(e: SubmitEvent): Promise<void> {
       currency: "",
     };
     saveSession();
-    say("login-msg", "");
+    say(msg, "");
     enter();
   } catch (err) {
     const ce = ConnectError.from(err);
-    say("login-msg", ce.code === Code.Unauthenticated ? "Wrong client id or password." : ce.rawMessage, "bad");
+    say(msg, ce.code === Code.Unauthenticated ? "Wrong client id or password." : ce.rawMessage, "bad");
+  }
+}
+
+// register signs a new customer up with the bank's enrollment code, then
+// logs in with the same credentials.
+async function register(e: SubmitEvent): Promise<void> {
+  e.preventDefault();
+  const clientId = $<HTMLInputElement>("reg-id").value.trim();
+  const pw = $<HTMLInputElement>("reg-pw");
+  const account = { bank: $<HTMLInputElement>("reg-bank").value.trim(), accountId: $<HTMLInputElement>("reg-account").value.trim() };
+  const code = $<HTMLInputElement>("reg-code");
+  say("register-msg", "Signing up…");
+  try {
+    await authClient.register({ clientId, password: pw.value, account, enrollmentCode: code.value.trim() });
+  } catch (err) {
+    say("register-msg", explain(ConnectError.from(err)), "bad");
+    return;
+  }
+  const password = pw.value;
+  pw.value = "";
+  code.value = "";
+  say("register-msg", `Signed up as ${clientId} with ${ref(account)}. Logging in…`, "ok");
+  await logIn(clientId, password, "register-msg");
+}
+
+async function changePassword(e: SubmitEvent): Promise<void> {
+  e.preventDefault();
+  const current = $<HTMLInputElement>("pw-current");
+  const next = $<HTMLInputElement>("pw-new");
+  try {
+    const res = await authClient.changePassword({ currentPassword: current.value, newPassword: next.value });
+    current.value = "";
+    next.value = "";
+    say("password-msg", `Password changed. ${res.revokedSessions} other session(s) ended; this one stays.`, "ok");
+  } catch (err) {
+    const ce = ConnectError.from(err);
+    // A wrong current password is unauthenticated too, but the session
+    // stays valid: only say so.
+    if (errorInfo(ce).reason !== "INVALID_CREDENTIALS" && handleAuth(ce)) return;
+    say("password-msg", explain(ce), "bad");
   }
 }
 
@@ -470,11 +528,68 @@ function statusText(p: Payment | undefined): string {
 function paymentItem(p: Payment): HTMLElement {
   const sent = isMine(p.payer);
   const who = sent ? "To " + ref(p.payee) : "From " + ref(p.payer);
-  return h("li", { "data-tx": p.transactionId, "data-status": statusText(p), "data-dir": sent ? "sent" : "received" },
-    h("strong", {}, `${sent ? "Sent" : "Received"} ${formatMoney(p.amount, p.currency)}`), " ", who,
+  const refund = p.refundedTransactionId !== "";
+  const what = refund ? (sent ? "Refunded" : "Refund received") : sent ? "Sent" : "Received";
+  const li = h("li", { "data-tx": p.transactionId, "data-status": statusText(p), "data-dir": sent ? "sent" : "received" },
+    h("strong", {}, `${what} ${formatMoney(p.amount, p.currency)}`), " ", who,
     h("span", { class: "desc" }, p.description),
     h("span", { class: "hint" }, `${when(p.createTime)} · ${statusText(p)}` +
+      (refund ? ` · refund of ${p.refundedTransactionId}` : "") +
+      (p.amountRefunded > 0n ? ` · ${formatMoney(p.amountRefunded, p.currency)} refunded` : "") +
       (p.acknowledgeTime ? ` · acknowledged ${when(p.acknowledgeTime)}` : sent && p.status === PaymentStatus.SUCCEEDED ? " · not acknowledged yet" : "")));
+  const left = p.amount - p.amountRefunded;
+  if (!sent && !refund && p.status === PaymentStatus.SUCCEEDED && left > 0n) {
+    // Fills the refund form with this payment and what is left of it.
+    const b = h("button", { type: "button", class: "refund" }, "Refund…") as HTMLButtonElement;
+    b.setAttribute("aria-label", `Refund ${formatMoney(p.amount, p.currency)} from ${ref(p.payer)}`);
+    b.addEventListener("click", () => {
+      $<HTMLInputElement>("refund-tx").value = p.transactionId;
+      $<HTMLInputElement>("refund-amount").value = plainAmount(left, p.currency);
+      $<HTMLInputElement>("refund-amount").focus();
+    });
+    li.append(" ", b);
+  }
+  return li;
+}
+
+// The last refund that got no answer: the same form sent again reuses its
+// refund id, so a retry never refunds twice.
+let unansweredRefund: { key: string; id: string } | undefined;
+
+async function refund(e: SubmitEvent): Promise<void> {
+  e.preventDefault();
+  if (!session) return;
+  const transactionId = $<HTMLInputElement>("refund-tx").value.trim();
+  const reason = Number($<HTMLSelectElement>("refund-reason").value) as RefundReason;
+  const currency = session.currency || "usd";
+  let amount: bigint;
+  try {
+    amount = parseAmount($<HTMLInputElement>("refund-amount").value, currency);
+  } catch (err) {
+    say("refund-msg", (err as Error).message, "bad");
+    return;
+  }
+  const key = JSON.stringify([transactionId, amount.toString(), reason]);
+  const id = unansweredRefund?.key === key ? unansweredRefund.id : crypto.randomUUID();
+  unansweredRefund = { key, id };
+  say("refund-msg", "Refunding…");
+  try {
+    const res = await payments.refundPayment({ refundId: id, transactionId, amount, reason });
+    unansweredRefund = undefined;
+    const r = res.refund;
+    say("refund-msg", `Refunded ${formatMoney(amount, r?.currency ?? currency)} to ${ref(r?.payee)} (refund ${id}).`, "ok");
+    void refreshBalance();
+    void refreshHistory();
+  } catch (err) {
+    const ce = ConnectError.from(err);
+    if (handleAuth(ce)) return;
+    if (!finalAnswer(ce)) {
+      say("refund-msg", `No final answer (${Code[ce.code]}: ${ce.rawMessage}): press Refund again to retry with the same refund id.`, "queued");
+      return;
+    }
+    unansweredRefund = undefined;
+    say("refund-msg", explain(ce), "bad");
+  }
 }
 
 async function refreshHistory(more = false): Promise<void> {
@@ -652,6 +767,53 @@ async function adjust(e: SubmitEvent): Promise<void> {
   }
 }
 
+// ---- accounts and users (admins) ----
+
+let unansweredOpen: { key: string; id: string } | undefined;
+
+async function manageAccount(e: SubmitEvent): Promise<void> {
+  e.preventDefault();
+  const account = { bank: $<HTMLInputElement>("acct-bank").value.trim(), accountId: $<HTMLInputElement>("acct-id").value.trim() };
+  const currency = $<HTMLInputElement>("acct-currency").value.trim().toLowerCase();
+  const close = $<HTMLSelectElement>("acct-action").value === "close";
+  try {
+    if (close) {
+      await admin.closeAccount({ account });
+      say("account-msg", `Closed ${ref(account)}.`, "ok");
+      return;
+    }
+    const key = JSON.stringify([account, currency]);
+    const requestId = unansweredOpen?.key === key ? unansweredOpen.id : crypto.randomUUID();
+    unansweredOpen = { key, id: requestId };
+    const res = await admin.openAccount({ requestId, account, currency, owner: "" });
+    unansweredOpen = undefined;
+    say("account-msg", `Opened ${ref(account)} in ${res.account?.currency ?? currency}, balance ${formatMoney(res.account?.balance ?? 0n, currency)}.`, "ok");
+  } catch (err) {
+    const ce = ConnectError.from(err);
+    if (handleAuth(ce)) return;
+    if (finalAnswer(ce)) unansweredOpen = undefined;
+    say("account-msg", explain(ce), "bad");
+  }
+}
+
+async function manageUser(e: SubmitEvent): Promise<void> {
+  e.preventDefault();
+  const clientId = $<HTMLInputElement>("user-id").value.trim();
+  const disable = $<HTMLSelectElement>("user-action").value === "disable";
+  try {
+    if (disable) {
+      const res = await admin.disableUser({ clientId });
+      say("user-msg", `Disabled ${clientId}: ${res.revokedSessions} session(s) ended.`, "ok");
+    } else {
+      await admin.enableUser({ clientId });
+      say("user-msg", `Enabled ${clientId}.`, "ok");
+    }
+  } catch (err) {
+    const ce = ConnectError.from(err);
+    if (!handleAuth(ce)) say("user-msg", explain(ce), "bad");
+  }
+}
+
 // ---- start ----
 
 function main(): void {
@@ -659,6 +821,11 @@ function main(): void {
   $<HTMLFormElement>("send-form").addEventListener("submit", (e) => void send(e));
   $<HTMLFormElement>("lookup-form").addEventListener("submit", (e) => void lookup(e));
   $<HTMLFormElement>("adjust-form").addEventListener("submit", (e) => void adjust(e));
+  $<HTMLFormElement>("register-form").addEventListener("submit", (e) => void register(e));
+  $<HTMLFormElement>("password-form").addEventListener("submit", (e) => void changePassword(e));
+  $<HTMLFormElement>("refund-form").addEventListener("submit", (e) => void refund(e));
+  $<HTMLFormElement>("account-form").addEventListener("submit", (e) => void manageAccount(e));
+  $<HTMLFormElement>("user-form").addEventListener("submit", (e) => void manageUser(e));
   $("logout").addEventListener("click", () => logout());
   $("refresh-balance").addEventListener("click", () => void refreshBalance());
   $("refresh-history").addEventListener("click", () => void refreshHistory());
@@ -670,7 +837,7 @@ function main(): void {
   });
   session = loadSession();
   if (session) enter();
-  else show(["login"], true);
+  else show(["login", "register"], true);
 }
 
 main();

@@ -39,3 +39,11 @@ export function parseAmount(text: string, currency: string): bigint {
   if (minor <= 0n) throw new Error("The amount must be more than zero.");
   return minor;
 }
+
+// plainAmount formats minor units as the plain decimal parseAmount reads
+// back, e.g. 1250n usd -> "12.50", for prefilling an input.
+export function plainAmount(minor: bigint, currency: string): string {
+  const digits = fractionDigits(currency);
+  const base = 10n ** BigInt(digits);
+  return digits > 0 ? `${minor / base}.${(minor % base).toString().padStart(digits, "0")}` : (minor / base).toString();
+}

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"golang.org/x/time/rate"
 
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
 	"github.com/remitpay/remit/gen/remit/gateway/v1/gatewayv1connect"
@@ -102,6 +103,15 @@ type Options struct {
 	Metrics bool
 	// CORSOrigins are the gateway's allowed browser origins (default none).
 	CORSOrigins []string
+	// StreamRecheck is how often the gateway re-verifies an open stream's
+	// token (default 100ms); tests of the immediate end of a revoked
+	// session's streams make it long.
+	StreamRecheck time.Duration
+	// RegisterRate and RegisterBurst are the gateway's per-source limit of
+	// AuthService.Register; zero RegisterRate means no limit (every test
+	// connects from loopback), a test of the limit sets them.
+	RegisterRate  rate.Limit
+	RegisterBurst int
 }
 
 // Network is a running gateway with its three banks.
@@ -127,6 +137,10 @@ func Start(tb testing.TB, opts Options) *Network {
 	opts.HealthInterval = orDefault(opts.HealthInterval, 100*time.Millisecond)
 	opts.ResolveInterval = orDefault(opts.ResolveInterval, 100*time.Millisecond)
 	opts.RegisterInterval = orDefault(opts.RegisterInterval, 200*time.Millisecond)
+	opts.StreamRecheck = orDefault(opts.StreamRecheck, 100*time.Millisecond)
+	if opts.RegisterRate == 0 {
+		opts.RegisterRate = rate.Inf
+	}
 
 	dir := tb.TempDir()
 	if !opts.OnDisk {
@@ -177,7 +191,10 @@ func Start(tb testing.TB, opts Options) *Network {
 			Timing:         opts.Timing,
 			HealthInterval: opts.HealthInterval,
 			RateLimit:      1e9, // the tests are the only clients; never throttle them
-			StreamRecheck:  100 * time.Millisecond,
+			StreamRecheck:  opts.StreamRecheck,
+			UsersPoll:      50 * time.Millisecond,
+			RegisterRate:   opts.RegisterRate,
+			RegisterBurst:  opts.RegisterBurst,
 			CORSOrigins:    opts.CORSOrigins,
 		},
 	}
@@ -685,6 +702,10 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	return b.base.RoundTrip(r)
 }
 
+// UsersFile is the path of the gateway's users file, which it imports
+// again when it changes.
+func (n *Network) UsersFile() string { return n.Gateway.cfg.UsersFile }
+
 // Login logs clientID in (retrying while the gateway is not up) and returns
 // its clients. Sessions are durable, so a Client keeps working across
 // gateway restarts.
@@ -697,12 +718,18 @@ func (n *Network) Login(tb testing.TB, clientID string) *Client {
 // connect.WithGRPC() or connect.WithGRPCWeb() to speak another protocol.
 func (n *Network) LoginWith(tb testing.TB, clientID string, opts ...connect.ClientOption) *Client {
 	tb.Helper()
+	return n.LoginPassword(tb, clientID, Password, opts...)
+}
+
+// LoginPassword is LoginWith with a password other than [Password].
+func (n *Network) LoginPassword(tb testing.TB, clientID, password string, opts ...connect.ClientOption) *Client {
+	tb.Helper()
 	authc := gatewayv1connect.NewAuthServiceClient(n.http, n.Gateway.URL, opts...)
 	var token string
 	WaitFor(tb, "login of "+clientID, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		res, err := authc.Login(ctx, &gatewayv1.LoginRequest{ClientId: clientID, Password: Password})
+		res, err := authc.Login(ctx, &gatewayv1.LoginRequest{ClientId: clientID, Password: password})
 		if err != nil {
 			return err
 		}

@@ -148,6 +148,8 @@ const (
 	RefusalReason_REFUSAL_REASON_ALREADY_ABORTED RefusalReason = 5
 	// The same transaction id was prepared with different legs.
 	RefusalReason_REFUSAL_REASON_CONFLICT RefusalReason = 6
+	// The account is closed.
+	RefusalReason_REFUSAL_REASON_ACCOUNT_CLOSED RefusalReason = 7
 )
 
 // Enum value maps for RefusalReason.
@@ -160,6 +162,7 @@ var (
 		4: "REFUSAL_REASON_BALANCE_OVERFLOW",
 		5: "REFUSAL_REASON_ALREADY_ABORTED",
 		6: "REFUSAL_REASON_CONFLICT",
+		7: "REFUSAL_REASON_ACCOUNT_CLOSED",
 	}
 	RefusalReason_value = map[string]int32{
 		"REFUSAL_REASON_UNSPECIFIED":        0,
@@ -169,6 +172,7 @@ var (
 		"REFUSAL_REASON_BALANCE_OVERFLOW":   4,
 		"REFUSAL_REASON_ALREADY_ABORTED":    5,
 		"REFUSAL_REASON_CONFLICT":           6,
+		"REFUSAL_REASON_ACCOUNT_CLOSED":     7,
 	}
 )
 
@@ -307,6 +311,59 @@ func (x TransactionState) Number() protoreflect.EnumNumber {
 // Deprecated: Use TransactionState.Descriptor instead.
 func (TransactionState) EnumDescriptor() ([]byte, []int) {
 	return file_remit_bank_v1_bank_proto_rawDescGZIP(), []int{4}
+}
+
+// AccountState says whether an account takes payments.
+type AccountState int32
+
+const (
+	// Unknown.
+	AccountState_ACCOUNT_STATE_UNSPECIFIED AccountState = 0
+	// Open.
+	AccountState_ACCOUNT_STATE_OPEN AccountState = 1
+	// Closed: every prepare and movement is refused.
+	AccountState_ACCOUNT_STATE_CLOSED AccountState = 2
+)
+
+// Enum value maps for AccountState.
+var (
+	AccountState_name = map[int32]string{
+		0: "ACCOUNT_STATE_UNSPECIFIED",
+		1: "ACCOUNT_STATE_OPEN",
+		2: "ACCOUNT_STATE_CLOSED",
+	}
+	AccountState_value = map[string]int32{
+		"ACCOUNT_STATE_UNSPECIFIED": 0,
+		"ACCOUNT_STATE_OPEN":        1,
+		"ACCOUNT_STATE_CLOSED":      2,
+	}
+)
+
+func (x AccountState) Enum() *AccountState {
+	p := new(AccountState)
+	*p = x
+	return p
+}
+
+func (x AccountState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AccountState) Descriptor() protoreflect.EnumDescriptor {
+	return file_remit_bank_v1_bank_proto_enumTypes[5].Descriptor()
+}
+
+func (AccountState) Type() protoreflect.EnumType {
+	return &file_remit_bank_v1_bank_proto_enumTypes[5]
+}
+
+func (x AccountState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AccountState.Descriptor instead.
+func (AccountState) EnumDescriptor() ([]byte, []int) {
+	return file_remit_bank_v1_bank_proto_rawDescGZIP(), []int{5}
 }
 
 // Leg is one account's part in a transaction.
@@ -1318,6 +1375,564 @@ func (x *CommitTransactionsResponse) GetResults() []*CommitTransactionsResult {
 	return nil
 }
 
+// Account is one account of the ledger.
+type Account struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account's id.
+	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// The holder's client id.
+	Owner string `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
+	// Lowercase ISO 4217 code.
+	Currency string `protobuf:"bytes,3,opt,name=currency,proto3" json:"currency,omitempty"`
+	// Open or closed.
+	State AccountState `protobuf:"varint,4,opt,name=state,proto3,enum=remit.bank.v1.AccountState" json:"state,omitempty"`
+	// Booked balance.
+	Balance int64 `protobuf:"varint,5,opt,name=balance,proto3" json:"balance,omitempty"`
+	// Funds held by prepared transactions.
+	Held int64 `protobuf:"varint,6,opt,name=held,proto3" json:"held,omitempty"`
+	// Credits of prepared transactions not yet applied.
+	Incoming int64 `protobuf:"varint,7,opt,name=incoming,proto3" json:"incoming,omitempty"`
+	// When the account was opened.
+	OpenTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=open_time,json=openTime,proto3" json:"open_time,omitempty"`
+	// When it was closed; unset while open.
+	CloseTime     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=close_time,json=closeTime,proto3" json:"close_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Account) Reset() {
+	*x = Account{}
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Account) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Account) ProtoMessage() {}
+
+func (x *Account) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Account.ProtoReflect.Descriptor instead.
+func (*Account) Descriptor() ([]byte, []int) {
+	return file_remit_bank_v1_bank_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *Account) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *Account) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *Account) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *Account) GetState() AccountState {
+	if x != nil {
+		return x.State
+	}
+	return AccountState_ACCOUNT_STATE_UNSPECIFIED
+}
+
+func (x *Account) GetBalance() int64 {
+	if x != nil {
+		return x.Balance
+	}
+	return 0
+}
+
+func (x *Account) GetHeld() int64 {
+	if x != nil {
+		return x.Held
+	}
+	return 0
+}
+
+func (x *Account) GetIncoming() int64 {
+	if x != nil {
+		return x.Incoming
+	}
+	return 0
+}
+
+func (x *Account) GetOpenTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OpenTime
+	}
+	return nil
+}
+
+func (x *Account) GetCloseTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CloseTime
+	}
+	return nil
+}
+
+// OpenAccountRequest is the account to open.
+type OpenAccountRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A UUID that makes the opening idempotent.
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The new account's id.
+	AccountId string `protobuf:"bytes,2,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// Lowercase ISO 4217 code the account holds.
+	Currency string `protobuf:"bytes,3,opt,name=currency,proto3" json:"currency,omitempty"`
+	// The holder's client id.
+	Owner         string `protobuf:"bytes,4,opt,name=owner,proto3" json:"owner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenAccountRequest) Reset() {
+	*x = OpenAccountRequest{}
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenAccountRequest) ProtoMessage() {}
+
+func (x *OpenAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenAccountRequest.ProtoReflect.Descriptor instead.
+func (*OpenAccountRequest) Descriptor() ([]byte, []int) {
+	return file_remit_bank_v1_bank_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *OpenAccountRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *OpenAccountRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *OpenAccountRequest) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *OpenAccountRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+// OpenAccountResponse is the account opened.
+type OpenAccountResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account.
+	Account       *Account `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenAccountResponse) Reset() {
+	*x = OpenAccountResponse{}
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenAccountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenAccountResponse) ProtoMessage() {}
+
+func (x *OpenAccountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenAccountResponse.ProtoReflect.Descriptor instead.
+func (*OpenAccountResponse) Descriptor() ([]byte, []int) {
+	return file_remit_bank_v1_bank_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *OpenAccountResponse) GetAccount() *Account {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+// CloseAccountRequest names the account.
+type CloseAccountRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account to close.
+	AccountId     string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloseAccountRequest) Reset() {
+	*x = CloseAccountRequest{}
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloseAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloseAccountRequest) ProtoMessage() {}
+
+func (x *CloseAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloseAccountRequest.ProtoReflect.Descriptor instead.
+func (*CloseAccountRequest) Descriptor() ([]byte, []int) {
+	return file_remit_bank_v1_bank_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *CloseAccountRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+// CloseAccountResponse is the account closed.
+type CloseAccountResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account.
+	Account       *Account `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloseAccountResponse) Reset() {
+	*x = CloseAccountResponse{}
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloseAccountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloseAccountResponse) ProtoMessage() {}
+
+func (x *CloseAccountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloseAccountResponse.ProtoReflect.Descriptor instead.
+func (*CloseAccountResponse) Descriptor() ([]byte, []int) {
+	return file_remit_bank_v1_bank_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CloseAccountResponse) GetAccount() *Account {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+// ListAccountsRequest pages through the accounts.
+type ListAccountsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many accounts; 0 means 50; values above 100 are treated as 100.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page, or empty for the first page.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAccountsRequest) Reset() {
+	*x = ListAccountsRequest{}
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAccountsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAccountsRequest) ProtoMessage() {}
+
+func (x *ListAccountsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAccountsRequest.ProtoReflect.Descriptor instead.
+func (*ListAccountsRequest) Descriptor() ([]byte, []int) {
+	return file_remit_bank_v1_bank_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ListAccountsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListAccountsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListAccountsResponse is one page.
+type ListAccountsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Accounts, by account id.
+	Accounts []*Account `protobuf:"bytes,1,rep,name=accounts,proto3" json:"accounts,omitempty"`
+	// Pass as page_token to get the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAccountsResponse) Reset() {
+	*x = ListAccountsResponse{}
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAccountsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAccountsResponse) ProtoMessage() {}
+
+func (x *ListAccountsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAccountsResponse.ProtoReflect.Descriptor instead.
+func (*ListAccountsResponse) Descriptor() ([]byte, []int) {
+	return file_remit_bank_v1_bank_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ListAccountsResponse) GetAccounts() []*Account {
+	if x != nil {
+		return x.Accounts
+	}
+	return nil
+}
+
+func (x *ListAccountsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// ConsumeEnrollmentCodeRequest is a code to check and consume.
+type ConsumeEnrollmentCodeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account the code was issued for.
+	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// The code as the holder typed it (case and dashes do not matter).
+	Code string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	// The client id the account is being linked to.
+	ClientId      string `protobuf:"bytes,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsumeEnrollmentCodeRequest) Reset() {
+	*x = ConsumeEnrollmentCodeRequest{}
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsumeEnrollmentCodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsumeEnrollmentCodeRequest) ProtoMessage() {}
+
+func (x *ConsumeEnrollmentCodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsumeEnrollmentCodeRequest.ProtoReflect.Descriptor instead.
+func (*ConsumeEnrollmentCodeRequest) Descriptor() ([]byte, []int) {
+	return file_remit_bank_v1_bank_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ConsumeEnrollmentCodeRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *ConsumeEnrollmentCodeRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *ConsumeEnrollmentCodeRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+// ConsumeEnrollmentCodeResponse is the account the code was for.
+type ConsumeEnrollmentCodeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account's id.
+	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// Lowercase ISO 4217 code of the account.
+	Currency      string `protobuf:"bytes,2,opt,name=currency,proto3" json:"currency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsumeEnrollmentCodeResponse) Reset() {
+	*x = ConsumeEnrollmentCodeResponse{}
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsumeEnrollmentCodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsumeEnrollmentCodeResponse) ProtoMessage() {}
+
+func (x *ConsumeEnrollmentCodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_bank_v1_bank_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsumeEnrollmentCodeResponse.ProtoReflect.Descriptor instead.
+func (*ConsumeEnrollmentCodeResponse) Descriptor() ([]byte, []int) {
+	return file_remit_bank_v1_bank_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ConsumeEnrollmentCodeResponse) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *ConsumeEnrollmentCodeResponse) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
 var File_remit_bank_v1_bank_proto protoreflect.FileDescriptor
 
 const file_remit_bank_v1_bank_proto_rawDesc = "" +
@@ -1396,7 +2011,57 @@ const file_remit_bank_v1_bank_proto_rawDesc = "" +
 	"\x05error\x18\x02 \x01(\v2\x1d.remit.bank.v1.BatchItemErrorH\x00R\x05errorB\t\n" +
 	"\aoutcome\"_\n" +
 	"\x1aCommitTransactionsResponse\x12A\n" +
-	"\aresults\x18\x01 \x03(\v2'.remit.bank.v1.CommitTransactionsResultR\aresults*Q\n" +
+	"\aresults\x18\x01 \x03(\v2'.remit.bank.v1.CommitTransactionsResultR\aresults\"\xcb\x02\n" +
+	"\aAccount\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12\x14\n" +
+	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x1a\n" +
+	"\bcurrency\x18\x03 \x01(\tR\bcurrency\x121\n" +
+	"\x05state\x18\x04 \x01(\x0e2\x1b.remit.bank.v1.AccountStateR\x05state\x12\x18\n" +
+	"\abalance\x18\x05 \x01(\x03R\abalance\x12\x12\n" +
+	"\x04held\x18\x06 \x01(\x03R\x04held\x12\x1a\n" +
+	"\bincoming\x18\a \x01(\x03R\bincoming\x127\n" +
+	"\topen_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bopenTime\x129\n" +
+	"\n" +
+	"close_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcloseTime\"\xbb\x01\n" +
+	"\x12OpenAccountRequest\x12*\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tB\v\xbaH\b\xc8\x01\x01r\x03\xb0\x01\x01R\trequestId\x12,\n" +
+	"\n" +
+	"account_id\x18\x02 \x01(\tB\r\xbaH\n" +
+	"\xc8\x01\x01r\x05Л\xdc\x01\x01R\taccountId\x12&\n" +
+	"\bcurrency\x18\x03 \x01(\tB\n" +
+	"\xbaH\ar\x05؛\xdc\x01\x01R\bcurrency\x12#\n" +
+	"\x05owner\x18\x04 \x01(\tB\r\xbaH\n" +
+	"\xc8\x01\x01r\x05Л\xdc\x01\x01R\x05owner\"G\n" +
+	"\x13OpenAccountResponse\x120\n" +
+	"\aaccount\x18\x01 \x01(\v2\x16.remit.bank.v1.AccountR\aaccount\"C\n" +
+	"\x13CloseAccountRequest\x12,\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tB\r\xbaH\n" +
+	"\xc8\x01\x01r\x05Л\xdc\x01\x01R\taccountId\"H\n" +
+	"\x14CloseAccountResponse\x120\n" +
+	"\aaccount\x18\x01 \x01(\v2\x16.remit.bank.v1.AccountR\aaccount\"g\n" +
+	"\x13ListAccountsRequest\x12'\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xe8\a(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"r\n" +
+	"\x14ListAccountsResponse\x122\n" +
+	"\baccounts\x18\x01 \x03(\v2\x16.remit.bank.v1.AccountR\baccounts\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x98\x01\n" +
+	"\x1cConsumeEnrollmentCodeRequest\x12,\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tB\r\xbaH\n" +
+	"\xc8\x01\x01r\x05Л\xdc\x01\x01R\taccountId\x12\x1e\n" +
+	"\x04code\x18\x02 \x01(\tB\n" +
+	"\xbaH\a\xc8\x01\x01r\x02\x18@R\x04code\x12*\n" +
+	"\tclient_id\x18\x03 \x01(\tB\r\xbaH\n" +
+	"\xc8\x01\x01r\x05Л\xdc\x01\x01R\bclientId\"Z\n" +
+	"\x1dConsumeEnrollmentCodeResponse\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12\x1a\n" +
+	"\bcurrency\x18\x02 \x01(\tR\bcurrency*Q\n" +
 	"\tDirection\x12\x19\n" +
 	"\x15DIRECTION_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10DIRECTION_CREDIT\x10\x01\x12\x13\n" +
@@ -1404,7 +2069,7 @@ const file_remit_bank_v1_bank_proto_rawDesc = "" +
 	"\x04Vote\x12\x14\n" +
 	"\x10VOTE_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bVOTE_YES\x10\x01\x12\v\n" +
-	"\aVOTE_NO\x10\x02*\x88\x02\n" +
+	"\aVOTE_NO\x10\x02*\xab\x02\n" +
 	"\rRefusalReason\x12\x1e\n" +
 	"\x1aREFUSAL_REASON_UNSPECIFIED\x10\x00\x12%\n" +
 	"!REFUSAL_REASON_INSUFFICIENT_FUNDS\x10\x01\x12$\n" +
@@ -1412,7 +2077,8 @@ const file_remit_bank_v1_bank_proto_rawDesc = "" +
 	" REFUSAL_REASON_CURRENCY_MISMATCH\x10\x03\x12#\n" +
 	"\x1fREFUSAL_REASON_BALANCE_OVERFLOW\x10\x04\x12\"\n" +
 	"\x1eREFUSAL_REASON_ALREADY_ABORTED\x10\x05\x12\x1b\n" +
-	"\x17REFUSAL_REASON_CONFLICT\x10\x06*M\n" +
+	"\x17REFUSAL_REASON_CONFLICT\x10\x06\x12!\n" +
+	"\x1dREFUSAL_REASON_ACCOUNT_CLOSED\x10\a*M\n" +
 	"\bDecision\x12\x18\n" +
 	"\x14DECISION_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fDECISION_COMMIT\x10\x01\x12\x12\n" +
@@ -1421,7 +2087,11 @@ const file_remit_bank_v1_bank_proto_rawDesc = "" +
 	"\x1dTRANSACTION_STATE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aTRANSACTION_STATE_PREPARED\x10\x01\x12\x1f\n" +
 	"\x1bTRANSACTION_STATE_COMMITTED\x10\x02\x12\x1d\n" +
-	"\x19TRANSACTION_STATE_ABORTED\x10\x032\x86\x05\n" +
+	"\x19TRANSACTION_STATE_ABORTED\x10\x03*_\n" +
+	"\fAccountState\x12\x1d\n" +
+	"\x19ACCOUNT_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12ACCOUNT_STATE_OPEN\x10\x01\x12\x18\n" +
+	"\x14ACCOUNT_STATE_CLOSED\x10\x022\x96\b\n" +
 	"\vBankService\x12n\n" +
 	"\x12PrepareTransaction\x12(.remit.bank.v1.PrepareTransactionRequest\x1a).remit.bank.v1.PrepareTransactionResponse\"\x03\x90\x02\x02\x12k\n" +
 	"\x11CommitTransaction\x12'.remit.bank.v1.CommitTransactionRequest\x1a(.remit.bank.v1.CommitTransactionResponse\"\x03\x90\x02\x02\x12_\n" +
@@ -1429,7 +2099,11 @@ const file_remit_bank_v1_bank_proto_rawDesc = "" +
 	"\n" +
 	"GetBalance\x12 .remit.bank.v1.GetBalanceRequest\x1a!.remit.bank.v1.GetBalanceResponse\"\x03\x90\x02\x01\x12q\n" +
 	"\x13PrepareTransactions\x12).remit.bank.v1.PrepareTransactionsRequest\x1a*.remit.bank.v1.PrepareTransactionsResponse\"\x03\x90\x02\x02\x12n\n" +
-	"\x12CommitTransactions\x12(.remit.bank.v1.CommitTransactionsRequest\x1a).remit.bank.v1.CommitTransactionsResponse\"\x03\x90\x02\x02B\xa8\x01\n" +
+	"\x12CommitTransactions\x12(.remit.bank.v1.CommitTransactionsRequest\x1a).remit.bank.v1.CommitTransactionsResponse\"\x03\x90\x02\x02\x12Y\n" +
+	"\vOpenAccount\x12!.remit.bank.v1.OpenAccountRequest\x1a\".remit.bank.v1.OpenAccountResponse\"\x03\x90\x02\x02\x12\\\n" +
+	"\fCloseAccount\x12\".remit.bank.v1.CloseAccountRequest\x1a#.remit.bank.v1.CloseAccountResponse\"\x03\x90\x02\x02\x12\\\n" +
+	"\fListAccounts\x12\".remit.bank.v1.ListAccountsRequest\x1a#.remit.bank.v1.ListAccountsResponse\"\x03\x90\x02\x01\x12w\n" +
+	"\x15ConsumeEnrollmentCode\x12+.remit.bank.v1.ConsumeEnrollmentCodeRequest\x1a,.remit.bank.v1.ConsumeEnrollmentCodeResponse\"\x03\x90\x02\x02B\xa8\x01\n" +
 	"\x11com.remit.bank.v1B\tBankProtoP\x01Z2github.com/remitpay/remit/gen/remit/bank/v1;bankv1\xa2\x02\x03RBX\xaa\x02\rRemit.Bank.V1\xca\x02\rRemit\\Bank\\V1\xe2\x02\x19Remit\\Bank\\V1\\GPBMetadata\xea\x02\x0fRemit::Bank::V1b\x06proto3"
 
 var (
@@ -1444,67 +2118,91 @@ func file_remit_bank_v1_bank_proto_rawDescGZIP() []byte {
 	return file_remit_bank_v1_bank_proto_rawDescData
 }
 
-var file_remit_bank_v1_bank_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_remit_bank_v1_bank_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_remit_bank_v1_bank_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_remit_bank_v1_bank_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_remit_bank_v1_bank_proto_goTypes = []any{
-	(Direction)(0),                      // 0: remit.bank.v1.Direction
-	(Vote)(0),                           // 1: remit.bank.v1.Vote
-	(RefusalReason)(0),                  // 2: remit.bank.v1.RefusalReason
-	(Decision)(0),                       // 3: remit.bank.v1.Decision
-	(TransactionState)(0),               // 4: remit.bank.v1.TransactionState
-	(*Leg)(nil),                         // 5: remit.bank.v1.Leg
-	(*PrepareTransactionRequest)(nil),   // 6: remit.bank.v1.PrepareTransactionRequest
-	(*PrepareTransactionResponse)(nil),  // 7: remit.bank.v1.PrepareTransactionResponse
-	(*CommitTransactionRequest)(nil),    // 8: remit.bank.v1.CommitTransactionRequest
-	(*CommitTransactionResponse)(nil),   // 9: remit.bank.v1.CommitTransactionResponse
-	(*UpdateBalanceRequest)(nil),        // 10: remit.bank.v1.UpdateBalanceRequest
-	(*UpdateBalanceResponse)(nil),       // 11: remit.bank.v1.UpdateBalanceResponse
-	(*GetBalanceRequest)(nil),           // 12: remit.bank.v1.GetBalanceRequest
-	(*GetBalanceResponse)(nil),          // 13: remit.bank.v1.GetBalanceResponse
-	(*BatchItemError)(nil),              // 14: remit.bank.v1.BatchItemError
-	(*PrepareTransactionsRequest)(nil),  // 15: remit.bank.v1.PrepareTransactionsRequest
-	(*PrepareTransactionsResult)(nil),   // 16: remit.bank.v1.PrepareTransactionsResult
-	(*PrepareTransactionsResponse)(nil), // 17: remit.bank.v1.PrepareTransactionsResponse
-	(*CommitTransactionsRequest)(nil),   // 18: remit.bank.v1.CommitTransactionsRequest
-	(*CommitTransactionsResult)(nil),    // 19: remit.bank.v1.CommitTransactionsResult
-	(*CommitTransactionsResponse)(nil),  // 20: remit.bank.v1.CommitTransactionsResponse
-	(*timestamppb.Timestamp)(nil),       // 21: google.protobuf.Timestamp
+	(Direction)(0),                        // 0: remit.bank.v1.Direction
+	(Vote)(0),                             // 1: remit.bank.v1.Vote
+	(RefusalReason)(0),                    // 2: remit.bank.v1.RefusalReason
+	(Decision)(0),                         // 3: remit.bank.v1.Decision
+	(TransactionState)(0),                 // 4: remit.bank.v1.TransactionState
+	(AccountState)(0),                     // 5: remit.bank.v1.AccountState
+	(*Leg)(nil),                           // 6: remit.bank.v1.Leg
+	(*PrepareTransactionRequest)(nil),     // 7: remit.bank.v1.PrepareTransactionRequest
+	(*PrepareTransactionResponse)(nil),    // 8: remit.bank.v1.PrepareTransactionResponse
+	(*CommitTransactionRequest)(nil),      // 9: remit.bank.v1.CommitTransactionRequest
+	(*CommitTransactionResponse)(nil),     // 10: remit.bank.v1.CommitTransactionResponse
+	(*UpdateBalanceRequest)(nil),          // 11: remit.bank.v1.UpdateBalanceRequest
+	(*UpdateBalanceResponse)(nil),         // 12: remit.bank.v1.UpdateBalanceResponse
+	(*GetBalanceRequest)(nil),             // 13: remit.bank.v1.GetBalanceRequest
+	(*GetBalanceResponse)(nil),            // 14: remit.bank.v1.GetBalanceResponse
+	(*BatchItemError)(nil),                // 15: remit.bank.v1.BatchItemError
+	(*PrepareTransactionsRequest)(nil),    // 16: remit.bank.v1.PrepareTransactionsRequest
+	(*PrepareTransactionsResult)(nil),     // 17: remit.bank.v1.PrepareTransactionsResult
+	(*PrepareTransactionsResponse)(nil),   // 18: remit.bank.v1.PrepareTransactionsResponse
+	(*CommitTransactionsRequest)(nil),     // 19: remit.bank.v1.CommitTransactionsRequest
+	(*CommitTransactionsResult)(nil),      // 20: remit.bank.v1.CommitTransactionsResult
+	(*CommitTransactionsResponse)(nil),    // 21: remit.bank.v1.CommitTransactionsResponse
+	(*Account)(nil),                       // 22: remit.bank.v1.Account
+	(*OpenAccountRequest)(nil),            // 23: remit.bank.v1.OpenAccountRequest
+	(*OpenAccountResponse)(nil),           // 24: remit.bank.v1.OpenAccountResponse
+	(*CloseAccountRequest)(nil),           // 25: remit.bank.v1.CloseAccountRequest
+	(*CloseAccountResponse)(nil),          // 26: remit.bank.v1.CloseAccountResponse
+	(*ListAccountsRequest)(nil),           // 27: remit.bank.v1.ListAccountsRequest
+	(*ListAccountsResponse)(nil),          // 28: remit.bank.v1.ListAccountsResponse
+	(*ConsumeEnrollmentCodeRequest)(nil),  // 29: remit.bank.v1.ConsumeEnrollmentCodeRequest
+	(*ConsumeEnrollmentCodeResponse)(nil), // 30: remit.bank.v1.ConsumeEnrollmentCodeResponse
+	(*timestamppb.Timestamp)(nil),         // 31: google.protobuf.Timestamp
 }
 var file_remit_bank_v1_bank_proto_depIdxs = []int32{
 	0,  // 0: remit.bank.v1.Leg.direction:type_name -> remit.bank.v1.Direction
-	5,  // 1: remit.bank.v1.PrepareTransactionRequest.legs:type_name -> remit.bank.v1.Leg
-	21, // 2: remit.bank.v1.PrepareTransactionRequest.expire_time:type_name -> google.protobuf.Timestamp
+	6,  // 1: remit.bank.v1.PrepareTransactionRequest.legs:type_name -> remit.bank.v1.Leg
+	31, // 2: remit.bank.v1.PrepareTransactionRequest.expire_time:type_name -> google.protobuf.Timestamp
 	1,  // 3: remit.bank.v1.PrepareTransactionResponse.vote:type_name -> remit.bank.v1.Vote
 	2,  // 4: remit.bank.v1.PrepareTransactionResponse.reason:type_name -> remit.bank.v1.RefusalReason
 	3,  // 5: remit.bank.v1.CommitTransactionRequest.decision:type_name -> remit.bank.v1.Decision
 	4,  // 6: remit.bank.v1.CommitTransactionResponse.state:type_name -> remit.bank.v1.TransactionState
 	0,  // 7: remit.bank.v1.UpdateBalanceRequest.direction:type_name -> remit.bank.v1.Direction
-	21, // 8: remit.bank.v1.UpdateBalanceResponse.apply_time:type_name -> google.protobuf.Timestamp
-	6,  // 9: remit.bank.v1.PrepareTransactionsRequest.items:type_name -> remit.bank.v1.PrepareTransactionRequest
-	7,  // 10: remit.bank.v1.PrepareTransactionsResult.response:type_name -> remit.bank.v1.PrepareTransactionResponse
-	14, // 11: remit.bank.v1.PrepareTransactionsResult.error:type_name -> remit.bank.v1.BatchItemError
-	16, // 12: remit.bank.v1.PrepareTransactionsResponse.results:type_name -> remit.bank.v1.PrepareTransactionsResult
-	8,  // 13: remit.bank.v1.CommitTransactionsRequest.items:type_name -> remit.bank.v1.CommitTransactionRequest
-	9,  // 14: remit.bank.v1.CommitTransactionsResult.response:type_name -> remit.bank.v1.CommitTransactionResponse
-	14, // 15: remit.bank.v1.CommitTransactionsResult.error:type_name -> remit.bank.v1.BatchItemError
-	19, // 16: remit.bank.v1.CommitTransactionsResponse.results:type_name -> remit.bank.v1.CommitTransactionsResult
-	6,  // 17: remit.bank.v1.BankService.PrepareTransaction:input_type -> remit.bank.v1.PrepareTransactionRequest
-	8,  // 18: remit.bank.v1.BankService.CommitTransaction:input_type -> remit.bank.v1.CommitTransactionRequest
-	10, // 19: remit.bank.v1.BankService.UpdateBalance:input_type -> remit.bank.v1.UpdateBalanceRequest
-	12, // 20: remit.bank.v1.BankService.GetBalance:input_type -> remit.bank.v1.GetBalanceRequest
-	15, // 21: remit.bank.v1.BankService.PrepareTransactions:input_type -> remit.bank.v1.PrepareTransactionsRequest
-	18, // 22: remit.bank.v1.BankService.CommitTransactions:input_type -> remit.bank.v1.CommitTransactionsRequest
-	7,  // 23: remit.bank.v1.BankService.PrepareTransaction:output_type -> remit.bank.v1.PrepareTransactionResponse
-	9,  // 24: remit.bank.v1.BankService.CommitTransaction:output_type -> remit.bank.v1.CommitTransactionResponse
-	11, // 25: remit.bank.v1.BankService.UpdateBalance:output_type -> remit.bank.v1.UpdateBalanceResponse
-	13, // 26: remit.bank.v1.BankService.GetBalance:output_type -> remit.bank.v1.GetBalanceResponse
-	17, // 27: remit.bank.v1.BankService.PrepareTransactions:output_type -> remit.bank.v1.PrepareTransactionsResponse
-	20, // 28: remit.bank.v1.BankService.CommitTransactions:output_type -> remit.bank.v1.CommitTransactionsResponse
-	23, // [23:29] is the sub-list for method output_type
-	17, // [17:23] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	31, // 8: remit.bank.v1.UpdateBalanceResponse.apply_time:type_name -> google.protobuf.Timestamp
+	7,  // 9: remit.bank.v1.PrepareTransactionsRequest.items:type_name -> remit.bank.v1.PrepareTransactionRequest
+	8,  // 10: remit.bank.v1.PrepareTransactionsResult.response:type_name -> remit.bank.v1.PrepareTransactionResponse
+	15, // 11: remit.bank.v1.PrepareTransactionsResult.error:type_name -> remit.bank.v1.BatchItemError
+	17, // 12: remit.bank.v1.PrepareTransactionsResponse.results:type_name -> remit.bank.v1.PrepareTransactionsResult
+	9,  // 13: remit.bank.v1.CommitTransactionsRequest.items:type_name -> remit.bank.v1.CommitTransactionRequest
+	10, // 14: remit.bank.v1.CommitTransactionsResult.response:type_name -> remit.bank.v1.CommitTransactionResponse
+	15, // 15: remit.bank.v1.CommitTransactionsResult.error:type_name -> remit.bank.v1.BatchItemError
+	20, // 16: remit.bank.v1.CommitTransactionsResponse.results:type_name -> remit.bank.v1.CommitTransactionsResult
+	5,  // 17: remit.bank.v1.Account.state:type_name -> remit.bank.v1.AccountState
+	31, // 18: remit.bank.v1.Account.open_time:type_name -> google.protobuf.Timestamp
+	31, // 19: remit.bank.v1.Account.close_time:type_name -> google.protobuf.Timestamp
+	22, // 20: remit.bank.v1.OpenAccountResponse.account:type_name -> remit.bank.v1.Account
+	22, // 21: remit.bank.v1.CloseAccountResponse.account:type_name -> remit.bank.v1.Account
+	22, // 22: remit.bank.v1.ListAccountsResponse.accounts:type_name -> remit.bank.v1.Account
+	7,  // 23: remit.bank.v1.BankService.PrepareTransaction:input_type -> remit.bank.v1.PrepareTransactionRequest
+	9,  // 24: remit.bank.v1.BankService.CommitTransaction:input_type -> remit.bank.v1.CommitTransactionRequest
+	11, // 25: remit.bank.v1.BankService.UpdateBalance:input_type -> remit.bank.v1.UpdateBalanceRequest
+	13, // 26: remit.bank.v1.BankService.GetBalance:input_type -> remit.bank.v1.GetBalanceRequest
+	16, // 27: remit.bank.v1.BankService.PrepareTransactions:input_type -> remit.bank.v1.PrepareTransactionsRequest
+	19, // 28: remit.bank.v1.BankService.CommitTransactions:input_type -> remit.bank.v1.CommitTransactionsRequest
+	23, // 29: remit.bank.v1.BankService.OpenAccount:input_type -> remit.bank.v1.OpenAccountRequest
+	25, // 30: remit.bank.v1.BankService.CloseAccount:input_type -> remit.bank.v1.CloseAccountRequest
+	27, // 31: remit.bank.v1.BankService.ListAccounts:input_type -> remit.bank.v1.ListAccountsRequest
+	29, // 32: remit.bank.v1.BankService.ConsumeEnrollmentCode:input_type -> remit.bank.v1.ConsumeEnrollmentCodeRequest
+	8,  // 33: remit.bank.v1.BankService.PrepareTransaction:output_type -> remit.bank.v1.PrepareTransactionResponse
+	10, // 34: remit.bank.v1.BankService.CommitTransaction:output_type -> remit.bank.v1.CommitTransactionResponse
+	12, // 35: remit.bank.v1.BankService.UpdateBalance:output_type -> remit.bank.v1.UpdateBalanceResponse
+	14, // 36: remit.bank.v1.BankService.GetBalance:output_type -> remit.bank.v1.GetBalanceResponse
+	18, // 37: remit.bank.v1.BankService.PrepareTransactions:output_type -> remit.bank.v1.PrepareTransactionsResponse
+	21, // 38: remit.bank.v1.BankService.CommitTransactions:output_type -> remit.bank.v1.CommitTransactionsResponse
+	24, // 39: remit.bank.v1.BankService.OpenAccount:output_type -> remit.bank.v1.OpenAccountResponse
+	26, // 40: remit.bank.v1.BankService.CloseAccount:output_type -> remit.bank.v1.CloseAccountResponse
+	28, // 41: remit.bank.v1.BankService.ListAccounts:output_type -> remit.bank.v1.ListAccountsResponse
+	30, // 42: remit.bank.v1.BankService.ConsumeEnrollmentCode:output_type -> remit.bank.v1.ConsumeEnrollmentCodeResponse
+	33, // [33:43] is the sub-list for method output_type
+	23, // [23:33] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_remit_bank_v1_bank_proto_init() }
@@ -1525,8 +2223,8 @@ func file_remit_bank_v1_bank_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_remit_bank_v1_bank_proto_rawDesc), len(file_remit_bank_v1_bank_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   16,
+			NumEnums:      6,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,6 +24,116 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// UserSource says where a user was created.
+type UserSource int32
+
+const (
+	// Unknown.
+	UserSource_USER_SOURCE_UNSPECIFIED UserSource = 0
+	// Imported from the users file.
+	UserSource_USER_SOURCE_FILE UserSource = 1
+	// Created by an admin with CreateUser.
+	UserSource_USER_SOURCE_ADMIN UserSource = 2
+	// Signed up with AuthService.Register.
+	UserSource_USER_SOURCE_REGISTRATION UserSource = 3
+)
+
+// Enum value maps for UserSource.
+var (
+	UserSource_name = map[int32]string{
+		0: "USER_SOURCE_UNSPECIFIED",
+		1: "USER_SOURCE_FILE",
+		2: "USER_SOURCE_ADMIN",
+		3: "USER_SOURCE_REGISTRATION",
+	}
+	UserSource_value = map[string]int32{
+		"USER_SOURCE_UNSPECIFIED":  0,
+		"USER_SOURCE_FILE":         1,
+		"USER_SOURCE_ADMIN":        2,
+		"USER_SOURCE_REGISTRATION": 3,
+	}
+)
+
+func (x UserSource) Enum() *UserSource {
+	p := new(UserSource)
+	*p = x
+	return p
+}
+
+func (x UserSource) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (UserSource) Descriptor() protoreflect.EnumDescriptor {
+	return file_remit_gateway_v1_admin_proto_enumTypes[0].Descriptor()
+}
+
+func (UserSource) Type() protoreflect.EnumType {
+	return &file_remit_gateway_v1_admin_proto_enumTypes[0]
+}
+
+func (x UserSource) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use UserSource.Descriptor instead.
+func (UserSource) EnumDescriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{0}
+}
+
+// AccountState says whether an account takes payments.
+type AccountState int32
+
+const (
+	// Unknown.
+	AccountState_ACCOUNT_STATE_UNSPECIFIED AccountState = 0
+	// Open: payments and deposits go through.
+	AccountState_ACCOUNT_STATE_OPEN AccountState = 1
+	// Closed: everything but reading is declined ACCOUNT_CLOSED.
+	AccountState_ACCOUNT_STATE_CLOSED AccountState = 2
+)
+
+// Enum value maps for AccountState.
+var (
+	AccountState_name = map[int32]string{
+		0: "ACCOUNT_STATE_UNSPECIFIED",
+		1: "ACCOUNT_STATE_OPEN",
+		2: "ACCOUNT_STATE_CLOSED",
+	}
+	AccountState_value = map[string]int32{
+		"ACCOUNT_STATE_UNSPECIFIED": 0,
+		"ACCOUNT_STATE_OPEN":        1,
+		"ACCOUNT_STATE_CLOSED":      2,
+	}
+)
+
+func (x AccountState) Enum() *AccountState {
+	p := new(AccountState)
+	*p = x
+	return p
+}
+
+func (x AccountState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AccountState) Descriptor() protoreflect.EnumDescriptor {
+	return file_remit_gateway_v1_admin_proto_enumTypes[1].Descriptor()
+}
+
+func (AccountState) Type() protoreflect.EnumType {
+	return &file_remit_gateway_v1_admin_proto_enumTypes[1]
+}
+
+func (x AccountState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AccountState.Descriptor instead.
+func (AccountState) EnumDescriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
 // Direction says which way money moves on an account.
 type Direction int32
 
@@ -61,11 +171,11 @@ func (x Direction) String() string {
 }
 
 func (Direction) Descriptor() protoreflect.EnumDescriptor {
-	return file_remit_gateway_v1_admin_proto_enumTypes[0].Descriptor()
+	return file_remit_gateway_v1_admin_proto_enumTypes[2].Descriptor()
 }
 
 func (Direction) Type() protoreflect.EnumType {
-	return &file_remit_gateway_v1_admin_proto_enumTypes[0]
+	return &file_remit_gateway_v1_admin_proto_enumTypes[2]
 }
 
 func (x Direction) Number() protoreflect.EnumNumber {
@@ -74,7 +184,7 @@ func (x Direction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Direction.Descriptor instead.
 func (Direction) EnumDescriptor() ([]byte, []int) {
-	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{0}
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{2}
 }
 
 // BankStatus is the health of a bank as the gateway last observed it.
@@ -114,11 +224,11 @@ func (x BankStatus) String() string {
 }
 
 func (BankStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_remit_gateway_v1_admin_proto_enumTypes[1].Descriptor()
+	return file_remit_gateway_v1_admin_proto_enumTypes[3].Descriptor()
 }
 
 func (BankStatus) Type() protoreflect.EnumType {
-	return &file_remit_gateway_v1_admin_proto_enumTypes[1]
+	return &file_remit_gateway_v1_admin_proto_enumTypes[3]
 }
 
 func (x BankStatus) Number() protoreflect.EnumNumber {
@@ -127,7 +237,1344 @@ func (x BankStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BankStatus.Descriptor instead.
 func (BankStatus) EnumDescriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{3}
+}
+
+// User is one user as the gateway stores it, without any secret.
+type User struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The login name.
+	ClientId string `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// What the user may do.
+	Roles []Role `protobuf:"varint,2,rep,packed,name=roles,proto3,enum=remit.gateway.v1.Role" json:"roles,omitempty"`
+	// The account the user owns; unset for staff without one.
+	Account *AccountRef `protobuf:"bytes,3,opt,name=account,proto3" json:"account,omitempty"`
+	// A disabled user cannot log in and has no sessions.
+	Disabled bool `protobuf:"varint,4,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	// Where the user came from.
+	Source UserSource `protobuf:"varint,5,opt,name=source,proto3,enum=remit.gateway.v1.UserSource" json:"source,omitempty"`
+	// When the user was created.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When the user was last changed (password, roles, disabled).
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// When the password was last set.
+	PasswordChangeTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=password_change_time,json=passwordChangeTime,proto3" json:"password_change_time,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *User) Reset() {
+	*x = User{}
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *User) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*User) ProtoMessage() {}
+
+func (x *User) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use User.ProtoReflect.Descriptor instead.
+func (*User) Descriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *User) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *User) GetRoles() []Role {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *User) GetAccount() *AccountRef {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+func (x *User) GetDisabled() bool {
+	if x != nil {
+		return x.Disabled
+	}
+	return false
+}
+
+func (x *User) GetSource() UserSource {
+	if x != nil {
+		return x.Source
+	}
+	return UserSource_USER_SOURCE_UNSPECIFIED
+}
+
+func (x *User) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *User) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *User) GetPasswordChangeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PasswordChangeTime
+	}
+	return nil
+}
+
+// CreateUserRequest is the user to create.
+type CreateUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The login name: unique, compared case-insensitively.
+	ClientId string `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// The password, under Register's rules.
+	Password string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	// The roles, at least one.
+	Roles []Role `protobuf:"varint,3,rep,packed,name=roles,proto3,enum=remit.gateway.v1.Role" json:"roles,omitempty"`
+	// The account the user owns: required for a customer.
+	Account       *AccountRef `protobuf:"bytes,4,opt,name=account,proto3" json:"account,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateUserRequest) Reset() {
+	*x = CreateUserRequest{}
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateUserRequest) ProtoMessage() {}
+
+func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
+func (*CreateUserRequest) Descriptor() ([]byte, []int) {
 	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *CreateUserRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *CreateUserRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *CreateUserRequest) GetRoles() []Role {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *CreateUserRequest) GetAccount() *AccountRef {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+// CreateUserResponse is the user created.
+type CreateUserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user.
+	User          *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateUserResponse) Reset() {
+	*x = CreateUserResponse{}
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateUserResponse) ProtoMessage() {}
+
+func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateUserResponse.ProtoReflect.Descriptor instead.
+func (*CreateUserResponse) Descriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *CreateUserResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+// DisableUserRequest names the user.
+type DisableUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The login name.
+	ClientId      string `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisableUserRequest) Reset() {
+	*x = DisableUserRequest{}
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisableUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisableUserRequest) ProtoMessage() {}
+
+func (x *DisableUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisableUserRequest.ProtoReflect.Descriptor instead.
+func (*DisableUserRequest) Descriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *DisableUserRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+// DisableUserResponse is the user after the change.
+type DisableUserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user, disabled.
+	User *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// How many sessions were revoked.
+	RevokedSessions int32 `protobuf:"varint,2,opt,name=revoked_sessions,json=revokedSessions,proto3" json:"revoked_sessions,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *DisableUserResponse) Reset() {
+	*x = DisableUserResponse{}
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisableUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisableUserResponse) ProtoMessage() {}
+
+func (x *DisableUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisableUserResponse.ProtoReflect.Descriptor instead.
+func (*DisableUserResponse) Descriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *DisableUserResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *DisableUserResponse) GetRevokedSessions() int32 {
+	if x != nil {
+		return x.RevokedSessions
+	}
+	return 0
+}
+
+// EnableUserRequest names the user.
+type EnableUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The login name.
+	ClientId      string `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnableUserRequest) Reset() {
+	*x = EnableUserRequest{}
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnableUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnableUserRequest) ProtoMessage() {}
+
+func (x *EnableUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnableUserRequest.ProtoReflect.Descriptor instead.
+func (*EnableUserRequest) Descriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *EnableUserRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+// EnableUserResponse is the user after the change.
+type EnableUserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user, enabled.
+	User          *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnableUserResponse) Reset() {
+	*x = EnableUserResponse{}
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnableUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnableUserResponse) ProtoMessage() {}
+
+func (x *EnableUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnableUserResponse.ProtoReflect.Descriptor instead.
+func (*EnableUserResponse) Descriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *EnableUserResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+// ResetPasswordRequest names the user and its new password.
+type ResetPasswordRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The login name.
+	ClientId string `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// The new password, under Register's rules.
+	NewPassword   string `protobuf:"bytes,2,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetPasswordRequest) Reset() {
+	*x = ResetPasswordRequest{}
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetPasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetPasswordRequest) ProtoMessage() {}
+
+func (x *ResetPasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetPasswordRequest.ProtoReflect.Descriptor instead.
+func (*ResetPasswordRequest) Descriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ResetPasswordRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *ResetPasswordRequest) GetNewPassword() string {
+	if x != nil {
+		return x.NewPassword
+	}
+	return ""
+}
+
+// ResetPasswordResponse is the user after the change.
+type ResetPasswordResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user.
+	User *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// How many sessions were revoked.
+	RevokedSessions int32 `protobuf:"varint,2,opt,name=revoked_sessions,json=revokedSessions,proto3" json:"revoked_sessions,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ResetPasswordResponse) Reset() {
+	*x = ResetPasswordResponse{}
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetPasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetPasswordResponse) ProtoMessage() {}
+
+func (x *ResetPasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetPasswordResponse.ProtoReflect.Descriptor instead.
+func (*ResetPasswordResponse) Descriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ResetPasswordResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *ResetPasswordResponse) GetRevokedSessions() int32 {
+	if x != nil {
+		return x.RevokedSessions
+	}
+	return 0
+}
+
+// ListUsersRequest pages through users by client id.
+type ListUsersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many users; 0 means 50; values above 100 are treated as 100.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page, or empty for the first page.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersRequest) Reset() {
+	*x = ListUsersRequest{}
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersRequest) ProtoMessage() {}
+
+func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
+func (*ListUsersRequest) Descriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ListUsersRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListUsersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListUsersResponse is one page.
+type ListUsersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Users, by client id.
+	Users []*User `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	// Pass as page_token to get the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersResponse) Reset() {
+	*x = ListUsersResponse{}
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersResponse) ProtoMessage() {}
+
+func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
+func (*ListUsersResponse) Descriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ListUsersResponse) GetUsers() []*User {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *ListUsersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// Session is one usable login session, without its token.
+type Session struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The session's id (not a credential).
+	SessionId string `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// When the session was created (the login).
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When its token stops working.
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Session) Reset() {
+	*x = Session{}
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Session) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Session) ProtoMessage() {}
+
+func (x *Session) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Session.ProtoReflect.Descriptor instead.
+func (*Session) Descriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Session) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *Session) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Session) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+// ListSessionsRequest names the user.
+type ListSessionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The login name.
+	ClientId      string `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSessionsRequest) Reset() {
+	*x = ListSessionsRequest{}
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSessionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSessionsRequest) ProtoMessage() {}
+
+func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
+func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ListSessionsRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+// ListSessionsResponse lists the sessions.
+type ListSessionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Usable sessions, newest first.
+	Sessions      []*Session `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSessionsResponse) Reset() {
+	*x = ListSessionsResponse{}
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSessionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSessionsResponse) ProtoMessage() {}
+
+func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
+func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ListSessionsResponse) GetSessions() []*Session {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
+// RevokeSessionsRequest names the user and, optionally, one session.
+type RevokeSessionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The login name.
+	ClientId string `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// One session of the user to end; empty ends all of them.
+	SessionId     string `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeSessionsRequest) Reset() {
+	*x = RevokeSessionsRequest{}
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeSessionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeSessionsRequest) ProtoMessage() {}
+
+func (x *RevokeSessionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeSessionsRequest.ProtoReflect.Descriptor instead.
+func (*RevokeSessionsRequest) Descriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RevokeSessionsRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *RevokeSessionsRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+// RevokeSessionsResponse says how many sessions ended.
+type RevokeSessionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sessions revoked by this call.
+	RevokedSessions int32 `protobuf:"varint,1,opt,name=revoked_sessions,json=revokedSessions,proto3" json:"revoked_sessions,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *RevokeSessionsResponse) Reset() {
+	*x = RevokeSessionsResponse{}
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeSessionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeSessionsResponse) ProtoMessage() {}
+
+func (x *RevokeSessionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeSessionsResponse.ProtoReflect.Descriptor instead.
+func (*RevokeSessionsResponse) Descriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RevokeSessionsResponse) GetRevokedSessions() int32 {
+	if x != nil {
+		return x.RevokedSessions
+	}
+	return 0
+}
+
+// Account is one account at a bank, as the bank reports it.
+type Account struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account.
+	Account *AccountRef `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	// The holder's client id, as the bank records it.
+	Owner string `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
+	// Lowercase ISO 4217 code of the account.
+	Currency string `protobuf:"bytes,3,opt,name=currency,proto3" json:"currency,omitempty"`
+	// Open or closed.
+	State AccountState `protobuf:"varint,4,opt,name=state,proto3,enum=remit.gateway.v1.AccountState" json:"state,omitempty"`
+	// Booked balance.
+	Balance int64 `protobuf:"varint,5,opt,name=balance,proto3" json:"balance,omitempty"`
+	// Balance minus funds held by payments in flight.
+	Available int64 `protobuf:"varint,6,opt,name=available,proto3" json:"available,omitempty"`
+	// When the account was opened.
+	OpenTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=open_time,json=openTime,proto3" json:"open_time,omitempty"`
+	// When the account was closed; unset while open.
+	CloseTime     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=close_time,json=closeTime,proto3" json:"close_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Account) Reset() {
+	*x = Account{}
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Account) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Account) ProtoMessage() {}
+
+func (x *Account) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Account.ProtoReflect.Descriptor instead.
+func (*Account) Descriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *Account) GetAccount() *AccountRef {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+func (x *Account) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *Account) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *Account) GetState() AccountState {
+	if x != nil {
+		return x.State
+	}
+	return AccountState_ACCOUNT_STATE_UNSPECIFIED
+}
+
+func (x *Account) GetBalance() int64 {
+	if x != nil {
+		return x.Balance
+	}
+	return 0
+}
+
+func (x *Account) GetAvailable() int64 {
+	if x != nil {
+		return x.Available
+	}
+	return 0
+}
+
+func (x *Account) GetOpenTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OpenTime
+	}
+	return nil
+}
+
+func (x *Account) GetCloseTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CloseTime
+	}
+	return nil
+}
+
+// OpenAccountRequest is the account to open.
+type OpenAccountRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A UUID generated once per opening and reused on every retry.
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The bank and the new account's id.
+	Account *AccountRef `protobuf:"bytes,2,opt,name=account,proto3" json:"account,omitempty"`
+	// Lowercase ISO 4217 code the account holds.
+	Currency string `protobuf:"bytes,3,opt,name=currency,proto3" json:"currency,omitempty"`
+	// The holder's client id; empty means the account id.
+	Owner         string `protobuf:"bytes,4,opt,name=owner,proto3" json:"owner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenAccountRequest) Reset() {
+	*x = OpenAccountRequest{}
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenAccountRequest) ProtoMessage() {}
+
+func (x *OpenAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenAccountRequest.ProtoReflect.Descriptor instead.
+func (*OpenAccountRequest) Descriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *OpenAccountRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *OpenAccountRequest) GetAccount() *AccountRef {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+func (x *OpenAccountRequest) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *OpenAccountRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+// OpenAccountResponse is the account opened.
+type OpenAccountResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account.
+	Account       *Account `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenAccountResponse) Reset() {
+	*x = OpenAccountResponse{}
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenAccountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenAccountResponse) ProtoMessage() {}
+
+func (x *OpenAccountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenAccountResponse.ProtoReflect.Descriptor instead.
+func (*OpenAccountResponse) Descriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *OpenAccountResponse) GetAccount() *Account {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+// CloseAccountRequest names the account.
+type CloseAccountRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account to close.
+	Account       *AccountRef `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloseAccountRequest) Reset() {
+	*x = CloseAccountRequest{}
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloseAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloseAccountRequest) ProtoMessage() {}
+
+func (x *CloseAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloseAccountRequest.ProtoReflect.Descriptor instead.
+func (*CloseAccountRequest) Descriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *CloseAccountRequest) GetAccount() *AccountRef {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+// CloseAccountResponse is the account closed.
+type CloseAccountResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account.
+	Account       *Account `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloseAccountResponse) Reset() {
+	*x = CloseAccountResponse{}
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloseAccountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloseAccountResponse) ProtoMessage() {}
+
+func (x *CloseAccountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloseAccountResponse.ProtoReflect.Descriptor instead.
+func (*CloseAccountResponse) Descriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CloseAccountResponse) GetAccount() *Account {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+// ListAccountsRequest pages through one bank's accounts.
+type ListAccountsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The bank's registered name.
+	Bank string `protobuf:"bytes,1,opt,name=bank,proto3" json:"bank,omitempty"`
+	// At most this many accounts; 0 means 50; values above 100 are treated as 100.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page, or empty for the first page.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAccountsRequest) Reset() {
+	*x = ListAccountsRequest{}
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAccountsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAccountsRequest) ProtoMessage() {}
+
+func (x *ListAccountsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAccountsRequest.ProtoReflect.Descriptor instead.
+func (*ListAccountsRequest) Descriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ListAccountsRequest) GetBank() string {
+	if x != nil {
+		return x.Bank
+	}
+	return ""
+}
+
+func (x *ListAccountsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListAccountsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListAccountsResponse is one page.
+type ListAccountsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Accounts, by account id.
+	Accounts []*Account `protobuf:"bytes,1,rep,name=accounts,proto3" json:"accounts,omitempty"`
+	// Pass as page_token to get the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAccountsResponse) Reset() {
+	*x = ListAccountsResponse{}
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAccountsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAccountsResponse) ProtoMessage() {}
+
+func (x *ListAccountsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAccountsResponse.ProtoReflect.Descriptor instead.
+func (*ListAccountsResponse) Descriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ListAccountsResponse) GetAccounts() []*Account {
+	if x != nil {
+		return x.Accounts
+	}
+	return nil
+}
+
+func (x *ListAccountsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // ClearLoginLockoutRequest names the client id whose lockouts to clear.
@@ -141,7 +1588,7 @@ type ClearLoginLockoutRequest struct {
 
 func (x *ClearLoginLockoutRequest) Reset() {
 	*x = ClearLoginLockoutRequest{}
-	mi := &file_remit_gateway_v1_admin_proto_msgTypes[0]
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -153,7 +1600,7 @@ func (x *ClearLoginLockoutRequest) String() string {
 func (*ClearLoginLockoutRequest) ProtoMessage() {}
 
 func (x *ClearLoginLockoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_remit_gateway_v1_admin_proto_msgTypes[0]
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -166,7 +1613,7 @@ func (x *ClearLoginLockoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClearLoginLockoutRequest.ProtoReflect.Descriptor instead.
 func (*ClearLoginLockoutRequest) Descriptor() ([]byte, []int) {
-	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{0}
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ClearLoginLockoutRequest) GetClientId() string {
@@ -195,7 +1642,7 @@ type ClearLoginLockoutResponse struct {
 
 func (x *ClearLoginLockoutResponse) Reset() {
 	*x = ClearLoginLockoutResponse{}
-	mi := &file_remit_gateway_v1_admin_proto_msgTypes[1]
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -207,7 +1654,7 @@ func (x *ClearLoginLockoutResponse) String() string {
 func (*ClearLoginLockoutResponse) ProtoMessage() {}
 
 func (x *ClearLoginLockoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_remit_gateway_v1_admin_proto_msgTypes[1]
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -220,7 +1667,7 @@ func (x *ClearLoginLockoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClearLoginLockoutResponse.ProtoReflect.Descriptor instead.
 func (*ClearLoginLockoutResponse) Descriptor() ([]byte, []int) {
-	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ClearLoginLockoutResponse) GetClientId() string {
@@ -270,7 +1717,7 @@ type UpdateBalanceRequest struct {
 
 func (x *UpdateBalanceRequest) Reset() {
 	*x = UpdateBalanceRequest{}
-	mi := &file_remit_gateway_v1_admin_proto_msgTypes[2]
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -282,7 +1729,7 @@ func (x *UpdateBalanceRequest) String() string {
 func (*UpdateBalanceRequest) ProtoMessage() {}
 
 func (x *UpdateBalanceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_remit_gateway_v1_admin_proto_msgTypes[2]
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -295,7 +1742,7 @@ func (x *UpdateBalanceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateBalanceRequest.ProtoReflect.Descriptor instead.
 func (*UpdateBalanceRequest) Descriptor() ([]byte, []int) {
-	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *UpdateBalanceRequest) GetTransactionId() string {
@@ -350,7 +1797,7 @@ type UpdateBalanceResponse struct {
 
 func (x *UpdateBalanceResponse) Reset() {
 	*x = UpdateBalanceResponse{}
-	mi := &file_remit_gateway_v1_admin_proto_msgTypes[3]
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -362,7 +1809,7 @@ func (x *UpdateBalanceResponse) String() string {
 func (*UpdateBalanceResponse) ProtoMessage() {}
 
 func (x *UpdateBalanceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_remit_gateway_v1_admin_proto_msgTypes[3]
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -375,7 +1822,7 @@ func (x *UpdateBalanceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateBalanceResponse.ProtoReflect.Descriptor instead.
 func (*UpdateBalanceResponse) Descriptor() ([]byte, []int) {
-	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *UpdateBalanceResponse) GetTransactionId() string {
@@ -415,7 +1862,7 @@ type ListBanksRequest struct {
 
 func (x *ListBanksRequest) Reset() {
 	*x = ListBanksRequest{}
-	mi := &file_remit_gateway_v1_admin_proto_msgTypes[4]
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -427,7 +1874,7 @@ func (x *ListBanksRequest) String() string {
 func (*ListBanksRequest) ProtoMessage() {}
 
 func (x *ListBanksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_remit_gateway_v1_admin_proto_msgTypes[4]
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -440,7 +1887,7 @@ func (x *ListBanksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBanksRequest.ProtoReflect.Descriptor instead.
 func (*ListBanksRequest) Descriptor() ([]byte, []int) {
-	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 // Bank is one registered bank.
@@ -460,7 +1907,7 @@ type Bank struct {
 
 func (x *Bank) Reset() {
 	*x = Bank{}
-	mi := &file_remit_gateway_v1_admin_proto_msgTypes[5]
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -472,7 +1919,7 @@ func (x *Bank) String() string {
 func (*Bank) ProtoMessage() {}
 
 func (x *Bank) ProtoReflect() protoreflect.Message {
-	mi := &file_remit_gateway_v1_admin_proto_msgTypes[5]
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -485,7 +1932,7 @@ func (x *Bank) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Bank.ProtoReflect.Descriptor instead.
 func (*Bank) Descriptor() ([]byte, []int) {
-	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Bank) GetName() string {
@@ -527,7 +1974,7 @@ type ListBanksResponse struct {
 
 func (x *ListBanksResponse) Reset() {
 	*x = ListBanksResponse{}
-	mi := &file_remit_gateway_v1_admin_proto_msgTypes[6]
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -539,7 +1986,7 @@ func (x *ListBanksResponse) String() string {
 func (*ListBanksResponse) ProtoMessage() {}
 
 func (x *ListBanksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_remit_gateway_v1_admin_proto_msgTypes[6]
+	mi := &file_remit_gateway_v1_admin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -552,7 +1999,7 @@ func (x *ListBanksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBanksResponse.ProtoReflect.Descriptor instead.
 func (*ListBanksResponse) Descriptor() ([]byte, []int) {
-	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_remit_gateway_v1_admin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListBanksResponse) GetBanks() []*Bank {
@@ -566,7 +2013,105 @@ var File_remit_gateway_v1_admin_proto protoreflect.FileDescriptor
 
 const file_remit_gateway_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x1cremit/gateway/v1/admin.proto\x12\x10remit.gateway.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cremit/gateway/v1/types.proto\x1a\x1aremit/names/v1/names.proto\"F\n" +
+	"\x1cremit/gateway/v1/admin.proto\x12\x10remit.gateway.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cremit/gateway/v1/types.proto\x1a\x1aremit/names/v1/names.proto\"\xa3\x03\n" +
+	"\x04User\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12,\n" +
+	"\x05roles\x18\x02 \x03(\x0e2\x16.remit.gateway.v1.RoleR\x05roles\x126\n" +
+	"\aaccount\x18\x03 \x01(\v2\x1c.remit.gateway.v1.AccountRefR\aaccount\x12\x1a\n" +
+	"\bdisabled\x18\x04 \x01(\bR\bdisabled\x124\n" +
+	"\x06source\x18\x05 \x01(\x0e2\x1c.remit.gateway.v1.UserSourceR\x06source\x12;\n" +
+	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\x12L\n" +
+	"\x14password_change_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x12passwordChangeTime\"\xe5\x01\n" +
+	"\x11CreateUserRequest\x12*\n" +
+	"\tclient_id\x18\x01 \x01(\tB\r\xbaH\n" +
+	"\xc8\x01\x01r\x05Л\xdc\x01\x01R\bclientId\x12'\n" +
+	"\bpassword\x18\x02 \x01(\tB\v\xbaH\b\xc8\x01\x01r\x03\x18\x80\x02R\bpassword\x12C\n" +
+	"\x05roles\x18\x03 \x03(\x0e2\x16.remit.gateway.v1.RoleB\x15\xbaH\x12\x92\x01\x0f\b\x01\x10\x03\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\x05roles\x126\n" +
+	"\aaccount\x18\x04 \x01(\v2\x1c.remit.gateway.v1.AccountRefR\aaccount\"@\n" +
+	"\x12CreateUserResponse\x12*\n" +
+	"\x04user\x18\x01 \x01(\v2\x16.remit.gateway.v1.UserR\x04user\"@\n" +
+	"\x12DisableUserRequest\x12*\n" +
+	"\tclient_id\x18\x01 \x01(\tB\r\xbaH\n" +
+	"\xc8\x01\x01r\x05Л\xdc\x01\x01R\bclientId\"l\n" +
+	"\x13DisableUserResponse\x12*\n" +
+	"\x04user\x18\x01 \x01(\v2\x16.remit.gateway.v1.UserR\x04user\x12)\n" +
+	"\x10revoked_sessions\x18\x02 \x01(\x05R\x0frevokedSessions\"?\n" +
+	"\x11EnableUserRequest\x12*\n" +
+	"\tclient_id\x18\x01 \x01(\tB\r\xbaH\n" +
+	"\xc8\x01\x01r\x05Л\xdc\x01\x01R\bclientId\"@\n" +
+	"\x12EnableUserResponse\x12*\n" +
+	"\x04user\x18\x01 \x01(\v2\x16.remit.gateway.v1.UserR\x04user\"r\n" +
+	"\x14ResetPasswordRequest\x12*\n" +
+	"\tclient_id\x18\x01 \x01(\tB\r\xbaH\n" +
+	"\xc8\x01\x01r\x05Л\xdc\x01\x01R\bclientId\x12.\n" +
+	"\fnew_password\x18\x02 \x01(\tB\v\xbaH\b\xc8\x01\x01r\x03\x18\x80\x02R\vnewPassword\"n\n" +
+	"\x15ResetPasswordResponse\x12*\n" +
+	"\x04user\x18\x01 \x01(\v2\x16.remit.gateway.v1.UserR\x04user\x12)\n" +
+	"\x10revoked_sessions\x18\x02 \x01(\x05R\x0frevokedSessions\"d\n" +
+	"\x10ListUsersRequest\x12'\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xe8\a(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"i\n" +
+	"\x11ListUsersResponse\x12,\n" +
+	"\x05users\x18\x01 \x03(\v2\x16.remit.gateway.v1.UserR\x05users\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa2\x01\n" +
+	"\aSession\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12;\n" +
+	"\vcreate_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"A\n" +
+	"\x13ListSessionsRequest\x12*\n" +
+	"\tclient_id\x18\x01 \x01(\tB\r\xbaH\n" +
+	"\xc8\x01\x01r\x05Л\xdc\x01\x01R\bclientId\"M\n" +
+	"\x14ListSessionsResponse\x125\n" +
+	"\bsessions\x18\x01 \x03(\v2\x19.remit.gateway.v1.SessionR\bsessions\"k\n" +
+	"\x15RevokeSessionsRequest\x12*\n" +
+	"\tclient_id\x18\x01 \x01(\tB\r\xbaH\n" +
+	"\xc8\x01\x01r\x05Л\xdc\x01\x01R\bclientId\x12&\n" +
+	"\n" +
+	"session_id\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\tsessionId\"C\n" +
+	"\x16RevokeSessionsResponse\x12)\n" +
+	"\x10revoked_sessions\x18\x01 \x01(\x05R\x0frevokedSessions\"\xd5\x02\n" +
+	"\aAccount\x126\n" +
+	"\aaccount\x18\x01 \x01(\v2\x1c.remit.gateway.v1.AccountRefR\aaccount\x12\x14\n" +
+	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x1a\n" +
+	"\bcurrency\x18\x03 \x01(\tR\bcurrency\x124\n" +
+	"\x05state\x18\x04 \x01(\x0e2\x1e.remit.gateway.v1.AccountStateR\x05state\x12\x18\n" +
+	"\abalance\x18\x05 \x01(\x03R\abalance\x12\x1c\n" +
+	"\tavailable\x18\x06 \x01(\x03R\tavailable\x127\n" +
+	"\topen_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bopenTime\x129\n" +
+	"\n" +
+	"close_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcloseTime\"\xcd\x01\n" +
+	"\x12OpenAccountRequest\x12*\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tB\v\xbaH\b\xc8\x01\x01r\x03\xb0\x01\x01R\trequestId\x12>\n" +
+	"\aaccount\x18\x02 \x01(\v2\x1c.remit.gateway.v1.AccountRefB\x06\xbaH\x03\xc8\x01\x01R\aaccount\x12&\n" +
+	"\bcurrency\x18\x03 \x01(\tB\n" +
+	"\xbaH\ar\x05؛\xdc\x01\x01R\bcurrency\x12#\n" +
+	"\x05owner\x18\x04 \x01(\tB\r\xbaH\n" +
+	"\xd8\x01\x01r\x05Л\xdc\x01\x01R\x05owner\"J\n" +
+	"\x13OpenAccountResponse\x123\n" +
+	"\aaccount\x18\x01 \x01(\v2\x19.remit.gateway.v1.AccountR\aaccount\"U\n" +
+	"\x13CloseAccountRequest\x12>\n" +
+	"\aaccount\x18\x01 \x01(\v2\x1c.remit.gateway.v1.AccountRefB\x06\xbaH\x03\xc8\x01\x01R\aaccount\"K\n" +
+	"\x14CloseAccountResponse\x123\n" +
+	"\aaccount\x18\x01 \x01(\v2\x19.remit.gateway.v1.AccountR\aaccount\"\x8a\x01\n" +
+	"\x13ListAccountsRequest\x12!\n" +
+	"\x04bank\x18\x01 \x01(\tB\r\xbaH\n" +
+	"\xc8\x01\x01r\x05ț\xdc\x01\x01R\x04bank\x12'\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xe8\a(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"u\n" +
+	"\x14ListAccountsResponse\x125\n" +
+	"\baccounts\x18\x01 \x03(\v2\x19.remit.gateway.v1.AccountR\baccounts\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"F\n" +
 	"\x18ClearLoginLockoutRequest\x12*\n" +
 	"\tclient_id\x18\x01 \x01(\tB\r\xbaH\n" +
 	"\xc8\x01\x01r\x05Л\xdc\x01\x01R\bclientId\"\xaf\x01\n" +
@@ -595,7 +2140,17 @@ const file_remit_gateway_v1_admin_proto_rawDesc = "" +
 	"\x06status\x18\x03 \x01(\x0e2\x1c.remit.gateway.v1.BankStatusR\x06status\x12@\n" +
 	"\x0elast_seen_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\flastSeenTime\"A\n" +
 	"\x11ListBanksResponse\x12,\n" +
-	"\x05banks\x18\x01 \x03(\v2\x16.remit.gateway.v1.BankR\x05banks*Q\n" +
+	"\x05banks\x18\x01 \x03(\v2\x16.remit.gateway.v1.BankR\x05banks*t\n" +
+	"\n" +
+	"UserSource\x12\x1b\n" +
+	"\x17USER_SOURCE_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10USER_SOURCE_FILE\x10\x01\x12\x15\n" +
+	"\x11USER_SOURCE_ADMIN\x10\x02\x12\x1c\n" +
+	"\x18USER_SOURCE_REGISTRATION\x10\x03*_\n" +
+	"\fAccountState\x12\x1d\n" +
+	"\x19ACCOUNT_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12ACCOUNT_STATE_OPEN\x10\x01\x12\x18\n" +
+	"\x14ACCOUNT_STATE_CLOSED\x10\x02*Q\n" +
 	"\tDirection\x12\x19\n" +
 	"\x15DIRECTION_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10DIRECTION_CREDIT\x10\x01\x12\x13\n" +
@@ -604,11 +2159,24 @@ const file_remit_gateway_v1_admin_proto_rawDesc = "" +
 	"BankStatus\x12\x1b\n" +
 	"\x17BANK_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13BANK_STATUS_SERVING\x10\x01\x12\x1b\n" +
-	"\x17BANK_STATUS_NOT_SERVING\x10\x022\xc3\x02\n" +
+	"\x17BANK_STATUS_NOT_SERVING\x10\x022\x8f\n" +
+	"\n" +
 	"\fAdminService\x12e\n" +
 	"\rUpdateBalance\x12&.remit.gateway.v1.UpdateBalanceRequest\x1a'.remit.gateway.v1.UpdateBalanceResponse\"\x03\x90\x02\x02\x12Y\n" +
 	"\tListBanks\x12\".remit.gateway.v1.ListBanksRequest\x1a#.remit.gateway.v1.ListBanksResponse\"\x03\x90\x02\x01\x12q\n" +
-	"\x11ClearLoginLockout\x12*.remit.gateway.v1.ClearLoginLockoutRequest\x1a+.remit.gateway.v1.ClearLoginLockoutResponse\"\x03\x90\x02\x02B\xbe\x01\n" +
+	"\x11ClearLoginLockout\x12*.remit.gateway.v1.ClearLoginLockoutRequest\x1a+.remit.gateway.v1.ClearLoginLockoutResponse\"\x03\x90\x02\x02\x12W\n" +
+	"\n" +
+	"CreateUser\x12#.remit.gateway.v1.CreateUserRequest\x1a$.remit.gateway.v1.CreateUserResponse\x12_\n" +
+	"\vDisableUser\x12$.remit.gateway.v1.DisableUserRequest\x1a%.remit.gateway.v1.DisableUserResponse\"\x03\x90\x02\x02\x12\\\n" +
+	"\n" +
+	"EnableUser\x12#.remit.gateway.v1.EnableUserRequest\x1a$.remit.gateway.v1.EnableUserResponse\"\x03\x90\x02\x02\x12`\n" +
+	"\rResetPassword\x12&.remit.gateway.v1.ResetPasswordRequest\x1a'.remit.gateway.v1.ResetPasswordResponse\x12Y\n" +
+	"\tListUsers\x12\".remit.gateway.v1.ListUsersRequest\x1a#.remit.gateway.v1.ListUsersResponse\"\x03\x90\x02\x01\x12b\n" +
+	"\fListSessions\x12%.remit.gateway.v1.ListSessionsRequest\x1a&.remit.gateway.v1.ListSessionsResponse\"\x03\x90\x02\x01\x12h\n" +
+	"\x0eRevokeSessions\x12'.remit.gateway.v1.RevokeSessionsRequest\x1a(.remit.gateway.v1.RevokeSessionsResponse\"\x03\x90\x02\x02\x12_\n" +
+	"\vOpenAccount\x12$.remit.gateway.v1.OpenAccountRequest\x1a%.remit.gateway.v1.OpenAccountResponse\"\x03\x90\x02\x02\x12b\n" +
+	"\fCloseAccount\x12%.remit.gateway.v1.CloseAccountRequest\x1a&.remit.gateway.v1.CloseAccountResponse\"\x03\x90\x02\x02\x12b\n" +
+	"\fListAccounts\x12%.remit.gateway.v1.ListAccountsRequest\x1a&.remit.gateway.v1.ListAccountsResponse\"\x03\x90\x02\x01B\xbe\x01\n" +
 	"\x14com.remit.gateway.v1B\n" +
 	"AdminProtoP\x01Z8github.com/remitpay/remit/gen/remit/gateway/v1;gatewayv1\xa2\x02\x03RGX\xaa\x02\x10Remit.Gateway.V1\xca\x02\x10Remit\\Gateway\\V1\xe2\x02\x1cRemit\\Gateway\\V1\\GPBMetadata\xea\x02\x12Remit::Gateway::V1b\x06proto3"
 
@@ -624,39 +2192,110 @@ func file_remit_gateway_v1_admin_proto_rawDescGZIP() []byte {
 	return file_remit_gateway_v1_admin_proto_rawDescData
 }
 
-var file_remit_gateway_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_remit_gateway_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_remit_gateway_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_remit_gateway_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_remit_gateway_v1_admin_proto_goTypes = []any{
-	(Direction)(0),                    // 0: remit.gateway.v1.Direction
-	(BankStatus)(0),                   // 1: remit.gateway.v1.BankStatus
-	(*ClearLoginLockoutRequest)(nil),  // 2: remit.gateway.v1.ClearLoginLockoutRequest
-	(*ClearLoginLockoutResponse)(nil), // 3: remit.gateway.v1.ClearLoginLockoutResponse
-	(*UpdateBalanceRequest)(nil),      // 4: remit.gateway.v1.UpdateBalanceRequest
-	(*UpdateBalanceResponse)(nil),     // 5: remit.gateway.v1.UpdateBalanceResponse
-	(*ListBanksRequest)(nil),          // 6: remit.gateway.v1.ListBanksRequest
-	(*Bank)(nil),                      // 7: remit.gateway.v1.Bank
-	(*ListBanksResponse)(nil),         // 8: remit.gateway.v1.ListBanksResponse
-	(*AccountRef)(nil),                // 9: remit.gateway.v1.AccountRef
-	(*timestamppb.Timestamp)(nil),     // 10: google.protobuf.Timestamp
+	(UserSource)(0),                   // 0: remit.gateway.v1.UserSource
+	(AccountState)(0),                 // 1: remit.gateway.v1.AccountState
+	(Direction)(0),                    // 2: remit.gateway.v1.Direction
+	(BankStatus)(0),                   // 3: remit.gateway.v1.BankStatus
+	(*User)(nil),                      // 4: remit.gateway.v1.User
+	(*CreateUserRequest)(nil),         // 5: remit.gateway.v1.CreateUserRequest
+	(*CreateUserResponse)(nil),        // 6: remit.gateway.v1.CreateUserResponse
+	(*DisableUserRequest)(nil),        // 7: remit.gateway.v1.DisableUserRequest
+	(*DisableUserResponse)(nil),       // 8: remit.gateway.v1.DisableUserResponse
+	(*EnableUserRequest)(nil),         // 9: remit.gateway.v1.EnableUserRequest
+	(*EnableUserResponse)(nil),        // 10: remit.gateway.v1.EnableUserResponse
+	(*ResetPasswordRequest)(nil),      // 11: remit.gateway.v1.ResetPasswordRequest
+	(*ResetPasswordResponse)(nil),     // 12: remit.gateway.v1.ResetPasswordResponse
+	(*ListUsersRequest)(nil),          // 13: remit.gateway.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),         // 14: remit.gateway.v1.ListUsersResponse
+	(*Session)(nil),                   // 15: remit.gateway.v1.Session
+	(*ListSessionsRequest)(nil),       // 16: remit.gateway.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),      // 17: remit.gateway.v1.ListSessionsResponse
+	(*RevokeSessionsRequest)(nil),     // 18: remit.gateway.v1.RevokeSessionsRequest
+	(*RevokeSessionsResponse)(nil),    // 19: remit.gateway.v1.RevokeSessionsResponse
+	(*Account)(nil),                   // 20: remit.gateway.v1.Account
+	(*OpenAccountRequest)(nil),        // 21: remit.gateway.v1.OpenAccountRequest
+	(*OpenAccountResponse)(nil),       // 22: remit.gateway.v1.OpenAccountResponse
+	(*CloseAccountRequest)(nil),       // 23: remit.gateway.v1.CloseAccountRequest
+	(*CloseAccountResponse)(nil),      // 24: remit.gateway.v1.CloseAccountResponse
+	(*ListAccountsRequest)(nil),       // 25: remit.gateway.v1.ListAccountsRequest
+	(*ListAccountsResponse)(nil),      // 26: remit.gateway.v1.ListAccountsResponse
+	(*ClearLoginLockoutRequest)(nil),  // 27: remit.gateway.v1.ClearLoginLockoutRequest
+	(*ClearLoginLockoutResponse)(nil), // 28: remit.gateway.v1.ClearLoginLockoutResponse
+	(*UpdateBalanceRequest)(nil),      // 29: remit.gateway.v1.UpdateBalanceRequest
+	(*UpdateBalanceResponse)(nil),     // 30: remit.gateway.v1.UpdateBalanceResponse
+	(*ListBanksRequest)(nil),          // 31: remit.gateway.v1.ListBanksRequest
+	(*Bank)(nil),                      // 32: remit.gateway.v1.Bank
+	(*ListBanksResponse)(nil),         // 33: remit.gateway.v1.ListBanksResponse
+	(Role)(0),                         // 34: remit.gateway.v1.Role
+	(*AccountRef)(nil),                // 35: remit.gateway.v1.AccountRef
+	(*timestamppb.Timestamp)(nil),     // 36: google.protobuf.Timestamp
 }
 var file_remit_gateway_v1_admin_proto_depIdxs = []int32{
-	9,  // 0: remit.gateway.v1.UpdateBalanceRequest.account:type_name -> remit.gateway.v1.AccountRef
-	0,  // 1: remit.gateway.v1.UpdateBalanceRequest.direction:type_name -> remit.gateway.v1.Direction
-	9,  // 2: remit.gateway.v1.UpdateBalanceResponse.account:type_name -> remit.gateway.v1.AccountRef
-	1,  // 3: remit.gateway.v1.Bank.status:type_name -> remit.gateway.v1.BankStatus
-	10, // 4: remit.gateway.v1.Bank.last_seen_time:type_name -> google.protobuf.Timestamp
-	7,  // 5: remit.gateway.v1.ListBanksResponse.banks:type_name -> remit.gateway.v1.Bank
-	4,  // 6: remit.gateway.v1.AdminService.UpdateBalance:input_type -> remit.gateway.v1.UpdateBalanceRequest
-	6,  // 7: remit.gateway.v1.AdminService.ListBanks:input_type -> remit.gateway.v1.ListBanksRequest
-	2,  // 8: remit.gateway.v1.AdminService.ClearLoginLockout:input_type -> remit.gateway.v1.ClearLoginLockoutRequest
-	5,  // 9: remit.gateway.v1.AdminService.UpdateBalance:output_type -> remit.gateway.v1.UpdateBalanceResponse
-	8,  // 10: remit.gateway.v1.AdminService.ListBanks:output_type -> remit.gateway.v1.ListBanksResponse
-	3,  // 11: remit.gateway.v1.AdminService.ClearLoginLockout:output_type -> remit.gateway.v1.ClearLoginLockoutResponse
-	9,  // [9:12] is the sub-list for method output_type
-	6,  // [6:9] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	34, // 0: remit.gateway.v1.User.roles:type_name -> remit.gateway.v1.Role
+	35, // 1: remit.gateway.v1.User.account:type_name -> remit.gateway.v1.AccountRef
+	0,  // 2: remit.gateway.v1.User.source:type_name -> remit.gateway.v1.UserSource
+	36, // 3: remit.gateway.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	36, // 4: remit.gateway.v1.User.update_time:type_name -> google.protobuf.Timestamp
+	36, // 5: remit.gateway.v1.User.password_change_time:type_name -> google.protobuf.Timestamp
+	34, // 6: remit.gateway.v1.CreateUserRequest.roles:type_name -> remit.gateway.v1.Role
+	35, // 7: remit.gateway.v1.CreateUserRequest.account:type_name -> remit.gateway.v1.AccountRef
+	4,  // 8: remit.gateway.v1.CreateUserResponse.user:type_name -> remit.gateway.v1.User
+	4,  // 9: remit.gateway.v1.DisableUserResponse.user:type_name -> remit.gateway.v1.User
+	4,  // 10: remit.gateway.v1.EnableUserResponse.user:type_name -> remit.gateway.v1.User
+	4,  // 11: remit.gateway.v1.ResetPasswordResponse.user:type_name -> remit.gateway.v1.User
+	4,  // 12: remit.gateway.v1.ListUsersResponse.users:type_name -> remit.gateway.v1.User
+	36, // 13: remit.gateway.v1.Session.create_time:type_name -> google.protobuf.Timestamp
+	36, // 14: remit.gateway.v1.Session.expire_time:type_name -> google.protobuf.Timestamp
+	15, // 15: remit.gateway.v1.ListSessionsResponse.sessions:type_name -> remit.gateway.v1.Session
+	35, // 16: remit.gateway.v1.Account.account:type_name -> remit.gateway.v1.AccountRef
+	1,  // 17: remit.gateway.v1.Account.state:type_name -> remit.gateway.v1.AccountState
+	36, // 18: remit.gateway.v1.Account.open_time:type_name -> google.protobuf.Timestamp
+	36, // 19: remit.gateway.v1.Account.close_time:type_name -> google.protobuf.Timestamp
+	35, // 20: remit.gateway.v1.OpenAccountRequest.account:type_name -> remit.gateway.v1.AccountRef
+	20, // 21: remit.gateway.v1.OpenAccountResponse.account:type_name -> remit.gateway.v1.Account
+	35, // 22: remit.gateway.v1.CloseAccountRequest.account:type_name -> remit.gateway.v1.AccountRef
+	20, // 23: remit.gateway.v1.CloseAccountResponse.account:type_name -> remit.gateway.v1.Account
+	20, // 24: remit.gateway.v1.ListAccountsResponse.accounts:type_name -> remit.gateway.v1.Account
+	35, // 25: remit.gateway.v1.UpdateBalanceRequest.account:type_name -> remit.gateway.v1.AccountRef
+	2,  // 26: remit.gateway.v1.UpdateBalanceRequest.direction:type_name -> remit.gateway.v1.Direction
+	35, // 27: remit.gateway.v1.UpdateBalanceResponse.account:type_name -> remit.gateway.v1.AccountRef
+	3,  // 28: remit.gateway.v1.Bank.status:type_name -> remit.gateway.v1.BankStatus
+	36, // 29: remit.gateway.v1.Bank.last_seen_time:type_name -> google.protobuf.Timestamp
+	32, // 30: remit.gateway.v1.ListBanksResponse.banks:type_name -> remit.gateway.v1.Bank
+	29, // 31: remit.gateway.v1.AdminService.UpdateBalance:input_type -> remit.gateway.v1.UpdateBalanceRequest
+	31, // 32: remit.gateway.v1.AdminService.ListBanks:input_type -> remit.gateway.v1.ListBanksRequest
+	27, // 33: remit.gateway.v1.AdminService.ClearLoginLockout:input_type -> remit.gateway.v1.ClearLoginLockoutRequest
+	5,  // 34: remit.gateway.v1.AdminService.CreateUser:input_type -> remit.gateway.v1.CreateUserRequest
+	7,  // 35: remit.gateway.v1.AdminService.DisableUser:input_type -> remit.gateway.v1.DisableUserRequest
+	9,  // 36: remit.gateway.v1.AdminService.EnableUser:input_type -> remit.gateway.v1.EnableUserRequest
+	11, // 37: remit.gateway.v1.AdminService.ResetPassword:input_type -> remit.gateway.v1.ResetPasswordRequest
+	13, // 38: remit.gateway.v1.AdminService.ListUsers:input_type -> remit.gateway.v1.ListUsersRequest
+	16, // 39: remit.gateway.v1.AdminService.ListSessions:input_type -> remit.gateway.v1.ListSessionsRequest
+	18, // 40: remit.gateway.v1.AdminService.RevokeSessions:input_type -> remit.gateway.v1.RevokeSessionsRequest
+	21, // 41: remit.gateway.v1.AdminService.OpenAccount:input_type -> remit.gateway.v1.OpenAccountRequest
+	23, // 42: remit.gateway.v1.AdminService.CloseAccount:input_type -> remit.gateway.v1.CloseAccountRequest
+	25, // 43: remit.gateway.v1.AdminService.ListAccounts:input_type -> remit.gateway.v1.ListAccountsRequest
+	30, // 44: remit.gateway.v1.AdminService.UpdateBalance:output_type -> remit.gateway.v1.UpdateBalanceResponse
+	33, // 45: remit.gateway.v1.AdminService.ListBanks:output_type -> remit.gateway.v1.ListBanksResponse
+	28, // 46: remit.gateway.v1.AdminService.ClearLoginLockout:output_type -> remit.gateway.v1.ClearLoginLockoutResponse
+	6,  // 47: remit.gateway.v1.AdminService.CreateUser:output_type -> remit.gateway.v1.CreateUserResponse
+	8,  // 48: remit.gateway.v1.AdminService.DisableUser:output_type -> remit.gateway.v1.DisableUserResponse
+	10, // 49: remit.gateway.v1.AdminService.EnableUser:output_type -> remit.gateway.v1.EnableUserResponse
+	12, // 50: remit.gateway.v1.AdminService.ResetPassword:output_type -> remit.gateway.v1.ResetPasswordResponse
+	14, // 51: remit.gateway.v1.AdminService.ListUsers:output_type -> remit.gateway.v1.ListUsersResponse
+	17, // 52: remit.gateway.v1.AdminService.ListSessions:output_type -> remit.gateway.v1.ListSessionsResponse
+	19, // 53: remit.gateway.v1.AdminService.RevokeSessions:output_type -> remit.gateway.v1.RevokeSessionsResponse
+	22, // 54: remit.gateway.v1.AdminService.OpenAccount:output_type -> remit.gateway.v1.OpenAccountResponse
+	24, // 55: remit.gateway.v1.AdminService.CloseAccount:output_type -> remit.gateway.v1.CloseAccountResponse
+	26, // 56: remit.gateway.v1.AdminService.ListAccounts:output_type -> remit.gateway.v1.ListAccountsResponse
+	44, // [44:57] is the sub-list for method output_type
+	31, // [31:44] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_remit_gateway_v1_admin_proto_init() }
@@ -670,8 +2309,8 @@ func file_remit_gateway_v1_admin_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_remit_gateway_v1_admin_proto_rawDesc), len(file_remit_gateway_v1_admin_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   7,
+			NumEnums:      4,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -218,6 +218,227 @@ func (*LogoutResponse) Descriptor() ([]byte, []int) {
 	return file_remit_gateway_v1_auth_proto_rawDescGZIP(), []int{3}
 }
 
+// RegisterRequest is a new customer's sign-up.
+type RegisterRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The login name to create: unique, compared case-insensitively.
+	ClientId string `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// The new password: at least 12 characters (checked by the gateway, with
+	// the common-password list), stored only as an argon2id hash.
+	Password string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	// The bank account to link: the customer's own account from then on.
+	Account *AccountRef `protobuf:"bytes,3,opt,name=account,proto3" json:"account,omitempty"`
+	// The one-time code the account's bank issued for it.
+	EnrollmentCode string `protobuf:"bytes,4,opt,name=enrollment_code,json=enrollmentCode,proto3" json:"enrollment_code,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RegisterRequest) Reset() {
+	*x = RegisterRequest{}
+	mi := &file_remit_gateway_v1_auth_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterRequest) ProtoMessage() {}
+
+func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_auth_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
+func (*RegisterRequest) Descriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_auth_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RegisterRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *RegisterRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *RegisterRequest) GetAccount() *AccountRef {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+func (x *RegisterRequest) GetEnrollmentCode() string {
+	if x != nil {
+		return x.EnrollmentCode
+	}
+	return ""
+}
+
+// RegisterResponse is the customer created.
+type RegisterResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new client, with its linked account and the customer role.
+	Client        *Client `protobuf:"bytes,1,opt,name=client,proto3" json:"client,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterResponse) Reset() {
+	*x = RegisterResponse{}
+	mi := &file_remit_gateway_v1_auth_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterResponse) ProtoMessage() {}
+
+func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_auth_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
+func (*RegisterResponse) Descriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_auth_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RegisterResponse) GetClient() *Client {
+	if x != nil {
+		return x.Client
+	}
+	return nil
+}
+
+// ChangePasswordRequest carries the current and the new password.
+type ChangePasswordRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The caller's current password.
+	CurrentPassword string `protobuf:"bytes,1,opt,name=current_password,json=currentPassword,proto3" json:"current_password,omitempty"`
+	// The new password, under the same rules as Register's.
+	NewPassword   string `protobuf:"bytes,2,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangePasswordRequest) Reset() {
+	*x = ChangePasswordRequest{}
+	mi := &file_remit_gateway_v1_auth_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePasswordRequest) ProtoMessage() {}
+
+func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_auth_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
+func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_auth_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ChangePasswordRequest) GetCurrentPassword() string {
+	if x != nil {
+		return x.CurrentPassword
+	}
+	return ""
+}
+
+func (x *ChangePasswordRequest) GetNewPassword() string {
+	if x != nil {
+		return x.NewPassword
+	}
+	return ""
+}
+
+// ChangePasswordResponse says how many other sessions ended.
+type ChangePasswordResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The caller's other sessions that were revoked.
+	RevokedSessions int32 `protobuf:"varint,1,opt,name=revoked_sessions,json=revokedSessions,proto3" json:"revoked_sessions,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ChangePasswordResponse) Reset() {
+	*x = ChangePasswordResponse{}
+	mi := &file_remit_gateway_v1_auth_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePasswordResponse) ProtoMessage() {}
+
+func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_auth_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
+func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_auth_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ChangePasswordResponse) GetRevokedSessions() int32 {
+	if x != nil {
+		return x.RevokedSessions
+	}
+	return 0
+}
+
 var File_remit_gateway_v1_auth_proto protoreflect.FileDescriptor
 
 const file_remit_gateway_v1_auth_proto_rawDesc = "" +
@@ -233,10 +454,26 @@ const file_remit_gateway_v1_auth_proto_rawDesc = "" +
 	"expireTime\x120\n" +
 	"\x06client\x18\x03 \x01(\v2\x18.remit.gateway.v1.ClientR\x06client\"\x0f\n" +
 	"\rLogoutRequest\"\x10\n" +
-	"\x0eLogoutResponse2\xa4\x01\n" +
+	"\x0eLogoutResponse\"\xdb\x01\n" +
+	"\x0fRegisterRequest\x12*\n" +
+	"\tclient_id\x18\x01 \x01(\tB\r\xbaH\n" +
+	"\xc8\x01\x01r\x05Л\xdc\x01\x01R\bclientId\x12'\n" +
+	"\bpassword\x18\x02 \x01(\tB\v\xbaH\b\xc8\x01\x01r\x03\x18\x80\x02R\bpassword\x12>\n" +
+	"\aaccount\x18\x03 \x01(\v2\x1c.remit.gateway.v1.AccountRefB\x06\xbaH\x03\xc8\x01\x01R\aaccount\x123\n" +
+	"\x0fenrollment_code\x18\x04 \x01(\tB\n" +
+	"\xbaH\a\xc8\x01\x01r\x02\x18@R\x0eenrollmentCode\"D\n" +
+	"\x10RegisterResponse\x120\n" +
+	"\x06client\x18\x01 \x01(\v2\x18.remit.gateway.v1.ClientR\x06client\"\x7f\n" +
+	"\x15ChangePasswordRequest\x126\n" +
+	"\x10current_password\x18\x01 \x01(\tB\v\xbaH\b\xc8\x01\x01r\x03\x18\x80\x02R\x0fcurrentPassword\x12.\n" +
+	"\fnew_password\x18\x02 \x01(\tB\v\xbaH\b\xc8\x01\x01r\x03\x18\x80\x02R\vnewPassword\"C\n" +
+	"\x16ChangePasswordResponse\x12)\n" +
+	"\x10revoked_sessions\x18\x01 \x01(\x05R\x0frevokedSessions2\xdc\x02\n" +
 	"\vAuthService\x12H\n" +
 	"\x05Login\x12\x1e.remit.gateway.v1.LoginRequest\x1a\x1f.remit.gateway.v1.LoginResponse\x12K\n" +
-	"\x06Logout\x12\x1f.remit.gateway.v1.LogoutRequest\x1a .remit.gateway.v1.LogoutResponseB\xbd\x01\n" +
+	"\x06Logout\x12\x1f.remit.gateway.v1.LogoutRequest\x1a .remit.gateway.v1.LogoutResponse\x12Q\n" +
+	"\bRegister\x12!.remit.gateway.v1.RegisterRequest\x1a\".remit.gateway.v1.RegisterResponse\x12c\n" +
+	"\x0eChangePassword\x12'.remit.gateway.v1.ChangePasswordRequest\x1a(.remit.gateway.v1.ChangePasswordResponseB\xbd\x01\n" +
 	"\x14com.remit.gateway.v1B\tAuthProtoP\x01Z8github.com/remitpay/remit/gen/remit/gateway/v1;gatewayv1\xa2\x02\x03RGX\xaa\x02\x10Remit.Gateway.V1\xca\x02\x10Remit\\Gateway\\V1\xe2\x02\x1cRemit\\Gateway\\V1\\GPBMetadata\xea\x02\x12Remit::Gateway::V1b\x06proto3"
 
 var (
@@ -251,27 +488,38 @@ func file_remit_gateway_v1_auth_proto_rawDescGZIP() []byte {
 	return file_remit_gateway_v1_auth_proto_rawDescData
 }
 
-var file_remit_gateway_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_remit_gateway_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_remit_gateway_v1_auth_proto_goTypes = []any{
-	(*LoginRequest)(nil),          // 0: remit.gateway.v1.LoginRequest
-	(*LoginResponse)(nil),         // 1: remit.gateway.v1.LoginResponse
-	(*LogoutRequest)(nil),         // 2: remit.gateway.v1.LogoutRequest
-	(*LogoutResponse)(nil),        // 3: remit.gateway.v1.LogoutResponse
-	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
-	(*Client)(nil),                // 5: remit.gateway.v1.Client
+	(*LoginRequest)(nil),           // 0: remit.gateway.v1.LoginRequest
+	(*LoginResponse)(nil),          // 1: remit.gateway.v1.LoginResponse
+	(*LogoutRequest)(nil),          // 2: remit.gateway.v1.LogoutRequest
+	(*LogoutResponse)(nil),         // 3: remit.gateway.v1.LogoutResponse
+	(*RegisterRequest)(nil),        // 4: remit.gateway.v1.RegisterRequest
+	(*RegisterResponse)(nil),       // 5: remit.gateway.v1.RegisterResponse
+	(*ChangePasswordRequest)(nil),  // 6: remit.gateway.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil), // 7: remit.gateway.v1.ChangePasswordResponse
+	(*timestamppb.Timestamp)(nil),  // 8: google.protobuf.Timestamp
+	(*Client)(nil),                 // 9: remit.gateway.v1.Client
+	(*AccountRef)(nil),             // 10: remit.gateway.v1.AccountRef
 }
 var file_remit_gateway_v1_auth_proto_depIdxs = []int32{
-	4, // 0: remit.gateway.v1.LoginResponse.expire_time:type_name -> google.protobuf.Timestamp
-	5, // 1: remit.gateway.v1.LoginResponse.client:type_name -> remit.gateway.v1.Client
-	0, // 2: remit.gateway.v1.AuthService.Login:input_type -> remit.gateway.v1.LoginRequest
-	2, // 3: remit.gateway.v1.AuthService.Logout:input_type -> remit.gateway.v1.LogoutRequest
-	1, // 4: remit.gateway.v1.AuthService.Login:output_type -> remit.gateway.v1.LoginResponse
-	3, // 5: remit.gateway.v1.AuthService.Logout:output_type -> remit.gateway.v1.LogoutResponse
-	4, // [4:6] is the sub-list for method output_type
-	2, // [2:4] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	8,  // 0: remit.gateway.v1.LoginResponse.expire_time:type_name -> google.protobuf.Timestamp
+	9,  // 1: remit.gateway.v1.LoginResponse.client:type_name -> remit.gateway.v1.Client
+	10, // 2: remit.gateway.v1.RegisterRequest.account:type_name -> remit.gateway.v1.AccountRef
+	9,  // 3: remit.gateway.v1.RegisterResponse.client:type_name -> remit.gateway.v1.Client
+	0,  // 4: remit.gateway.v1.AuthService.Login:input_type -> remit.gateway.v1.LoginRequest
+	2,  // 5: remit.gateway.v1.AuthService.Logout:input_type -> remit.gateway.v1.LogoutRequest
+	4,  // 6: remit.gateway.v1.AuthService.Register:input_type -> remit.gateway.v1.RegisterRequest
+	6,  // 7: remit.gateway.v1.AuthService.ChangePassword:input_type -> remit.gateway.v1.ChangePasswordRequest
+	1,  // 8: remit.gateway.v1.AuthService.Login:output_type -> remit.gateway.v1.LoginResponse
+	3,  // 9: remit.gateway.v1.AuthService.Logout:output_type -> remit.gateway.v1.LogoutResponse
+	5,  // 10: remit.gateway.v1.AuthService.Register:output_type -> remit.gateway.v1.RegisterResponse
+	7,  // 11: remit.gateway.v1.AuthService.ChangePassword:output_type -> remit.gateway.v1.ChangePasswordResponse
+	8,  // [8:12] is the sub-list for method output_type
+	4,  // [4:8] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_remit_gateway_v1_auth_proto_init() }
@@ -286,7 +534,7 @@ func file_remit_gateway_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_remit_gateway_v1_auth_proto_rawDesc), len(file_remit_gateway_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -773,6 +773,146 @@ func (x *AcknowledgePaymentResponse) GetPayment() *Payment {
 	return nil
 }
 
+// RefundPaymentRequest is one (partial or full) refund of a payment.
+type RefundPaymentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A UUID the client generates once per refund and reuses on every retry;
+	// it becomes the refund's transaction_id.
+	RefundId string `protobuf:"bytes,1,opt,name=refund_id,json=refundId,proto3" json:"refund_id,omitempty"`
+	// The transaction id of the payment to refund.
+	TransactionId string `protobuf:"bytes,2,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
+	// Amount to send back, in the payment's currency: positive, at most what
+	// is left to refund.
+	Amount int64 `protobuf:"varint,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	// Why; optional.
+	Reason RefundReason `protobuf:"varint,4,opt,name=reason,proto3,enum=remit.gateway.v1.RefundReason" json:"reason,omitempty"`
+	// Free text shown to both sides, under the rules of a payment's
+	// description.
+	Description   string `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefundPaymentRequest) Reset() {
+	*x = RefundPaymentRequest{}
+	mi := &file_remit_gateway_v1_payment_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefundPaymentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefundPaymentRequest) ProtoMessage() {}
+
+func (x *RefundPaymentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_payment_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefundPaymentRequest.ProtoReflect.Descriptor instead.
+func (*RefundPaymentRequest) Descriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_payment_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RefundPaymentRequest) GetRefundId() string {
+	if x != nil {
+		return x.RefundId
+	}
+	return ""
+}
+
+func (x *RefundPaymentRequest) GetTransactionId() string {
+	if x != nil {
+		return x.TransactionId
+	}
+	return ""
+}
+
+func (x *RefundPaymentRequest) GetAmount() int64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+func (x *RefundPaymentRequest) GetReason() RefundReason {
+	if x != nil {
+		return x.Reason
+	}
+	return RefundReason_REFUND_REASON_UNSPECIFIED
+}
+
+func (x *RefundPaymentRequest) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+// RefundPaymentResponse carries the refund and the payment it refunds.
+type RefundPaymentResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The refund, SUCCEEDED (declines are errors, as for MakePayment).
+	Refund *Payment `protobuf:"bytes,1,opt,name=refund,proto3" json:"refund,omitempty"`
+	// The refunded payment, with amount_refunded and refunds updated.
+	Payment       *Payment `protobuf:"bytes,2,opt,name=payment,proto3" json:"payment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefundPaymentResponse) Reset() {
+	*x = RefundPaymentResponse{}
+	mi := &file_remit_gateway_v1_payment_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefundPaymentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefundPaymentResponse) ProtoMessage() {}
+
+func (x *RefundPaymentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_payment_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefundPaymentResponse.ProtoReflect.Descriptor instead.
+func (*RefundPaymentResponse) Descriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_payment_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RefundPaymentResponse) GetRefund() *Payment {
+	if x != nil {
+		return x.Refund
+	}
+	return nil
+}
+
+func (x *RefundPaymentResponse) GetPayment() *Payment {
+	if x != nil {
+		return x.Payment
+	}
+	return nil
+}
+
 var File_remit_gateway_v1_payment_proto protoreflect.FileDescriptor
 
 const file_remit_gateway_v1_payment_proto_rawDesc = "" +
@@ -821,12 +961,22 @@ const file_remit_gateway_v1_payment_proto_rawDesc = "" +
 	"\x19AcknowledgePaymentRequest\x122\n" +
 	"\x0etransaction_id\x18\x01 \x01(\tB\v\xbaH\b\xc8\x01\x01r\x03\xb0\x01\x01R\rtransactionId\"Q\n" +
 	"\x1aAcknowledgePaymentResponse\x123\n" +
-	"\apayment\x18\x01 \x01(\v2\x19.remit.gateway.v1.PaymentR\apayment*\x9c\x01\n" +
+	"\apayment\x18\x01 \x01(\v2\x19.remit.gateway.v1.PaymentR\apayment\"\x8f\x02\n" +
+	"\x14RefundPaymentRequest\x12(\n" +
+	"\trefund_id\x18\x01 \x01(\tB\v\xbaH\b\xc8\x01\x01r\x03\xb0\x01\x01R\brefundId\x122\n" +
+	"\x0etransaction_id\x18\x02 \x01(\tB\v\xbaH\b\xc8\x01\x01r\x03\xb0\x01\x01R\rtransactionId\x12&\n" +
+	"\x06amount\x18\x03 \x01(\x03B\x0e\xbaH\v\"\t\x18\x80\xa0\x94\xa5\x8d\x1d \x00R\x06amount\x12@\n" +
+	"\x06reason\x18\x04 \x01(\x0e2\x1e.remit.gateway.v1.RefundReasonB\b\xbaH\x05\x82\x01\x02\x10\x01R\x06reason\x12/\n" +
+	"\vdescription\x18\x05 \x01(\tB\r\xbaH\n" +
+	"r\b\xe0\x9b\xdc\x01\x01\x18\xc8\x01R\vdescription\"\x7f\n" +
+	"\x15RefundPaymentResponse\x121\n" +
+	"\x06refund\x18\x01 \x01(\v2\x19.remit.gateway.v1.PaymentR\x06refund\x123\n" +
+	"\apayment\x18\x02 \x01(\v2\x19.remit.gateway.v1.PaymentR\apayment*\x9c\x01\n" +
 	"\x10PaymentEventType\x12\"\n" +
 	"\x1ePAYMENT_EVENT_TYPE_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cPAYMENT_EVENT_TYPE_SUCCEEDED\x10\x01\x12\x1d\n" +
 	"\x19PAYMENT_EVENT_TYPE_FAILED\x10\x02\x12#\n" +
-	"\x1fPAYMENT_EVENT_TYPE_ACKNOWLEDGED\x10\x032\xf1\x04\n" +
+	"\x1fPAYMENT_EVENT_TYPE_ACKNOWLEDGED\x10\x032\xd8\x05\n" +
 	"\x0ePaymentService\x12_\n" +
 	"\vMakePayment\x12$.remit.gateway.v1.MakePaymentRequest\x1a%.remit.gateway.v1.MakePaymentResponse\"\x03\x90\x02\x02\x12\\\n" +
 	"\n" +
@@ -834,7 +984,8 @@ const file_remit_gateway_v1_payment_proto_rawDesc = "" +
 	"\fListPayments\x12%.remit.gateway.v1.ListPaymentsRequest\x1a&.remit.gateway.v1.ListPaymentsResponse\"\x03\x90\x02\x01\x12b\n" +
 	"\fCheckBalance\x12%.remit.gateway.v1.CheckBalanceRequest\x1a&.remit.gateway.v1.CheckBalanceResponse\"\x03\x90\x02\x01\x12b\n" +
 	"\rWatchPayments\x12&.remit.gateway.v1.WatchPaymentsRequest\x1a'.remit.gateway.v1.WatchPaymentsResponse0\x01\x12t\n" +
-	"\x12AcknowledgePayment\x12+.remit.gateway.v1.AcknowledgePaymentRequest\x1a,.remit.gateway.v1.AcknowledgePaymentResponse\"\x03\x90\x02\x02B\xc0\x01\n" +
+	"\x12AcknowledgePayment\x12+.remit.gateway.v1.AcknowledgePaymentRequest\x1a,.remit.gateway.v1.AcknowledgePaymentResponse\"\x03\x90\x02\x02\x12e\n" +
+	"\rRefundPayment\x12&.remit.gateway.v1.RefundPaymentRequest\x1a'.remit.gateway.v1.RefundPaymentResponse\"\x03\x90\x02\x02B\xc0\x01\n" +
 	"\x14com.remit.gateway.v1B\fPaymentProtoP\x01Z8github.com/remitpay/remit/gen/remit/gateway/v1;gatewayv1\xa2\x02\x03RGX\xaa\x02\x10Remit.Gateway.V1\xca\x02\x10Remit\\Gateway\\V1\xe2\x02\x1cRemit\\Gateway\\V1\\GPBMetadata\xea\x02\x12Remit::Gateway::V1b\x06proto3"
 
 var (
@@ -850,7 +1001,7 @@ func file_remit_gateway_v1_payment_proto_rawDescGZIP() []byte {
 }
 
 var file_remit_gateway_v1_payment_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_remit_gateway_v1_payment_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_remit_gateway_v1_payment_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_remit_gateway_v1_payment_proto_goTypes = []any{
 	(PaymentEventType)(0),              // 0: remit.gateway.v1.PaymentEventType
 	(*MakePaymentRequest)(nil),         // 1: remit.gateway.v1.MakePaymentRequest
@@ -865,41 +1016,49 @@ var file_remit_gateway_v1_payment_proto_goTypes = []any{
 	(*WatchPaymentsResponse)(nil),      // 10: remit.gateway.v1.WatchPaymentsResponse
 	(*AcknowledgePaymentRequest)(nil),  // 11: remit.gateway.v1.AcknowledgePaymentRequest
 	(*AcknowledgePaymentResponse)(nil), // 12: remit.gateway.v1.AcknowledgePaymentResponse
-	(*AccountRef)(nil),                 // 13: remit.gateway.v1.AccountRef
-	(*Payment)(nil),                    // 14: remit.gateway.v1.Payment
-	(*timestamppb.Timestamp)(nil),      // 15: google.protobuf.Timestamp
+	(*RefundPaymentRequest)(nil),       // 13: remit.gateway.v1.RefundPaymentRequest
+	(*RefundPaymentResponse)(nil),      // 14: remit.gateway.v1.RefundPaymentResponse
+	(*AccountRef)(nil),                 // 15: remit.gateway.v1.AccountRef
+	(*Payment)(nil),                    // 16: remit.gateway.v1.Payment
+	(*timestamppb.Timestamp)(nil),      // 17: google.protobuf.Timestamp
+	(RefundReason)(0),                  // 18: remit.gateway.v1.RefundReason
 }
 var file_remit_gateway_v1_payment_proto_depIdxs = []int32{
-	13, // 0: remit.gateway.v1.MakePaymentRequest.payee:type_name -> remit.gateway.v1.AccountRef
-	14, // 1: remit.gateway.v1.MakePaymentResponse.payment:type_name -> remit.gateway.v1.Payment
-	14, // 2: remit.gateway.v1.GetPaymentResponse.payment:type_name -> remit.gateway.v1.Payment
-	13, // 3: remit.gateway.v1.ListPaymentsRequest.account:type_name -> remit.gateway.v1.AccountRef
-	14, // 4: remit.gateway.v1.ListPaymentsResponse.payments:type_name -> remit.gateway.v1.Payment
-	13, // 5: remit.gateway.v1.CheckBalanceRequest.account:type_name -> remit.gateway.v1.AccountRef
-	13, // 6: remit.gateway.v1.CheckBalanceResponse.account:type_name -> remit.gateway.v1.AccountRef
-	13, // 7: remit.gateway.v1.WatchPaymentsRequest.account:type_name -> remit.gateway.v1.AccountRef
+	15, // 0: remit.gateway.v1.MakePaymentRequest.payee:type_name -> remit.gateway.v1.AccountRef
+	16, // 1: remit.gateway.v1.MakePaymentResponse.payment:type_name -> remit.gateway.v1.Payment
+	16, // 2: remit.gateway.v1.GetPaymentResponse.payment:type_name -> remit.gateway.v1.Payment
+	15, // 3: remit.gateway.v1.ListPaymentsRequest.account:type_name -> remit.gateway.v1.AccountRef
+	16, // 4: remit.gateway.v1.ListPaymentsResponse.payments:type_name -> remit.gateway.v1.Payment
+	15, // 5: remit.gateway.v1.CheckBalanceRequest.account:type_name -> remit.gateway.v1.AccountRef
+	15, // 6: remit.gateway.v1.CheckBalanceResponse.account:type_name -> remit.gateway.v1.AccountRef
+	15, // 7: remit.gateway.v1.WatchPaymentsRequest.account:type_name -> remit.gateway.v1.AccountRef
 	0,  // 8: remit.gateway.v1.WatchPaymentsResponse.type:type_name -> remit.gateway.v1.PaymentEventType
-	14, // 9: remit.gateway.v1.WatchPaymentsResponse.payment:type_name -> remit.gateway.v1.Payment
-	15, // 10: remit.gateway.v1.WatchPaymentsResponse.event_time:type_name -> google.protobuf.Timestamp
-	13, // 11: remit.gateway.v1.WatchPaymentsResponse.account:type_name -> remit.gateway.v1.AccountRef
-	14, // 12: remit.gateway.v1.AcknowledgePaymentResponse.payment:type_name -> remit.gateway.v1.Payment
-	1,  // 13: remit.gateway.v1.PaymentService.MakePayment:input_type -> remit.gateway.v1.MakePaymentRequest
-	3,  // 14: remit.gateway.v1.PaymentService.GetPayment:input_type -> remit.gateway.v1.GetPaymentRequest
-	5,  // 15: remit.gateway.v1.PaymentService.ListPayments:input_type -> remit.gateway.v1.ListPaymentsRequest
-	7,  // 16: remit.gateway.v1.PaymentService.CheckBalance:input_type -> remit.gateway.v1.CheckBalanceRequest
-	9,  // 17: remit.gateway.v1.PaymentService.WatchPayments:input_type -> remit.gateway.v1.WatchPaymentsRequest
-	11, // 18: remit.gateway.v1.PaymentService.AcknowledgePayment:input_type -> remit.gateway.v1.AcknowledgePaymentRequest
-	2,  // 19: remit.gateway.v1.PaymentService.MakePayment:output_type -> remit.gateway.v1.MakePaymentResponse
-	4,  // 20: remit.gateway.v1.PaymentService.GetPayment:output_type -> remit.gateway.v1.GetPaymentResponse
-	6,  // 21: remit.gateway.v1.PaymentService.ListPayments:output_type -> remit.gateway.v1.ListPaymentsResponse
-	8,  // 22: remit.gateway.v1.PaymentService.CheckBalance:output_type -> remit.gateway.v1.CheckBalanceResponse
-	10, // 23: remit.gateway.v1.PaymentService.WatchPayments:output_type -> remit.gateway.v1.WatchPaymentsResponse
-	12, // 24: remit.gateway.v1.PaymentService.AcknowledgePayment:output_type -> remit.gateway.v1.AcknowledgePaymentResponse
-	19, // [19:25] is the sub-list for method output_type
-	13, // [13:19] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	16, // 9: remit.gateway.v1.WatchPaymentsResponse.payment:type_name -> remit.gateway.v1.Payment
+	17, // 10: remit.gateway.v1.WatchPaymentsResponse.event_time:type_name -> google.protobuf.Timestamp
+	15, // 11: remit.gateway.v1.WatchPaymentsResponse.account:type_name -> remit.gateway.v1.AccountRef
+	16, // 12: remit.gateway.v1.AcknowledgePaymentResponse.payment:type_name -> remit.gateway.v1.Payment
+	18, // 13: remit.gateway.v1.RefundPaymentRequest.reason:type_name -> remit.gateway.v1.RefundReason
+	16, // 14: remit.gateway.v1.RefundPaymentResponse.refund:type_name -> remit.gateway.v1.Payment
+	16, // 15: remit.gateway.v1.RefundPaymentResponse.payment:type_name -> remit.gateway.v1.Payment
+	1,  // 16: remit.gateway.v1.PaymentService.MakePayment:input_type -> remit.gateway.v1.MakePaymentRequest
+	3,  // 17: remit.gateway.v1.PaymentService.GetPayment:input_type -> remit.gateway.v1.GetPaymentRequest
+	5,  // 18: remit.gateway.v1.PaymentService.ListPayments:input_type -> remit.gateway.v1.ListPaymentsRequest
+	7,  // 19: remit.gateway.v1.PaymentService.CheckBalance:input_type -> remit.gateway.v1.CheckBalanceRequest
+	9,  // 20: remit.gateway.v1.PaymentService.WatchPayments:input_type -> remit.gateway.v1.WatchPaymentsRequest
+	11, // 21: remit.gateway.v1.PaymentService.AcknowledgePayment:input_type -> remit.gateway.v1.AcknowledgePaymentRequest
+	13, // 22: remit.gateway.v1.PaymentService.RefundPayment:input_type -> remit.gateway.v1.RefundPaymentRequest
+	2,  // 23: remit.gateway.v1.PaymentService.MakePayment:output_type -> remit.gateway.v1.MakePaymentResponse
+	4,  // 24: remit.gateway.v1.PaymentService.GetPayment:output_type -> remit.gateway.v1.GetPaymentResponse
+	6,  // 25: remit.gateway.v1.PaymentService.ListPayments:output_type -> remit.gateway.v1.ListPaymentsResponse
+	8,  // 26: remit.gateway.v1.PaymentService.CheckBalance:output_type -> remit.gateway.v1.CheckBalanceResponse
+	10, // 27: remit.gateway.v1.PaymentService.WatchPayments:output_type -> remit.gateway.v1.WatchPaymentsResponse
+	12, // 28: remit.gateway.v1.PaymentService.AcknowledgePayment:output_type -> remit.gateway.v1.AcknowledgePaymentResponse
+	14, // 29: remit.gateway.v1.PaymentService.RefundPayment:output_type -> remit.gateway.v1.RefundPaymentResponse
+	23, // [23:30] is the sub-list for method output_type
+	16, // [16:23] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_remit_gateway_v1_payment_proto_init() }
@@ -914,7 +1073,7 @@ func file_remit_gateway_v1_payment_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_remit_gateway_v1_payment_proto_rawDesc), len(file_remit_gateway_v1_payment_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

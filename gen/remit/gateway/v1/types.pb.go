@@ -115,6 +115,8 @@ const (
 	// no longer has, so this is not a decline: do not pay again with a new id
 	// until an operator has reconciled the id with the bank.
 	FailureReason_FAILURE_REASON_TRANSACTION_ID_CONFLICT FailureReason = 10
+	// The payer's or the payee's account is closed.
+	FailureReason_FAILURE_REASON_ACCOUNT_CLOSED FailureReason = 11
 )
 
 // Enum value maps for FailureReason.
@@ -131,6 +133,7 @@ var (
 		8:  "FAILURE_REASON_EXPIRED",
 		9:  "FAILURE_REASON_DECLINED_BY_BANK",
 		10: "FAILURE_REASON_TRANSACTION_ID_CONFLICT",
+		11: "FAILURE_REASON_ACCOUNT_CLOSED",
 	}
 	FailureReason_value = map[string]int32{
 		"FAILURE_REASON_UNSPECIFIED":             0,
@@ -144,6 +147,7 @@ var (
 		"FAILURE_REASON_EXPIRED":                 8,
 		"FAILURE_REASON_DECLINED_BY_BANK":        9,
 		"FAILURE_REASON_TRANSACTION_ID_CONFLICT": 10,
+		"FAILURE_REASON_ACCOUNT_CLOSED":          11,
 	}
 )
 
@@ -172,6 +176,63 @@ func (x FailureReason) Number() protoreflect.EnumNumber {
 // Deprecated: Use FailureReason.Descriptor instead.
 func (FailureReason) EnumDescriptor() ([]byte, []int) {
 	return file_remit_gateway_v1_types_proto_rawDescGZIP(), []int{1}
+}
+
+// RefundReason says why a payment was refunded (Stripe's reasons).
+type RefundReason int32
+
+const (
+	// No reason given.
+	RefundReason_REFUND_REASON_UNSPECIFIED RefundReason = 0
+	// The payment was made twice.
+	RefundReason_REFUND_REASON_DUPLICATE RefundReason = 1
+	// The payment was not made by the account's holder.
+	RefundReason_REFUND_REASON_FRAUDULENT RefundReason = 2
+	// The payer asked for it.
+	RefundReason_REFUND_REASON_REQUESTED_BY_CUSTOMER RefundReason = 3
+)
+
+// Enum value maps for RefundReason.
+var (
+	RefundReason_name = map[int32]string{
+		0: "REFUND_REASON_UNSPECIFIED",
+		1: "REFUND_REASON_DUPLICATE",
+		2: "REFUND_REASON_FRAUDULENT",
+		3: "REFUND_REASON_REQUESTED_BY_CUSTOMER",
+	}
+	RefundReason_value = map[string]int32{
+		"REFUND_REASON_UNSPECIFIED":           0,
+		"REFUND_REASON_DUPLICATE":             1,
+		"REFUND_REASON_FRAUDULENT":            2,
+		"REFUND_REASON_REQUESTED_BY_CUSTOMER": 3,
+	}
+)
+
+func (x RefundReason) Enum() *RefundReason {
+	p := new(RefundReason)
+	*p = x
+	return p
+}
+
+func (x RefundReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RefundReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_remit_gateway_v1_types_proto_enumTypes[2].Descriptor()
+}
+
+func (RefundReason) Type() protoreflect.EnumType {
+	return &file_remit_gateway_v1_types_proto_enumTypes[2]
+}
+
+func (x RefundReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RefundReason.Descriptor instead.
+func (RefundReason) EnumDescriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_types_proto_rawDescGZIP(), []int{2}
 }
 
 // Role is what a client may do. Banks and the gateway itself are identified by
@@ -216,11 +277,11 @@ func (x Role) String() string {
 }
 
 func (Role) Descriptor() protoreflect.EnumDescriptor {
-	return file_remit_gateway_v1_types_proto_enumTypes[2].Descriptor()
+	return file_remit_gateway_v1_types_proto_enumTypes[3].Descriptor()
 }
 
 func (Role) Type() protoreflect.EnumType {
-	return &file_remit_gateway_v1_types_proto_enumTypes[2]
+	return &file_remit_gateway_v1_types_proto_enumTypes[3]
 }
 
 func (x Role) Number() protoreflect.EnumNumber {
@@ -229,7 +290,7 @@ func (x Role) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Role.Descriptor instead.
 func (Role) EnumDescriptor() ([]byte, []int) {
-	return file_remit_gateway_v1_types_proto_rawDescGZIP(), []int{2}
+	return file_remit_gateway_v1_types_proto_rawDescGZIP(), []int{3}
 }
 
 // AccountRef names one account at one bank. Remit never holds money itself:
@@ -288,6 +349,88 @@ func (x *AccountRef) GetAccountId() string {
 	return ""
 }
 
+// RefundSummary is one refund of a payment, as the payment lists it.
+type RefundSummary struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The refund's transaction id (its refund_id).
+	TransactionId string `protobuf:"bytes,1,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
+	// The amount sent back.
+	Amount int64 `protobuf:"varint,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	// PROCESSING, SUCCEEDED or FAILED.
+	Status PaymentStatus `protobuf:"varint,3,opt,name=status,proto3,enum=remit.gateway.v1.PaymentStatus" json:"status,omitempty"`
+	// Why.
+	Reason RefundReason `protobuf:"varint,4,opt,name=reason,proto3,enum=remit.gateway.v1.RefundReason" json:"reason,omitempty"`
+	// When the gateway accepted the refund.
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefundSummary) Reset() {
+	*x = RefundSummary{}
+	mi := &file_remit_gateway_v1_types_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefundSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefundSummary) ProtoMessage() {}
+
+func (x *RefundSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_remit_gateway_v1_types_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefundSummary.ProtoReflect.Descriptor instead.
+func (*RefundSummary) Descriptor() ([]byte, []int) {
+	return file_remit_gateway_v1_types_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RefundSummary) GetTransactionId() string {
+	if x != nil {
+		return x.TransactionId
+	}
+	return ""
+}
+
+func (x *RefundSummary) GetAmount() int64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+func (x *RefundSummary) GetStatus() PaymentStatus {
+	if x != nil {
+		return x.Status
+	}
+	return PaymentStatus_PAYMENT_STATUS_UNSPECIFIED
+}
+
+func (x *RefundSummary) GetReason() RefundReason {
+	if x != nil {
+		return x.Reason
+	}
+	return RefundReason_REFUND_REASON_UNSPECIFIED
+}
+
+func (x *RefundSummary) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
 // Payment is one movement of money from a payer's account to a payee's
 // account, identified by the transaction id its client generated.
 type Payment struct {
@@ -314,15 +457,26 @@ type Payment struct {
 	CompleteTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=complete_time,json=completeTime,proto3" json:"complete_time,omitempty"`
 	// When the payee acknowledged seeing the credit; unset until then.
 	AcknowledgeTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=acknowledge_time,json=acknowledgeTime,proto3" json:"acknowledge_time,omitempty"`
-	// The client id of the payer who made the payment.
+	// The client id of the payer who made the payment (for a refund, of the
+	// payee or admin who made the refund).
 	PayerClientId string `protobuf:"bytes,12,opt,name=payer_client_id,json=payerClientId,proto3" json:"payer_client_id,omitempty"`
+	// For a refund: the transaction id of the payment it refunds (the refund's
+	// payer is that payment's payee and its payee that payment's payer). Empty
+	// for a payment.
+	RefundedTransactionId string `protobuf:"bytes,13,opt,name=refunded_transaction_id,json=refundedTransactionId,proto3" json:"refunded_transaction_id,omitempty"`
+	// For a refund: why.
+	RefundReason RefundReason `protobuf:"varint,14,opt,name=refund_reason,json=refundReason,proto3,enum=remit.gateway.v1.RefundReason" json:"refund_reason,omitempty"`
+	// For a payment: the sum of its SUCCEEDED refunds, at most amount.
+	AmountRefunded int64 `protobuf:"varint,15,opt,name=amount_refunded,json=amountRefunded,proto3" json:"amount_refunded,omitempty"`
+	// For a payment: its refunds of every status, oldest first.
+	Refunds       []*RefundSummary `protobuf:"bytes,16,rep,name=refunds,proto3" json:"refunds,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Payment) Reset() {
 	*x = Payment{}
-	mi := &file_remit_gateway_v1_types_proto_msgTypes[1]
+	mi := &file_remit_gateway_v1_types_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -334,7 +488,7 @@ func (x *Payment) String() string {
 func (*Payment) ProtoMessage() {}
 
 func (x *Payment) ProtoReflect() protoreflect.Message {
-	mi := &file_remit_gateway_v1_types_proto_msgTypes[1]
+	mi := &file_remit_gateway_v1_types_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -347,7 +501,7 @@ func (x *Payment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Payment.ProtoReflect.Descriptor instead.
 func (*Payment) Descriptor() ([]byte, []int) {
-	return file_remit_gateway_v1_types_proto_rawDescGZIP(), []int{1}
+	return file_remit_gateway_v1_types_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Payment) GetTransactionId() string {
@@ -434,6 +588,34 @@ func (x *Payment) GetPayerClientId() string {
 	return ""
 }
 
+func (x *Payment) GetRefundedTransactionId() string {
+	if x != nil {
+		return x.RefundedTransactionId
+	}
+	return ""
+}
+
+func (x *Payment) GetRefundReason() RefundReason {
+	if x != nil {
+		return x.RefundReason
+	}
+	return RefundReason_REFUND_REASON_UNSPECIFIED
+}
+
+func (x *Payment) GetAmountRefunded() int64 {
+	if x != nil {
+		return x.AmountRefunded
+	}
+	return 0
+}
+
+func (x *Payment) GetRefunds() []*RefundSummary {
+	if x != nil {
+		return x.Refunds
+	}
+	return nil
+}
+
 // Client is a logged-in principal as the gateway knows it.
 type Client struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -449,7 +631,7 @@ type Client struct {
 
 func (x *Client) Reset() {
 	*x = Client{}
-	mi := &file_remit_gateway_v1_types_proto_msgTypes[2]
+	mi := &file_remit_gateway_v1_types_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -461,7 +643,7 @@ func (x *Client) String() string {
 func (*Client) ProtoMessage() {}
 
 func (x *Client) ProtoReflect() protoreflect.Message {
-	mi := &file_remit_gateway_v1_types_proto_msgTypes[2]
+	mi := &file_remit_gateway_v1_types_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -474,7 +656,7 @@ func (x *Client) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Client.ProtoReflect.Descriptor instead.
 func (*Client) Descriptor() ([]byte, []int) {
-	return file_remit_gateway_v1_types_proto_rawDescGZIP(), []int{2}
+	return file_remit_gateway_v1_types_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Client) GetClientId() string {
@@ -509,7 +691,14 @@ const file_remit_gateway_v1_types_proto_rawDesc = "" +
 	"\xc8\x01\x01r\x05ț\xdc\x01\x01R\x04bank\x12,\n" +
 	"\n" +
 	"account_id\x18\x02 \x01(\tB\r\xbaH\n" +
-	"\xc8\x01\x01r\x05Л\xdc\x01\x01R\taccountId\"\xdc\x04\n" +
+	"\xc8\x01\x01r\x05Л\xdc\x01\x01R\taccountId\"\xfc\x01\n" +
+	"\rRefundSummary\x12%\n" +
+	"\x0etransaction_id\x18\x01 \x01(\tR\rtransactionId\x12\x16\n" +
+	"\x06amount\x18\x02 \x01(\x03R\x06amount\x127\n" +
+	"\x06status\x18\x03 \x01(\x0e2\x1f.remit.gateway.v1.PaymentStatusR\x06status\x126\n" +
+	"\x06reason\x18\x04 \x01(\x0e2\x1e.remit.gateway.v1.RefundReasonR\x06reason\x12;\n" +
+	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\"\xbd\x06\n" +
 	"\aPayment\x12%\n" +
 	"\x0etransaction_id\x18\x01 \x01(\tR\rtransactionId\x122\n" +
 	"\x05payer\x18\x02 \x01(\v2\x1c.remit.gateway.v1.AccountRefR\x05payer\x122\n" +
@@ -524,7 +713,11 @@ const file_remit_gateway_v1_types_proto_rawDesc = "" +
 	"\rcomplete_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\fcompleteTime\x12E\n" +
 	"\x10acknowledge_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0facknowledgeTime\x12&\n" +
-	"\x0fpayer_client_id\x18\f \x01(\tR\rpayerClientId\"\x8b\x01\n" +
+	"\x0fpayer_client_id\x18\f \x01(\tR\rpayerClientId\x126\n" +
+	"\x17refunded_transaction_id\x18\r \x01(\tR\x15refundedTransactionId\x12C\n" +
+	"\rrefund_reason\x18\x0e \x01(\x0e2\x1e.remit.gateway.v1.RefundReasonR\frefundReason\x12'\n" +
+	"\x0famount_refunded\x18\x0f \x01(\x03R\x0eamountRefunded\x129\n" +
+	"\arefunds\x18\x10 \x03(\v2\x1f.remit.gateway.v1.RefundSummaryR\arefunds\"\x8b\x01\n" +
 	"\x06Client\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x126\n" +
 	"\aaccount\x18\x02 \x01(\v2\x1c.remit.gateway.v1.AccountRefR\aaccount\x12,\n" +
@@ -533,7 +726,7 @@ const file_remit_gateway_v1_types_proto_rawDesc = "" +
 	"\x1aPAYMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19PAYMENT_STATUS_PROCESSING\x10\x01\x12\x1c\n" +
 	"\x18PAYMENT_STATUS_SUCCEEDED\x10\x02\x12\x19\n" +
-	"\x15PAYMENT_STATUS_FAILED\x10\x03*\x9d\x03\n" +
+	"\x15PAYMENT_STATUS_FAILED\x10\x03*\xc0\x03\n" +
 	"\rFailureReason\x12\x1e\n" +
 	"\x1aFAILURE_REASON_UNSPECIFIED\x10\x00\x12%\n" +
 	"!FAILURE_REASON_INSUFFICIENT_FUNDS\x10\x01\x12$\n" +
@@ -546,7 +739,13 @@ const file_remit_gateway_v1_types_proto_rawDesc = "" +
 	"\x16FAILURE_REASON_EXPIRED\x10\b\x12#\n" +
 	"\x1fFAILURE_REASON_DECLINED_BY_BANK\x10\t\x12*\n" +
 	"&FAILURE_REASON_TRANSACTION_ID_CONFLICT\x10\n" +
-	"*Q\n" +
+	"\x12!\n" +
+	"\x1dFAILURE_REASON_ACCOUNT_CLOSED\x10\v*\x91\x01\n" +
+	"\fRefundReason\x12\x1d\n" +
+	"\x19REFUND_REASON_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17REFUND_REASON_DUPLICATE\x10\x01\x12\x1c\n" +
+	"\x18REFUND_REASON_FRAUDULENT\x10\x02\x12'\n" +
+	"#REFUND_REASON_REQUESTED_BY_CUSTOMER\x10\x03*Q\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rROLE_CUSTOMER\x10\x01\x12\x0e\n" +
@@ -568,32 +767,39 @@ func file_remit_gateway_v1_types_proto_rawDescGZIP() []byte {
 	return file_remit_gateway_v1_types_proto_rawDescData
 }
 
-var file_remit_gateway_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_remit_gateway_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_remit_gateway_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_remit_gateway_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_remit_gateway_v1_types_proto_goTypes = []any{
 	(PaymentStatus)(0),            // 0: remit.gateway.v1.PaymentStatus
 	(FailureReason)(0),            // 1: remit.gateway.v1.FailureReason
-	(Role)(0),                     // 2: remit.gateway.v1.Role
-	(*AccountRef)(nil),            // 3: remit.gateway.v1.AccountRef
-	(*Payment)(nil),               // 4: remit.gateway.v1.Payment
-	(*Client)(nil),                // 5: remit.gateway.v1.Client
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(RefundReason)(0),             // 2: remit.gateway.v1.RefundReason
+	(Role)(0),                     // 3: remit.gateway.v1.Role
+	(*AccountRef)(nil),            // 4: remit.gateway.v1.AccountRef
+	(*RefundSummary)(nil),         // 5: remit.gateway.v1.RefundSummary
+	(*Payment)(nil),               // 6: remit.gateway.v1.Payment
+	(*Client)(nil),                // 7: remit.gateway.v1.Client
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
 }
 var file_remit_gateway_v1_types_proto_depIdxs = []int32{
-	3, // 0: remit.gateway.v1.Payment.payer:type_name -> remit.gateway.v1.AccountRef
-	3, // 1: remit.gateway.v1.Payment.payee:type_name -> remit.gateway.v1.AccountRef
-	0, // 2: remit.gateway.v1.Payment.status:type_name -> remit.gateway.v1.PaymentStatus
-	1, // 3: remit.gateway.v1.Payment.failure_reason:type_name -> remit.gateway.v1.FailureReason
-	6, // 4: remit.gateway.v1.Payment.create_time:type_name -> google.protobuf.Timestamp
-	6, // 5: remit.gateway.v1.Payment.complete_time:type_name -> google.protobuf.Timestamp
-	6, // 6: remit.gateway.v1.Payment.acknowledge_time:type_name -> google.protobuf.Timestamp
-	3, // 7: remit.gateway.v1.Client.account:type_name -> remit.gateway.v1.AccountRef
-	2, // 8: remit.gateway.v1.Client.roles:type_name -> remit.gateway.v1.Role
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	0,  // 0: remit.gateway.v1.RefundSummary.status:type_name -> remit.gateway.v1.PaymentStatus
+	2,  // 1: remit.gateway.v1.RefundSummary.reason:type_name -> remit.gateway.v1.RefundReason
+	8,  // 2: remit.gateway.v1.RefundSummary.create_time:type_name -> google.protobuf.Timestamp
+	4,  // 3: remit.gateway.v1.Payment.payer:type_name -> remit.gateway.v1.AccountRef
+	4,  // 4: remit.gateway.v1.Payment.payee:type_name -> remit.gateway.v1.AccountRef
+	0,  // 5: remit.gateway.v1.Payment.status:type_name -> remit.gateway.v1.PaymentStatus
+	1,  // 6: remit.gateway.v1.Payment.failure_reason:type_name -> remit.gateway.v1.FailureReason
+	8,  // 7: remit.gateway.v1.Payment.create_time:type_name -> google.protobuf.Timestamp
+	8,  // 8: remit.gateway.v1.Payment.complete_time:type_name -> google.protobuf.Timestamp
+	8,  // 9: remit.gateway.v1.Payment.acknowledge_time:type_name -> google.protobuf.Timestamp
+	2,  // 10: remit.gateway.v1.Payment.refund_reason:type_name -> remit.gateway.v1.RefundReason
+	5,  // 11: remit.gateway.v1.Payment.refunds:type_name -> remit.gateway.v1.RefundSummary
+	4,  // 12: remit.gateway.v1.Client.account:type_name -> remit.gateway.v1.AccountRef
+	3,  // 13: remit.gateway.v1.Client.roles:type_name -> remit.gateway.v1.Role
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_remit_gateway_v1_types_proto_init() }
@@ -606,8 +812,8 @@ func file_remit_gateway_v1_types_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_remit_gateway_v1_types_proto_rawDesc), len(file_remit_gateway_v1_types_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   3,
+			NumEnums:      4,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -50,6 +50,17 @@ const (
 	// BankServiceCommitTransactionsProcedure is the fully-qualified name of the BankService's
 	// CommitTransactions RPC.
 	BankServiceCommitTransactionsProcedure = "/remit.bank.v1.BankService/CommitTransactions"
+	// BankServiceOpenAccountProcedure is the fully-qualified name of the BankService's OpenAccount RPC.
+	BankServiceOpenAccountProcedure = "/remit.bank.v1.BankService/OpenAccount"
+	// BankServiceCloseAccountProcedure is the fully-qualified name of the BankService's CloseAccount
+	// RPC.
+	BankServiceCloseAccountProcedure = "/remit.bank.v1.BankService/CloseAccount"
+	// BankServiceListAccountsProcedure is the fully-qualified name of the BankService's ListAccounts
+	// RPC.
+	BankServiceListAccountsProcedure = "/remit.bank.v1.BankService/ListAccounts"
+	// BankServiceConsumeEnrollmentCodeProcedure is the fully-qualified name of the BankService's
+	// ConsumeEnrollmentCode RPC.
+	BankServiceConsumeEnrollmentCodeProcedure = "/remit.bank.v1.BankService/ConsumeEnrollmentCode"
 )
 
 // BankServiceClient is a client for the remit.bank.v1.BankService service.
@@ -88,6 +99,30 @@ type BankServiceClient interface {
 	// call, with per-item semantics exactly those of CommitTransaction, as for
 	// PrepareTransactions. Only the gateway may call it.
 	CommitTransactions(context.Context, *v1.CommitTransactionsRequest) (*v1.CommitTransactionsResponse, error)
+	// OpenAccount opens an account with a zero balance, idempotent by
+	// request_id: a repeat with the same parameters returns the account as
+	// opened; the same request_id with other parameters is invalid_argument
+	// IDEMPOTENCY_KEY_REUSED; an account id that exists (open or closed) is
+	// already_exists ACCOUNT_EXISTS. Only the gateway may call it.
+	OpenAccount(context.Context, *v1.OpenAccountRequest) (*v1.OpenAccountResponse, error)
+	// CloseAccount closes an account whose balance, held and incoming funds
+	// are all zero (otherwise failed_precondition ACCOUNT_NOT_EMPTY); a
+	// closed account votes NO (REFUSAL_REASON_ACCOUNT_CLOSED) on every
+	// prepare and refuses every movement, and stays readable. Closing a closed
+	// account succeeds. An unknown account is not_found ACCOUNT_NOT_FOUND.
+	// Only the gateway may call it.
+	CloseAccount(context.Context, *v1.CloseAccountRequest) (*v1.CloseAccountResponse, error)
+	// ListAccounts pages through the accounts by account id. Only the gateway
+	// may call it.
+	ListAccounts(context.Context, *v1.ListAccountsRequest) (*v1.ListAccountsResponse, error)
+	// ConsumeEnrollmentCode checks a one-time enrollment code the bank issued
+	// for an account (`remit bank enroll`) and consumes it for client_id. A
+	// wrong, expired or consumed code, an unknown or closed account, and an
+	// account whose codes are locked after too many wrong tries all fail alike:
+	// failed_precondition ENROLLMENT_CODE_INVALID. Consuming the same code
+	// again for the same client_id succeeds (a retry after a lost answer);
+	// for another client_id it fails. Only the gateway may call it.
+	ConsumeEnrollmentCode(context.Context, *v1.ConsumeEnrollmentCodeRequest) (*v1.ConsumeEnrollmentCodeResponse, error)
 }
 
 // NewBankServiceClient constructs a client for the remit.bank.v1.BankService service. By default,
@@ -143,17 +178,49 @@ func NewBankServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithIdempotency(connect.IdempotencyIdempotent),
 			connect.WithClientOptions(opts...),
 		),
+		openAccount: connect.NewClient[v1.OpenAccountRequest, v1.OpenAccountResponse](
+			httpClient,
+			baseURL+BankServiceOpenAccountProcedure,
+			connect.WithSchema(bankServiceMethods.ByName("OpenAccount")),
+			connect.WithIdempotency(connect.IdempotencyIdempotent),
+			connect.WithClientOptions(opts...),
+		),
+		closeAccount: connect.NewClient[v1.CloseAccountRequest, v1.CloseAccountResponse](
+			httpClient,
+			baseURL+BankServiceCloseAccountProcedure,
+			connect.WithSchema(bankServiceMethods.ByName("CloseAccount")),
+			connect.WithIdempotency(connect.IdempotencyIdempotent),
+			connect.WithClientOptions(opts...),
+		),
+		listAccounts: connect.NewClient[v1.ListAccountsRequest, v1.ListAccountsResponse](
+			httpClient,
+			baseURL+BankServiceListAccountsProcedure,
+			connect.WithSchema(bankServiceMethods.ByName("ListAccounts")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		consumeEnrollmentCode: connect.NewClient[v1.ConsumeEnrollmentCodeRequest, v1.ConsumeEnrollmentCodeResponse](
+			httpClient,
+			baseURL+BankServiceConsumeEnrollmentCodeProcedure,
+			connect.WithSchema(bankServiceMethods.ByName("ConsumeEnrollmentCode")),
+			connect.WithIdempotency(connect.IdempotencyIdempotent),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // bankServiceClient implements BankServiceClient.
 type bankServiceClient struct {
-	prepareTransaction  *connect.Client[v1.PrepareTransactionRequest, v1.PrepareTransactionResponse]
-	commitTransaction   *connect.Client[v1.CommitTransactionRequest, v1.CommitTransactionResponse]
-	updateBalance       *connect.Client[v1.UpdateBalanceRequest, v1.UpdateBalanceResponse]
-	getBalance          *connect.Client[v1.GetBalanceRequest, v1.GetBalanceResponse]
-	prepareTransactions *connect.Client[v1.PrepareTransactionsRequest, v1.PrepareTransactionsResponse]
-	commitTransactions  *connect.Client[v1.CommitTransactionsRequest, v1.CommitTransactionsResponse]
+	prepareTransaction    *connect.Client[v1.PrepareTransactionRequest, v1.PrepareTransactionResponse]
+	commitTransaction     *connect.Client[v1.CommitTransactionRequest, v1.CommitTransactionResponse]
+	updateBalance         *connect.Client[v1.UpdateBalanceRequest, v1.UpdateBalanceResponse]
+	getBalance            *connect.Client[v1.GetBalanceRequest, v1.GetBalanceResponse]
+	prepareTransactions   *connect.Client[v1.PrepareTransactionsRequest, v1.PrepareTransactionsResponse]
+	commitTransactions    *connect.Client[v1.CommitTransactionsRequest, v1.CommitTransactionsResponse]
+	openAccount           *connect.Client[v1.OpenAccountRequest, v1.OpenAccountResponse]
+	closeAccount          *connect.Client[v1.CloseAccountRequest, v1.CloseAccountResponse]
+	listAccounts          *connect.Client[v1.ListAccountsRequest, v1.ListAccountsResponse]
+	consumeEnrollmentCode *connect.Client[v1.ConsumeEnrollmentCodeRequest, v1.ConsumeEnrollmentCodeResponse]
 }
 
 // PrepareTransaction calls remit.bank.v1.BankService.PrepareTransaction.
@@ -210,6 +277,42 @@ func (c *bankServiceClient) CommitTransactions(ctx context.Context, req *v1.Comm
 	return nil, err
 }
 
+// OpenAccount calls remit.bank.v1.BankService.OpenAccount.
+func (c *bankServiceClient) OpenAccount(ctx context.Context, req *v1.OpenAccountRequest) (*v1.OpenAccountResponse, error) {
+	response, err := c.openAccount.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// CloseAccount calls remit.bank.v1.BankService.CloseAccount.
+func (c *bankServiceClient) CloseAccount(ctx context.Context, req *v1.CloseAccountRequest) (*v1.CloseAccountResponse, error) {
+	response, err := c.closeAccount.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// ListAccounts calls remit.bank.v1.BankService.ListAccounts.
+func (c *bankServiceClient) ListAccounts(ctx context.Context, req *v1.ListAccountsRequest) (*v1.ListAccountsResponse, error) {
+	response, err := c.listAccounts.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// ConsumeEnrollmentCode calls remit.bank.v1.BankService.ConsumeEnrollmentCode.
+func (c *bankServiceClient) ConsumeEnrollmentCode(ctx context.Context, req *v1.ConsumeEnrollmentCodeRequest) (*v1.ConsumeEnrollmentCodeResponse, error) {
+	response, err := c.consumeEnrollmentCode.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
 // BankServiceHandler is an implementation of the remit.bank.v1.BankService service.
 type BankServiceHandler interface {
 	// PrepareTransaction checks every leg and, if all pass, durably records the
@@ -246,6 +349,30 @@ type BankServiceHandler interface {
 	// call, with per-item semantics exactly those of CommitTransaction, as for
 	// PrepareTransactions. Only the gateway may call it.
 	CommitTransactions(context.Context, *v1.CommitTransactionsRequest) (*v1.CommitTransactionsResponse, error)
+	// OpenAccount opens an account with a zero balance, idempotent by
+	// request_id: a repeat with the same parameters returns the account as
+	// opened; the same request_id with other parameters is invalid_argument
+	// IDEMPOTENCY_KEY_REUSED; an account id that exists (open or closed) is
+	// already_exists ACCOUNT_EXISTS. Only the gateway may call it.
+	OpenAccount(context.Context, *v1.OpenAccountRequest) (*v1.OpenAccountResponse, error)
+	// CloseAccount closes an account whose balance, held and incoming funds
+	// are all zero (otherwise failed_precondition ACCOUNT_NOT_EMPTY); a
+	// closed account votes NO (REFUSAL_REASON_ACCOUNT_CLOSED) on every
+	// prepare and refuses every movement, and stays readable. Closing a closed
+	// account succeeds. An unknown account is not_found ACCOUNT_NOT_FOUND.
+	// Only the gateway may call it.
+	CloseAccount(context.Context, *v1.CloseAccountRequest) (*v1.CloseAccountResponse, error)
+	// ListAccounts pages through the accounts by account id. Only the gateway
+	// may call it.
+	ListAccounts(context.Context, *v1.ListAccountsRequest) (*v1.ListAccountsResponse, error)
+	// ConsumeEnrollmentCode checks a one-time enrollment code the bank issued
+	// for an account (`remit bank enroll`) and consumes it for client_id. A
+	// wrong, expired or consumed code, an unknown or closed account, and an
+	// account whose codes are locked after too many wrong tries all fail alike:
+	// failed_precondition ENROLLMENT_CODE_INVALID. Consuming the same code
+	// again for the same client_id succeeds (a retry after a lost answer);
+	// for another client_id it fails. Only the gateway may call it.
+	ConsumeEnrollmentCode(context.Context, *v1.ConsumeEnrollmentCodeRequest) (*v1.ConsumeEnrollmentCodeResponse, error)
 }
 
 // NewBankServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -297,6 +424,34 @@ func NewBankServiceHandler(svc BankServiceHandler, opts ...connect.HandlerOption
 		connect.WithIdempotency(connect.IdempotencyIdempotent),
 		connect.WithHandlerOptions(opts...),
 	)
+	bankServiceOpenAccountHandler := connect.NewUnaryHandlerSimple(
+		BankServiceOpenAccountProcedure,
+		svc.OpenAccount,
+		connect.WithSchema(bankServiceMethods.ByName("OpenAccount")),
+		connect.WithIdempotency(connect.IdempotencyIdempotent),
+		connect.WithHandlerOptions(opts...),
+	)
+	bankServiceCloseAccountHandler := connect.NewUnaryHandlerSimple(
+		BankServiceCloseAccountProcedure,
+		svc.CloseAccount,
+		connect.WithSchema(bankServiceMethods.ByName("CloseAccount")),
+		connect.WithIdempotency(connect.IdempotencyIdempotent),
+		connect.WithHandlerOptions(opts...),
+	)
+	bankServiceListAccountsHandler := connect.NewUnaryHandlerSimple(
+		BankServiceListAccountsProcedure,
+		svc.ListAccounts,
+		connect.WithSchema(bankServiceMethods.ByName("ListAccounts")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	bankServiceConsumeEnrollmentCodeHandler := connect.NewUnaryHandlerSimple(
+		BankServiceConsumeEnrollmentCodeProcedure,
+		svc.ConsumeEnrollmentCode,
+		connect.WithSchema(bankServiceMethods.ByName("ConsumeEnrollmentCode")),
+		connect.WithIdempotency(connect.IdempotencyIdempotent),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/remit.bank.v1.BankService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case BankServicePrepareTransactionProcedure:
@@ -311,6 +466,14 @@ func NewBankServiceHandler(svc BankServiceHandler, opts ...connect.HandlerOption
 			bankServicePrepareTransactionsHandler.ServeHTTP(w, r)
 		case BankServiceCommitTransactionsProcedure:
 			bankServiceCommitTransactionsHandler.ServeHTTP(w, r)
+		case BankServiceOpenAccountProcedure:
+			bankServiceOpenAccountHandler.ServeHTTP(w, r)
+		case BankServiceCloseAccountProcedure:
+			bankServiceCloseAccountHandler.ServeHTTP(w, r)
+		case BankServiceListAccountsProcedure:
+			bankServiceListAccountsHandler.ServeHTTP(w, r)
+		case BankServiceConsumeEnrollmentCodeProcedure:
+			bankServiceConsumeEnrollmentCodeHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -342,4 +505,20 @@ func (UnimplementedBankServiceHandler) PrepareTransactions(context.Context, *v1.
 
 func (UnimplementedBankServiceHandler) CommitTransactions(context.Context, *v1.CommitTransactionsRequest) (*v1.CommitTransactionsResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("remit.bank.v1.BankService.CommitTransactions is not implemented"))
+}
+
+func (UnimplementedBankServiceHandler) OpenAccount(context.Context, *v1.OpenAccountRequest) (*v1.OpenAccountResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("remit.bank.v1.BankService.OpenAccount is not implemented"))
+}
+
+func (UnimplementedBankServiceHandler) CloseAccount(context.Context, *v1.CloseAccountRequest) (*v1.CloseAccountResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("remit.bank.v1.BankService.CloseAccount is not implemented"))
+}
+
+func (UnimplementedBankServiceHandler) ListAccounts(context.Context, *v1.ListAccountsRequest) (*v1.ListAccountsResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("remit.bank.v1.BankService.ListAccounts is not implemented"))
+}
+
+func (UnimplementedBankServiceHandler) ConsumeEnrollmentCode(context.Context, *v1.ConsumeEnrollmentCodeRequest) (*v1.ConsumeEnrollmentCodeResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("remit.bank.v1.BankService.ConsumeEnrollmentCode is not implemented"))
 }

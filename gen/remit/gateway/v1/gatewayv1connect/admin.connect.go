@@ -41,6 +41,33 @@ const (
 	// AdminServiceClearLoginLockoutProcedure is the fully-qualified name of the AdminService's
 	// ClearLoginLockout RPC.
 	AdminServiceClearLoginLockoutProcedure = "/remit.gateway.v1.AdminService/ClearLoginLockout"
+	// AdminServiceCreateUserProcedure is the fully-qualified name of the AdminService's CreateUser RPC.
+	AdminServiceCreateUserProcedure = "/remit.gateway.v1.AdminService/CreateUser"
+	// AdminServiceDisableUserProcedure is the fully-qualified name of the AdminService's DisableUser
+	// RPC.
+	AdminServiceDisableUserProcedure = "/remit.gateway.v1.AdminService/DisableUser"
+	// AdminServiceEnableUserProcedure is the fully-qualified name of the AdminService's EnableUser RPC.
+	AdminServiceEnableUserProcedure = "/remit.gateway.v1.AdminService/EnableUser"
+	// AdminServiceResetPasswordProcedure is the fully-qualified name of the AdminService's
+	// ResetPassword RPC.
+	AdminServiceResetPasswordProcedure = "/remit.gateway.v1.AdminService/ResetPassword"
+	// AdminServiceListUsersProcedure is the fully-qualified name of the AdminService's ListUsers RPC.
+	AdminServiceListUsersProcedure = "/remit.gateway.v1.AdminService/ListUsers"
+	// AdminServiceListSessionsProcedure is the fully-qualified name of the AdminService's ListSessions
+	// RPC.
+	AdminServiceListSessionsProcedure = "/remit.gateway.v1.AdminService/ListSessions"
+	// AdminServiceRevokeSessionsProcedure is the fully-qualified name of the AdminService's
+	// RevokeSessions RPC.
+	AdminServiceRevokeSessionsProcedure = "/remit.gateway.v1.AdminService/RevokeSessions"
+	// AdminServiceOpenAccountProcedure is the fully-qualified name of the AdminService's OpenAccount
+	// RPC.
+	AdminServiceOpenAccountProcedure = "/remit.gateway.v1.AdminService/OpenAccount"
+	// AdminServiceCloseAccountProcedure is the fully-qualified name of the AdminService's CloseAccount
+	// RPC.
+	AdminServiceCloseAccountProcedure = "/remit.gateway.v1.AdminService/CloseAccount"
+	// AdminServiceListAccountsProcedure is the fully-qualified name of the AdminService's ListAccounts
+	// RPC.
+	AdminServiceListAccountsProcedure = "/remit.gateway.v1.AdminService/ListAccounts"
 )
 
 // AdminServiceClient is a client for the remit.gateway.v1.AdminService service.
@@ -57,6 +84,47 @@ type AdminServiceClient interface {
 	// ids (password spraying) stays locked. Clearing an id with nothing to
 	// clear succeeds and clears nothing. Audited. Admins only.
 	ClearLoginLockout(context.Context, *v1.ClearLoginLockoutRequest) (*v1.ClearLoginLockoutResponse, error)
+	// CreateUser creates a user: a customer (with the account it owns) or
+	// staff (admin, auditor, with an account or none). The password follows
+	// Register's rules. A taken client id is already_exists CLIENT_ID_TAKEN;
+	// an account already linked to another customer is already_exists
+	// ACCOUNT_ALREADY_LINKED. The account is not checked at its bank (open it
+	// with OpenAccount). Admins only.
+	CreateUser(context.Context, *v1.CreateUserRequest) (*v1.CreateUserResponse, error)
+	// DisableUser stops a user from logging in and ends every session it has
+	// at once, including open WatchPayments streams. Disabling a disabled user
+	// succeeds and ends nothing more. Admins only; an admin cannot disable
+	// itself.
+	DisableUser(context.Context, *v1.DisableUserRequest) (*v1.DisableUserResponse, error)
+	// EnableUser lets a disabled user log in again. Admins only.
+	EnableUser(context.Context, *v1.EnableUserRequest) (*v1.EnableUserResponse, error)
+	// ResetPassword sets a user's password without the current one and ends
+	// every session the user has at once. Admins only.
+	ResetPassword(context.Context, *v1.ResetPasswordRequest) (*v1.ResetPasswordResponse, error)
+	// ListUsers lists users by client id (AIP-158 paging). Admins and
+	// auditors.
+	ListUsers(context.Context, *v1.ListUsersRequest) (*v1.ListUsersResponse, error)
+	// ListSessions lists a user's sessions that are still usable, newest
+	// first. Admins and auditors.
+	ListSessions(context.Context, *v1.ListSessionsRequest) (*v1.ListSessionsResponse, error)
+	// RevokeSessions ends one session of a user (session_id set) or all of
+	// them, at once, including open WatchPayments streams. Admins only.
+	RevokeSessions(context.Context, *v1.RevokeSessionsRequest) (*v1.RevokeSessionsResponse, error)
+	// OpenAccount opens an account with a zero balance at a registered bank,
+	// idempotent by request_id: a retry returns the account opened, and the
+	// same request_id with other parameters is invalid_argument
+	// IDEMPOTENCY_KEY_REUSED. An account id already open at the bank is
+	// already_exists ACCOUNT_EXISTS. Admins only.
+	OpenAccount(context.Context, *v1.OpenAccountRequest) (*v1.OpenAccountResponse, error)
+	// CloseAccount closes an account whose balance is zero with nothing held
+	// or incoming (otherwise failed_precondition ACCOUNT_NOT_EMPTY). Payments
+	// and deposits to or from a closed account are then declined
+	// ACCOUNT_CLOSED; its balance stays readable. Closing a closed account
+	// succeeds. Admins only.
+	CloseAccount(context.Context, *v1.CloseAccountRequest) (*v1.CloseAccountResponse, error)
+	// ListAccounts lists the accounts of one bank by account id (AIP-158
+	// paging), with their balances. Admins and auditors.
+	ListAccounts(context.Context, *v1.ListAccountsRequest) (*v1.ListAccountsResponse, error)
 }
 
 // NewAdminServiceClient constructs a client for the remit.gateway.v1.AdminService service. By
@@ -91,6 +159,74 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithIdempotency(connect.IdempotencyIdempotent),
 			connect.WithClientOptions(opts...),
 		),
+		createUser: connect.NewClient[v1.CreateUserRequest, v1.CreateUserResponse](
+			httpClient,
+			baseURL+AdminServiceCreateUserProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("CreateUser")),
+			connect.WithClientOptions(opts...),
+		),
+		disableUser: connect.NewClient[v1.DisableUserRequest, v1.DisableUserResponse](
+			httpClient,
+			baseURL+AdminServiceDisableUserProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("DisableUser")),
+			connect.WithIdempotency(connect.IdempotencyIdempotent),
+			connect.WithClientOptions(opts...),
+		),
+		enableUser: connect.NewClient[v1.EnableUserRequest, v1.EnableUserResponse](
+			httpClient,
+			baseURL+AdminServiceEnableUserProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("EnableUser")),
+			connect.WithIdempotency(connect.IdempotencyIdempotent),
+			connect.WithClientOptions(opts...),
+		),
+		resetPassword: connect.NewClient[v1.ResetPasswordRequest, v1.ResetPasswordResponse](
+			httpClient,
+			baseURL+AdminServiceResetPasswordProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("ResetPassword")),
+			connect.WithClientOptions(opts...),
+		),
+		listUsers: connect.NewClient[v1.ListUsersRequest, v1.ListUsersResponse](
+			httpClient,
+			baseURL+AdminServiceListUsersProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("ListUsers")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		listSessions: connect.NewClient[v1.ListSessionsRequest, v1.ListSessionsResponse](
+			httpClient,
+			baseURL+AdminServiceListSessionsProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("ListSessions")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		revokeSessions: connect.NewClient[v1.RevokeSessionsRequest, v1.RevokeSessionsResponse](
+			httpClient,
+			baseURL+AdminServiceRevokeSessionsProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("RevokeSessions")),
+			connect.WithIdempotency(connect.IdempotencyIdempotent),
+			connect.WithClientOptions(opts...),
+		),
+		openAccount: connect.NewClient[v1.OpenAccountRequest, v1.OpenAccountResponse](
+			httpClient,
+			baseURL+AdminServiceOpenAccountProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("OpenAccount")),
+			connect.WithIdempotency(connect.IdempotencyIdempotent),
+			connect.WithClientOptions(opts...),
+		),
+		closeAccount: connect.NewClient[v1.CloseAccountRequest, v1.CloseAccountResponse](
+			httpClient,
+			baseURL+AdminServiceCloseAccountProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("CloseAccount")),
+			connect.WithIdempotency(connect.IdempotencyIdempotent),
+			connect.WithClientOptions(opts...),
+		),
+		listAccounts: connect.NewClient[v1.ListAccountsRequest, v1.ListAccountsResponse](
+			httpClient,
+			baseURL+AdminServiceListAccountsProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("ListAccounts")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -99,6 +235,16 @@ type adminServiceClient struct {
 	updateBalance     *connect.Client[v1.UpdateBalanceRequest, v1.UpdateBalanceResponse]
 	listBanks         *connect.Client[v1.ListBanksRequest, v1.ListBanksResponse]
 	clearLoginLockout *connect.Client[v1.ClearLoginLockoutRequest, v1.ClearLoginLockoutResponse]
+	createUser        *connect.Client[v1.CreateUserRequest, v1.CreateUserResponse]
+	disableUser       *connect.Client[v1.DisableUserRequest, v1.DisableUserResponse]
+	enableUser        *connect.Client[v1.EnableUserRequest, v1.EnableUserResponse]
+	resetPassword     *connect.Client[v1.ResetPasswordRequest, v1.ResetPasswordResponse]
+	listUsers         *connect.Client[v1.ListUsersRequest, v1.ListUsersResponse]
+	listSessions      *connect.Client[v1.ListSessionsRequest, v1.ListSessionsResponse]
+	revokeSessions    *connect.Client[v1.RevokeSessionsRequest, v1.RevokeSessionsResponse]
+	openAccount       *connect.Client[v1.OpenAccountRequest, v1.OpenAccountResponse]
+	closeAccount      *connect.Client[v1.CloseAccountRequest, v1.CloseAccountResponse]
+	listAccounts      *connect.Client[v1.ListAccountsRequest, v1.ListAccountsResponse]
 }
 
 // UpdateBalance calls remit.gateway.v1.AdminService.UpdateBalance.
@@ -128,6 +274,96 @@ func (c *adminServiceClient) ClearLoginLockout(ctx context.Context, req *v1.Clea
 	return nil, err
 }
 
+// CreateUser calls remit.gateway.v1.AdminService.CreateUser.
+func (c *adminServiceClient) CreateUser(ctx context.Context, req *v1.CreateUserRequest) (*v1.CreateUserResponse, error) {
+	response, err := c.createUser.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// DisableUser calls remit.gateway.v1.AdminService.DisableUser.
+func (c *adminServiceClient) DisableUser(ctx context.Context, req *v1.DisableUserRequest) (*v1.DisableUserResponse, error) {
+	response, err := c.disableUser.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// EnableUser calls remit.gateway.v1.AdminService.EnableUser.
+func (c *adminServiceClient) EnableUser(ctx context.Context, req *v1.EnableUserRequest) (*v1.EnableUserResponse, error) {
+	response, err := c.enableUser.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// ResetPassword calls remit.gateway.v1.AdminService.ResetPassword.
+func (c *adminServiceClient) ResetPassword(ctx context.Context, req *v1.ResetPasswordRequest) (*v1.ResetPasswordResponse, error) {
+	response, err := c.resetPassword.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// ListUsers calls remit.gateway.v1.AdminService.ListUsers.
+func (c *adminServiceClient) ListUsers(ctx context.Context, req *v1.ListUsersRequest) (*v1.ListUsersResponse, error) {
+	response, err := c.listUsers.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// ListSessions calls remit.gateway.v1.AdminService.ListSessions.
+func (c *adminServiceClient) ListSessions(ctx context.Context, req *v1.ListSessionsRequest) (*v1.ListSessionsResponse, error) {
+	response, err := c.listSessions.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// RevokeSessions calls remit.gateway.v1.AdminService.RevokeSessions.
+func (c *adminServiceClient) RevokeSessions(ctx context.Context, req *v1.RevokeSessionsRequest) (*v1.RevokeSessionsResponse, error) {
+	response, err := c.revokeSessions.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// OpenAccount calls remit.gateway.v1.AdminService.OpenAccount.
+func (c *adminServiceClient) OpenAccount(ctx context.Context, req *v1.OpenAccountRequest) (*v1.OpenAccountResponse, error) {
+	response, err := c.openAccount.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// CloseAccount calls remit.gateway.v1.AdminService.CloseAccount.
+func (c *adminServiceClient) CloseAccount(ctx context.Context, req *v1.CloseAccountRequest) (*v1.CloseAccountResponse, error) {
+	response, err := c.closeAccount.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// ListAccounts calls remit.gateway.v1.AdminService.ListAccounts.
+func (c *adminServiceClient) ListAccounts(ctx context.Context, req *v1.ListAccountsRequest) (*v1.ListAccountsResponse, error) {
+	response, err := c.listAccounts.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
 // AdminServiceHandler is an implementation of the remit.gateway.v1.AdminService service.
 type AdminServiceHandler interface {
 	// UpdateBalance credits (deposit) or debits (withdrawal) one account at its
@@ -142,6 +378,47 @@ type AdminServiceHandler interface {
 	// ids (password spraying) stays locked. Clearing an id with nothing to
 	// clear succeeds and clears nothing. Audited. Admins only.
 	ClearLoginLockout(context.Context, *v1.ClearLoginLockoutRequest) (*v1.ClearLoginLockoutResponse, error)
+	// CreateUser creates a user: a customer (with the account it owns) or
+	// staff (admin, auditor, with an account or none). The password follows
+	// Register's rules. A taken client id is already_exists CLIENT_ID_TAKEN;
+	// an account already linked to another customer is already_exists
+	// ACCOUNT_ALREADY_LINKED. The account is not checked at its bank (open it
+	// with OpenAccount). Admins only.
+	CreateUser(context.Context, *v1.CreateUserRequest) (*v1.CreateUserResponse, error)
+	// DisableUser stops a user from logging in and ends every session it has
+	// at once, including open WatchPayments streams. Disabling a disabled user
+	// succeeds and ends nothing more. Admins only; an admin cannot disable
+	// itself.
+	DisableUser(context.Context, *v1.DisableUserRequest) (*v1.DisableUserResponse, error)
+	// EnableUser lets a disabled user log in again. Admins only.
+	EnableUser(context.Context, *v1.EnableUserRequest) (*v1.EnableUserResponse, error)
+	// ResetPassword sets a user's password without the current one and ends
+	// every session the user has at once. Admins only.
+	ResetPassword(context.Context, *v1.ResetPasswordRequest) (*v1.ResetPasswordResponse, error)
+	// ListUsers lists users by client id (AIP-158 paging). Admins and
+	// auditors.
+	ListUsers(context.Context, *v1.ListUsersRequest) (*v1.ListUsersResponse, error)
+	// ListSessions lists a user's sessions that are still usable, newest
+	// first. Admins and auditors.
+	ListSessions(context.Context, *v1.ListSessionsRequest) (*v1.ListSessionsResponse, error)
+	// RevokeSessions ends one session of a user (session_id set) or all of
+	// them, at once, including open WatchPayments streams. Admins only.
+	RevokeSessions(context.Context, *v1.RevokeSessionsRequest) (*v1.RevokeSessionsResponse, error)
+	// OpenAccount opens an account with a zero balance at a registered bank,
+	// idempotent by request_id: a retry returns the account opened, and the
+	// same request_id with other parameters is invalid_argument
+	// IDEMPOTENCY_KEY_REUSED. An account id already open at the bank is
+	// already_exists ACCOUNT_EXISTS. Admins only.
+	OpenAccount(context.Context, *v1.OpenAccountRequest) (*v1.OpenAccountResponse, error)
+	// CloseAccount closes an account whose balance is zero with nothing held
+	// or incoming (otherwise failed_precondition ACCOUNT_NOT_EMPTY). Payments
+	// and deposits to or from a closed account are then declined
+	// ACCOUNT_CLOSED; its balance stays readable. Closing a closed account
+	// succeeds. Admins only.
+	CloseAccount(context.Context, *v1.CloseAccountRequest) (*v1.CloseAccountResponse, error)
+	// ListAccounts lists the accounts of one bank by account id (AIP-158
+	// paging), with their balances. Admins and auditors.
+	ListAccounts(context.Context, *v1.ListAccountsRequest) (*v1.ListAccountsResponse, error)
 }
 
 // NewAdminServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -172,6 +449,74 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		connect.WithIdempotency(connect.IdempotencyIdempotent),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminServiceCreateUserHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceCreateUserProcedure,
+		svc.CreateUser,
+		connect.WithSchema(adminServiceMethods.ByName("CreateUser")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceDisableUserHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceDisableUserProcedure,
+		svc.DisableUser,
+		connect.WithSchema(adminServiceMethods.ByName("DisableUser")),
+		connect.WithIdempotency(connect.IdempotencyIdempotent),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceEnableUserHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceEnableUserProcedure,
+		svc.EnableUser,
+		connect.WithSchema(adminServiceMethods.ByName("EnableUser")),
+		connect.WithIdempotency(connect.IdempotencyIdempotent),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceResetPasswordHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceResetPasswordProcedure,
+		svc.ResetPassword,
+		connect.WithSchema(adminServiceMethods.ByName("ResetPassword")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceListUsersHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceListUsersProcedure,
+		svc.ListUsers,
+		connect.WithSchema(adminServiceMethods.ByName("ListUsers")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceListSessionsHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceListSessionsProcedure,
+		svc.ListSessions,
+		connect.WithSchema(adminServiceMethods.ByName("ListSessions")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceRevokeSessionsHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceRevokeSessionsProcedure,
+		svc.RevokeSessions,
+		connect.WithSchema(adminServiceMethods.ByName("RevokeSessions")),
+		connect.WithIdempotency(connect.IdempotencyIdempotent),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceOpenAccountHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceOpenAccountProcedure,
+		svc.OpenAccount,
+		connect.WithSchema(adminServiceMethods.ByName("OpenAccount")),
+		connect.WithIdempotency(connect.IdempotencyIdempotent),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceCloseAccountHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceCloseAccountProcedure,
+		svc.CloseAccount,
+		connect.WithSchema(adminServiceMethods.ByName("CloseAccount")),
+		connect.WithIdempotency(connect.IdempotencyIdempotent),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceListAccountsHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceListAccountsProcedure,
+		svc.ListAccounts,
+		connect.WithSchema(adminServiceMethods.ByName("ListAccounts")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/remit.gateway.v1.AdminService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AdminServiceUpdateBalanceProcedure:
@@ -180,6 +525,26 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 			adminServiceListBanksHandler.ServeHTTP(w, r)
 		case AdminServiceClearLoginLockoutProcedure:
 			adminServiceClearLoginLockoutHandler.ServeHTTP(w, r)
+		case AdminServiceCreateUserProcedure:
+			adminServiceCreateUserHandler.ServeHTTP(w, r)
+		case AdminServiceDisableUserProcedure:
+			adminServiceDisableUserHandler.ServeHTTP(w, r)
+		case AdminServiceEnableUserProcedure:
+			adminServiceEnableUserHandler.ServeHTTP(w, r)
+		case AdminServiceResetPasswordProcedure:
+			adminServiceResetPasswordHandler.ServeHTTP(w, r)
+		case AdminServiceListUsersProcedure:
+			adminServiceListUsersHandler.ServeHTTP(w, r)
+		case AdminServiceListSessionsProcedure:
+			adminServiceListSessionsHandler.ServeHTTP(w, r)
+		case AdminServiceRevokeSessionsProcedure:
+			adminServiceRevokeSessionsHandler.ServeHTTP(w, r)
+		case AdminServiceOpenAccountProcedure:
+			adminServiceOpenAccountHandler.ServeHTTP(w, r)
+		case AdminServiceCloseAccountProcedure:
+			adminServiceCloseAccountHandler.ServeHTTP(w, r)
+		case AdminServiceListAccountsProcedure:
+			adminServiceListAccountsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -199,4 +564,44 @@ func (UnimplementedAdminServiceHandler) ListBanks(context.Context, *v1.ListBanks
 
 func (UnimplementedAdminServiceHandler) ClearLoginLockout(context.Context, *v1.ClearLoginLockoutRequest) (*v1.ClearLoginLockoutResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("remit.gateway.v1.AdminService.ClearLoginLockout is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) CreateUser(context.Context, *v1.CreateUserRequest) (*v1.CreateUserResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("remit.gateway.v1.AdminService.CreateUser is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) DisableUser(context.Context, *v1.DisableUserRequest) (*v1.DisableUserResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("remit.gateway.v1.AdminService.DisableUser is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) EnableUser(context.Context, *v1.EnableUserRequest) (*v1.EnableUserResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("remit.gateway.v1.AdminService.EnableUser is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) ResetPassword(context.Context, *v1.ResetPasswordRequest) (*v1.ResetPasswordResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("remit.gateway.v1.AdminService.ResetPassword is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) ListUsers(context.Context, *v1.ListUsersRequest) (*v1.ListUsersResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("remit.gateway.v1.AdminService.ListUsers is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) ListSessions(context.Context, *v1.ListSessionsRequest) (*v1.ListSessionsResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("remit.gateway.v1.AdminService.ListSessions is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) RevokeSessions(context.Context, *v1.RevokeSessionsRequest) (*v1.RevokeSessionsResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("remit.gateway.v1.AdminService.RevokeSessions is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) OpenAccount(context.Context, *v1.OpenAccountRequest) (*v1.OpenAccountResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("remit.gateway.v1.AdminService.OpenAccount is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) CloseAccount(context.Context, *v1.CloseAccountRequest) (*v1.CloseAccountResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("remit.gateway.v1.AdminService.CloseAccount is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) ListAccounts(context.Context, *v1.ListAccountsRequest) (*v1.ListAccountsResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("remit.gateway.v1.AdminService.ListAccounts is not implemented"))
 }

@@ -37,6 +37,11 @@ const (
 	AuthServiceLoginProcedure = "/remit.gateway.v1.AuthService/Login"
 	// AuthServiceLogoutProcedure is the fully-qualified name of the AuthService's Logout RPC.
 	AuthServiceLogoutProcedure = "/remit.gateway.v1.AuthService/Logout"
+	// AuthServiceRegisterProcedure is the fully-qualified name of the AuthService's Register RPC.
+	AuthServiceRegisterProcedure = "/remit.gateway.v1.AuthService/Register"
+	// AuthServiceChangePasswordProcedure is the fully-qualified name of the AuthService's
+	// ChangePassword RPC.
+	AuthServiceChangePasswordProcedure = "/remit.gateway.v1.AuthService/ChangePassword"
 )
 
 // AuthServiceClient is a client for the remit.gateway.v1.AuthService service.
@@ -47,6 +52,25 @@ type AuthServiceClient interface {
 	// Logout revokes the token the request was made with. The token stops
 	// working at once, so a second Logout with it is unauthenticated.
 	Logout(context.Context, *v1.LogoutRequest) (*v1.LogoutResponse, error)
+	// Register signs a new customer up: a new client id and password, linked
+	// to one bank account that the caller proves to hold with a one-time
+	// enrollment code the bank issued to the account's holder (`remit bank
+	// enroll`). The gateway has the bank verify and consume the code over
+	// mutual TLS before it creates the user. A wrong, expired or used code and
+	// an account that does not exist all fail alike (failed_precondition
+	// ENROLLMENT_CODE_INVALID), saying nothing about the account. An account
+	// links to one customer only (already_exists ACCOUNT_ALREADY_LINKED); a
+	// taken client id is already_exists CLIENT_ID_TAKEN. The password must be
+	// at least 12 characters and not a common password (invalid_argument
+	// WEAK_PASSWORD). Attempts are rate-limited per source, failed ones like
+	// failed logins. It does not log in: call Login next. Anyone may call it.
+	Register(context.Context, *v1.RegisterRequest) (*v1.RegisterResponse, error)
+	// ChangePassword replaces the caller's password, given the current one
+	// (a wrong one is unauthenticated INVALID_CREDENTIALS and counts as a failed
+	// login). Every other session of the caller ends at once, including its
+	// open WatchPayments streams; the session making the call stays. Any
+	// logged-in client may call it for itself.
+	ChangePassword(context.Context, *v1.ChangePasswordRequest) (*v1.ChangePasswordResponse, error)
 }
 
 // NewAuthServiceClient constructs a client for the remit.gateway.v1.AuthService service. By
@@ -72,13 +96,27 @@ func NewAuthServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(authServiceMethods.ByName("Logout")),
 			connect.WithClientOptions(opts...),
 		),
+		register: connect.NewClient[v1.RegisterRequest, v1.RegisterResponse](
+			httpClient,
+			baseURL+AuthServiceRegisterProcedure,
+			connect.WithSchema(authServiceMethods.ByName("Register")),
+			connect.WithClientOptions(opts...),
+		),
+		changePassword: connect.NewClient[v1.ChangePasswordRequest, v1.ChangePasswordResponse](
+			httpClient,
+			baseURL+AuthServiceChangePasswordProcedure,
+			connect.WithSchema(authServiceMethods.ByName("ChangePassword")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // authServiceClient implements AuthServiceClient.
 type authServiceClient struct {
-	login  *connect.Client[v1.LoginRequest, v1.LoginResponse]
-	logout *connect.Client[v1.LogoutRequest, v1.LogoutResponse]
+	login          *connect.Client[v1.LoginRequest, v1.LoginResponse]
+	logout         *connect.Client[v1.LogoutRequest, v1.LogoutResponse]
+	register       *connect.Client[v1.RegisterRequest, v1.RegisterResponse]
+	changePassword *connect.Client[v1.ChangePasswordRequest, v1.ChangePasswordResponse]
 }
 
 // Login calls remit.gateway.v1.AuthService.Login.
@@ -99,6 +137,24 @@ func (c *authServiceClient) Logout(ctx context.Context, req *v1.LogoutRequest) (
 	return nil, err
 }
 
+// Register calls remit.gateway.v1.AuthService.Register.
+func (c *authServiceClient) Register(ctx context.Context, req *v1.RegisterRequest) (*v1.RegisterResponse, error) {
+	response, err := c.register.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// ChangePassword calls remit.gateway.v1.AuthService.ChangePassword.
+func (c *authServiceClient) ChangePassword(ctx context.Context, req *v1.ChangePasswordRequest) (*v1.ChangePasswordResponse, error) {
+	response, err := c.changePassword.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
 // AuthServiceHandler is an implementation of the remit.gateway.v1.AuthService service.
 type AuthServiceHandler interface {
 	// Login checks the credentials and returns a new access token. Repeated
@@ -107,6 +163,25 @@ type AuthServiceHandler interface {
 	// Logout revokes the token the request was made with. The token stops
 	// working at once, so a second Logout with it is unauthenticated.
 	Logout(context.Context, *v1.LogoutRequest) (*v1.LogoutResponse, error)
+	// Register signs a new customer up: a new client id and password, linked
+	// to one bank account that the caller proves to hold with a one-time
+	// enrollment code the bank issued to the account's holder (`remit bank
+	// enroll`). The gateway has the bank verify and consume the code over
+	// mutual TLS before it creates the user. A wrong, expired or used code and
+	// an account that does not exist all fail alike (failed_precondition
+	// ENROLLMENT_CODE_INVALID), saying nothing about the account. An account
+	// links to one customer only (already_exists ACCOUNT_ALREADY_LINKED); a
+	// taken client id is already_exists CLIENT_ID_TAKEN. The password must be
+	// at least 12 characters and not a common password (invalid_argument
+	// WEAK_PASSWORD). Attempts are rate-limited per source, failed ones like
+	// failed logins. It does not log in: call Login next. Anyone may call it.
+	Register(context.Context, *v1.RegisterRequest) (*v1.RegisterResponse, error)
+	// ChangePassword replaces the caller's password, given the current one
+	// (a wrong one is unauthenticated INVALID_CREDENTIALS and counts as a failed
+	// login). Every other session of the caller ends at once, including its
+	// open WatchPayments streams; the session making the call stays. Any
+	// logged-in client may call it for itself.
+	ChangePassword(context.Context, *v1.ChangePasswordRequest) (*v1.ChangePasswordResponse, error)
 }
 
 // NewAuthServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -128,12 +203,28 @@ func NewAuthServiceHandler(svc AuthServiceHandler, opts ...connect.HandlerOption
 		connect.WithSchema(authServiceMethods.ByName("Logout")),
 		connect.WithHandlerOptions(opts...),
 	)
+	authServiceRegisterHandler := connect.NewUnaryHandlerSimple(
+		AuthServiceRegisterProcedure,
+		svc.Register,
+		connect.WithSchema(authServiceMethods.ByName("Register")),
+		connect.WithHandlerOptions(opts...),
+	)
+	authServiceChangePasswordHandler := connect.NewUnaryHandlerSimple(
+		AuthServiceChangePasswordProcedure,
+		svc.ChangePassword,
+		connect.WithSchema(authServiceMethods.ByName("ChangePassword")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/remit.gateway.v1.AuthService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AuthServiceLoginProcedure:
 			authServiceLoginHandler.ServeHTTP(w, r)
 		case AuthServiceLogoutProcedure:
 			authServiceLogoutHandler.ServeHTTP(w, r)
+		case AuthServiceRegisterProcedure:
+			authServiceRegisterHandler.ServeHTTP(w, r)
+		case AuthServiceChangePasswordProcedure:
+			authServiceChangePasswordHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -149,4 +240,12 @@ func (UnimplementedAuthServiceHandler) Login(context.Context, *v1.LoginRequest) 
 
 func (UnimplementedAuthServiceHandler) Logout(context.Context, *v1.LogoutRequest) (*v1.LogoutResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("remit.gateway.v1.AuthService.Logout is not implemented"))
+}
+
+func (UnimplementedAuthServiceHandler) Register(context.Context, *v1.RegisterRequest) (*v1.RegisterResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("remit.gateway.v1.AuthService.Register is not implemented"))
+}
+
+func (UnimplementedAuthServiceHandler) ChangePassword(context.Context, *v1.ChangePasswordRequest) (*v1.ChangePasswordResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("remit.gateway.v1.AuthService.ChangePassword is not implemented"))
 }

@@ -51,6 +51,9 @@ const (
 	// PaymentServiceAcknowledgePaymentProcedure is the fully-qualified name of the PaymentService's
 	// AcknowledgePayment RPC.
 	PaymentServiceAcknowledgePaymentProcedure = "/remit.gateway.v1.PaymentService/AcknowledgePayment"
+	// PaymentServiceRefundPaymentProcedure is the fully-qualified name of the PaymentService's
+	// RefundPayment RPC.
+	PaymentServiceRefundPaymentProcedure = "/remit.gateway.v1.PaymentService/RefundPayment"
 )
 
 // PaymentServiceClient is a client for the remit.gateway.v1.PaymentService service.
@@ -73,6 +76,20 @@ type PaymentServiceClient interface {
 	// AcknowledgePayment is the payee confirming it saw the credit (the design's
 	// CreditMoney). Acknowledging twice is harmless.
 	AcknowledgePayment(context.Context, *v1.AcknowledgePaymentRequest) (*v1.AcknowledgePaymentResponse, error)
+	// RefundPayment sends money back from the payee of a SUCCEEDED payment to
+	// its payer, through the same two-phase commit as a payment (Stripe's
+	// refunds). The payee (a customer) or an admin may call it. Partial
+	// refunds add up and never exceed the payment's amount (failed_precondition
+	// REFUND_EXCEEDS_PAYMENT, counting refunds still processing); a payment
+	// that is not SUCCEEDED, or is itself a refund, is failed_precondition
+	// PAYMENT_NOT_REFUNDABLE. A refund the payee's account cannot fund is
+	// declined INSUFFICIENT_FUNDS like a payment. It is idempotent by
+	// refund_id exactly as MakePayment is by transaction_id (a replay returns
+	// the stored outcome, reuse with other parameters is
+	// IDEMPOTENCY_KEY_REUSED, a concurrent duplicate REQUEST_IN_PROGRESS). The
+	// refund is itself a Payment (refunded_transaction_id links it to the
+	// original), seen by both parties in ListPayments and WatchPayments.
+	RefundPayment(context.Context, *v1.RefundPaymentRequest) (*v1.RefundPaymentResponse, error)
 }
 
 // NewPaymentServiceClient constructs a client for the remit.gateway.v1.PaymentService service. By
@@ -127,6 +144,13 @@ func NewPaymentServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithIdempotency(connect.IdempotencyIdempotent),
 			connect.WithClientOptions(opts...),
 		),
+		refundPayment: connect.NewClient[v1.RefundPaymentRequest, v1.RefundPaymentResponse](
+			httpClient,
+			baseURL+PaymentServiceRefundPaymentProcedure,
+			connect.WithSchema(paymentServiceMethods.ByName("RefundPayment")),
+			connect.WithIdempotency(connect.IdempotencyIdempotent),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -138,6 +162,7 @@ type paymentServiceClient struct {
 	checkBalance       *connect.Client[v1.CheckBalanceRequest, v1.CheckBalanceResponse]
 	watchPayments      *connect.Client[v1.WatchPaymentsRequest, v1.WatchPaymentsResponse]
 	acknowledgePayment *connect.Client[v1.AcknowledgePaymentRequest, v1.AcknowledgePaymentResponse]
+	refundPayment      *connect.Client[v1.RefundPaymentRequest, v1.RefundPaymentResponse]
 }
 
 // MakePayment calls remit.gateway.v1.PaymentService.MakePayment.
@@ -190,6 +215,15 @@ func (c *paymentServiceClient) AcknowledgePayment(ctx context.Context, req *v1.A
 	return nil, err
 }
 
+// RefundPayment calls remit.gateway.v1.PaymentService.RefundPayment.
+func (c *paymentServiceClient) RefundPayment(ctx context.Context, req *v1.RefundPaymentRequest) (*v1.RefundPaymentResponse, error) {
+	response, err := c.refundPayment.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
 // PaymentServiceHandler is an implementation of the remit.gateway.v1.PaymentService service.
 type PaymentServiceHandler interface {
 	// MakePayment moves money from the caller's account to the payee, atomically
@@ -210,6 +244,20 @@ type PaymentServiceHandler interface {
 	// AcknowledgePayment is the payee confirming it saw the credit (the design's
 	// CreditMoney). Acknowledging twice is harmless.
 	AcknowledgePayment(context.Context, *v1.AcknowledgePaymentRequest) (*v1.AcknowledgePaymentResponse, error)
+	// RefundPayment sends money back from the payee of a SUCCEEDED payment to
+	// its payer, through the same two-phase commit as a payment (Stripe's
+	// refunds). The payee (a customer) or an admin may call it. Partial
+	// refunds add up and never exceed the payment's amount (failed_precondition
+	// REFUND_EXCEEDS_PAYMENT, counting refunds still processing); a payment
+	// that is not SUCCEEDED, or is itself a refund, is failed_precondition
+	// PAYMENT_NOT_REFUNDABLE. A refund the payee's account cannot fund is
+	// declined INSUFFICIENT_FUNDS like a payment. It is idempotent by
+	// refund_id exactly as MakePayment is by transaction_id (a replay returns
+	// the stored outcome, reuse with other parameters is
+	// IDEMPOTENCY_KEY_REUSED, a concurrent duplicate REQUEST_IN_PROGRESS). The
+	// refund is itself a Payment (refunded_transaction_id links it to the
+	// original), seen by both parties in ListPayments and WatchPayments.
+	RefundPayment(context.Context, *v1.RefundPaymentRequest) (*v1.RefundPaymentResponse, error)
 }
 
 // NewPaymentServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -260,6 +308,13 @@ func NewPaymentServiceHandler(svc PaymentServiceHandler, opts ...connect.Handler
 		connect.WithIdempotency(connect.IdempotencyIdempotent),
 		connect.WithHandlerOptions(opts...),
 	)
+	paymentServiceRefundPaymentHandler := connect.NewUnaryHandlerSimple(
+		PaymentServiceRefundPaymentProcedure,
+		svc.RefundPayment,
+		connect.WithSchema(paymentServiceMethods.ByName("RefundPayment")),
+		connect.WithIdempotency(connect.IdempotencyIdempotent),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/remit.gateway.v1.PaymentService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case PaymentServiceMakePaymentProcedure:
@@ -274,6 +329,8 @@ func NewPaymentServiceHandler(svc PaymentServiceHandler, opts ...connect.Handler
 			paymentServiceWatchPaymentsHandler.ServeHTTP(w, r)
 		case PaymentServiceAcknowledgePaymentProcedure:
 			paymentServiceAcknowledgePaymentHandler.ServeHTTP(w, r)
+		case PaymentServiceRefundPaymentProcedure:
+			paymentServiceRefundPaymentHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -305,4 +362,8 @@ func (UnimplementedPaymentServiceHandler) WatchPayments(context.Context, *v1.Wat
 
 func (UnimplementedPaymentServiceHandler) AcknowledgePayment(context.Context, *v1.AcknowledgePaymentRequest) (*v1.AcknowledgePaymentResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("remit.gateway.v1.PaymentService.AcknowledgePayment is not implemented"))
+}
+
+func (UnimplementedPaymentServiceHandler) RefundPayment(context.Context, *v1.RefundPaymentRequest) (*v1.RefundPaymentResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("remit.gateway.v1.PaymentService.RefundPayment is not implemented"))
 }

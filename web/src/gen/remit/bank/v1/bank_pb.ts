@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file remit/bank/v1/bank.proto.
  */
 export const file_remit_bank_v1_bank: GenFile = /*@__PURE__*/
-  fileDesc("ChhyZW1pdC9iYW5rL3YxL2JhbmsucHJvdG8SDXJlbWl0LmJhbmsudjEinwEKA0xlZxIhCgphY2NvdW50X2lkGAEgASgJQg26SArIAQFyBdCb3AEBEjcKCWRpcmVjdGlvbhgCIAEoDjIYLnJlbWl0LmJhbmsudjEuRGlyZWN0aW9uQgq6SAeCAQQQASAAEh4KBmFtb3VudBgDIAEoA0IOukgLIgkYgKCUpY0dIAASHAoIY3VycmVuY3kYBCABKAlCCrpIB3IF2JvcAQEipwEKGVByZXBhcmVUcmFuc2FjdGlvblJlcXVlc3QSIwoOdHJhbnNhY3Rpb25faWQYASABKAlCC7pICMgBAXIDsAEBEiwKBGxlZ3MYAiADKAsyEi5yZW1pdC5iYW5rLnYxLkxlZ0IKukgHkgEECAEQAhI3CgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBrpIA8gBASKBAQoaUHJlcGFyZVRyYW5zYWN0aW9uUmVzcG9uc2USIQoEdm90ZRgBIAEoDjITLnJlbWl0LmJhbmsudjEuVm90ZRIsCgZyZWFzb24YAiABKA4yHC5yZW1pdC5iYW5rLnYxLlJlZnVzYWxSZWFzb24SEgoKYWNjb3VudF9pZBgDIAEoCSJ2ChhDb21taXRUcmFuc2FjdGlvblJlcXVlc3QSIwoOdHJhbnNhY3Rpb25faWQYASABKAlCC7pICMgBAXIDsAEBEjUKCGRlY2lzaW9uGAIgASgOMhcucmVtaXQuYmFuay52MS5EZWNpc2lvbkIKukgHggEEEAEgACJLChlDb21taXRUcmFuc2FjdGlvblJlc3BvbnNlEi4KBXN0YXRlGAEgASgOMh8ucmVtaXQuYmFuay52MS5UcmFuc2FjdGlvblN0YXRlItUBChRVcGRhdGVCYWxhbmNlUmVxdWVzdBIjCg50cmFuc2FjdGlvbl9pZBgBIAEoCUILukgIyAEBcgOwAQESIQoKYWNjb3VudF9pZBgCIAEoCUINukgKyAEBcgXQm9wBARI3CglkaXJlY3Rpb24YAyABKA4yGC5yZW1pdC5iYW5rLnYxLkRpcmVjdGlvbkIKukgHggEEEAEgABIeCgZhbW91bnQYBCABKANCDrpICyIJGICglKWNHSAAEhwKCGN1cnJlbmN5GAUgASgJQgq6SAdyBdib3AEBImoKFVVwZGF0ZUJhbGFuY2VSZXNwb25zZRIPCgdiYWxhbmNlGAEgASgDEhAKCGN1cnJlbmN5GAIgASgJEi4KCmFwcGx5X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjYKEUdldEJhbGFuY2VSZXF1ZXN0EiEKCmFjY291bnRfaWQYASABKAlCDbpICsgBAXIF0JvcAQEibAoSR2V0QmFsYW5jZVJlc3BvbnNlEhIKCmFjY291bnRfaWQYASABKAkSDwoHYmFsYW5jZRgCIAEoAxIRCglhdmFpbGFibGUYAyABKAMSDAoEaGVsZBgEIAEoAxIQCghjdXJyZW5jeRgFIAEoCSI/Cg5CYXRjaEl0ZW1FcnJvchIMCgRjb2RlGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIPCgdtZXNzYWdlGAMgASgJImcKGlByZXBhcmVUcmFuc2FjdGlvbnNSZXF1ZXN0EkkKBWl0ZW1zGAEgAygLMigucmVtaXQuYmFuay52MS5QcmVwYXJlVHJhbnNhY3Rpb25SZXF1ZXN0QhC6SA2SAQoIARCAAiID2AEDIpUBChlQcmVwYXJlVHJhbnNhY3Rpb25zUmVzdWx0Ej0KCHJlc3BvbnNlGAEgASgLMikucmVtaXQuYmFuay52MS5QcmVwYXJlVHJhbnNhY3Rpb25SZXNwb25zZUgAEi4KBWVycm9yGAIgASgLMh0ucmVtaXQuYmFuay52MS5CYXRjaEl0ZW1FcnJvckgAQgkKB291dGNvbWUiWAobUHJlcGFyZVRyYW5zYWN0aW9uc1Jlc3BvbnNlEjkKB3Jlc3VsdHMYASADKAsyKC5yZW1pdC5iYW5rLnYxLlByZXBhcmVUcmFuc2FjdGlvbnNSZXN1bHQiZQoZQ29tbWl0VHJhbnNhY3Rpb25zUmVxdWVzdBJICgVpdGVtcxgBIAMoCzInLnJlbWl0LmJhbmsudjEuQ29tbWl0VHJhbnNhY3Rpb25SZXF1ZXN0QhC6SA2SAQoIARCAAiID2AEDIpMBChhDb21taXRUcmFuc2FjdGlvbnNSZXN1bHQSPAoIcmVzcG9uc2UYASABKAsyKC5yZW1pdC5iYW5rLnYxLkNvbW1pdFRyYW5zYWN0aW9uUmVzcG9uc2VIABIuCgVlcnJvchgCIAEoCzIdLnJlbWl0LmJhbmsudjEuQmF0Y2hJdGVtRXJyb3JIAEIJCgdvdXRjb21lIlYKGkNvbW1pdFRyYW5zYWN0aW9uc1Jlc3BvbnNlEjgKB3Jlc3VsdHMYASADKAsyJy5yZW1pdC5iYW5rLnYxLkNvbW1pdFRyYW5zYWN0aW9uc1Jlc3VsdCpRCglEaXJlY3Rpb24SGQoVRElSRUNUSU9OX1VOU1BFQ0lGSUVEEAASFAoQRElSRUNUSU9OX0NSRURJVBABEhMKD0RJUkVDVElPTl9ERUJJVBACKjcKBFZvdGUSFAoQVk9URV9VTlNQRUNJRklFRBAAEgwKCFZPVEVfWUVTEAESCwoHVk9URV9OTxACKogCCg1SZWZ1c2FsUmVhc29uEh4KGlJFRlVTQUxfUkVBU09OX1VOU1BFQ0lGSUVEEAASJQohUkVGVVNBTF9SRUFTT05fSU5TVUZGSUNJRU5UX0ZVTkRTEAESJAogUkVGVVNBTF9SRUFTT05fQUNDT1VOVF9OT1RfRk9VTkQQAhIkCiBSRUZVU0FMX1JFQVNPTl9DVVJSRU5DWV9NSVNNQVRDSBADEiMKH1JFRlVTQUxfUkVBU09OX0JBTEFOQ0VfT1ZFUkZMT1cQBBIiCh5SRUZVU0FMX1JFQVNPTl9BTFJFQURZX0FCT1JURUQQBRIbChdSRUZVU0FMX1JFQVNPTl9DT05GTElDVBAGKk0KCERlY2lzaW9uEhgKFERFQ0lTSU9OX1VOU1BFQ0lGSUVEEAASEwoPREVDSVNJT05fQ09NTUlUEAESEgoOREVDSVNJT05fQUJPUlQQAiqVAQoQVHJhbnNhY3Rpb25TdGF0ZRIhCh1UUkFOU0FDVElPTl9TVEFURV9VTlNQRUNJRklFRBAAEh4KGlRSQU5TQUNUSU9OX1NUQVRFX1BSRVBBUkVEEAESHwobVFJBTlNBQ1RJT05fU1RBVEVfQ09NTUlUVEVEEAISHQoZVFJBTlNBQ1RJT05fU1RBVEVfQUJPUlRFRBADMoYFCgtCYW5rU2VydmljZRJuChJQcmVwYXJlVHJhbnNhY3Rpb24SKC5yZW1pdC5iYW5rLnYxLlByZXBhcmVUcmFuc2FjdGlvblJlcXVlc3QaKS5yZW1pdC5iYW5rLnYxLlByZXBhcmVUcmFuc2FjdGlvblJlc3BvbnNlIgOQAgISawoRQ29tbWl0VHJhbnNhY3Rpb24SJy5yZW1pdC5iYW5rLnYxLkNvbW1pdFRyYW5zYWN0aW9uUmVxdWVzdBooLnJlbWl0LmJhbmsudjEuQ29tbWl0VHJhbnNhY3Rpb25SZXNwb25zZSIDkAICEl8KDVVwZGF0ZUJhbGFuY2USIy5yZW1pdC5iYW5rLnYxLlVwZGF0ZUJhbGFuY2VSZXF1ZXN0GiQucmVtaXQuYmFuay52MS5VcGRhdGVCYWxhbmNlUmVzcG9uc2UiA5ACAhJWCgpHZXRCYWxhbmNlEiAucmVtaXQuYmFuay52MS5HZXRCYWxhbmNlUmVxdWVzdBohLnJlbWl0LmJhbmsudjEuR2V0QmFsYW5jZVJlc3BvbnNlIgOQAgEScQoTUHJlcGFyZVRyYW5zYWN0aW9ucxIpLnJlbWl0LmJhbmsudjEuUHJlcGFyZVRyYW5zYWN0aW9uc1JlcXVlc3QaKi5yZW1pdC5iYW5rLnYxLlByZXBhcmVUcmFuc2FjdGlvbnNSZXNwb25zZSIDkAICEm4KEkNvbW1pdFRyYW5zYWN0aW9ucxIoLnJlbWl0LmJhbmsudjEuQ29tbWl0VHJhbnNhY3Rpb25zUmVxdWVzdBopLnJlbWl0LmJhbmsudjEuQ29tbWl0VHJhbnNhY3Rpb25zUmVzcG9uc2UiA5ACAkKoAQoRY29tLnJlbWl0LmJhbmsudjFCCUJhbmtQcm90b1ABWjJnaXRodWIuY29tL3JlbWl0cGF5L3JlbWl0L2dlbi9yZW1pdC9iYW5rL3YxO2Jhbmt2MaICA1JCWKoCDVJlbWl0LkJhbmsuVjHKAg1SZW1pdFxCYW5rXFYx4gIZUmVtaXRcQmFua1xWMVxHUEJNZXRhZGF0YeoCD1JlbWl0OjpCYW5rOjpWMWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp, file_remit_names_v1_names]);
+  fileDesc("ChhyZW1pdC9iYW5rL3YxL2JhbmsucHJvdG8SDXJlbWl0LmJhbmsudjEinwEKA0xlZxIhCgphY2NvdW50X2lkGAEgASgJQg26SArIAQFyBdCb3AEBEjcKCWRpcmVjdGlvbhgCIAEoDjIYLnJlbWl0LmJhbmsudjEuRGlyZWN0aW9uQgq6SAeCAQQQASAAEh4KBmFtb3VudBgDIAEoA0IOukgLIgkYgKCUpY0dIAASHAoIY3VycmVuY3kYBCABKAlCCrpIB3IF2JvcAQEipwEKGVByZXBhcmVUcmFuc2FjdGlvblJlcXVlc3QSIwoOdHJhbnNhY3Rpb25faWQYASABKAlCC7pICMgBAXIDsAEBEiwKBGxlZ3MYAiADKAsyEi5yZW1pdC5iYW5rLnYxLkxlZ0IKukgHkgEECAEQAhI3CgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBrpIA8gBASKBAQoaUHJlcGFyZVRyYW5zYWN0aW9uUmVzcG9uc2USIQoEdm90ZRgBIAEoDjITLnJlbWl0LmJhbmsudjEuVm90ZRIsCgZyZWFzb24YAiABKA4yHC5yZW1pdC5iYW5rLnYxLlJlZnVzYWxSZWFzb24SEgoKYWNjb3VudF9pZBgDIAEoCSJ2ChhDb21taXRUcmFuc2FjdGlvblJlcXVlc3QSIwoOdHJhbnNhY3Rpb25faWQYASABKAlCC7pICMgBAXIDsAEBEjUKCGRlY2lzaW9uGAIgASgOMhcucmVtaXQuYmFuay52MS5EZWNpc2lvbkIKukgHggEEEAEgACJLChlDb21taXRUcmFuc2FjdGlvblJlc3BvbnNlEi4KBXN0YXRlGAEgASgOMh8ucmVtaXQuYmFuay52MS5UcmFuc2FjdGlvblN0YXRlItUBChRVcGRhdGVCYWxhbmNlUmVxdWVzdBIjCg50cmFuc2FjdGlvbl9pZBgBIAEoCUILukgIyAEBcgOwAQESIQoKYWNjb3VudF9pZBgCIAEoCUINukgKyAEBcgXQm9wBARI3CglkaXJlY3Rpb24YAyABKA4yGC5yZW1pdC5iYW5rLnYxLkRpcmVjdGlvbkIKukgHggEEEAEgABIeCgZhbW91bnQYBCABKANCDrpICyIJGICglKWNHSAAEhwKCGN1cnJlbmN5GAUgASgJQgq6SAdyBdib3AEBImoKFVVwZGF0ZUJhbGFuY2VSZXNwb25zZRIPCgdiYWxhbmNlGAEgASgDEhAKCGN1cnJlbmN5GAIgASgJEi4KCmFwcGx5X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjYKEUdldEJhbGFuY2VSZXF1ZXN0EiEKCmFjY291bnRfaWQYASABKAlCDbpICsgBAXIF0JvcAQEibAoSR2V0QmFsYW5jZVJlc3BvbnNlEhIKCmFjY291bnRfaWQYASABKAkSDwoHYmFsYW5jZRgCIAEoAxIRCglhdmFpbGFibGUYAyABKAMSDAoEaGVsZBgEIAEoAxIQCghjdXJyZW5jeRgFIAEoCSI/Cg5CYXRjaEl0ZW1FcnJvchIMCgRjb2RlGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIPCgdtZXNzYWdlGAMgASgJImcKGlByZXBhcmVUcmFuc2FjdGlvbnNSZXF1ZXN0EkkKBWl0ZW1zGAEgAygLMigucmVtaXQuYmFuay52MS5QcmVwYXJlVHJhbnNhY3Rpb25SZXF1ZXN0QhC6SA2SAQoIARCAAiID2AEDIpUBChlQcmVwYXJlVHJhbnNhY3Rpb25zUmVzdWx0Ej0KCHJlc3BvbnNlGAEgASgLMikucmVtaXQuYmFuay52MS5QcmVwYXJlVHJhbnNhY3Rpb25SZXNwb25zZUgAEi4KBWVycm9yGAIgASgLMh0ucmVtaXQuYmFuay52MS5CYXRjaEl0ZW1FcnJvckgAQgkKB291dGNvbWUiWAobUHJlcGFyZVRyYW5zYWN0aW9uc1Jlc3BvbnNlEjkKB3Jlc3VsdHMYASADKAsyKC5yZW1pdC5iYW5rLnYxLlByZXBhcmVUcmFuc2FjdGlvbnNSZXN1bHQiZQoZQ29tbWl0VHJhbnNhY3Rpb25zUmVxdWVzdBJICgVpdGVtcxgBIAMoCzInLnJlbWl0LmJhbmsudjEuQ29tbWl0VHJhbnNhY3Rpb25SZXF1ZXN0QhC6SA2SAQoIARCAAiID2AEDIpMBChhDb21taXRUcmFuc2FjdGlvbnNSZXN1bHQSPAoIcmVzcG9uc2UYASABKAsyKC5yZW1pdC5iYW5rLnYxLkNvbW1pdFRyYW5zYWN0aW9uUmVzcG9uc2VIABIuCgVlcnJvchgCIAEoCzIdLnJlbWl0LmJhbmsudjEuQmF0Y2hJdGVtRXJyb3JIAEIJCgdvdXRjb21lIlYKGkNvbW1pdFRyYW5zYWN0aW9uc1Jlc3BvbnNlEjgKB3Jlc3VsdHMYASADKAsyJy5yZW1pdC5iYW5rLnYxLkNvbW1pdFRyYW5zYWN0aW9uc1Jlc3VsdCL6AQoHQWNjb3VudBISCgphY2NvdW50X2lkGAEgASgJEg0KBW93bmVyGAIgASgJEhAKCGN1cnJlbmN5GAMgASgJEioKBXN0YXRlGAQgASgOMhsucmVtaXQuYmFuay52MS5BY2NvdW50U3RhdGUSDwoHYmFsYW5jZRgFIAEoAxIMCgRoZWxkGAYgASgDEhAKCGluY29taW5nGAcgASgDEi0KCW9wZW5fdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKY2xvc2VfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAilAEKEk9wZW5BY2NvdW50UmVxdWVzdBIfCgpyZXF1ZXN0X2lkGAEgASgJQgu6SAjIAQFyA7ABARIhCgphY2NvdW50X2lkGAIgASgJQg26SArIAQFyBdCb3AEBEhwKCGN1cnJlbmN5GAMgASgJQgq6SAdyBdib3AEBEhwKBW93bmVyGAQgASgJQg26SArIAQFyBdCb3AEBIj4KE09wZW5BY2NvdW50UmVzcG9uc2USJwoHYWNjb3VudBgBIAEoCzIWLnJlbWl0LmJhbmsudjEuQWNjb3VudCI4ChNDbG9zZUFjY291bnRSZXF1ZXN0EiEKCmFjY291bnRfaWQYASABKAlCDbpICsgBAXIF0JvcAQEiPwoUQ2xvc2VBY2NvdW50UmVzcG9uc2USJwoHYWNjb3VudBgBIAEoCzIWLnJlbWl0LmJhbmsudjEuQWNjb3VudCJSChNMaXN0QWNjb3VudHNSZXF1ZXN0Eh0KCXBhZ2Vfc2l6ZRgBIAEoBUIKukgHGgUY6AcoABIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiABCJZChRMaXN0QWNjb3VudHNSZXNwb25zZRIoCghhY2NvdW50cxgBIAMoCzIWLnJlbWl0LmJhbmsudjEuQWNjb3VudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkifQocQ29uc3VtZUVucm9sbG1lbnRDb2RlUmVxdWVzdBIhCgphY2NvdW50X2lkGAEgASgJQg26SArIAQFyBdCb3AEBEhgKBGNvZGUYAiABKAlCCrpIB8gBAXICGEASIAoJY2xpZW50X2lkGAMgASgJQg26SArIAQFyBdCb3AEBIkUKHUNvbnN1bWVFbnJvbGxtZW50Q29kZVJlc3BvbnNlEhIKCmFjY291bnRfaWQYASABKAkSEAoIY3VycmVuY3kYAiABKAkqUQoJRGlyZWN0aW9uEhkKFURJUkVDVElPTl9VTlNQRUNJRklFRBAAEhQKEERJUkVDVElPTl9DUkVESVQQARITCg9ESVJFQ1RJT05fREVCSVQQAio3CgRWb3RlEhQKEFZPVEVfVU5TUEVDSUZJRUQQABIMCghWT1RFX1lFUxABEgsKB1ZPVEVfTk8QAiqrAgoNUmVmdXNhbFJlYXNvbhIeChpSRUZVU0FMX1JFQVNPTl9VTlNQRUNJRklFRBAAEiUKIVJFRlVTQUxfUkVBU09OX0lOU1VGRklDSUVOVF9GVU5EUxABEiQKIFJFRlVTQUxfUkVBU09OX0FDQ09VTlRfTk9UX0ZPVU5EEAISJAogUkVGVVNBTF9SRUFTT05fQ1VSUkVOQ1lfTUlTTUFUQ0gQAxIjCh9SRUZVU0FMX1JFQVNPTl9CQUxBTkNFX09WRVJGTE9XEAQSIgoeUkVGVVNBTF9SRUFTT05fQUxSRUFEWV9BQk9SVEVEEAUSGwoXUkVGVVNBTF9SRUFTT05fQ09ORkxJQ1QQBhIhCh1SRUZVU0FMX1JFQVNPTl9BQ0NPVU5UX0NMT1NFRBAHKk0KCERlY2lzaW9uEhgKFERFQ0lTSU9OX1VOU1BFQ0lGSUVEEAASEwoPREVDSVNJT05fQ09NTUlUEAESEgoOREVDSVNJT05fQUJPUlQQAiqVAQoQVHJhbnNhY3Rpb25TdGF0ZRIhCh1UUkFOU0FDVElPTl9TVEFURV9VTlNQRUNJRklFRBAAEh4KGlRSQU5TQUNUSU9OX1NUQVRFX1BSRVBBUkVEEAESHwobVFJBTlNBQ1RJT05fU1RBVEVfQ09NTUlUVEVEEAISHQoZVFJBTlNBQ1RJT05fU1RBVEVfQUJPUlRFRBADKl8KDEFjY291bnRTdGF0ZRIdChlBQ0NPVU5UX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSQUNDT1VOVF9TVEFURV9PUEVOEAESGAoUQUNDT1VOVF9TVEFURV9DTE9TRUQQAjKWCAoLQmFua1NlcnZpY2USbgoSUHJlcGFyZVRyYW5zYWN0aW9uEigucmVtaXQuYmFuay52MS5QcmVwYXJlVHJhbnNhY3Rpb25SZXF1ZXN0GikucmVtaXQuYmFuay52MS5QcmVwYXJlVHJhbnNhY3Rpb25SZXNwb25zZSIDkAICEmsKEUNvbW1pdFRyYW5zYWN0aW9uEicucmVtaXQuYmFuay52MS5Db21taXRUcmFuc2FjdGlvblJlcXVlc3QaKC5yZW1pdC5iYW5rLnYxLkNvbW1pdFRyYW5zYWN0aW9uUmVzcG9uc2UiA5ACAhJfCg1VcGRhdGVCYWxhbmNlEiMucmVtaXQuYmFuay52MS5VcGRhdGVCYWxhbmNlUmVxdWVzdBokLnJlbWl0LmJhbmsudjEuVXBkYXRlQmFsYW5jZVJlc3BvbnNlIgOQAgISVgoKR2V0QmFsYW5jZRIgLnJlbWl0LmJhbmsudjEuR2V0QmFsYW5jZVJlcXVlc3QaIS5yZW1pdC5iYW5rLnYxLkdldEJhbGFuY2VSZXNwb25zZSIDkAIBEnEKE1ByZXBhcmVUcmFuc2FjdGlvbnMSKS5yZW1pdC5iYW5rLnYxLlByZXBhcmVUcmFuc2FjdGlvbnNSZXF1ZXN0GioucmVtaXQuYmFuay52MS5QcmVwYXJlVHJhbnNhY3Rpb25zUmVzcG9uc2UiA5ACAhJuChJDb21taXRUcmFuc2FjdGlvbnMSKC5yZW1pdC5iYW5rLnYxLkNvbW1pdFRyYW5zYWN0aW9uc1JlcXVlc3QaKS5yZW1pdC5iYW5rLnYxLkNvbW1pdFRyYW5zYWN0aW9uc1Jlc3BvbnNlIgOQAgISWQoLT3BlbkFjY291bnQSIS5yZW1pdC5iYW5rLnYxLk9wZW5BY2NvdW50UmVxdWVzdBoiLnJlbWl0LmJhbmsudjEuT3BlbkFjY291bnRSZXNwb25zZSIDkAICElwKDENsb3NlQWNjb3VudBIiLnJlbWl0LmJhbmsudjEuQ2xvc2VBY2NvdW50UmVxdWVzdBojLnJlbWl0LmJhbmsudjEuQ2xvc2VBY2NvdW50UmVzcG9uc2UiA5ACAhJcCgxMaXN0QWNjb3VudHMSIi5yZW1pdC5iYW5rLnYxLkxpc3RBY2NvdW50c1JlcXVlc3QaIy5yZW1pdC5iYW5rLnYxLkxpc3RBY2NvdW50c1Jlc3BvbnNlIgOQAgESdwoVQ29uc3VtZUVucm9sbG1lbnRDb2RlEisucmVtaXQuYmFuay52MS5Db25zdW1lRW5yb2xsbWVudENvZGVSZXF1ZXN0GiwucmVtaXQuYmFuay52MS5Db25zdW1lRW5yb2xsbWVudENvZGVSZXNwb25zZSIDkAICQqgBChFjb20ucmVtaXQuYmFuay52MUIJQmFua1Byb3RvUAFaMmdpdGh1Yi5jb20vcmVtaXRwYXkvcmVtaXQvZ2VuL3JlbWl0L2JhbmsvdjE7YmFua3YxogIDUkJYqgINUmVtaXQuQmFuay5WMcoCDVJlbWl0XEJhbmtcVjHiAhlSZW1pdFxCYW5rXFYxXEdQQk1ldGFkYXRh6gIPUmVtaXQ6OkJhbms6OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp, file_remit_names_v1_names]);
 
 /**
  * Leg is one account's part in a transaction.
@@ -536,6 +536,307 @@ export const CommitTransactionsResponseSchema: GenMessage<CommitTransactionsResp
   messageDesc(file_remit_bank_v1_bank, 15);
 
 /**
+ * Account is one account of the ledger.
+ *
+ * @generated from message remit.bank.v1.Account
+ */
+export type Account = Message<"remit.bank.v1.Account"> & {
+  /**
+   * The account's id.
+   *
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * The holder's client id.
+   *
+   * @generated from field: string owner = 2;
+   */
+  owner: string;
+
+  /**
+   * Lowercase ISO 4217 code.
+   *
+   * @generated from field: string currency = 3;
+   */
+  currency: string;
+
+  /**
+   * Open or closed.
+   *
+   * @generated from field: remit.bank.v1.AccountState state = 4;
+   */
+  state: AccountState;
+
+  /**
+   * Booked balance.
+   *
+   * @generated from field: int64 balance = 5;
+   */
+  balance: bigint;
+
+  /**
+   * Funds held by prepared transactions.
+   *
+   * @generated from field: int64 held = 6;
+   */
+  held: bigint;
+
+  /**
+   * Credits of prepared transactions not yet applied.
+   *
+   * @generated from field: int64 incoming = 7;
+   */
+  incoming: bigint;
+
+  /**
+   * When the account was opened.
+   *
+   * @generated from field: google.protobuf.Timestamp open_time = 8;
+   */
+  openTime?: Timestamp | undefined;
+
+  /**
+   * When it was closed; unset while open.
+   *
+   * @generated from field: google.protobuf.Timestamp close_time = 9;
+   */
+  closeTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message remit.bank.v1.Account.
+ * Use `create(AccountSchema)` to create a new message.
+ */
+export const AccountSchema: GenMessage<Account> = /*@__PURE__*/
+  messageDesc(file_remit_bank_v1_bank, 16);
+
+/**
+ * OpenAccountRequest is the account to open.
+ *
+ * @generated from message remit.bank.v1.OpenAccountRequest
+ */
+export type OpenAccountRequest = Message<"remit.bank.v1.OpenAccountRequest"> & {
+  /**
+   * A UUID that makes the opening idempotent.
+   *
+   * @generated from field: string request_id = 1;
+   */
+  requestId: string;
+
+  /**
+   * The new account's id.
+   *
+   * @generated from field: string account_id = 2;
+   */
+  accountId: string;
+
+  /**
+   * Lowercase ISO 4217 code the account holds.
+   *
+   * @generated from field: string currency = 3;
+   */
+  currency: string;
+
+  /**
+   * The holder's client id.
+   *
+   * @generated from field: string owner = 4;
+   */
+  owner: string;
+};
+
+/**
+ * Describes the message remit.bank.v1.OpenAccountRequest.
+ * Use `create(OpenAccountRequestSchema)` to create a new message.
+ */
+export const OpenAccountRequestSchema: GenMessage<OpenAccountRequest> = /*@__PURE__*/
+  messageDesc(file_remit_bank_v1_bank, 17);
+
+/**
+ * OpenAccountResponse is the account opened.
+ *
+ * @generated from message remit.bank.v1.OpenAccountResponse
+ */
+export type OpenAccountResponse = Message<"remit.bank.v1.OpenAccountResponse"> & {
+  /**
+   * The account.
+   *
+   * @generated from field: remit.bank.v1.Account account = 1;
+   */
+  account?: Account | undefined;
+};
+
+/**
+ * Describes the message remit.bank.v1.OpenAccountResponse.
+ * Use `create(OpenAccountResponseSchema)` to create a new message.
+ */
+export const OpenAccountResponseSchema: GenMessage<OpenAccountResponse> = /*@__PURE__*/
+  messageDesc(file_remit_bank_v1_bank, 18);
+
+/**
+ * CloseAccountRequest names the account.
+ *
+ * @generated from message remit.bank.v1.CloseAccountRequest
+ */
+export type CloseAccountRequest = Message<"remit.bank.v1.CloseAccountRequest"> & {
+  /**
+   * The account to close.
+   *
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+};
+
+/**
+ * Describes the message remit.bank.v1.CloseAccountRequest.
+ * Use `create(CloseAccountRequestSchema)` to create a new message.
+ */
+export const CloseAccountRequestSchema: GenMessage<CloseAccountRequest> = /*@__PURE__*/
+  messageDesc(file_remit_bank_v1_bank, 19);
+
+/**
+ * CloseAccountResponse is the account closed.
+ *
+ * @generated from message remit.bank.v1.CloseAccountResponse
+ */
+export type CloseAccountResponse = Message<"remit.bank.v1.CloseAccountResponse"> & {
+  /**
+   * The account.
+   *
+   * @generated from field: remit.bank.v1.Account account = 1;
+   */
+  account?: Account | undefined;
+};
+
+/**
+ * Describes the message remit.bank.v1.CloseAccountResponse.
+ * Use `create(CloseAccountResponseSchema)` to create a new message.
+ */
+export const CloseAccountResponseSchema: GenMessage<CloseAccountResponse> = /*@__PURE__*/
+  messageDesc(file_remit_bank_v1_bank, 20);
+
+/**
+ * ListAccountsRequest pages through the accounts.
+ *
+ * @generated from message remit.bank.v1.ListAccountsRequest
+ */
+export type ListAccountsRequest = Message<"remit.bank.v1.ListAccountsRequest"> & {
+  /**
+   * At most this many accounts; 0 means 50; values above 100 are treated as 100.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous page, or empty for the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message remit.bank.v1.ListAccountsRequest.
+ * Use `create(ListAccountsRequestSchema)` to create a new message.
+ */
+export const ListAccountsRequestSchema: GenMessage<ListAccountsRequest> = /*@__PURE__*/
+  messageDesc(file_remit_bank_v1_bank, 21);
+
+/**
+ * ListAccountsResponse is one page.
+ *
+ * @generated from message remit.bank.v1.ListAccountsResponse
+ */
+export type ListAccountsResponse = Message<"remit.bank.v1.ListAccountsResponse"> & {
+  /**
+   * Accounts, by account id.
+   *
+   * @generated from field: repeated remit.bank.v1.Account accounts = 1;
+   */
+  accounts: Account[];
+
+  /**
+   * Pass as page_token to get the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message remit.bank.v1.ListAccountsResponse.
+ * Use `create(ListAccountsResponseSchema)` to create a new message.
+ */
+export const ListAccountsResponseSchema: GenMessage<ListAccountsResponse> = /*@__PURE__*/
+  messageDesc(file_remit_bank_v1_bank, 22);
+
+/**
+ * ConsumeEnrollmentCodeRequest is a code to check and consume.
+ *
+ * @generated from message remit.bank.v1.ConsumeEnrollmentCodeRequest
+ */
+export type ConsumeEnrollmentCodeRequest = Message<"remit.bank.v1.ConsumeEnrollmentCodeRequest"> & {
+  /**
+   * The account the code was issued for.
+   *
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * The code as the holder typed it (case and dashes do not matter).
+   *
+   * @generated from field: string code = 2;
+   */
+  code: string;
+
+  /**
+   * The client id the account is being linked to.
+   *
+   * @generated from field: string client_id = 3;
+   */
+  clientId: string;
+};
+
+/**
+ * Describes the message remit.bank.v1.ConsumeEnrollmentCodeRequest.
+ * Use `create(ConsumeEnrollmentCodeRequestSchema)` to create a new message.
+ */
+export const ConsumeEnrollmentCodeRequestSchema: GenMessage<ConsumeEnrollmentCodeRequest> = /*@__PURE__*/
+  messageDesc(file_remit_bank_v1_bank, 23);
+
+/**
+ * ConsumeEnrollmentCodeResponse is the account the code was for.
+ *
+ * @generated from message remit.bank.v1.ConsumeEnrollmentCodeResponse
+ */
+export type ConsumeEnrollmentCodeResponse = Message<"remit.bank.v1.ConsumeEnrollmentCodeResponse"> & {
+  /**
+   * The account's id.
+   *
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * Lowercase ISO 4217 code of the account.
+   *
+   * @generated from field: string currency = 2;
+   */
+  currency: string;
+};
+
+/**
+ * Describes the message remit.bank.v1.ConsumeEnrollmentCodeResponse.
+ * Use `create(ConsumeEnrollmentCodeResponseSchema)` to create a new message.
+ */
+export const ConsumeEnrollmentCodeResponseSchema: GenMessage<ConsumeEnrollmentCodeResponse> = /*@__PURE__*/
+  messageDesc(file_remit_bank_v1_bank, 24);
+
+/**
  * Direction says which way money moves on an account.
  *
  * @generated from enum remit.bank.v1.Direction
@@ -657,6 +958,13 @@ export enum RefusalReason {
    * @generated from enum value: REFUSAL_REASON_CONFLICT = 6;
    */
   CONFLICT = 6,
+
+  /**
+   * The account is closed.
+   *
+   * @generated from enum value: REFUSAL_REASON_ACCOUNT_CLOSED = 7;
+   */
+  ACCOUNT_CLOSED = 7,
 }
 
 /**
@@ -739,6 +1047,40 @@ export enum TransactionState {
  */
 export const TransactionStateSchema: GenEnum<TransactionState> = /*@__PURE__*/
   enumDesc(file_remit_bank_v1_bank, 4);
+
+/**
+ * AccountState says whether an account takes payments.
+ *
+ * @generated from enum remit.bank.v1.AccountState
+ */
+export enum AccountState {
+  /**
+   * Unknown.
+   *
+   * @generated from enum value: ACCOUNT_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Open.
+   *
+   * @generated from enum value: ACCOUNT_STATE_OPEN = 1;
+   */
+  OPEN = 1,
+
+  /**
+   * Closed: every prepare and movement is refused.
+   *
+   * @generated from enum value: ACCOUNT_STATE_CLOSED = 2;
+   */
+  CLOSED = 2,
+}
+
+/**
+ * Describes the enum remit.bank.v1.AccountState.
+ */
+export const AccountStateSchema: GenEnum<AccountState> = /*@__PURE__*/
+  enumDesc(file_remit_bank_v1_bank, 5);
 
 /**
  * BankService is a bank's side of Remit: a two-phase-commit participant plus
@@ -829,6 +1171,62 @@ export const BankService: GenService<{
     methodKind: "unary";
     input: typeof CommitTransactionsRequestSchema;
     output: typeof CommitTransactionsResponseSchema;
+  },
+  /**
+   * OpenAccount opens an account with a zero balance, idempotent by
+   * request_id: a repeat with the same parameters returns the account as
+   * opened; the same request_id with other parameters is invalid_argument
+   * IDEMPOTENCY_KEY_REUSED; an account id that exists (open or closed) is
+   * already_exists ACCOUNT_EXISTS. Only the gateway may call it.
+   *
+   * @generated from rpc remit.bank.v1.BankService.OpenAccount
+   */
+  openAccount: {
+    methodKind: "unary";
+    input: typeof OpenAccountRequestSchema;
+    output: typeof OpenAccountResponseSchema;
+  },
+  /**
+   * CloseAccount closes an account whose balance, held and incoming funds
+   * are all zero (otherwise failed_precondition ACCOUNT_NOT_EMPTY); a
+   * closed account votes NO (REFUSAL_REASON_ACCOUNT_CLOSED) on every
+   * prepare and refuses every movement, and stays readable. Closing a closed
+   * account succeeds. An unknown account is not_found ACCOUNT_NOT_FOUND.
+   * Only the gateway may call it.
+   *
+   * @generated from rpc remit.bank.v1.BankService.CloseAccount
+   */
+  closeAccount: {
+    methodKind: "unary";
+    input: typeof CloseAccountRequestSchema;
+    output: typeof CloseAccountResponseSchema;
+  },
+  /**
+   * ListAccounts pages through the accounts by account id. Only the gateway
+   * may call it.
+   *
+   * @generated from rpc remit.bank.v1.BankService.ListAccounts
+   */
+  listAccounts: {
+    methodKind: "unary";
+    input: typeof ListAccountsRequestSchema;
+    output: typeof ListAccountsResponseSchema;
+  },
+  /**
+   * ConsumeEnrollmentCode checks a one-time enrollment code the bank issued
+   * for an account (`remit bank enroll`) and consumes it for client_id. A
+   * wrong, expired or consumed code, an unknown or closed account, and an
+   * account whose codes are locked after too many wrong tries all fail alike:
+   * failed_precondition ENROLLMENT_CODE_INVALID. Consuming the same code
+   * again for the same client_id succeeds (a retry after a lost answer);
+   * for another client_id it fails. Only the gateway may call it.
+   *
+   * @generated from rpc remit.bank.v1.BankService.ConsumeEnrollmentCode
+   */
+  consumeEnrollmentCode: {
+    methodKind: "unary";
+    input: typeof ConsumeEnrollmentCodeRequestSchema;
+    output: typeof ConsumeEnrollmentCodeResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_remit_bank_v1_bank, 0);

@@ -7,7 +7,7 @@ import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf
 import { file_buf_validate_validate } from "../../../buf/validate/validate_pb";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { AccountRef } from "./types_pb";
+import type { AccountRef, Role } from "./types_pb";
 import { file_remit_gateway_v1_types } from "./types_pb";
 import { file_remit_names_v1_names } from "../../names/v1/names_pb";
 import type { Message } from "@bufbuild/protobuf";
@@ -16,7 +16,707 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file remit/gateway/v1/admin.proto.
  */
 export const file_remit_gateway_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChxyZW1pdC9nYXRld2F5L3YxL2FkbWluLnByb3RvEhByZW1pdC5nYXRld2F5LnYxIjwKGENsZWFyTG9naW5Mb2Nrb3V0UmVxdWVzdBIgCgljbGllbnRfaWQYASABKAlCDbpICsgBAXIF0JvcAQEidwoZQ2xlYXJMb2dpbkxvY2tvdXRSZXNwb25zZRIRCgljbGllbnRfaWQYASABKAkSFwoPY2xlYXJlZF9zb3VyY2VzGAIgASgFEhYKDmxvY2tlZF9zb3VyY2VzGAMgASgFEhYKDmFjY291bnRfbG9ja2VkGAQgASgIIuwBChRVcGRhdGVCYWxhbmNlUmVxdWVzdBIjCg50cmFuc2FjdGlvbl9pZBgBIAEoCUILukgIyAEBcgOwAQESNQoHYWNjb3VudBgCIAEoCzIcLnJlbWl0LmdhdGV3YXkudjEuQWNjb3VudFJlZkIGukgDyAEBEjoKCWRpcmVjdGlvbhgDIAEoDjIbLnJlbWl0LmdhdGV3YXkudjEuRGlyZWN0aW9uQgq6SAeCAQQQASAAEh4KBmFtb3VudBgEIAEoA0IOukgLIgkYgKCUpY0dIAASHAoIY3VycmVuY3kYBSABKAlCCrpIB3IF2JvcAQEigQEKFVVwZGF0ZUJhbGFuY2VSZXNwb25zZRIWCg50cmFuc2FjdGlvbl9pZBgBIAEoCRItCgdhY2NvdW50GAIgASgLMhwucmVtaXQuZ2F0ZXdheS52MS5BY2NvdW50UmVmEg8KB2JhbGFuY2UYAyABKAMSEAoIY3VycmVuY3kYBCABKAkiEgoQTGlzdEJhbmtzUmVxdWVzdCKDAQoEQmFuaxIMCgRuYW1lGAEgASgJEgsKA3VybBgCIAEoCRIsCgZzdGF0dXMYAyABKA4yHC5yZW1pdC5nYXRld2F5LnYxLkJhbmtTdGF0dXMSMgoObGFzdF9zZWVuX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjoKEUxpc3RCYW5rc1Jlc3BvbnNlEiUKBWJhbmtzGAEgAygLMhYucmVtaXQuZ2F0ZXdheS52MS5CYW5rKlEKCURpcmVjdGlvbhIZChVESVJFQ1RJT05fVU5TUEVDSUZJRUQQABIUChBESVJFQ1RJT05fQ1JFRElUEAESEwoPRElSRUNUSU9OX0RFQklUEAIqXwoKQmFua1N0YXR1cxIbChdCQU5LX1NUQVRVU19VTlNQRUNJRklFRBAAEhcKE0JBTktfU1RBVFVTX1NFUlZJTkcQARIbChdCQU5LX1NUQVRVU19OT1RfU0VSVklORxACMsMCCgxBZG1pblNlcnZpY2USZQoNVXBkYXRlQmFsYW5jZRImLnJlbWl0LmdhdGV3YXkudjEuVXBkYXRlQmFsYW5jZVJlcXVlc3QaJy5yZW1pdC5nYXRld2F5LnYxLlVwZGF0ZUJhbGFuY2VSZXNwb25zZSIDkAICElkKCUxpc3RCYW5rcxIiLnJlbWl0LmdhdGV3YXkudjEuTGlzdEJhbmtzUmVxdWVzdBojLnJlbWl0LmdhdGV3YXkudjEuTGlzdEJhbmtzUmVzcG9uc2UiA5ACARJxChFDbGVhckxvZ2luTG9ja291dBIqLnJlbWl0LmdhdGV3YXkudjEuQ2xlYXJMb2dpbkxvY2tvdXRSZXF1ZXN0GisucmVtaXQuZ2F0ZXdheS52MS5DbGVhckxvZ2luTG9ja291dFJlc3BvbnNlIgOQAgJCvgEKFGNvbS5yZW1pdC5nYXRld2F5LnYxQgpBZG1pblByb3RvUAFaOGdpdGh1Yi5jb20vcmVtaXRwYXkvcmVtaXQvZ2VuL3JlbWl0L2dhdGV3YXkvdjE7Z2F0ZXdheXYxogIDUkdYqgIQUmVtaXQuR2F0ZXdheS5WMcoCEFJlbWl0XEdhdGV3YXlcVjHiAhxSZW1pdFxHYXRld2F5XFYxXEdQQk1ldGFkYXRh6gISUmVtaXQ6OkdhdGV3YXk6OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp, file_remit_gateway_v1_types, file_remit_names_v1_names]);
+  fileDesc("ChxyZW1pdC9nYXRld2F5L3YxL2FkbWluLnByb3RvEhByZW1pdC5nYXRld2F5LnYxIssCCgRVc2VyEhEKCWNsaWVudF9pZBgBIAEoCRIlCgVyb2xlcxgCIAMoDjIWLnJlbWl0LmdhdGV3YXkudjEuUm9sZRItCgdhY2NvdW50GAMgASgLMhwucmVtaXQuZ2F0ZXdheS52MS5BY2NvdW50UmVmEhAKCGRpc2FibGVkGAQgASgIEiwKBnNvdXJjZRgFIAEoDjIcLnJlbWl0LmdhdGV3YXkudjEuVXNlclNvdXJjZRIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjgKFHBhc3N3b3JkX2NoYW5nZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLBAQoRQ3JlYXRlVXNlclJlcXVlc3QSIAoJY2xpZW50X2lkGAEgASgJQg26SArIAQFyBdCb3AEBEh0KCHBhc3N3b3JkGAIgASgJQgu6SAjIAQFyAxiAAhI8CgVyb2xlcxgDIAMoDjIWLnJlbWl0LmdhdGV3YXkudjEuUm9sZUIVukgSkgEPCAEQAxgBIgeCAQQQASAAEi0KB2FjY291bnQYBCABKAsyHC5yZW1pdC5nYXRld2F5LnYxLkFjY291bnRSZWYiOgoSQ3JlYXRlVXNlclJlc3BvbnNlEiQKBHVzZXIYASABKAsyFi5yZW1pdC5nYXRld2F5LnYxLlVzZXIiNgoSRGlzYWJsZVVzZXJSZXF1ZXN0EiAKCWNsaWVudF9pZBgBIAEoCUINukgKyAEBcgXQm9wBASJVChNEaXNhYmxlVXNlclJlc3BvbnNlEiQKBHVzZXIYASABKAsyFi5yZW1pdC5nYXRld2F5LnYxLlVzZXISGAoQcmV2b2tlZF9zZXNzaW9ucxgCIAEoBSI1ChFFbmFibGVVc2VyUmVxdWVzdBIgCgljbGllbnRfaWQYASABKAlCDbpICsgBAXIF0JvcAQEiOgoSRW5hYmxlVXNlclJlc3BvbnNlEiQKBHVzZXIYASABKAsyFi5yZW1pdC5nYXRld2F5LnYxLlVzZXIiWwoUUmVzZXRQYXNzd29yZFJlcXVlc3QSIAoJY2xpZW50X2lkGAEgASgJQg26SArIAQFyBdCb3AEBEiEKDG5ld19wYXNzd29yZBgCIAEoCUILukgIyAEBcgMYgAIiVwoVUmVzZXRQYXNzd29yZFJlc3BvbnNlEiQKBHVzZXIYASABKAsyFi5yZW1pdC5nYXRld2F5LnYxLlVzZXISGAoQcmV2b2tlZF9zZXNzaW9ucxgCIAEoBSJPChBMaXN0VXNlcnNSZXF1ZXN0Eh0KCXBhZ2Vfc2l6ZRgBIAEoBUIKukgHGgUY6AcoABIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiABCJTChFMaXN0VXNlcnNSZXNwb25zZRIlCgV1c2VycxgBIAMoCzIWLnJlbWl0LmdhdGV3YXkudjEuVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkifwoHU2Vzc2lvbhISCgpzZXNzaW9uX2lkGAEgASgJEi8KC2NyZWF0ZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiNwoTTGlzdFNlc3Npb25zUmVxdWVzdBIgCgljbGllbnRfaWQYASABKAlCDbpICsgBAXIF0JvcAQEiQwoUTGlzdFNlc3Npb25zUmVzcG9uc2USKwoIc2Vzc2lvbnMYASADKAsyGS5yZW1pdC5nYXRld2F5LnYxLlNlc3Npb24iVgoVUmV2b2tlU2Vzc2lvbnNSZXF1ZXN0EiAKCWNsaWVudF9pZBgBIAEoCUINukgKyAEBcgXQm9wBARIbCgpzZXNzaW9uX2lkGAIgASgJQge6SARyAhhAIjIKFlJldm9rZVNlc3Npb25zUmVzcG9uc2USGAoQcmV2b2tlZF9zZXNzaW9ucxgBIAEoBSKLAgoHQWNjb3VudBItCgdhY2NvdW50GAEgASgLMhwucmVtaXQuZ2F0ZXdheS52MS5BY2NvdW50UmVmEg0KBW93bmVyGAIgASgJEhAKCGN1cnJlbmN5GAMgASgJEi0KBXN0YXRlGAQgASgOMh4ucmVtaXQuZ2F0ZXdheS52MS5BY2NvdW50U3RhdGUSDwoHYmFsYW5jZRgFIAEoAxIRCglhdmFpbGFibGUYBiABKAMSLQoJb3Blbl90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpjbG9zZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKoAQoST3BlbkFjY291bnRSZXF1ZXN0Eh8KCnJlcXVlc3RfaWQYASABKAlCC7pICMgBAXIDsAEBEjUKB2FjY291bnQYAiABKAsyHC5yZW1pdC5nYXRld2F5LnYxLkFjY291bnRSZWZCBrpIA8gBARIcCghjdXJyZW5jeRgDIAEoCUIKukgHcgXYm9wBARIcCgVvd25lchgEIAEoCUINukgK2AEBcgXQm9wBASJBChNPcGVuQWNjb3VudFJlc3BvbnNlEioKB2FjY291bnQYASABKAsyGS5yZW1pdC5nYXRld2F5LnYxLkFjY291bnQiTAoTQ2xvc2VBY2NvdW50UmVxdWVzdBI1CgdhY2NvdW50GAEgASgLMhwucmVtaXQuZ2F0ZXdheS52MS5BY2NvdW50UmVmQga6SAPIAQEiQgoUQ2xvc2VBY2NvdW50UmVzcG9uc2USKgoHYWNjb3VudBgBIAEoCzIZLnJlbWl0LmdhdGV3YXkudjEuQWNjb3VudCJvChNMaXN0QWNjb3VudHNSZXF1ZXN0EhsKBGJhbmsYASABKAlCDbpICsgBAXIFyJvcAQESHQoJcGFnZV9zaXplGAIgASgFQgq6SAcaBRjoBygAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAEIlwKFExpc3RBY2NvdW50c1Jlc3BvbnNlEisKCGFjY291bnRzGAEgAygLMhkucmVtaXQuZ2F0ZXdheS52MS5BY2NvdW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI8ChhDbGVhckxvZ2luTG9ja291dFJlcXVlc3QSIAoJY2xpZW50X2lkGAEgASgJQg26SArIAQFyBdCb3AEBIncKGUNsZWFyTG9naW5Mb2Nrb3V0UmVzcG9uc2USEQoJY2xpZW50X2lkGAEgASgJEhcKD2NsZWFyZWRfc291cmNlcxgCIAEoBRIWCg5sb2NrZWRfc291cmNlcxgDIAEoBRIWCg5hY2NvdW50X2xvY2tlZBgEIAEoCCLsAQoUVXBkYXRlQmFsYW5jZVJlcXVlc3QSIwoOdHJhbnNhY3Rpb25faWQYASABKAlCC7pICMgBAXIDsAEBEjUKB2FjY291bnQYAiABKAsyHC5yZW1pdC5nYXRld2F5LnYxLkFjY291bnRSZWZCBrpIA8gBARI6CglkaXJlY3Rpb24YAyABKA4yGy5yZW1pdC5nYXRld2F5LnYxLkRpcmVjdGlvbkIKukgHggEEEAEgABIeCgZhbW91bnQYBCABKANCDrpICyIJGICglKWNHSAAEhwKCGN1cnJlbmN5GAUgASgJQgq6SAdyBdib3AEBIoEBChVVcGRhdGVCYWxhbmNlUmVzcG9uc2USFgoOdHJhbnNhY3Rpb25faWQYASABKAkSLQoHYWNjb3VudBgCIAEoCzIcLnJlbWl0LmdhdGV3YXkudjEuQWNjb3VudFJlZhIPCgdiYWxhbmNlGAMgASgDEhAKCGN1cnJlbmN5GAQgASgJIhIKEExpc3RCYW5rc1JlcXVlc3QigwEKBEJhbmsSDAoEbmFtZRgBIAEoCRILCgN1cmwYAiABKAkSLAoGc3RhdHVzGAMgASgOMhwucmVtaXQuZ2F0ZXdheS52MS5CYW5rU3RhdHVzEjIKDmxhc3Rfc2Vlbl90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI6ChFMaXN0QmFua3NSZXNwb25zZRIlCgViYW5rcxgBIAMoCzIWLnJlbWl0LmdhdGV3YXkudjEuQmFuayp0CgpVc2VyU291cmNlEhsKF1VTRVJfU09VUkNFX1VOU1BFQ0lGSUVEEAASFAoQVVNFUl9TT1VSQ0VfRklMRRABEhUKEVVTRVJfU09VUkNFX0FETUlOEAISHAoYVVNFUl9TT1VSQ0VfUkVHSVNUUkFUSU9OEAMqXwoMQWNjb3VudFN0YXRlEh0KGUFDQ09VTlRfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJBQ0NPVU5UX1NUQVRFX09QRU4QARIYChRBQ0NPVU5UX1NUQVRFX0NMT1NFRBACKlEKCURpcmVjdGlvbhIZChVESVJFQ1RJT05fVU5TUEVDSUZJRUQQABIUChBESVJFQ1RJT05fQ1JFRElUEAESEwoPRElSRUNUSU9OX0RFQklUEAIqXwoKQmFua1N0YXR1cxIbChdCQU5LX1NUQVRVU19VTlNQRUNJRklFRBAAEhcKE0JBTktfU1RBVFVTX1NFUlZJTkcQARIbChdCQU5LX1NUQVRVU19OT1RfU0VSVklORxACMo8KCgxBZG1pblNlcnZpY2USZQoNVXBkYXRlQmFsYW5jZRImLnJlbWl0LmdhdGV3YXkudjEuVXBkYXRlQmFsYW5jZVJlcXVlc3QaJy5yZW1pdC5nYXRld2F5LnYxLlVwZGF0ZUJhbGFuY2VSZXNwb25zZSIDkAICElkKCUxpc3RCYW5rcxIiLnJlbWl0LmdhdGV3YXkudjEuTGlzdEJhbmtzUmVxdWVzdBojLnJlbWl0LmdhdGV3YXkudjEuTGlzdEJhbmtzUmVzcG9uc2UiA5ACARJxChFDbGVhckxvZ2luTG9ja291dBIqLnJlbWl0LmdhdGV3YXkudjEuQ2xlYXJMb2dpbkxvY2tvdXRSZXF1ZXN0GisucmVtaXQuZ2F0ZXdheS52MS5DbGVhckxvZ2luTG9ja291dFJlc3BvbnNlIgOQAgISVwoKQ3JlYXRlVXNlchIjLnJlbWl0LmdhdGV3YXkudjEuQ3JlYXRlVXNlclJlcXVlc3QaJC5yZW1pdC5nYXRld2F5LnYxLkNyZWF0ZVVzZXJSZXNwb25zZRJfCgtEaXNhYmxlVXNlchIkLnJlbWl0LmdhdGV3YXkudjEuRGlzYWJsZVVzZXJSZXF1ZXN0GiUucmVtaXQuZ2F0ZXdheS52MS5EaXNhYmxlVXNlclJlc3BvbnNlIgOQAgISXAoKRW5hYmxlVXNlchIjLnJlbWl0LmdhdGV3YXkudjEuRW5hYmxlVXNlclJlcXVlc3QaJC5yZW1pdC5nYXRld2F5LnYxLkVuYWJsZVVzZXJSZXNwb25zZSIDkAICEmAKDVJlc2V0UGFzc3dvcmQSJi5yZW1pdC5nYXRld2F5LnYxLlJlc2V0UGFzc3dvcmRSZXF1ZXN0GicucmVtaXQuZ2F0ZXdheS52MS5SZXNldFBhc3N3b3JkUmVzcG9uc2USWQoJTGlzdFVzZXJzEiIucmVtaXQuZ2F0ZXdheS52MS5MaXN0VXNlcnNSZXF1ZXN0GiMucmVtaXQuZ2F0ZXdheS52MS5MaXN0VXNlcnNSZXNwb25zZSIDkAIBEmIKDExpc3RTZXNzaW9ucxIlLnJlbWl0LmdhdGV3YXkudjEuTGlzdFNlc3Npb25zUmVxdWVzdBomLnJlbWl0LmdhdGV3YXkudjEuTGlzdFNlc3Npb25zUmVzcG9uc2UiA5ACARJoCg5SZXZva2VTZXNzaW9ucxInLnJlbWl0LmdhdGV3YXkudjEuUmV2b2tlU2Vzc2lvbnNSZXF1ZXN0GigucmVtaXQuZ2F0ZXdheS52MS5SZXZva2VTZXNzaW9uc1Jlc3BvbnNlIgOQAgISXwoLT3BlbkFjY291bnQSJC5yZW1pdC5nYXRld2F5LnYxLk9wZW5BY2NvdW50UmVxdWVzdBolLnJlbWl0LmdhdGV3YXkudjEuT3BlbkFjY291bnRSZXNwb25zZSIDkAICEmIKDENsb3NlQWNjb3VudBIlLnJlbWl0LmdhdGV3YXkudjEuQ2xvc2VBY2NvdW50UmVxdWVzdBomLnJlbWl0LmdhdGV3YXkudjEuQ2xvc2VBY2NvdW50UmVzcG9uc2UiA5ACAhJiCgxMaXN0QWNjb3VudHMSJS5yZW1pdC5nYXRld2F5LnYxLkxpc3RBY2NvdW50c1JlcXVlc3QaJi5yZW1pdC5nYXRld2F5LnYxLkxpc3RBY2NvdW50c1Jlc3BvbnNlIgOQAgFCvgEKFGNvbS5yZW1pdC5nYXRld2F5LnYxQgpBZG1pblByb3RvUAFaOGdpdGh1Yi5jb20vcmVtaXRwYXkvcmVtaXQvZ2VuL3JlbWl0L2dhdGV3YXkvdjE7Z2F0ZXdheXYxogIDUkdYqgIQUmVtaXQuR2F0ZXdheS5WMcoCEFJlbWl0XEdhdGV3YXlcVjHiAhxSZW1pdFxHYXRld2F5XFYxXEdQQk1ldGFkYXRh6gISUmVtaXQ6OkdhdGV3YXk6OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp, file_remit_gateway_v1_types, file_remit_names_v1_names]);
+
+/**
+ * User is one user as the gateway stores it, without any secret.
+ *
+ * @generated from message remit.gateway.v1.User
+ */
+export type User = Message<"remit.gateway.v1.User"> & {
+  /**
+   * The login name.
+   *
+   * @generated from field: string client_id = 1;
+   */
+  clientId: string;
+
+  /**
+   * What the user may do.
+   *
+   * @generated from field: repeated remit.gateway.v1.Role roles = 2;
+   */
+  roles: Role[];
+
+  /**
+   * The account the user owns; unset for staff without one.
+   *
+   * @generated from field: remit.gateway.v1.AccountRef account = 3;
+   */
+  account?: AccountRef | undefined;
+
+  /**
+   * A disabled user cannot log in and has no sessions.
+   *
+   * @generated from field: bool disabled = 4;
+   */
+  disabled: boolean;
+
+  /**
+   * Where the user came from.
+   *
+   * @generated from field: remit.gateway.v1.UserSource source = 5;
+   */
+  source: UserSource;
+
+  /**
+   * When the user was created.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 6;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * When the user was last changed (password, roles, disabled).
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 7;
+   */
+  updateTime?: Timestamp | undefined;
+
+  /**
+   * When the password was last set.
+   *
+   * @generated from field: google.protobuf.Timestamp password_change_time = 8;
+   */
+  passwordChangeTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message remit.gateway.v1.User.
+ * Use `create(UserSchema)` to create a new message.
+ */
+export const UserSchema: GenMessage<User> = /*@__PURE__*/
+  messageDesc(file_remit_gateway_v1_admin, 0);
+
+/**
+ * CreateUserRequest is the user to create.
+ *
+ * @generated from message remit.gateway.v1.CreateUserRequest
+ */
+export type CreateUserRequest = Message<"remit.gateway.v1.CreateUserRequest"> & {
+  /**
+   * The login name: unique, compared case-insensitively.
+   *
+   * @generated from field: string client_id = 1;
+   */
+  clientId: string;
+
+  /**
+   * The password, under Register's rules.
+   *
+   * @generated from field: string password = 2;
+   */
+  password: string;
+
+  /**
+   * The roles, at least one.
+   *
+   * @generated from field: repeated remit.gateway.v1.Role roles = 3;
+   */
+  roles: Role[];
+
+  /**
+   * The account the user owns: required for a customer.
+   *
+   * @generated from field: remit.gateway.v1.AccountRef account = 4;
+   */
+  account?: AccountRef | undefined;
+};
+
+/**
+ * Describes the message remit.gateway.v1.CreateUserRequest.
+ * Use `create(CreateUserRequestSchema)` to create a new message.
+ */
+export const CreateUserRequestSchema: GenMessage<CreateUserRequest> = /*@__PURE__*/
+  messageDesc(file_remit_gateway_v1_admin, 1);
+
+/**
+ * CreateUserResponse is the user created.
+ *
+ * @generated from message remit.gateway.v1.CreateUserResponse
+ */
+export type CreateUserResponse = Message<"remit.gateway.v1.CreateUserResponse"> & {
+  /**
+   * The user.
+   *
+   * @generated from field: remit.gateway.v1.User user = 1;
+   */
+  user?: User | undefined;
+};
+
+/**
+ * Describes the message remit.gateway.v1.CreateUserResponse.
+ * Use `create(CreateUserResponseSchema)` to create a new message.
+ */
+export const CreateUserResponseSchema: GenMessage<CreateUserResponse> = /*@__PURE__*/
+  messageDesc(file_remit_gateway_v1_admin, 2);
+
+/**
+ * DisableUserRequest names the user.
+ *
+ * @generated from message remit.gateway.v1.DisableUserRequest
+ */
+export type DisableUserRequest = Message<"remit.gateway.v1.DisableUserRequest"> & {
+  /**
+   * The login name.
+   *
+   * @generated from field: string client_id = 1;
+   */
+  clientId: string;
+};
+
+/**
+ * Describes the message remit.gateway.v1.DisableUserRequest.
+ * Use `create(DisableUserRequestSchema)` to create a new message.
+ */
+export const DisableUserRequestSchema: GenMessage<DisableUserRequest> = /*@__PURE__*/
+  messageDesc(file_remit_gateway_v1_admin, 3);
+
+/**
+ * DisableUserResponse is the user after the change.
+ *
+ * @generated from message remit.gateway.v1.DisableUserResponse
+ */
+export type DisableUserResponse = Message<"remit.gateway.v1.DisableUserResponse"> & {
+  /**
+   * The user, disabled.
+   *
+   * @generated from field: remit.gateway.v1.User user = 1;
+   */
+  user?: User | undefined;
+
+  /**
+   * How many sessions were revoked.
+   *
+   * @generated from field: int32 revoked_sessions = 2;
+   */
+  revokedSessions: number;
+};
+
+/**
+ * Describes the message remit.gateway.v1.DisableUserResponse.
+ * Use `create(DisableUserResponseSchema)` to create a new message.
+ */
+export const DisableUserResponseSchema: GenMessage<DisableUserResponse> = /*@__PURE__*/
+  messageDesc(file_remit_gateway_v1_admin, 4);
+
+/**
+ * EnableUserRequest names the user.
+ *
+ * @generated from message remit.gateway.v1.EnableUserRequest
+ */
+export type EnableUserRequest = Message<"remit.gateway.v1.EnableUserRequest"> & {
+  /**
+   * The login name.
+   *
+   * @generated from field: string client_id = 1;
+   */
+  clientId: string;
+};
+
+/**
+ * Describes the message remit.gateway.v1.EnableUserRequest.
+ * Use `create(EnableUserRequestSchema)` to create a new message.
+ */
+export const EnableUserRequestSchema: GenMessage<EnableUserRequest> = /*@__PURE__*/
+  messageDesc(file_remit_gateway_v1_admin, 5);
+
+/**
+ * EnableUserResponse is the user after the change.
+ *
+ * @generated from message remit.gateway.v1.EnableUserResponse
+ */
+export type EnableUserResponse = Message<"remit.gateway.v1.EnableUserResponse"> & {
+  /**
+   * The user, enabled.
+   *
+   * @generated from field: remit.gateway.v1.User user = 1;
+   */
+  user?: User | undefined;
+};
+
+/**
+ * Describes the message remit.gateway.v1.EnableUserResponse.
+ * Use `create(EnableUserResponseSchema)` to create a new message.
+ */
+export const EnableUserResponseSchema: GenMessage<EnableUserResponse> = /*@__PURE__*/
+  messageDesc(file_remit_gateway_v1_admin, 6);
+
+/**
+ * ResetPasswordRequest names the user and its new password.
+ *
+ * @generated from message remit.gateway.v1.ResetPasswordRequest
+ */
+export type ResetPasswordRequest = Message<"remit.gateway.v1.ResetPasswordRequest"> & {
+  /**
+   * The login name.
+   *
+   * @generated from field: string client_id = 1;
+   */
+  clientId: string;
+
+  /**
+   * The new password, under Register's rules.
+   *
+   * @generated from field: string new_password = 2;
+   */
+  newPassword: string;
+};
+
+/**
+ * Describes the message remit.gateway.v1.ResetPasswordRequest.
+ * Use `create(ResetPasswordRequestSchema)` to create a new message.
+ */
+export const ResetPasswordRequestSchema: GenMessage<ResetPasswordRequest> = /*@__PURE__*/
+  messageDesc(file_remit_gateway_v1_admin, 7);
+
+/**
+ * ResetPasswordResponse is the user after the change.
+ *
+ * @generated from message remit.gateway.v1.ResetPasswordResponse
+ */
+export type ResetPasswordResponse = Message<"remit.gateway.v1.ResetPasswordResponse"> & {
+  /**
+   * The user.
+   *
+   * @generated from field: remit.gateway.v1.User user = 1;
+   */
+  user?: User | undefined;
+
+  /**
+   * How many sessions were revoked.
+   *
+   * @generated from field: int32 revoked_sessions = 2;
+   */
+  revokedSessions: number;
+};
+
+/**
+ * Describes the message remit.gateway.v1.ResetPasswordResponse.
+ * Use `create(ResetPasswordResponseSchema)` to create a new message.
+ */
+export const ResetPasswordResponseSchema: GenMessage<ResetPasswordResponse> = /*@__PURE__*/
+  messageDesc(file_remit_gateway_v1_admin, 8);
+
+/**
+ * ListUsersRequest pages through users by client id.
+ *
+ * @generated from message remit.gateway.v1.ListUsersRequest
+ */
+export type ListUsersRequest = Message<"remit.gateway.v1.ListUsersRequest"> & {
+  /**
+   * At most this many users; 0 means 50; values above 100 are treated as 100.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous page, or empty for the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message remit.gateway.v1.ListUsersRequest.
+ * Use `create(ListUsersRequestSchema)` to create a new message.
+ */
+export const ListUsersRequestSchema: GenMessage<ListUsersRequest> = /*@__PURE__*/
+  messageDesc(file_remit_gateway_v1_admin, 9);
+
+/**
+ * ListUsersResponse is one page.
+ *
+ * @generated from message remit.gateway.v1.ListUsersResponse
+ */
+export type ListUsersResponse = Message<"remit.gateway.v1.ListUsersResponse"> & {
+  /**
+   * Users, by client id.
+   *
+   * @generated from field: repeated remit.gateway.v1.User users = 1;
+   */
+  users: User[];
+
+  /**
+   * Pass as page_token to get the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message remit.gateway.v1.ListUsersResponse.
+ * Use `create(ListUsersResponseSchema)` to create a new message.
+ */
+export const ListUsersResponseSchema: GenMessage<ListUsersResponse> = /*@__PURE__*/
+  messageDesc(file_remit_gateway_v1_admin, 10);
+
+/**
+ * Session is one usable login session, without its token.
+ *
+ * @generated from message remit.gateway.v1.Session
+ */
+export type Session = Message<"remit.gateway.v1.Session"> & {
+  /**
+   * The session's id (not a credential).
+   *
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * When the session was created (the login).
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 2;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * When its token stops working.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 3;
+   */
+  expireTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message remit.gateway.v1.Session.
+ * Use `create(SessionSchema)` to create a new message.
+ */
+export const SessionSchema: GenMessage<Session> = /*@__PURE__*/
+  messageDesc(file_remit_gateway_v1_admin, 11);
+
+/**
+ * ListSessionsRequest names the user.
+ *
+ * @generated from message remit.gateway.v1.ListSessionsRequest
+ */
+export type ListSessionsRequest = Message<"remit.gateway.v1.ListSessionsRequest"> & {
+  /**
+   * The login name.
+   *
+   * @generated from field: string client_id = 1;
+   */
+  clientId: string;
+};
+
+/**
+ * Describes the message remit.gateway.v1.ListSessionsRequest.
+ * Use `create(ListSessionsRequestSchema)` to create a new message.
+ */
+export const ListSessionsRequestSchema: GenMessage<ListSessionsRequest> = /*@__PURE__*/
+  messageDesc(file_remit_gateway_v1_admin, 12);
+
+/**
+ * ListSessionsResponse lists the sessions.
+ *
+ * @generated from message remit.gateway.v1.ListSessionsResponse
+ */
+export type ListSessionsResponse = Message<"remit.gateway.v1.ListSessionsResponse"> & {
+  /**
+   * Usable sessions, newest first.
+   *
+   * @generated from field: repeated remit.gateway.v1.Session sessions = 1;
+   */
+  sessions: Session[];
+};
+
+/**
+ * Describes the message remit.gateway.v1.ListSessionsResponse.
+ * Use `create(ListSessionsResponseSchema)` to create a new message.
+ */
+export const ListSessionsResponseSchema: GenMessage<ListSessionsResponse> = /*@__PURE__*/
+  messageDesc(file_remit_gateway_v1_admin, 13);
+
+/**
+ * RevokeSessionsRequest names the user and, optionally, one session.
+ *
+ * @generated from message remit.gateway.v1.RevokeSessionsRequest
+ */
+export type RevokeSessionsRequest = Message<"remit.gateway.v1.RevokeSessionsRequest"> & {
+  /**
+   * The login name.
+   *
+   * @generated from field: string client_id = 1;
+   */
+  clientId: string;
+
+  /**
+   * One session of the user to end; empty ends all of them.
+   *
+   * @generated from field: string session_id = 2;
+   */
+  sessionId: string;
+};
+
+/**
+ * Describes the message remit.gateway.v1.RevokeSessionsRequest.
+ * Use `create(RevokeSessionsRequestSchema)` to create a new message.
+ */
+export const RevokeSessionsRequestSchema: GenMessage<RevokeSessionsRequest> = /*@__PURE__*/
+  messageDesc(file_remit_gateway_v1_admin, 14);
+
+/**
+ * RevokeSessionsResponse says how many sessions ended.
+ *
+ * @generated from message remit.gateway.v1.RevokeSessionsResponse
+ */
+export type RevokeSessionsResponse = Message<"remit.gateway.v1.RevokeSessionsResponse"> & {
+  /**
+   * Sessions revoked by this call.
+   *
+   * @generated from field: int32 revoked_sessions = 1;
+   */
+  revokedSessions: number;
+};
+
+/**
+ * Describes the message remit.gateway.v1.RevokeSessionsResponse.
+ * Use `create(RevokeSessionsResponseSchema)` to create a new message.
+ */
+export const RevokeSessionsResponseSchema: GenMessage<RevokeSessionsResponse> = /*@__PURE__*/
+  messageDesc(file_remit_gateway_v1_admin, 15);
+
+/**
+ * Account is one account at a bank, as the bank reports it.
+ *
+ * @generated from message remit.gateway.v1.Account
+ */
+export type Account = Message<"remit.gateway.v1.Account"> & {
+  /**
+   * The account.
+   *
+   * @generated from field: remit.gateway.v1.AccountRef account = 1;
+   */
+  account?: AccountRef | undefined;
+
+  /**
+   * The holder's client id, as the bank records it.
+   *
+   * @generated from field: string owner = 2;
+   */
+  owner: string;
+
+  /**
+   * Lowercase ISO 4217 code of the account.
+   *
+   * @generated from field: string currency = 3;
+   */
+  currency: string;
+
+  /**
+   * Open or closed.
+   *
+   * @generated from field: remit.gateway.v1.AccountState state = 4;
+   */
+  state: AccountState;
+
+  /**
+   * Booked balance.
+   *
+   * @generated from field: int64 balance = 5;
+   */
+  balance: bigint;
+
+  /**
+   * Balance minus funds held by payments in flight.
+   *
+   * @generated from field: int64 available = 6;
+   */
+  available: bigint;
+
+  /**
+   * When the account was opened.
+   *
+   * @generated from field: google.protobuf.Timestamp open_time = 7;
+   */
+  openTime?: Timestamp | undefined;
+
+  /**
+   * When the account was closed; unset while open.
+   *
+   * @generated from field: google.protobuf.Timestamp close_time = 8;
+   */
+  closeTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message remit.gateway.v1.Account.
+ * Use `create(AccountSchema)` to create a new message.
+ */
+export const AccountSchema: GenMessage<Account> = /*@__PURE__*/
+  messageDesc(file_remit_gateway_v1_admin, 16);
+
+/**
+ * OpenAccountRequest is the account to open.
+ *
+ * @generated from message remit.gateway.v1.OpenAccountRequest
+ */
+export type OpenAccountRequest = Message<"remit.gateway.v1.OpenAccountRequest"> & {
+  /**
+   * A UUID generated once per opening and reused on every retry.
+   *
+   * @generated from field: string request_id = 1;
+   */
+  requestId: string;
+
+  /**
+   * The bank and the new account's id.
+   *
+   * @generated from field: remit.gateway.v1.AccountRef account = 2;
+   */
+  account?: AccountRef | undefined;
+
+  /**
+   * Lowercase ISO 4217 code the account holds.
+   *
+   * @generated from field: string currency = 3;
+   */
+  currency: string;
+
+  /**
+   * The holder's client id; empty means the account id.
+   *
+   * @generated from field: string owner = 4;
+   */
+  owner: string;
+};
+
+/**
+ * Describes the message remit.gateway.v1.OpenAccountRequest.
+ * Use `create(OpenAccountRequestSchema)` to create a new message.
+ */
+export const OpenAccountRequestSchema: GenMessage<OpenAccountRequest> = /*@__PURE__*/
+  messageDesc(file_remit_gateway_v1_admin, 17);
+
+/**
+ * OpenAccountResponse is the account opened.
+ *
+ * @generated from message remit.gateway.v1.OpenAccountResponse
+ */
+export type OpenAccountResponse = Message<"remit.gateway.v1.OpenAccountResponse"> & {
+  /**
+   * The account.
+   *
+   * @generated from field: remit.gateway.v1.Account account = 1;
+   */
+  account?: Account | undefined;
+};
+
+/**
+ * Describes the message remit.gateway.v1.OpenAccountResponse.
+ * Use `create(OpenAccountResponseSchema)` to create a new message.
+ */
+export const OpenAccountResponseSchema: GenMessage<OpenAccountResponse> = /*@__PURE__*/
+  messageDesc(file_remit_gateway_v1_admin, 18);
+
+/**
+ * CloseAccountRequest names the account.
+ *
+ * @generated from message remit.gateway.v1.CloseAccountRequest
+ */
+export type CloseAccountRequest = Message<"remit.gateway.v1.CloseAccountRequest"> & {
+  /**
+   * The account to close.
+   *
+   * @generated from field: remit.gateway.v1.AccountRef account = 1;
+   */
+  account?: AccountRef | undefined;
+};
+
+/**
+ * Describes the message remit.gateway.v1.CloseAccountRequest.
+ * Use `create(CloseAccountRequestSchema)` to create a new message.
+ */
+export const CloseAccountRequestSchema: GenMessage<CloseAccountRequest> = /*@__PURE__*/
+  messageDesc(file_remit_gateway_v1_admin, 19);
+
+/**
+ * CloseAccountResponse is the account closed.
+ *
+ * @generated from message remit.gateway.v1.CloseAccountResponse
+ */
+export type CloseAccountResponse = Message<"remit.gateway.v1.CloseAccountResponse"> & {
+  /**
+   * The account.
+   *
+   * @generated from field: remit.gateway.v1.Account account = 1;
+   */
+  account?: Account | undefined;
+};
+
+/**
+ * Describes the message remit.gateway.v1.CloseAccountResponse.
+ * Use `create(CloseAccountResponseSchema)` to create a new message.
+ */
+export const CloseAccountResponseSchema: GenMessage<CloseAccountResponse> = /*@__PURE__*/
+  messageDesc(file_remit_gateway_v1_admin, 20);
+
+/**
+ * ListAccountsRequest pages through one bank's accounts.
+ *
+ * @generated from message remit.gateway.v1.ListAccountsRequest
+ */
+export type ListAccountsRequest = Message<"remit.gateway.v1.ListAccountsRequest"> & {
+  /**
+   * The bank's registered name.
+   *
+   * @generated from field: string bank = 1;
+   */
+  bank: string;
+
+  /**
+   * At most this many accounts; 0 means 50; values above 100 are treated as 100.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous page, or empty for the first page.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message remit.gateway.v1.ListAccountsRequest.
+ * Use `create(ListAccountsRequestSchema)` to create a new message.
+ */
+export const ListAccountsRequestSchema: GenMessage<ListAccountsRequest> = /*@__PURE__*/
+  messageDesc(file_remit_gateway_v1_admin, 21);
+
+/**
+ * ListAccountsResponse is one page.
+ *
+ * @generated from message remit.gateway.v1.ListAccountsResponse
+ */
+export type ListAccountsResponse = Message<"remit.gateway.v1.ListAccountsResponse"> & {
+  /**
+   * Accounts, by account id.
+   *
+   * @generated from field: repeated remit.gateway.v1.Account accounts = 1;
+   */
+  accounts: Account[];
+
+  /**
+   * Pass as page_token to get the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message remit.gateway.v1.ListAccountsResponse.
+ * Use `create(ListAccountsResponseSchema)` to create a new message.
+ */
+export const ListAccountsResponseSchema: GenMessage<ListAccountsResponse> = /*@__PURE__*/
+  messageDesc(file_remit_gateway_v1_admin, 22);
 
 /**
  * ClearLoginLockoutRequest names the client id whose lockouts to clear.
@@ -37,7 +737,7 @@ export type ClearLoginLockoutRequest = Message<"remit.gateway.v1.ClearLoginLocko
  * Use `create(ClearLoginLockoutRequestSchema)` to create a new message.
  */
 export const ClearLoginLockoutRequestSchema: GenMessage<ClearLoginLockoutRequest> = /*@__PURE__*/
-  messageDesc(file_remit_gateway_v1_admin, 0);
+  messageDesc(file_remit_gateway_v1_admin, 23);
 
 /**
  * ClearLoginLockoutResponse says what was cleared.
@@ -81,7 +781,7 @@ export type ClearLoginLockoutResponse = Message<"remit.gateway.v1.ClearLoginLock
  * Use `create(ClearLoginLockoutResponseSchema)` to create a new message.
  */
 export const ClearLoginLockoutResponseSchema: GenMessage<ClearLoginLockoutResponse> = /*@__PURE__*/
-  messageDesc(file_remit_gateway_v1_admin, 1);
+  messageDesc(file_remit_gateway_v1_admin, 24);
 
 /**
  * UpdateBalanceRequest is one deposit or withdrawal.
@@ -130,7 +830,7 @@ export type UpdateBalanceRequest = Message<"remit.gateway.v1.UpdateBalanceReques
  * Use `create(UpdateBalanceRequestSchema)` to create a new message.
  */
 export const UpdateBalanceRequestSchema: GenMessage<UpdateBalanceRequest> = /*@__PURE__*/
-  messageDesc(file_remit_gateway_v1_admin, 2);
+  messageDesc(file_remit_gateway_v1_admin, 25);
 
 /**
  * UpdateBalanceResponse is the account right after the movement.
@@ -172,7 +872,7 @@ export type UpdateBalanceResponse = Message<"remit.gateway.v1.UpdateBalanceRespo
  * Use `create(UpdateBalanceResponseSchema)` to create a new message.
  */
 export const UpdateBalanceResponseSchema: GenMessage<UpdateBalanceResponse> = /*@__PURE__*/
-  messageDesc(file_remit_gateway_v1_admin, 3);
+  messageDesc(file_remit_gateway_v1_admin, 26);
 
 /**
  * ListBanksRequest is empty.
@@ -187,7 +887,7 @@ export type ListBanksRequest = Message<"remit.gateway.v1.ListBanksRequest"> & {
  * Use `create(ListBanksRequestSchema)` to create a new message.
  */
 export const ListBanksRequestSchema: GenMessage<ListBanksRequest> = /*@__PURE__*/
-  messageDesc(file_remit_gateway_v1_admin, 4);
+  messageDesc(file_remit_gateway_v1_admin, 27);
 
 /**
  * Bank is one registered bank.
@@ -229,7 +929,7 @@ export type Bank = Message<"remit.gateway.v1.Bank"> & {
  * Use `create(BankSchema)` to create a new message.
  */
 export const BankSchema: GenMessage<Bank> = /*@__PURE__*/
-  messageDesc(file_remit_gateway_v1_admin, 5);
+  messageDesc(file_remit_gateway_v1_admin, 28);
 
 /**
  * ListBanksResponse lists every registered bank, by name.
@@ -250,7 +950,82 @@ export type ListBanksResponse = Message<"remit.gateway.v1.ListBanksResponse"> & 
  * Use `create(ListBanksResponseSchema)` to create a new message.
  */
 export const ListBanksResponseSchema: GenMessage<ListBanksResponse> = /*@__PURE__*/
-  messageDesc(file_remit_gateway_v1_admin, 6);
+  messageDesc(file_remit_gateway_v1_admin, 29);
+
+/**
+ * UserSource says where a user was created.
+ *
+ * @generated from enum remit.gateway.v1.UserSource
+ */
+export enum UserSource {
+  /**
+   * Unknown.
+   *
+   * @generated from enum value: USER_SOURCE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Imported from the users file.
+   *
+   * @generated from enum value: USER_SOURCE_FILE = 1;
+   */
+  FILE = 1,
+
+  /**
+   * Created by an admin with CreateUser.
+   *
+   * @generated from enum value: USER_SOURCE_ADMIN = 2;
+   */
+  ADMIN = 2,
+
+  /**
+   * Signed up with AuthService.Register.
+   *
+   * @generated from enum value: USER_SOURCE_REGISTRATION = 3;
+   */
+  REGISTRATION = 3,
+}
+
+/**
+ * Describes the enum remit.gateway.v1.UserSource.
+ */
+export const UserSourceSchema: GenEnum<UserSource> = /*@__PURE__*/
+  enumDesc(file_remit_gateway_v1_admin, 0);
+
+/**
+ * AccountState says whether an account takes payments.
+ *
+ * @generated from enum remit.gateway.v1.AccountState
+ */
+export enum AccountState {
+  /**
+   * Unknown.
+   *
+   * @generated from enum value: ACCOUNT_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Open: payments and deposits go through.
+   *
+   * @generated from enum value: ACCOUNT_STATE_OPEN = 1;
+   */
+  OPEN = 1,
+
+  /**
+   * Closed: everything but reading is declined ACCOUNT_CLOSED.
+   *
+   * @generated from enum value: ACCOUNT_STATE_CLOSED = 2;
+   */
+  CLOSED = 2,
+}
+
+/**
+ * Describes the enum remit.gateway.v1.AccountState.
+ */
+export const AccountStateSchema: GenEnum<AccountState> = /*@__PURE__*/
+  enumDesc(file_remit_gateway_v1_admin, 1);
 
 /**
  * Direction says which way money moves on an account.
@@ -284,7 +1059,7 @@ export enum Direction {
  * Describes the enum remit.gateway.v1.Direction.
  */
 export const DirectionSchema: GenEnum<Direction> = /*@__PURE__*/
-  enumDesc(file_remit_gateway_v1_admin, 0);
+  enumDesc(file_remit_gateway_v1_admin, 2);
 
 /**
  * BankStatus is the health of a bank as the gateway last observed it.
@@ -318,11 +1093,12 @@ export enum BankStatus {
  * Describes the enum remit.gateway.v1.BankStatus.
  */
 export const BankStatusSchema: GenEnum<BankStatus> = /*@__PURE__*/
-  enumDesc(file_remit_gateway_v1_admin, 1);
+  enumDesc(file_remit_gateway_v1_admin, 3);
 
 /**
- * AdminService is for operators: deposits, withdrawals, the bank registry and
- * login lockouts.
+ * AdminService is for operators: deposits, withdrawals, the bank registry,
+ * login lockouts, users and their sessions, and accounts at the banks. Every
+ * change is audited.
  *
  * @generated from service remit.gateway.v1.AdminService
  */
@@ -362,6 +1138,127 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof ClearLoginLockoutRequestSchema;
     output: typeof ClearLoginLockoutResponseSchema;
+  },
+  /**
+   * CreateUser creates a user: a customer (with the account it owns) or
+   * staff (admin, auditor, with an account or none). The password follows
+   * Register's rules. A taken client id is already_exists CLIENT_ID_TAKEN;
+   * an account already linked to another customer is already_exists
+   * ACCOUNT_ALREADY_LINKED. The account is not checked at its bank (open it
+   * with OpenAccount). Admins only.
+   *
+   * @generated from rpc remit.gateway.v1.AdminService.CreateUser
+   */
+  createUser: {
+    methodKind: "unary";
+    input: typeof CreateUserRequestSchema;
+    output: typeof CreateUserResponseSchema;
+  },
+  /**
+   * DisableUser stops a user from logging in and ends every session it has
+   * at once, including open WatchPayments streams. Disabling a disabled user
+   * succeeds and ends nothing more. Admins only; an admin cannot disable
+   * itself.
+   *
+   * @generated from rpc remit.gateway.v1.AdminService.DisableUser
+   */
+  disableUser: {
+    methodKind: "unary";
+    input: typeof DisableUserRequestSchema;
+    output: typeof DisableUserResponseSchema;
+  },
+  /**
+   * EnableUser lets a disabled user log in again. Admins only.
+   *
+   * @generated from rpc remit.gateway.v1.AdminService.EnableUser
+   */
+  enableUser: {
+    methodKind: "unary";
+    input: typeof EnableUserRequestSchema;
+    output: typeof EnableUserResponseSchema;
+  },
+  /**
+   * ResetPassword sets a user's password without the current one and ends
+   * every session the user has at once. Admins only.
+   *
+   * @generated from rpc remit.gateway.v1.AdminService.ResetPassword
+   */
+  resetPassword: {
+    methodKind: "unary";
+    input: typeof ResetPasswordRequestSchema;
+    output: typeof ResetPasswordResponseSchema;
+  },
+  /**
+   * ListUsers lists users by client id (AIP-158 paging). Admins and
+   * auditors.
+   *
+   * @generated from rpc remit.gateway.v1.AdminService.ListUsers
+   */
+  listUsers: {
+    methodKind: "unary";
+    input: typeof ListUsersRequestSchema;
+    output: typeof ListUsersResponseSchema;
+  },
+  /**
+   * ListSessions lists a user's sessions that are still usable, newest
+   * first. Admins and auditors.
+   *
+   * @generated from rpc remit.gateway.v1.AdminService.ListSessions
+   */
+  listSessions: {
+    methodKind: "unary";
+    input: typeof ListSessionsRequestSchema;
+    output: typeof ListSessionsResponseSchema;
+  },
+  /**
+   * RevokeSessions ends one session of a user (session_id set) or all of
+   * them, at once, including open WatchPayments streams. Admins only.
+   *
+   * @generated from rpc remit.gateway.v1.AdminService.RevokeSessions
+   */
+  revokeSessions: {
+    methodKind: "unary";
+    input: typeof RevokeSessionsRequestSchema;
+    output: typeof RevokeSessionsResponseSchema;
+  },
+  /**
+   * OpenAccount opens an account with a zero balance at a registered bank,
+   * idempotent by request_id: a retry returns the account opened, and the
+   * same request_id with other parameters is invalid_argument
+   * IDEMPOTENCY_KEY_REUSED. An account id already open at the bank is
+   * already_exists ACCOUNT_EXISTS. Admins only.
+   *
+   * @generated from rpc remit.gateway.v1.AdminService.OpenAccount
+   */
+  openAccount: {
+    methodKind: "unary";
+    input: typeof OpenAccountRequestSchema;
+    output: typeof OpenAccountResponseSchema;
+  },
+  /**
+   * CloseAccount closes an account whose balance is zero with nothing held
+   * or incoming (otherwise failed_precondition ACCOUNT_NOT_EMPTY). Payments
+   * and deposits to or from a closed account are then declined
+   * ACCOUNT_CLOSED; its balance stays readable. Closing a closed account
+   * succeeds. Admins only.
+   *
+   * @generated from rpc remit.gateway.v1.AdminService.CloseAccount
+   */
+  closeAccount: {
+    methodKind: "unary";
+    input: typeof CloseAccountRequestSchema;
+    output: typeof CloseAccountResponseSchema;
+  },
+  /**
+   * ListAccounts lists the accounts of one bank by account id (AIP-158
+   * paging), with their balances. Admins and auditors.
+   *
+   * @generated from rpc remit.gateway.v1.AdminService.ListAccounts
+   */
+  listAccounts: {
+    methodKind: "unary";
+    input: typeof ListAccountsRequestSchema;
+    output: typeof ListAccountsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_remit_gateway_v1_admin, 0);

@@ -7,7 +7,7 @@ import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2
 import { file_buf_validate_validate } from "../../../buf/validate/validate_pb";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Client } from "./types_pb";
+import type { AccountRef, Client } from "./types_pb";
 import { file_remit_gateway_v1_types } from "./types_pb";
 import { file_remit_names_v1_names } from "../../names/v1/names_pb";
 import type { Message } from "@bufbuild/protobuf";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file remit/gateway/v1/auth.proto.
  */
 export const file_remit_gateway_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("ChtyZW1pdC9nYXRld2F5L3YxL2F1dGgucHJvdG8SEHJlbWl0LmdhdGV3YXkudjEiTwoMTG9naW5SZXF1ZXN0EiAKCWNsaWVudF9pZBgBIAEoCUINukgKyAEBcgXQm9wBARIdCghwYXNzd29yZBgCIAEoCUILukgIyAEBcgMYgAIigAEKDUxvZ2luUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIoCgZjbGllbnQYAyABKAsyGC5yZW1pdC5nYXRld2F5LnYxLkNsaWVudCIPCg1Mb2dvdXRSZXF1ZXN0IhAKDkxvZ291dFJlc3BvbnNlMqQBCgtBdXRoU2VydmljZRJICgVMb2dpbhIeLnJlbWl0LmdhdGV3YXkudjEuTG9naW5SZXF1ZXN0Gh8ucmVtaXQuZ2F0ZXdheS52MS5Mb2dpblJlc3BvbnNlEksKBkxvZ291dBIfLnJlbWl0LmdhdGV3YXkudjEuTG9nb3V0UmVxdWVzdBogLnJlbWl0LmdhdGV3YXkudjEuTG9nb3V0UmVzcG9uc2VCvQEKFGNvbS5yZW1pdC5nYXRld2F5LnYxQglBdXRoUHJvdG9QAVo4Z2l0aHViLmNvbS9yZW1pdHBheS9yZW1pdC9nZW4vcmVtaXQvZ2F0ZXdheS92MTtnYXRld2F5djGiAgNSR1iqAhBSZW1pdC5HYXRld2F5LlYxygIQUmVtaXRcR2F0ZXdheVxWMeICHFJlbWl0XEdhdGV3YXlcVjFcR1BCTWV0YWRhdGHqAhJSZW1pdDo6R2F0ZXdheTo6VjFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp, file_remit_gateway_v1_types, file_remit_names_v1_names]);
+  fileDesc("ChtyZW1pdC9nYXRld2F5L3YxL2F1dGgucHJvdG8SEHJlbWl0LmdhdGV3YXkudjEiTwoMTG9naW5SZXF1ZXN0EiAKCWNsaWVudF9pZBgBIAEoCUINukgKyAEBcgXQm9wBARIdCghwYXNzd29yZBgCIAEoCUILukgIyAEBcgMYgAIigAEKDUxvZ2luUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIoCgZjbGllbnQYAyABKAsyGC5yZW1pdC5nYXRld2F5LnYxLkNsaWVudCIPCg1Mb2dvdXRSZXF1ZXN0IhAKDkxvZ291dFJlc3BvbnNlIq4BCg9SZWdpc3RlclJlcXVlc3QSIAoJY2xpZW50X2lkGAEgASgJQg26SArIAQFyBdCb3AEBEh0KCHBhc3N3b3JkGAIgASgJQgu6SAjIAQFyAxiAAhI1CgdhY2NvdW50GAMgASgLMhwucmVtaXQuZ2F0ZXdheS52MS5BY2NvdW50UmVmQga6SAPIAQESIwoPZW5yb2xsbWVudF9jb2RlGAQgASgJQgq6SAfIAQFyAhhAIjwKEFJlZ2lzdGVyUmVzcG9uc2USKAoGY2xpZW50GAEgASgLMhgucmVtaXQuZ2F0ZXdheS52MS5DbGllbnQiYQoVQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0EiUKEGN1cnJlbnRfcGFzc3dvcmQYASABKAlCC7pICMgBAXIDGIACEiEKDG5ld19wYXNzd29yZBgCIAEoCUILukgIyAEBcgMYgAIiMgoWQ2hhbmdlUGFzc3dvcmRSZXNwb25zZRIYChByZXZva2VkX3Nlc3Npb25zGAEgASgFMtwCCgtBdXRoU2VydmljZRJICgVMb2dpbhIeLnJlbWl0LmdhdGV3YXkudjEuTG9naW5SZXF1ZXN0Gh8ucmVtaXQuZ2F0ZXdheS52MS5Mb2dpblJlc3BvbnNlEksKBkxvZ291dBIfLnJlbWl0LmdhdGV3YXkudjEuTG9nb3V0UmVxdWVzdBogLnJlbWl0LmdhdGV3YXkudjEuTG9nb3V0UmVzcG9uc2USUQoIUmVnaXN0ZXISIS5yZW1pdC5nYXRld2F5LnYxLlJlZ2lzdGVyUmVxdWVzdBoiLnJlbWl0LmdhdGV3YXkudjEuUmVnaXN0ZXJSZXNwb25zZRJjCg5DaGFuZ2VQYXNzd29yZBInLnJlbWl0LmdhdGV3YXkudjEuQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0GigucmVtaXQuZ2F0ZXdheS52MS5DaGFuZ2VQYXNzd29yZFJlc3BvbnNlQr0BChRjb20ucmVtaXQuZ2F0ZXdheS52MUIJQXV0aFByb3RvUAFaOGdpdGh1Yi5jb20vcmVtaXRwYXkvcmVtaXQvZ2VuL3JlbWl0L2dhdGV3YXkvdjE7Z2F0ZXdheXYxogIDUkdYqgIQUmVtaXQuR2F0ZXdheS5WMcoCEFJlbWl0XEdhdGV3YXlcVjHiAhxSZW1pdFxHYXRld2F5XFYxXEdQQk1ldGFkYXRh6gISUmVtaXQ6OkdhdGV3YXk6OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp, file_remit_gateway_v1_types, file_remit_names_v1_names]);
 
 /**
  * LoginRequest carries a client's credentials.
@@ -113,9 +113,123 @@ export const LogoutResponseSchema: GenMessage<LogoutResponse> = /*@__PURE__*/
   messageDesc(file_remit_gateway_v1_auth, 3);
 
 /**
- * AuthService turns a client id and password into a bearer token. It is the
- * design's client "Registration": credentials come from the gateway's users
- * file, which holds only password hashes.
+ * RegisterRequest is a new customer's sign-up.
+ *
+ * @generated from message remit.gateway.v1.RegisterRequest
+ */
+export type RegisterRequest = Message<"remit.gateway.v1.RegisterRequest"> & {
+  /**
+   * The login name to create: unique, compared case-insensitively.
+   *
+   * @generated from field: string client_id = 1;
+   */
+  clientId: string;
+
+  /**
+   * The new password: at least 12 characters (checked by the gateway, with
+   * the common-password list), stored only as an argon2id hash.
+   *
+   * @generated from field: string password = 2;
+   */
+  password: string;
+
+  /**
+   * The bank account to link: the customer's own account from then on.
+   *
+   * @generated from field: remit.gateway.v1.AccountRef account = 3;
+   */
+  account?: AccountRef | undefined;
+
+  /**
+   * The one-time code the account's bank issued for it.
+   *
+   * @generated from field: string enrollment_code = 4;
+   */
+  enrollmentCode: string;
+};
+
+/**
+ * Describes the message remit.gateway.v1.RegisterRequest.
+ * Use `create(RegisterRequestSchema)` to create a new message.
+ */
+export const RegisterRequestSchema: GenMessage<RegisterRequest> = /*@__PURE__*/
+  messageDesc(file_remit_gateway_v1_auth, 4);
+
+/**
+ * RegisterResponse is the customer created.
+ *
+ * @generated from message remit.gateway.v1.RegisterResponse
+ */
+export type RegisterResponse = Message<"remit.gateway.v1.RegisterResponse"> & {
+  /**
+   * The new client, with its linked account and the customer role.
+   *
+   * @generated from field: remit.gateway.v1.Client client = 1;
+   */
+  client?: Client | undefined;
+};
+
+/**
+ * Describes the message remit.gateway.v1.RegisterResponse.
+ * Use `create(RegisterResponseSchema)` to create a new message.
+ */
+export const RegisterResponseSchema: GenMessage<RegisterResponse> = /*@__PURE__*/
+  messageDesc(file_remit_gateway_v1_auth, 5);
+
+/**
+ * ChangePasswordRequest carries the current and the new password.
+ *
+ * @generated from message remit.gateway.v1.ChangePasswordRequest
+ */
+export type ChangePasswordRequest = Message<"remit.gateway.v1.ChangePasswordRequest"> & {
+  /**
+   * The caller's current password.
+   *
+   * @generated from field: string current_password = 1;
+   */
+  currentPassword: string;
+
+  /**
+   * The new password, under the same rules as Register's.
+   *
+   * @generated from field: string new_password = 2;
+   */
+  newPassword: string;
+};
+
+/**
+ * Describes the message remit.gateway.v1.ChangePasswordRequest.
+ * Use `create(ChangePasswordRequestSchema)` to create a new message.
+ */
+export const ChangePasswordRequestSchema: GenMessage<ChangePasswordRequest> = /*@__PURE__*/
+  messageDesc(file_remit_gateway_v1_auth, 6);
+
+/**
+ * ChangePasswordResponse says how many other sessions ended.
+ *
+ * @generated from message remit.gateway.v1.ChangePasswordResponse
+ */
+export type ChangePasswordResponse = Message<"remit.gateway.v1.ChangePasswordResponse"> & {
+  /**
+   * The caller's other sessions that were revoked.
+   *
+   * @generated from field: int32 revoked_sessions = 1;
+   */
+  revokedSessions: number;
+};
+
+/**
+ * Describes the message remit.gateway.v1.ChangePasswordResponse.
+ * Use `create(ChangePasswordResponseSchema)` to create a new message.
+ */
+export const ChangePasswordResponseSchema: GenMessage<ChangePasswordResponse> = /*@__PURE__*/
+  messageDesc(file_remit_gateway_v1_auth, 7);
+
+/**
+ * AuthService turns a client id and password into a bearer token, signs new
+ * customers up (the design's client "Registration") and lets a client change
+ * its own password. Users live in the gateway's database, which stores only
+ * password hashes; the users file preloads it.
  *
  * @generated from service remit.gateway.v1.AuthService
  */
@@ -141,6 +255,41 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof LogoutRequestSchema;
     output: typeof LogoutResponseSchema;
+  },
+  /**
+   * Register signs a new customer up: a new client id and password, linked
+   * to one bank account that the caller proves to hold with a one-time
+   * enrollment code the bank issued to the account's holder (`remit bank
+   * enroll`). The gateway has the bank verify and consume the code over
+   * mutual TLS before it creates the user. A wrong, expired or used code and
+   * an account that does not exist all fail alike (failed_precondition
+   * ENROLLMENT_CODE_INVALID), saying nothing about the account. An account
+   * links to one customer only (already_exists ACCOUNT_ALREADY_LINKED); a
+   * taken client id is already_exists CLIENT_ID_TAKEN. The password must be
+   * at least 12 characters and not a common password (invalid_argument
+   * WEAK_PASSWORD). Attempts are rate-limited per source, failed ones like
+   * failed logins. It does not log in: call Login next. Anyone may call it.
+   *
+   * @generated from rpc remit.gateway.v1.AuthService.Register
+   */
+  register: {
+    methodKind: "unary";
+    input: typeof RegisterRequestSchema;
+    output: typeof RegisterResponseSchema;
+  },
+  /**
+   * ChangePassword replaces the caller's password, given the current one
+   * (a wrong one is unauthenticated INVALID_CREDENTIALS and counts as a failed
+   * login). Every other session of the caller ends at once, including its
+   * open WatchPayments streams; the session making the call stays. Any
+   * logged-in client may call it for itself.
+   *
+   * @generated from rpc remit.gateway.v1.AuthService.ChangePassword
+   */
+  changePassword: {
+    methodKind: "unary";
+    input: typeof ChangePasswordRequestSchema;
+    output: typeof ChangePasswordResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_remit_gateway_v1_auth, 0);

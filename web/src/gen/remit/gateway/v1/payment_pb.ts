@@ -7,7 +7,7 @@ import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf
 import { file_buf_validate_validate } from "../../../buf/validate/validate_pb";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { AccountRef, Payment } from "./types_pb";
+import type { AccountRef, Payment, RefundReason } from "./types_pb";
 import { file_remit_gateway_v1_types } from "./types_pb";
 import { file_remit_names_v1_names } from "../../names/v1/names_pb";
 import type { Message } from "@bufbuild/protobuf";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file remit/gateway/v1/payment.proto.
  */
 export const file_remit_gateway_v1_payment: GenFile = /*@__PURE__*/
-  fileDesc("Ch5yZW1pdC9nYXRld2F5L3YxL3BheW1lbnQucHJvdG8SEHJlbWl0LmdhdGV3YXkudjEi0AEKEk1ha2VQYXltZW50UmVxdWVzdBIjCg50cmFuc2FjdGlvbl9pZBgBIAEoCUILukgIyAEBcgOwAQESMwoFcGF5ZWUYAiABKAsyHC5yZW1pdC5nYXRld2F5LnYxLkFjY291bnRSZWZCBrpIA8gBARIeCgZhbW91bnQYAyABKANCDrpICyIJGICglKWNHSAAEhwKCGN1cnJlbmN5GAQgASgJQgq6SAdyBdib3AEBEiIKC2Rlc2NyaXB0aW9uGAUgASgJQg26SApyCOCb3AEBGMgBIkEKE01ha2VQYXltZW50UmVzcG9uc2USKgoHcGF5bWVudBgBIAEoCzIZLnJlbWl0LmdhdGV3YXkudjEuUGF5bWVudCI4ChFHZXRQYXltZW50UmVxdWVzdBIjCg50cmFuc2FjdGlvbl9pZBgBIAEoCUILukgIyAEBcgOwAQEiQAoSR2V0UGF5bWVudFJlc3BvbnNlEioKB3BheW1lbnQYASABKAsyGS5yZW1pdC5nYXRld2F5LnYxLlBheW1lbnQigQEKE0xpc3RQYXltZW50c1JlcXVlc3QSHQoJcGFnZV9zaXplGAEgASgFQgq6SAcaBRjoBygAEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAEEi0KB2FjY291bnQYAyABKAsyHC5yZW1pdC5nYXRld2F5LnYxLkFjY291bnRSZWYiXAoUTGlzdFBheW1lbnRzUmVzcG9uc2USKwoIcGF5bWVudHMYASADKAsyGS5yZW1pdC5nYXRld2F5LnYxLlBheW1lbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkQKE0NoZWNrQmFsYW5jZVJlcXVlc3QSLQoHYWNjb3VudBgBIAEoCzIcLnJlbWl0LmdhdGV3YXkudjEuQWNjb3VudFJlZiJ7ChRDaGVja0JhbGFuY2VSZXNwb25zZRItCgdhY2NvdW50GAEgASgLMhwucmVtaXQuZ2F0ZXdheS52MS5BY2NvdW50UmVmEg8KB2JhbGFuY2UYAiABKAMSEQoJYXZhaWxhYmxlGAMgASgDEhAKCGN1cnJlbmN5GAQgASgJImYKFFdhdGNoUGF5bWVudHNSZXF1ZXN0Eh8KDmFmdGVyX2V2ZW50X2lkGAEgASgDQge6SAQiAigAEi0KB2FjY291bnQYAiABKAsyHC5yZW1pdC5nYXRld2F5LnYxLkFjY291bnRSZWYi5gEKFVdhdGNoUGF5bWVudHNSZXNwb25zZRIQCghldmVudF9pZBgBIAEoAxIwCgR0eXBlGAIgASgOMiIucmVtaXQuZ2F0ZXdheS52MS5QYXltZW50RXZlbnRUeXBlEioKB3BheW1lbnQYAyABKAsyGS5yZW1pdC5nYXRld2F5LnYxLlBheW1lbnQSLgoKZXZlbnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoHYWNjb3VudBgFIAEoCzIcLnJlbWl0LmdhdGV3YXkudjEuQWNjb3VudFJlZiJAChlBY2tub3dsZWRnZVBheW1lbnRSZXF1ZXN0EiMKDnRyYW5zYWN0aW9uX2lkGAEgASgJQgu6SAjIAQFyA7ABASJIChpBY2tub3dsZWRnZVBheW1lbnRSZXNwb25zZRIqCgdwYXltZW50GAEgASgLMhkucmVtaXQuZ2F0ZXdheS52MS5QYXltZW50KpwBChBQYXltZW50RXZlbnRUeXBlEiIKHlBBWU1FTlRfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEiAKHFBBWU1FTlRfRVZFTlRfVFlQRV9TVUNDRUVERUQQARIdChlQQVlNRU5UX0VWRU5UX1RZUEVfRkFJTEVEEAISIwofUEFZTUVOVF9FVkVOVF9UWVBFX0FDS05PV0xFREdFRBADMvEECg5QYXltZW50U2VydmljZRJfCgtNYWtlUGF5bWVudBIkLnJlbWl0LmdhdGV3YXkudjEuTWFrZVBheW1lbnRSZXF1ZXN0GiUucmVtaXQuZ2F0ZXdheS52MS5NYWtlUGF5bWVudFJlc3BvbnNlIgOQAgISXAoKR2V0UGF5bWVudBIjLnJlbWl0LmdhdGV3YXkudjEuR2V0UGF5bWVudFJlcXVlc3QaJC5yZW1pdC5nYXRld2F5LnYxLkdldFBheW1lbnRSZXNwb25zZSIDkAIBEmIKDExpc3RQYXltZW50cxIlLnJlbWl0LmdhdGV3YXkudjEuTGlzdFBheW1lbnRzUmVxdWVzdBomLnJlbWl0LmdhdGV3YXkudjEuTGlzdFBheW1lbnRzUmVzcG9uc2UiA5ACARJiCgxDaGVja0JhbGFuY2USJS5yZW1pdC5nYXRld2F5LnYxLkNoZWNrQmFsYW5jZVJlcXVlc3QaJi5yZW1pdC5nYXRld2F5LnYxLkNoZWNrQmFsYW5jZVJlc3BvbnNlIgOQAgESYgoNV2F0Y2hQYXltZW50cxImLnJlbWl0LmdhdGV3YXkudjEuV2F0Y2hQYXltZW50c1JlcXVlc3QaJy5yZW1pdC5nYXRld2F5LnYxLldhdGNoUGF5bWVudHNSZXNwb25zZTABEnQKEkFja25vd2xlZGdlUGF5bWVudBIrLnJlbWl0LmdhdGV3YXkudjEuQWNrbm93bGVkZ2VQYXltZW50UmVxdWVzdBosLnJlbWl0LmdhdGV3YXkudjEuQWNrbm93bGVkZ2VQYXltZW50UmVzcG9uc2UiA5ACAkLAAQoUY29tLnJlbWl0LmdhdGV3YXkudjFCDFBheW1lbnRQcm90b1ABWjhnaXRodWIuY29tL3JlbWl0cGF5L3JlbWl0L2dlbi9yZW1pdC9nYXRld2F5L3YxO2dhdGV3YXl2MaICA1JHWKoCEFJlbWl0LkdhdGV3YXkuVjHKAhBSZW1pdFxHYXRld2F5XFYx4gIcUmVtaXRcR2F0ZXdheVxWMVxHUEJNZXRhZGF0YeoCElJlbWl0OjpHYXRld2F5OjpWMWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp, file_remit_gateway_v1_types, file_remit_names_v1_names]);
+  fileDesc("Ch5yZW1pdC9nYXRld2F5L3YxL3BheW1lbnQucHJvdG8SEHJlbWl0LmdhdGV3YXkudjEi0AEKEk1ha2VQYXltZW50UmVxdWVzdBIjCg50cmFuc2FjdGlvbl9pZBgBIAEoCUILukgIyAEBcgOwAQESMwoFcGF5ZWUYAiABKAsyHC5yZW1pdC5nYXRld2F5LnYxLkFjY291bnRSZWZCBrpIA8gBARIeCgZhbW91bnQYAyABKANCDrpICyIJGICglKWNHSAAEhwKCGN1cnJlbmN5GAQgASgJQgq6SAdyBdib3AEBEiIKC2Rlc2NyaXB0aW9uGAUgASgJQg26SApyCOCb3AEBGMgBIkEKE01ha2VQYXltZW50UmVzcG9uc2USKgoHcGF5bWVudBgBIAEoCzIZLnJlbWl0LmdhdGV3YXkudjEuUGF5bWVudCI4ChFHZXRQYXltZW50UmVxdWVzdBIjCg50cmFuc2FjdGlvbl9pZBgBIAEoCUILukgIyAEBcgOwAQEiQAoSR2V0UGF5bWVudFJlc3BvbnNlEioKB3BheW1lbnQYASABKAsyGS5yZW1pdC5nYXRld2F5LnYxLlBheW1lbnQigQEKE0xpc3RQYXltZW50c1JlcXVlc3QSHQoJcGFnZV9zaXplGAEgASgFQgq6SAcaBRjoBygAEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAEEi0KB2FjY291bnQYAyABKAsyHC5yZW1pdC5nYXRld2F5LnYxLkFjY291bnRSZWYiXAoUTGlzdFBheW1lbnRzUmVzcG9uc2USKwoIcGF5bWVudHMYASADKAsyGS5yZW1pdC5nYXRld2F5LnYxLlBheW1lbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkQKE0NoZWNrQmFsYW5jZVJlcXVlc3QSLQoHYWNjb3VudBgBIAEoCzIcLnJlbWl0LmdhdGV3YXkudjEuQWNjb3VudFJlZiJ7ChRDaGVja0JhbGFuY2VSZXNwb25zZRItCgdhY2NvdW50GAEgASgLMhwucmVtaXQuZ2F0ZXdheS52MS5BY2NvdW50UmVmEg8KB2JhbGFuY2UYAiABKAMSEQoJYXZhaWxhYmxlGAMgASgDEhAKCGN1cnJlbmN5GAQgASgJImYKFFdhdGNoUGF5bWVudHNSZXF1ZXN0Eh8KDmFmdGVyX2V2ZW50X2lkGAEgASgDQge6SAQiAigAEi0KB2FjY291bnQYAiABKAsyHC5yZW1pdC5nYXRld2F5LnYxLkFjY291bnRSZWYi5gEKFVdhdGNoUGF5bWVudHNSZXNwb25zZRIQCghldmVudF9pZBgBIAEoAxIwCgR0eXBlGAIgASgOMiIucmVtaXQuZ2F0ZXdheS52MS5QYXltZW50RXZlbnRUeXBlEioKB3BheW1lbnQYAyABKAsyGS5yZW1pdC5nYXRld2F5LnYxLlBheW1lbnQSLgoKZXZlbnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoHYWNjb3VudBgFIAEoCzIcLnJlbWl0LmdhdGV3YXkudjEuQWNjb3VudFJlZiJAChlBY2tub3dsZWRnZVBheW1lbnRSZXF1ZXN0EiMKDnRyYW5zYWN0aW9uX2lkGAEgASgJQgu6SAjIAQFyA7ABASJIChpBY2tub3dsZWRnZVBheW1lbnRSZXNwb25zZRIqCgdwYXltZW50GAEgASgLMhkucmVtaXQuZ2F0ZXdheS52MS5QYXltZW50ItkBChRSZWZ1bmRQYXltZW50UmVxdWVzdBIeCglyZWZ1bmRfaWQYASABKAlCC7pICMgBAXIDsAEBEiMKDnRyYW5zYWN0aW9uX2lkGAIgASgJQgu6SAjIAQFyA7ABARIeCgZhbW91bnQYAyABKANCDrpICyIJGICglKWNHSAAEjgKBnJlYXNvbhgEIAEoDjIeLnJlbWl0LmdhdGV3YXkudjEuUmVmdW5kUmVhc29uQgi6SAWCAQIQARIiCgtkZXNjcmlwdGlvbhgFIAEoCUINukgKcgjgm9wBARjIASJuChVSZWZ1bmRQYXltZW50UmVzcG9uc2USKQoGcmVmdW5kGAEgASgLMhkucmVtaXQuZ2F0ZXdheS52MS5QYXltZW50EioKB3BheW1lbnQYAiABKAsyGS5yZW1pdC5nYXRld2F5LnYxLlBheW1lbnQqnAEKEFBheW1lbnRFdmVudFR5cGUSIgoeUEFZTUVOVF9FVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASIAocUEFZTUVOVF9FVkVOVF9UWVBFX1NVQ0NFRURFRBABEh0KGVBBWU1FTlRfRVZFTlRfVFlQRV9GQUlMRUQQAhIjCh9QQVlNRU5UX0VWRU5UX1RZUEVfQUNLTk9XTEVER0VEEAMy2AUKDlBheW1lbnRTZXJ2aWNlEl8KC01ha2VQYXltZW50EiQucmVtaXQuZ2F0ZXdheS52MS5NYWtlUGF5bWVudFJlcXVlc3QaJS5yZW1pdC5nYXRld2F5LnYxLk1ha2VQYXltZW50UmVzcG9uc2UiA5ACAhJcCgpHZXRQYXltZW50EiMucmVtaXQuZ2F0ZXdheS52MS5HZXRQYXltZW50UmVxdWVzdBokLnJlbWl0LmdhdGV3YXkudjEuR2V0UGF5bWVudFJlc3BvbnNlIgOQAgESYgoMTGlzdFBheW1lbnRzEiUucmVtaXQuZ2F0ZXdheS52MS5MaXN0UGF5bWVudHNSZXF1ZXN0GiYucmVtaXQuZ2F0ZXdheS52MS5MaXN0UGF5bWVudHNSZXNwb25zZSIDkAIBEmIKDENoZWNrQmFsYW5jZRIlLnJlbWl0LmdhdGV3YXkudjEuQ2hlY2tCYWxhbmNlUmVxdWVzdBomLnJlbWl0LmdhdGV3YXkudjEuQ2hlY2tCYWxhbmNlUmVzcG9uc2UiA5ACARJiCg1XYXRjaFBheW1lbnRzEiYucmVtaXQuZ2F0ZXdheS52MS5XYXRjaFBheW1lbnRzUmVxdWVzdBonLnJlbWl0LmdhdGV3YXkudjEuV2F0Y2hQYXltZW50c1Jlc3BvbnNlMAESdAoSQWNrbm93bGVkZ2VQYXltZW50EisucmVtaXQuZ2F0ZXdheS52MS5BY2tub3dsZWRnZVBheW1lbnRSZXF1ZXN0GiwucmVtaXQuZ2F0ZXdheS52MS5BY2tub3dsZWRnZVBheW1lbnRSZXNwb25zZSIDkAICEmUKDVJlZnVuZFBheW1lbnQSJi5yZW1pdC5nYXRld2F5LnYxLlJlZnVuZFBheW1lbnRSZXF1ZXN0GicucmVtaXQuZ2F0ZXdheS52MS5SZWZ1bmRQYXltZW50UmVzcG9uc2UiA5ACAkLAAQoUY29tLnJlbWl0LmdhdGV3YXkudjFCDFBheW1lbnRQcm90b1ABWjhnaXRodWIuY29tL3JlbWl0cGF5L3JlbWl0L2dlbi9yZW1pdC9nYXRld2F5L3YxO2dhdGV3YXl2MaICA1JHWKoCEFJlbWl0LkdhdGV3YXkuVjHKAhBSZW1pdFxHYXRld2F5XFYx4gIcUmVtaXRcR2F0ZXdheVxWMVxHUEJNZXRhZGF0YeoCElJlbWl0OjpHYXRld2F5OjpWMWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp, file_remit_gateway_v1_types, file_remit_names_v1_names]);
 
 /**
  * MakePaymentRequest is one payment from the caller's own account.
@@ -381,6 +381,86 @@ export const AcknowledgePaymentResponseSchema: GenMessage<AcknowledgePaymentResp
   messageDesc(file_remit_gateway_v1_payment, 11);
 
 /**
+ * RefundPaymentRequest is one (partial or full) refund of a payment.
+ *
+ * @generated from message remit.gateway.v1.RefundPaymentRequest
+ */
+export type RefundPaymentRequest = Message<"remit.gateway.v1.RefundPaymentRequest"> & {
+  /**
+   * A UUID the client generates once per refund and reuses on every retry;
+   * it becomes the refund's transaction_id.
+   *
+   * @generated from field: string refund_id = 1;
+   */
+  refundId: string;
+
+  /**
+   * The transaction id of the payment to refund.
+   *
+   * @generated from field: string transaction_id = 2;
+   */
+  transactionId: string;
+
+  /**
+   * Amount to send back, in the payment's currency: positive, at most what
+   * is left to refund.
+   *
+   * @generated from field: int64 amount = 3;
+   */
+  amount: bigint;
+
+  /**
+   * Why; optional.
+   *
+   * @generated from field: remit.gateway.v1.RefundReason reason = 4;
+   */
+  reason: RefundReason;
+
+  /**
+   * Free text shown to both sides, under the rules of a payment's
+   * description.
+   *
+   * @generated from field: string description = 5;
+   */
+  description: string;
+};
+
+/**
+ * Describes the message remit.gateway.v1.RefundPaymentRequest.
+ * Use `create(RefundPaymentRequestSchema)` to create a new message.
+ */
+export const RefundPaymentRequestSchema: GenMessage<RefundPaymentRequest> = /*@__PURE__*/
+  messageDesc(file_remit_gateway_v1_payment, 12);
+
+/**
+ * RefundPaymentResponse carries the refund and the payment it refunds.
+ *
+ * @generated from message remit.gateway.v1.RefundPaymentResponse
+ */
+export type RefundPaymentResponse = Message<"remit.gateway.v1.RefundPaymentResponse"> & {
+  /**
+   * The refund, SUCCEEDED (declines are errors, as for MakePayment).
+   *
+   * @generated from field: remit.gateway.v1.Payment refund = 1;
+   */
+  refund?: Payment | undefined;
+
+  /**
+   * The refunded payment, with amount_refunded and refunds updated.
+   *
+   * @generated from field: remit.gateway.v1.Payment payment = 2;
+   */
+  payment?: Payment | undefined;
+};
+
+/**
+ * Describes the message remit.gateway.v1.RefundPaymentResponse.
+ * Use `create(RefundPaymentResponseSchema)` to create a new message.
+ */
+export const RefundPaymentResponseSchema: GenMessage<RefundPaymentResponse> = /*@__PURE__*/
+  messageDesc(file_remit_gateway_v1_payment, 13);
+
+/**
  * PaymentEventType says what happened to a payment.
  *
  * @generated from enum remit.gateway.v1.PaymentEventType
@@ -493,6 +573,28 @@ export const PaymentService: GenService<{
     methodKind: "unary";
     input: typeof AcknowledgePaymentRequestSchema;
     output: typeof AcknowledgePaymentResponseSchema;
+  },
+  /**
+   * RefundPayment sends money back from the payee of a SUCCEEDED payment to
+   * its payer, through the same two-phase commit as a payment (Stripe's
+   * refunds). The payee (a customer) or an admin may call it. Partial
+   * refunds add up and never exceed the payment's amount (failed_precondition
+   * REFUND_EXCEEDS_PAYMENT, counting refunds still processing); a payment
+   * that is not SUCCEEDED, or is itself a refund, is failed_precondition
+   * PAYMENT_NOT_REFUNDABLE. A refund the payee's account cannot fund is
+   * declined INSUFFICIENT_FUNDS like a payment. It is idempotent by
+   * refund_id exactly as MakePayment is by transaction_id (a replay returns
+   * the stored outcome, reuse with other parameters is
+   * IDEMPOTENCY_KEY_REUSED, a concurrent duplicate REQUEST_IN_PROGRESS). The
+   * refund is itself a Payment (refunded_transaction_id links it to the
+   * original), seen by both parties in ListPayments and WatchPayments.
+   *
+   * @generated from rpc remit.gateway.v1.PaymentService.RefundPayment
+   */
+  refundPayment: {
+    methodKind: "unary";
+    input: typeof RefundPaymentRequestSchema;
+    output: typeof RefundPaymentResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_remit_gateway_v1_payment, 0);

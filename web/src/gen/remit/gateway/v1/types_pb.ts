@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file remit/gateway/v1/types.proto.
  */
 export const file_remit_gateway_v1_types: GenFile = /*@__PURE__*/
-  fileDesc("ChxyZW1pdC9nYXRld2F5L3YxL3R5cGVzLnByb3RvEhByZW1pdC5nYXRld2F5LnYxIkwKCkFjY291bnRSZWYSGwoEYmFuaxgBIAEoCUINukgKyAEBcgXIm9wBARIhCgphY2NvdW50X2lkGAIgASgJQg26SArIAQFyBdCb3AEBIs8DCgdQYXltZW50EhYKDnRyYW5zYWN0aW9uX2lkGAEgASgJEisKBXBheWVyGAIgASgLMhwucmVtaXQuZ2F0ZXdheS52MS5BY2NvdW50UmVmEisKBXBheWVlGAMgASgLMhwucmVtaXQuZ2F0ZXdheS52MS5BY2NvdW50UmVmEg4KBmFtb3VudBgEIAEoAxIQCghjdXJyZW5jeRgFIAEoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRIvCgZzdGF0dXMYByABKA4yHy5yZW1pdC5nYXRld2F5LnYxLlBheW1lbnRTdGF0dXMSNwoOZmFpbHVyZV9yZWFzb24YCCABKA4yHy5yZW1pdC5nYXRld2F5LnYxLkZhaWx1cmVSZWFzb24SLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWNvbXBsZXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKEGFja25vd2xlZGdlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD3BheWVyX2NsaWVudF9pZBgMIAEoCSJxCgZDbGllbnQSEQoJY2xpZW50X2lkGAEgASgJEi0KB2FjY291bnQYAiABKAsyHC5yZW1pdC5nYXRld2F5LnYxLkFjY291bnRSZWYSJQoFcm9sZXMYAyADKA4yFi5yZW1pdC5nYXRld2F5LnYxLlJvbGUqhwEKDVBheW1lbnRTdGF0dXMSHgoaUEFZTUVOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIdChlQQVlNRU5UX1NUQVRVU19QUk9DRVNTSU5HEAESHAoYUEFZTUVOVF9TVEFUVVNfU1VDQ0VFREVEEAISGQoVUEFZTUVOVF9TVEFUVVNfRkFJTEVEEAMqnQMKDUZhaWx1cmVSZWFzb24SHgoaRkFJTFVSRV9SRUFTT05fVU5TUEVDSUZJRUQQABIlCiFGQUlMVVJFX1JFQVNPTl9JTlNVRkZJQ0lFTlRfRlVORFMQARIkCiBGQUlMVVJFX1JFQVNPTl9BQ0NPVU5UX05PVF9GT1VORBACEiQKIEZBSUxVUkVfUkVBU09OX0NVUlJFTkNZX01JU01BVENIEAMSIwofRkFJTFVSRV9SRUFTT05fQkFOS19VTkFWQUlMQUJMRRAEEiEKHUZBSUxVUkVfUkVBU09OX0JBTktfTk9UX0ZPVU5EEAUSHwobRkFJTFVSRV9SRUFTT05fU0FNRV9BQ0NPVU5UEAYSIwofRkFJTFVSRV9SRUFTT05fQkFMQU5DRV9PVkVSRkxPVxAHEhoKFkZBSUxVUkVfUkVBU09OX0VYUElSRUQQCBIjCh9GQUlMVVJFX1JFQVNPTl9ERUNMSU5FRF9CWV9CQU5LEAkSKgomRkFJTFVSRV9SRUFTT05fVFJBTlNBQ1RJT05fSURfQ09ORkxJQ1QQCipRCgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIRCg1ST0xFX0NVU1RPTUVSEAESDgoKUk9MRV9BRE1JThACEhAKDFJPTEVfQVVESVRPUhADQr4BChRjb20ucmVtaXQuZ2F0ZXdheS52MUIKVHlwZXNQcm90b1ABWjhnaXRodWIuY29tL3JlbWl0cGF5L3JlbWl0L2dlbi9yZW1pdC9nYXRld2F5L3YxO2dhdGV3YXl2MaICA1JHWKoCEFJlbWl0LkdhdGV3YXkuVjHKAhBSZW1pdFxHYXRld2F5XFYx4gIcUmVtaXRcR2F0ZXdheVxWMVxHUEJNZXRhZGF0YeoCElJlbWl0OjpHYXRld2F5OjpWMWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp, file_remit_names_v1_names]);
+  fileDesc("ChxyZW1pdC9nYXRld2F5L3YxL3R5cGVzLnByb3RvEhByZW1pdC5nYXRld2F5LnYxIkwKCkFjY291bnRSZWYSGwoEYmFuaxgBIAEoCUINukgKyAEBcgXIm9wBARIhCgphY2NvdW50X2lkGAIgASgJQg26SArIAQFyBdCb3AEBIskBCg1SZWZ1bmRTdW1tYXJ5EhYKDnRyYW5zYWN0aW9uX2lkGAEgASgJEg4KBmFtb3VudBgCIAEoAxIvCgZzdGF0dXMYAyABKA4yHy5yZW1pdC5nYXRld2F5LnYxLlBheW1lbnRTdGF0dXMSLgoGcmVhc29uGAQgASgOMh4ucmVtaXQuZ2F0ZXdheS52MS5SZWZ1bmRSZWFzb24SLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIvIECgdQYXltZW50EhYKDnRyYW5zYWN0aW9uX2lkGAEgASgJEisKBXBheWVyGAIgASgLMhwucmVtaXQuZ2F0ZXdheS52MS5BY2NvdW50UmVmEisKBXBheWVlGAMgASgLMhwucmVtaXQuZ2F0ZXdheS52MS5BY2NvdW50UmVmEg4KBmFtb3VudBgEIAEoAxIQCghjdXJyZW5jeRgFIAEoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRIvCgZzdGF0dXMYByABKA4yHy5yZW1pdC5nYXRld2F5LnYxLlBheW1lbnRTdGF0dXMSNwoOZmFpbHVyZV9yZWFzb24YCCABKA4yHy5yZW1pdC5nYXRld2F5LnYxLkZhaWx1cmVSZWFzb24SLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWNvbXBsZXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKEGFja25vd2xlZGdlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD3BheWVyX2NsaWVudF9pZBgMIAEoCRIfChdyZWZ1bmRlZF90cmFuc2FjdGlvbl9pZBgNIAEoCRI1Cg1yZWZ1bmRfcmVhc29uGA4gASgOMh4ucmVtaXQuZ2F0ZXdheS52MS5SZWZ1bmRSZWFzb24SFwoPYW1vdW50X3JlZnVuZGVkGA8gASgDEjAKB3JlZnVuZHMYECADKAsyHy5yZW1pdC5nYXRld2F5LnYxLlJlZnVuZFN1bW1hcnkicQoGQ2xpZW50EhEKCWNsaWVudF9pZBgBIAEoCRItCgdhY2NvdW50GAIgASgLMhwucmVtaXQuZ2F0ZXdheS52MS5BY2NvdW50UmVmEiUKBXJvbGVzGAMgAygOMhYucmVtaXQuZ2F0ZXdheS52MS5Sb2xlKocBCg1QYXltZW50U3RhdHVzEh4KGlBBWU1FTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASHQoZUEFZTUVOVF9TVEFUVVNfUFJPQ0VTU0lORxABEhwKGFBBWU1FTlRfU1RBVFVTX1NVQ0NFRURFRBACEhkKFVBBWU1FTlRfU1RBVFVTX0ZBSUxFRBADKsADCg1GYWlsdXJlUmVhc29uEh4KGkZBSUxVUkVfUkVBU09OX1VOU1BFQ0lGSUVEEAASJQohRkFJTFVSRV9SRUFTT05fSU5TVUZGSUNJRU5UX0ZVTkRTEAESJAogRkFJTFVSRV9SRUFTT05fQUNDT1VOVF9OT1RfRk9VTkQQAhIkCiBGQUlMVVJFX1JFQVNPTl9DVVJSRU5DWV9NSVNNQVRDSBADEiMKH0ZBSUxVUkVfUkVBU09OX0JBTktfVU5BVkFJTEFCTEUQBBIhCh1GQUlMVVJFX1JFQVNPTl9CQU5LX05PVF9GT1VORBAFEh8KG0ZBSUxVUkVfUkVBU09OX1NBTUVfQUNDT1VOVBAGEiMKH0ZBSUxVUkVfUkVBU09OX0JBTEFOQ0VfT1ZFUkZMT1cQBxIaChZGQUlMVVJFX1JFQVNPTl9FWFBJUkVEEAgSIwofRkFJTFVSRV9SRUFTT05fREVDTElORURfQllfQkFOSxAJEioKJkZBSUxVUkVfUkVBU09OX1RSQU5TQUNUSU9OX0lEX0NPTkZMSUNUEAoSIQodRkFJTFVSRV9SRUFTT05fQUNDT1VOVF9DTE9TRUQQCyqRAQoMUmVmdW5kUmVhc29uEh0KGVJFRlVORF9SRUFTT05fVU5TUEVDSUZJRUQQABIbChdSRUZVTkRfUkVBU09OX0RVUExJQ0FURRABEhwKGFJFRlVORF9SRUFTT05fRlJBVURVTEVOVBACEicKI1JFRlVORF9SRUFTT05fUkVRVUVTVEVEX0JZX0NVU1RPTUVSEAMqUQoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASEQoNUk9MRV9DVVNUT01FUhABEg4KClJPTEVfQURNSU4QAhIQCgxST0xFX0FVRElUT1IQA0K+AQoUY29tLnJlbWl0LmdhdGV3YXkudjFCClR5cGVzUHJvdG9QAVo4Z2l0aHViLmNvbS9yZW1pdHBheS9yZW1pdC9nZW4vcmVtaXQvZ2F0ZXdheS92MTtnYXRld2F5djGiAgNSR1iqAhBSZW1pdC5HYXRld2F5LlYxygIQUmVtaXRcR2F0ZXdheVxWMeICHFJlbWl0XEdhdGV3YXlcVjFcR1BCTWV0YWRhdGHqAhJSZW1pdDo6R2F0ZXdheTo6VjFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp, file_remit_names_v1_names]);
 
 /**
  * AccountRef names one account at one bank. Remit never holds money itself:
@@ -44,6 +44,55 @@ export type AccountRef = Message<"remit.gateway.v1.AccountRef"> & {
  */
 export const AccountRefSchema: GenMessage<AccountRef> = /*@__PURE__*/
   messageDesc(file_remit_gateway_v1_types, 0);
+
+/**
+ * RefundSummary is one refund of a payment, as the payment lists it.
+ *
+ * @generated from message remit.gateway.v1.RefundSummary
+ */
+export type RefundSummary = Message<"remit.gateway.v1.RefundSummary"> & {
+  /**
+   * The refund's transaction id (its refund_id).
+   *
+   * @generated from field: string transaction_id = 1;
+   */
+  transactionId: string;
+
+  /**
+   * The amount sent back.
+   *
+   * @generated from field: int64 amount = 2;
+   */
+  amount: bigint;
+
+  /**
+   * PROCESSING, SUCCEEDED or FAILED.
+   *
+   * @generated from field: remit.gateway.v1.PaymentStatus status = 3;
+   */
+  status: PaymentStatus;
+
+  /**
+   * Why.
+   *
+   * @generated from field: remit.gateway.v1.RefundReason reason = 4;
+   */
+  reason: RefundReason;
+
+  /**
+   * When the gateway accepted the refund.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 5;
+   */
+  createTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message remit.gateway.v1.RefundSummary.
+ * Use `create(RefundSummarySchema)` to create a new message.
+ */
+export const RefundSummarySchema: GenMessage<RefundSummary> = /*@__PURE__*/
+  messageDesc(file_remit_gateway_v1_types, 1);
 
 /**
  * Payment is one movement of money from a payer's account to a payee's
@@ -130,11 +179,42 @@ export type Payment = Message<"remit.gateway.v1.Payment"> & {
   acknowledgeTime?: Timestamp | undefined;
 
   /**
-   * The client id of the payer who made the payment.
+   * The client id of the payer who made the payment (for a refund, of the
+   * payee or admin who made the refund).
    *
    * @generated from field: string payer_client_id = 12;
    */
   payerClientId: string;
+
+  /**
+   * For a refund: the transaction id of the payment it refunds (the refund's
+   * payer is that payment's payee and its payee that payment's payer). Empty
+   * for a payment.
+   *
+   * @generated from field: string refunded_transaction_id = 13;
+   */
+  refundedTransactionId: string;
+
+  /**
+   * For a refund: why.
+   *
+   * @generated from field: remit.gateway.v1.RefundReason refund_reason = 14;
+   */
+  refundReason: RefundReason;
+
+  /**
+   * For a payment: the sum of its SUCCEEDED refunds, at most amount.
+   *
+   * @generated from field: int64 amount_refunded = 15;
+   */
+  amountRefunded: bigint;
+
+  /**
+   * For a payment: its refunds of every status, oldest first.
+   *
+   * @generated from field: repeated remit.gateway.v1.RefundSummary refunds = 16;
+   */
+  refunds: RefundSummary[];
 };
 
 /**
@@ -142,7 +222,7 @@ export type Payment = Message<"remit.gateway.v1.Payment"> & {
  * Use `create(PaymentSchema)` to create a new message.
  */
 export const PaymentSchema: GenMessage<Payment> = /*@__PURE__*/
-  messageDesc(file_remit_gateway_v1_types, 1);
+  messageDesc(file_remit_gateway_v1_types, 2);
 
 /**
  * Client is a logged-in principal as the gateway knows it.
@@ -177,7 +257,7 @@ export type Client = Message<"remit.gateway.v1.Client"> & {
  * Use `create(ClientSchema)` to create a new message.
  */
 export const ClientSchema: GenMessage<Client> = /*@__PURE__*/
-  messageDesc(file_remit_gateway_v1_types, 2);
+  messageDesc(file_remit_gateway_v1_types, 3);
 
 /**
  * PaymentStatus is where a payment is in its life. PROCESSING is the only
@@ -310,6 +390,13 @@ export enum FailureReason {
    * @generated from enum value: FAILURE_REASON_TRANSACTION_ID_CONFLICT = 10;
    */
   TRANSACTION_ID_CONFLICT = 10,
+
+  /**
+   * The payer's or the payee's account is closed.
+   *
+   * @generated from enum value: FAILURE_REASON_ACCOUNT_CLOSED = 11;
+   */
+  ACCOUNT_CLOSED = 11,
 }
 
 /**
@@ -317,6 +404,47 @@ export enum FailureReason {
  */
 export const FailureReasonSchema: GenEnum<FailureReason> = /*@__PURE__*/
   enumDesc(file_remit_gateway_v1_types, 1);
+
+/**
+ * RefundReason says why a payment was refunded (Stripe's reasons).
+ *
+ * @generated from enum remit.gateway.v1.RefundReason
+ */
+export enum RefundReason {
+  /**
+   * No reason given.
+   *
+   * @generated from enum value: REFUND_REASON_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The payment was made twice.
+   *
+   * @generated from enum value: REFUND_REASON_DUPLICATE = 1;
+   */
+  DUPLICATE = 1,
+
+  /**
+   * The payment was not made by the account's holder.
+   *
+   * @generated from enum value: REFUND_REASON_FRAUDULENT = 2;
+   */
+  FRAUDULENT = 2,
+
+  /**
+   * The payer asked for it.
+   *
+   * @generated from enum value: REFUND_REASON_REQUESTED_BY_CUSTOMER = 3;
+   */
+  REQUESTED_BY_CUSTOMER = 3,
+}
+
+/**
+ * Describes the enum remit.gateway.v1.RefundReason.
+ */
+export const RefundReasonSchema: GenEnum<RefundReason> = /*@__PURE__*/
+  enumDesc(file_remit_gateway_v1_types, 2);
 
 /**
  * Role is what a client may do. Banks and the gateway itself are identified by
@@ -358,5 +486,5 @@ export enum Role {
  * Describes the enum remit.gateway.v1.Role.
  */
 export const RoleSchema: GenEnum<Role> = /*@__PURE__*/
-  enumDesc(file_remit_gateway_v1_types, 2);
+  enumDesc(file_remit_gateway_v1_types, 3);
 

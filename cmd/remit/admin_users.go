@@ -13,7 +13,6 @@ import (
 
 	"github.com/remitpay/remit/client"
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
-	"github.com/remitpay/remit/internal/authz"
 	"github.com/remitpay/remit/internal/names"
 )
 
@@ -264,18 +263,12 @@ func runAdminUsers(ctx context.Context, e *env, f *clientFlags, fs *flag.FlagSet
 // roles and account rules of `remit users add`.
 func newAdminUser(clientID string, roles []string, account string) (client.NewUser, error) {
 	u := client.NewUser{ClientID: clientID}
-	if len(roles) == 0 {
-		roles = []string{string(authz.RoleCustomer)}
+	parsed, err := parseRoles(roles)
+	if err != nil {
+		return u, err
 	}
-	for _, s := range roles {
-		r, ok := authz.ParseClientRole(s)
-		if !ok {
-			return u, usagef("--role %q: want customer, admin or auditor", s)
-		}
-		role := gatewayv1.Role(gatewayv1.Role_value["ROLE_"+strings.ToUpper(string(r))])
-		if !slices.Contains(u.Roles, role) {
-			u.Roles = append(u.Roles, role)
-		}
+	for _, r := range parsed {
+		u.Roles = append(u.Roles, r.Proto())
 	}
 	if account != "" {
 		ref, err := client.ParseAccountRef(account)

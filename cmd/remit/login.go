@@ -66,17 +66,11 @@ REMIT_HOME=/tmp/bob remit login bob`,
 func runLogin(ctx context.Context, e *env, f *clientFlags, clientID string, passwordStdin bool) error {
 	ctx, stop := signalContext(ctx)
 	defer stop()
-	dir, err := stateDir()
-	if err != nil {
-		return err
-	}
-	cfg := loginConfig(f, dir)
-	c, err := newClient(f, cfg)
+	dir, c, cfg, err := loginClient(f)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	cfg.GatewayURL = c.GatewayURL() // normalized: the outbox scopes payments by it
 
 	var password string
 	if passwordStdin {
@@ -96,6 +90,21 @@ func runLogin(ctx context.Context, e *env, f *clientFlags, clientID string, pass
 	}
 	printLoggedIn(ctx, e, dir, p)
 	return nil
+}
+
+// loginClient opens a client for logging in (login, register): the state
+// directory, the client, and its config with the gateway URL normalized
+// (the outbox scopes payments by it). The caller closes the client.
+func loginClient(f *clientFlags) (dir string, c *client.Client, cfg client.Config, err error) {
+	if dir, err = stateDir(); err != nil {
+		return "", nil, cfg, err
+	}
+	cfg = loginConfig(f, dir)
+	if c, err = newClient(f, cfg); err != nil {
+		return "", nil, cfg, err
+	}
+	cfg.GatewayURL = c.GatewayURL()
+	return dir, c, cfg, nil
 }
 
 // saveLogin logs clientID in on c and saves the profile in dir, as `remit

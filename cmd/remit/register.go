@@ -76,17 +76,11 @@ remit register --gateway https://gateway.example:8443 --ca ca.pem erin --account
 func runRegister(ctx context.Context, e *env, f *clientFlags, reg client.Registration, passwordStdin bool) error {
 	ctx, stop := signalContext(ctx)
 	defer stop()
-	dir, err := stateDir()
-	if err != nil {
-		return err
-	}
-	cfg := loginConfig(f, dir)
-	c, err := newClient(f, cfg)
+	dir, c, cfg, err := loginClient(f)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	cfg.GatewayURL = c.GatewayURL()
 
 	if reg.Password, err = readNewPassword(e, passwordStdin,
 		fmt.Sprintf("New password for %s at %s: ", reg.ClientID, cfg.GatewayURL)); err != nil {

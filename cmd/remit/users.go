@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/remitpay/remit/internal/auth"
@@ -109,18 +110,31 @@ remit users add --file .remit/users.json ops --role admin --role auditor`,
 	},
 }
 
-// newUser builds the user `users add` adds.
-func newUser(clientID string, roles []string, account string) (auth.User, error) {
-	u := auth.User{ClientID: clientID}
+// parseRoles parses the --role flags of `users add` and `admin users
+// create`: customer when there are none, each role once.
+func parseRoles(roles []string) ([]authz.Role, error) {
 	if len(roles) == 0 {
 		roles = []string{string(authz.RoleCustomer)}
 	}
+	var out []authz.Role
 	for _, s := range roles {
 		r, ok := authz.ParseClientRole(s)
 		if !ok {
-			return u, usagef("--role %q: want customer, admin or auditor", s)
+			return nil, usagef("--role %q: want customer, admin or auditor", s)
 		}
-		u.Roles = append(u.Roles, r)
+		if !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// newUser builds the user `users add` adds.
+func newUser(clientID string, roles []string, account string) (auth.User, error) {
+	u := auth.User{ClientID: clientID}
+	var err error
+	if u.Roles, err = parseRoles(roles); err != nil {
+		return u, err
 	}
 	if account != "" {
 		bank, id, ok := strings.Cut(account, "/")

@@ -433,9 +433,19 @@ func (c *Coordinator) replay(ctx context.Context, t *Txn, clientID, fp string) (
 		return nil, ErrIdempotencyKeyReused
 	}
 	if t.Status != StatusProcessing {
-		return t, nil
+		return c.withRefunds(ctx, t)
 	}
 	return c.waitAndReplay(ctx, t.ID, clientID, fp)
+}
+
+// withRefunds returns the stored outcome t of a replay with the refunds the
+// payment has had since (a first answer has none: it is read only here, off
+// the path of a new payment).
+func (c *Coordinator) withRefunds(ctx context.Context, t *Txn) (*Txn, error) {
+	if err := c.store.WithRefunds(ctx, t); err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
 // waitAndReplay waits, within ctx, for the in-flight request with this id to
@@ -455,7 +465,7 @@ func (c *Coordinator) waitAndReplay(ctx context.Context, id, clientID, fp string
 				return nil, ErrIdempotencyKeyReused
 			}
 			if t.Status != StatusProcessing {
-				return t, nil
+				return c.withRefunds(ctx, t)
 			}
 			// Still undecided with nobody working on it: its decision could
 			// not be written. The re-driver aborts it once its deadline has

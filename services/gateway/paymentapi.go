@@ -89,10 +89,7 @@ func (a *paymentAPI) MakePayment(ctx context.Context, req *gatewayv1.MakePayment
 	if t.Status == StatusFailed {
 		return nil, declined(t)
 	}
-	// A replay shows the refunds the payment has had since.
-	if err := a.store.WithRefunds(ctx, t); err != nil {
-		return nil, toConnect(err)
-	}
+	// A replay's refunds were read by the coordinator; a new payment has none.
 	return &gatewayv1.MakePaymentResponse{Payment: paymentProto(t)}, nil
 }
 

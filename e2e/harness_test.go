@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/remitpay/remit/internal/logging/logtest"
 	"github.com/remitpay/remit/internal/pki"
+	"github.com/remitpay/remit/internal/portlock"
 )
 
 // readyLine is the last line of the banner `remit up` prints when the whole
@@ -90,22 +90,21 @@ func skipIfShort(t *testing.T) {
 // the gateway, three banks, and an admin (metrics) listener for each.
 const networkPorts = 8
 
-// freeBasePort returns a port P such that P..P+networkPorts-1 are all free
-// on 127.0.0.1.
-// It picks below the kernel's ephemeral range (32768+ on Linux), so that
-// outgoing connections do not take the ports between the check and use.
+// freeBasePort returns a port P such that P..P+networkPorts-1 are free on
+// 127.0.0.1 and reserved for this test until it ends: no other test, in
+// this package or another test binary, gets them, even while this test's
+// network is stopped between a stop and a restart.
 func freeBasePort(t *testing.T) int {
 	t.Helper()
-	for range 200 {
-		p := 20000 + rand.IntN(12000)
-		if portsFree(p, networkPorts) {
-			return p
-		}
+	b, err := portlock.Reserve(t.Context(), networkPorts)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("found no %d consecutive free ports on 127.0.0.1", networkPorts)
-	return 0
+	t.Cleanup(b.Release)
+	return b.Base
 }
 
+// portsFree reports whether base..base+n-1 can all be listened on now.
 func portsFree(base, n int) bool {
 	var lns []net.Listener
 	defer func() {

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,26 +19,12 @@ import (
 // initRoles writes a network whose ports are free now and returns it.
 func initRoles(t *testing.T) devnet.Layout {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := devnet.ReserveBasePort(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := ln.Addr().(*net.TCPAddr).Port - 1 // bank-a gets the free port
-	// Free the port for bank-a.
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if base < 1 || base > devnet.MaxBasePort {
-		t.Skip("kernel picked a port unfit for bank-a")
-	}
-	// bank-a's metrics listener, base+5, must be free too.
-	mln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(base+5)))
-	if err != nil {
-		t.Skipf("bank-a's metrics port is taken: %v", err)
-	}
-	if err := mln.Close(); err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(ports.Release)
+	base := ports.Base
 	l, err := devnet.Init(context.Background(), new(bytes.Buffer), filepath.Join(t.TempDir(), "net"), base)
 	if err != nil {
 		t.Fatal(err)

@@ -47,7 +47,7 @@ func startOwn(ctx context.Context, cfg *Config) (_ *network, err error) {
 	if err != nil {
 		return nil, errors.Join(err, os.RemoveAll(dir))
 	}
-	base, err := devnet.FreeBasePort(ctx)
+	ports, err := devnet.ReserveBasePort(ctx)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("%w: free some, or run the bench against a network you started (--gateway, --ca, --credentials)", err), logs.Close(), os.RemoveAll(dir))
 	}
@@ -58,7 +58,7 @@ func startOwn(ctx context.Context, cfg *Config) (_ *network, err error) {
 	go func() {
 		done <- devnet.Up(upCtx, devnet.UpConfig{
 			Dir:        netDir,
-			BasePort:   base,
+			BasePort:   ports.Base,
 			Customers:  cfg.Customers,
 			Timeout:    startTimeout,
 			LogFormat:  logging.FormatJSON,
@@ -71,12 +71,14 @@ func startOwn(ctx context.Context, cfg *Config) (_ *network, err error) {
 	n.stop = func() error {
 		cancel()
 		err := <-done
+		ports.Release()
 		return errors.Join(err, logs.Close())
 	}
 	select {
 	case n.pids = <-ready:
 	case err := <-done:
 		cancel()
+		ports.Release()
 		_ = logs.Close() // the start failed already; that error is the one to report
 		if err == nil {
 			err = ctx.Err()

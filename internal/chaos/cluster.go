@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/remitpay/remit/internal/devnet"
+	"github.com/remitpay/remit/internal/portlock"
 )
 
 // process is one server of the network: the gateway or a bank, run from
@@ -36,7 +37,10 @@ type process struct {
 type cluster struct {
 	exe    string
 	layout devnet.Layout
-	procs  map[string]*process
+	// ports are the network's, held until close so that no other network
+	// takes them while a process is down.
+	ports *portlock.Block
+	procs map[string]*process
 	// clientProxy is what clients dial instead of the gateway; bankProxy
 	// is what the gateway dials for each bank (the URL the bank
 	// registers).
@@ -63,18 +67,21 @@ var (
 // newCluster initialises a network of that many customers in dir and
 // puts a proxy in front of every server. Nothing runs yet.
 func newCluster(ctx context.Context, exe, dir string, customers int, diskBank string) (_ *cluster, err error) {
-	base, err := devnet.FreeBasePort(ctx)
+	ports, err := devnet.ReserveBasePort(ctx)
 	if err != nil {
 		return nil, err
 	}
+	base := ports.Base
 	l, err := devnet.InitWith(ctx, io.Discard, dir, devnet.InitConfig{BasePort: base, Customers: customers})
 	if err != nil {
+		ports.Release()
 		return nil, err
 	}
-	c := &cluster{exe: exe, layout: l, procs: map[string]*process{}, bankProxy: map[string]*Proxy{}, uplink: map[string]*Proxy{}}
+	c := &cluster{exe: exe, layout: l, ports: ports, procs: map[string]*process{}, bankProxy: map[string]*Proxy{}, uplink: map[string]*Proxy{}}
 	defer func() {
 		if err != nil {
 			c.closeProxies()
+			ports.Release()
 		}
 	}()
 	gw := net.JoinHostPort("127.0.0.1", strconv.Itoa(base))
@@ -249,6 +256,7 @@ func (c *cluster) shutdown() {
 func (c *cluster) close(keep bool) error {
 	c.shutdown()
 	c.closeProxies()
+	c.ports.Release()
 	if c.diskBank == "" {
 		return nil
 	}

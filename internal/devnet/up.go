@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 	"github.com/remitpay/remit/internal/config"
 	"github.com/remitpay/remit/internal/logging"
 	"github.com/remitpay/remit/internal/pki"
+	"github.com/remitpay/remit/internal/portlock"
 	"github.com/remitpay/remit/internal/serve"
 )
 
@@ -319,21 +319,10 @@ func portOf(listen string) int {
 	return p
 }
 
-// FreeBasePort picks a random gateway port whose next ports are free too,
-// for the banks and every process's metrics listener: a network of its
-// own for a bench or a test.
-func FreeBasePort(ctx context.Context) (int, error) {
-	for range 50 {
-		// Below the ephemeral range (32768+ on Linux), so that outgoing
-		// connections do not take the ports between this check and Up.
-		base := 20000 + rand.IntN(12000) //nolint:gosec // G404: a port number, not a secret
-		ok := true
-		for p := base; p < base+PortsUsed && ok; p++ {
-			ok = CheckPortFree(ctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(p))) == nil
-		}
-		if ok {
-			return base, nil
-		}
-	}
-	return 0, fmt.Errorf("found no %d free ports in a row between 20000 and 32000 for its own network, in 50 tries", PortsUsed)
+// ReserveBasePort reserves a random gateway port whose next ports are free
+// too, for the banks and every process's metrics listener: a network of
+// its own for a bench or a test. No other reservation, in this process or
+// another, gets those ports until the block is released.
+func ReserveBasePort(ctx context.Context) (*portlock.Block, error) {
+	return portlock.Reserve(ctx, PortsUsed)
 }

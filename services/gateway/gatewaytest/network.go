@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -39,6 +38,7 @@ import (
 	"github.com/remitpay/remit/internal/auth"
 	"github.com/remitpay/remit/internal/logging/logtest"
 	"github.com/remitpay/remit/internal/pki"
+	"github.com/remitpay/remit/internal/portlock"
 	"github.com/remitpay/remit/internal/serve"
 	"github.com/remitpay/remit/internal/store"
 	"github.com/remitpay/remit/services/bank"
@@ -300,40 +300,18 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// handedOut holds every port freePorts returned in this process: a network
-// keeps its ports across restarts, so no other network of a parallel test
-// may take one while its process is stopped.
-var handedOut sync.Map // int -> struct{}
-
-// freePorts returns n distinct free ports below the kernel's ephemeral range
-// (32768+ on Linux), so that outgoing connections cannot take one of them
-// while its process is stopped between a stop and a restart.
+// freePorts returns n ports free on 127.0.0.1 and reserved until the
+// test ends: a network keeps its ports across restarts, so no other
+// network, of this test binary or another, may take one while its process
+// is stopped.
 func freePorts(tb testing.TB, n int) []int {
 	tb.Helper()
-	var out []int
-	var held []net.Listener
-	var lc net.ListenConfig
-	defer func() {
-		for _, ln := range held {
-			_ = ln.Close() // a probe: only the port number was wanted
-		}
-	}()
-	for tries := 0; len(out) < n; tries++ {
-		if tries > 1000 {
-			tb.Fatal("found no free ports on 127.0.0.1")
-		}
-		p := 20000 + rand.IntN(12000) //nolint:gosec // G404: a port number to probe, not a secret
-		if _, taken := handedOut.LoadOrStore(p, struct{}{}); taken {
-			continue
-		}
-		ln, err := lc.Listen(tb.Context(), "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-		if err != nil {
-			continue
-		}
-		held = append(held, ln)
-		out = append(out, p)
+	b, err := portlock.Reserve(tb.Context(), n)
+	if err != nil {
+		tb.Fatal(err)
 	}
-	return out
+	tb.Cleanup(b.Release)
+	return b.Ports()
 }
 
 // cheapHash keeps logins fast: the tests are not about password cost.

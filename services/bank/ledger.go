@@ -529,7 +529,13 @@ func (l *Ledger) Commit(ctx context.Context, txID string, commit bool) (State, e
 	}
 	now := l.nowNanos()
 	var state State
-	err := l.group.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	// Not forced (see "Writes that are not forced" in docs/protocol.md):
+	// the YES vote before it was, and the gateway keeps its decision, so a
+	// commit or abort lost with the machine leaves the transaction
+	// prepared, and the resolver asks the gateway again once it expires.
+	// A process crash loses nothing: the write is in the OS when this
+	// returns.
+	err := l.group.DoUnforced(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		rec, legs, err := l.commitLookup(ctx, tx, txID)
 		if errors.Is(err, sql.ErrNoRows) {
 			applied, err := l.idUsed(ctx, tx, txID, KindPayment)

@@ -24,9 +24,10 @@
 //   - Phase two is re-sent until every participant acknowledges it, across
 //     gateway restarts (Coordinator.Run). On start, payments left undecided
 //     by a dead process are aborted (presumed abort, Coordinator.Recover).
-//     The acknowledgements are written after MakePayment answers: losing
-//     them in a crash only makes the next start send the decision again,
-//     which a bank answers without applying anything twice.
+//     The acknowledgements are written after MakePayment answers, and not
+//     forced (store.Group.DoUnforced): losing them in a crash or a power loss
+//     only makes the next start send the decision again, which a bank
+//     answers without applying anything twice.
 //   - One slow or dead bank never delays the re-driver's work for another:
 //     each bank's backlog (phase two, unanswered adjustments) is driven by a
 //     worker of its own, a bank known to be unreachable is not called, and

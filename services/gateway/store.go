@@ -728,12 +728,16 @@ func (s *Store) excuse(ctx context.Context, tx *sql.Tx, id, bank string) error {
 }
 
 // AckParticipants records, in one transaction, that banks applied the
-// decision for id. An empty list writes nothing.
+// decision for id. An empty list writes nothing. The write is not forced
+// (see "Writes that are not forced" in docs/protocol.md): an
+// acknowledgement lost with the machine leaves the participant pending,
+// and the re-driver sends the decision again, which the bank answers as
+// it did.
 func (s *Store) AckParticipants(ctx context.Context, id string, banks []string) error {
 	if len(banks) == 0 {
 		return nil
 	}
-	return s.group.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return s.group.DoUnforced(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if len(banks) == 2 {
 			if _, err := s.stmts.Exec(ctx, tx, sqlSetAcked2, participantAcked, id, banks[0], banks[1], participantPending); err != nil {
 				return fmt.Errorf("record phase-two acknowledgements: %w", err)

@@ -53,9 +53,7 @@ func TestDoUnforced(t *testing.T) {
 	// an unforced and a forced one queue, so that they share the next.
 	started, hold := make(chan struct{}), make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		if err := g.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 			close(started)
 			<-hold
@@ -63,13 +61,11 @@ func TestDoUnforced(t *testing.T) {
 		}); err != nil {
 			t.Error(err)
 		}
-	}()
+	})
 	<-started
 	settings := make([]int, 2)
 	for i, do := range []func(context.Context, func(context.Context, *sql.Tx) error) error{g.DoUnforced, g.Do} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			if err := do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 				if err := syncSetting(ctx, tx, &settings[i]); err != nil {
 					return err
@@ -78,7 +74,7 @@ func TestDoUnforced(t *testing.T) {
 			}); err != nil {
 				t.Error(err)
 			}
-		}()
+		})
 	}
 	for g.Stats().Waiting < 3 {
 		time.Sleep(time.Millisecond)

@@ -79,6 +79,8 @@ func TestDoUnforced(t *testing.T) {
 	for g.Stats().Waiting < 3 {
 		time.Sleep(time.Millisecond)
 	}
+	// Inside Do, they are a channel send from the queue: let them reach it.
+	time.Sleep(20 * time.Millisecond)
 	close(hold)
 	wg.Wait()
 	if settings[0] != 2 || settings[1] != 2 {

@@ -18,6 +18,7 @@ import (
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
 	"github.com/remitpay/remit/internal/audit"
 	"github.com/remitpay/remit/internal/rpcerr"
+	"github.com/remitpay/remit/internal/store"
 )
 
 // Leg is one account's part in a transaction at one bank.
@@ -282,10 +283,11 @@ func (c *Coordinator) Pay(ctx context.Context, req PaymentRequest) (*Txn, error)
 	fp := req.fingerprint()
 	// A replay is answered from the log. A new payment is not read for
 	// first: its claim (an INSERT that does nothing when the id is taken)
-	// finds an earlier request and answers it the same way. Only the paths
-	// that may answer before claiming, a refund's check and a decline or
-	// refusal before phase one, read first, so that a replay gets its
-	// stored outcome, never today's answer.
+	// finds an earlier request and answers it the same way. The paths that
+	// may answer without claiming read first (a refund's check, a decline
+	// or refusal before phase one, another request in flight with the id,
+	// a log that is closing), so that a replay gets its stored outcome,
+	// never today's answer.
 	readFirst := func() (*Txn, bool, error) {
 		t, err := c.store.Get(ctx, req.TxID)
 		switch {
@@ -349,12 +351,24 @@ func (c *Coordinator) Pay(ctx context.Context, req PaymentRequest) (*Txn, error)
 	// claimed row always finds something to wait on.
 	release, busy := c.acquire(req.TxID)
 	if busy != nil {
+		// Another request works on this id now: one that reuses the id for
+		// something else is told so at once, not after that work ends.
+		if t, done, err := readFirst(); done {
+			return t, err
+		}
 		return c.waitAndReplay(ctx, req.TxID, req.ClientID, fp)
 	}
 
 	stored, claimed, err := c.store.Claim(ctx, t)
 	if err != nil || !claimed {
 		release()
+		if errors.Is(err, store.ErrGroupClosed) {
+			// Stopping: the log takes no more writes, but a replay is
+			// still answered from it.
+			if t, done, err := readFirst(); done {
+				return t, err
+			}
+		}
 		if err != nil {
 			return nil, err
 		}

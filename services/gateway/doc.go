@@ -13,12 +13,10 @@
 //
 // # Invariants a change must keep
 //
-//   - A transaction id is claimed (inserted) before any bank hears of it, so
-//     every prepared transaction at a bank has a row here. A payment's claim
-//     is not forced (store.Group.DoUnforced): after a power loss it may be
-//     gone, but then so is everything after it in the WAL, its decision
-//     included, so it was never decided and presumed abort answers a bank
-//     that holds it rightly (docs/protocol.md case 4a, TestLostClaim).
+//   - A transaction id is claimed (inserted) durably before any bank hears of
+//     it, so every prepared transaction at a bank has a row here. The claim
+//     must stay forced even though its decision is: see "Why the claim stays
+//     forced" in docs/protocol.md (TestClaimAndDecisionAreForced).
 //   - The decision (COMMIT or ABORT) is written with compare-and-set before
 //     phase two starts and never changes afterwards. A bank asking for the
 //     outcome of an undecided payment makes the gateway decide ABORT first,

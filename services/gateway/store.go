@@ -416,17 +416,9 @@ func (s *Store) Get(ctx context.Context, id string) (*Txn, error) {
 func (s *Store) Claim(ctx context.Context, t *Txn) (*Txn, bool, error) {
 	var existing *Txn
 	var seq int64
-	do := s.group.Do
-	if t.Kind == KindPayment && t.Status == StatusProcessing {
-		// The claim of a payment that phase one will decide is not forced
-		// (see "Writes that are not forced" in docs/protocol.md): its
-		// decision is, and the WAL keeps a prefix, so a claim lost with the
-		// machine was never decided, and presumed abort answers any bank
-		// that heard of it rightly. A decline recorded at its claim is an
-		// outcome the client is told at once: forced.
-		do = s.group.DoUnforced
-	}
-	err := do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	// Forced, unlike the acknowledgements: see "Why the claim stays
+	// forced" in docs/protocol.md.
+	err := s.group.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		existing = nil
 		err := s.stmts.QueryRow(ctx, tx, sqlClaim,
 			t.ID, t.Kind, t.ClientID, t.Fingerprint, t.Payer.Bank, t.Payer.ID, t.Payee.Bank, t.Payee.ID,

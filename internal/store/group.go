@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"sync"
@@ -45,6 +46,9 @@ type GroupStats struct {
 	// Transactions committed (or whose COMMIT failed), and the writes they
 	// carried in all.
 	Transactions, Writes uint64
+	// Unforced is how many of those transactions carried only DoUnforced
+	// writes and were committed without an fsync.
+	Unforced uint64
 	// Batches maps each of BatchBuckets to the transactions that carried at
 	// most that many writes.
 	Batches map[float64]uint64
@@ -83,12 +87,13 @@ type Group struct {
 
 	waiting atomic.Int64 // callers inside Do
 
-	statsMu sync.Mutex
-	txns    uint64
-	writes  uint64
-	batches []uint64 // per BatchBuckets, not cumulative
-	commitS float64
-	commits []uint64 // per CommitBuckets, not cumulative
+	statsMu  sync.Mutex
+	txns     uint64
+	unforced uint64 // transactions committed without fsync
+	writes   uint64
+	batches  []uint64 // per BatchBuckets, not cumulative
+	commitS  float64
+	commits  []uint64 // per CommitBuckets, not cumulative
 
 	// mu makes Close wait for the sends in progress, so that every op
 	// that reached the queue is answered by the loop before it exits.
@@ -108,6 +113,7 @@ const (
 type groupOp struct {
 	ctx    context.Context //nolint:containedctx // a caller's context, carried to the committing goroutine
 	fn     func(context.Context, *sql.Tx) error
+	lazy   bool // DoUnforced: need not survive a power loss
 	state  atomic.Int32
 	err    error
 	panicV any
@@ -149,12 +155,29 @@ func NewGroup(db *sql.DB, opts GroupOptions) *Group {
 // in fn is re-raised in its caller's goroutine, after fn's writes are
 // undone.
 func (g *Group) Do(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
+	return g.do(ctx, fn, false)
+}
+
+// DoUnforced is Do for a write that need not survive a power loss or a
+// crash of the machine, only a crash of the process: one whose loss a
+// later step of the protocol notices and repairs (see "Writes that are not
+// forced" in docs/protocol.md). When every write of a transaction is
+// unforced, the transaction commits with synchronous=NORMAL: its WAL
+// frames reach the operating system before DoUnforced returns, so a killed
+// process loses nothing, but they are not fsynced; the next forced commit
+// fsyncs the WAL, and them with it. A transaction that carries a forced
+// write (Do) beside unforced ones is forced whole.
+func (g *Group) DoUnforced(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
+	return g.do(ctx, fn, true)
+}
+
+func (g *Group) do(ctx context.Context, fn func(context.Context, *sql.Tx) error, lazy bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	g.waiting.Add(1)
 	defer g.waiting.Add(-1)
-	op := &groupOp{ctx: ctx, fn: fn, done: make(chan struct{})}
+	op := &groupOp{ctx: ctx, fn: fn, lazy: lazy, done: make(chan struct{})}
 	g.mu.RLock()
 	if g.closed {
 		g.mu.RUnlock()
@@ -258,7 +281,12 @@ func (g *Group) commit(batch []*groupOp) {
 	if len(live) == 0 {
 		return
 	}
+	lazy := true
+	for _, op := range live {
+		lazy = lazy && op.lazy
+	}
 	var tx *sql.Tx
+	var conn *sql.Conn
 	finished := false
 	defer func() {
 		if !finished {
@@ -269,12 +297,31 @@ func (g *Group) commit(batch []*groupOp) {
 			}
 			failAll(live, errGoexit)
 		}
+		if conn != nil {
+			g.release(conn, lazy)
+		}
 		for _, op := range live {
 			close(op.done)
 		}
 	}()
 	// The transaction belongs to no caller: it must outlive any of them.
-	tx, err := g.db.BeginTx(context.WithoutCancel(live[0].ctx), nil)
+	bg := context.WithoutCancel(live[0].ctx)
+	// The connection is held from the synchronous setting to its reset,
+	// so that no write outside the group runs with the setting of an
+	// unforced transaction.
+	conn, err := g.db.Conn(bg)
+	if err != nil {
+		failAll(live, fmt.Errorf("store: begin: %w", err))
+		finished = true
+		return
+	}
+	if lazy {
+		if _, err := conn.ExecContext(bg, "PRAGMA synchronous = NORMAL"); err != nil {
+			lazy = false // committed forced instead: more than was asked
+			g.resetSync(conn)
+		}
+	}
+	tx, err = conn.BeginTx(bg, nil)
 	if err != nil {
 		failAll(live, fmt.Errorf("store: begin: %w", err))
 		finished = true
@@ -308,13 +355,32 @@ func (g *Group) commit(batch []*groupOp) {
 	start := time.Now()
 	err = tx.Commit()
 	finished = true
-	g.observe(len(live), time.Since(start))
+	g.observe(len(live), lazy, time.Since(start))
 	if err != nil {
 		for _, op := range live {
 			if op.err == nil && op.panicV == nil {
 				op.err = fmt.Errorf("store: commit: %w", err)
 			}
 		}
+	}
+}
+
+// release resets the synchronous setting of conn after an unforced
+// transaction and gives conn back to the pool.
+func (g *Group) release(conn *sql.Conn, lazy bool) {
+	if lazy {
+		g.resetSync(conn)
+	}
+	_ = conn.Close() // back to the pool; a broken one is discarded and reopened with the DSN's FULL
+}
+
+// resetSync puts conn back to synchronous=FULL. If that fails, the
+// connection is discarded: a new one starts FULL (the DSN's pragmas), so
+// no forced write ever commits with the setting of an unforced one.
+func (g *Group) resetSync(conn *sql.Conn) {
+	bg := context.Background()
+	if _, err := conn.ExecContext(bg, "PRAGMA synchronous = FULL"); err != nil {
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn }) // drop it
 	}
 }
 
@@ -354,10 +420,13 @@ func failAll(ops []*groupOp, err error) {
 }
 
 // observe adds one transaction to the statistics.
-func (g *Group) observe(writes int, commit time.Duration) {
+func (g *Group) observe(writes int, lazy bool, commit time.Duration) {
 	g.statsMu.Lock()
 	defer g.statsMu.Unlock()
 	g.txns++
+	if lazy {
+		g.unforced++
+	}
 	g.writes += uint64(writes) //nolint:gosec // a count of ops, at least 1
 	g.batches[bucket(BatchBuckets, float64(writes))]++
 	g.commitS += commit.Seconds()
@@ -390,6 +459,7 @@ func (g *Group) Stats() GroupStats {
 	return GroupStats{
 		Waiting:       g.waiting.Load(),
 		Transactions:  g.txns,
+		Unforced:      g.unforced,
 		Writes:        g.writes,
 		Batches:       cumulative(BatchBuckets, g.batches),
 		CommitSeconds: g.commitS,

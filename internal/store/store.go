@@ -7,7 +7,9 @@
 // transaction that Commit reported as done survives a crash or power loss of
 // the process or machine. Money code relies on this: a bank's YES vote and the
 // gateway's decision are written in a committed transaction before anybody is
-// told about them.
+// told about them. Group.DoUnforced is the one exception, for writes whose
+// loss with the machine the protocol repairs: their transaction commits with
+// synchronous=NORMAL, which a crash of the process survives.
 //
 // # Concurrency
 //

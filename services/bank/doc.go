@@ -19,10 +19,15 @@
 //     once: its prepared record moves from prepared to committed exactly once,
 //     and the journal's UNIQUE(transaction_id, account_id, direction) refuses
 //     a second application even if that record was pruned.
-//   - Nothing acknowledged is ever lost. Every state change is committed with
-//     synchronous=FULL before the RPC answers (group commit, store.Group,
-//     shares one transaction and fsync among concurrent calls and answers
-//     each only after it).
+//   - Nothing acknowledged is ever lost. Every state change is committed
+//     before the RPC answers (group commit, store.Group, shares one
+//     transaction and fsync among concurrent calls and answers each only
+//     after it), with synchronous=FULL for votes, adjustments and accounts.
+//     Commit and abort records alone are not forced (DoUnforced): a process
+//     crash loses none, a power loss may lose the latest, which leaves the
+//     transaction prepared as its forced vote did, and the resolver asks the
+//     gateway, which keeps every decision (docs/protocol.md, "Writes that
+//     are not forced"; TestLostCommitRecord).
 //
 // # Invariants of the participant
 //

@@ -216,13 +216,11 @@ func OpenLedger(ctx context.Context, path string) (*Ledger, error) {
 // Each constant names its SQL in statementSQL. The rest of the SQL
 // (adjustments, listings, pruning) runs rarely and stays inline.
 const (
-	sqlGetTxn = iota
-	sqlIDUsed
+	sqlIDUsed = iota
 	sqlGetAccount
 	sqlInsertTxn
 	sqlInsertTombstone
 	sqlInsertLeg
-	sqlGetLegs
 	sqlHoldDebit
 	sqlReserveCredit
 	sqlApplyDebit
@@ -231,12 +229,12 @@ const (
 	sqlReleaseCredit
 	sqlSetState
 	sqlJournal
+	sqlPrepareLookup
+	sqlCommitLookup
 	numStatements
 )
 
 var statementSQL = [numStatements]string{
-	sqlGetTxn: `SELECT state, fingerprint, refusal_reason, refusal_account
-		FROM prepared_transactions WHERE transaction_id = ?`,
 	sqlIDUsed:     `SELECT 1 FROM journal WHERE transaction_id = ?1 AND (?2 = '' OR kind = ?2) LIMIT 1`,
 	sqlGetAccount: `SELECT ` + accountCols + ` FROM accounts WHERE account_id = ?`,
 	sqlInsertTxn: `INSERT INTO prepared_transactions
@@ -246,8 +244,6 @@ var statementSQL = [numStatements]string{
 		(transaction_id, state, fingerprint, expire_time, create_time, decide_time) VALUES (?, 'aborted', '', ?, ?, ?)`,
 	sqlInsertLeg: `INSERT INTO prepared_legs (transaction_id, leg_index, account_id, direction, amount, currency)
 		VALUES (?, ?, ?, ?, ?, ?)`,
-	sqlGetLegs: `SELECT account_id, direction, amount, currency FROM prepared_legs
-		WHERE transaction_id = ? ORDER BY leg_index`,
 	sqlHoldDebit:     `UPDATE accounts SET held = held + ? WHERE account_id = ?`,
 	sqlReserveCredit: `UPDATE accounts SET incoming = incoming + ? WHERE account_id = ?`,
 	sqlApplyDebit:    `UPDATE accounts SET balance = balance - ?1, held = held - ?1 WHERE account_id = ?2 RETURNING balance`,
@@ -257,6 +253,19 @@ var statementSQL = [numStatements]string{
 	sqlSetState:      `UPDATE prepared_transactions SET state = ?, decide_time = ? WHERE transaction_id = ?`,
 	sqlJournal: `INSERT INTO journal (transaction_id, account_id, direction, amount, balance, kind, entry_time)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`,
+	// What a prepare reads before it votes, in one statement: the
+	// transaction's record if it has one (NULLs if not), and whether the
+	// journal has entries for its id (sqlIDUsed with no kind).
+	sqlPrepareLookup: `SELECT p.state, p.fingerprint, p.refusal_reason, p.refusal_account,
+		EXISTS (SELECT 1 FROM journal WHERE transaction_id = ?1)
+		FROM (SELECT 1) LEFT JOIN prepared_transactions p ON p.transaction_id = ?1`,
+	// What a commit or abort reads, in one statement: the record and its
+	// legs in order; a tombstone has no legs,
+	// so its leg columns are NULL.
+	sqlCommitLookup: `SELECT p.state, p.fingerprint, p.refusal_reason, p.refusal_account,
+		l.account_id, l.direction, l.amount, l.currency
+		FROM prepared_transactions p LEFT JOIN prepared_legs l ON l.transaction_id = p.transaction_id
+		WHERE p.transaction_id = ? ORDER BY l.leg_index`,
 }
 
 // Close closes the prepared statements and the database.
@@ -390,17 +399,14 @@ func (l *Ledger) Prepare(ctx context.Context, txID string, legs []Leg, expire ti
 	now := l.nowNanos()
 	var vote Vote
 	err := l.group.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		rec, err := l.getTxn(ctx, tx, txID)
+		rec, found, used, err := l.prepareLookup(ctx, tx, txID)
 		switch {
-		case err == nil:
+		case err != nil:
+			return err
+		case found:
 			vote = rec.repeatVote(fp)
 			return nil
-		case !errors.Is(err, sql.ErrNoRows):
-			return err
-		}
-		if used, err := l.idUsed(ctx, tx, txID, ""); err != nil {
-			return err
-		} else if used {
+		case used:
 			// An adjustment, or a payment whose record was pruned after it was
 			// applied: never hold funds for it again.
 			vote = Vote{Reason: ErrIdempotencyKeyReused}
@@ -523,8 +529,14 @@ func (l *Ledger) Commit(ctx context.Context, txID string, commit bool) (State, e
 	}
 	now := l.nowNanos()
 	var state State
-	err := l.group.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		rec, err := l.getTxn(ctx, tx, txID)
+	// Not forced (see "Writes that are not forced" in docs/protocol.md):
+	// the YES vote before it was, and the gateway keeps its decision, so a
+	// commit or abort lost with the machine leaves the transaction
+	// prepared, and the resolver asks the gateway again once it expires.
+	// A process crash loses nothing: the write is in the OS when this
+	// returns.
+	err := l.group.DoUnforced(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		rec, legs, err := l.commitLookup(ctx, tx, txID)
 		if errors.Is(err, sql.ErrNoRows) {
 			applied, err := l.idUsed(ctx, tx, txID, KindPayment)
 			switch {
@@ -552,10 +564,6 @@ func (l *Ledger) Commit(ctx context.Context, txID string, commit bool) (State, e
 			return ErrAlreadyCommitted
 		case rec.state == StateAborted:
 			return fmt.Errorf("%w: it was aborted here", ErrCannotCommit)
-		}
-		legs, err := l.getLegs(ctx, tx, txID)
-		if err != nil {
-			return err
 		}
 		for _, lg := range legs {
 			if commit {
@@ -897,11 +905,50 @@ type txnRecord struct {
 	refusalAccount string
 }
 
-func (l *Ledger) getTxn(ctx context.Context, tx *sql.Tx, id string) (txnRecord, error) {
+// prepareLookup reads, in one statement, what Prepare needs before it
+// votes: the record of id if there is one (found), and whether the journal
+// has entries for id (used).
+func (l *Ledger) prepareLookup(ctx context.Context, tx *sql.Tx, id string) (r txnRecord, found, used bool, err error) {
+	var state, fp, reason, account sql.NullString
+	err = l.stmts.QueryRow(ctx, tx, sqlPrepareLookup, id).Scan(&state, &fp, &reason, &account, &used)
+	if err != nil {
+		return txnRecord{}, false, false, err
+	}
+	if !state.Valid {
+		return txnRecord{}, false, used, nil
+	}
+	return txnRecord{state: State(state.String), fingerprint: fp.String, refusalReason: reason.String, refusalAccount: account.String}, true, used, nil
+}
+
+// commitLookup reads, in one statement, the record of id and its legs in
+// order; sql.ErrNoRows if there is no record.
+func (l *Ledger) commitLookup(ctx context.Context, tx *sql.Tx, id string) (txnRecord, []Leg, error) {
+	rows, err := l.stmts.Query(ctx, tx, sqlCommitLookup, id)
+	if err != nil {
+		return txnRecord{}, nil, err
+	}
+	defer rows.Close()
 	var r txnRecord
-	err := l.stmts.QueryRow(ctx, tx, sqlGetTxn, id).
-		Scan(&r.state, &r.fingerprint, &r.refusalReason, &r.refusalAccount)
-	return r, err
+	var legs []Leg
+	found := false
+	for rows.Next() {
+		var acct, dir, cur sql.NullString
+		var amount sql.NullInt64
+		if err := rows.Scan(&r.state, &r.fingerprint, &r.refusalReason, &r.refusalAccount, &acct, &dir, &amount, &cur); err != nil {
+			return txnRecord{}, nil, err
+		}
+		found = true
+		if acct.Valid {
+			legs = append(legs, Leg{AccountID: acct.String, Direction: Direction(dir.String), Amount: amount.Int64, Currency: cur.String})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return txnRecord{}, nil, err
+	}
+	if !found {
+		return txnRecord{}, nil, sql.ErrNoRows
+	}
+	return r, legs, nil
 }
 
 // repeatVote is the vote for a prepare of a transaction already recorded.
@@ -918,23 +965,6 @@ func (r txnRecord) repeatVote(fp string) Vote {
 	default: // prepared or committed
 		return Vote{Yes: true}
 	}
-}
-
-func (l *Ledger) getLegs(ctx context.Context, tx *sql.Tx, id string) ([]Leg, error) {
-	rows, err := l.stmts.Query(ctx, tx, sqlGetLegs, id)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var legs []Leg
-	for rows.Next() {
-		var lg Leg
-		if err := rows.Scan(&lg.AccountID, &lg.Direction, &lg.Amount, &lg.Currency); err != nil {
-			return nil, err
-		}
-		legs = append(legs, lg)
-	}
-	return legs, rows.Err()
 }
 
 // idUsed reports whether the journal has entries for id (of kind, if not

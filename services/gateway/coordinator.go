@@ -18,6 +18,7 @@ import (
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
 	"github.com/remitpay/remit/internal/audit"
 	"github.com/remitpay/remit/internal/rpcerr"
+	"github.com/remitpay/remit/internal/store"
 )
 
 // Leg is one account's part in a transaction at one bank.
@@ -280,12 +281,29 @@ func fingerprint(fields ...string) string {
 // infrastructure failures.
 func (c *Coordinator) Pay(ctx context.Context, req PaymentRequest) (*Txn, error) {
 	fp := req.fingerprint()
-	if t, err := c.store.Get(ctx, req.TxID); err == nil {
-		return c.replay(ctx, t, req.ClientID, fp)
-	} else if !errors.Is(err, errNotFound) {
-		return nil, err
+	// A replay is answered from the log. A new payment is not read for
+	// first: its claim (an INSERT that does nothing when the id is taken)
+	// finds an earlier request and answers it the same way. The paths that
+	// may answer without claiming read first (a refund's check, a decline
+	// or refusal before phase one, another request in flight with the id,
+	// a log that is closing), so that a replay gets its stored outcome,
+	// never today's answer.
+	readFirst := func() (*Txn, bool, error) {
+		t, err := c.store.Get(ctx, req.TxID)
+		switch {
+		case err == nil:
+			t, err = c.replay(ctx, t, req.ClientID, fp)
+			return t, true, err
+		case errors.Is(err, errNotFound):
+			return nil, false, nil
+		default:
+			return nil, true, err
+		}
 	}
 	if req.RefundOf != "" {
+		if t, done, err := readFirst(); done {
+			return t, err
+		}
 		// A refund the payment cannot take is refused before anything
 		// else (a bank being down included): that answer is final until
 		// another refund fails. Claim checks again, atomically. The
@@ -304,7 +322,13 @@ func (c *Coordinator) Pay(ctx context.Context, req PaymentRequest) (*Txn, error)
 		PrepareDeadline: now.Add(c.timing.Decision),
 		RefundOf:        req.RefundOf, RefundReason: req.RefundReason,
 	}
-	if reason, bank, err := c.precheck(req); err != nil {
+	reason, bank, err := c.precheck(req)
+	if (err != nil || reason != unspecified) && req.RefundOf == "" {
+		if t, done, err := readFirst(); done {
+			return t, err
+		}
+	}
+	if err != nil {
 		return nil, err
 	} else if reason != unspecified {
 		// A decline known before phase one is final for this id too.
@@ -327,12 +351,24 @@ func (c *Coordinator) Pay(ctx context.Context, req PaymentRequest) (*Txn, error)
 	// claimed row always finds something to wait on.
 	release, busy := c.acquire(req.TxID)
 	if busy != nil {
+		// Another request works on this id now: one that reuses the id for
+		// something else is told so at once, not after that work ends.
+		if t, done, err := readFirst(); done {
+			return t, err
+		}
 		return c.waitAndReplay(ctx, req.TxID, req.ClientID, fp)
 	}
 
 	stored, claimed, err := c.store.Claim(ctx, t)
 	if err != nil || !claimed {
 		release()
+		if errors.Is(err, store.ErrGroupClosed) {
+			// Stopping: the log takes no more writes, but a replay is
+			// still answered from it.
+			if t, done, err := readFirst(); done {
+				return t, err
+			}
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -531,7 +567,7 @@ func (c *Coordinator) run(ctx context.Context, t *Txn) *Txn {
 		decision, why = DecisionAbort, Failure{Reason: gatewayv1.FailureReason_FAILURE_REASON_EXPIRED}
 	}
 	decideStart := time.Now()
-	final, err := c.record(ctx, t.ID, decision, why, conflicted...)
+	final, err := c.record(ctx, t.ID, t, decision, why, conflicted...)
 	c.metrics.observePhase(phaseDecision, decideStart)
 	if err != nil {
 		// The decision could not be written; it stays undecided and will be
@@ -609,7 +645,7 @@ func (c *Coordinator) logConflict(txID, bank, account string) {
 // this payment, and the id they hold belongs to another transaction that an
 // ABORT for the id would release.
 func (c *Coordinator) decide(ctx context.Context, id string, d Decision, why Failure, unrelated ...string) (*Txn, error) {
-	t, err := c.record(ctx, id, d, why, unrelated...)
+	t, err := c.record(ctx, id, nil, d, why, unrelated...)
 	if err != nil {
 		return nil, err
 	}
@@ -618,8 +654,16 @@ func (c *Coordinator) decide(ctx context.Context, id string, d Decision, why Fai
 }
 
 // record is decide without the audit line, which the caller writes.
-func (c *Coordinator) record(ctx context.Context, id string, d Decision, why Failure, unrelated ...string) (*Txn, error) {
-	t, err := c.store.Decide(ctx, id, d, why, time.Now(), unrelated...)
+// claimed is the payment as the caller claimed it, if it did (see
+// Store.DecideClaimed), or nil.
+func (c *Coordinator) record(ctx context.Context, id string, claimed *Txn, d Decision, why Failure, unrelated ...string) (*Txn, error) {
+	var t *Txn
+	var err error
+	if claimed != nil {
+		t, err = c.store.DecideClaimed(ctx, claimed, d, why, time.Now(), unrelated...)
+	} else {
+		t, err = c.store.Decide(ctx, id, d, why, time.Now(), unrelated...)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -14,7 +14,9 @@
 // # Invariants a change must keep
 //
 //   - A transaction id is claimed (inserted) durably before any bank hears of
-//     it, so every prepared transaction at a bank has a row here.
+//     it, so every prepared transaction at a bank has a row here. The claim
+//     must stay forced even though its decision is: see "Why the claim stays
+//     forced" in docs/protocol.md (TestClaimAndDecisionAreForced).
 //   - The decision (COMMIT or ABORT) is written with compare-and-set before
 //     phase two starts and never changes afterwards. A bank asking for the
 //     outcome of an undecided payment makes the gateway decide ABORT first,
@@ -24,9 +26,10 @@
 //   - Phase two is re-sent until every participant acknowledges it, across
 //     gateway restarts (Coordinator.Run). On start, payments left undecided
 //     by a dead process are aborted (presumed abort, Coordinator.Recover).
-//     The acknowledgements are written after MakePayment answers: losing
-//     them in a crash only makes the next start send the decision again,
-//     which a bank answers without applying anything twice.
+//     The acknowledgements are written after MakePayment answers, and not
+//     forced (store.Group.DoUnforced): losing them in a crash or a power loss
+//     only makes the next start send the decision again, which a bank
+//     answers without applying anything twice.
 //   - One slow or dead bank never delays the re-driver's work for another:
 //     each bank's backlog (phase two, unanswered adjustments) is driven by a
 //     worker of its own, a bank known to be unreachable is not called, and

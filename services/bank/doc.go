@@ -23,11 +23,12 @@
 //     before the RPC answers (group commit, store.Group, shares one
 //     transaction and fsync among concurrent calls and answers each only
 //     after it), with synchronous=FULL for votes, adjustments and accounts.
-//     Commit and abort records alone are not forced (DoUnforced): a process
-//     crash loses none, a power loss may lose the latest, which leaves the
+//     Commit records alone are not forced (DoUnforced): a process crash
+//     loses none, a power loss may lose the latest, which leaves the
 //     transaction prepared as its forced vote did, and the resolver asks the
 //     gateway, which keeps every decision (docs/protocol.md, "Writes that
-//     are not forced"; TestLostCommitRecord).
+//     are not forced"; TestLostCommitRecord). Abort records and tombstones
+//     are forced: a late prepare of an aborted id must be refused.
 //
 // # Invariants of the participant
 //

@@ -529,13 +529,19 @@ func (l *Ledger) Commit(ctx context.Context, txID string, commit bool) (State, e
 	}
 	now := l.nowNanos()
 	var state State
-	// Not forced (see "Writes that are not forced" in docs/protocol.md):
-	// the YES vote before it was, and the gateway keeps its decision, so a
-	// commit or abort lost with the machine leaves the transaction
-	// prepared, and the resolver asks the gateway again once it expires.
-	// A process crash loses nothing: the write is in the OS when this
-	// returns.
-	err := l.group.DoUnforced(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	// A COMMIT is not forced (see "Writes that are not forced" in
+	// docs/protocol.md): the YES vote before it was, and the gateway keeps
+	// its decision, so a commit record lost with the machine leaves the
+	// transaction prepared, and the resolver or the re-driver applies the
+	// decision again. A process crash loses nothing: the write is in the
+	// OS when this returns. An ABORT stays forced: for an id the bank never
+	// prepared it writes a tombstone, which must survive for a late prepare
+	// of the id to be refused.
+	do := l.group.Do
+	if commit {
+		do = l.group.DoUnforced
+	}
+	err := do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		rec, legs, err := l.commitLookup(ctx, tx, txID)
 		if errors.Is(err, sql.ErrNoRows) {
 			applied, err := l.idUsed(ctx, tx, txID, KindPayment)

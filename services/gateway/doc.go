@@ -9,7 +9,8 @@
 // 7 days the API promises. Writes go through group commit (store.Group):
 // many calls' writes share one SQLite transaction and its fsync, and each
 // call returns only after that fsync, so "durably before" below holds per
-// write exactly as with a transaction each.
+// write exactly as with a transaction each. The phase-two acknowledgements
+// are the one exception: they are not forced (see below).
 //
 // # Invariants a change must keep
 //

@@ -471,6 +471,8 @@ async function sendOne(s: Session, p: outbox.Pending): Promise<boolean> {
       return false;
     }
     await outbox.remove(p.transactionId);
+    // The list shows it gone as soon as it is, not when the loop ends.
+    if (session === s) void renderQueue();
     tell(`Sent ${formatMoney(p.amount, p.currency)} to ${p.bank}/${p.account}. ` +
       `Status: ${statusText(pay)}. Transaction ${p.transactionId}.`, "ok");
     void refreshBalance();
@@ -493,6 +495,7 @@ async function sendOne(s: Session, p: outbox.Pending): Promise<boolean> {
       return false;
     }
     await outbox.remove(p.transactionId);
+    if (session === s) void renderQueue();
     tell(explain(ce), "bad");
     void refreshBalance();
     void refreshHistory();

@@ -306,12 +306,14 @@ type SessionInfo struct {
 const MaxListedSessions = 1000
 
 // List returns the usable (neither revoked nor expired) sessions of
-// clientID, newest first, at most [MaxListedSessions].
+// clientID, newest first, at most [MaxListedSessions]. Sessions created in
+// the same millisecond are in the order they were created (rowid: a new
+// row's is above every existing one's).
 func (s *Sessions) List(ctx context.Context, clientID string) ([]SessionInfo, error) {
 	now := time.Now().UnixMilli()
 	rows, err := s.db.QueryContext(ctx, `SELECT id, created_at, expires_at FROM sessions
 		WHERE client_id = ? AND revoked_at IS NULL AND expires_at > ?
-		ORDER BY created_at DESC, id LIMIT ?`, clientID, now, MaxListedSessions)
+		ORDER BY created_at DESC, rowid DESC LIMIT ?`, clientID, now, MaxListedSessions)
 	if err != nil {
 		return nil, fmt.Errorf("auth: list sessions of %q: %w", clientID, err)
 	}

@@ -260,8 +260,7 @@ var statementSQL = [numStatements]string{
 		EXISTS (SELECT 1 FROM journal WHERE transaction_id = ?1)
 		FROM (SELECT 1) LEFT JOIN prepared_transactions p ON p.transaction_id = ?1`,
 	// What a commit or abort reads, in one statement: the record and its
-	// legs in order; a tombstone has no legs,
-	// so its leg columns are NULL.
+	// legs in order; a tombstone has no legs, so its leg columns are NULL.
 	sqlCommitLookup: `SELECT p.state, p.fingerprint, p.refusal_reason, p.refusal_account,
 		l.account_id, l.direction, l.amount, l.currency
 		FROM prepared_transactions p LEFT JOIN prepared_legs l ON l.transaction_id = p.transaction_id

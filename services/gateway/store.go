@@ -611,10 +611,8 @@ func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, t *Txn, typ string
 		}
 		return nil
 	}
-	for _, a := range []Account{t.Payer} {
-		if _, err := s.stmts.Exec(ctx, tx, sqlInsertEvent, a.Bank, a.ID, typ, t.ID, at.UnixNano()); err != nil {
-			return fmt.Errorf("record event: %w", err)
-		}
+	if _, err := s.stmts.Exec(ctx, tx, sqlInsertEvent, t.Payer.Bank, t.Payer.ID, typ, t.ID, at.UnixNano()); err != nil {
+		return fmt.Errorf("record event: %w", err)
 	}
 	return nil
 }
@@ -660,7 +658,7 @@ func (s *Store) decide(ctx context.Context, id string, claimed *Txn, d Decision,
 			return fmt.Errorf("record decision: %w", err)
 		}
 		if won && d == DecisionCommit && claimed != nil {
-			out = decided(claimed, seq, d, now)
+			out = committed(claimed, seq, now)
 		} else if out, err = s.getTxn(ctx, tx, id); err != nil {
 			return err
 		}
@@ -687,18 +685,15 @@ func (s *Store) decide(ctx context.Context, id string, claimed *Txn, d Decision,
 	return out, err
 }
 
-// decided is the row of the claimed payment c once its COMMIT, taken at
+// committed is the row of the claimed payment c once its COMMIT, taken at
 // now, is written: exactly what getTxn would read back (times through
-// their stored nanoseconds, in UTC).
-func decided(c *Txn, seq int64, d Decision, now time.Time) *Txn {
+// their stored nanoseconds, in UTC). A claimed payment has no failure,
+// acknowledgement, excused participant or refund to clear.
+func committed(c *Txn, seq int64, now time.Time) *Txn {
 	t := asStored(c, seq)
-	t.Decision = d
+	t.Decision = DecisionCommit
 	t.Status = StatusSucceeded
-	t.FailureReason, t.FailureBank, t.FailureAccount = unspecified, "", ""
 	t.CompleteTime = stored(now)
-	t.AckTime = time.Time{}
-	t.Excused = nil
-	t.Refunds = nil
 	return t
 }
 

@@ -130,7 +130,7 @@ func (o *Outbox) migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := store.Migrate(ctx, o.db, sub); err != nil {
+	if err := store.Migrate(ctx, o.db, "outbox", sub); err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
 	if err := o.normalizeStoredURLs(ctx); err != nil {

@@ -110,7 +110,7 @@ func enroll(ctx context.Context, e *env, path, account string, ttl time.Duration
 	if err != nil {
 		return err
 	}
-	code, err := bank.Enroll(ctx, file.DataDir, account, ttl)
+	code, err := bank.Enroll(ctx, bank.LedgerTarget(file.Database, file.DataDir), account, ttl)
 	if err != nil {
 		return err
 	}
@@ -150,6 +150,7 @@ func bankConfig(c *config.Bank, log *slog.Logger) (bank.Config, error) {
 		ServerTLS:   serverTLS,
 		GatewayTLS:  gatewayTLS,
 		DataDir:     c.DataDir,
+		Database:    c.Database,
 		Accounts:    accounts,
 		Logger:      log,
 	}, nil

@@ -100,7 +100,7 @@ func OpenSessions(ctx context.Context, path string, cfg SessionConfig) (*Session
 	if err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
-	if err := store.Migrate(ctx, db, migrations); err != nil {
+	if err := store.Migrate(ctx, db, "sessions", migrations); err != nil {
 		return nil, errors.Join(fmt.Errorf("auth: session database %s: %w", path, err), db.Close())
 	}
 	stmts, err := store.Prepare(ctx, db, sessionSQL[:])

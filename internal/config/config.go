@@ -66,6 +66,12 @@ type Gateway struct {
 	TLS TLS `yaml:"tls"`
 	// DataDir holds the gateway's databases; created if missing.
 	DataDir string `yaml:"data_dir"`
+	// Database, when set, is where the gateway keeps its coordinator log,
+	// sessions and users instead of the SQLite files in DataDir: a
+	// postgres:// URL (PostgreSQL; search_path=NAME for a schema), which
+	// several gateway replicas may share. DataDir still holds the audit log
+	// and the certificates it generates.
+	Database string `yaml:"database,omitempty"`
 	// Users is the users file (password hashes only).
 	Users string `yaml:"users"`
 	// AuditLog is the append-only audit file; empty for DataDir/audit.jsonl.
@@ -101,6 +107,10 @@ type Bank struct {
 	TLS TLS `yaml:"tls"`
 	// DataDir holds the bank's ledger; created if missing.
 	DataDir string `yaml:"data_dir"`
+	// Database, when set, is where the bank keeps its ledger instead of
+	// DataDir/ledger.db: a postgres:// URL (PostgreSQL; search_path=NAME for
+	// a schema) or an SQLite file.
+	Database string `yaml:"database,omitempty"`
 	// LogFormat is text, json or empty (auto); --log-format overrides it.
 	LogFormat string `yaml:"log_format,omitempty"`
 	// Accounts are opened on the bank's first start (existing accounts are
@@ -279,6 +289,7 @@ func (t *TLS) Resolve(dir string) {
 func (g *Gateway) Resolve(dir string) {
 	g.TLS.Resolve(dir)
 	g.DataDir = resolve(dir, g.DataDir)
+	g.Database = resolveDatabase(dir, g.Database)
 	g.Users = resolve(dir, g.Users)
 	g.AuditLog = resolve(dir, g.AuditLog)
 }
@@ -288,6 +299,16 @@ func (g *Gateway) Resolve(dir string) {
 func (b *Bank) Resolve(dir string) {
 	b.TLS.Resolve(dir)
 	b.DataDir = resolve(dir, b.DataDir)
+	b.Database = resolveDatabase(dir, b.Database)
+}
+
+// resolveDatabase resolves a database setting that names a file; a
+// postgres:// URL is left as it is.
+func resolveDatabase(dir, database string) string {
+	if strings.HasPrefix(database, "postgres://") || strings.HasPrefix(database, "postgresql://") {
+		return database
+	}
+	return resolve(dir, database)
 }
 
 // Validate reports the first problem that would stop a gateway from

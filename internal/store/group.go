@@ -79,6 +79,7 @@ type GroupStats struct {
 // write and costs what InTx does.
 type Group struct {
 	db   *sql.DB
+	pg   bool // PostgreSQL: unforced transactions SET LOCAL synchronous_commit
 	opts GroupOptions
 
 	queue   chan *groupOp
@@ -127,6 +128,7 @@ func NewGroup(db *sql.DB, opts GroupOptions) *Group {
 	}
 	g := &Group{
 		db:      db,
+		pg:      DialectOf(db) == Postgres,
 		opts:    opts,
 		queue:   make(chan *groupOp, opts.MaxBatch),
 		closing: make(chan struct{}),
@@ -315,7 +317,7 @@ func (g *Group) commit(batch []*groupOp) {
 		finished = true
 		return
 	}
-	if lazy {
+	if lazy && !g.pg {
 		if _, err := conn.ExecContext(bg, "PRAGMA synchronous = NORMAL"); err != nil {
 			lazy = false // committed forced instead: more than was asked
 			g.resetSync(conn)
@@ -326,6 +328,14 @@ func (g *Group) commit(batch []*groupOp) {
 		failAll(live, fmt.Errorf("store: begin: %w", err))
 		finished = true
 		return
+	}
+	if g.pg {
+		if err := lockWriter(bg, tx, lazy); err != nil {
+			tx.Rollback()
+			failAll(live, fmt.Errorf("store: begin: %w", err))
+			finished = true
+			return
+		}
 	}
 	if len(live) == 1 {
 		op := live[0]
@@ -368,7 +378,7 @@ func (g *Group) commit(batch []*groupOp) {
 // release resets the synchronous setting of conn after an unforced
 // transaction and gives conn back to the pool.
 func (g *Group) release(conn *sql.Conn, lazy bool) {
-	if lazy {
+	if lazy && !g.pg {
 		g.resetSync(conn)
 	}
 	_ = conn.Close() // back to the pool; a broken one is discarded and reopened with the DSN's FULL

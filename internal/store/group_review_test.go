@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/remitpay/remit/internal/store"
+	"github.com/remitpay/remit/internal/store/storetest"
 )
 
 // checkAnswers: every write's answer matches the database: nil iff its row
@@ -62,6 +63,7 @@ func batchWith(t *testing.T, g *store.Group, bad func(context.Context, *sql.Tx) 
 // A statement that makes SQLite roll back the whole transaction (here a
 // RAISE(ROLLBACK) trigger; SQLITE_FULL/IOERR/NOMEM may do the same).
 func TestReviewGroupTransactionLevelRollback(t *testing.T) {
+	sqliteOnly(t, "a RAISE(ROLLBACK) trigger")
 	db, g := openGroupDB(t)
 	if _, err := db.Exec(`CREATE TABLE boom (x INTEGER);
 		CREATE TRIGGER boom_rb BEFORE INSERT ON boom BEGIN SELECT RAISE(ROLLBACK, 'boom'); END`); err != nil {
@@ -81,6 +83,7 @@ func TestReviewGroupTransactionLevelRollback(t *testing.T) {
 
 // SQLITE_FULL from max_page_count.
 func TestReviewGroupFull(t *testing.T) {
+	sqliteOnly(t, "max_page_count")
 	db, g := openGroupDB(t)
 	var pages int
 	if err := db.QueryRow(`PRAGMA page_count`).Scan(&pages); err != nil {
@@ -155,5 +158,13 @@ func TestReviewGroupGoexitAnswersNilWithoutCommit(t *testing.T) {
 	g.Close()
 	if err := db.Close(); err != nil {
 		t.Error(err)
+	}
+}
+
+// sqliteOnly skips a test of an SQLite behaviour on a PostgreSQL run.
+func sqliteOnly(t *testing.T, what string) {
+	t.Helper()
+	if storetest.Backend() != "sqlite" {
+		t.Skipf("%s is SQLite's; this run is on %s", what, storetest.Backend())
 	}
 }

@@ -12,15 +12,16 @@ import (
 	"time"
 
 	"github.com/remitpay/remit/internal/store"
+	"github.com/remitpay/remit/internal/store/storetest"
 )
 
-// openGroupDB is a fresh on-disk database with table t (k unique) and a
-// Group on it.
+// openGroupDB is a fresh database with table t (k unique) and a Group on
+// it: an SQLite file, or a PostgreSQL schema when the run selects it
+// (storetest).
 func openGroupDB(t *testing.T) (*sql.DB, *store.Group) {
 	t.Helper()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "db.sqlite")
-	db, err := store.OpenSQLite(ctx, path)
+	db, err := store.Open(ctx, storetest.Target(t, t.TempDir(), "db"))
 	if err != nil {
 		t.Fatal(err)
 	}

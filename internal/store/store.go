@@ -25,9 +25,20 @@
 //
 // Migrate applies numbered SQL files (001_init.sql, 002_x.sql, ...) from an
 // fs.FS in order, each in its own transaction, and records them in
-// schema_migrations, in the manner of pressly/goose. A later issue may add
-// PostgreSQL beside SQLite; the callers keep their SQL behind their own store
-// interfaces for that reason.
+// schema_migrations, in the manner of pressly/goose. Each store keeps two
+// sets, one per dialect (MigrationsFor): the SQLite files, and beside them
+// a postgres directory with the same versions for PostgreSQL.
+//
+// # PostgreSQL
+//
+// A service whose database setting is a postgres:// URL keeps its tables
+// in that PostgreSQL database instead (Open, OpenReader; pgx through
+// database/sql). The stores keep one SQL text per statement, written in the
+// common subset of the two dialects; the driver layer rewrites SQLite's
+// parameter markers to PostgreSQL's (Rebind). The writer is one connection
+// there too, so Group and the stores' reasoning about one writer hold
+// unchanged, and a COMMIT returns once it is flushed (synchronous_commit
+// on). See docs/scaling.md.
 package store
 
 import (
@@ -150,16 +161,24 @@ func open(ctx context.Context, path string, q url.Values, conns int) (*sql.DB, e
 	return db, nil
 }
 
+// MigrationsFor is the directory of migrations, within files, for db's
+// dialect: dir itself for SQLite, dir/postgres for PostgreSQL.
+func MigrationsFor(db *sql.DB, files fs.FS, dir string) (fs.FS, error) {
+	if DialectOf(db) == Postgres {
+		dir += "/postgres"
+	}
+	return fs.Sub(files, dir)
+}
+
 // Migrate applies, in order, every NNN_*.sql file in migrations that is not
 // yet recorded in schema_migrations. Each file runs in one transaction.
-func Migrate(ctx context.Context, db *sql.DB, migrations fs.FS) error {
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version INTEGER PRIMARY KEY,
-		name TEXT NOT NULL,
-		applied_at TEXT NOT NULL
-	)`); err != nil {
-		return fmt.Errorf("store: create schema_migrations: %w", err)
-	}
+// component names the store the migrations belong to: on PostgreSQL
+// several stores (the gateway's log and its sessions) may share one
+// database, and schema_migrations keeps their versions apart. Each
+// migration runs in InTx, under the writer lock, so that two processes
+// starting at once (two gateway replicas) apply it once.
+func Migrate(ctx context.Context, db *sql.DB, component string, migrations fs.FS) error {
+	pg := DialectOf(db) == Postgres
 	files, err := fs.Glob(migrations, "*.sql")
 	if err != nil {
 		return err
@@ -183,45 +202,72 @@ func Migrate(ctx context.Context, db *sql.DB, migrations fs.FS) error {
 			return fmt.Errorf("store: two migrations numbered %d", all[i].version)
 		}
 	}
+	create := `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY,
+		name TEXT NOT NULL,
+		applied_at TEXT NOT NULL
+	)`
+	seenQ := `SELECT 1 FROM schema_migrations WHERE version = ?`
+	record := `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`
+	args := func(v ...any) []any { return v }
+	if pg {
+		create = `CREATE TABLE IF NOT EXISTS schema_migrations (
+			component TEXT NOT NULL,
+			version INTEGER NOT NULL,
+			name TEXT NOT NULL,
+			applied_at TEXT NOT NULL,
+			PRIMARY KEY (component, version)
+		)`
+		seenQ = `SELECT 1 FROM schema_migrations WHERE version = ? AND component = ?`
+		record = `INSERT INTO schema_migrations (version, name, applied_at, component) VALUES (?, ?, ?, ?)`
+		args = func(v ...any) []any { return append(v, component) }
+	}
+	if err := InTx(ctx, db, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, create)
+		return err
+	}); err != nil {
+		return fmt.Errorf("store: create schema_migrations: %w", err)
+	}
 	for _, m := range all {
-		var seen int
-		err := db.QueryRowContext(ctx, `SELECT 1 FROM schema_migrations WHERE version = ?`, m.version).Scan(&seen)
-		if err == nil {
-			continue
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("store: read schema_migrations: %w", err)
-		}
 		body, err := fs.ReadFile(migrations, m.name)
 		if err != nil {
 			return err
 		}
-		tx, err := db.BeginTx(ctx, nil)
+		err = InTx(ctx, db, func(tx *sql.Tx) error {
+			var seen int
+			err := tx.QueryRowContext(ctx, seenQ, args(m.version)...).Scan(&seen)
+			if err == nil {
+				return nil
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("store: read schema_migrations: %w", err)
+			}
+			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+				return fmt.Errorf("store: apply %s: %w", m.name, err)
+			}
+			_, err = tx.ExecContext(ctx, record, args(m.version, m.name, time.Now().UTC().Format(time.RFC3339Nano))...)
+			return err
+		})
 		if err != nil {
 			return err
-		}
-		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("store: apply %s: %w", m.name, err)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-			m.version, m.name, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
-			tx.Rollback()
-			return err
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("store: commit %s: %w", m.name, err)
 		}
 	}
 	return nil
 }
 
 // InTx runs fn in a write transaction and commits it, or rolls back if fn
-// returns an error. The commit is durable when InTx returns nil.
+// returns an error. The commit is durable when InTx returns nil. On
+// PostgreSQL the transaction holds the writer lock (see writerLock).
 func InTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
+	}
+	if DialectOf(db) == Postgres {
+		if err := lockWriter(ctx, tx, false); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("store: begin: %w", err)
+		}
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()

@@ -25,7 +25,7 @@ func TestMigrateAppliesInOrderOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := store.Migrate(ctx, db, migs); err != nil {
+		if err := store.Migrate(ctx, db, "test", migs); err != nil {
 			t.Fatal(err)
 		}
 		var n int
@@ -66,11 +66,11 @@ func TestMigrateRejectsBadNamesAndFailedSQL(t *testing.T) {
 			t.Errorf("close: %v", err)
 		}
 	})
-	if err := store.Migrate(ctx, db, fstest.MapFS{"init.sql": {Data: []byte(`SELECT 1;`)}}); err == nil {
+	if err := store.Migrate(ctx, db, "test", fstest.MapFS{"init.sql": {Data: []byte(`SELECT 1;`)}}); err == nil {
 		t.Fatal("unnumbered migration accepted")
 	}
 	bad := fstest.MapFS{"001_bad.sql": {Data: []byte(`CREATE TABLE t (v TEXT); THIS IS NOT SQL;`)}}
-	if err := store.Migrate(ctx, db, bad); err == nil {
+	if err := store.Migrate(ctx, db, "test", bad); err == nil {
 		t.Fatal("broken migration accepted")
 	}
 	var n int

@@ -6,11 +6,43 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/remitpay/remit/internal/store/storetest"
 )
 
-// syncSetting is what PRAGMA synchronous reads in tx: 1 NORMAL, 2 FULL.
+// syncSetting is the durability of commits in tx: 1 for SQLite's
+// synchronous=NORMAL or PostgreSQL's synchronous_commit=off (a commit that
+// is not flushed), 2 for FULL or on.
 func syncSetting(ctx context.Context, tx *sql.Tx, into *int) error {
-	return tx.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(into)
+	return readSync(tx.QueryRowContext(ctx, syncQuery()), into)
+}
+
+func syncQuery() string {
+	if storetest.Backend() == "postgres" {
+		return `SHOW synchronous_commit`
+	}
+	return `PRAGMA synchronous`
+}
+
+func readSync(row *sql.Row, into *int) error {
+	var v string
+	if err := row.Scan(&v); err != nil {
+		return err
+	}
+	switch v {
+	case "1", "off", "local":
+		*into = 1
+	case "2", "on", "remote_write", "remote_apply":
+		*into = 2
+	default:
+		*into = -1
+	}
+	return nil
+}
+
+// writerSync is syncSetting outside any transaction, on db's writer.
+func writerSync(db *sql.DB, into *int) error {
+	return readSync(db.QueryRowContext(context.Background(), syncQuery()), into)
 }
 
 // TestDoUnforced: a transaction of unforced writes only commits with
@@ -101,7 +133,7 @@ func TestDoUnforced(t *testing.T) {
 	}
 	// Outside the group the writer is FULL again.
 	var outside int
-	if err := db.QueryRow(`PRAGMA synchronous`).Scan(&outside); err != nil || outside != 2 {
+	if err := writerSync(db, &outside); err != nil || outside != 2 {
 		t.Errorf("the writer outside the group: synchronous=%d (%v), want 2", outside, err)
 	}
 }
@@ -118,7 +150,7 @@ func TestDoUnforcedFailedWrite(t *testing.T) {
 		t.Fatal("a duplicate key was accepted")
 	}
 	var s int
-	if err := db.QueryRow(`PRAGMA synchronous`).Scan(&s); err != nil || s != 2 {
+	if err := writerSync(db, &s); err != nil || s != 2 {
 		t.Errorf("after a failed unforced write: synchronous=%d (%v), want 2", s, err)
 	}
 	if got := rows(t, db); got["k"] != 1 || len(got) != 1 {

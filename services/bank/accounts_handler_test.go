@@ -232,7 +232,7 @@ func TestEnrollWhileBankRuns(t *testing.T) {
 	layout := certs(t)
 	dataDir := t.TempDir()
 	seeds := []bank.AccountSeed{{ID: "alice", Owner: "alice", Currency: "usd", Opening: 100}}
-	if _, err := bank.Enroll(t.Context(), dataDir, "alice", 0); err == nil {
+	if _, err := bank.Enroll(t.Context(), ledgerTarget(t, dataDir), "alice", 0); err == nil {
 		t.Fatal("Enroll created a ledger where there was none")
 	}
 	url, stop := startRun(t, layout, "https://127.0.0.1:1", dataDir, seeds)
@@ -270,7 +270,7 @@ func TestEnrollWhileBankRuns(t *testing.T) {
 	})
 	var codes []bank.EnrollmentCode
 	for range 3 {
-		code, err := bank.Enroll(t.Context(), dataDir, "alice", time.Hour)
+		code, err := bank.Enroll(t.Context(), ledgerTarget(t, dataDir), "alice", time.Hour)
 		if err != nil {
 			t.Fatalf("Enroll while the bank runs: %v", err)
 		}
@@ -283,7 +283,7 @@ func TestEnrollWhileBankRuns(t *testing.T) {
 		t.Fatalf("the bank's own writes failed meanwhile: %v", err)
 	default:
 	}
-	if _, err := bank.Enroll(t.Context(), dataDir, "nobody", 0); err == nil {
+	if _, err := bank.Enroll(t.Context(), ledgerTarget(t, dataDir), "nobody", 0); err == nil {
 		t.Error("Enroll for an unknown account succeeded")
 	}
 	// Only the newest code works.

@@ -48,8 +48,13 @@ type Config struct {
 	// GatewayTLS is the client side for calling the gateway; it presents
 	// the bank's client certificate.
 	GatewayTLS *tls.Config
-	// DataDir holds the ledger, DataDir/ledger.db.
+	// DataDir holds the ledger, DataDir/ledger.db, unless Database names
+	// another.
 	DataDir string
+	// Database is where the ledger lives instead of DataDir/ledger.db: a
+	// postgres:// URL (a PostgreSQL database, and schema with
+	// search_path=NAME), or an SQLite file. Empty for the default.
+	Database string
 	// Accounts are created at start if absent; existing ones are kept as
 	// they are, so restarts keep balances and closed accounts stay closed.
 	Accounts []AccountSeed
@@ -96,6 +101,15 @@ func (c Config) validate() error {
 	return nil
 }
 
+// LedgerTarget is where a bank's ledger lives: database if set (a
+// postgres:// URL or a file), else the SQLite file ledger.db in dataDir.
+func LedgerTarget(database, dataDir string) string {
+	if database != "" {
+		return database
+	}
+	return filepath.Join(dataDir, "ledger.db")
+}
+
 // Run is a bank process: it opens the ledger, creates the configured
 // accounts, serves BankService (with health and reflection) over mutual TLS,
 // keeps the bank registered with the gateway and resolves expired prepared
@@ -132,7 +146,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("bank: %w", err)
 		}
 	}
-	ledger, err := OpenLedger(ctx, filepath.Join(cfg.DataDir, "ledger.db"))
+	ledger, err := OpenLedger(ctx, LedgerTarget(cfg.Database, cfg.DataDir))
 	if err != nil {
 		closeLn()
 		return err

@@ -74,6 +74,7 @@ func startRun(t *testing.T, layout *pki.Layout, gatewayURL, dataDir string, seed
 	if err != nil {
 		t.Fatal(err)
 	}
+	ledger := ledgerTarget(t, dataDir)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +85,7 @@ func startRun(t *testing.T, layout *pki.Layout, gatewayURL, dataDir string, seed
 	go func() {
 		result <- bank.Run(ctx, bank.Config{
 			Name: "bank-a", Listener: ln, PublicURL: url, GatewayURL: gatewayURL,
-			ServerTLS: serverTLS, GatewayTLS: gatewayTLS, DataDir: dataDir,
+			ServerTLS: serverTLS, GatewayTLS: gatewayTLS, DataDir: dataDir, Database: ledger,
 			Accounts: seeds, Logger: discardLogger(),
 		})
 	}()

@@ -10,9 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/remitpay/remit/internal/store"
 )
 
 // Enrollment codes prove that a customer registering with the gateway holds
@@ -235,7 +236,7 @@ func (l *Ledger) ConsumeEnrollmentCode(ctx context.Context, accountID, code, cli
 		if why != "" {
 			failed = &EnrollmentError{Why: why}
 			_, err := tx.ExecContext(ctx, `INSERT INTO enrollment_failures (account_id, failures, last_failure_time) VALUES (?, 1, ?)
-				ON CONFLICT (account_id) DO UPDATE SET failures = failures + 1, last_failure_time = excluded.last_failure_time`,
+				ON CONFLICT (account_id) DO UPDATE SET failures = enrollment_failures.failures + 1, last_failure_time = excluded.last_failure_time`,
 				accountID, now)
 			return err
 		}
@@ -298,20 +299,39 @@ func matchCode(ctx context.Context, tx *sql.Tx, accountID string, given []byte) 
 	return match, nil
 }
 
-// Enroll issues an enrollment code for accountID in the ledger of a bank
-// whose data directory is dataDir (`remit bank enroll`). The bank may be
+// Enroll issues an enrollment code for accountID in the ledger at target
+// (LedgerTarget of the bank's config: `remit bank enroll`). The bank may be
 // running: SQLite in WAL mode with a busy timeout lets this second writer
-// take its turn. The ledger must exist already (the bank has started once),
-// so that a mistyped data directory is an error rather than a new ledger.
-func Enroll(ctx context.Context, dataDir, accountID string, ttl time.Duration) (EnrollmentCode, error) {
-	path := filepath.Join(dataDir, "ledger.db")
-	if _, err := os.Stat(path); err != nil {
-		return EnrollmentCode{}, fmt.Errorf("bank: no ledger at %s (has the bank been started?): %w", path, err)
+// take its turn, and PostgreSQL's writer lock orders the two. The ledger
+// must exist already (the bank has started once), so that a mistyped data
+// directory or URL is an error rather than a new ledger.
+func Enroll(ctx context.Context, target, accountID string, ttl time.Duration) (EnrollmentCode, error) {
+	if err := ledgerExists(ctx, target); err != nil {
+		return EnrollmentCode{}, err
 	}
-	l, err := OpenLedger(ctx, path)
+	l, err := OpenLedger(ctx, target)
 	if err != nil {
 		return EnrollmentCode{}, err
 	}
 	code, err := l.IssueEnrollmentCode(ctx, accountID, ttl)
 	return code, errors.Join(err, l.Close())
+}
+
+// ledgerExists reports, as an error, a target that holds no ledger yet.
+func ledgerExists(ctx context.Context, target string) error {
+	if !store.IsPostgres(target) {
+		if _, err := os.Stat(target); err != nil {
+			return fmt.Errorf("bank: no ledger at %s (has the bank been started?): %w", target, err)
+		}
+		return nil
+	}
+	db, err := store.OpenReader(ctx, target)
+	if err != nil {
+		return fmt.Errorf("bank: %w", err)
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM accounts`).Scan(&n); err != nil {
+		return errors.Join(fmt.Errorf("bank: no ledger at %s (has the bank been started?): %w", store.Redact(target), err), db.Close())
+	}
+	return db.Close()
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
 	"slices"
 	"strconv"
@@ -18,7 +17,7 @@ import (
 	"github.com/remitpay/remit/internal/store"
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/*.sql migrations/postgres/*.sql
 var migrationFiles embed.FS
 
 // Sentinel errors of the ledger. They are wrapped with %w and detail; the RPC
@@ -169,8 +168,7 @@ type AccountSeed struct {
 // Ledger is a bank's durable book: accounts, the journal, the two-phase
 // commit participant log and the adjustments. It is safe for concurrent use;
 // every method that changes state commits one durable transaction before it
-// returns. The SQL lives behind this type so that another database can go
-// beside SQLite later.
+// returns. Its SQL runs on SQLite and PostgreSQL alike (see store).
 type Ledger struct {
 	db    *sql.DB           // the writer: one connection
 	rdb   *sql.DB           // reads outside a transaction (store.OpenSQLiteReader)
@@ -181,26 +179,27 @@ type Ledger struct {
 	group *store.Group
 }
 
-// OpenLedger opens (creating and migrating if needed) the SQLite ledger at
-// path. The times it records come from time.Now; tests that check them run
-// in a testing/synctest bubble.
-func OpenLedger(ctx context.Context, path string) (*Ledger, error) {
-	db, err := store.OpenSQLite(ctx, path)
+// OpenLedger opens (creating and migrating if needed) the ledger at
+// target: an SQLite file, or a PostgreSQL database by its postgres:// URL
+// (store.Open). The times it records come from time.Now; tests that check
+// them run in a testing/synctest bubble.
+func OpenLedger(ctx context.Context, target string) (*Ledger, error) {
+	db, err := store.Open(ctx, target)
 	if err != nil {
 		return nil, fmt.Errorf("bank: open ledger: %w", err)
 	}
-	sub, err := fs.Sub(migrationFiles, "migrations")
+	sub, err := store.MigrationsFor(db, migrationFiles, "migrations")
 	if err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
-	if err := store.Migrate(ctx, db, sub); err != nil {
+	if err := store.Migrate(ctx, db, "ledger", sub); err != nil {
 		return nil, errors.Join(fmt.Errorf("bank: migrate ledger: %w", err), db.Close())
 	}
 	stmts, err := store.Prepare(ctx, db, statementSQL[:])
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("bank: open ledger: %w", err), db.Close())
 	}
-	rdb, err := store.OpenSQLiteReader(ctx, path)
+	rdb, err := store.OpenReader(ctx, target)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("bank: open ledger: %w", err), stmts.Close(), db.Close())
 	}
@@ -258,7 +257,7 @@ var statementSQL = [numStatements]string{
 	// journal has entries for its id (sqlIDUsed with no kind).
 	sqlPrepareLookup: `SELECT p.state, p.fingerprint, p.refusal_reason, p.refusal_account,
 		EXISTS (SELECT 1 FROM journal WHERE transaction_id = ?1)
-		FROM (SELECT 1) LEFT JOIN prepared_transactions p ON p.transaction_id = ?1`,
+		FROM (SELECT 1) AS one LEFT JOIN prepared_transactions p ON p.transaction_id = ?1`,
 	// What a commit or abort reads, in one statement: the record and its
 	// legs in order; a tombstone has no legs, so its leg columns are NULL.
 	sqlCommitLookup: `SELECT p.state, p.fingerprint, p.refusal_reason, p.refusal_account,
@@ -779,11 +778,11 @@ type LedgerStats struct {
 // scrape reads no rows one by one.
 func (l *Ledger) Stats(ctx context.Context, now time.Time) (LedgerStats, error) {
 	st := LedgerStats{Held: map[string]int64{}}
-	if err := l.rdb.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(expire_time <= ?), 0)
+	if err := l.rdb.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN expire_time <= ? THEN 1 ELSE 0 END), 0)
 		FROM prepared_transactions WHERE state = 'prepared'`, nanos(now)).Scan(&st.Prepared, &st.Expired); err != nil {
 		return LedgerStats{}, fmt.Errorf("bank: count prepared: %w", err)
 	}
-	rows, err := l.rdb.QueryContext(ctx, `SELECT currency, COUNT(*), SUM(held) FROM accounts GROUP BY currency`)
+	rows, err := l.rdb.QueryContext(ctx, `SELECT currency, COUNT(*), CAST(SUM(held) AS BIGINT) FROM accounts GROUP BY currency`)
 	if err != nil {
 		return LedgerStats{}, fmt.Errorf("bank: count accounts: %w", err)
 	}

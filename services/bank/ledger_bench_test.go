@@ -3,7 +3,6 @@ package bank_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/remitpay/remit/internal/benchtest"
+	"github.com/remitpay/remit/internal/store/storetest"
 	"github.com/remitpay/remit/services/bank"
 )
 
@@ -34,7 +34,7 @@ func BenchmarkLedgerPrepareCommit(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			ctx := context.Background()
-			l, err := bank.OpenLedger(ctx, filepath.Join(b.TempDir(), "ledger.db"))
+			l, err := bank.OpenLedger(ctx, storetest.Target(b, b.TempDir(), "ledger"))
 			if err != nil {
 				b.Fatal(err)
 			}

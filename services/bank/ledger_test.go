@@ -5,7 +5,6 @@ import (
 	"errors"
 	"maps"
 	"math"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/google/uuid"
 
+	"github.com/remitpay/remit/internal/store/storetest"
 	"github.com/remitpay/remit/services/bank"
 )
 
@@ -51,9 +51,26 @@ func openLedger(t *testing.T, path string) *bank.Ledger {
 	return l
 }
 
+// ledgerTargets remembers the ledger of each data directory, so that a
+// bank restarted on the same directory opens the same database on
+// PostgreSQL too.
+var ledgerTargets sync.Map // dataDir -> target
+
+// ledgerTarget is the ledger of a bank whose data directory is dataDir:
+// dataDir/ledger.db, or one PostgreSQL schema per dataDir (storetest).
+func ledgerTarget(tb testing.TB, dataDir string) string {
+	tb.Helper()
+	if v, ok := ledgerTargets.Load(dataDir); ok {
+		return v.(string)
+	}
+	target := storetest.Target(tb, dataDir, "ledger")
+	ledgerTargets.Store(dataDir, target)
+	return target
+}
+
 func newLedger(t *testing.T) *bank.Ledger {
 	t.Helper()
-	return openLedger(t, filepath.Join(t.TempDir(), "ledger.db"))
+	return openLedger(t, storetest.Target(t, t.TempDir(), "ledger"))
 }
 
 func newID() string { return uuid.NewString() }
@@ -486,7 +503,7 @@ func TestEnsureAccount(t *testing.T) {
 
 func TestDurableAcrossReopen(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "ledger.db")
+	path := storetest.Target(t, t.TempDir(), "ledger")
 	ctx := context.Background()
 	l, err := bank.OpenLedger(ctx, path)
 	if err != nil {

@@ -3,10 +3,10 @@ package bank_test
 import (
 	"database/sql"
 	"errors"
-	"path/filepath"
 	"testing"
 
 	"github.com/remitpay/remit/internal/store"
+	"github.com/remitpay/remit/internal/store/storetest"
 	"github.com/remitpay/remit/services/bank"
 )
 
@@ -29,7 +29,7 @@ var storedRefusals = []struct {
 // the stored rows as an older version left them.
 func openRaw(t *testing.T, path string) *sql.DB {
 	t.Helper()
-	db, err := store.OpenSQLite(t.Context(), path)
+	db, err := store.Open(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func openRaw(t *testing.T, path string) *sql.DB {
 
 func TestStoredPrepareRefusalsStillRead(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "ledger.db")
+	path := storetest.Target(t, t.TempDir(), "ledger")
 	l := openLedger(t, path)
 	db := openRaw(t, path)
 	id := newID()
@@ -66,7 +66,7 @@ func TestStoredPrepareRefusalsStillRead(t *testing.T) {
 
 func TestStoredAdjustmentRefusalsStillRead(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "ledger.db")
+	path := storetest.Target(t, t.TempDir(), "ledger")
 	l := openLedger(t, path)
 	db := openRaw(t, path)
 	id := newID()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/remitpay/remit/internal/logging/logtest"
+	"github.com/remitpay/remit/internal/store/storetest"
 	"github.com/remitpay/remit/services/bank"
 )
 
@@ -88,7 +88,7 @@ func TestResolver(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		// The ledger is opened inside the bubble so its clock (time.Now) is
 		// the bubble's.
-		l := openLedger(t, filepath.Join(t.TempDir(), "ledger.db"))
+		l := openLedger(t, storetest.Target(t, t.TempDir(), "ledger"))
 		ctx := t.Context()
 		start := time.Now()
 		commitMe, abortMe, notYet := newID(), newID(), newID()
@@ -134,7 +134,7 @@ func TestResolver(t *testing.T) {
 func TestResolverPrunes(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		l := openLedger(t, filepath.Join(t.TempDir(), "ledger.db"))
+		l := openLedger(t, storetest.Target(t, t.TempDir(), "ledger"))
 		ctx := t.Context()
 		decided, prepared := newID(), newID()
 		for _, id := range []string{decided, prepared} {
@@ -168,7 +168,7 @@ func TestResolverPrunes(t *testing.T) {
 func TestResolverWaitsForTheGateway(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		l := openLedger(t, filepath.Join(t.TempDir(), "ledger.db"))
+		l := openLedger(t, storetest.Target(t, t.TempDir(), "ledger"))
 		ctx := t.Context()
 		ids := []string{newID(), newID()}
 		for _, id := range ids {
@@ -220,7 +220,7 @@ const maxBackoffPlusInterval = bank.MaxResolveBackoff + time.Second
 func TestResolverStuckTransactionDoesNotDelayOthers(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		l := openLedger(t, filepath.Join(t.TempDir(), "ledger.db"))
+		l := openLedger(t, storetest.Target(t, t.TempDir(), "ledger"))
 		ctx := t.Context()
 		stuck, later := newID(), newID()
 		if v, err := l.Prepare(ctx, stuck, []bank.Leg{debit("alice", 10)}, time.Now()); err != nil || !v.Yes {
@@ -251,7 +251,7 @@ func TestResolverStuckTransactionDoesNotDelayOthers(t *testing.T) {
 func TestResolverLogsLedgerErrors(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		l := openLedger(t, filepath.Join(t.TempDir(), "ledger.db"))
+		l := openLedger(t, storetest.Target(t, t.TempDir(), "ledger"))
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
 		}

@@ -63,12 +63,14 @@ func secRunBank(t *testing.T, layout *pki.Layout, name string) string {
 		t.Fatal(err)
 	}
 	url := "https://" + ln.Addr().String()
+	dir := t.TempDir()
+	ledger := ledgerTarget(t, dir)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- bank.Run(ctx, bank.Config{
 			Name: name, Listener: ln, PublicURL: url, GatewayURL: "https://127.0.0.1:1",
-			ServerTLS: serverTLS, GatewayTLS: gatewayTLS, DataDir: t.TempDir(),
+			ServerTLS: serverTLS, GatewayTLS: gatewayTLS, DataDir: dir, Database: ledger,
 			Accounts: []bank.AccountSeed{{ID: "alice", Owner: "alice", Currency: "usd", Opening: secOpening}},
 			Logger:   slog.New(slog.DiscardHandler),
 		})

@@ -28,7 +28,7 @@ func TestOldGatewayDBLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.Migrate(ctx, db, fstest.MapFS{"001_init.sql": {Data: body}}); err != nil {
+	if err := store.Migrate(ctx, db, "gateway", fstest.MapFS{"001_init.sql": {Data: body}}); err != nil {
 		t.Fatal(err)
 	}
 	rows := map[string]gatewayv1.FailureReason{

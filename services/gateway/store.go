@@ -205,7 +205,7 @@ func OpenStore(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := store.Migrate(ctx, db, mustSub(migrationFiles, "migrations")); err != nil {
+	if err := store.Migrate(ctx, db, "gateway", mustSub(migrationFiles, "migrations")); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
 	stmts, err := store.Prepare(ctx, db, statementSQL[:])

@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/remitpay/remit/internal/store/storetest"
 
 	"github.com/remitpay/remit/internal/audit"
 	"github.com/remitpay/remit/internal/auth"
@@ -55,7 +56,7 @@ func parseUsers(t *testing.T, params auth.Params) *auth.Users {
 func newAuthFixture(t *testing.T, cfg auth.Config) *authFixture {
 	t.Helper()
 	f := &authFixture{audit: &recorder{}, dir: t.TempDir()}
-	sessions, err := auth.OpenSessions(context.Background(), filepath.Join(f.dir, "sessions.db"), auth.SessionConfig{})
+	sessions, err := auth.OpenSessions(context.Background(), storetest.Target(t, f.dir, "sessions"), auth.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +195,7 @@ func TestLoginBadCredentialsLookAlike(t *testing.T) {
 func TestUnknownUserTakesAsLong(t *testing.T) {
 	ctx := context.Background()
 	costly := auth.Params{Memory: 8 * 1024, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32}
-	sessions, err := auth.OpenSessions(ctx, filepath.Join(t.TempDir(), "s.db"), auth.SessionConfig{})
+	sessions, err := auth.OpenSessions(ctx, storetest.Target(t, t.TempDir(), "s"), auth.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

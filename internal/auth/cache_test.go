@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/remitpay/remit/internal/store/storetest"
 
 	"github.com/remitpay/remit/internal/auth"
 	"github.com/remitpay/remit/internal/authz"
@@ -17,7 +18,7 @@ import (
 
 func openSessionsConfig(tb testing.TB, cfg auth.SessionConfig) *auth.Sessions {
 	tb.Helper()
-	s, err := auth.OpenSessions(context.Background(), filepath.Join(tb.TempDir(), "sessions.db"), cfg)
+	s, err := auth.OpenSessions(context.Background(), storetest.Target(tb, tb.TempDir(), "sessions"), cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -59,7 +60,7 @@ func TestSessionsCacheSeesEveryRevocation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			s := openSessions(t, filepath.Join(t.TempDir(), "sessions.db"))
+			s := openSessions(t, storetest.Target(t, t.TempDir(), "sessions"))
 			issue := func(clientID string) string {
 				tok, _, err := s.Issue(ctx, clientID)
 				if err != nil {
@@ -244,7 +245,7 @@ func BenchmarkVerify(b *testing.B) {
 	}{{"cache=off", -1}, {"cache=on", 0}} {
 		b.Run(bc.name, func(b *testing.B) {
 			ctx := context.Background()
-			s, err := auth.OpenSessions(ctx, filepath.Join(b.TempDir(), "sessions.db"), auth.SessionConfig{CacheSize: bc.size})
+			s, err := auth.OpenSessions(ctx, storetest.Target(b, b.TempDir(), "sessions"), auth.SessionConfig{CacheSize: bc.size})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -277,7 +278,7 @@ func BenchmarkVerify(b *testing.B) {
 // the cache: the stale result must not be cached.
 func TestSessionsRevokeDuringLookup(t *testing.T) {
 	ctx := context.Background()
-	s := openSessions(t, filepath.Join(t.TempDir(), "sessions.db"))
+	s := openSessions(t, storetest.Target(t, t.TempDir(), "sessions"))
 	token, _, err := s.Issue(ctx, "alice")
 	if err != nil {
 		t.Fatal(err)

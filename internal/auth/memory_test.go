@@ -2,9 +2,10 @@ package auth_test
 
 import (
 	"context"
-	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/remitpay/remit/internal/store/storetest"
 
 	"github.com/remitpay/remit/internal/auth"
 )
@@ -20,7 +21,7 @@ func TestLoginGivesHashMemoryBack(t *testing.T) {
 	}
 	ctx := context.Background()
 	users := parseUsers(t, auth.DefaultParams)
-	sessions, err := auth.OpenSessions(ctx, filepath.Join(t.TempDir(), "sessions.db"), auth.SessionConfig{})
+	sessions, err := auth.OpenSessions(ctx, storetest.Target(t, t.TempDir(), "sessions"), auth.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +58,7 @@ func BenchmarkLogin(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	sessions, err := auth.OpenSessions(ctx, filepath.Join(b.TempDir(), "sessions.db"), auth.SessionConfig{})
+	sessions, err := auth.OpenSessions(ctx, storetest.Target(b, b.TempDir(), "sessions"), auth.SessionConfig{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/remitpay/remit/internal/store/storetest"
+
 	"github.com/remitpay/remit/internal/auth"
 	"github.com/remitpay/remit/internal/authz"
 )
@@ -118,7 +120,7 @@ func TestReviewUsersFileChangedBeforeTheWatchStarts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sessions, err := auth.OpenSessions(ctx, filepath.Join(dir, "sessions.db"), auth.SessionConfig{})
+	sessions, err := auth.OpenSessions(ctx, storetest.Target(t, dir, "sessions"), auth.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

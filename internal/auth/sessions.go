@@ -11,7 +11,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"sync"
 	"time"
@@ -39,7 +38,7 @@ const (
 // expired or revoked; it deliberately does not say which.
 var ErrInvalidToken = errors.New("auth: invalid or expired token")
 
-//go:embed migrations/*.sql
+//go:embed migrations/*.sql migrations/postgres/*.sql
 var migrationFiles embed.FS
 
 // SessionConfig configures [OpenSessions]. The zero value gives one-hour
@@ -86,17 +85,19 @@ type Sessions struct {
 	lastPrune time.Time
 }
 
-// OpenSessions opens (creating if needed) the session database at path and
-// applies its migrations.
-func OpenSessions(ctx context.Context, path string, cfg SessionConfig) (*Sessions, error) {
+// OpenSessions opens (creating if needed) the session database at target,
+// an SQLite file or a postgres:// URL (store.Open), and applies its
+// migrations.
+func OpenSessions(ctx context.Context, target string, cfg SessionConfig) (*Sessions, error) {
 	if cfg.TTL < 0 || cfg.PruneInterval < 0 {
 		return nil, errors.New("auth: negative session TTL or prune interval")
 	}
-	db, err := store.OpenSQLite(ctx, path)
+	db, err := store.Open(ctx, target, "sessions")
 	if err != nil {
 		return nil, err
 	}
-	migrations, err := fs.Sub(migrationFiles, "migrations")
+	path := store.Redact(target)
+	migrations, err := store.MigrationsFor(db, migrationFiles, "migrations")
 	if err != nil {
 		return nil, errors.Join(err, db.Close())
 	}

@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/remitpay/remit/internal/store/storetest"
 
 	"github.com/remitpay/remit/internal/auth"
 )
@@ -32,7 +33,7 @@ func openSessions(t *testing.T, path string) *auth.Sessions {
 func TestSessionsIssueVerify(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		s := openSessions(t, filepath.Join(t.TempDir(), "sessions.db"))
+		s := openSessions(t, storetest.Target(t, t.TempDir(), "sessions"))
 
 		token, expire, err := s.Issue(ctx, "alice")
 		if err != nil {
@@ -72,7 +73,7 @@ func TestSessionsIssueVerify(t *testing.T) {
 
 func TestSessionsRejectInvalidTokens(t *testing.T) {
 	ctx := context.Background()
-	s := openSessions(t, filepath.Join(t.TempDir(), "sessions.db"))
+	s := openSessions(t, storetest.Target(t, t.TempDir(), "sessions"))
 	issue := func() string {
 		tok, _, err := s.Issue(ctx, "alice")
 		if err != nil {
@@ -136,7 +137,7 @@ func TestSessionsRejectInvalidTokens(t *testing.T) {
 func TestSessionsExpire(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		s, err := auth.OpenSessions(ctx, filepath.Join(t.TempDir(), "sessions.db"),
+		s, err := auth.OpenSessions(ctx, storetest.Target(t, t.TempDir(), "sessions"),
 			auth.SessionConfig{TTL: 10 * time.Minute, PruneInterval: time.Hour})
 		if err != nil {
 			t.Fatal(err)
@@ -188,7 +189,7 @@ func TestSessionsExpire(t *testing.T) {
 
 func TestSessionsRevokeClient(t *testing.T) {
 	ctx := context.Background()
-	s := openSessions(t, filepath.Join(t.TempDir(), "sessions.db"))
+	s := openSessions(t, storetest.Target(t, t.TempDir(), "sessions"))
 	var alice []string
 	for range 3 {
 		tok, _, err := s.Issue(ctx, "alice")
@@ -213,11 +214,11 @@ func TestSessionsRevokeClient(t *testing.T) {
 
 // TestSessionsSurviveRestartAndStoreNoToken reopens the database, as a
 // gateway restart does, and checks that no token is stored in clear in any
-// of SQLite's files.
+// of SQLite's files (or PostgreSQL's rows).
 func TestSessionsSurviveRestartAndStoreNoToken(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	path := filepath.Join(dir, "sessions.db")
+	path := storetest.Target(t, dir, "sessions")
 	s, err := auth.OpenSessions(ctx, path, auth.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -238,20 +239,12 @@ func TestSessionsSurviveRestartAndStoreNoToken(t *testing.T) {
 	// Look at the files while the database is open (the WAL holds the
 	// rows) and after it is closed (checkpointed into the main file).
 	scan := func(when string) {
-		files, _ := filepath.Glob(path + "*")
-		if len(files) == 0 {
-			t.Fatal("no database files")
-		}
-		for _, f := range files {
-			data, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
+		for name, data := range storetest.Contents(t, path) {
 			for _, tok := range append(tokens, revoked) {
 				secret := strings.TrimPrefix(tok, auth.TokenPrefix)
 				raw, _ := base64.RawURLEncoding.DecodeString(secret)
-				if bytes.Contains(data, []byte(secret)) || bytes.Contains(data, raw) {
-					t.Errorf("%s: %s contains a token in clear", when, filepath.Base(f))
+				if bytes.Contains(data, []byte(secret)) || bytes.Contains(data, raw) || bytes.Contains(data, []byte(hex.EncodeToString(raw))) {
+					t.Errorf("%s: %s contains a token in clear", when, name)
 				}
 			}
 		}

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/remitpay/remit/internal/store/storetest"
 
 	"github.com/remitpay/remit/internal/audit"
 	"github.com/remitpay/remit/internal/auth"
@@ -27,7 +28,7 @@ type restartable struct {
 
 func newRestartable(t *testing.T, cfg auth.Config) *restartable {
 	t.Helper()
-	r := &restartable{t: t, path: filepath.Join(t.TempDir(), "sessions.db"), cfg: cfg, audit: &recorder{}}
+	r := &restartable{t: t, path: storetest.Target(t, t.TempDir(), "sessions"), cfg: cfg, audit: &recorder{}}
 	r.cfg.Audit = r.audit
 	r.cfg.Sleep = func(context.Context, time.Duration) error { return nil }
 	r.open()

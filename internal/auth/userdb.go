@@ -128,7 +128,7 @@ func (s *Sessions) usersTx(ctx context.Context, fn func(t *userTx) error) error 
 
 // byFold returns the user whose client id equals clientID case-insensitively.
 func (t *userTx) byFold(clientID string) (*User, error) {
-	u, err := scanUser(t.tx.QueryRowContext(t.ctx, `SELECT `+userColumns+` FROM users WHERE client_id = ? COLLATE NOCASE`, clientID))
+	u, err := scanUser(t.tx.QueryRowContext(t.ctx, `SELECT `+userColumns+` FROM users WHERE lower(client_id) = lower(?)`, clientID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil //nolint:nilnil // no such user is an answer
 	}

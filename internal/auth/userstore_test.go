@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/remitpay/remit/internal/store/storetest"
+
 	"github.com/remitpay/remit/internal/audit"
 	"github.com/remitpay/remit/internal/auth"
 	"github.com/remitpay/remit/internal/authz"
@@ -158,7 +160,7 @@ func TestUsersLiveInTheDatabase(t *testing.T) {
 	}
 
 	// A second Authenticator on the same database (a restart) has the user.
-	sessions, err := auth.OpenSessions(ctx, filepath.Join(f.dir, "sessions.db"), auth.SessionConfig{})
+	sessions, err := auth.OpenSessions(ctx, storetest.Target(t, f.dir, "sessions"), auth.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -628,7 +630,7 @@ func TestWatchUsersFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sessions, err := auth.OpenSessions(ctx, filepath.Join(dir, "sessions.db"), auth.SessionConfig{})
+	sessions, err := auth.OpenSessions(ctx, storetest.Target(t, dir, "sessions"), auth.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -289,7 +289,6 @@ func (t *TLS) Resolve(dir string) {
 func (g *Gateway) Resolve(dir string) {
 	g.TLS.Resolve(dir)
 	g.DataDir = resolve(dir, g.DataDir)
-	g.Database = resolveDatabase(dir, g.Database)
 	g.Users = resolve(dir, g.Users)
 	g.AuditLog = resolve(dir, g.AuditLog)
 }
@@ -305,10 +304,15 @@ func (b *Bank) Resolve(dir string) {
 // resolveDatabase resolves a database setting that names a file; a
 // postgres:// URL is left as it is.
 func resolveDatabase(dir, database string) string {
-	if strings.HasPrefix(database, "postgres://") || strings.HasPrefix(database, "postgresql://") {
+	if isPostgres(database) {
 		return database
 	}
 	return resolve(dir, database)
+}
+
+// isPostgres is store.IsPostgres (config imports no storage).
+func isPostgres(database string) bool {
+	return strings.HasPrefix(database, "postgres://") || strings.HasPrefix(database, "postgresql://")
 }
 
 // Validate reports the first problem that would stop a gateway from
@@ -326,6 +330,8 @@ func (g *Gateway) Validate() error {
 	switch {
 	case g.DataDir == "":
 		return errors.New("data_dir is required")
+	case g.Database != "" && !isPostgres(g.Database):
+		return fmt.Errorf("database %q: want a postgres:// URL, or none for the SQLite files in data_dir", g.Database)
 	case g.Users == "":
 		return errors.New("users is required (the users file, e.g. users.json)")
 	case g.TokenTTL < 0:

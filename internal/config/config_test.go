@@ -148,6 +148,7 @@ func TestParseGatewayErrors(t *testing.T) {
 		{name: "missing key", prefix: "  key:", want: "tls.cert and tls.key are required"},
 		{name: "missing client cert", prefix: "  client_cert:", want: "tls.client_cert and tls.client_key are required"},
 		{name: "missing data_dir", prefix: "data_dir:", want: "data_dir is required"},
+		{name: "database not postgres", prefix: "data_dir:", repl: "data_dir: data\ndatabase: gateway.db", want: `database "gateway.db": want a postgres:// URL`},
 		{name: "missing users", prefix: "users:", want: "users is required"},
 		{name: "bad log format", prefix: "log_format:", repl: "log_format: xml", want: `log_format "xml"`},
 		{name: "bare number ttl", prefix: "token_ttl:", repl: "token_ttl: 3600", want: `invalid duration "3600"`},
@@ -237,6 +238,22 @@ func TestLoadResolvesAgainstTheFile(t *testing.T) {
 	}
 	if want := filepath.Join(dir, "data", "bank-a"); b.DataDir != want {
 		t.Errorf("DataDir = %q, want %q", b.DataDir, want)
+	}
+	// A database file resolves like any path; a URL stays as it is.
+	for database, want := range map[string]string{
+		"ledger/a.db": filepath.Join(dir, "banks", "ledger", "a.db"),
+		"postgres://remit@127.0.0.1:5432/remit?search_path=bank_a": "postgres://remit@127.0.0.1:5432/remit?search_path=bank_a",
+	} {
+		if err := os.WriteFile(path, []byte(bankYAML+"database: "+database+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b, err := config.LoadBank(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Database != want {
+			t.Errorf("database %q loaded as %q, want %q", database, b.Database, want)
+		}
 	}
 }
 

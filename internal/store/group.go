@@ -79,7 +79,7 @@ type GroupStats struct {
 // write and costs what InTx does.
 type Group struct {
 	db   *sql.DB
-	pg   bool // PostgreSQL: unforced transactions SET LOCAL synchronous_commit
+	pg   bool // PostgreSQL: an unforced transaction sets synchronous_commit off
 	opts GroupOptions
 
 	queue   chan *groupOp
@@ -329,8 +329,8 @@ func (g *Group) commit(batch []*groupOp) {
 		finished = true
 		return
 	}
-	if g.pg {
-		if err := lockWriter(bg, tx, lazy); err != nil {
+	if lazy && g.pg {
+		if err := unforced(bg, tx); err != nil {
 			tx.Rollback()
 			failAll(live, fmt.Errorf("store: begin: %w", err))
 			finished = true

@@ -21,7 +21,7 @@ import (
 func openGroupDB(t *testing.T) (*sql.DB, *store.Group) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, storetest.Target(t, t.TempDir(), "db"))
+	db, err := store.Open(ctx, storetest.Target(t, t.TempDir(), "db"), "test")
 	if err != nil {
 		t.Fatal(err)
 	}

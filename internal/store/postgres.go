@@ -48,13 +48,16 @@ func DialectOf(db *sql.DB) Dialect {
 // Open opens the database a service keeps its tables in: the SQLite file
 // at target (OpenSQLite), or, when target is a postgres:// URL, a pool of
 // one connection to that PostgreSQL database, which is then the only
-// writer as the SQLite connection is (Group relies on it). The URL may
-// name a schema with search_path=NAME; it must exist.
-func Open(ctx context.Context, target string) (*sql.DB, error) {
+// writer in the process as the SQLite connection is (Group relies on it).
+// The URL may name a schema with search_path=NAME; it must exist.
+// component names the store (ledger, gateway, sessions): on PostgreSQL
+// every transaction of the pool holds the writer lock of component in its
+// schema (see writerLock).
+func Open(ctx context.Context, target, component string) (*sql.DB, error) {
 	if !IsPostgres(target) {
 		return OpenSQLite(ctx, target)
 	}
-	return openPostgres(ctx, target, 1, false)
+	return openPostgres(ctx, target, 1, component)
 }
 
 // OpenReader opens a pool of ReaderConns read-only connections to the same
@@ -64,7 +67,7 @@ func OpenReader(ctx context.Context, target string) (*sql.DB, error) {
 	if !IsPostgres(target) {
 		return OpenSQLiteReader(ctx, target)
 	}
-	return openPostgres(ctx, target, ReaderConns, true)
+	return openPostgres(ctx, target, ReaderConns, "")
 }
 
 // Redact is target with any password in a postgres:// URL replaced, for
@@ -80,12 +83,15 @@ func Redact(target string) string {
 	return strings.Replace(target, ":"+cfg.Password+"@", ":xxxxx@", 1)
 }
 
-func openPostgres(ctx context.Context, dsn string, conns int, readOnly bool) (*sql.DB, error) {
+// openPostgres opens a pool of conns connections to dsn: a writer's, whose
+// transactions take component's writer lock, or with component "" a
+// reader's, whose transactions are read-only.
+func openPostgres(ctx context.Context, dsn string, conns int, component string) (*sql.DB, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: postgres database %s: %w", Redact(dsn), err)
 	}
-	if readOnly {
+	if component == "" {
 		cfg.RuntimeParams["default_transaction_read_only"] = "on"
 	}
 	// Durability: a COMMIT returns once its WAL is flushed (the server's
@@ -93,7 +99,7 @@ func openPostgres(ctx context.Context, dsn string, conns int, readOnly bool) (*s
 	// weaken a YES vote or a decision). Group.DoUnforced lowers it for
 	// one transaction at a time.
 	cfg.RuntimeParams["synchronous_commit"] = "on"
-	db := sql.OpenDB(&pgConnector{inner: stdlib.GetConnector(*cfg)})
+	db := sql.OpenDB(&pgConnector{inner: stdlib.GetConnector(*cfg), lock: component})
 	db.SetMaxOpenConns(conns)
 	db.SetMaxIdleConns(conns)
 	db.SetConnMaxLifetime(0)
@@ -104,25 +110,24 @@ func openPostgres(ctx context.Context, dsn string, conns int, readOnly bool) (*s
 }
 
 // writerLock is the PostgreSQL equivalent of SQLite's write lock (BEGIN
-// IMMEDIATE): a transaction-scoped advisory lock per schema, taken first
-// by every write transaction (InTx, Group), so that the write transactions
-// on one store's tables run one at a time whichever process runs them (a
-// bank and `remit bank enroll`, two gateway replicas), and every store's
-// reasoning about one writer holds on PostgreSQL unchanged. Reads take no
-// lock; READ COMMITTED shows each statement what was committed before it.
-const writerLock = `SELECT pg_advisory_xact_lock(727, hashtext(current_schema()))`
+// IMMEDIATE): a transaction-scoped advisory lock per store (component) and
+// schema, which every transaction of a writer pool (Open) takes right
+// after BEGIN, so that the write transactions on one store's tables run one
+// at a time whichever process runs them (a bank and `remit bank enroll`,
+// two gateway replicas), and every store's reasoning about one writer
+// holds on PostgreSQL unchanged. Stores sharing a schema (the gateway's log
+// and its sessions) have their own locks: their tables are disjoint. Reads
+// outside a transaction take no lock; READ COMMITTED shows each statement
+// what was committed before it. A statement outside a transaction on the
+// writer (an upsert of the bank registry) is atomic by itself.
+const writerLock = `SELECT pg_advisory_xact_lock(727, hashtext(current_schema() || '/' || $1))`
 
-// lockWriter takes writerLock in tx, and for an unforced transaction
-// (Group.DoUnforced) lets its COMMIT return before its WAL is flushed: the
-// WAL writer flushes it within wal_writer_delay, and the next forced
-// commit with it. Both end with the transaction.
-func lockWriter(ctx context.Context, tx *sql.Tx, unforced bool) error {
-	if unforced {
-		if _, err := tx.ExecContext(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
-			return err
-		}
-	}
-	_, err := tx.ExecContext(ctx, writerLock)
+// unforced lets the COMMIT of tx (Group.DoUnforced on PostgreSQL) return
+// before its WAL is flushed: the WAL writer flushes it within
+// wal_writer_delay, and the next forced commit with it. The setting ends
+// with the transaction.
+func unforced(ctx context.Context, tx *sql.Tx) error {
+	_, err := tx.ExecContext(ctx, "SET LOCAL synchronous_commit = off")
 	return err
 }
 
@@ -130,7 +135,10 @@ func lockWriter(ctx context.Context, tx *sql.Tx, unforced bool) error {
 // that rewrites SQLite's parameter markers (? and ?NNN) to PostgreSQL's
 // ($1, $NNN), so that every store keeps one text per statement. Which SQL
 // is portable, and how each store keeps to it, is in docs/scaling.md.
-type pgConnector struct{ inner driver.Connector }
+type pgConnector struct {
+	inner driver.Connector
+	lock  string // the component whose writer lock each transaction takes; "" for none (a reader)
+}
 
 func (c *pgConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	conn, err := c.inner.Connect(ctx)
@@ -141,7 +149,7 @@ func (c *pgConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if !ok {
 		return nil, errors.Join(fmt.Errorf("store: pgx gave a %T, not a *stdlib.Conn", conn), conn.Close())
 	}
-	return &pgConn{inner: inner}, nil
+	return &pgConn{inner: inner, lock: c.lock}, nil
 }
 
 func (c *pgConnector) Driver() driver.Driver { return &pgDriver{} }
@@ -152,7 +160,10 @@ func (*pgDriver) Open(string) (driver.Conn, error) {
 	return nil, errors.New("store: open PostgreSQL databases with store.Open")
 }
 
-type pgConn struct{ inner *stdlib.Conn }
+type pgConn struct {
+	inner *stdlib.Conn
+	lock  string
+}
 
 var (
 	_ driver.ConnBeginTx        = (*pgConn)(nil)
@@ -175,11 +186,20 @@ func (c *pgConn) PrepareContext(ctx context.Context, query string) (driver.Stmt,
 func (c *pgConn) Close() error { return c.inner.Close() }
 
 func (c *pgConn) Begin() (driver.Tx, error) {
-	return c.inner.Begin()
+	return c.BeginTx(context.Background(), driver.TxOptions{})
 }
 
+// BeginTx begins a transaction and, on a writer's connection, takes the
+// writer lock in it (writerLock).
 func (c *pgConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	return c.inner.BeginTx(ctx, opts)
+	tx, err := c.inner.BeginTx(ctx, opts)
+	if err != nil || c.lock == "" || opts.ReadOnly {
+		return tx, err
+	}
+	if _, err := c.inner.ExecContext(ctx, writerLock, []driver.NamedValue{{Ordinal: 1, Value: c.lock}}); err != nil {
+		return nil, errors.Join(fmt.Errorf("store: take the writer lock of %s: %w", c.lock, err), tx.Rollback())
+	}
+	return tx, nil
 }
 
 func (c *pgConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {

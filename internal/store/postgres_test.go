@@ -60,7 +60,7 @@ func TestMigrateConcurrently(t *testing.T) {
 	errs := make([]error, 4)
 	for i := range errs {
 		wg.Go(func() {
-			db, err := store.Open(ctx, target)
+			db, err := store.Open(ctx, target, "test")
 			if err != nil {
 				errs[i] = err
 				return
@@ -72,7 +72,7 @@ func TestMigrateConcurrently(t *testing.T) {
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(ctx, target)
+	db, err := store.Open(ctx, target, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestGroupLosesItsConnection(t *testing.T) {
 func TestWritersTakeTurns(t *testing.T) {
 	ctx := context.Background()
 	target := storetest.Target(t, t.TempDir(), "db")
-	db, err := store.Open(ctx, target)
+	db, err := store.Open(ctx, target, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestWritersTakeTurns(t *testing.T) {
 	errs := make([]error, writers)
 	for i := range writers {
 		wg.Go(func() {
-			w, err := store.Open(ctx, target)
+			w, err := store.Open(ctx, target, "test")
 			if err != nil {
 				errs[i] = err
 				return

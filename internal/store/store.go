@@ -175,8 +175,8 @@ func MigrationsFor(db *sql.DB, files fs.FS, dir string) (fs.FS, error) {
 // component names the store the migrations belong to: on PostgreSQL
 // several stores (the gateway's log and its sessions) may share one
 // database, and schema_migrations keeps their versions apart. Each
-// migration runs in InTx, under the writer lock, so that two processes
-// starting at once (two gateway replicas) apply it once.
+// migration runs in one transaction under a lock of the schema, so that two
+// processes starting at once (two gateway replicas) apply it once.
 func Migrate(ctx context.Context, db *sql.DB, component string, migrations fs.FS) error {
 	pg := DialectOf(db) == Postgres
 	files, err := fs.Glob(migrations, "*.sql")
@@ -222,7 +222,20 @@ func Migrate(ctx context.Context, db *sql.DB, component string, migrations fs.FS
 		record = `INSERT INTO schema_migrations (version, name, applied_at, component) VALUES (?, ?, ?, ?)`
 		args = func(v ...any) []any { return append(v, component) }
 	}
+	// On PostgreSQL the stores sharing a schema share schema_migrations:
+	// their migrations take one more lock, the schema's, so that two
+	// processes starting at once never both create it.
+	lock := func(tx *sql.Tx) error {
+		if !pg {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(728, hashtext(current_schema()))`)
+		return err
+	}
 	if err := InTx(ctx, db, func(tx *sql.Tx) error {
+		if err := lock(tx); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, create)
 		return err
 	}); err != nil {
@@ -234,6 +247,9 @@ func Migrate(ctx context.Context, db *sql.DB, component string, migrations fs.FS
 			return err
 		}
 		err = InTx(ctx, db, func(tx *sql.Tx) error {
+			if err := lock(tx); err != nil {
+				return err
+			}
 			var seen int
 			err := tx.QueryRowContext(ctx, seenQ, args(m.version)...).Scan(&seen)
 			if err == nil {
@@ -257,17 +273,12 @@ func Migrate(ctx context.Context, db *sql.DB, component string, migrations fs.FS
 
 // InTx runs fn in a write transaction and commits it, or rolls back if fn
 // returns an error. The commit is durable when InTx returns nil. On
-// PostgreSQL the transaction holds the writer lock (see writerLock).
+// PostgreSQL the transaction holds its store's writer lock (see
+// writerLock).
 func InTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
-	}
-	if DialectOf(db) == Postgres {
-		if err := lockWriter(ctx, tx, false); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("store: begin: %w", err)
-		}
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()

@@ -2,12 +2,9 @@ package bank_test
 
 import (
 	"bytes"
-	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -17,7 +14,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/remitpay/remit/internal/store"
 	"github.com/remitpay/remit/internal/store/storetest"
 	"github.com/remitpay/remit/services/bank"
 )
@@ -429,7 +425,7 @@ func TestEnrollmentCodeOnlyHashed(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	contents := storedContents(t, path)
+	contents := storetest.Contents(t, path)
 	plain := strings.ReplaceAll(code, "-", "")
 	for name, b := range contents {
 		for _, s := range []string{code, plain, strings.ToLower(plain)} {
@@ -502,77 +498,4 @@ func TestCloseRacesPrepares(t *testing.T) {
 		t.Errorf("erin = %+v, %v; want closed and empty", a, err)
 	}
 	wantBalances(t, l, "alice", balances{100, 0, 0})
-}
-
-// storedContents is everything the ledger at target holds: the bytes of
-// its SQLite files, or on PostgreSQL every row of every table of its
-// schema as text (BYTEA as hex).
-func storedContents(t *testing.T, target string) map[string][]byte {
-	t.Helper()
-	out := map[string][]byte{}
-	if !store.IsPostgres(target) {
-		files, err := filepath.Glob(target + "*")
-		if err != nil || len(files) == 0 {
-			t.Fatal(files, err)
-		}
-		for _, f := range files {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out[filepath.Base(f)] = b
-		}
-		return out
-	}
-	db, err := store.OpenReader(t.Context(), target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := db.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	rows, err := db.QueryContext(t.Context(), `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var tables []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			t.Fatal(err)
-		}
-		tables = append(tables, name)
-	}
-	if err := rows.Err(); err != nil || len(tables) == 0 {
-		t.Fatal(tables, err)
-	}
-	for _, table := range tables {
-		out[table] = tableText(t, db, table)
-	}
-	return out
-}
-
-// tableText is every row of table as PostgreSQL prints it, a line each.
-func tableText(t *testing.T, db *sql.DB, table string) []byte {
-	t.Helper()
-	r, err := db.QueryContext(t.Context(), `SELECT r::text FROM `+table+` r`) //nolint:gosec // names from the catalogue
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	var b bytes.Buffer
-	for r.Next() {
-		var line string
-		if err := r.Scan(&line); err != nil {
-			t.Fatal(err)
-		}
-		b.WriteString(line + "\n")
-	}
-	if err := r.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
 }

@@ -184,7 +184,7 @@ type Ledger struct {
 // (store.Open). The times it records come from time.Now; tests that check
 // them run in a testing/synctest bubble.
 func OpenLedger(ctx context.Context, target string) (*Ledger, error) {
-	db, err := store.Open(ctx, target)
+	db, err := store.Open(ctx, target, "ledger")
 	if err != nil {
 		return nil, fmt.Errorf("bank: open ledger: %w", err)
 	}

@@ -51,21 +51,11 @@ func openLedger(t *testing.T, path string) *bank.Ledger {
 	return l
 }
 
-// ledgerTargets remembers the ledger of each data directory, so that a
-// bank restarted on the same directory opens the same database on
-// PostgreSQL too.
-var ledgerTargets sync.Map // dataDir -> target
-
 // ledgerTarget is the ledger of a bank whose data directory is dataDir:
-// dataDir/ledger.db, or one PostgreSQL schema per dataDir (storetest).
+// dataDir/ledger.db, or its PostgreSQL schema (storetest).
 func ledgerTarget(tb testing.TB, dataDir string) string {
 	tb.Helper()
-	if v, ok := ledgerTargets.Load(dataDir); ok {
-		return v.(string)
-	}
-	target := storetest.Target(tb, dataDir, "ledger")
-	ledgerTargets.Store(dataDir, target)
-	return target
+	return storetest.Target(tb, dataDir, "ledger")
 }
 
 func newLedger(t *testing.T) *bank.Ledger {

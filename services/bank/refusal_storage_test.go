@@ -29,7 +29,7 @@ var storedRefusals = []struct {
 // the stored rows as an older version left them.
 func openRaw(t *testing.T, path string) *sql.DB {
 	t.Helper()
-	db, err := store.Open(t.Context(), path)
+	db, err := store.Open(t.Context(), path, "ledger")
 	if err != nil {
 		t.Fatal(err)
 	}

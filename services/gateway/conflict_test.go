@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"database/sql"
 	"errors"
 	"log/slog"
 	"slices"
@@ -15,6 +16,8 @@ import (
 
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
 	"github.com/remitpay/remit/internal/rpcerr"
+	"github.com/remitpay/remit/internal/store"
+	"github.com/remitpay/remit/internal/store/storetest"
 )
 
 // A bank that already holds the id for a different transaction refuses
@@ -127,8 +130,13 @@ func TestTransactionIDConflictVoterIsSkippedWhenTheDecisionIsNotWritten(t *testi
 		h := newHarness(t)
 		h.b.vote = func(string, []Leg) (Vote, error) {
 			// The decision write will fail (disk full, I/O error...).
-			if _, err := h.store.db.ExecContext(t.Context(), `CREATE TRIGGER fail_decision BEFORE UPDATE OF decision ON transactions
-				BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END`); err != nil {
+			if _, err := h.store.db.ExecContext(t.Context(), dialectSQL(h.store.db,
+				`CREATE TRIGGER fail_decision BEFORE UPDATE OF decision ON transactions
+					BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END`,
+				`CREATE FUNCTION fail_decision() RETURNS trigger LANGUAGE plpgsql AS $$
+					BEGIN RAISE EXCEPTION 'disk I/O error'; END $$;
+				CREATE TRIGGER fail_decision BEFORE UPDATE OF decision ON transactions
+					FOR EACH ROW EXECUTE FUNCTION fail_decision()`)); err != nil {
 				t.Error(err)
 			}
 			return Vote{Reason: gatewayv1.FailureReason_FAILURE_REASON_TRANSACTION_ID_CONFLICT}, nil
@@ -137,7 +145,8 @@ func TestTransactionIDConflictVoterIsSkippedWhenTheDecisionIsNotWritten(t *testi
 		if _, err := h.coord.Pay(t.Context(), payment(id)); err == nil {
 			t.Fatal("Pay succeeded; want the payment left undecided")
 		}
-		if _, err := h.store.db.ExecContext(t.Context(), `DROP TRIGGER fail_decision`); err != nil {
+		if _, err := h.store.db.ExecContext(t.Context(), dialectSQL(h.store.db,
+			`DROP TRIGGER fail_decision`, `DROP TRIGGER fail_decision ON transactions`)); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(testTiming.Decision + time.Second)
@@ -202,4 +211,24 @@ func TestTransactionIDConflictVoterIsNotToldTheOutcome(t *testing.T) {
 			t.Errorf("bank-b's participant row acked = %d, want %d (excused, not acknowledged)", acked, participantExcused)
 		}
 	})
+}
+
+// dialectSQL is sqlite or postgres, whichever db speaks: for the tests
+// that break the store on purpose (a trigger, a column of the wrong type).
+func dialectSQL(db *sql.DB, sqlite, postgres string) string {
+	if store.DialectOf(db) == store.Postgres {
+		return postgres
+	}
+	return sqlite
+}
+
+// sqliteOnly skips a test that copies SQLite's files (a crash image) on a
+// PostgreSQL run: there the writer lock the test holds would also stop the
+// copy from opening, and PostgreSQL's own recovery keeps every committed
+// transaction.
+func sqliteOnly(t *testing.T, what string) {
+	t.Helper()
+	if storetest.Backend() != "sqlite" {
+		t.Skipf("%s copies SQLite's files; this run is on %s", what, storetest.Backend())
+	}
 }

@@ -3,9 +3,10 @@ package gateway
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/remitpay/remit/internal/store/storetest"
 
 	"github.com/google/uuid"
 
@@ -19,7 +20,7 @@ import (
 // acknowledgements.
 func benchCoordinator(b *testing.B) (*Coordinator, *Store) {
 	b.Helper()
-	st, err := OpenStore(context.Background(), filepath.Join(b.TempDir(), "gateway.db"))
+	st, err := OpenStore(context.Background(), storetest.Target(b, b.TempDir(), "gateway"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -13,6 +13,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/remitpay/remit/internal/store/storetest"
+
 	"github.com/google/uuid"
 
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
@@ -136,7 +138,7 @@ type harness struct {
 // and re-drive periods are exact and take no real time.
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "gateway.db")
+	path := storetest.Target(t, t.TempDir(), "gateway")
 	st, err := OpenStore(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
@@ -727,7 +729,8 @@ func TestRedriverLogsStoreErrors(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Every row becomes unreadable; the lists still work.
-			if _, err := h.store.db.ExecContext(ctx, `UPDATE transactions SET create_time = 'unreadable'`); err != nil {
+			if _, err := h.store.db.ExecContext(ctx, dialectSQL(h.store.db, `UPDATE transactions SET create_time = 'unreadable'`,
+				`ALTER TABLE transactions ALTER COLUMN create_time TYPE TEXT USING 'unreadable'`)); err != nil {
 				t.Fatal(err)
 			}
 			logs := &logtest.Buffer{}
@@ -825,11 +828,11 @@ func TestZeroTimingIsDefaultTiming(t *testing.T) {
 // It may run on any goroutine: it returns failures instead of failing t,
 // which only its release uses, to report a failed close.
 func lockLog(t *testing.T, path string) (release func(), err error) { //nolint:thelper // not a helper: it runs off the test goroutine
-	db, err := store.OpenSQLite(context.Background(), path)
+	db, err := store.Open(context.Background(), path, "gateway")
 	if err != nil {
 		return nil, err
 	}
-	tx, err := db.BeginTx(context.Background(), nil) // BEGIN IMMEDIATE: the write lock
+	tx, err := db.BeginTx(context.Background(), nil) // the write lock: BEGIN IMMEDIATE, or on PostgreSQL the store's writer lock
 	if err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
@@ -865,6 +868,7 @@ func copyFile(t *testing.T, from, to string) {
 // TestIntegrationGatewayRestartAfterDecision.) Real time, not synctest:
 // the lock is another SQLite connection's.
 func TestAcknowledgementAfterTheReplyCrashPoint(t *testing.T) {
+	sqliteOnly(t, "the crash image")
 	h := newHarness(t)
 	// Pay waits for phase two "for ever": only the bank's answers, not the
 	// acknowledgement write (held back for longer than Pay's context,

@@ -6,9 +6,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/remitpay/remit/internal/store/storetest"
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
@@ -72,7 +73,7 @@ func TestHungBankCallsEndAtTheirDeadline(t *testing.T) {
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(hung.release) }) // runs first: unblocks the handlers
 
-	st, err := OpenStore(t.Context(), filepath.Join(t.TempDir(), "gateway.db"))
+	st, err := OpenStore(t.Context(), storetest.Target(t, t.TempDir(), "gateway"))
 	if err != nil {
 		t.Fatal(err)
 	}

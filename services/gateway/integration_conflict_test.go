@@ -1,10 +1,6 @@
 package gateway_test
 
 import (
-	"errors"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -46,11 +42,7 @@ func TestIntegrationBankIdempotencyKeyReusedIsTransactionIDConflict(t *testing.T
 	wantError(t, update(deposit(id, 7)), connect.CodeInvalidArgument, "IDEMPOTENCY_KEY_REUSED")
 
 	n.Gateway.Stop(t)
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		if err := os.Remove(filepath.Join(n.Dir, "gateway", "gateway.db"+suffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			t.Fatal(err)
-		}
-	}
+	n.Gateway.WipeLog(t)
 	n.Gateway.Start(t)
 	n.WaitReady(t) // the banks registered again in the new log
 

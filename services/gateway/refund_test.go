@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"connectrpc.com/connect"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"connectrpc.com/connect"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
@@ -225,6 +226,7 @@ func TestWithRefundsIsOneQuery(t *testing.T) {
 // the bank, so nothing after the claim is in it. Real time: the log's files
 // are copied.
 func TestRefundCrashBeforeDecisionIsRecovered(t *testing.T) {
+	sqliteOnly(t, "the crash image")
 	h := newHarness(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()

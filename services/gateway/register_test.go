@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/remitpay/remit/internal/store/storetest"
 
 	"connectrpc.com/connect"
 	"golang.org/x/time/rate"
@@ -52,7 +53,7 @@ func (b *fakeEnrollBank) ConsumeEnrollmentCode(_ context.Context, req *bankv1.Co
 func newRegisterAPI(t *testing.T, limit rate.Limit, burst int) (*authAPI, *fakeEnrollBank) {
 	t.Helper()
 	ctx := context.Background()
-	sessions, err := auth.OpenSessions(ctx, filepath.Join(t.TempDir(), "sessions.db"), auth.SessionConfig{})
+	sessions, err := auth.OpenSessions(ctx, storetest.Target(t, t.TempDir(), "sessions"), auth.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

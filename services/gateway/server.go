@@ -48,8 +48,15 @@ type Config struct {
 	// BankTLS is the client side for calling banks: it presents the gateway's
 	// client certificate and trusts the Remit CA.
 	BankTLS *tls.Config
-	// DataDir holds gateway.db (the coordinator log) and sessions.db.
+	// DataDir holds gateway.db (the coordinator log) and sessions.db,
+	// unless Database names a PostgreSQL database for both, and the audit
+	// log by default.
 	DataDir string
+	// Database is a postgres:// URL (a PostgreSQL database, and schema with
+	// search_path=NAME) that holds the coordinator log, the sessions and
+	// the users instead of the SQLite files in DataDir. Empty for those
+	// files.
+	Database string
 	// UsersFile is the JSON credentials file (password hashes only): the
 	// preload of the users, which live in DataDir/sessions.db. It is
 	// imported at start (a file that fails to parse stops the start) and
@@ -97,6 +104,15 @@ type Config struct {
 	CORSOrigins []string
 }
 
+// target is where the store kept in the SQLite file name of DataDir
+// lives: Database if set, else that file.
+func (c *Config) target(name string) string {
+	if c.Database != "" {
+		return c.Database
+	}
+	return filepath.Join(c.DataDir, name)
+}
+
 // Run starts the gateway and serves until ctx ends, then shuts down
 // gracefully. Recovery of undecided payments happens before the listener
 // accepts its first request.
@@ -142,7 +158,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	reg := metrics.NewRegistry()
 
-	st, err := OpenStore(ctx, filepath.Join(cfg.DataDir, "gateway.db"))
+	st, err := OpenStore(ctx, cfg.target("gateway.db"))
 	if err != nil {
 		return err
 	}
@@ -157,7 +173,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 	}
-	sessions, err := auth.OpenSessions(ctx, filepath.Join(cfg.DataDir, "sessions.db"), auth.SessionConfig{TTL: cfg.TokenTTL})
+	sessions, err := auth.OpenSessions(ctx, cfg.target("sessions.db"), auth.SessionConfig{TTL: cfg.TokenTTL})
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/remitpay/remit/internal/store"
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/*.sql migrations/postgres/*.sql
 var migrationFiles embed.FS
 
 // Kind says whether a transaction is a two-phase payment or a single-phase
@@ -180,7 +180,8 @@ type BankRecord struct {
 	LastSeen     time.Time
 }
 
-// Store is the gateway's durable coordinator log in embedded SQLite.
+// Store is the gateway's durable coordinator log, in embedded SQLite or in
+// PostgreSQL (see store).
 type Store struct {
 	db    *sql.DB           // the writer: one connection
 	rdb   *sql.DB           // reads outside a transaction (store.OpenSQLiteReader)
@@ -199,20 +200,25 @@ type Store struct {
 	reads atomic.Int64
 }
 
-// OpenStore opens (creating and migrating) the coordinator log at path.
-func OpenStore(ctx context.Context, path string) (*Store, error) {
-	db, err := store.OpenSQLite(ctx, path)
+// OpenStore opens (creating and migrating) the coordinator log at target:
+// an SQLite file, or a postgres:// URL (store.Open).
+func OpenStore(ctx context.Context, target string) (*Store, error) {
+	db, err := store.Open(ctx, target, "gateway")
 	if err != nil {
 		return nil, err
 	}
-	if err := store.Migrate(ctx, db, "gateway", mustSub(migrationFiles, "migrations")); err != nil {
+	migrations, err := store.MigrationsFor(db, migrationFiles, "migrations")
+	if err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	if err := store.Migrate(ctx, db, "gateway", migrations); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
 	stmts, err := store.Prepare(ctx, db, statementSQL[:])
 	if err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
-	rdb, err := store.OpenSQLiteReader(ctx, path)
+	rdb, err := store.OpenReader(ctx, target)
 	if err != nil {
 		return nil, errors.Join(err, stmts.Close(), db.Close())
 	}
@@ -759,8 +765,9 @@ func (s *Store) Undecided(ctx context.Context) ([]string, error) {
 // UnackedDecided lists decided payments that some participant has not yet
 // acknowledged: phase two must be re-driven for them.
 func (s *Store) UnackedDecided(ctx context.Context) ([]string, error) {
-	return ids(s.rdb.QueryContext(ctx, `SELECT DISTINCT p.transaction_id FROM participants p JOIN transactions t USING (transaction_id)
-		WHERE p.acked = 0 AND t.decision IS NOT NULL ORDER BY t.rowid`))
+	return ids(s.rdb.QueryContext(ctx, `SELECT t.transaction_id FROM transactions t
+		WHERE t.transaction_id IN (SELECT p.transaction_id FROM participants p WHERE p.acked = 0)
+		AND t.decision IS NOT NULL ORDER BY t.rowid`))
 }
 
 // Backlog counts what the re-driver has left to do: decided payments some

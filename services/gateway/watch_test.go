@@ -5,10 +5,11 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/remitpay/remit/internal/store/storetest"
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
@@ -64,7 +65,7 @@ type watchEnv struct {
 // buffer events (0: the default).
 func newWatchEnv(t *testing.T, buffer int) *watchEnv {
 	t.Helper()
-	st, err := OpenStore(t.Context(), filepath.Join(t.TempDir(), "gateway.db"))
+	st, err := OpenStore(t.Context(), storetest.Target(t, t.TempDir(), "gateway"))
 	if err != nil {
 		t.Fatal(err)
 	}

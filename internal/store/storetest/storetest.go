@@ -6,13 +6,16 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,16 +37,28 @@ func Backend() string {
 	return "sqlite"
 }
 
-// Target is where a test's store called name lives: dir/name.db, or a new
-// PostgreSQL schema (see the package comment). Two calls give two
-// databases; the same target opened twice is the same database.
+// targets remembers the schema of each dir and name, so that a store
+// reopened on the same directory (a restart) opens the same database on
+// PostgreSQL as it does on SQLite.
+var targets sync.Map // dir/name -> target
+
+// Target is where a test's store called name, in directory dir, lives:
+// dir/name.db, or a PostgreSQL schema made for it on the first call (see
+// the package comment). Later calls with the same dir and name give the
+// same database, other names or directories another.
 func Target(tb testing.TB, dir, name string) string {
 	tb.Helper()
+	path := filepath.Join(dir, name+".db")
 	base := Postgres()
 	if base == "" {
-		return filepath.Join(dir, name+".db")
+		return path
 	}
-	return Schema(tb, base)
+	if v, ok := targets.Load(path); ok {
+		return v.(string) //nolint:forcetypeassert // only strings are stored
+	}
+	target := Schema(tb, base)
+	targets.Store(path, target)
+	return target
 }
 
 // Schema creates a fresh schema in the PostgreSQL database at base and
@@ -60,7 +75,7 @@ func Schema(tb testing.TB, base string) string {
 	schema := "t_" + hex.EncodeToString(b[:])
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	admin, err := store.Open(ctx, base)
+	admin, err := store.Open(ctx, base, "storetest")
 	if err != nil {
 		tb.Fatalf("storetest: %v", err)
 	}
@@ -79,7 +94,7 @@ func drop(tb testing.TB, base, schema string) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	admin, err := store.Open(ctx, base)
+	admin, err := store.Open(ctx, base, "storetest")
 	if err != nil {
 		tb.Errorf("storetest: drop %s: %v", schema, err)
 		return
@@ -88,4 +103,79 @@ func drop(tb testing.TB, base, schema string) {
 	if err := errors.Join(err, admin.Close()); err != nil {
 		tb.Errorf("storetest: drop %s: %v", schema, err)
 	}
+}
+
+// Contents is everything the database at target holds, for tests that
+// look for a secret in it: the bytes of its SQLite files (the database,
+// its WAL and journal), or on PostgreSQL every row of every table of its
+// schema as PostgreSQL prints it (BYTEA as \x and hex), by table.
+func Contents(tb testing.TB, target string) map[string][]byte {
+	tb.Helper()
+	out := map[string][]byte{}
+	if !store.IsPostgres(target) {
+		files, err := filepath.Glob(target + "*")
+		if err != nil || len(files) == 0 {
+			tb.Fatal("storetest: no database files", files, err)
+		}
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			out[filepath.Base(f)] = b
+		}
+		return out
+	}
+	ctx := context.Background()
+	db, err := store.OpenReader(ctx, target)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer func() {
+		if err := db.Close(); err != nil {
+			tb.Error(err)
+		}
+	}()
+	rows, err := db.QueryContext(ctx, `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()`)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer rows.Close()
+	var tables []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			tb.Fatal(err)
+		}
+		tables = append(tables, name)
+	}
+	if err := rows.Err(); err != nil || len(tables) == 0 {
+		tb.Fatal("storetest: no tables", tables, err)
+	}
+	for _, table := range tables {
+		out[table] = tableText(tb, db, table)
+	}
+	return out
+}
+
+// tableText is every row of table as PostgreSQL prints it, a line each.
+func tableText(tb testing.TB, db *sql.DB, table string) []byte {
+	tb.Helper()
+	r, err := db.QueryContext(context.Background(), `SELECT r::text FROM `+table+` r`) //nolint:gosec // names from the catalogue
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer r.Close()
+	var b bytes.Buffer
+	for r.Next() {
+		var line string
+		if err := r.Scan(&line); err != nil {
+			tb.Fatal(err)
+		}
+		b.WriteString(line + "\n")
+	}
+	if err := r.Err(); err != nil {
+		tb.Fatal(err)
+	}
+	return b.Bytes()
 }

@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -41,6 +42,7 @@ import (
 	"github.com/remitpay/remit/internal/portlock"
 	"github.com/remitpay/remit/internal/serve"
 	"github.com/remitpay/remit/internal/store"
+	"github.com/remitpay/remit/internal/store/storetest"
 	"github.com/remitpay/remit/services/bank"
 	"github.com/remitpay/remit/services/gateway"
 )
@@ -185,6 +187,7 @@ func Start(tb testing.TB, opts Options) *Network {
 			ServerTLS:      serverTLS,
 			BankTLS:        bankTLS,
 			DataDir:        filepath.Join(dir, "gateway"),
+			Database:       gatewayDatabase(tb, dir),
 			UsersFile:      usersFile,
 			MetricsAddr:    metricsAddr(0),
 			Logger:         logger.With("process", "gateway"),
@@ -232,6 +235,7 @@ func Start(tb testing.TB, opts Options) *Network {
 				ServerTLS:        bankServerTLS,
 				GatewayTLS:       gatewayTLS,
 				DataDir:          filepath.Join(dir, name),
+				Database:         storetest.Target(tb, filepath.Join(dir, name), "ledger"),
 				MetricsAddr:      metricsAddr(1 + i),
 				Accounts:         seeds,
 				Logger:           logger.With("process", name),
@@ -513,7 +517,49 @@ func (g *Gateway) Timing() gateway.Timing { return g.cfg.Timing }
 // SQLite's busy timeout (10s) or the waiting writes fail.
 func (g *Gateway) LockDB(tb testing.TB) (release func()) {
 	tb.Helper()
-	return lockDB(tb, filepath.Join(g.cfg.DataDir, "gateway.db"))
+	target := g.cfg.Database
+	if target == "" {
+		target = filepath.Join(g.cfg.DataDir, "gateway.db")
+	}
+	return lockDB(tb, target, "gateway")
+}
+
+// WipeLog deletes the coordinator log of the stopped gateway, as a lost
+// disk would: the files of gateway.db, or on PostgreSQL its tables (the
+// sessions and users stay, as sessions.db does). Its next start begins an
+// empty log.
+func (g *Gateway) WipeLog(tb testing.TB) {
+	tb.Helper()
+	if g.cfg.Database == "" {
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			if err := os.Remove(filepath.Join(g.cfg.DataDir, "gateway.db"+suffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				tb.Fatal(err)
+			}
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), WaitTimeout)
+	defer cancel()
+	db, err := store.Open(ctx, g.cfg.Database, "gateway")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	_, err = db.ExecContext(ctx, `DROP TABLE transactions, participants, events, banks CASCADE;
+		DELETE FROM schema_migrations WHERE component = 'gateway'`)
+	if err := errors.Join(err, db.Close()); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// gatewayDatabase is the gateway's Database on a PostgreSQL test run (one
+// schema for its log and sessions), and "" (the SQLite files in its data
+// directory) otherwise.
+func gatewayDatabase(tb testing.TB, dir string) string {
+	tb.Helper()
+	if storetest.Backend() != "postgres" {
+		return ""
+	}
+	return storetest.Target(tb, dir, "gateway")
 }
 
 // Bank is one bank process with the proxy the gateway reaches it through.
@@ -584,8 +630,9 @@ func metricsURL(addr string) string {
 	return "http://" + addr + "/metrics"
 }
 
-// LedgerPath is the path of the bank's ledger database.
-func (b *Bank) LedgerPath() string { return filepath.Join(b.cfg.DataDir, "ledger.db") }
+// LedgerPath is the bank's ledger database: the path of its SQLite file,
+// or its postgres:// URL on a PostgreSQL test run.
+func (b *Bank) LedgerPath() string { return bank.LedgerTarget(b.cfg.Database, b.cfg.DataDir) }
 
 // Inspect opens a second handle on the bank's ledger, running or not, and
 // passes it to fn. SQLite in WAL mode lets it read while the bank writes.
@@ -611,18 +658,18 @@ func (b *Bank) Inspect(tb testing.TB, fn func(*bank.Ledger)) {
 // within SQLite's busy timeout (10s).
 func (b *Bank) LockLedger(tb testing.TB) (release func()) {
 	tb.Helper()
-	return lockDB(tb, b.LedgerPath())
+	return lockDB(tb, b.LedgerPath(), "ledger")
 }
 
 // TryLockLedger is LockLedger for goroutines other than the test's: it
 // returns an error instead of failing the test, and the caller must release.
 func (b *Bank) TryLockLedger() (release func(), err error) {
-	return tryLockDB(b.LedgerPath())
+	return tryLockDB(b.LedgerPath(), "ledger")
 }
 
-func lockDB(tb testing.TB, path string) func() {
+func lockDB(tb testing.TB, path, component string) func() {
 	tb.Helper()
-	release, err := tryLockDB(path)
+	release, err := tryLockDB(path, component)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -630,18 +677,19 @@ func lockDB(tb testing.TB, path string) func() {
 	return release
 }
 
-func tryLockDB(path string) (func(), error) {
+func tryLockDB(path, component string) (func(), error) {
 	ctx, cancel := context.WithTimeout(context.Background(), WaitTimeout)
 	defer cancel()
-	db, err := store.OpenSQLite(ctx, path)
+	db, err := store.Open(ctx, path, component)
 	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		return nil, fmt.Errorf("lock %s: %w", store.Redact(path), err)
 	}
-	// BEGIN IMMEDIATE takes the write lock. Not ctx: database/sql rolls a
-	// transaction back when its context ends.
+	// BEGIN IMMEDIATE takes the write lock (on PostgreSQL, the store's
+	// writer lock). Not ctx: database/sql rolls a transaction back when its
+	// context ends.
 	tx, err := db.BeginTx(context.Background(), nil)
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("lock %s: %w", path, err), db.Close())
+		return nil, errors.Join(fmt.Errorf("lock %s: %w", store.Redact(path), err), db.Close())
 	}
 	var once sync.Once
 	return func() {

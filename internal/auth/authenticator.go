@@ -273,6 +273,7 @@ func NewAuthenticator(ctx context.Context, file *Users, sessions *Sessions, cfg 
 	if err := a.loadThrottle(ctx); err != nil {
 		return nil, err
 	}
+	sessions.bus.Subscribe(topicUsers, func(string) { a.heardUsers() }, a.heardUsers) //nolint:contextcheck // a notice outlives any request
 	return a, nil
 }
 

@@ -138,6 +138,15 @@ func (c *sessionCache) revokeClient(clientID, keep string) {
 	})
 }
 
+// clear forgets every session: what another process revoked while this
+// one could not hear of it may be among them (see Sessions.UseBus).
+func (c *sessionCache) clear() {
+	c.revoke(func() {
+		clear(c.byHash)
+		clear(c.byID)
+	})
+}
+
 func (c *sessionCache) revoke(del func()) {
 	if c.max <= 0 {
 		return

@@ -69,9 +69,12 @@ type SessionConfig struct {
 // Verify keeps the sessions it found valid in a bounded in-memory cache
 // (see [SessionConfig.CacheSize]), each until its own expiry. Revoke and
 // RevokeClient remove what they revoke from it before they return, so a
-// revocation is immediate in this process; it is not seen by another
-// process that has the same database open, so only one process may serve
-// a session database.
+// revocation is immediate in this process. Other processes that share the
+// database (gateway replicas on PostgreSQL) hear of it through the change
+// bus ([Sessions.UseBus]): each revocation publishes what it ended after
+// its write, and every process drops it from its cache and ends its
+// streams; a process whose listener reconnects clears its whole cache.
+// Without a bus (SQLite), only one process may serve a session database.
 type Sessions struct {
 	db            *sql.DB
 	stmts         *store.Statements // sessionSQL, prepared once
@@ -80,6 +83,7 @@ type Sessions struct {
 	cache         *sessionCache
 	watchers      *sessionWatchers
 	lookedUp      func() // test hook: after the database read, before the cache is filled
+	bus           *store.Bus
 
 	mu        sync.Mutex
 	lastPrune time.Time
@@ -222,6 +226,58 @@ func (s *Sessions) Verify(ctx context.Context, token string) (clientID, sessionI
 	return clientID, sessionID, nil
 }
 
+// The notices of the sessions topic: what a revocation ended, so that the
+// other processes on the database forget it too.
+const (
+	topicSessions = "sessions"
+	noticeSession = "session:"   // + session id: Revoke
+	noticeClient  = "client:"    // + client id, a space, keep: RevokeOthers, RevokeClient
+	noticeOf      = "sessionof:" // + client id, a space, session id: RevokeSession
+)
+
+// UseBus makes the revocations of this process known to the others that
+// share its database, and theirs to it (see [Sessions]). Call it before
+// bus.Run; a nil bus (SQLite) changes nothing.
+func (s *Sessions) UseBus(bus *store.Bus) {
+	if bus == nil {
+		return
+	}
+	s.bus = bus
+	bus.Subscribe(topicSessions, s.heard, s.cache.clear)
+}
+
+// heard applies a revocation another process (or this one) published.
+func (s *Sessions) heard(payload string) {
+	switch {
+	case strings.HasPrefix(payload, noticeSession):
+		id := strings.TrimPrefix(payload, noticeSession)
+		s.cache.revokeSession(id)
+		s.watchers.endSession(id)
+	case strings.HasPrefix(payload, noticeClient):
+		clientID, keep, _ := strings.Cut(strings.TrimPrefix(payload, noticeClient), " ")
+		s.cache.revokeClient(clientID, keep)
+		s.watchers.endClient(clientID, keep)
+	case strings.HasPrefix(payload, noticeOf):
+		clientID, id, _ := strings.Cut(strings.TrimPrefix(payload, noticeOf), " ")
+		s.cache.revokeSession(id)
+		s.watchers.endSessionOf(clientID, id)
+	default:
+		// A notice of a newer version: forget everything rather than
+		// miss a revocation.
+		s.cache.clear()
+	}
+}
+
+// announce publishes a revocation to the other processes. It fails if
+// they may not have heard of it: the caller reports the error, and a retry
+// of the (idempotent) revocation announces it again.
+func (s *Sessions) announce(ctx context.Context, payload string) error {
+	if err := s.bus.Publish(context.WithoutCancel(ctx), topicSessions, payload); err != nil {
+		return fmt.Errorf("auth: the session is revoked, but other gateway replicas may not know yet: %w", err)
+	}
+	return nil
+}
+
 // Revoke ends a session, named either by its token (starting with
 // [TokenPrefix]) or by its session id, so that the token stops working at
 // once. Revoking an unknown, expired or already revoked session is not an
@@ -243,11 +299,17 @@ func (s *Sessions) Revoke(ctx context.Context, tokenOrSessionID string) error {
 		if id != "" {
 			s.watchers.endSession(id)
 		}
+		if err == nil && id != "" {
+			err = s.announce(ctx, noticeSession+id)
+		}
 	} else {
 		_, err = s.db.ExecContext(ctx,
 			`UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, now, tokenOrSessionID)
 		s.cache.revokeSession(tokenOrSessionID)
 		s.watchers.endSession(tokenOrSessionID)
+		if err == nil {
+			err = s.announce(ctx, noticeSession+tokenOrSessionID)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("auth: revoke session: %w", err)
@@ -273,6 +335,9 @@ func (s *Sessions) RevokeOthers(ctx context.Context, clientID, keep string) (int
 		now, clientID, keep, now)
 	s.cache.revokeClient(clientID, keep)
 	s.watchers.endClient(clientID, keep)
+	if err == nil {
+		err = s.announce(ctx, noticeClient+clientID+" "+keep)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("auth: revoke sessions of %q: %w", clientID, err)
 	}
@@ -290,6 +355,9 @@ func (s *Sessions) RevokeSession(ctx context.Context, clientID, sessionID string
 	s.cache.revokeSession(sessionID)
 	// Only clientID's watches: a session id of another user ends nothing.
 	s.watchers.endSessionOf(clientID, sessionID)
+	if err == nil {
+		err = s.announce(ctx, noticeOf+clientID+" "+sessionID)
+	}
 	if err != nil {
 		return false, fmt.Errorf("auth: revoke session: %w", err)
 	}

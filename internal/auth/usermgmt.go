@@ -96,13 +96,37 @@ func userAttrs(u *User) []slog.Attr {
 
 // change runs fn in a write transaction of the users table under mu and
 // refreshes the snapshot after it committed.
+//
+// Other processes on the same database (gateway replicas) refresh theirs
+// when they hear of it (topicUsers): a user disabled, a password or roles
+// changed on one replica holds on all.
 func (a *Authenticator) change(ctx context.Context, fn func(t *userTx) error) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if err := a.sessions.usersTx(ctx, fn); err != nil {
 		return err
 	}
-	return a.refresh(ctx)
+	if err := a.refresh(ctx); err != nil {
+		return err
+	}
+	if err := a.sessions.bus.Publish(context.WithoutCancel(ctx), topicUsers, ""); err != nil {
+		return fmt.Errorf("auth: the change is saved, but other gateway replicas may not know yet: %w", err)
+	}
+	return nil
+}
+
+// topicUsers is the change bus's topic of the users table: a notice means
+// "read it again".
+const topicUsers = "users"
+
+// heardUsers refreshes the snapshot after another process changed the
+// users (or this one's listener reconnected).
+func (a *Authenticator) heardUsers() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.refresh(context.Background()); err != nil {
+		a.log.Error("cannot reload the users another gateway replica changed; serving the previous snapshot", "err", err)
+	}
 }
 
 // CreateUser creates a user for an admin (principal, for the audit log):

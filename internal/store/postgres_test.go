@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/remitpay/remit/internal/store"
 	"github.com/remitpay/remit/internal/store/storetest"
@@ -194,5 +195,73 @@ func closeDB(t *testing.T, db *sql.DB) {
 	t.Helper()
 	if err := db.Close(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestBus: a notice published by one process reaches the subscribers of
+// every process on the same schema, and only those; a listener that
+// loses its connection resyncs on reconnecting.
+func TestBus(t *testing.T) {
+	if storetest.Backend() != "postgres" {
+		t.Skip("LISTEN/NOTIFY is PostgreSQL's; this run is on sqlite (REMIT_TEST_POSTGRES)")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	target, other := storetest.Target(t, t.TempDir(), "a"), storetest.Target(t, t.TempDir(), "b")
+	open := func(target string) (*store.Bus, chan string, chan struct{}) {
+		bus, err := store.OpenBus(ctx, target, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = bus.Close() })
+		got, resynced := make(chan string, 16), make(chan struct{}, 16)
+		bus.Subscribe("sessions", func(p string) { got <- p }, func() { resynced <- struct{}{} })
+		go bus.Run(ctx)
+		select {
+		case <-bus.Ready():
+		case <-ctx.Done():
+			t.Fatal("the bus never listened")
+		}
+		return bus, got, resynced
+	}
+	a, gotA, resyncA := open(target)
+	_, gotB, _ := open(target)
+	_, gotOther, _ := open(other)
+	<-resyncA
+	if err := a.Publish(ctx, "sessions", "token:abc"); err != nil {
+		t.Fatal(err)
+	}
+	for name, ch := range map[string]chan string{"the publisher": gotA, "another process": gotB} {
+		select {
+		case p := <-ch:
+			if p != "token:abc" {
+				t.Errorf("%s received %q", name, p)
+			}
+		case <-ctx.Done():
+			t.Fatalf("%s never received the notice", name)
+		}
+	}
+	if err := a.Publish(ctx, "users", "x"); err != nil { // a topic nobody here listens on
+		t.Fatal(err)
+	}
+	select {
+	case p := <-gotOther:
+		t.Errorf("another schema's subscriber received %q", p)
+	case <-time.After(300 * time.Millisecond):
+	}
+	// Cut a's listener: it reconnects and resyncs.
+	admin, err := store.OpenReader(ctx, storetest.Postgres())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = admin.Close() }()
+	if _, err := admin.ExecContext(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE pid <> pg_backend_pid() AND query LIKE 'LISTEN %' AND state = 'idle'`); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-resyncA:
+	case <-ctx.Done():
+		t.Fatal("the listener did not resync after losing its connection")
 	}
 }

@@ -143,7 +143,10 @@ type Coordinator struct {
 
 	mu       sync.Mutex
 	inflight map[string]chan struct{} // transaction id -> closed when its first run ends
-	driving  map[string]bool          // phase two being driven in-process
+	// shared is set when the log is shared with other gateway replicas
+	// (PostgreSQL): an undecided payment may be another replica's.
+	shared  bool
+	driving map[string]bool // phase two being driven in-process
 	// redriving holds the banks whose re-driver worker is running.
 	redriving map[string]bool
 	wake      chan struct{}
@@ -804,18 +807,38 @@ func (c *Coordinator) commitAt(ctx context.Context, client BankClient, bank stri
 
 // Recover decides ABORT for every payment left undecided by a previous
 // process (presumed abort); Run then sends the aborts. Call it before serving.
+//
+// On a shared database (replicas) an undecided payment may belong to
+// another replica that is running it now: it owns it until its prepare
+// deadline, its lease, which it needs no renewal of since it must decide
+// by then. Recover aborts only those whose deadline has passed (their
+// owner died or lost its database); the re-driver's stale-abort pass takes
+// the others if their owner does not decide them in time. Either way the
+// decision is a compare-and-set: if the owner decides at the same moment,
+// one decision stands and both obey it.
 func (c *Coordinator) Recover(ctx context.Context) error {
 	ids, err := c.store.Undecided(ctx)
 	if err != nil {
 		return fmt.Errorf("recovery: %w", err)
 	}
+	aborted := 0
 	for _, id := range ids {
+		if c.shared {
+			t, err := c.store.Get(ctx, id)
+			if err != nil {
+				return fmt.Errorf("recovery: read %s: %w", id, err)
+			}
+			if !time.Now().After(t.PrepareDeadline) {
+				continue // another replica's, in its lease
+			}
+		}
 		if _, err := c.decide(ctx, id, DecisionAbort, expired); err != nil {
 			return fmt.Errorf("recovery: abort %s: %w", id, err)
 		}
+		aborted++
 	}
-	if len(ids) > 0 {
-		c.log.Warn("recovery aborted undecided payments", "count", len(ids))
+	if aborted > 0 {
+		c.log.Warn("recovery aborted undecided payments", "count", aborted)
 	}
 	return nil
 }

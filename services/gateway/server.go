@@ -191,9 +191,37 @@ func Run(ctx context.Context, cfg Config) error {
 			log.Error("close audit log", "err", err)
 		}
 	}()
+	// Replicas on one PostgreSQL database tell each other what they hold
+	// in memory and another changed: revoked sessions, users, new events.
+	bus, err := store.OpenBus(ctx, cfg.Database, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := bus.Close(); err != nil {
+			log.Error("close change bus", "err", err)
+		}
+	}()
+	sessions.UseBus(bus)
+	st.UseBus(bus, log) //nolint:contextcheck // its publisher outlives any request
 	authn, err := auth.NewAuthenticator(ctx, users, sessions, auth.Config{Audit: auditLog, Log: log})
 	if err != nil {
 		return err
+	}
+	busCtx, stopBus := context.WithCancel(ctx)
+	var busDone sync.WaitGroup
+	busDone.Go(func() { bus.Run(busCtx) })
+	defer func() {
+		stopBus()
+		busDone.Wait()
+	}()
+	if bus != nil {
+		select {
+		case <-bus.Ready():
+		case <-time.After(10 * time.Second):
+			log.Warn("change notices: not listening yet; serving anyway (caches resync once it listens)")
+		case <-ctx.Done():
+		}
 	}
 
 	registry, err := NewRegistry(ctx, st, cfg.BankTLS, log, cfg.HealthInterval)
@@ -202,6 +230,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer registry.Close()
 	coord := NewCoordinator(st, registry, log, cfg.Timing)
+	coord.shared = cfg.Database != ""
 	coord.audit = auditLog
 	coord.metrics = newCoordMetrics(reg)
 	reg.MustRegister(newStateCollector(st, registry), metrics.NewCommitCollector(map[string]func() store.GroupStats{"payments": st.CommitStats}))

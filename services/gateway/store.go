@@ -6,6 +6,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -195,6 +196,12 @@ type Store struct {
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced whenever events are appended
 
+	// announce asks the publisher UseBus started to tell the other
+	// replicas of new events (nil without a bus); announced is closed when
+	// it has stopped.
+	announce  chan struct{}
+	announced chan struct{}
+
 	// reads counts Get and Events calls, so that tests can tell how many
 	// reads the fan-out of an event costs.
 	reads atomic.Int64
@@ -300,23 +307,69 @@ var statementSQL = [numStatements]string{
 }
 
 // EventsChanged returns a channel that is closed the next time an event is
-// committed. Take it before reading events so none is missed.
+// committed, by this process or, on a shared PostgreSQL database, another
+// (see UseBus). Take it before reading events so none is missed.
 func (s *Store) EventsChanged() <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.changed
 }
 
+// notify wakes the watchers of this process and tells the other processes
+// of the database (UseBus) that events were committed.
 func (s *Store) notify() {
+	s.wake()
+	if s.announce != nil {
+		select {
+		case s.announce <- struct{}{}:
+		default: // a notice is due already: it covers these events too
+		}
+	}
+}
+
+func (s *Store) wake() {
 	s.mu.Lock()
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
 }
 
+// topicEvents is the change bus's topic of the event log: a notice means
+// "events were committed; read from where you are".
+const topicEvents = "events"
+
+// UseBus makes the events this process commits wake the WatchPayments
+// streams of the other gateway replicas on the same PostgreSQL database,
+// and theirs this one's. Notices are coalesced: while one is being sent,
+// the commits that follow share the next. Call it before bus.Run and before
+// the store takes writes; a nil bus (SQLite) changes nothing.
+func (s *Store) UseBus(bus *store.Bus, log *slog.Logger) {
+	if bus == nil {
+		return
+	}
+	s.announce = make(chan struct{}, 1)
+	s.announced = make(chan struct{})
+	bus.Subscribe(topicEvents, func(string) { s.wake() }, s.wake)
+	go func() {
+		defer close(s.announced)
+		for range s.announce {
+			if err := bus.Publish(context.Background(), topicEvents, ""); err != nil {
+				// The streams of the other replicas catch up with these
+				// events at the next notice that reaches them, or when
+				// their listener reconnects.
+				log.Warn("cannot tell the other gateway replicas of new payment events", "err", err)
+			}
+		}
+	}()
+}
+
 // Close closes the prepared statements and the database.
 func (s *Store) Close() error {
 	s.group.Close()
+	if s.announce != nil {
+		close(s.announce)
+		<-s.announced
+	}
 	return errors.Join(s.stmts.Close(), s.rdb.Close(), s.db.Close())
 }
 

@@ -1,0 +1,129 @@
+package auth_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/remitpay/remit/internal/auth"
+	"github.com/remitpay/remit/internal/authz"
+	"github.com/remitpay/remit/internal/store"
+	"github.com/remitpay/remit/internal/store/storetest"
+)
+
+// replica is one gateway replica's view of a shared session database: its
+// own Sessions, Authenticator and change bus.
+type replica struct {
+	s *auth.Sessions
+	a *auth.Authenticator
+}
+
+func openReplica(ctx context.Context, t *testing.T, target string) *replica {
+	t.Helper()
+	s, err := auth.OpenSessions(ctx, target, auth.SessionConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus, err := store.OpenBus(ctx, target, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.UseBus(bus)
+	a, err := auth.NewAuthenticator(ctx, parseUsers(t, cheap), s, auth.Config{Sleep: func(context.Context, time.Duration) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	busCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); bus.Run(busCtx) }()
+	t.Cleanup(func() {
+		stop()
+		<-done
+		if err := errors.Join(bus.Close(), s.Close()); err != nil {
+			t.Error(err)
+		}
+	})
+	select {
+	case <-bus.Ready():
+	case <-ctx.Done():
+		t.Fatal("the change bus never listened")
+	}
+	return &replica{s: s, a: a}
+}
+
+// eventually polls cond every 10 ms for up to 5 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 5 s: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestReplicasShareSessionsAndUsers: two gateway replicas on one
+// PostgreSQL database. A token issued by one works on the other; a logout
+// on one ends it on the other although the other had it cached, and so do
+// a revocation of all of a client's sessions and its open streams; a user
+// created on one can log in on the other.
+func TestReplicasShareSessionsAndUsers(t *testing.T) {
+	if storetest.Backend() != "postgres" {
+		t.Skip("replicas share a PostgreSQL database; this run is on sqlite (REMIT_TEST_POSTGRES)")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	target := storetest.Target(t, t.TempDir(), "sessions")
+	one, two := openReplica(ctx, t, target), openReplica(ctx, t, target)
+
+	token, _, _, err := one.a.Login(ctx, "alice", alicePW, srcA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := two.a.Verify(ctx, token) // now in two's cache
+	if err != nil {
+		t.Fatalf("a token of replica one on replica two: %v", err)
+	}
+	ended, stop := two.a.SessionEnded("alice", p.SessionID) // a stream on two
+	defer stop()
+	if err := one.a.Logout(ctx, p.SessionID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the logout on replica one is not seen by replica two", func() bool {
+		_, err := two.a.Verify(ctx, token)
+		return errors.Is(err, auth.ErrInvalidToken)
+	})
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Error("the stream on replica two was not ended by the logout on replica one")
+	}
+
+	// Every session of a client, revoked on two, ends on one.
+	t1, _, _, err := two.a.Login(ctx, "bob", bobPW, srcA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := one.a.Verify(ctx, t1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := two.s.RevokeClient(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "RevokeClient on replica two is not seen by replica one", func() bool {
+		_, err := one.a.Verify(ctx, t1)
+		return errors.Is(err, auth.ErrInvalidToken)
+	})
+
+	// A user created on one logs in on two.
+	const pw = "a long enough password for carol"
+	if _, err := one.a.CreateUser(ctx, auth.NewUser{ClientID: "carol-new", Roles: []authz.Role{authz.RoleAuditor}}, pw, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a user created on replica one cannot log in on replica two", func() bool {
+		_, _, _, err := two.a.Login(ctx, "carol-new", pw, srcB)
+		return err == nil
+	})
+}

@@ -37,8 +37,16 @@ const DefaultTimeout = 10 * time.Second
 type Config struct {
 	// GatewayURL is the gateway's base URL, e.g. https://127.0.0.1:8443.
 	// Only https is accepted: tokens and payments never travel in clear.
-	// It is normalized (see [NormalizeGatewayURL]).
+	// It is normalized (see [NormalizeGatewayURL]). A comma-separated list
+	// names the replicas of one gateway: the first is GatewayURL, the
+	// others are added to MoreGatewayURLs.
 	GatewayURL string
+	// MoreGatewayURLs are the base URLs of the gateway's other replicas,
+	// if it runs several on one database. Calls go to one replica at a
+	// time; when it does not answer (unavailable, or an attempt that timed
+	// out) the retry goes to the next, with the same transaction id. The
+	// client is still known by GatewayURL (profiles, the outbox).
+	MoreGatewayURLs []string
 	// CAFile is the PEM file of the CA that signed the gateway's
 	// certificate (the dev CA's ca.pem). If neither CAFile nor TLSConfig
 	// is set, the system roots are used.
@@ -118,11 +126,12 @@ type Client struct {
 	onLogin func(*Session)
 	log     *slog.Logger
 
-	http   *http.Client
-	auth   gatewayv1connect.AuthServiceClient
-	pay    gatewayv1connect.PaymentServiceClient
-	admin  gatewayv1connect.AdminServiceClient
-	health *grpchealth.Client
+	http     *http.Client
+	replicas *replicas
+	auth     gatewayv1connect.AuthServiceClient
+	pay      gatewayv1connect.PaymentServiceClient
+	admin    gatewayv1connect.AdminServiceClient
+	health   *grpchealth.Client
 
 	mu      sync.Mutex
 	token   string
@@ -132,6 +141,12 @@ type Client struct {
 
 // New returns a Client for cfg. It does not contact the gateway.
 func New(cfg Config) (*Client, error) {
+	// "https://a:8443,https://b:8443": the replicas of one gateway, as the
+	// CLI's --gateway and REMIT_GATEWAY take them.
+	if first, rest, ok := strings.Cut(cfg.GatewayURL, ","); ok {
+		cfg.GatewayURL = first
+		cfg.MoreGatewayURLs = append(strings.Split(rest, ","), cfg.MoreGatewayURLs...)
+	}
 	baseURL, err := NormalizeGatewayURL(cfg.GatewayURL)
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
@@ -151,13 +166,20 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Credentials != nil && (cfg.Credentials.ClientID == "" || cfg.Credentials.Password == "") {
 		return nil, errors.New("client: credentials need both a client id and a password")
 	}
+	httpClient := serve.NewHTTP2Client(tlsConf)
+	reps, err := newReplicas(httpClient.Transport, baseURL, cfg.MoreGatewayURLs)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	httpClient.Transport = reps
 	c := &Client{
-		baseURL: baseURL,
-		timeout: cfg.Timeout,
-		onLogin: cfg.OnSession,
-		log:     cfg.Logger,
-		http:    serve.NewHTTP2Client(tlsConf),
-		token:   cfg.Token,
+		baseURL:  baseURL,
+		timeout:  cfg.Timeout,
+		onLogin:  cfg.OnSession,
+		log:      cfg.Logger,
+		http:     httpClient,
+		replicas: reps,
+		token:    cfg.Token,
 	}
 	if cfg.Credentials != nil {
 		creds := *cfg.Credentials // a copy: ChangePassword replaces it, never the caller's
@@ -284,11 +306,16 @@ func (c *Client) call(ctx context.Context, op, txID string, fn func(context.Cont
 	retries := 0
 	for attempt := 0; ; attempt++ {
 		token := c.Token()
+		replica := c.replicas.in()
 		err := c.attempt(ctx, callState{token: token, attempt: attempt}, fn)
 		if err == nil {
 			return nil
 		}
 		e := newError(err, txID, attempt+1)
+		if ctx.Err() == nil && c.replicas.failover(replica, e) {
+			c.log.DebugContext(ctx, "gateway replica did not answer; trying the next", "op", op,
+				"transaction_id", txID, "code", e.Code.String())
+		}
 		if e.Code == connect.CodeUnauthenticated && c.creds.Load() != nil && !relogged && ctx.Err() == nil {
 			relogged = true
 			if lerr := c.relogin(ctx, token); lerr != nil {
@@ -336,4 +363,11 @@ func (c *Client) relogin(ctx context.Context, failed string) error {
 	c.log.DebugContext(ctx, "token rejected; logging in again", "client_id", creds.ClientID)
 	_, err := c.Login(ctx, creds.ClientID, creds.Password)
 	return err
+}
+
+// CloseIdleConnections closes the idle connections of every replica.
+func (r *replicas) CloseIdleConnections() {
+	if c, ok := r.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }

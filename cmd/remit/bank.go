@@ -142,16 +142,17 @@ func bankConfig(c *config.Bank, log *slog.Logger) (bank.Config, error) {
 		accounts[i] = bank.AccountSeed{ID: a.ID, Owner: a.Owner, Currency: a.Currency, Opening: int64(a.OpeningBalance)}
 	}
 	return bank.Config{
-		Name:        c.Name,
-		Addr:        c.Listen,
-		MetricsAddr: c.MetricsListen,
-		PublicURL:   c.URL,
-		GatewayURL:  c.GatewayURL,
-		ServerTLS:   serverTLS,
-		GatewayTLS:  gatewayTLS,
-		DataDir:     c.DataDir,
-		Database:    c.Database,
-		Accounts:    accounts,
-		Logger:      log,
+		Name:            c.Name,
+		Addr:            c.Listen,
+		MetricsAddr:     c.MetricsListen,
+		PublicURL:       c.URL,
+		GatewayURL:      c.GatewayURL,
+		MoreGatewayURLs: c.MoreGatewayURLs,
+		ServerTLS:       serverTLS,
+		GatewayTLS:      gatewayTLS,
+		DataDir:         c.DataDir,
+		Database:        c.Database,
+		Accounts:        accounts,
+		Logger:          log,
 	}, nil
 }

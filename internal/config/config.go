@@ -102,6 +102,10 @@ type Bank struct {
 	URL string `yaml:"url"`
 	// GatewayURL is the https URL of the gateway.
 	GatewayURL string `yaml:"gateway_url"`
+	// MoreGatewayURLs are the https URLs of the gateway's other replicas
+	// when it runs several on one PostgreSQL database: the bank registers
+	// with every one and asks any of them for outcomes.
+	MoreGatewayURLs []string `yaml:"more_gateway_urls,omitempty"`
 	// TLS: the bank's server certificate, and its client certificate for
 	// calling the gateway.
 	TLS TLS `yaml:"tls"`
@@ -377,6 +381,11 @@ func (b *Bank) Validate() error {
 	}
 	if err := validHTTPS("gateway_url", b.GatewayURL); err != nil {
 		return err
+	}
+	for i, u := range b.MoreGatewayURLs {
+		if err := validHTTPS(fmt.Sprintf("more_gateway_urls[%d]", i), u); err != nil {
+			return err
+		}
 	}
 	if err := b.TLS.validate(true); err != nil {
 		return err

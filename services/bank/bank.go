@@ -42,6 +42,10 @@ type Config struct {
 	PublicURL string
 	// GatewayURL is the gateway's https base URL.
 	GatewayURL string
+	// MoreGatewayURLs are the https base URLs of the gateway's other
+	// replicas, if it runs several on one database: the bank registers
+	// with each and asks any of them for outcomes.
+	MoreGatewayURLs []string
 	// ServerTLS is the server side; it must require and verify client
 	// certificates (mutual TLS), because only the gateway may call a bank.
 	ServerTLS *tls.Config
@@ -80,8 +84,10 @@ func (c Config) validate() error {
 	if !strings.HasPrefix(c.PublicURL, "https://") {
 		errs = append(errs, fmt.Errorf("public URL %q must start with https://", c.PublicURL))
 	}
-	if !strings.HasPrefix(c.GatewayURL, "https://") {
-		errs = append(errs, fmt.Errorf("gateway URL %q must start with https://", c.GatewayURL))
+	for _, u := range append([]string{c.GatewayURL}, c.MoreGatewayURLs...) {
+		if !strings.HasPrefix(u, "https://") {
+			errs = append(errs, fmt.Errorf("gateway URL %q must start with https://", u))
+		}
 	}
 	if c.ServerTLS == nil || c.ServerTLS.ClientAuth != tls.RequireAndVerifyClientCert {
 		errs = append(errs, errors.New("server TLS must require and verify client certificates (mutual TLS)"))
@@ -185,22 +191,34 @@ func Run(ctx context.Context, cfg Config) error {
 	// any Remit server certificate for 127.0.0.1.
 	httpClient := serve.NewHTTP2Client(pki.RequirePeer(cfg.GatewayTLS, pki.GatewayIdentity()))
 	defer httpClient.CloseIdleConnections()
-	gateway := NewCoordinator(gatewayv1connect.NewCoordinatorServiceClient(httpClient, cfg.GatewayURL))
+	urls := append([]string{cfg.GatewayURL}, cfg.MoreGatewayURLs...)
+	replicas := make([]Coordinator, len(urls))
+	for i, u := range urls {
+		replicas[i] = NewCoordinator(gatewayv1connect.NewCoordinatorServiceClient(httpClient, u))
+	}
 
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		(&Resolver{
-			Ledger: ledger, Coordinator: gateway, Interval: cfg.ResolveInterval,
+			Ledger: ledger, Coordinator: NewFailover(replicas...), Interval: cfg.ResolveInterval,
 			Retention: cfg.Retention, Logger: log,
 		}).Run(loopCtx)
 	})
-	wg.Go(func() {
-		(&Registrar{
-			Coordinator: gateway, Name: cfg.Name, URL: cfg.PublicURL,
-			Interval: cfg.RegisterInterval, Logger: log,
-		}).Run(loopCtx)
-	})
+	// Registered with every replica: each keeps its own list of banks to
+	// call and watch.
+	for i, c := range replicas {
+		rlog := log
+		if len(replicas) > 1 {
+			rlog = log.With("gateway_url", urls[i])
+		}
+		wg.Go(func() {
+			(&Registrar{
+				Coordinator: c, Name: cfg.Name, URL: cfg.PublicURL,
+				Interval: cfg.RegisterInterval, Logger: rlog,
+			}).Run(loopCtx)
+		})
+	}
 
 	if metricsLn != nil {
 		wg.Go(func() {

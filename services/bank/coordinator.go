@@ -2,8 +2,10 @@ package bank
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
@@ -59,6 +61,51 @@ func (g *gatewayCoordinator) Outcome(ctx context.Context, txID string) (bool, er
 		// Never guess: an unknown answer leaves the funds held.
 		return false, fmt.Errorf("gateway answered outcome %v for %s", o, txID)
 	}
+}
+
+// Failover is a Coordinator over the replicas of one gateway (they share
+// one log, so any of them answers an outcome the same): a call goes to the
+// replica that answered last, and on an error to the next, until one
+// answers or each has failed once. Register is not failed over: the bank
+// registers with every replica (a Registrar each).
+type Failover struct {
+	replicas []Coordinator
+	mu       sync.Mutex
+	current  int
+}
+
+// NewFailover returns a Failover over replicas, tried from the first.
+func NewFailover(replicas ...Coordinator) *Failover { return &Failover{replicas: replicas} }
+
+// Register registers with the current replica only.
+func (f *Failover) Register(ctx context.Context, name, url string) (string, error) {
+	f.mu.Lock()
+	c := f.replicas[f.current]
+	f.mu.Unlock()
+	return c.Register(ctx, name, url)
+}
+
+// Outcome asks the replicas in turn, starting with the last that answered.
+func (f *Failover) Outcome(ctx context.Context, txID string) (bool, error) {
+	f.mu.Lock()
+	start := f.current
+	f.mu.Unlock()
+	var errs []error
+	for i := range f.replicas {
+		at := (start + i) % len(f.replicas)
+		commit, err := f.replicas[at].Outcome(ctx, txID)
+		if err == nil {
+			f.mu.Lock()
+			f.current = at
+			f.mu.Unlock()
+			return commit, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return false, errors.Join(errs...)
 }
 
 // backoff returns base doubled for every failure after the first, capped at

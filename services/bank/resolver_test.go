@@ -301,3 +301,32 @@ func TestLoggerRequired(t *testing.T) {
 		}()
 	}
 }
+
+// TestFailoverAsksTheNextReplica: an outcome is asked of the replica that
+// answered last, and of the next when that one fails; every replica down
+// is an error (the funds stay held), never a guess.
+func TestFailoverAsksTheNextReplica(t *testing.T) {
+	one := &fakeGateway{outcomes: map[string]bool{"t1": true, "t2": false}}
+	two := &fakeGateway{outcomes: map[string]bool{"t1": true, "t2": false}}
+	f := bank.NewFailover(one, two)
+	ctx := t.Context()
+	if commit, err := f.Outcome(ctx, "t1"); err != nil || !commit {
+		t.Fatalf("t1 = %v, %v", commit, err)
+	}
+	one.set(func(g *fakeGateway) { g.down = true })
+	if commit, err := f.Outcome(ctx, "t2"); err != nil || commit {
+		t.Fatalf("t2 with replica one down = %v, %v; want ABORT from replica two", commit, err)
+	}
+	one.set(func(g *fakeGateway) { g.down = false; g.asked = nil })
+	if _, err := f.Outcome(ctx, "t1"); err != nil {
+		t.Fatal(err)
+	}
+	if len(one.asked) != 0 {
+		t.Errorf("replica one was asked %v after replica two took over; want the one that answered last asked first", one.asked)
+	}
+	one.set(func(g *fakeGateway) { g.down = true })
+	two.set(func(g *fakeGateway) { g.down = true })
+	if _, err := f.Outcome(ctx, "t1"); err == nil {
+		t.Error("an outcome with every replica down was answered")
+	}
+}

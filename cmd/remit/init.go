@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"strings"
 
 	"github.com/remitpay/remit/internal/devnet"
 )
@@ -11,7 +12,7 @@ import (
 var initCmd = &command{
 	name:    "init",
 	summary: "write a complete local network (configs, users, certificates) to a directory",
-	usage:   "remit init --dir DIR [--base-port P] [--customers N]",
+	usage:   "remit init --dir DIR [--base-port P] [--customers N] [--postgres URL [--replicas N]]",
 	help: `
 Init writes everything a local Remit network needs into DIR:
 
@@ -45,6 +46,7 @@ remit init --dir /tmp/remit3 --customers 48`,
 		dir := fs.String("dir", "", "create the network in `DIR` (required)")
 		basePort := fs.Int("base-port", devnet.DefaultBasePort, "the gateway's `PORT`; the banks use the next three, then the metrics listeners the next four")
 		customers := fs.Int("customers", 0, "open `N` extra funded customers (cust-0001...) spread over the banks")
+		postgres, replicas := storageFlags(fs, "")
 		return func(ctx context.Context, e *env, args []string) error {
 			switch {
 			case len(args) > 0:
@@ -58,7 +60,11 @@ remit init --dir /tmp/remit3 --customers 48`,
 			if err := checkCustomers(*customers); err != nil {
 				return err
 			}
-			l, err := devnet.InitWith(ctx, e.stdout, *dir, devnet.InitConfig{BasePort: *basePort, Customers: *customers})
+			if err := checkStorage(*postgres, *replicas); err != nil {
+				return err
+			}
+			l, err := devnet.InitWith(ctx, e.stdout, *dir, devnet.InitConfig{BasePort: *basePort, Customers: *customers,
+				Postgres: *postgres, Replicas: *replicas})
 			if err != nil {
 				return err
 			}
@@ -80,6 +86,29 @@ func checkBasePort(p int) error {
 func checkCustomers(n int) error {
 	if n < 0 || n > devnet.MaxCustomers {
 		return usagef("--customers %d: want between 0 and %d", n, devnet.MaxCustomers)
+	}
+	return nil
+}
+
+// storageFlags declares --postgres and --replicas (init, up, bench).
+func storageFlags(fs *flag.FlagSet, when string) (postgres *string, replicas *int) {
+	if when != "" {
+		when = " " + when
+	}
+	postgres = fs.String("postgres", "", "keep the gateway's and the banks' tables in this PostgreSQL database (a postgres:// `URL`), a schema each (PREFIX_gateway, PREFIX_bank_a, ...; PREFIX is the URL's search_path, or remit)"+when)
+	replicas = fs.Int("replicas", 1, "run `N` gateway replicas on the --postgres database"+when)
+	return postgres, replicas
+}
+
+// checkStorage checks --postgres and --replicas.
+func checkStorage(postgres string, replicas int) error {
+	switch {
+	case postgres != "" && !strings.HasPrefix(postgres, "postgres://") && !strings.HasPrefix(postgres, "postgresql://"):
+		return usagef("--postgres %q: want a postgres:// URL", postgres)
+	case replicas < 1 || replicas > devnet.MaxReplicas:
+		return usagef("--replicas %d: want between 1 and %d", replicas, devnet.MaxReplicas)
+	case replicas > 1 && postgres == "":
+		return usagef("--replicas %d: replicas share one PostgreSQL database; give it with --postgres", replicas)
 	}
 	return nil
 }

@@ -15,7 +15,7 @@ import (
 var upCmd = &command{
 	name:    "up",
 	summary: "run a whole local network: the gateway and three banks, over TLS",
-	usage:   "remit up [--dir DIR] [--base-port P] [--customers N] [--timeout D]",
+	usage:   "remit up [--dir DIR] [--base-port P] [--customers N] [--postgres URL [--replicas N]] [--timeout D]",
 	help: `
 Up runs a local Remit network: the gateway and the banks described in DIR,
 each as a child process ('remit gateway --config DIR/gateway.yaml', 'remit
@@ -43,9 +43,13 @@ remit --log-format json up --dir .remit`,
 		basePort := fs.Int("base-port", devnet.DefaultBasePort, "the gateway's `PORT` when up initialises DIR; the banks use the next three, then the metrics listeners the next four")
 		customers := fs.Int("customers", 0, "open `N` extra funded customers when up initialises DIR (see remit init)")
 		timeout := fs.Duration("timeout", 60*time.Second, "how long to wait for each process to become ready")
+		postgres, replicas := storageFlags(fs, "when up initialises DIR")
 		return func(ctx context.Context, e *env, args []string) error {
 			if len(args) > 0 {
 				return usagef("unexpected argument %q", args[0])
+			}
+			if err := checkStorage(*postgres, *replicas); err != nil {
+				return err
 			}
 			if err := checkBasePort(*basePort); err != nil {
 				return err
@@ -66,6 +70,8 @@ remit --log-format json up --dir .remit`,
 				BasePort:    *basePort,
 				BasePortSet: portSet,
 				Customers:   *customers,
+				Postgres:    *postgres,
+				Replicas:    *replicas,
 				Timeout:     *timeout,
 				LogFormat:   format,
 				Stdout:      e.stdout,

@@ -16,7 +16,11 @@ func printBanner(w io.Writer, l Layout, members []*member, caFile string) {
 	gwAddr := strings.TrimPrefix(gw.url, "https://")
 	ca := shellQuote(caFile)
 
-	fmt.Fprintf(w, "Remit is up: the gateway and %d banks, TLS 1.3 only.\n\n", len(members)-1)
+	if n := len(gateways(members)); n > 1 {
+		fmt.Fprintf(w, "Remit is up: %d gateway replicas on one PostgreSQL database and %d banks, TLS 1.3 only.\n\n", n, len(banks(members)))
+	} else {
+		fmt.Fprintf(w, "Remit is up: the gateway and %d banks, TLS 1.3 only.\n\n", len(banks(members)))
+	}
 	width := 0
 	for _, m := range members {
 		width = max(width, len(m.name))

@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,6 +22,7 @@ import (
 	"github.com/remitpay/remit/internal/authz"
 	"github.com/remitpay/remit/internal/config"
 	"github.com/remitpay/remit/internal/pki"
+	"github.com/remitpay/remit/internal/store"
 )
 
 // ErrInitialised is wrapped by the error of [Init] when the directory
@@ -50,6 +52,15 @@ type InitConfig struct {
 	// them never trips the per-customer rate limit. Their passwords are in
 	// credentials.json like the others'.
 	Customers int
+	// Postgres, when set, is a postgres:// URL: the gateway and every bank
+	// keep their tables in that database instead of SQLite files, each in
+	// a schema of its own (PREFIX_gateway, PREFIX_bank_a, ...; PREFIX is
+	// the URL's search_path, or remit). Init creates the schemas and
+	// refuses ones that hold tables already.
+	Postgres string
+	// Replicas is how many gateway replicas to run on that database (0 or
+	// 1: one gateway; at most MaxReplicas). Replicas need Postgres.
+	Replicas int
 }
 
 // InitWith is [Init] with the options of cfg.
@@ -57,6 +68,13 @@ func InitWith(ctx context.Context, w io.Writer, dir string, cfg InitConfig) (_ L
 	basePort := cfg.BasePort
 	if cfg.Customers < 0 || cfg.Customers > MaxCustomers {
 		return Layout{}, fmt.Errorf("%d customers: want between 0 and %d", cfg.Customers, MaxCustomers)
+	}
+	replicas := max(cfg.Replicas, 1)
+	if replicas > MaxReplicas {
+		return Layout{}, fmt.Errorf("%d gateway replicas: want between 1 and %d", replicas, MaxReplicas)
+	}
+	if replicas > 1 && cfg.Postgres == "" {
+		return Layout{}, errors.New("gateway replicas share one PostgreSQL database: give it with --postgres")
 	}
 	users := append(slices.Clone(demoUsers), extraCustomers(cfg.Customers)...)
 	abs, err := filepath.Abs(dir)
@@ -88,6 +106,10 @@ func InitWith(ctx context.Context, w io.Writer, dir string, cfg InitConfig) (_ L
 		}
 	}()
 
+	schemas, err := createSchemas(ctx, cfg.Postgres)
+	if err != nil {
+		return l, err
+	}
 	certs, err := pki.Generate(l.CertsDir(), pki.Options{Banks: Banks()})
 	if err != nil {
 		return l, err
@@ -98,7 +120,16 @@ func InitWith(ctx context.Context, w io.Writer, dir string, cfg InitConfig) (_ L
 	metricsAddr := func(i int) string {
 		return net.JoinHostPort("127.0.0.1", strconv.Itoa(basePort+1+len(demoBanks)+i))
 	}
+	// Replica r (2, 3, ...) listens after all of those, its admin
+	// listener next to it.
+	replicaAddr := func(r, admin int) string {
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(basePort+PortsUsed+2*(r-2)+admin))
+	}
 	gatewayURL := "https://" + gatewayAddr
+	var moreGatewayURLs []string
+	for r := 2; r <= replicas; r++ {
+		moreGatewayURLs = append(moreGatewayURLs, "https://"+replicaAddr(r, 0))
+	}
 
 	creds := Credentials{
 		Note:    "Demo passwords written by `remit init`. Keep this file private; change a password with `remit users passwd`.",
@@ -153,13 +184,15 @@ func InitWith(ctx context.Context, w io.Writer, dir string, cfg InitConfig) (_ L
 	for i, name := range demoBanks {
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(basePort+1+i))
 		b := config.Bank{
-			Name:          name,
-			Listen:        addr,
-			MetricsListen: metricsAddr(1 + i),
-			URL:           "https://" + addr,
-			GatewayURL:    gatewayURL,
-			TLS:           tlsFor(l.BanksDir(), name),
-			DataDir:       rel(l.BanksDir(), filepath.Join(l.DataDir(), name)),
+			Name:            name,
+			Listen:          addr,
+			MetricsListen:   metricsAddr(1 + i),
+			URL:             "https://" + addr,
+			GatewayURL:      gatewayURL,
+			MoreGatewayURLs: moreGatewayURLs,
+			TLS:             tlsFor(l.BanksDir(), name),
+			DataDir:         rel(l.BanksDir(), filepath.Join(l.DataDir(), name)),
+			Database:        schemas[name],
 		}
 		for _, d := range users {
 			if d.bank == name {
@@ -175,20 +208,97 @@ func InitWith(ctx context.Context, w io.Writer, dir string, cfg InitConfig) (_ L
 			return l, err
 		}
 	}
-	g := config.Gateway{
-		Listen:        gatewayAddr,
-		MetricsListen: metricsAddr(0),
-		TLS:           tlsFor(l.Dir, pki.GatewayName),
-		DataDir:       rel(l.Dir, filepath.Join(l.DataDir(), pki.GatewayName)),
-		Users:         rel(l.Dir, l.UsersFile()),
-		TokenTTL:      config.Duration(defaultTokenTTL),
-	}
-	if err := writeConfig(l.GatewayConfig(), "gateway", &g); err != nil {
-		return l, err
+	for r := 1; r <= replicas; r++ {
+		// Each replica has a data directory of its own (its audit log);
+		// they share the database.
+		dataDir := filepath.Join(l.DataDir(), ReplicaName(r))
+		if err := os.MkdirAll(dataDir, 0o700); err != nil {
+			return l, err
+		}
+		g := config.Gateway{
+			Listen:        gatewayAddr,
+			MetricsListen: metricsAddr(0),
+			TLS:           tlsFor(l.Dir, pki.GatewayName),
+			DataDir:       rel(l.Dir, dataDir),
+			Database:      schemas[pki.GatewayName],
+			Users:         rel(l.Dir, l.UsersFile()),
+			TokenTTL:      config.Duration(defaultTokenTTL),
+		}
+		if r > 1 {
+			g.Listen, g.MetricsListen = replicaAddr(r, 0), replicaAddr(r, 1)
+		}
+		if err := writeConfig(l.ReplicaConfig(r), "gateway", &g); err != nil {
+			return l, err
+		}
 	}
 
 	printInit(w, l, basePort, &creds, cfg.Customers)
 	return l, nil
+}
+
+// createSchemas creates, in the PostgreSQL database at base, the schema of
+// the gateway and of each bank, and returns their URLs by process name
+// (nil for no database: SQLite). A schema that exists and holds tables is
+// another network's: Init refuses it rather than mix two networks' money.
+func createSchemas(ctx context.Context, base string) (map[string]string, error) {
+	if base == "" {
+		return nil, nil //nolint:nilnil // no database: SQLite files
+	}
+	if !store.IsPostgres(base) {
+		return nil, fmt.Errorf("--postgres %q: want a postgres:// URL", base)
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, fmt.Errorf("--postgres: %w", err)
+	}
+	q := u.Query()
+	prefix := q.Get("search_path")
+	if prefix == "" {
+		prefix = "remit"
+	}
+	if !validSchemaPrefix(prefix) {
+		return nil, fmt.Errorf("--postgres: search_path %q: want a schema prefix of lowercase letters, digits and _", prefix)
+	}
+	q.Del("search_path")
+	u.RawQuery = q.Encode()
+	db, err := store.Open(ctx, u.String(), "init")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = db.Close() }() // nothing written through it is left uncommitted
+	out := map[string]string{}
+	for _, name := range append([]string{pki.GatewayName}, demoBanks[:]...) {
+		schema := prefix + "_" + strings.ReplaceAll(name, "-", "_")
+		var tables int
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ?`, schema).Scan(&tables); err != nil {
+			return nil, fmt.Errorf("--postgres: %w", err)
+		}
+		if tables > 0 {
+			return nil, fmt.Errorf("--postgres: schema %s already holds %d tables of another network: drop it (DROP SCHEMA %s CASCADE deletes its balances and payments) or give another prefix with search_path=", schema, tables, schema)
+		}
+		if _, err := db.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS `+schema); err != nil {
+			return nil, fmt.Errorf("--postgres: %w", err)
+		}
+		sq := u.Query()
+		sq.Set("search_path", schema)
+		su := *u
+		su.RawQuery = sq.Encode()
+		out[name] = su.String()
+	}
+	return out, nil
+}
+
+// validSchemaPrefix allows what needs no quoting in SQL.
+func validSchemaPrefix(p string) bool {
+	if p == "" || len(p) > 40 || p[0] < 'a' || p[0] > 'z' {
+		return false
+	}
+	for _, c := range p {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // MaxCustomers is the most extra customers [InitWith] opens.

@@ -27,7 +27,10 @@ const (
 	MaxBasePort = 65535 - PortsUsed + 1
 	// PortsUsed is how many consecutive ports from the base port a network
 	// takes: the gateway's and each bank's, and an admin listener for each.
+	// Each gateway replica after the first takes two more (PortsFor).
 	PortsUsed = 2 * (1 + len(demoBanks))
+	// MaxReplicas is the most gateway replicas [InitWith] writes.
+	MaxReplicas = 4
 
 	// demoCurrency and demoOpening are every demo account's currency and
 	// opening balance (1,000.00 usd in cents).
@@ -66,6 +69,29 @@ type Layout struct {
 	Dir string
 }
 
+// PortsFor is how many consecutive ports a network of n gateway replicas
+// takes: PortsUsed, then an API port and an admin port for each replica
+// after the first.
+func PortsFor(replicas int) int { return PortsUsed + 2*(max(replicas, 1)-1) }
+
+// ReplicaName is the name of gateway replica i (1 for the first, which is
+// "gateway"; then "gateway-2", ...).
+func ReplicaName(i int) string {
+	if i <= 1 {
+		return "gateway"
+	}
+	return fmt.Sprintf("gateway-%d", i)
+}
+
+// ReplicaConfig is the config file of gateway replica i (1 for the
+// first: GatewayConfig).
+func (l Layout) ReplicaConfig(i int) string {
+	if i <= 1 {
+		return l.GatewayConfig()
+	}
+	return filepath.Join(l.Dir, ReplicaName(i)+".yaml")
+}
+
 // GatewayConfig is the gateway's config file. Its presence marks a complete
 // network.
 func (l Layout) GatewayConfig() string { return filepath.Join(l.Dir, "gateway.yaml") }
@@ -95,7 +121,11 @@ func (l Layout) UpCommand() string { return "remit up --dir " + shellQuote(l.Dir
 // outputs are the entries Init creates, gateway.yaml last: it marks a
 // complete network.
 func (l Layout) outputs() []string {
-	return []string{l.CertsDir(), l.UsersFile(), l.CredentialsFile(), l.BanksDir(), l.DataDir(), l.GatewayConfig()}
+	out := []string{l.CertsDir(), l.UsersFile(), l.CredentialsFile(), l.BanksDir(), l.DataDir(), l.GatewayConfig()}
+	for i := 2; i <= MaxReplicas; i++ {
+		out = append(out, l.ReplicaConfig(i))
+	}
+	return out
 }
 
 // dirState is what Up finds at its directory.

@@ -86,17 +86,37 @@ func waitRegistered(ctx context.Context, log *slog.Logger, l Layout, members []*
 		log.Warn("cannot confirm the banks registered with the gateway (no admin password in credentials.json); payments fail with BANK_NOT_FOUND until they do", "err", err)
 		return nil
 	}
-	g := members[0]
-	err = poll(ctx, members, g, timeout, "accepting the admin login", func(ctx context.Context) error {
+	want := make([]string, 0, len(members))
+	for _, m := range banks(members) {
+		want = append(want, m.name)
+	}
+	// Every replica: each keeps its own list of banks to call.
+	for i, g := range gateways(members) {
+		c := g.gateway
+		if i == 0 {
+			c = gw
+		}
+		done, err := waitRegisteredAt(ctx, log, members, g, c, admin, want, timeout)
+		if err != nil || !done {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitRegisteredAt is waitRegistered at one gateway replica g. It reports
+// false (with a warning) when the admin password no longer works.
+func waitRegisteredAt(ctx context.Context, log *slog.Logger, members []*member, g *member, gw *client.Client, admin *Credential, want []string, timeout time.Duration) (bool, error) {
+	err := poll(ctx, members, g, timeout, "accepting the admin login", func(ctx context.Context) error {
 		_, err := gw.Login(ctx, admin.ClientID, admin.Password)
 		return err
 	})
 	if connect.CodeOf(err) == connect.CodeUnauthenticated {
 		log.Warn("cannot confirm the banks registered with the gateway (the admin password in credentials.json was changed); payments fail with BANK_NOT_FOUND until they do")
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), checkTimeout)
@@ -104,12 +124,7 @@ func waitRegistered(ctx context.Context, log *slog.Logger, l Layout, members []*
 		// Best effort: an admin session left behind expires on its own.
 		_ = gw.Logout(cctx)
 	}()
-
-	want := make([]string, 0, len(members)-1)
-	for _, m := range members[1:] {
-		want = append(want, m.name)
-	}
-	return poll(ctx, members, g, timeout, "reporting every bank registered and serving", func(ctx context.Context) error {
+	return true, poll(ctx, members, g, timeout, "reporting every bank registered and serving", func(ctx context.Context) error {
 		banks, err := gw.Banks(ctx)
 		if err != nil {
 			return err

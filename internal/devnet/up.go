@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"connectrpc.com/grpchealth"
@@ -42,6 +43,9 @@ type UpConfig struct {
 	// Customers is how many extra customers Up opens if it initialises
 	// Dir ([InitConfig].Customers).
 	Customers int
+	// Postgres and Replicas are [InitConfig]'s, if Up initialises Dir.
+	Postgres string
+	Replicas int
 	// BasePortSet says BasePort was asked for explicitly: Up then notes on
 	// Stderr when Dir was initialised with another one.
 	BasePortSet bool
@@ -74,8 +78,23 @@ type member struct {
 	// healthy returns nil once the process answers its health check as
 	// serving.
 	healthy func(context.Context) error
+	// gateway is an SDK client of a gateway replica after the first
+	// (loadMembers returns the first's); nil for a bank.
+	gateway *client.Client
 	proc    *proc
 }
+
+// gateways and banks split members: the gateway replicas (gateway,
+// gateway-2, ...) come first.
+func gateways(members []*member) []*member {
+	n := 0
+	for n < len(members) && (members[n].name == pki.GatewayName || strings.HasPrefix(members[n].name, pki.GatewayName+"-")) {
+		n++
+	}
+	return members[:n]
+}
+
+func banks(members []*member) []*member { return members[len(gateways(members)):] }
 
 // Up runs the network in cfg.Dir until ctx ends or a signal (SIGINT,
 // SIGTERM) asks it to stop, then stops the children gracefully and returns
@@ -102,7 +121,8 @@ func Up(ctx context.Context, cfg UpConfig) error {
 	}
 	switch state {
 	case dirEmpty:
-		if _, err := InitWith(ctx, cfg.Stdout, l.Dir, InitConfig{BasePort: cfg.BasePort, Customers: cfg.Customers}); err != nil {
+		if _, err := InitWith(ctx, cfg.Stdout, l.Dir, InitConfig{BasePort: cfg.BasePort, Customers: cfg.Customers,
+			Postgres: cfg.Postgres, Replicas: cfg.Replicas}); err != nil {
 			return err
 		}
 		fmt.Fprintln(cfg.Stdout)
@@ -116,7 +136,12 @@ func Up(ctx context.Context, cfg UpConfig) error {
 	if err != nil {
 		return err
 	}
-	defer gw.Close()
+	defer func() {
+		gw.Close()
+		for _, m := range gateways(members)[1:] {
+			_ = m.gateway.Close() // only idle connections to close
+		}
+	}()
 	if cfg.BasePortSet && portOf(members[0].listen) != cfg.BasePort {
 		fmt.Fprintf(cfg.Stderr, "remit up: note: --base-port %d ignored: %s was initialised with the gateway on %s\n", cfg.BasePort, l.Dir, members[0].listen)
 	}
@@ -235,6 +260,26 @@ func loadMembers(l Layout) ([]*member, *client.Client, string, error) {
 		name: pki.GatewayName, config: l.GatewayConfig(), listen: g.Listen, url: gatewayURL, metrics: g.MetricsListen,
 		healthy: gw.Health,
 	}}
+	// Replicas of the gateway (gateway-2.yaml, ...), in order.
+	for r := 2; r <= MaxReplicas; r++ {
+		path := l.ReplicaConfig(r)
+		if _, err := os.Stat(path); err != nil {
+			break
+		}
+		rg, err := config.LoadGateway(path)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		url := "https://" + dialAddr(rg.Listen)
+		rc, err := client.New(client.Config{GatewayURL: url, TLSConfig: clientTLS, Retry: &client.RetryPolicy{MaxAttempts: 1}})
+		if err != nil {
+			return nil, nil, "", err
+		}
+		members = append(members, &member{
+			name: ReplicaName(r), config: path, listen: rg.Listen, url: url, metrics: rg.MetricsListen,
+			healthy: rc.Health, gateway: rc,
+		})
+	}
 	probe := serve.NewHTTP2Client(probeTLS)
 	for i, b := range banks {
 		members = append(members, &member{
@@ -260,13 +305,13 @@ func CheckPortFree(ctx context.Context, addr string) error {
 	return ln.Close()
 }
 
-// startMembers starts the gateway, waits until it is healthy, then starts
-// the banks (so their first registration finds the gateway up) and waits
-// for them.
+// startMembers starts the gateway, waits until it is healthy, then its
+// other replicas, then the banks (so their first registration finds the
+// gateway up), waiting for each group.
 func startMembers(ctx context.Context, log *slog.Logger, sup *supervisor, members []*member, timeout time.Duration) error {
 	start := func(m *member) error {
 		role := "bank"
-		if m.name == pki.GatewayName {
+		if slices.Contains(gateways(members), m) {
 			role = "gateway"
 		}
 		p, err := sup.start(m.name, role, "--config", m.config)
@@ -277,20 +322,19 @@ func startMembers(ctx context.Context, log *slog.Logger, sup *supervisor, member
 		log.Info("started", "process", m.name, "pid", p.cmd.Process.Pid, "config", m.config)
 		return nil
 	}
-	if err := start(members[0]); err != nil {
-		return err
-	}
-	if err := waitHealthy(ctx, members, members[0], timeout); err != nil {
-		return err
-	}
-	for _, m := range members[1:] {
-		if err := start(m); err != nil {
-			return err
+	// The first replica alone first: it migrates a new database, which
+	// the others then find done.
+	gws := gateways(members)
+	for _, group := range [][]*member{gws[:1], gws[1:], banks(members)} {
+		for _, m := range group {
+			if err := start(m); err != nil {
+				return err
+			}
 		}
-	}
-	for _, m := range members[1:] {
-		if err := waitHealthy(ctx, members, m, timeout); err != nil {
-			return err
+		for _, m := range group {
+			if err := waitHealthy(ctx, members, m, timeout); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -48,7 +48,9 @@ databases and logs. docs/reliability.md explains each fault.`,
 	examples: `
 remit chaos
 remit chaos --duration 10m
-remit chaos --seed 42 --json`,
+remit chaos --seed 42 --json
+# two gateway replicas on PostgreSQL: kill-gateway kills either, and the database restarts once
+remit chaos --postgres 'postgres://postgres@127.0.0.1:5432/test?sslmode=disable' --replicas 2`,
 	flags: func(fs *flag.FlagSet) runFunc {
 		duration := fs.Duration("duration", 90*time.Second, "inject faults for `D` (the first round of every kind always completes)")
 		seed := fs.Uint64("seed", 0, "the schedule's random `SEED` (default: a new one, printed)")
@@ -56,9 +58,13 @@ remit chaos --seed 42 --json`,
 		workers := fs.Int("workers", 8, "keep `N` clients paying at once")
 		dir := fs.String("dir", "", "put the network in `DIR` and keep it (default: a temporary directory, kept only on a violation)")
 		asJSON := fs.Bool("json", false, "print the report as one JSON object")
+		postgres, replicas := storageFlags(fs, "(schemas named after a random prefix unless the URL has search_path)")
 		return func(ctx context.Context, e *env, args []string) error {
 			if len(args) > 0 {
 				return usagef("unexpected argument %q", args[0])
+			}
+			if err := checkStorage(*postgres, *replicas); err != nil {
+				return err
 			}
 			if *duration <= 0 || *customers < 4 || *workers < 1 {
 				return usagef("--duration must be positive, --customers at least 4 and --workers at least 1")
@@ -75,7 +81,7 @@ remit chaos --seed 42 --json`,
 			defer stop()
 			rep, err := chaos.Run(ctx, chaos.Config{
 				Executable: exe, Duration: *duration, Seed: *seed, Customers: *customers, Workers: *workers,
-				Dir: *dir, Progress: e.stderr,
+				Dir: *dir, Progress: e.stderr, Postgres: *postgres, Replicas: *replicas,
 			})
 			if err != nil {
 				return err

@@ -71,6 +71,7 @@ func gatewayConfig(c *config.Gateway, log *slog.Logger) (gateway.Config, error) 
 		ServerTLS:   serverTLS,
 		BankTLS:     bankTLS,
 		DataDir:     c.DataDir,
+		Database:    c.Database,
 		UsersFile:   c.Users,
 		AuditLog:    c.AuditLog,
 		Logger:      log,

@@ -171,6 +171,13 @@ func TestInit(t *testing.T) {
 	if _, err := gatewayConfig(g, nil); err != nil {
 		t.Errorf("gateway config does not load its TLS material: %v", err)
 	}
+	// Every storage setting reaches the process: a replica that ignored
+	// database would run alone on SQLite files of its own.
+	const db = "postgres://remit@127.0.0.1:5432/remit?search_path=x_gateway"
+	g.Database = db
+	if gc, err := gatewayConfig(g, nil); err != nil || gc.Database != db {
+		t.Errorf("gateway config: database %q (%v), want %q", gc.Database, err, db)
+	}
 	for _, name := range devnet.Banks() {
 		b, err := config.LoadBank(n.BankConfig(name))
 		if err != nil {
@@ -178,6 +185,10 @@ func TestInit(t *testing.T) {
 		}
 		if _, err := bankConfig(b, nil); err != nil {
 			t.Errorf("%s config does not load its TLS material: %v", name, err)
+		}
+		b.Database, b.MoreGatewayURLs = db, []string{"https://127.0.0.1:9451"}
+		if bc, err := bankConfig(b, nil); err != nil || bc.Database != db || !slices.Equal(bc.MoreGatewayURLs, b.MoreGatewayURLs) {
+			t.Errorf("%s config: database %q, more gateway URLs %v (%v); want %q, %v", name, bc.Database, bc.MoreGatewayURLs, err, db, b.MoreGatewayURLs)
 		}
 		if fi, err := os.Stat(b.DataDir); err != nil || !fi.IsDir() {
 			t.Errorf("%s data dir: %v", name, err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -68,7 +67,7 @@ func readBooks(ctx context.Context, l devnet.Layout) (*books, error) {
 		accounts: map[string]map[string][3]int64{}, opening: map[string]map[string]int64{},
 		prepared: map[string]map[string]string{},
 	}
-	gw, err := store.OpenSQLiteReader(ctx, filepath.Join(l.DataDir(), "gateway", "gateway.db"))
+	gw, err := openGateway(ctx, l)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +91,7 @@ func readBooks(ctx context.Context, l devnet.Layout) (*books, error) {
 }
 
 func (b *books) readBank(ctx context.Context, l devnet.Layout, bank string) error {
-	db, err := store.OpenSQLiteReader(ctx, filepath.Join(l.DataDir(), bank, "ledger.db"))
+	db, err := openLedger(ctx, l, bank)
 	if err != nil {
 		return err
 	}
@@ -135,6 +134,25 @@ func (b *books) readBank(ctx context.Context, l devnet.Layout, bank string) erro
 	})
 }
 
+// openGateway opens a reader on the gateway's coordinator log, SQLite or
+// PostgreSQL (WAL readers do not disturb SQLite's writer).
+func openGateway(ctx context.Context, l devnet.Layout) (*sql.DB, error) {
+	target, err := l.GatewayDatabase()
+	if err != nil {
+		return nil, err
+	}
+	return store.OpenReader(ctx, target)
+}
+
+// openLedger opens a reader on bank's ledger.
+func openLedger(ctx context.Context, l devnet.Layout, bank string) (*sql.DB, error) {
+	target, err := l.LedgerDatabase(bank)
+	if err != nil {
+		return nil, err
+	}
+	return store.OpenReader(ctx, target)
+}
+
 func query(ctx context.Context, db *sql.DB, q string, each func(*sql.Rows) error) error {
 	rows, err := db.QueryContext(ctx, q)
 	if err != nil {
@@ -153,7 +171,7 @@ func query(ctx context.Context, db *sql.DB, q string, each func(*sql.Rows) error
 // the gateway and no prepared transaction at any bank. It reads the live
 // databases (WAL readers do not disturb the writers).
 func settled(ctx context.Context, l devnet.Layout) (bool, string, error) {
-	gw, err := store.OpenSQLiteReader(ctx, filepath.Join(l.DataDir(), "gateway", "gateway.db"))
+	gw, err := openGateway(ctx, l)
 	if err != nil {
 		return false, "", err
 	}
@@ -177,7 +195,7 @@ func settled(ctx context.Context, l devnet.Layout) (bool, string, error) {
 // preparedAt counts the transactions bank holds prepared, from its live
 // ledger.
 func preparedAt(ctx context.Context, l devnet.Layout, bank string) (int, error) {
-	db, err := store.OpenSQLiteReader(ctx, filepath.Join(l.DataDir(), bank, "ledger.db"))
+	db, err := openLedger(ctx, l, bank)
 	if err != nil {
 		return 0, err
 	}

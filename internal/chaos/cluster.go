@@ -10,11 +10,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/remitpay/remit/internal/config"
 	"github.com/remitpay/remit/internal/devnet"
 	"github.com/remitpay/remit/internal/portlock"
 )
@@ -45,11 +47,22 @@ type cluster struct {
 	// is what the gateway dials for each bank (the URL the bank
 	// registers).
 	clientProxy *Proxy
-	bankProxy   map[string]*Proxy
+	// replicaProxies are the clients' proxies of the gateway replicas
+	// after the first (replica mode).
+	replicaProxies []*Proxy
+	bankProxy      map[string]*Proxy
 	// uplink is what each bank dials for the gateway (registration, and
 	// its resolver's questions about expired transactions).
 	uplink     map[string]*Proxy
 	gatewayURL string
+	// clientURLs is what clients are given: the first replica's proxy,
+	// then the others', comma-separated (client.Config.GatewayURL).
+	clientURLs string
+	// replicas are the names of the gateway replicas: "gateway" alone, or
+	// "gateway", "gateway-2", ...
+	replicas []string
+	// postgres is the database of replica mode ("" for SQLite).
+	postgres string
 	// diskDir is the bank whose data directory is a small tmpfs, and
 	// diskNote why there is none.
 	diskBank, diskNote string
@@ -66,18 +79,19 @@ var (
 
 // newCluster initialises a network of that many customers in dir and
 // puts a proxy in front of every server. Nothing runs yet.
-func newCluster(ctx context.Context, exe, dir string, customers int, diskBank string) (_ *cluster, err error) {
-	ports, err := devnet.ReserveBasePort(ctx)
+func newCluster(ctx context.Context, exe, dir string, customers int, diskBank, postgres string, replicas int) (_ *cluster, err error) {
+	replicas = max(replicas, 1)
+	ports, err := portlock.Reserve(ctx, devnet.PortsFor(replicas))
 	if err != nil {
 		return nil, err
 	}
 	base := ports.Base
-	l, err := devnet.InitWith(ctx, io.Discard, dir, devnet.InitConfig{BasePort: base, Customers: customers})
+	l, err := devnet.InitWith(ctx, io.Discard, dir, devnet.InitConfig{BasePort: base, Customers: customers, Postgres: postgres, Replicas: replicas})
 	if err != nil {
 		ports.Release()
 		return nil, err
 	}
-	c := &cluster{exe: exe, layout: l, ports: ports, procs: map[string]*process{}, bankProxy: map[string]*Proxy{}, uplink: map[string]*Proxy{}}
+	c := &cluster{exe: exe, layout: l, ports: ports, procs: map[string]*process{}, bankProxy: map[string]*Proxy{}, uplink: map[string]*Proxy{}, postgres: postgres}
 	defer func() {
 		if err != nil {
 			c.closeProxies()
@@ -89,7 +103,24 @@ func newCluster(ctx context.Context, exe, dir string, customers int, diskBank st
 		return nil, err
 	}
 	c.gatewayURL = "https://" + c.clientProxy.Addr()
+	c.clientURLs = c.gatewayURL
 	c.procs["gateway"] = &process{name: "gateway", config: l.GatewayConfig(), logFile: filepath.Join(dir, "gateway.log")}
+	c.replicas = []string{"gateway"}
+	for r := 2; r <= replicas; r++ {
+		name := devnet.ReplicaName(r)
+		gcfg, err := config.LoadGateway(l.ReplicaConfig(r))
+		if err != nil {
+			return nil, err
+		}
+		p, err := NewProxy(ctx, gcfg.Listen)
+		if err != nil {
+			return nil, err
+		}
+		c.replicaProxies = append(c.replicaProxies, p)
+		c.clientURLs += ",https://" + p.Addr()
+		c.procs[name] = &process{name: name, config: l.ReplicaConfig(r), logFile: filepath.Join(dir, name+".log")}
+		c.replicas = append(c.replicas, name)
+	}
 	for _, b := range devnet.Banks() {
 		path := l.BankConfig(b)
 		raw, err := os.ReadFile(path)
@@ -137,6 +168,9 @@ func (c *cluster) closeProxies() {
 	if c.clientProxy != nil {
 		_ = c.clientProxy.Close()
 	}
+	for _, p := range c.replicaProxies {
+		_ = p.Close()
+	}
 	for _, p := range c.bankProxy {
 		_ = p.Close()
 	}
@@ -159,7 +193,7 @@ func (c *cluster) start(ctx context.Context, name string) error {
 		return err
 	}
 	role := "bank"
-	if name == "gateway" {
+	if slices.Contains(c.replicas, name) {
 		role = "gateway"
 	}
 	cmd := exec.CommandContext(ctx, c.exe, "--log-format", "json", role, "--config", p.config) //nolint:gosec // G204: our own binary and config
@@ -224,6 +258,11 @@ func (c *cluster) stop(name string, sig syscall.Signal, grace time.Duration) err
 }
 
 // exited lists the processes that died on their own.
+// clientProxies are the proxies clients dial: one per gateway replica.
+func (c *cluster) clientProxies() []*Proxy {
+	return append([]*Proxy{c.clientProxy}, c.replicaProxies...)
+}
+
 func (c *cluster) exited() []string {
 	var out []string
 	for name, p := range c.procs {

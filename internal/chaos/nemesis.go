@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -29,10 +30,14 @@ const (
 	DiskFull      = "disk-full"
 	OneWay        = "one-way-loss"
 	SlowLinks     = "bandwidth"
+	// RestartPostgres restarts the PostgreSQL server under a network of
+	// replicas (replica mode only): every connection of every process
+	// breaks at once, mid-transaction.
+	RestartPostgres = "restart-postgres"
 )
 
 // Kinds is every fault kind, in the order the report lists them.
-var Kinds = []string{KillGateway, KillBank, PauseShort, PauseLong, PartitionBank, LatencyBanks, SlowLinks, ResetBank, OneWay, CutClients, DiskFull}
+var Kinds = []string{KillGateway, KillBank, PauseShort, PauseLong, PartitionBank, LatencyBanks, SlowLinks, ResetBank, OneWay, CutClients, DiskFull, RestartPostgres}
 
 // pastExpiry is how long the long faults last: beyond the gateway's
 // decision deadline (10 s) plus the banks' expiry grace (20 s), so that
@@ -80,7 +85,7 @@ func (n *nemesis) recorded() []FaultRecord {
 }
 
 // shortKinds are the faults that last seconds.
-var shortKinds = []string{KillGateway, KillBank, PauseShort, LatencyBanks, SlowLinks, ResetBank, OneWay, CutClients, DiskFull}
+var shortKinds = []string{KillGateway, KillBank, PauseShort, LatencyBanks, SlowLinks, ResetBank, OneWay, CutClients, DiskFull, RestartPostgres}
 
 // round returns the short kinds in random order, and with long set the
 // long one too (PauseLong, which brings PartitionBank with it: a bank
@@ -127,8 +132,13 @@ func (n *nemesis) inject(ctx context.Context, kind string) {
 	var err error
 	switch kind {
 	case KillGateway:
-		rec.Target = "gateway"
-		err = n.restart(ctx, "gateway", time.Duration(500+n.rng.IntN(2000))*time.Millisecond)
+		// With replicas, any of them: the clients fail over to the others,
+		// which take over its payments once their deadlines pass.
+		rec.Target = n.c.replicas[n.rng.IntN(len(n.c.replicas))]
+		err = n.restart(ctx, rec.Target, time.Duration(500+n.rng.IntN(2000))*time.Millisecond)
+	case RestartPostgres:
+		rec.Target = "postgresql"
+		err = restartPostgres(ctx)
 	case KillBank:
 		rec.Target = n.bank()
 		probeBank = rec.Target
@@ -191,13 +201,17 @@ func (n *nemesis) inject(ctx context.Context, kind string) {
 		n.c.bankProxy[rec.Target].Heal()
 	case CutClients:
 		rec.Target = "clients"
-		n.c.clientProxy.Set(Blackhole, 0)
+		for _, p := range n.c.clientProxies() {
+			p.Set(Blackhole, 0)
+		}
 		var queued sync.WaitGroup
 		qrng := seeded(n.rng)
 		queued.Go(func() { n.off.queue(ctx, n.w, qrng, 2+qrng.IntN(3)) })
 		sleep(ctx, time.Duration(3000+n.rng.IntN(3000))*time.Millisecond)
 		queued.Wait()
-		n.c.clientProxy.Heal()
+		for _, p := range n.c.clientProxies() {
+			p.Heal()
+		}
 	case DiskFull:
 		rec.Target = n.c.diskBank
 		probeBank = rec.Target
@@ -313,4 +327,46 @@ func (n *nemesis) recovery(ctx context.Context, bank string) time.Duration {
 		sleep(ctx, 200*time.Millisecond)
 	}
 	return -1
+}
+
+// postgresCluster is the local PostgreSQL cluster pg_ctlcluster manages:
+// its version (the one directory of /etc/postgresql) and name.
+func postgresCluster() (version string, err error) {
+	entries, err := os.ReadDir("/etc/postgresql")
+	if err != nil {
+		return "", err
+	}
+	if len(entries) != 1 {
+		return "", fmt.Errorf("%d PostgreSQL versions in /etc/postgresql, want one", len(entries))
+	}
+	return entries[0].Name(), nil
+}
+
+// canRestartPostgres says why restart-postgres cannot run here ("" if it
+// can): it restarts the local server with pg_ctlcluster, as root.
+func canRestartPostgres() string {
+	if os.Geteuid() != 0 {
+		return "restarting PostgreSQL needs root (pg_ctlcluster)"
+	}
+	if _, err := exec.LookPath("pg_ctlcluster"); err != nil {
+		return "no pg_ctlcluster: " + err.Error()
+	}
+	if _, err := postgresCluster(); err != nil {
+		return "no local PostgreSQL cluster: " + err.Error()
+	}
+	return ""
+}
+
+// restartPostgres restarts the local PostgreSQL server (fast shutdown:
+// open transactions are rolled back, connections cut).
+func restartPostgres(ctx context.Context) error {
+	version, err := postgresCluster()
+	if err != nil {
+		return err
+	}
+	out, err := exec.CommandContext(ctx, "pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart", "--", "-m", "fast").CombinedOutput() //nolint:gosec // G204: the version is a directory name of /etc/postgresql
+	if err != nil {
+		return fmt.Errorf("pg_ctlcluster restart: %w: %s", err, out)
+	}
+	return nil
 }

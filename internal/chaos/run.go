@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -24,6 +25,7 @@ import (
 	"github.com/remitpay/remit/internal/authz"
 	"github.com/remitpay/remit/internal/devnet"
 	"github.com/remitpay/remit/internal/pki"
+	"github.com/remitpay/remit/internal/store"
 )
 
 // Config is one chaos run.
@@ -46,6 +48,13 @@ type Config struct {
 	Dir string
 	// Progress, if set, receives a line per fault as it happens.
 	Progress io.Writer
+	// Postgres, when set, runs the network on that PostgreSQL database
+	// (a postgres:// URL; the run's schemas are named after a random
+	// prefix unless the URL gives one with search_path), with Replicas
+	// gateway replicas. The kill-gateway fault then kills any replica, and
+	// restart-postgres restarts the database server (local, as root).
+	Postgres string
+	Replicas int
 }
 
 // Report is what a run did and found.
@@ -95,9 +104,15 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 			return nil, err
 		}
 	}
+	var dropSchemas func() error
+	if cfg.Postgres != "" {
+		if cfg.Postgres, dropSchemas, err = runSchemas(cfg.Postgres, cfg.Seed); err != nil { //nolint:contextcheck // the drop runs after ctx may have ended
+			return nil, err
+		}
+	}
 	rep = &Report{Seed: cfg.Seed, Dir: dir, FaultCounts: map[string]int{}}
 	fmt.Fprintf(progress, "chaos: seed %d, network in %s\n", cfg.Seed, dir)
-	c, err := newCluster(ctx, cfg.Executable, filepath.Join(dir, "net"), cfg.Customers, "bank-c")
+	c, err := newCluster(ctx, cfg.Executable, filepath.Join(dir, "net"), cfg.Customers, "bank-c", cfg.Postgres, cfg.Replicas)
 	if err != nil {
 		return nil, err
 	}
@@ -109,6 +124,11 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		if !keep {
 			_ = os.RemoveAll(dir)
 			rep.Dir = ""
+			if dropSchemas != nil {
+				if derr := dropSchemas(); derr != nil && err == nil {
+					err = derr
+				}
+			}
 		}
 	}()
 	for name := range c.procs {
@@ -127,6 +147,15 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	n := &nemesis{c: c, w: w, rng: seeded(master), started: began, off: off, skipped: map[string]string{}}
 	if c.diskBank == "" {
 		n.skipped[DiskFull] = c.diskNote
+	}
+	if c.postgres == "" {
+		n.skipped[RestartPostgres] = "the network is on SQLite (--postgres runs it on PostgreSQL)"
+	} else {
+		// The ledgers are in PostgreSQL, not on the small disk.
+		n.skipped[DiskFull] = "the ledgers are in PostgreSQL, not on the bank's disk"
+		if why := canRestartPostgres(); why != "" {
+			n.skipped[RestartPostgres] = why
+		}
 	}
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var load sync.WaitGroup
@@ -163,7 +192,9 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 
 	// Heal everything, restart anything that died on its own, then let
 	// clients resolve what they were not told and wait for the rest.
-	c.clientProxy.Heal()
+	for _, p := range c.clientProxies() {
+		p.Heal()
+	}
 	for _, p := range c.bankProxy {
 		p.Heal()
 	}
@@ -252,6 +283,41 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	return rep, nil
 }
 
+// runSchemas gives a run on PostgreSQL schemas of its own: base with
+// search_path set to a prefix made from the seed, unless base names one
+// already. drop removes the schemas devnet.InitWith makes under it.
+func runSchemas(base string, seed uint64) (target string, drop func() error, err error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", nil, fmt.Errorf("chaos: --postgres: %w", err)
+	}
+	q := u.Query()
+	prefix := q.Get("search_path")
+	if prefix == "" {
+		prefix = fmt.Sprintf("chaos_%x", seed&0xffffffffff)
+		q.Set("search_path", prefix)
+		u.RawQuery = q.Encode()
+	}
+	q.Del("search_path")
+	admin := *u
+	admin.RawQuery = q.Encode()
+	drop = func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		db, err := store.Open(ctx, admin.String(), "chaos")
+		if err != nil {
+			return err
+		}
+		var errs []error
+		for _, name := range append([]string{pki.GatewayName}, devnet.Banks()...) {
+			_, err := db.ExecContext(ctx, `DROP SCHEMA IF EXISTS `+prefix+"_"+strings.ReplaceAll(name, "-", "_")+` CASCADE`)
+			errs = append(errs, err)
+		}
+		return errors.Join(append(errs, db.Close())...)
+	}
+	return u.String(), drop, nil
+}
+
 var uuidRE = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
 
 // linesNaming returns, for the transaction ids named in violations, the
@@ -312,15 +378,15 @@ func connect(ctx context.Context, c *cluster) (*workload, *offline, error) {
 		var err error
 		switch {
 		case strings.HasPrefix(cred.ClientID, devnet.CustomerPrefix) && cred.Account != nil:
-			cl, lerr := login(ctx, c.gatewayURL, tlsConf, cred)
+			cl, lerr := login(ctx, c.clientURLs, tlsConf, cred)
 			err = lerr
 			if lerr == nil {
 				w.custs = append(w.custs, customer{id: cred.ClientID, account: client.AccountRef{Bank: cred.Account.Bank, ID: cred.Account.AccountID}, c: cl})
 			}
 		case has(cred, authz.RoleAuditor):
-			w.auditor, err = login(ctx, c.gatewayURL, tlsConf, cred)
+			w.auditor, err = login(ctx, c.clientURLs, tlsConf, cred)
 		case has(cred, authz.RoleAdmin):
-			w.admin, err = login(ctx, c.gatewayURL, tlsConf, cred)
+			w.admin, err = login(ctx, c.clientURLs, tlsConf, cred)
 		}
 		if err != nil {
 			return nil, nil, err

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/remitpay/remit/internal/authz"
+	"github.com/remitpay/remit/internal/config"
 )
 
 // The demo network [Init] writes.
@@ -216,4 +217,31 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// GatewayDatabase is where the network's gateway keeps its coordinator
+// log: its config's database URL, or the SQLite file in its data
+// directory.
+func (l Layout) GatewayDatabase() (string, error) {
+	g, err := config.LoadGateway(l.GatewayConfig())
+	if err != nil {
+		return "", err
+	}
+	if g.Database != "" {
+		return g.Database, nil
+	}
+	return filepath.Join(g.DataDir, "gateway.db"), nil
+}
+
+// LedgerDatabase is where bank keeps its ledger: its config's database,
+// or ledger.db in its data directory.
+func (l Layout) LedgerDatabase(bank string) (string, error) {
+	b, err := config.LoadBank(l.BankConfig(bank))
+	if err != nil {
+		return "", err
+	}
+	if b.Database != "" {
+		return b.Database, nil
+	}
+	return filepath.Join(b.DataDir, "ledger.db"), nil
 }

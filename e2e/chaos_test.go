@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/remitpay/remit/internal/chaos"
+	"github.com/remitpay/remit/internal/store/storetest"
 )
 
 // TestChaos runs the Jepsen-style bank test (remit chaos) for a bounded
@@ -50,5 +52,52 @@ func TestChaos(t *testing.T) {
 	}
 	if len(rep.Checks) < 7 {
 		t.Errorf("%d checks ran, want all 7: %+v", len(rep.Checks), rep.Checks)
+	}
+}
+
+// TestChaosReplicas is TestChaos on PostgreSQL with two gateway replicas:
+// kill-gateway kills either replica while payments are in flight (the
+// clients fail over to the other, which takes over the dead one's
+// payments), and restart-postgres restarts the database server under
+// both. It needs REMIT_TEST_POSTGRES (the run makes schemas of its own
+// there) and restarts that server, so CI runs it alone, after the other
+// storage tests (.ci/run).
+func TestChaosReplicas(t *testing.T) {
+	skipIfShort(t)
+	base := storetest.Postgres()
+	if base == "" {
+		t.Skip("needs PostgreSQL: set " + storetest.Env + " (CI does)")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, remitBin, "chaos", "--duration", "60s", "--json", "--postgres", base, "--replicas", "2")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	t.Logf("remit chaos progress:\n%s", stderr.String())
+	var rep chaos.Report
+	if jerr := json.Unmarshal(stdout.Bytes(), &rep); jerr != nil {
+		t.Fatalf("remit chaos: %v; no JSON report (%v):\n%s", err, jerr, stdout.String())
+	}
+	var table strings.Builder
+	rep.Print(&table)
+	t.Logf("report:\n%s", table.String())
+	if err != nil || !rep.OK {
+		t.Fatalf("remit chaos found a violation (seed %d, network kept in %s): %v", rep.Seed, rep.Dir, err)
+	}
+	for _, k := range []string{chaos.KillGateway, chaos.RestartPostgres} {
+		if why, skipped := rep.Skipped[k]; skipped {
+			if k == chaos.RestartPostgres && os.Geteuid() != 0 {
+				t.Logf("fault %s skipped here: %s", k, why)
+				continue
+			}
+			t.Errorf("fault %s skipped: %s", k, why)
+		}
+		if rep.FaultCounts[k] < 1 {
+			t.Errorf("fault %s was never injected: %v", k, rep.FaultCounts)
+		}
+	}
+	if rep.Succeeded == 0 || rep.Declined == 0 {
+		t.Errorf("the workload did not exercise the replicas: %d succeeded, %d declined", rep.Succeeded, rep.Declined)
 	}
 }

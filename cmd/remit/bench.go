@@ -45,7 +45,9 @@ remit bench
 go run ./cmd/remit bench --duration 10s --concurrency 1,16,64 --customers 48
 remit bench --duration 3s --concurrency 1,8 --customers 6 --json
 remit init --dir /tmp/net --customers 48 && remit up --dir /tmp/net
-remit bench --gateway https://127.0.0.1:8443 --ca /tmp/net/certs/ca.pem --credentials /tmp/net/credentials.json`,
+remit bench --gateway https://127.0.0.1:8443 --ca /tmp/net/certs/ca.pem --credentials /tmp/net/credentials.json
+# on PostgreSQL, one gateway or two replicas
+remit bench --postgres 'postgres://postgres@127.0.0.1:5432/test?sslmode=disable' --replicas 2`,
 	flags: func(fs *flag.FlagSet) runFunc {
 		customers := fs.Int("customers", bench.DefaultCustomers, "open `N` customers in the bench's own network")
 		duration := fs.Duration("duration", bench.DefaultDuration, "send payments for `D` at each concurrency level")
@@ -55,9 +57,13 @@ remit bench --gateway https://127.0.0.1:8443 --ca /tmp/net/certs/ca.pem --creden
 		ca := fs.String("ca", "", "with --gateway: the CA certificate `FILE` of the gateway")
 		creds := fs.String("credentials", "", "with --gateway: a credentials.json `FILE` with the customers and an auditor or admin")
 		asJSON := fs.Bool("json", false, "print the report as one JSON object")
+		postgres, replicas := storageFlags(fs, "for the bench's own network (schemas of its own, dropped afterwards); the customers are spread over the replicas")
 		return func(ctx context.Context, e *env, args []string) error {
 			if len(args) > 0 {
 				return usagef("unexpected argument %q", args[0])
+			}
+			if err := checkStorage(*postgres, *replicas); err != nil {
+				return err
 			}
 			levels, err := bench.ParseConcurrency(*concurrency)
 			if err != nil {
@@ -65,7 +71,7 @@ remit bench --gateway https://127.0.0.1:8443 --ca /tmp/net/certs/ca.pem --creden
 			}
 			cfg := bench.Config{
 				Customers: *customers, Duration: *duration, Concurrency: levels, SameBankRatio: *sameBank,
-				Gateway: *gateway, CA: *ca, Credentials: *creds,
+				Gateway: *gateway, CA: *ca, Credentials: *creds, Postgres: *postgres, Replicas: *replicas,
 				Progress: isTerminal(e.stderr), Stderr: e.stderr,
 			}
 			if err := cfg.Validate(); err != nil {

@@ -42,8 +42,17 @@ type Config struct {
 	// Gateway, CA and Credentials name an existing network instead of a
 	// new one: its URL, the CA file that signed its certificate, and a
 	// credentials.json (as `remit init` writes) with the customers and an
-	// auditor or admin for the conservation check.
+	// auditor or admin for the conservation check. A comma-separated
+	// Gateway lists the replicas of one gateway: the customers are spread
+	// over them (customer i mainly uses replica i mod n and fails over to
+	// the others).
 	Gateway, CA, Credentials string
+
+	// Postgres and Replicas run the bench's own network on that PostgreSQL
+	// database (schemas of its own, dropped afterwards) with that many
+	// gateway replicas, the customers spread over them.
+	Postgres string
+	Replicas int
 
 	// Executable is the remit binary the bench's own network runs; ""
 	// means the running executable.
@@ -77,6 +86,10 @@ func (c *Config) Validate() error {
 		return errors.New("--gateway needs --ca and --credentials (a credentials.json as `remit init` writes)")
 	case c.Gateway == "" && (c.CA != "" || c.Credentials != ""):
 		return errors.New("--ca and --credentials go with --gateway")
+	case c.Gateway != "" && (c.Postgres != "" || c.Replicas > 1):
+		return errors.New("--postgres and --replicas are for the bench's own network, not with --gateway")
+	case c.Replicas > 1 && c.Postgres == "":
+		return errors.New("--replicas: replicas share one PostgreSQL database; give it with --postgres")
 	}
 	return nil
 }

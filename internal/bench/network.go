@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,8 +13,12 @@ import (
 	"time"
 
 	"github.com/remitpay/remit/internal/authz"
+	"github.com/remitpay/remit/internal/config"
 	"github.com/remitpay/remit/internal/devnet"
 	"github.com/remitpay/remit/internal/logging"
+	"github.com/remitpay/remit/internal/pki"
+	"github.com/remitpay/remit/internal/portlock"
+	"github.com/remitpay/remit/internal/store"
 )
 
 // network is the network under test.
@@ -47,7 +53,11 @@ func startOwn(ctx context.Context, cfg *Config) (_ *network, err error) {
 	if err != nil {
 		return nil, errors.Join(err, os.RemoveAll(dir))
 	}
-	ports, err := devnet.ReserveBasePort(ctx)
+	postgres, dropSchemas, err := benchSchemas(cfg.Postgres) //nolint:contextcheck // the drop runs after ctx may have ended
+	if err != nil {
+		return nil, errors.Join(err, logs.Close(), os.RemoveAll(dir))
+	}
+	ports, err := portlock.Reserve(ctx, devnet.PortsFor(cfg.Replicas))
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("%w: free some, or run the bench against a network you started (--gateway, --ca, --credentials)", err), logs.Close(), os.RemoveAll(dir))
 	}
@@ -60,6 +70,8 @@ func startOwn(ctx context.Context, cfg *Config) (_ *network, err error) {
 			Dir:        netDir,
 			BasePort:   ports.Base,
 			Customers:  cfg.Customers,
+			Postgres:   postgres,
+			Replicas:   cfg.Replicas,
 			Timeout:    startTimeout,
 			LogFormat:  logging.FormatJSON,
 			Executable: cfg.Executable,
@@ -72,14 +84,15 @@ func startOwn(ctx context.Context, cfg *Config) (_ *network, err error) {
 		cancel()
 		err := <-done
 		ports.Release()
-		return errors.Join(err, logs.Close())
+		return errors.Join(err, logs.Close(), dropSchemas())
 	}
 	select {
 	case n.pids = <-ready:
 	case err := <-done:
 		cancel()
 		ports.Release()
-		_ = logs.Close() // the start failed already; that error is the one to report
+		_ = logs.Close()  // the start failed already; that error is the one to report
+		_ = dropSchemas() // likewise
 		if err == nil {
 			err = ctx.Err()
 		}
@@ -96,9 +109,49 @@ func startOwn(ctx context.Context, cfg *Config) (_ *network, err error) {
 		return nil, errors.Join(err, n.stop())
 	}
 	n.gateway, n.ca = n.creds.Gateway, n.creds.CA
+	for r := 2; r <= cfg.Replicas; r++ {
+		g, err := config.LoadGateway(l.ReplicaConfig(r))
+		if err != nil {
+			return nil, errors.Join(err, n.stop())
+		}
+		n.gateway += ",https://" + g.Listen
+	}
 	// Only the customers opened for the bench, not the demo users.
 	n.customerNames = func(c devnet.Credential) bool { return strings.HasPrefix(c.ClientID, devnet.CustomerPrefix) }
 	return n, nil
+}
+
+// benchSchemas gives the bench's own network on PostgreSQL schemas of its
+// own under base (a random prefix), and drop removes them; both are no-ops
+// without base.
+func benchSchemas(base string) (target string, drop func() error, err error) {
+	if base == "" {
+		return "", func() error { return nil }, nil
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", nil, fmt.Errorf("--postgres: %w", err)
+	}
+	q := u.Query()
+	admin := *u
+	prefix := fmt.Sprintf("bench_%x", rand.Uint64()&0xffffffffff) //nolint:gosec // a name, not a secret
+	q.Set("search_path", prefix)
+	u.RawQuery = q.Encode()
+	drop = func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		db, err := store.Open(ctx, admin.String(), "bench")
+		if err != nil {
+			return err
+		}
+		var errs []error
+		for _, name := range append([]string{pki.GatewayName}, devnet.Banks()...) {
+			_, err := db.ExecContext(ctx, `DROP SCHEMA IF EXISTS `+prefix+"_"+strings.ReplaceAll(name, "-", "_")+` CASCADE`)
+			errs = append(errs, err)
+		}
+		return errors.Join(append(errs, db.Close())...)
+	}
+	return u.String(), drop, nil
 }
 
 // existing is the network named by cfg.Gateway.

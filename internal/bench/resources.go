@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -119,6 +120,18 @@ func metricsAddrs(dir string) (map[string]string, error) {
 	out := map[string]string{}
 	if g.MetricsListen != "" {
 		out[pki.GatewayName] = g.MetricsListen
+	}
+	for r := 2; r <= devnet.MaxReplicas; r++ {
+		if _, err := os.Stat(l.ReplicaConfig(r)); err != nil {
+			break
+		}
+		rg, err := config.LoadGateway(l.ReplicaConfig(r))
+		if err != nil {
+			return nil, err
+		}
+		if rg.MetricsListen != "" {
+			out[devnet.ReplicaName(r)] = rg.MetricsListen
+		}
 	}
 	files, err := filepath.Glob(filepath.Join(l.BanksDir(), "*.yaml"))
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -199,9 +201,13 @@ func loginAll(ctx context.Context, gateway string, tlsConf *tls.Config, creds []
 	out := make([]customer, len(creds))
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(4)
+	replicas := strings.Split(gateway, ",")
 	for i, cred := range creds {
+		// Customer i mainly uses replica i mod n, the others after it.
+		k := i % len(replicas)
+		mine := strings.Join(append(slices.Clone(replicas[k:]), replicas[:k]...), ",")
 		g.Go(func() error {
-			c, err := login(ctx, gateway, tlsConf, cred, &client.RetryPolicy{MaxAttempts: 1})
+			c, err := login(ctx, mine, tlsConf, cred, &client.RetryPolicy{MaxAttempts: 1})
 			if err != nil {
 				return err
 			}

@@ -182,6 +182,9 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // Throttling state (see [Config]) is kept in memory and written through
 // to the session database on every failure, so a restart keeps it.
 type Authenticator struct {
+	// origin names this Authenticator in the throttle notices it
+	// publishes (see heardThrottle).
+	origin   string
 	sessions *Sessions
 	pairs    *throttle // (client id, source)
 	sources  *throttle // source
@@ -237,6 +240,7 @@ func NewAuthenticator(ctx context.Context, file *Users, sessions *Sessions, cfg 
 	maxLock := max(defDur(cfg.MaxLockout, DefaultMaxLockout), base)
 	tracked := def(cfg.MaxTracked, DefaultMaxTracked)
 	a := &Authenticator{
+		origin:     rand.Text(),
 		sessions:   sessions,
 		pairs:      newThrottle(kindPair, def(cfg.MaxFailures, DefaultMaxFailures), window, base, maxLock, tracked),
 		sources:    newThrottle(kindSource, def(cfg.MaxSourceFailures, DefaultMaxSourceFailures), window, base, maxLock, tracked),
@@ -274,6 +278,7 @@ func NewAuthenticator(ctx context.Context, file *Users, sessions *Sessions, cfg 
 		return nil, err
 	}
 	sessions.bus.Subscribe(topicUsers, func(string) { a.heardUsers() }, a.heardUsers) //nolint:contextcheck // a notice outlives any request
+	sessions.bus.Subscribe(topicThrottle, a.heardThrottle, a.resyncThrottle)
 	return a, nil
 }
 
@@ -329,6 +334,12 @@ func (a *Authenticator) persist(ctx context.Context, keys ...throttleRef) {
 	}
 	if err := a.sessions.saveThrottle(ctx, rows); err != nil {
 		a.log.ErrorContext(ctx, "store login throttle state", "err", err)
+	} else if a.sessions.bus != nil {
+		n := throttleNotice{Keys: make([]throttleNoticeKey, len(rows))}
+		for i, r := range rows {
+			n.Keys[i] = throttleNoticeKey{Kind: r.kind, ID: r.key.id, Src: r.key.src}
+		}
+		a.announceThrottle(ctx, n)
 	}
 	if now := time.Now(); now.Sub(a.lastPrune) >= a.pruneEvery {
 		a.lastPrune = now
@@ -364,6 +375,7 @@ func (a *Authenticator) ClearLockout(ctx context.Context, clientID, principal st
 	if err != nil {
 		return res, err
 	}
+	a.announceThrottle(context.WithoutCancel(ctx), throttleNotice{Clear: clientID})
 	a.record(ctx, audit.EventLoginLockoutCleared, slog.String(KeyClientID, clientID), slog.String(KeyPrincipal, principal),
 		slog.Int(KeyClearedSources, res.ClearedSources), slog.Int(KeyLockedSources, res.LockedSources),
 		slog.Bool(KeyAccountLocked, res.AccountLocked))

@@ -117,6 +117,25 @@ func TestReplicasShareSessionsAndUsers(t *testing.T) {
 		return errors.Is(err, auth.ErrInvalidToken)
 	})
 
+	// Failed logins on one lock the pair out on two, and an admin's
+	// clearing on two ends it on one.
+	for range auth.DefaultMaxFailures {
+		if _, _, _, err := one.a.Login(ctx, "alice", "not alice's password", srcB); err == nil {
+			t.Fatal("a wrong password was accepted")
+		}
+	}
+	eventually(t, "failures on replica one do not lock alice out from that source on replica two", func() bool {
+		_, _, _, err := two.a.Login(ctx, "alice", alicePW, srcB)
+		return errors.Is(err, auth.ErrLockedOut)
+	})
+	if _, err := two.a.ClearLockout(ctx, "alice", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a lockout cleared on replica two still holds on replica one", func() bool {
+		_, _, _, err := one.a.Login(ctx, "alice", alicePW, srcB)
+		return err == nil
+	})
+
 	// A user created on one logs in on two.
 	const pw = "a long enough password for carol"
 	if _, err := one.a.CreateUser(ctx, auth.NewUser{ClientID: "carol-new", Roles: []authz.Role{authz.RoleAuditor}}, pw, "admin"); err != nil {

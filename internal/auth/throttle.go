@@ -224,6 +224,31 @@ func (t *throttle) restore(key throttleKey, e throttleEntry) {
 	t.m[key] = &e
 }
 
+// adopt takes the state another process stored for key (nil: it has
+// none any more), keeping the attempts this process has in flight.
+func (t *throttle) adopt(key throttleKey, e *throttleEntry) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cur, ok := t.m[key]
+	if !ok {
+		if e == nil || len(t.m) >= t.maxTracked {
+			return
+		}
+		cur = &throttleEntry{}
+		t.m[key] = cur
+	}
+	inFlight := cur.inFlight
+	if e == nil {
+		*cur = throttleEntry{inFlight: inFlight}
+		if inFlight == 0 {
+			delete(t.m, key)
+		}
+		return
+	}
+	*cur = *e
+	cur.inFlight = inFlight
+}
+
 // quiet is how long a key must go without failing (and unlocked) before
 // it is forgotten: window + max, so the lockout doubling also decays.
 func (t *throttle) quiet() time.Duration { return t.window + t.max }

@@ -3,6 +3,8 @@ package auth
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -128,4 +130,102 @@ func (s *Sessions) clearThrottleClient(ctx context.Context, clientID string) err
 		return fmt.Errorf("auth: clear login throttle state of %q: %w", clientID, err)
 	}
 	return nil
+}
+
+// loadThrottleKey returns the stored state of one key, or nil if it has
+// none.
+func (s *Sessions) loadThrottleKey(ctx context.Context, kind string, key throttleKey) (*throttleEntry, error) {
+	var (
+		e                                     throttleEntry
+		windowStart, lockedUntil, lastFailure int64
+	)
+	err := s.db.QueryRowContext(ctx, `SELECT failures, window_start, lockouts, locked_until, last_failure
+		FROM login_throttle WHERE kind = ? AND client_id = ? AND source = ?`, kind, key.id, key.src).
+		Scan(&e.failures, &windowStart, &e.lockouts, &lockedUntil, &lastFailure)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, nil //nolint:nilnil // no state is the answer
+	case err != nil:
+		return nil, fmt.Errorf("auth: load login throttle state: %w", err)
+	}
+	e.windowStart, e.lockedUntil, e.lastFailure = fromMillis(windowStart), fromMillis(lockedUntil), fromMillis(lastFailure)
+	return &e, nil
+}
+
+// The change bus's topic of the login throttle: the keys one gateway
+// replica stored, so that the others count its failures and lockouts too.
+const topicThrottle = "throttle"
+
+// throttleNotice is a notice of topicThrottle, as JSON.
+type throttleNotice struct {
+	// Origin is the Authenticator that wrote: it ignores its own notices
+	// (its memory is ahead of what it stored).
+	Origin string `json:"o"`
+	// Keys are the keys it stored, to read again.
+	Keys []throttleNoticeKey `json:"k,omitempty"`
+	// Clear is a client id whose lockouts an admin cleared.
+	Clear string `json:"c,omitempty"`
+}
+
+type throttleNoticeKey struct {
+	Kind string `json:"k"`
+	ID   string `json:"i"`
+	Src  string `json:"s"`
+}
+
+// announceThrottle tells the other replicas which keys this one stored.
+func (a *Authenticator) announceThrottle(ctx context.Context, n throttleNotice) {
+	if a.sessions.bus == nil {
+		return
+	}
+	n.Origin = a.origin
+	b, err := json.Marshal(n)
+	if err == nil {
+		err = a.sessions.bus.Publish(ctx, topicThrottle, string(b))
+	}
+	if err != nil {
+		// The other replicas count these failures from their next
+		// notice or resync; until then an attacker gets a few more tries
+		// there.
+		a.log.ErrorContext(ctx, "cannot tell the other gateway replicas of login failures", "err", err)
+	}
+}
+
+// heardThrottle adopts what another replica stored.
+func (a *Authenticator) heardThrottle(payload string) {
+	var n throttleNotice
+	if err := json.Unmarshal([]byte(payload), &n); err != nil || n.Origin == a.origin {
+		return
+	}
+	ctx := context.Background()
+	if n.Clear != "" {
+		now := time.Now()
+		a.pairs.clearID(n.Clear, now)
+		a.accounts.clearID(n.Clear, now)
+	}
+	for _, k := range n.Keys {
+		key := throttleKey{id: k.ID, src: k.Src}
+		e, err := a.sessions.loadThrottleKey(ctx, k.Kind, key)
+		if err != nil {
+			a.log.Error("cannot read the login failures another gateway replica stored", "err", err)
+			continue
+		}
+		a.throttleOf(k.Kind).adopt(key, e)
+	}
+}
+
+// resyncThrottle reads the whole stored state again (the listener
+// reconnected: notices may have been missed).
+func (a *Authenticator) resyncThrottle() {
+	ctx := context.Background()
+	now := time.Now()
+	rows, err := a.sessions.loadThrottle(ctx, now, now.Add(-a.pairs.quiet()), a.pairs.maxTracked)
+	if err != nil {
+		a.log.Error("cannot reload the login throttle state", "err", err)
+		return
+	}
+	for _, r := range rows {
+		e := r.e
+		a.throttleOf(r.kind).adopt(r.key, &e)
+	}
 }

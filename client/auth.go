@@ -29,13 +29,23 @@ func (c *Client) Login(ctx context.Context, clientID, password string) (*Session
 		return nil, invalid("a client id and a password are required")
 	}
 	var res *gatewayv1.LoginResponse
-	err := c.attempt(ctx, callState{}, func(ctx context.Context) error {
-		var err error
-		res, err = c.auth.Login(ctx, &gatewayv1.LoginRequest{ClientId: clientID, Password: password})
-		return err
-	})
-	if err != nil {
-		return nil, newError(err, "", 1)
+	// One attempt per replica: a login is not retried on the replica that
+	// answered (a wrong password must count once), only sent to the next
+	// when one did not answer.
+	for attempt := 1; ; attempt++ {
+		replica := c.replicas.in()
+		err := c.attempt(ctx, callState{}, func(ctx context.Context) error {
+			var err error
+			res, err = c.auth.Login(ctx, &gatewayv1.LoginRequest{ClientId: clientID, Password: password})
+			return err
+		})
+		if err == nil {
+			break
+		}
+		e := newError(err, "", attempt)
+		if attempt >= len(c.replicas.urls) || ctx.Err() != nil || !c.replicas.failover(replica, e) {
+			return nil, e
+		}
 	}
 	s := &Session{Token: res.GetAccessToken(), ExpireTime: res.GetExpireTime().AsTime(), Client: res.GetClient()}
 	c.mu.Lock()

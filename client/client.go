@@ -214,6 +214,16 @@ func (c *Client) Close() error {
 // [NormalizeGatewayURL].
 func (c *Client) GatewayURL() string { return c.baseURL }
 
+// MoreGatewayURLs returns the base URLs of the gateway's other replicas,
+// normalized, in the order they are tried (see Config.MoreGatewayURLs).
+func (c *Client) MoreGatewayURLs() []string {
+	var out []string
+	for _, u := range c.replicas.urls[1:] {
+		out = append(out, u.String())
+	}
+	return out
+}
+
 // Token returns the current bearer token ("" when logged out). It is a
 // secret: store it only in files readable by the user alone.
 func (c *Client) Token() string {

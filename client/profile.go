@@ -42,6 +42,8 @@ var ErrNoProfile = errors.New("not logged in: run `remit login CLIENT_ID`")
 type Profile struct {
 	// GatewayURL is the gateway's base URL.
 	GatewayURL string `json:"gateway_url"`
+	// MoreGatewayURLs are its other replicas' (Config.MoreGatewayURLs).
+	MoreGatewayURLs []string `json:"more_gateway_urls,omitempty"`
 	// CAFile is the absolute path of the CA file, or empty for system roots.
 	CAFile string `json:"ca_file,omitempty"`
 	// ClientID is the logged-in client's id.
@@ -59,7 +61,7 @@ type Profile struct {
 // NewProfile builds the profile to save after a login on a client made
 // from cfg.
 func NewProfile(cfg Config, s *Session) *Profile {
-	p := &Profile{GatewayURL: cfg.GatewayURL, CAFile: cfg.CAFile, Token: s.Token, ExpireTime: s.ExpireTime}
+	p := &Profile{GatewayURL: cfg.GatewayURL, MoreGatewayURLs: cfg.MoreGatewayURLs, CAFile: cfg.CAFile, Token: s.Token, ExpireTime: s.ExpireTime}
 	if cfg.CAFile != "" {
 		if abs, err := filepath.Abs(cfg.CAFile); err == nil {
 			p.CAFile = abs
@@ -81,7 +83,7 @@ func NewProfile(cfg Config, s *Session) *Profile {
 // CA and token; the caller may override fields (flags, environment) before
 // calling New.
 func (p *Profile) Config() Config {
-	return Config{GatewayURL: p.GatewayURL, CAFile: p.CAFile, Token: p.Token}
+	return Config{GatewayURL: p.GatewayURL, MoreGatewayURLs: p.MoreGatewayURLs, CAFile: p.CAFile, Token: p.Token}
 }
 
 // Expired reports whether the token has expired at now.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -264,5 +265,36 @@ func TestClientOutboxWhileDown(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &list); err != nil || code != exitOK || len(list.Queued) != 0 ||
 		len(list.History) != 1 || list.History[0].TransactionID != queued {
 		t.Errorf("outbox --json after the flush = %d, %q (%v)", code, out, err)
+	}
+}
+
+// TestCLIFailsOverBetweenReplicas: logged in with two gateway URLs (the
+// first does not answer), the profile keeps both, and a later command
+// without --gateway still reaches the replica that answers.
+func TestCLIFailsOverBetweenReplicas(t *testing.T) {
+	home := clientEnv(t)
+	g := clienttest.New(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "https://" + ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	list := dead + "," + g.URL
+	code, out, errOut := remit(t, "alice-pw\n", "login", "--gateway", list, "--ca", g.CAFile, "--password-stdin", "alice")
+	if code != exitOK || !strings.Contains(out, "Logged in as alice") {
+		t.Fatalf("login with %s = %d\n%s%s", list, code, out, errOut)
+	}
+	p, err := client.LoadProfile(home) // $REMIT_HOME
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.GatewayURL != dead || len(p.MoreGatewayURLs) != 1 || p.MoreGatewayURLs[0] != g.URL {
+		t.Errorf("profile gateway %q and replicas %v, want %q and [%q]", p.GatewayURL, p.MoreGatewayURLs, dead, g.URL)
+	}
+	if code, out, errOut := remit(t, "", "balance"); code != exitOK {
+		t.Errorf("balance after logging in to two replicas, the first dead = %d\n%s%s", code, out, errOut)
 	}
 }

@@ -103,7 +103,7 @@ func loginClient(f *clientFlags) (dir string, c *client.Client, cfg client.Confi
 	if c, err = newClient(f, cfg); err != nil {
 		return "", nil, cfg, err
 	}
-	cfg.GatewayURL = c.GatewayURL()
+	cfg.GatewayURL, cfg.MoreGatewayURLs = c.GatewayURL(), c.MoreGatewayURLs()
 	return dir, c, cfg, nil
 }
 
@@ -141,7 +141,8 @@ func printLoggedIn(ctx context.Context, e *env, dir string, p *client.Profile) {
 func loginConfig(f *clientFlags, dir string) client.Config {
 	var prevURL, prevCA string
 	if p, err := client.LoadProfile(dir); err == nil {
-		prevURL, prevCA = p.GatewayURL, p.CAFile
+		// The gateway and its replicas, as the list --gateway takes.
+		prevURL, prevCA = strings.Join(append([]string{p.GatewayURL}, p.MoreGatewayURLs...), ","), p.CAFile
 	}
 	cfg := client.Config{GatewayURL: override(f.gateway, envGateway, prevURL), CAFile: override(f.ca, envCA, prevCA)}
 	if cfg.GatewayURL == "" {

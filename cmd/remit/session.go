@@ -134,7 +134,12 @@ func openSession(f *clientFlags) (*session, error) {
 		return nil, sessionExpired(p.ClientID)
 	}
 	cfg := p.Config()
-	cfg.GatewayURL, cfg.CAFile = override(f.gateway, envGateway, cfg.GatewayURL), override(f.ca, envCA, cfg.CAFile)
+	if gw := override(f.gateway, envGateway, ""); gw != "" {
+		// The flag or environment names the gateway, and its replicas
+		// (a comma-separated list), instead of the profile's.
+		cfg.GatewayURL, cfg.MoreGatewayURLs = gw, nil
+	}
+	cfg.CAFile = override(f.ca, envCA, cfg.CAFile)
 	c, err := newClient(f, cfg)
 	if err != nil {
 		return nil, err

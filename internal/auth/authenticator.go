@@ -332,14 +332,12 @@ func (a *Authenticator) persist(ctx context.Context, keys ...throttleRef) {
 		e, ok := k.t.snapshot(k.key)
 		rows = append(rows, throttleRow{kind: k.t.kind, key: k.key, e: e, del: !ok})
 	}
-	if err := a.sessions.saveThrottle(ctx, rows); err != nil {
+	n := throttleNotice{Keys: make([]throttleNoticeKey, len(rows))}
+	for i, r := range rows {
+		n.Keys[i] = throttleNoticeKey{Kind: r.kind, ID: r.key.id, Src: r.key.src}
+	}
+	if err := a.sessions.saveThrottle(ctx, rows, a.throttleNoticeOf(n)); err != nil {
 		a.log.ErrorContext(ctx, "store login throttle state", "err", err)
-	} else if a.sessions.bus != nil {
-		n := throttleNotice{Keys: make([]throttleNoticeKey, len(rows))}
-		for i, r := range rows {
-			n.Keys[i] = throttleNoticeKey{Kind: r.kind, ID: r.key.id, Src: r.key.src}
-		}
-		a.announceThrottle(ctx, n)
 	}
 	if now := time.Now(); now.Sub(a.lastPrune) >= a.pruneEvery {
 		a.lastPrune = now
@@ -369,13 +367,12 @@ func (a *Authenticator) ClearLockout(ctx context.Context, clientID, principal st
 	a.persistMu.Lock()
 	cleared, locked := a.pairs.clearID(clientID, now)
 	_, accountLocked := a.accounts.clearID(clientID, now)
-	err := a.sessions.clearThrottleClient(context.WithoutCancel(ctx), clientID)
+	err := a.sessions.clearThrottleClient(context.WithoutCancel(ctx), clientID, a.throttleNoticeOf(throttleNotice{Clear: clientID}))
 	a.persistMu.Unlock()
 	res := ClearResult{ClearedSources: cleared, LockedSources: locked, AccountLocked: accountLocked > 0}
 	if err != nil {
 		return res, err
 	}
-	a.announceThrottle(context.WithoutCancel(ctx), throttleNotice{Clear: clientID})
 	a.record(ctx, audit.EventLoginLockoutCleared, slog.String(KeyClientID, clientID), slog.String(KeyPrincipal, principal),
 		slog.Int(KeyClearedSources, res.ClearedSources), slog.Int(KeyLockedSources, res.LockedSources),
 		slog.Bool(KeyAccountLocked, res.AccountLocked))
@@ -459,8 +456,19 @@ func (a *Authenticator) Login(ctx context.Context, clientID, password, remoteAdd
 	}
 	// The password may have changed, or the user been disabled, while it
 	// was verified: the revocation of that change ran before this session
-	// existed, so this one is ended here.
-	if cur, ok := a.users.Load().Lookup(clientID); !ok || cur.Disabled || cur.PasswordHash != user.PasswordHash {
+	// existed, so this one is ended here. With replicas the snapshot may
+	// lag a change another replica committed (its notice is on its way),
+	// so the check reads the database: a change committed before this read
+	// is seen here, and one committed after it revokes this session, which
+	// exists by then.
+	cur, ok := a.users.Load().Lookup(clientID)
+	if a.sessions.bus != nil {
+		if cur, err = a.sessions.loadUser(ctx, clientID); err != nil {
+			return "", time.Time{}, nil, errors.Join(err, a.sessions.Revoke(context.WithoutCancel(ctx), sessionID))
+		}
+		ok = cur != nil
+	}
+	if !ok || cur.Disabled || cur.PasswordHash != user.PasswordHash {
 		if err := a.sessions.Revoke(context.WithoutCancel(ctx), sessionID); err != nil {
 			return "", time.Time{}, nil, err
 		}

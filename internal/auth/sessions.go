@@ -73,7 +73,8 @@ type SessionConfig struct {
 // database (gateway replicas on PostgreSQL) hear of it through the change
 // bus ([Sessions.UseBus]): each revocation publishes what it ended after
 // its write, and every process drops it from its cache and ends its
-// streams; a process whose listener reconnects clears its whole cache.
+// streams (the notice commits with the revocation); a process whose
+// listener reconnects clears its whole cache.
 // Without a bus (SQLite), only one process may serve a session database.
 type Sessions struct {
 	db            *sql.DB
@@ -237,7 +238,8 @@ const (
 
 // UseBus makes the revocations of this process known to the others that
 // share its database, and theirs to it (see [Sessions]). Call it before
-// bus.Run; a nil bus (SQLite) changes nothing.
+// bus.Run; a nil bus (SQLite) changes nothing. Each revocation's notice is
+// part of its transaction (Bus.PublishIn): no crash can part the two.
 func (s *Sessions) UseBus(bus *store.Bus) {
 	if bus == nil {
 		return
@@ -268,14 +270,23 @@ func (s *Sessions) heard(payload string) {
 	}
 }
 
-// announce publishes a revocation to the other processes. It fails if
-// they may not have heard of it: the caller reports the error, and a retry
-// of the (idempotent) revocation announces it again.
-func (s *Sessions) announce(ctx context.Context, payload string) error {
-	if err := s.bus.Publish(context.WithoutCancel(ctx), topicSessions, payload); err != nil {
-		return fmt.Errorf("auth: the session is revoked, but other gateway replicas may not know yet: %w", err)
-	}
-	return nil
+// revoke runs a revocation's write in one transaction with its notice to
+// the other processes (UseBus): they hear of it exactly when it commits.
+// Without a bus it is the write alone.
+func (s *Sessions) revoke(ctx context.Context, notice func(tx *sql.Tx) string, write func(tx *sql.Tx) error) error {
+	return store.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		if err := write(tx); err != nil {
+			return err
+		}
+		if s.bus == nil {
+			return nil
+		}
+		n := notice(tx)
+		if n == "" {
+			return nil
+		}
+		return s.bus.PublishIn(ctx, tx, topicSessions, n)
+	})
 }
 
 // Revoke ends a session, named either by its token (starting with
@@ -290,26 +301,31 @@ func (s *Sessions) Revoke(ctx context.Context, tokenOrSessionID string) error {
 	if strings.HasPrefix(tokenOrSessionID, TokenPrefix) {
 		hash := hashToken(tokenOrSessionID)
 		var id string
-		err = s.db.QueryRowContext(ctx,
-			`UPDATE sessions SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL RETURNING id`, now, hash[:]).Scan(&id)
-		if errors.Is(err, sql.ErrNoRows) {
-			err = nil
-		}
+		err = s.revoke(ctx, func(*sql.Tx) string {
+			if id == "" {
+				return ""
+			}
+			return noticeSession + id
+		}, func(tx *sql.Tx) error {
+			err := tx.QueryRowContext(ctx,
+				`UPDATE sessions SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL RETURNING id`, now, hash[:]).Scan(&id)
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil
+			}
+			return err
+		})
 		s.cache.revokeToken(hash)
 		if id != "" {
 			s.watchers.endSession(id)
 		}
-		if err == nil && id != "" {
-			err = s.announce(ctx, noticeSession+id)
-		}
 	} else {
-		_, err = s.db.ExecContext(ctx,
-			`UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, now, tokenOrSessionID)
+		err = s.revoke(ctx, func(*sql.Tx) string { return noticeSession + tokenOrSessionID }, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx,
+				`UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, now, tokenOrSessionID)
+			return err
+		})
 		s.cache.revokeSession(tokenOrSessionID)
 		s.watchers.endSession(tokenOrSessionID)
-		if err == nil {
-			err = s.announce(ctx, noticeSession+tokenOrSessionID)
-		}
 	}
 	if err != nil {
 		return fmt.Errorf("auth: revoke session: %w", err)
@@ -330,18 +346,22 @@ func (s *Sessions) RevokeClient(ctx context.Context, clientID string) (int64, er
 // keeps the session it was made from. Like RevokeClient otherwise.
 func (s *Sessions) RevokeOthers(ctx context.Context, clientID, keep string) (int64, error) {
 	now := time.Now().UnixMilli()
-	res, err := s.db.ExecContext(ctx,
-		`UPDATE sessions SET revoked_at = ? WHERE client_id = ? AND id != ? AND revoked_at IS NULL AND expires_at > ?`,
-		now, clientID, keep, now)
+	var n int64
+	err := s.revoke(ctx, func(*sql.Tx) string { return noticeClient + clientID + " " + keep }, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`UPDATE sessions SET revoked_at = ? WHERE client_id = ? AND id != ? AND revoked_at IS NULL AND expires_at > ?`,
+			now, clientID, keep, now)
+		if err == nil {
+			n, err = res.RowsAffected()
+		}
+		return err
+	})
 	s.cache.revokeClient(clientID, keep)
 	s.watchers.endClient(clientID, keep)
-	if err == nil {
-		err = s.announce(ctx, noticeClient+clientID+" "+keep)
-	}
 	if err != nil {
 		return 0, fmt.Errorf("auth: revoke sessions of %q: %w", clientID, err)
 	}
-	return res.RowsAffected()
+	return n, nil
 }
 
 // RevokeSession revokes the session sessionID if it is a usable session of
@@ -349,20 +369,23 @@ func (s *Sessions) RevokeOthers(ctx context.Context, clientID, keep string) (int
 // a session id of another user must not end that one).
 func (s *Sessions) RevokeSession(ctx context.Context, clientID, sessionID string) (bool, error) {
 	now := time.Now().UnixMilli()
-	res, err := s.db.ExecContext(ctx,
-		`UPDATE sessions SET revoked_at = ? WHERE id = ? AND client_id = ? AND revoked_at IS NULL AND expires_at > ?`,
-		now, sessionID, clientID, now)
+	var n int64
+	err := s.revoke(ctx, func(*sql.Tx) string { return noticeOf + clientID + " " + sessionID }, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`UPDATE sessions SET revoked_at = ? WHERE id = ? AND client_id = ? AND revoked_at IS NULL AND expires_at > ?`,
+			now, sessionID, clientID, now)
+		if err == nil {
+			n, err = res.RowsAffected()
+		}
+		return err
+	})
 	s.cache.revokeSession(sessionID)
 	// Only clientID's watches: a session id of another user ends nothing.
 	s.watchers.endSessionOf(clientID, sessionID)
-	if err == nil {
-		err = s.announce(ctx, noticeOf+clientID+" "+sessionID)
-	}
 	if err != nil {
 		return false, fmt.Errorf("auth: revoke session: %w", err)
 	}
-	n, err := res.RowsAffected()
-	return n > 0, err
+	return n > 0, nil
 }
 
 // SessionInfo is one usable session, without its token.

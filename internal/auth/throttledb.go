@@ -41,12 +41,18 @@ func fromMillis(ms int64) time.Time {
 	return time.UnixMilli(ms)
 }
 
-// saveThrottle writes rows in one transaction.
-func (s *Sessions) saveThrottle(ctx context.Context, rows []throttleRow) error {
+// saveThrottle writes rows in one transaction, with notice, if not "", to
+// the other replicas (topicThrottle), delivered when it commits.
+func (s *Sessions) saveThrottle(ctx context.Context, rows []throttleRow, notice string) error {
 	if len(rows) == 0 {
 		return nil
 	}
 	err := store.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		if notice != "" {
+			if err := s.bus.PublishIn(ctx, tx, topicThrottle, notice); err != nil {
+				return err
+			}
+		}
 		for _, r := range rows {
 			var err error
 			if r.del {
@@ -123,10 +129,18 @@ func (s *Sessions) pruneThrottle(ctx context.Context, now, quietSince time.Time)
 	return nil
 }
 
-// clearThrottleClient deletes every row of clientID: its pairs and the
-// client id itself.
-func (s *Sessions) clearThrottleClient(ctx context.Context, clientID string) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM login_throttle WHERE client_id = ?`, clientID); err != nil {
+// clearThrottleClient deletes every row of clientID, its pairs and the
+// client id itself, with notice, if not "", to the other replicas.
+func (s *Sessions) clearThrottleClient(ctx context.Context, clientID, notice string) error {
+	if err := store.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM login_throttle WHERE client_id = ?`, clientID); err != nil {
+			return err
+		}
+		if notice == "" {
+			return nil
+		}
+		return s.bus.PublishIn(ctx, tx, topicThrottle, notice)
+	}); err != nil {
 		return fmt.Errorf("auth: clear login throttle state of %q: %w", clientID, err)
 	}
 	return nil
@@ -173,22 +187,18 @@ type throttleNoticeKey struct {
 	Src  string `json:"s"`
 }
 
-// announceThrottle tells the other replicas which keys this one stored.
-func (a *Authenticator) announceThrottle(ctx context.Context, n throttleNotice) {
+// throttleNoticeOf is the notice of n from this Authenticator, or "" when
+// there is no one to tell (SQLite).
+func (a *Authenticator) throttleNoticeOf(n throttleNotice) string {
 	if a.sessions.bus == nil {
-		return
+		return ""
 	}
 	n.Origin = a.origin
 	b, err := json.Marshal(n)
-	if err == nil {
-		err = a.sessions.bus.Publish(ctx, topicThrottle, string(b))
-	}
 	if err != nil {
-		// The other replicas count these failures from their next
-		// notice or resync; until then an attacker gets a few more tries
-		// there.
-		a.log.ErrorContext(ctx, "cannot tell the other gateway replicas of login failures", "err", err)
+		return "" // strings and a slice of them: cannot fail
 	}
+	return string(b)
 }
 
 // heardThrottle adopts what another replica stored.

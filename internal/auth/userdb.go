@@ -120,6 +120,19 @@ type userTx struct {
 	now time.Time
 }
 
+// loadUser reads the user clientID (its exact spelling) from the
+// database, or nil if there is none.
+func (s *Sessions) loadUser(ctx context.Context, clientID string) (*User, error) {
+	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE client_id = ?`, clientID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil //nolint:nilnil // no such user is an answer
+	}
+	if err != nil {
+		return nil, fmt.Errorf("auth: read user %q: %w", clientID, err)
+	}
+	return u, nil
+}
+
 func (s *Sessions) usersTx(ctx context.Context, fn func(t *userTx) error) error {
 	return store.InTx(ctx, s.db, func(tx *sql.Tx) error {
 		return fn(&userTx{ctx: ctx, tx: tx, now: time.Now()})

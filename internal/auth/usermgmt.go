@@ -103,16 +103,17 @@ func userAttrs(u *User) []slog.Attr {
 func (a *Authenticator) change(ctx context.Context, fn func(t *userTx) error) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if err := a.sessions.usersTx(ctx, fn); err != nil {
+	// The notice is part of the change's transaction: the other replicas
+	// hear of it exactly when it commits.
+	if err := a.sessions.usersTx(ctx, func(t *userTx) error {
+		if err := fn(t); err != nil {
+			return err
+		}
+		return a.sessions.bus.PublishIn(t.ctx, t.tx, topicUsers, "")
+	}); err != nil {
 		return err
 	}
-	if err := a.refresh(ctx); err != nil {
-		return err
-	}
-	if err := a.sessions.bus.Publish(context.WithoutCancel(ctx), topicUsers, ""); err != nil {
-		return fmt.Errorf("auth: the change is saved, but other gateway replicas may not know yet: %w", err)
-	}
-	return nil
+	return a.refresh(ctx)
 }
 
 // topicUsers is the change bus's topic of the users table: a notice means

@@ -103,6 +103,21 @@ func (b *Bus) Publish(ctx context.Context, topic, payload string) error {
 	return nil
 }
 
+// PublishIn sends payload on topic as part of tx, a transaction of a
+// writer of the same schema: PostgreSQL delivers it when, and only if, tx
+// commits, so the change and its notice cannot be parted by a crash
+// between them. Prefer it to Publish wherever the change is one
+// transaction. A nil Bus does nothing.
+func (b *Bus) PublishIn(ctx context.Context, tx *sql.Tx, topic, payload string) error {
+	if b == nil {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_notify(?, ?)`, b.prefix+topic, payload); err != nil {
+		return fmt.Errorf("store: publish %s: %w", topic, err)
+	}
+	return nil
+}
+
 // Ready is closed once the listener first listens on every topic.
 func (b *Bus) Ready() <-chan struct{} { return b.ready }
 

@@ -168,7 +168,10 @@ func (g *Group) Do(ctx context.Context, fn func(context.Context, *sql.Tx) error)
 // frames reach the operating system before DoUnforced returns, so a killed
 // process loses nothing, but they are not fsynced; the next forced commit
 // fsyncs the WAL, and them with it. A transaction that carries a forced
-// write (Do) beside unforced ones is forced whole.
+// write (Do) beside unforced ones is forced whole. On PostgreSQL the
+// transaction commits with synchronous_commit=off: the server flushes it
+// within wal_writer_delay, so a crash of the server (not only of the
+// machine) within that delay loses it too.
 func (g *Group) DoUnforced(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
 	return g.do(ctx, fn, true)
 }

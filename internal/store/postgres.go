@@ -83,6 +83,11 @@ func Redact(target string) string {
 	return strings.Replace(target, ":"+cfg.Password+"@", ":xxxxx@", 1)
 }
 
+// WriterIdleTimeout is how long a PostgreSQL writer may sit inside a
+// transaction without sending a statement before the server ends its
+// session (idle_in_transaction_session_timeout).
+const WriterIdleTimeout = "30s"
+
 // openPostgres opens a pool of conns connections to dsn: a writer's, whose
 // transactions take component's writer lock, or with component "" a
 // reader's, whose transactions are read-only.
@@ -93,6 +98,17 @@ func openPostgres(ctx context.Context, dsn string, conns int, component string) 
 	}
 	if component == "" {
 		cfg.RuntimeParams["default_transaction_read_only"] = "on"
+	} else {
+		// A writer that stops in the middle of a transaction (a paused
+		// or partitioned process, a stalled machine) must not keep its
+		// store's writer lock, and with it every other replica's writes,
+		// for longer than this: the server ends such a session, rolling
+		// its transaction back (nobody was told it committed), and
+		// notices a dead peer's socket within about half a minute.
+		cfg.RuntimeParams["idle_in_transaction_session_timeout"] = WriterIdleTimeout
+		cfg.RuntimeParams["tcp_keepalives_idle"] = "10"
+		cfg.RuntimeParams["tcp_keepalives_interval"] = "5"
+		cfg.RuntimeParams["tcp_keepalives_count"] = "3"
 	}
 	// Durability: a COMMIT returns once its WAL is flushed (the server's
 	// default, stated here so that a server configured otherwise does not
@@ -242,23 +258,57 @@ func rebind(query string) string {
 	highest := 0
 	for i := 0; i < len(query); i++ {
 		ch := query[i]
+		// skip copies query[i:end] as it is and moves on to end.
+		skip := func(end int) {
+			if end < 0 || end > len(query) {
+				end = len(query)
+			}
+			b.WriteString(query[i:end])
+			i = end - 1
+		}
 		switch {
+		case ch == '\'' && i > 0 && (query[i-1] == 'E' || query[i-1] == 'e') && (i < 2 || !isIdent(query[i-2])):
+			skip(escapedStringEnd(query, i))
 		case ch == '\'' || ch == '"':
 			end := strings.IndexByte(query[i+1:], ch)
 			if end < 0 {
-				b.WriteString(query[i:])
-				return b.String()
+				skip(-1)
+				continue
 			}
-			b.WriteString(query[i : i+end+2])
-			i += end + 1
+			skip(i + end + 2)
 		case ch == '-' && i+1 < len(query) && query[i+1] == '-':
 			end := strings.IndexByte(query[i:], '\n')
 			if end < 0 {
-				b.WriteString(query[i:])
-				return b.String()
+				skip(-1)
+				continue
 			}
-			b.WriteString(query[i : i+end+1])
-			i += end
+			skip(i + end + 1)
+		case ch == '/' && i+1 < len(query) && query[i+1] == '*':
+			end := strings.Index(query[i+2:], "*/")
+			if end < 0 {
+				skip(-1)
+				continue
+			}
+			skip(i + 2 + end + 2)
+		case ch == '$' && (i == 0 || !isIdent(query[i-1])):
+			// A dollar-quoted string, $$...$$ or $tag$...$tag$.
+			tagEnd := i + 1
+			// A tag is an identifier: it does not start with a digit ($1 is
+			// a parameter).
+			for tagEnd < len(query) && isIdent(query[tagEnd]) && (tagEnd > i+1 || query[tagEnd] < '0' || query[tagEnd] > '9') {
+				tagEnd++
+			}
+			if tagEnd >= len(query) || query[tagEnd] != '$' {
+				b.WriteByte(ch)
+				continue
+			}
+			tag := query[i : tagEnd+1]
+			end := strings.Index(query[tagEnd+1:], tag)
+			if end < 0 {
+				skip(-1)
+				continue
+			}
+			skip(tagEnd + 1 + end + len(tag))
 		case ch == '?':
 			j := i + 1
 			for j < len(query) && query[j] >= '0' && query[j] <= '9' {
@@ -276,4 +326,27 @@ func rebind(query string) string {
 		}
 	}
 	return b.String()
+}
+
+// isIdent reports a byte of an SQL identifier.
+func isIdent(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// escapedStringEnd is the index just after the E'...' string whose quote
+// is at query[open]: a backslash escapes the next byte, ” is a quote.
+func escapedStringEnd(query string, open int) int {
+	for j := open + 1; j < len(query); j++ {
+		switch query[j] {
+		case '\\':
+			j++
+		case '\'':
+			if j+1 < len(query) && query[j+1] == '\'' {
+				j++
+				continue
+			}
+			return j + 1
+		}
+	}
+	return len(query)
 }

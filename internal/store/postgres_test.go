@@ -24,6 +24,13 @@ func TestRebind(t *testing.T) {
 		{`SELECT '?', "a?b", ? -- is it?` + "\n" + `, ?`, `SELECT '?', "a?b", $1 -- is it?` + "\n" + `, $2`},
 		{`SELECT 'it''s ?', ?`, `SELECT 'it''s ?', $1`},
 		{`SELECT 'open ?`, `SELECT 'open ?`},
+		// Found by an outside review: comments, escaped strings and
+		// dollar quotes hide their ? too.
+		{`SELECT /* it's ? */ ?`, `SELECT /* it's ? */ $1`},
+		{`SELECT E'\'?', ?`, `SELECT E'\'?', $1`},
+		{`SELECT $$?$$, ?`, `SELECT $$?$$, $1`},
+		{`SELECT $f$ a ? $f$, ?`, `SELECT $f$ a ? $f$, $1`},
+		{`SELECT col$1, ?`, `SELECT col$1, $1`},
 	} {
 		if got := store.Rebind(c.in); got != c.want {
 			t.Errorf("Rebind(%q) = %q, want %q", c.in, got, c.want)
@@ -263,5 +270,28 @@ func TestBus(t *testing.T) {
 	case <-resyncA:
 	case <-ctx.Done():
 		t.Fatal("the listener did not resync after losing its connection")
+	}
+}
+
+// TestStoppedWriterLosesTheLock: a writer that holds the writer lock in a
+// transaction and then sends nothing (a paused process) does not hold it
+// for ever: the server ends its session after WriterIdleTimeout. Here the
+// setting is read back, as waiting 30 s is too long for a unit test.
+func TestStoppedWriterLosesTheLock(t *testing.T) {
+	if storetest.Backend() != "postgres" {
+		t.Skip("PostgreSQL's session settings; this run is on sqlite (REMIT_TEST_POSTGRES)")
+	}
+	ctx := context.Background()
+	db, err := store.Open(ctx, storetest.Target(t, t.TempDir(), "db"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeDB(t, db) })
+	var v string
+	if err := db.QueryRowContext(ctx, `SHOW idle_in_transaction_session_timeout`).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	if v != store.WriterIdleTimeout {
+		t.Errorf("idle_in_transaction_session_timeout = %q, want %q", v, store.WriterIdleTimeout)
 	}
 }

@@ -809,11 +809,11 @@ func (c *Coordinator) commitAt(ctx context.Context, client BankClient, bank stri
 // process (presumed abort); Run then sends the aborts. Call it before serving.
 //
 // On a shared database (replicas) an undecided payment may belong to
-// another replica that is running it now: it owns it until its prepare
-// deadline, its lease, which it needs no renewal of since it must decide
-// by then. Recover aborts only those whose deadline has passed (their
-// owner died or lost its database); the re-driver's stale-abort pass takes
-// the others if their owner does not decide them in time. Either way the
+// another replica that is running it now: it owns it until its lease ends
+// (staleAt), which needs no renewal since the owner must decide by its
+// deadline. Recover aborts only those whose lease has ended (their owner
+// died or lost its database); the re-driver's stale-abort pass takes the
+// others if their owner does not decide them in time. Either way the
 // decision is a compare-and-set: if the owner decides at the same moment,
 // one decision stands and both obey it.
 func (c *Coordinator) Recover(ctx context.Context) error {
@@ -828,7 +828,7 @@ func (c *Coordinator) Recover(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("recovery: read %s: %w", id, err)
 			}
-			if !time.Now().After(t.PrepareDeadline) {
+			if !c.staleAt(t, time.Now()) {
 				continue // another replica's, in its lease
 			}
 		}
@@ -1074,13 +1074,32 @@ func (c *Coordinator) abortStale(ctx context.Context) {
 		case err != nil:
 			c.loopError(ctx, "re-driver: cannot read an undecided payment; not aborted, retrying next pass",
 				"transaction_id", id, "err", err)
-		case t.Decision == DecisionNone && now.After(t.PrepareDeadline):
+		case t.Decision == DecisionNone && c.staleAt(t, now):
 			if _, err := c.decide(ctx, id, DecisionAbort, expired); err != nil {
 				c.loopError(ctx, "re-driver: abort stale payment", "transaction_id", id, "err", err)
 			}
 		}
 		release()
 	}
+}
+
+// staleAt reports whether the undecided payment t may be aborted at now by
+// anyone but the request running it: once its prepare deadline has passed,
+// or, on a log shared with other replicas, once the banks' holds of it have
+// expired too (the deadline plus ExpireGrace). The owner of a payment on
+// another replica records a bank's TRANSACTION_ID_CONFLICT vote (the bank
+// excused) just after the vote, which can be a moment past the deadline
+// (or past it by this replica's clock, if the clocks disagree); an ABORT
+// taken before that record would be sent to the excused bank and release
+// the holds of the other transaction it holds the id for. The grace gives
+// the owner its 20 s to write it, and is the time after which the banks
+// ask for an outcome themselves anyway.
+func (c *Coordinator) staleAt(t *Txn, now time.Time) bool {
+	deadline := t.PrepareDeadline
+	if c.shared {
+		deadline = deadline.Add(c.timing.ExpireGrace)
+	}
+	return now.After(deadline)
 }
 
 // expired is the failure of a payment aborted because no decision was taken

@@ -334,6 +334,10 @@ func (s *Store) wake() {
 	s.mu.Unlock()
 }
 
+// Shared reports whether the log is shared with other gateway replicas
+// (UseBus was given a bus).
+func (s *Store) Shared() bool { return s.announce != nil }
+
 // topicEvents is the change bus's topic of the event log: a notice means
 // "events were committed; read from where you are".
 const topicEvents = "events"

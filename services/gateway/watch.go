@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/remitpay/remit/internal/authz"
 )
@@ -21,6 +22,9 @@ const (
 	// before the hub stops handing it events and it re-reads them from the
 	// log itself (see watchHub).
 	defaultWatchBuffer = 64
+	// sharedPoll is how often the hub reads a log shared with other
+	// replicas when no notice woke it.
+	sharedPoll = time.Second
 	// hubBatch is how many events the hub reads from the log at a time.
 	hubBatch = 256
 	// catchUpBatch is how many events a stream reads at a time when it
@@ -185,10 +189,19 @@ func (h *watchHub) run() {
 		if err == nil && n == hubBatch {
 			continue
 		}
+		// On a log shared with other replicas, their events wake the hub
+		// through the change bus; a notice lost with a replica that died
+		// between its commit and its notice is made up for by reading the
+		// log every sharedPoll anyway.
+		var poll <-chan time.Time
+		if h.store.Shared() {
+			poll = time.After(sharedPoll)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-changed:
+		case <-poll:
 		}
 	}
 }

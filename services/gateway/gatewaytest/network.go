@@ -551,6 +551,48 @@ func (g *Gateway) WipeLog(tb testing.TB) {
 	}
 }
 
+// AddReplica starts a second gateway replica on the network's PostgreSQL
+// schema, on an address and data directory of its own, and waits until it
+// serves every bank (it learns them from the shared registry; the banks
+// register with the first replica only). It stops with the test. Only a
+// PostgreSQL test run has replicas: on SQLite it skips the test.
+func (n *Network) AddReplica(tb testing.TB) *Gateway {
+	tb.Helper()
+	if n.Gateway.cfg.Database == "" {
+		tb.Skip("gateway replicas share a PostgreSQL database; this run is on sqlite (REMIT_TEST_POSTGRES)")
+	}
+	port := freePorts(tb, 1)[0]
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	cfg := n.Gateway.cfg
+	cfg.DataDir = filepath.Join(n.Dir, fmt.Sprintf("gateway-%d", port))
+	cfg.AuditLog = ""
+	cfg.MetricsAddr = ""
+	cfg.Logger = cfg.Logger.With("replica", addr)
+	g := &Gateway{URL: "https://" + addr, addr: addr, cfg: cfg}
+	g.Start(tb)
+	tb.Cleanup(func() { g.stop(tb.Errorf) })
+	admin := n.Login(tb, AdminID).At(g.URL)
+	WaitFor(tb, "every bank serving at the replica", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		res, err := admin.Admin.ListBanks(ctx, &gatewayv1.ListBanksRequest{})
+		if err != nil {
+			return err
+		}
+		serving := 0
+		for _, b := range res.GetBanks() {
+			if b.GetStatus() == gatewayv1.BankStatus_BANK_STATUS_SERVING {
+				serving++
+			}
+		}
+		if serving < len(BankNames) {
+			return fmt.Errorf("%d of %d banks serving: %v", serving, len(BankNames), res.GetBanks())
+		}
+		return nil
+	})
+	return g
+}
+
 // gatewayDatabase is the gateway's Database on a PostgreSQL test run (one
 // schema for its log and sessions), and "" (the SQLite files in its data
 // directory) otherwise.
@@ -710,6 +752,19 @@ type Client struct {
 	Auth     gatewayv1connect.AuthServiceClient
 	Payments gatewayv1connect.PaymentServiceClient
 	Admin    gatewayv1connect.AdminServiceClient
+
+	hc   *http.Client // sends the session's token
+	opts []connect.ClientOption
+}
+
+// At returns the same session's clients of the gateway at url: another
+// replica (see Network.AddReplica).
+func (c *Client) At(url string) *Client {
+	out := *c
+	out.Auth = gatewayv1connect.NewAuthServiceClient(c.hc, url, c.opts...)
+	out.Payments = gatewayv1connect.NewPaymentServiceClient(c.hc, url, c.opts...)
+	out.Admin = gatewayv1connect.NewAdminServiceClient(c.hc, url, c.opts...)
+	return &out
 }
 
 // Ref returns the account reference of a customer.
@@ -768,6 +823,8 @@ func (n *Network) LoginPassword(tb testing.TB, clientID, password string, opts .
 		Auth:     gatewayv1connect.NewAuthServiceClient(hc, n.Gateway.URL, opts...),
 		Payments: gatewayv1connect.NewPaymentServiceClient(hc, n.Gateway.URL, opts...),
 		Admin:    gatewayv1connect.NewAdminServiceClient(hc, n.Gateway.URL, opts...),
+		hc:       hc,
+		opts:     opts,
 	}
 	if _, ok := Customers[clientID]; ok {
 		c.Account = Ref(clientID)

@@ -450,29 +450,13 @@ func (a *Authenticator) Login(ctx context.Context, clientID, password, remoteAdd
 	if err != nil {
 		return "", time.Time{}, nil, err
 	}
-	token, sessionID, expire, err := a.sessions.issue(ctx, clientID)
+	// Issued only if the user is still enabled with the password just
+	// verified, checked in the session's own write transaction (issueIf):
+	// a password change or a disabling committed meanwhile, here or at
+	// another replica, wins; one committed after it revokes this session.
+	token, sessionID, expire, err := a.sessions.issueIf(ctx, clientID, user.PasswordHash)
 	if err != nil {
 		return "", time.Time{}, nil, err
-	}
-	// The password may have changed, or the user been disabled, while it
-	// was verified: the revocation of that change ran before this session
-	// existed, so this one is ended here. With replicas the snapshot may
-	// lag a change another replica committed (its notice is on its way),
-	// so the check reads the database: a change committed before this read
-	// is seen here, and one committed after it revokes this session, which
-	// exists by then.
-	cur, ok := a.users.Load().Lookup(clientID)
-	if a.sessions.bus != nil {
-		if cur, err = a.sessions.loadUser(ctx, clientID); err != nil {
-			return "", time.Time{}, nil, errors.Join(err, a.sessions.Revoke(context.WithoutCancel(ctx), sessionID))
-		}
-		ok = cur != nil
-	}
-	if !ok || cur.Disabled || cur.PasswordHash != user.PasswordHash {
-		if err := a.sessions.Revoke(context.WithoutCancel(ctx), sessionID); err != nil {
-			return "", time.Time{}, nil, err
-		}
-		return "", time.Time{}, nil, ErrBadCredentials
 	}
 	a.record(ctx, audit.EventLoginSucceeded, slog.String(KeyClientID, clientID),
 		slog.String(KeySource, authz.SourceOf(remoteAddr)), slog.String(KeySessionID, sessionID))

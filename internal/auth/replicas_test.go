@@ -167,11 +167,12 @@ func TestReplicasShareSessionsAndUsers(t *testing.T) {
 }
 
 // TestPasswordResetBeatsALaggingReplica: an admin resets alice's password
-// on replica one because the old one leaked; replica two has not heard of
-// it yet. A login there with the old password must not leave a working
-// session behind: either it is refused, or the session it issued works
-// nowhere once replica two has caught up (found by an outside review:
-// the session used to outlive the reset until its expiry).
+// on replica one because the old one leaked, and disables bob; replica two
+// has not heard of either yet. A login there with the old password, or as
+// bob, is refused: the session is issued only if the database still holds
+// the password just verified and the user enabled, in the session's own
+// transaction (found by outside reviews: such a session used to outlive
+// the reset until its expiry).
 func TestPasswordResetBeatsALaggingReplica(t *testing.T) {
 	if storetest.Backend() != "postgres" {
 		t.Skip("replicas share a PostgreSQL database; this run is on sqlite (REMIT_TEST_POSTGRES)")
@@ -181,39 +182,25 @@ func TestPasswordResetBeatsALaggingReplica(t *testing.T) {
 	target := storetest.Target(t, t.TempDir(), "sessions")
 	one := openReplica(ctx, t, target)
 	two, startTwo := openLaggingReplica(ctx, t, target)
-	for _, change := range []struct {
-		name string
-		do   func() error
-	}{
-		{"reset", func() error {
-			_, _, err := one.a.ResetPassword(ctx, "alice", "a brand new password for alice after the leak", "admin")
-			return err
-		}},
-		{"disable", func() error {
-			_, _, err := one.a.DisableUser(ctx, "bob", "admin")
-			return err
-		}},
-	} {
-		if err := change.do(); err != nil {
-			t.Fatalf("%s: %v", change.name, err)
-		}
+	if _, _, err := one.a.ResetPassword(ctx, "alice", "a brand new password for alice after the leak", "admin"); err != nil {
+		t.Fatal(err)
 	}
-	tokens := map[string]string{}
+	if _, _, err := one.a.DisableUser(ctx, "bob", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	// Replica two's snapshot still has the old password and bob enabled.
+	if u, ok := two.a.Users().Lookup("bob"); !ok || u.Disabled {
+		t.Fatalf("replica two already knows bob is disabled (%v): the test needs a lagging replica", u)
+	}
 	for id, pw := range map[string]string{"alice": alicePW, "bob": bobPW} {
-		if token, _, _, err := two.a.Login(ctx, id, pw, srcA); err == nil {
-			tokens[id] = token
+		token, _, _, err := two.a.Login(ctx, id, pw, srcA)
+		if !errors.Is(err, auth.ErrBadCredentials) {
+			t.Errorf("login of %s on the lagging replica after the change: %v (token %t), want ErrBadCredentials", id, err, token != "")
 		}
 	}
 	startTwo()
-	if _, err := one.a.EnableUser(ctx, "bob", "admin"); err != nil { // a disabled user's sessions must not come back with it
-		t.Fatal(err)
-	}
-	for id, token := range tokens {
-		for name, r := range map[string]*replica{"one": one, "two": two} {
-			eventually(t, "replica "+name+": a session "+id+" got on the lagging replica after the change still works", func() bool {
-				_, err := r.a.Verify(ctx, token)
-				return errors.Is(err, auth.ErrInvalidToken)
-			})
-		}
-	}
+	eventually(t, "replica two never caught up with the disabling", func() bool {
+		u, ok := two.a.Users().Lookup("bob")
+		return ok && u.Disabled
+	})
 }

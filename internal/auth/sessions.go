@@ -160,28 +160,37 @@ func (s *Sessions) Issue(ctx context.Context, clientID string) (token string, ex
 }
 
 func (s *Sessions) issue(ctx context.Context, clientID string) (token, sessionID string, expire time.Time, err error) {
-	if clientID == "" {
-		return "", "", time.Time{}, errors.New("auth: issue a session: empty client id")
+	token, sessionID, hash, expire, now, err := s.newToken(clientID)
+	if err != nil {
+		return "", "", time.Time{}, err
 	}
-	secret := make([]byte, tokenBytes)
-	if _, err := rand.Read(secret); err != nil {
-		return "", "", time.Time{}, fmt.Errorf("auth: read random token: %w", err)
-	}
-	idBytes := make([]byte, 16)
-	if _, err := rand.Read(idBytes); err != nil {
-		return "", "", time.Time{}, fmt.Errorf("auth: read random session id: %w", err)
-	}
-	token = TokenPrefix + base64.RawURLEncoding.EncodeToString(secret)
-	sessionID = hex.EncodeToString(idBytes)
-	now := time.Now()
-	expire = time.UnixMilli(now.Add(s.ttl).UnixMilli()).UTC()
-	hash := hashToken(token)
 	if _, err := s.stmts.Exec(ctx, nil, sqlSessionInsert,
 		sessionID, hash[:], clientID, now.UnixMilli(), expire.UnixMilli()); err != nil {
 		return "", "", time.Time{}, fmt.Errorf("auth: store session: %w", err)
 	}
 	s.maybePrune(ctx, now)
 	return token, sessionID, expire, nil
+}
+
+// newToken makes a new session's token, id, stored hash and expiry, at
+// now.
+func (s *Sessions) newToken(clientID string) (token, sessionID string, hash [sha256.Size]byte, expire, now time.Time, err error) {
+	if clientID == "" {
+		return "", "", hash, expire, now, errors.New("auth: issue a session: empty client id")
+	}
+	secret := make([]byte, tokenBytes)
+	if _, err := rand.Read(secret); err != nil {
+		return "", "", hash, expire, now, fmt.Errorf("auth: read random token: %w", err)
+	}
+	idBytes := make([]byte, 16)
+	if _, err := rand.Read(idBytes); err != nil {
+		return "", "", hash, expire, now, fmt.Errorf("auth: read random session id: %w", err)
+	}
+	token = TokenPrefix + base64.RawURLEncoding.EncodeToString(secret)
+	sessionID = hex.EncodeToString(idBytes)
+	now = time.Now()
+	expire = time.UnixMilli(now.Add(s.ttl).UnixMilli()).UTC()
+	return token, sessionID, hashToken(token), expire, now, nil
 }
 
 // Verify returns the client and session a token belongs to, or

@@ -118,25 +118,84 @@ type userTx struct {
 	ctx context.Context //nolint:containedctx // the ctx of the call that runs the transaction; lives as long
 	tx  *sql.Tx
 	now time.Time
+	s   *Sessions
+	// ended are the (client id, kept session) pairs whose sessions this
+	// transaction revoked: their cache entries and streams end once it
+	// commits.
+	ended [][2]string
 }
 
-// loadUser reads the user clientID (its exact spelling) from the
-// database, or nil if there is none.
-func (s *Sessions) loadUser(ctx context.Context, clientID string) (*User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE client_id = ?`, clientID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil //nolint:nilnil // no such user is an answer
-	}
+// revokeSessions revokes, in this transaction, every usable session of
+// clientID but keep ("" for none), and publishes it to the other replicas
+// with the commit: a password or a user's state and the end of the
+// sessions it no longer allows commit together, so that no crash, no
+// caller hanging up and no failure in between can leave the one without
+// the other. It returns how many sessions it ended.
+func (t *userTx) revokeSessions(clientID, keep string) (int64, error) {
+	now := t.now.UnixMilli()
+	res, err := t.tx.ExecContext(t.ctx,
+		`UPDATE sessions SET revoked_at = ? WHERE client_id = ? AND id != ? AND revoked_at IS NULL AND expires_at > ?`,
+		now, clientID, keep, now)
 	if err != nil {
-		return nil, fmt.Errorf("auth: read user %q: %w", clientID, err)
+		return 0, fmt.Errorf("auth: revoke sessions of %q: %w", clientID, err)
 	}
-	return u, nil
+	if err := t.s.bus.PublishIn(t.ctx, t.tx, topicSessions, noticeClient+clientID+" "+keep); err != nil {
+		return 0, err
+	}
+	t.ended = append(t.ended, [2]string{clientID, keep})
+	return res.RowsAffected()
 }
 
 func (s *Sessions) usersTx(ctx context.Context, fn func(t *userTx) error) error {
-	return store.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		return fn(&userTx{ctx: ctx, tx: tx, now: time.Now()})
+	var t *userTx
+	err := store.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		t = &userTx{ctx: ctx, tx: tx, now: time.Now(), s: s}
+		return fn(t)
 	})
+	if t != nil {
+		// Whether it committed or not (a failed COMMIT may still have
+		// committed): forgetting a session that lives is only a cache miss.
+		for _, e := range t.ended {
+			s.cache.revokeClient(e[0], e[1])
+			s.watchers.endClient(e[0], e[1])
+		}
+	}
+	return err
+}
+
+// issueIf issues a session for clientID, as issue does, only if the user
+// is still enabled with passwordHash, checked in the same write
+// transaction as the session's insert: a change of the password or a
+// disabling (which revokes the user's sessions in its own transaction)
+// either commits before, and is seen here (ErrBadCredentials, no session),
+// or after, and revokes this session with the others. The writer lock
+// orders the two, across replicas too.
+func (s *Sessions) issueIf(ctx context.Context, clientID, passwordHash string) (token, sessionID string, expire time.Time, err error) {
+	token, sessionID, hash, expire, now, err := s.newToken(clientID)
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	err = store.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		u, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE client_id = ?`, clientID))
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return ErrBadCredentials
+		case err != nil:
+			return fmt.Errorf("auth: read user %q: %w", clientID, err)
+		case u.Disabled || u.PasswordHash != passwordHash:
+			return ErrBadCredentials
+		}
+		_, err = s.stmts.Exec(ctx, tx, sqlSessionInsert, sessionID, hash[:], clientID, now.UnixMilli(), expire.UnixMilli())
+		return err
+	})
+	if err != nil {
+		if !errors.Is(err, ErrBadCredentials) {
+			err = fmt.Errorf("auth: store session: %w", err)
+		}
+		return "", "", time.Time{}, err
+	}
+	s.maybePrune(ctx, now)
+	return token, sessionID, expire, nil
 }
 
 // byFold returns the user whose client id equals clientID case-insensitively.

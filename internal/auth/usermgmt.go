@@ -273,6 +273,7 @@ func lookupForChange(t *userTx, clientID string) (*User, error) {
 // included. Disabling a disabled user succeeds and ends nothing more.
 func (a *Authenticator) DisableUser(ctx context.Context, clientID, principal string) (*User, int64, error) {
 	var id string
+	var n int64
 	wasDisabled := false
 	err := a.change(ctx, func(t *userTx) error {
 		u, err := lookupForChange(t, clientID)
@@ -286,12 +287,12 @@ func (a *Authenticator) DisableUser(ctx context.Context, clientID, principal str
 		// An admin's disabling outlasts the file: an import does not
 		// enable it again.
 		u.disabledBy = disabledByAdmin
-		return t.update(u, false)
+		if err := t.update(u, false); err != nil {
+			return err
+		}
+		n, err = t.revokeSessions(id, "")
+		return err
 	})
-	if err != nil {
-		return nil, 0, err
-	}
-	n, err := a.sessions.RevokeClient(ctx, id)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -358,7 +359,7 @@ func (a *Authenticator) ResetPassword(ctx context.Context, clientID, password, p
 }
 
 // setPassword stores a new password set through the API and revokes every
-// session of the user but keep. If keep is set (ChangePassword), it must
+// session of the user but keep, in the same transaction. If keep is set (ChangePassword), it must
 // still be a usable session of the user and the stored hash still
 // verified (the one the current password was checked against), both
 // checked in the write transaction: a session revoked, or a password
@@ -370,6 +371,7 @@ func (a *Authenticator) setPassword(ctx context.Context, clientID, password, kee
 		return "", 0, err
 	}
 	var id string
+	var n int64
 	if err := a.change(ctx, func(t *userTx) error {
 		u, err := lookupForChange(t, clientID)
 		if err != nil {
@@ -391,12 +393,12 @@ func (a *Authenticator) setPassword(ctx context.Context, clientID, password, kee
 			return ErrBadCredentials
 		}
 		u.PasswordHash, u.passwordBy = hash, passwordByAPI
-		return t.update(u, true)
+		if err := t.update(u, true); err != nil {
+			return err
+		}
+		n, err = t.revokeSessions(id, keep)
+		return err
 	}); err != nil {
-		return "", 0, err
-	}
-	n, err := a.sessions.RevokeOthers(ctx, id, keep)
-	if err != nil {
 		return "", 0, err
 	}
 	return id, n, nil

@@ -86,7 +86,7 @@ func Redact(target string) string {
 // WriterIdleTimeout is how long a PostgreSQL writer may sit inside a
 // transaction without sending a statement before the server ends its
 // session (idle_in_transaction_session_timeout).
-const WriterIdleTimeout = "30s"
+const WriterIdleTimeout = "1min"
 
 // openPostgres opens a pool of conns connections to dsn: a writer's, whose
 // transactions take component's writer lock, or with component "" a
@@ -104,7 +104,9 @@ func openPostgres(ctx context.Context, dsn string, conns int, component string) 
 		// store's writer lock, and with it every other replica's writes,
 		// for longer than this: the server ends such a session, rolling
 		// its transaction back (nobody was told it committed), and
-		// notices a dead peer's socket within about half a minute.
+		// notices a dead peer's socket within about half a minute. The timeout is
+		// a minute: the tests that hold a writer lock on purpose hold it for
+		// less.
 		cfg.RuntimeParams["idle_in_transaction_session_timeout"] = WriterIdleTimeout
 		cfg.RuntimeParams["tcp_keepalives_idle"] = "10"
 		cfg.RuntimeParams["tcp_keepalives_interval"] = "5"
@@ -284,12 +286,7 @@ func rebind(query string) string {
 			}
 			skip(i + end + 1)
 		case ch == '/' && i+1 < len(query) && query[i+1] == '*':
-			end := strings.Index(query[i+2:], "*/")
-			if end < 0 {
-				skip(-1)
-				continue
-			}
-			skip(i + 2 + end + 2)
+			skip(blockCommentEnd(query, i))
 		case ch == '$' && (i == 0 || !isIdent(query[i-1])):
 			// A dollar-quoted string, $$...$$ or $tag$...$tag$.
 			tagEnd := i + 1
@@ -346,6 +343,26 @@ func escapedStringEnd(query string, open int) int {
 				continue
 			}
 			return j + 1
+		}
+	}
+	return len(query)
+}
+
+// blockCommentEnd is the index just after the /* ... */ comment that opens
+// at query[open]; PostgreSQL's block comments nest.
+func blockCommentEnd(query string, open int) int {
+	depth := 0
+	for j := open; j+1 < len(query); j++ {
+		switch {
+		case query[j] == '/' && query[j+1] == '*':
+			depth++
+			j++
+		case query[j] == '*' && query[j+1] == '/':
+			depth--
+			j++
+			if depth == 0 {
+				return j + 1
+			}
 		}
 	}
 	return len(query)

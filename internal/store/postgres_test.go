@@ -27,6 +27,7 @@ func TestRebind(t *testing.T) {
 		// Found by an outside review: comments, escaped strings and
 		// dollar quotes hide their ? too.
 		{`SELECT /* it's ? */ ?`, `SELECT /* it's ? */ $1`},
+		{`SELECT /* a /* b */ ? */ ?`, `SELECT /* a /* b */ ? */ $1`},
 		{`SELECT E'\'?', ?`, `SELECT E'\'?', $1`},
 		{`SELECT $$?$$, ?`, `SELECT $$?$$, $1`},
 		{`SELECT $f$ a ? $f$, ?`, `SELECT $f$ a ? $f$, $1`},

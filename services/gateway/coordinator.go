@@ -1135,6 +1135,12 @@ func (c *Coordinator) Outcome(ctx context.Context, bank, id string) (Decision, e
 	if t.Decision != DecisionNone {
 		return t.Decision, nil
 	}
+	if c.shared && !c.staleAt(t, time.Now()) {
+		// Another replica may own it still (a bank whose clock runs
+		// ahead asks early): the bank asks again later, as after any
+		// answer it did not get.
+		return DecisionNone, ErrInProgress
+	}
 	t, err = c.decide(ctx, id, DecisionAbort, expired)
 	if err != nil {
 		return DecisionNone, err

@@ -77,10 +77,26 @@ func TestIntegrationReplicasShareOneLog(t *testing.T) {
 			}
 		}
 	}
-	// Five payments of 7, each sent twice at once: 35 moved, not 70.
+	// A payment decided by the first replica alone reaches bob's stream on
+	// the second (through the change bus, or its hub's reading the log).
+	only := mustPay(t, alice, "bob", 3)
+	deadline := time.After(10 * time.Second)
+	for seen := false; !seen; {
+		select {
+		case e, ok := <-events:
+			if !ok {
+				t.Fatalf("bob's stream on the second replica ended: %v", stream.Err())
+			}
+			seen = e.GetPayment().GetTransactionId() == only.GetTransactionId()
+		case <-deadline:
+			t.Fatalf("bob's stream on the second replica never saw %s, decided by the first", only.GetTransactionId())
+		}
+	}
+	// Five payments of 7, each sent twice at once, and one of 3: 38
+	// moved, not 73.
 	waitFunds(t, admin, map[string]funds{
-		"alice": settled(gatewaytest.Opening - 35),
-		"bob":   settled(gatewaytest.Opening + 35),
+		"alice": settled(gatewaytest.Opening - 38),
+		"bob":   settled(gatewaytest.Opening + 38),
 	})
 
 	if _, err := aliceThere.Auth.Logout(callCtx(t), &gatewayv1.LogoutRequest{}); err != nil {

@@ -50,7 +50,8 @@ const replicasLoaded: Promise<void> = fetch("/replicas.json")
 
 // unansweredAfter gives up on a unary call at one replica that accepted
 // the connection and never answered (paused, stalled), so that the call
-// goes to the next one. Streams are not bounded: they wait for events.
+// goes to the next one, when there is one. Streams are not bounded: they
+// wait for events.
 const unansweredAfter = 5000;
 
 // failoverFetch sends a request to the replica in use and, when the
@@ -73,7 +74,10 @@ const failoverFetch: typeof fetch = async (input, init) => {
     const follow = () => attempt.abort(callerSignal?.reason);
     callerSignal?.addEventListener("abort", follow);
     if (callerSignal?.aborted) follow();
-    const timer = stream ? undefined : setTimeout(() => attempt.abort(new Error("no answer")), unansweredAfter);
+    // Only with another replica to go to: alone, the gateway is waited
+    // for as long as the call takes.
+    const timer =
+      stream || replicas.length < 2 ? undefined : setTimeout(() => attempt.abort(new Error("no answer")), unansweredAfter);
     try {
       return await fetch(url, { ...init, signal: attempt.signal });
     } catch (e) {

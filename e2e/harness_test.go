@@ -96,7 +96,13 @@ const networkPorts = 8
 // network is stopped between a stop and a restart.
 func freeBasePort(t *testing.T) int {
 	t.Helper()
-	b, err := portlock.Reserve(t.Context(), networkPorts)
+	return freePortsFor(t, networkPorts)
+}
+
+// freePortsFor is freeBasePort for a network of n ports.
+func freePortsFor(t *testing.T, n int) int {
+	t.Helper()
+	b, err := portlock.Reserve(t.Context(), n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,8 +154,15 @@ var bannerPID = regexp.MustCompile(`^\s+(\S+)\s+https://\S+\s+pid (\d+)(?:, metr
 // net so that a failed test leaves nothing behind.
 func startUp(t *testing.T, dir string, port int) *upProcess {
 	t.Helper()
+	return startUpWith(t, dir, port, 4)
+}
+
+// startUpWith is startUp with more flags for `remit up` (--postgres,
+// --replicas), and the number of processes its banner must list.
+func startUpWith(t *testing.T, dir string, port, processes int, flags ...string) *upProcess {
+	t.Helper()
 	u := &upProcess{t: t, dir: dir, port: port, ready: make(chan struct{}), exited: make(chan struct{}), pids: map[string]int{}, metrics: map[string]string{}}
-	u.cmd = exec.Command(remitBin, "up", "--dir", dir, "--base-port", strconv.Itoa(port))
+	u.cmd = exec.Command(remitBin, append([]string{"up", "--dir", dir, "--base-port", strconv.Itoa(port)}, flags...)...)
 	u.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	u.cmd.Stderr = &u.stderr
 	out, err := u.cmd.StdoutPipe()
@@ -206,8 +219,8 @@ func startUp(t *testing.T, dir string, port int) *upProcess {
 		u.dumpLogs()
 		t.Fatalf("remit up printed no %q within %s", readyLine, startTimeout)
 	}
-	if len(u.pids) != 4 {
-		t.Fatalf("banner lists %d processes with pids (%v), want 4:\n%s", len(u.pids), u.pids, u.output())
+	if len(u.pids) != processes {
+		t.Fatalf("banner lists %d processes with pids (%v), want %d:\n%s", len(u.pids), u.pids, processes, u.output())
 	}
 	return u
 }

@@ -7,11 +7,14 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"math/rand/v2"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +23,9 @@ import (
 	"github.com/chromedp/chromedp"
 
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
+	"github.com/remitpay/remit/internal/devnet"
+	"github.com/remitpay/remit/internal/store"
+	"github.com/remitpay/remit/internal/store/storetest"
 )
 
 // chromiumPath is Debian's chromium, which .ci/run installs.
@@ -505,5 +511,79 @@ func TestWalletOffline(t *testing.T) {
 	a.waitText("#balance", "$992.00")
 	if ab, bb := cliBalances(alice, bob); ab != 100000-800 || bb != 100000+800 {
 		t.Errorf("balances after the offline payment: alice %d bob %d, want %d %d", ab, bb, 100000-800, 100000+800)
+	}
+}
+
+// TestWalletFailsOverToAnotherReplica: two gateway replicas on PostgreSQL
+// (`remit up --postgres URL --replicas 2`; skipped without
+// REMIT_TEST_POSTGRES). Alice's wallet, served by the first replica, keeps
+// paying when that replica stops answering (paused with SIGSTOP): the page
+// sends the payment to the second replica, which its replicas.json lists,
+// its Content-Security-Policy allows and whose CORS admits the first's
+// origin.
+func TestWalletFailsOverToAnotherReplica(t *testing.T) {
+	skipIfShort(t)
+	base := storetest.Postgres()
+	if base == "" {
+		t.Skip("needs PostgreSQL: set " + storetest.Env + " (CI does)")
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	prefix := fmt.Sprintf("e2e_%x", rand.Uint64()&0xffffffffff)
+	q.Set("search_path", prefix)
+	u.RawQuery = q.Encode()
+	t.Cleanup(func() { dropSchemas(t, base, prefix) })
+
+	dir := filepath.Join(t.TempDir(), "net")
+	port := freePortsFor(t, devnet.PortsFor(2))
+	up := startUpWith(t, dir, port, 5, "--postgres", u.String(), "--replicas", "2")
+	pw := readPasswords(t, dir)
+	alice, bob := newCLIUser(t, "alice"), newCLIUser(t, "bob")
+	alice.login(dir, port, pw["alice"])
+	bob.login(dir, port, pw["bob"])
+
+	b := newBrowser(t, dir, port)
+	a := b.tab("alice-replicas", false)
+	a.login("alice", pw["alice"], "#wallet")
+	a.waitText("#balance", "$1,000.00")
+
+	first := up.pids["gateway"]
+	if err := syscall.Kill(first, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(first, syscall.SIGCONT) })
+	a.pay("bank-b/bob", "2.50", "")
+	if msg := a.waitText("#send-msg", "Sent $2.50 to bank-b/bob"); !strings.Contains(msg, "succeeded") {
+		t.Errorf("with the first replica paused: %q, want a payment that succeeded", msg)
+	}
+	a.shot("paid through the second replica")
+	if err := syscall.Kill(first, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if ab, bb := cliBalances(alice, bob); ab != 100000-250 || bb != 100000+250 {
+		t.Fatalf("balances after the payment: alice %d bob %d, want it applied once", ab, bb)
+	}
+}
+
+// dropSchemas drops the schemas `remit init --postgres` made under prefix.
+func dropSchemas(t *testing.T, base, prefix string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db, err := store.Open(ctx, base, "e2e")
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	for _, name := range []string{"gateway", "bank_a", "bank_b", "bank_c"} {
+		if _, err := db.ExecContext(ctx, `DROP SCHEMA IF EXISTS `+prefix+"_"+name+` CASCADE`); err != nil {
+			t.Error(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Error(err)
 	}
 }

@@ -14,9 +14,12 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"encoding/json"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"path"
+	"strings"
 	"time"
 )
 
@@ -36,13 +39,35 @@ type file struct {
 	etag string
 }
 
-// Handler serves the wallet: "/" (index.html), "/app.js" and "/app.css",
+// Handler is HandlerFor a gateway without replicas.
+func Handler() http.Handler { return HandlerFor(nil) }
+
+// HandlerFor serves the wallet of a gateway whose other replicas are at
+// replicas (https base URLs): "/replicas.json" lists them for the page,
+// which fails over to them when its gateway does not answer, and the
+// Content-Security-Policy lets it connect there too (and nowhere else).
+// Each replica must list this gateway's origin in its cors_origins.
+//
+// It serves "/" (index.html), "/app.js" and "/app.css",
 // GET and HEAD only; any other path is 404 and any other method 405. Mount
 // it at "/" of a mux whose API routes are more specific patterns, so that
 // they win. Every answer carries the security headers; the files are
 // revalidated on each load (no-cache with an ETag), so a new gateway's
 // wallet is picked up at once.
-func Handler() http.Handler {
+func HandlerFor(replicas []string) http.Handler {
+	csp := ContentSecurityPolicy
+	origins := make([]string, 0, len(replicas))
+	for _, r := range replicas {
+		if u, err := url.Parse(r); err == nil && u.Scheme == "https" && u.Host != "" {
+			origins = append(origins, u.Scheme+"://"+u.Host)
+		}
+	}
+	if len(origins) > 0 {
+		csp = strings.Replace(csp, "connect-src 'self'", "connect-src 'self' "+strings.Join(origins, " "), 1)
+	}
+	list, _ := json.Marshal(struct { //nolint:errchkjson // strings only
+		Replicas []string `json:"replicas"`
+	}{origins})
 	files := map[string]file{}
 	err := fs.WalkDir(dist, "dist", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -61,9 +86,11 @@ func Handler() http.Handler {
 		panic("web: embedded dist: " + err.Error()) // the embed is fixed at build time
 	}
 	files["/"] = files["/index.html"]
+	sum := sha256.Sum256(list)
+	files["/replicas.json"] = file{name: "replicas.json", body: list, etag: `"` + hex.EncodeToString(sum[:16]) + `"`}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hdr := w.Header()
-		hdr.Set("Content-Security-Policy", ContentSecurityPolicy)
+		hdr.Set("Content-Security-Policy", csp)
 		hdr.Set("X-Content-Type-Options", "nosniff")
 		hdr.Set("Referrer-Policy", "no-referrer")
 		hdr.Set("X-Frame-Options", "DENY")

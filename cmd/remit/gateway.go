@@ -77,5 +77,6 @@ func gatewayConfig(c *config.Gateway, log *slog.Logger) (gateway.Config, error) 
 		Logger:      log,
 		TokenTTL:    time.Duration(c.TokenTTL),
 		CORSOrigins: c.CORSOrigins,
+		ReplicaURLs: c.ReplicaURLs,
 	}, nil
 }

@@ -85,6 +85,11 @@ type Gateway struct {
 	// default): none, and the wallet the gateway serves itself, being
 	// same-origin, needs none.
 	CORSOrigins []string `yaml:"cors_origins,omitempty"`
+	// ReplicaURLs are the https URLs of this gateway's other replicas (on
+	// the same database): the browser wallet this gateway serves fails
+	// over to them when it does not answer. Each of them must list this
+	// gateway's origin in its cors_origins.
+	ReplicaURLs []string `yaml:"replica_urls,omitempty"`
 }
 
 // Bank is the content of banks/<name>.yaml.
@@ -346,6 +351,11 @@ func (g *Gateway) Validate() error {
 	}
 	for _, o := range g.CORSOrigins {
 		if err := validOrigin(o); err != nil {
+			return err
+		}
+	}
+	for i, u := range g.ReplicaURLs {
+		if err := validHTTPS(fmt.Sprintf("replica_urls[%d]", i), u); err != nil {
 			return err
 		}
 	}

@@ -227,6 +227,14 @@ func InitWith(ctx context.Context, w io.Writer, dir string, cfg InitConfig) (_ L
 		if r > 1 {
 			g.Listen, g.MetricsListen = replicaAddr(r, 0), replicaAddr(r, 1)
 		}
+		// The wallet each replica serves fails over to the others, which
+		// let its pages call them (CORS).
+		for o, u := range append([]string{gatewayURL}, moreGatewayURLs...) {
+			if o+1 != r {
+				g.ReplicaURLs = append(g.ReplicaURLs, u)
+				g.CORSOrigins = append(g.CORSOrigins, u)
+			}
+		}
 		if err := writeConfig(l.ReplicaConfig(r), "gateway", &g); err != nil {
 			return l, err
 		}

@@ -52,6 +52,9 @@ type Config struct {
 	// unless Database names a PostgreSQL database for both, and the audit
 	// log by default.
 	DataDir string
+	// ReplicaURLs are the https URLs of the gateway's other replicas, which
+	// the wallet it serves fails over to (web.HandlerFor).
+	ReplicaURLs []string
 	// Database is a postgres:// URL (a PostgreSQL database, and schema with
 	// search_path=NAME) that holds the coordinator log, the sessions and
 	// the users instead of the SQLite files in DataDir. Empty for those
@@ -271,7 +274,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}, connect.WithInterceptors())
 	// The browser wallet at "/": the API's patterns above are longer, so
 	// they win; any other path is the wallet's 404.
-	mux.Handle("/", web.Handler())
+	mux.Handle("/", web.HandlerFor(cfg.ReplicaURLs))
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

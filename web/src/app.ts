@@ -36,7 +36,64 @@ const auth: Interceptor = (next) => async (req) => {
   if (session && !req.header.has("Authorization")) req.header.set("Authorization", "Bearer " + session.token);
   return next(req);
 };
-const transport = createGrpcWebTransport({ baseUrl: location.origin, interceptors: [auth] });
+// The gateway that served this page, then its other replicas (on one
+// database, they answer any request alike; /replicas.json lists them).
+// Calls go to one at a time; when it does not answer, to the next.
+let replicas: string[] = [location.origin];
+let current = 0;
+const replicasLoaded: Promise<void> = fetch("/replicas.json")
+  .then((r) => (r.ok ? r.json() : { replicas: [] }))
+  .then((j: { replicas?: unknown }) => {
+    if (Array.isArray(j.replicas)) replicas = [location.origin, ...j.replicas.filter((u) => typeof u === "string")];
+  })
+  .catch(() => undefined);
+
+// unansweredAfter gives up on a unary call at one replica that accepted
+// the connection and never answered (paused, stalled), so that the call
+// goes to the next one, when there is one. Streams are not bounded: they
+// wait for events.
+const unansweredAfter = 5000;
+
+// failoverFetch sends a request to the replica in use and, when the
+// network fails or it does not answer in time, to the next, the same
+// request (a payment keeps its transaction id), each replica once.
+const failoverFetch: typeof fetch = async (input, init) => {
+  await replicasLoaded;
+  const url = new URL(input instanceof Request ? input.url : input.toString());
+  const stream = url.pathname.endsWith("/WatchPayments");
+  let last: unknown;
+  for (let tried = 0; tried < replicas.length; tried++) {
+    const at = current;
+    const base = new URL(replicas[at]);
+    url.protocol = base.protocol;
+    url.host = base.host;
+    // This attempt's signal: the caller's, and for a unary call the
+    // deadline too.
+    const attempt = new AbortController();
+    const callerSignal = init?.signal ?? undefined;
+    const follow = () => attempt.abort(callerSignal?.reason);
+    callerSignal?.addEventListener("abort", follow);
+    if (callerSignal?.aborted) follow();
+    // Only with another replica to go to: alone, the gateway is waited
+    // for as long as the call takes.
+    const timer =
+      stream || replicas.length < 2 ? undefined : setTimeout(() => attempt.abort(new Error("no answer")), unansweredAfter);
+    try {
+      return await fetch(url, { ...init, signal: attempt.signal });
+    } catch (e) {
+      if (callerSignal?.aborted) throw e; // the caller gave up, not the replica
+      last = e;
+      if (current === at) current = (at + 1) % replicas.length;
+    } finally {
+      // A response arrived: its body may still be streaming, so only the
+      // deadline of an answered call ends here, never the caller's link.
+      if (timer !== undefined) clearTimeout(timer);
+    }
+  }
+  throw last;
+};
+
+const transport = createGrpcWebTransport({ baseUrl: location.origin, interceptors: [auth], fetch: failoverFetch });
 const authClient = createClient(AuthService, transport);
 const payments = createClient(PaymentService, transport);
 const admin = createClient(AdminService, transport);

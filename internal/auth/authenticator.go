@@ -480,6 +480,11 @@ func (a *Authenticator) authenticate(ctx context.Context, clientID, password, re
 	pairKey, srcKey, idKey := throttleKey{id: id, src: src}, throttleKey{src: src}, throttleKey{id: id}
 	auditAttrs := []slog.Attr{slog.String(KeyClientID, a.auditID(clientID)), slog.String(KeySource, src)}
 
+	if a.sessions.bus != nil {
+		// Replicas: start from what every replica stored for these keys,
+		// not only from what this one has heard.
+		a.syncThrottle(ctx, throttleRef{a.sources, srcKey}, throttleRef{a.pairs, pairKey}, throttleRef{a.accounts, idKey})
+	}
 	now := time.Now()
 	if retry, ok := a.sources.begin(srcKey, now); !ok {
 		return nil, &LockoutError{RetryAfter: retry}

@@ -204,3 +204,29 @@ func TestPasswordResetBeatsALaggingReplica(t *testing.T) {
 		return ok && u.Disabled
 	})
 }
+
+// TestGuessesSpreadOverReplicasCount: failed logins on one replica count
+// on another before any notice reached it: three there and two here lock
+// the pair out, as five at one replica would.
+func TestGuessesSpreadOverReplicasCount(t *testing.T) {
+	if storetest.Backend() != "postgres" {
+		t.Skip("replicas share a PostgreSQL database; this run is on sqlite (REMIT_TEST_POSTGRES)")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	target := storetest.Target(t, t.TempDir(), "sessions")
+	one := openReplica(ctx, t, target)
+	two, _ := openLaggingReplica(ctx, t, target) // hears no notice at all
+	for i := range auth.DefaultMaxFailures {
+		r := one
+		if i >= 3 {
+			r = two
+		}
+		if _, _, _, err := r.a.Login(ctx, "alice", "not alice's password", srcB); err == nil {
+			t.Fatal("a wrong password was accepted")
+		}
+	}
+	if _, _, _, err := two.a.Login(ctx, "alice", alicePW, srcB); !errors.Is(err, auth.ErrLockedOut) {
+		t.Errorf("after 3 failures at one replica and 2 at the other, the right password: %v, want ErrLockedOut", err)
+	}
+}

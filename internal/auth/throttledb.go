@@ -239,3 +239,19 @@ func (a *Authenticator) resyncThrottle() {
 		a.throttleOf(r.kind).adopt(r.key, &e)
 	}
 }
+
+// syncThrottle adopts the stored state of keys before a login attempt
+// counts against them, on a log shared with other replicas: their
+// failures count here even if their notice has not arrived, so that
+// guesses spread over the replicas one after the other get no more tries
+// than at one. A read that fails leaves the memory as it is.
+func (a *Authenticator) syncThrottle(ctx context.Context, keys ...throttleRef) {
+	for _, k := range keys {
+		e, err := a.sessions.loadThrottleKey(ctx, k.t.kind, k.key)
+		if err != nil {
+			a.log.ErrorContext(ctx, "cannot read the login throttle state; counting from memory", "err", err)
+			return
+		}
+		k.t.adopt(k.key, e)
+	}
+}

@@ -20,23 +20,7 @@ import (
 // `remit chaos --seed N` replays the schedule.
 func TestChaos(t *testing.T) {
 	skipIfShort(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
-	defer cancel()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, remitBin, "chaos", "--duration", "150s", "--json")
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	t.Logf("remit chaos progress:\n%s", stderr.String())
-	var rep chaos.Report
-	if jerr := json.Unmarshal(stdout.Bytes(), &rep); jerr != nil {
-		t.Fatalf("remit chaos: %v; no JSON report (%v):\n%s", err, jerr, stdout.String())
-	}
-	var table strings.Builder
-	rep.Print(&table)
-	t.Logf("report:\n%s", table.String())
-	if err != nil || !rep.OK {
-		t.Fatalf("remit chaos found a violation (seed %d, network kept in %s): %v", rep.Seed, rep.Dir, err)
-	}
+	rep := runChaos(t, "--duration", "150s")
 	for _, k := range chaos.Kinds {
 		if why, skipped := rep.Skipped[k]; skipped {
 			t.Logf("fault %s skipped here: %s", k, why)
@@ -68,23 +52,7 @@ func TestChaosReplicas(t *testing.T) {
 	if base == "" {
 		t.Skip("needs PostgreSQL: set " + storetest.Env + " (CI does)")
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
-	defer cancel()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, remitBin, "chaos", "--duration", "60s", "--json", "--postgres", base, "--replicas", "2")
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	t.Logf("remit chaos progress:\n%s", stderr.String())
-	var rep chaos.Report
-	if jerr := json.Unmarshal(stdout.Bytes(), &rep); jerr != nil {
-		t.Fatalf("remit chaos: %v; no JSON report (%v):\n%s", err, jerr, stdout.String())
-	}
-	var table strings.Builder
-	rep.Print(&table)
-	t.Logf("report:\n%s", table.String())
-	if err != nil || !rep.OK {
-		t.Fatalf("remit chaos found a violation (seed %d, network kept in %s): %v", rep.Seed, rep.Dir, err)
-	}
+	rep := runChaos(t, "--duration", "60s", "--postgres", base, "--replicas", "2")
 	for _, k := range []string{chaos.KillGateway, chaos.RestartPostgres} {
 		if why, skipped := rep.Skipped[k]; skipped {
 			if k == chaos.RestartPostgres && os.Geteuid() != 0 {
@@ -100,4 +68,28 @@ func TestChaosReplicas(t *testing.T) {
 	if rep.Succeeded == 0 || rep.Declined == 0 {
 		t.Errorf("the workload did not exercise the replicas: %d succeeded, %d declined", rep.Succeeded, rep.Declined)
 	}
+}
+
+// runChaos runs `remit chaos --json` with args, logs its progress and
+// report, and fails the test on a violation.
+func runChaos(t *testing.T, args ...string) chaos.Report {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, remitBin, append([]string{"chaos", "--json"}, args...)...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	t.Logf("remit chaos progress:\n%s", stderr.String())
+	var rep chaos.Report
+	if jerr := json.Unmarshal(stdout.Bytes(), &rep); jerr != nil {
+		t.Fatalf("remit chaos: %v; no JSON report (%v):\n%s", err, jerr, stdout.String())
+	}
+	var table strings.Builder
+	rep.Print(&table)
+	t.Logf("report:\n%s", table.String())
+	if err != nil || !rep.OK {
+		t.Fatalf("remit chaos found a violation (seed %d, network kept in %s): %v", rep.Seed, rep.Dir, err)
+	}
+	return rep
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/rand/v2"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -24,7 +23,6 @@ import (
 
 	gatewayv1 "github.com/remitpay/remit/gen/remit/gateway/v1"
 	"github.com/remitpay/remit/internal/devnet"
-	"github.com/remitpay/remit/internal/store"
 	"github.com/remitpay/remit/internal/store/storetest"
 )
 
@@ -527,19 +525,19 @@ func TestWalletFailsOverToAnotherReplica(t *testing.T) {
 	if base == "" {
 		t.Skip("needs PostgreSQL: set " + storetest.Env + " (CI does)")
 	}
-	u, err := url.Parse(base)
+	target, drop, err := devnet.WithSchemaPrefix(base, fmt.Sprintf("e2e_%x", rand.Uint64()&0xffffffffff))
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := u.Query()
-	prefix := fmt.Sprintf("e2e_%x", rand.Uint64()&0xffffffffff)
-	q.Set("search_path", prefix)
-	u.RawQuery = q.Encode()
-	t.Cleanup(func() { dropSchemas(t, base, prefix) })
+	t.Cleanup(func() {
+		if err := drop(); err != nil {
+			t.Error(err)
+		}
+	})
 
 	dir := filepath.Join(t.TempDir(), "net")
 	port := freePortsFor(t, devnet.PortsFor(2))
-	up := startUpWith(t, dir, port, 5, "--postgres", u.String(), "--replicas", "2")
+	up := startUpWith(t, dir, port, 5, "--postgres", target, "--replicas", "2")
 	pw := readPasswords(t, dir)
 	alice, bob := newCLIUser(t, "alice"), newCLIUser(t, "bob")
 	alice.login(dir, port, pw["alice"])
@@ -565,25 +563,5 @@ func TestWalletFailsOverToAnotherReplica(t *testing.T) {
 	}
 	if ab, bb := cliBalances(alice, bob); ab != 100000-250 || bb != 100000+250 {
 		t.Fatalf("balances after the payment: alice %d bob %d, want it applied once", ab, bb)
-	}
-}
-
-// dropSchemas drops the schemas `remit init --postgres` made under prefix.
-func dropSchemas(t *testing.T, base, prefix string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	db, err := store.Open(ctx, base, "e2e")
-	if err != nil {
-		t.Error(err)
-		return
-	}
-	for _, name := range []string{"gateway", "bank_a", "bank_b", "bank_c"} {
-		if _, err := db.ExecContext(ctx, `DROP SCHEMA IF EXISTS `+prefix+"_"+name+` CASCADE`); err != nil {
-			t.Error(err)
-		}
-	}
-	if err := db.Close(); err != nil {
-		t.Error(err)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,9 +15,7 @@ import (
 	"github.com/remitpay/remit/internal/config"
 	"github.com/remitpay/remit/internal/devnet"
 	"github.com/remitpay/remit/internal/logging"
-	"github.com/remitpay/remit/internal/pki"
 	"github.com/remitpay/remit/internal/portlock"
-	"github.com/remitpay/remit/internal/store"
 )
 
 // network is the network under test.
@@ -128,30 +125,7 @@ func benchSchemas(base string) (target string, drop func() error, err error) {
 	if base == "" {
 		return "", func() error { return nil }, nil
 	}
-	u, err := url.Parse(base)
-	if err != nil {
-		return "", nil, fmt.Errorf("--postgres: %w", err)
-	}
-	q := u.Query()
-	admin := *u
-	prefix := fmt.Sprintf("bench_%x", rand.Uint64()&0xffffffffff) //nolint:gosec // a name, not a secret
-	q.Set("search_path", prefix)
-	u.RawQuery = q.Encode()
-	drop = func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		db, err := store.Open(ctx, admin.String(), "bench")
-		if err != nil {
-			return err
-		}
-		var errs []error
-		for _, name := range append([]string{pki.GatewayName}, devnet.Banks()...) {
-			_, err := db.ExecContext(ctx, `DROP SCHEMA IF EXISTS `+prefix+"_"+strings.ReplaceAll(name, "-", "_")+` CASCADE`)
-			errs = append(errs, err)
-		}
-		return errors.Join(append(errs, db.Close())...)
-	}
-	return u.String(), drop, nil
+	return devnet.WithSchemaPrefix(base, fmt.Sprintf("bench_%x", rand.Uint64()&0xffffffffff)) //nolint:gosec // a name, not a secret
 }
 
 // existing is the network named by cfg.Gateway.

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -25,7 +24,6 @@ import (
 	"github.com/remitpay/remit/internal/authz"
 	"github.com/remitpay/remit/internal/devnet"
 	"github.com/remitpay/remit/internal/pki"
-	"github.com/remitpay/remit/internal/store"
 )
 
 // Config is one chaos run.
@@ -285,37 +283,9 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 
 // runSchemas gives a run on PostgreSQL schemas of its own: base with
 // search_path set to a prefix made from the seed, unless base names one
-// already. drop removes the schemas devnet.InitWith makes under it.
+// already. drop removes them.
 func runSchemas(base string, seed uint64) (target string, drop func() error, err error) {
-	u, err := url.Parse(base)
-	if err != nil {
-		return "", nil, fmt.Errorf("chaos: --postgres: %w", err)
-	}
-	q := u.Query()
-	prefix := q.Get("search_path")
-	if prefix == "" {
-		prefix = fmt.Sprintf("chaos_%x", seed&0xffffffffff)
-		q.Set("search_path", prefix)
-		u.RawQuery = q.Encode()
-	}
-	q.Del("search_path")
-	admin := *u
-	admin.RawQuery = q.Encode()
-	drop = func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		db, err := store.Open(ctx, admin.String(), "chaos")
-		if err != nil {
-			return err
-		}
-		var errs []error
-		for _, name := range append([]string{pki.GatewayName}, devnet.Banks()...) {
-			_, err := db.ExecContext(ctx, `DROP SCHEMA IF EXISTS `+prefix+"_"+strings.ReplaceAll(name, "-", "_")+` CASCADE`)
-			errs = append(errs, err)
-		}
-		return errors.Join(append(errs, db.Close())...)
-	}
-	return u.String(), drop, nil
+	return devnet.WithSchemaPrefix(base, fmt.Sprintf("chaos_%x", seed&0xffffffffff))
 }
 
 var uuidRE = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)

@@ -276,7 +276,7 @@ func createSchemas(ctx context.Context, base string) (map[string]string, error) 
 	defer func() { _ = db.Close() }() // nothing written through it is left uncommitted
 	out := map[string]string{}
 	for _, name := range append([]string{pki.GatewayName}, demoBanks[:]...) {
-		schema := prefix + "_" + strings.ReplaceAll(name, "-", "_")
+		schema := schemaName(prefix, name)
 		var tables int
 		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ?`, schema).Scan(&tables); err != nil {
 			return nil, fmt.Errorf("--postgres: %w", err)
@@ -294,6 +294,47 @@ func createSchemas(ctx context.Context, base string) (map[string]string, error) 
 		out[name] = su.String()
 	}
 	return out, nil
+}
+
+// schemaName is the schema of process name under prefix.
+func schemaName(prefix, name string) string { return prefix + "_" + strings.ReplaceAll(name, "-", "_") }
+
+// WithSchemaPrefix is base, a postgres:// URL, with its search_path set to
+// prefix unless it has one already (then prefix is ignored); drop removes
+// the schemas InitWith makes under the prefix in use (a bench's or a test's
+// network, done with). The prefix must be what validSchemaPrefix allows.
+func WithSchemaPrefix(base, prefix string) (target string, drop func() error, err error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", nil, fmt.Errorf("--postgres: %w", err)
+	}
+	q := u.Query()
+	if p := q.Get("search_path"); p != "" {
+		prefix = p
+	}
+	if !validSchemaPrefix(prefix) {
+		return "", nil, fmt.Errorf("--postgres: schema prefix %q: want lowercase letters, digits and _", prefix)
+	}
+	q.Set("search_path", prefix)
+	u.RawQuery = q.Encode()
+	q.Del("search_path")
+	admin := *u
+	admin.RawQuery = q.Encode()
+	drop = func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		db, err := store.Open(ctx, admin.String(), "init")
+		if err != nil {
+			return err
+		}
+		var errs []error
+		for _, name := range append([]string{pki.GatewayName}, demoBanks[:]...) {
+			_, err := db.ExecContext(ctx, `DROP SCHEMA IF EXISTS `+schemaName(prefix, name)+` CASCADE`)
+			errs = append(errs, err)
+		}
+		return errors.Join(append(errs, db.Close())...)
+	}
+	return u.String(), drop, nil
 }
 
 // validSchemaPrefix allows what needs no quoting in SQL.

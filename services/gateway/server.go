@@ -126,6 +126,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.ServerTLS == nil || cfg.BankTLS == nil {
 		return errors.New("gateway: ServerTLS and BankTLS are required: there is no plaintext listener")
 	}
+	if cfg.Database != "" && !store.IsPostgres(cfg.Database) {
+		// Its log and its sessions share Database: one SQLite file cannot
+		// hold both (their migrations would collide).
+		return fmt.Errorf("gateway: Database %q: want a postgres:// URL, or none for the SQLite files in DataDir", store.Redact(cfg.Database))
+	}
 	if cfg.Timing == (Timing{}) {
 		cfg.Timing = DefaultTiming
 	}

@@ -182,9 +182,6 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // Throttling state (see [Config]) is kept in memory and written through
 // to the session database on every failure, so a restart keeps it.
 type Authenticator struct {
-	// origin names this Authenticator in the throttle notices it
-	// publishes (see heardThrottle).
-	origin   string
 	sessions *Sessions
 	pairs    *throttle // (client id, source)
 	sources  *throttle // source
@@ -240,7 +237,6 @@ func NewAuthenticator(ctx context.Context, file *Users, sessions *Sessions, cfg 
 	maxLock := max(defDur(cfg.MaxLockout, DefaultMaxLockout), base)
 	tracked := def(cfg.MaxTracked, DefaultMaxTracked)
 	a := &Authenticator{
-		origin:     rand.Text(),
 		sessions:   sessions,
 		pairs:      newThrottle(kindPair, def(cfg.MaxFailures, DefaultMaxFailures), window, base, maxLock, tracked),
 		sources:    newThrottle(kindSource, def(cfg.MaxSourceFailures, DefaultMaxSourceFailures), window, base, maxLock, tracked),
@@ -278,7 +274,6 @@ func NewAuthenticator(ctx context.Context, file *Users, sessions *Sessions, cfg 
 		return nil, err
 	}
 	sessions.bus.Subscribe(topicUsers, func(string) { a.heardUsers() }, a.heardUsers) //nolint:contextcheck // a notice outlives any request
-	sessions.bus.Subscribe(topicThrottle, a.heardThrottle, a.resyncThrottle)
 	return a, nil
 }
 
@@ -332,11 +327,7 @@ func (a *Authenticator) persist(ctx context.Context, keys ...throttleRef) {
 		e, ok := k.t.snapshot(k.key)
 		rows = append(rows, throttleRow{kind: k.t.kind, key: k.key, e: e, del: !ok})
 	}
-	n := throttleNotice{Keys: make([]throttleNoticeKey, len(rows))}
-	for i, r := range rows {
-		n.Keys[i] = throttleNoticeKey{Kind: r.kind, ID: r.key.id, Src: r.key.src}
-	}
-	if err := a.sessions.saveThrottle(ctx, rows, a.throttleNoticeOf(n)); err != nil {
+	if err := a.sessions.saveThrottle(ctx, rows); err != nil {
 		a.log.ErrorContext(ctx, "store login throttle state", "err", err)
 	}
 	if now := time.Now(); now.Sub(a.lastPrune) >= a.pruneEvery {
@@ -367,7 +358,7 @@ func (a *Authenticator) ClearLockout(ctx context.Context, clientID, principal st
 	a.persistMu.Lock()
 	cleared, locked := a.pairs.clearID(clientID, now)
 	_, accountLocked := a.accounts.clearID(clientID, now)
-	err := a.sessions.clearThrottleClient(context.WithoutCancel(ctx), clientID, a.throttleNoticeOf(throttleNotice{Clear: clientID}))
+	err := a.sessions.clearThrottleClient(context.WithoutCancel(ctx), clientID)
 	a.persistMu.Unlock()
 	res := ClearResult{ClearedSources: cleared, LockedSources: locked, AccountLocked: accountLocked > 0}
 	if err != nil {

@@ -1,11 +1,5 @@
 package auth
 
-import (
-	"time"
-
-	"github.com/remitpay/remit/internal/authz"
-)
-
 // CachedSessions returns how many sessions s holds in memory.
 func CachedSessions(s *Sessions) int { return s.cache.len() }
 
@@ -29,9 +23,3 @@ func SessionsOf(a *Authenticator) *Sessions { return a.sessions }
 
 // WatchedSessions returns how many stream watches a holds.
 func WatchedSessions(a *Authenticator) int { return a.sessions.watchers.open() }
-
-// PairLockedFor is how long a holds clientID locked out from remoteAddr's
-// source, in memory (0: not locked).
-func PairLockedFor(a *Authenticator, clientID, remoteAddr string) time.Duration {
-	return a.pairs.locked(throttleKey{id: clientID, src: authz.SourceOf(remoteAddr)}, time.Now())
-}

@@ -71,10 +71,9 @@ type SessionConfig struct {
 // RevokeClient remove what they revoke from it before they return, so a
 // revocation is immediate in this process. Other processes that share the
 // database (gateway replicas on PostgreSQL) hear of it through the change
-// bus ([Sessions.UseBus]): each revocation publishes what it ended after
-// its write, and every process drops it from its cache and ends its
-// streams (the notice commits with the revocation); a process whose
-// listener reconnects clears its whole cache.
+// bus ([Sessions.UseBus]): each revocation publishes what it ended in its
+// own transaction, and every process drops it from its cache and ends its
+// streams; a process whose listener reconnects clears its whole cache.
 // Without a bus (SQLite), only one process may serve a session database.
 type Sessions struct {
 	db            *sql.DB
@@ -282,20 +281,34 @@ func (s *Sessions) heard(payload string) {
 // revoke runs a revocation's write in one transaction with its notice to
 // the other processes (UseBus): they hear of it exactly when it commits.
 // Without a bus it is the write alone.
-func (s *Sessions) revoke(ctx context.Context, notice func(tx *sql.Tx) string, write func(tx *sql.Tx) error) error {
+// notice is called after write: it may name what write found ("" for
+// nothing to tell).
+func (s *Sessions) revoke(ctx context.Context, notice func() string, write func(tx *sql.Tx) error) error {
 	return store.InTx(ctx, s.db, func(tx *sql.Tx) error {
 		if err := write(tx); err != nil {
 			return err
 		}
-		if s.bus == nil {
-			return nil
+		if n := notice(); n != "" {
+			return s.bus.PublishIn(ctx, tx, topicSessions, n)
 		}
-		n := notice(tx)
-		if n == "" {
-			return nil
-		}
-		return s.bus.PublishIn(ctx, tx, topicSessions, n)
+		return nil
 	})
+}
+
+// revokeOthersIn revokes in tx every usable session of clientID but keep
+// ("" keeps none), with its notice, and returns how many it ended. The
+// caller updates the cache and the streams once tx has ended.
+func (s *Sessions) revokeOthersIn(ctx context.Context, tx *sql.Tx, clientID, keep string, now int64) (int64, error) {
+	res, err := tx.ExecContext(ctx,
+		`UPDATE sessions SET revoked_at = ? WHERE client_id = ? AND id != ? AND revoked_at IS NULL AND expires_at > ?`,
+		now, clientID, keep, now)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.bus.PublishIn(ctx, tx, topicSessions, noticeClient+clientID+" "+keep); err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }
 
 // Revoke ends a session, named either by its token (starting with
@@ -310,7 +323,7 @@ func (s *Sessions) Revoke(ctx context.Context, tokenOrSessionID string) error {
 	if strings.HasPrefix(tokenOrSessionID, TokenPrefix) {
 		hash := hashToken(tokenOrSessionID)
 		var id string
-		err = s.revoke(ctx, func(*sql.Tx) string {
+		err = s.revoke(ctx, func() string {
 			if id == "" {
 				return ""
 			}
@@ -328,7 +341,7 @@ func (s *Sessions) Revoke(ctx context.Context, tokenOrSessionID string) error {
 			s.watchers.endSession(id)
 		}
 	} else {
-		err = s.revoke(ctx, func(*sql.Tx) string { return noticeSession + tokenOrSessionID }, func(tx *sql.Tx) error {
+		err = s.revoke(ctx, func() string { return noticeSession + tokenOrSessionID }, func(tx *sql.Tx) error {
 			_, err := tx.ExecContext(ctx,
 				`UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, now, tokenOrSessionID)
 			return err
@@ -356,13 +369,9 @@ func (s *Sessions) RevokeClient(ctx context.Context, clientID string) (int64, er
 func (s *Sessions) RevokeOthers(ctx context.Context, clientID, keep string) (int64, error) {
 	now := time.Now().UnixMilli()
 	var n int64
-	err := s.revoke(ctx, func(*sql.Tx) string { return noticeClient + clientID + " " + keep }, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx,
-			`UPDATE sessions SET revoked_at = ? WHERE client_id = ? AND id != ? AND revoked_at IS NULL AND expires_at > ?`,
-			now, clientID, keep, now)
-		if err == nil {
-			n, err = res.RowsAffected()
-		}
+	err := store.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		var err error
+		n, err = s.revokeOthersIn(ctx, tx, clientID, keep, now)
 		return err
 	})
 	s.cache.revokeClient(clientID, keep)
@@ -379,7 +388,7 @@ func (s *Sessions) RevokeOthers(ctx context.Context, clientID, keep string) (int
 func (s *Sessions) RevokeSession(ctx context.Context, clientID, sessionID string) (bool, error) {
 	now := time.Now().UnixMilli()
 	var n int64
-	err := s.revoke(ctx, func(*sql.Tx) string { return noticeOf + clientID + " " + sessionID }, func(tx *sql.Tx) error {
+	err := s.revoke(ctx, func() string { return noticeOf + clientID + " " + sessionID }, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx,
 			`UPDATE sessions SET revoked_at = ? WHERE id = ? AND client_id = ? AND revoked_at IS NULL AND expires_at > ?`,
 			now, sessionID, clientID, now)

@@ -3,7 +3,6 @@ package auth
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -41,18 +40,12 @@ func fromMillis(ms int64) time.Time {
 	return time.UnixMilli(ms)
 }
 
-// saveThrottle writes rows in one transaction, with notice, if not "", to
-// the other replicas (topicThrottle), delivered when it commits.
-func (s *Sessions) saveThrottle(ctx context.Context, rows []throttleRow, notice string) error {
+// saveThrottle writes rows in one transaction.
+func (s *Sessions) saveThrottle(ctx context.Context, rows []throttleRow) error {
 	if len(rows) == 0 {
 		return nil
 	}
 	err := store.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		if notice != "" {
-			if err := s.bus.PublishIn(ctx, tx, topicThrottle, notice); err != nil {
-				return err
-			}
-		}
 		for _, r := range rows {
 			var err error
 			if r.del {
@@ -129,18 +122,10 @@ func (s *Sessions) pruneThrottle(ctx context.Context, now, quietSince time.Time)
 	return nil
 }
 
-// clearThrottleClient deletes every row of clientID, its pairs and the
-// client id itself, with notice, if not "", to the other replicas.
-func (s *Sessions) clearThrottleClient(ctx context.Context, clientID, notice string) error {
-	if err := store.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM login_throttle WHERE client_id = ?`, clientID); err != nil {
-			return err
-		}
-		if notice == "" {
-			return nil
-		}
-		return s.bus.PublishIn(ctx, tx, topicThrottle, notice)
-	}); err != nil {
+// clearThrottleClient deletes every row of clientID: its pairs and the
+// client id itself.
+func (s *Sessions) clearThrottleClient(ctx context.Context, clientID string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM login_throttle WHERE client_id = ?`, clientID); err != nil {
 		return fmt.Errorf("auth: clear login throttle state of %q: %w", clientID, err)
 	}
 	return nil
@@ -166,85 +151,12 @@ func (s *Sessions) loadThrottleKey(ctx context.Context, kind string, key throttl
 	return &e, nil
 }
 
-// The change bus's topic of the login throttle: the keys one gateway
-// replica stored, so that the others count its failures and lockouts too.
-const topicThrottle = "throttle"
-
-// throttleNotice is a notice of topicThrottle, as JSON.
-type throttleNotice struct {
-	// Origin is the Authenticator that wrote: it ignores its own notices
-	// (its memory is ahead of what it stored).
-	Origin string `json:"o"`
-	// Keys are the keys it stored, to read again.
-	Keys []throttleNoticeKey `json:"k,omitempty"`
-	// Clear is a client id whose lockouts an admin cleared.
-	Clear string `json:"c,omitempty"`
-}
-
-type throttleNoticeKey struct {
-	Kind string `json:"k"`
-	ID   string `json:"i"`
-	Src  string `json:"s"`
-}
-
-// throttleNoticeOf is the notice of n from this Authenticator, or "" when
-// there is no one to tell (SQLite).
-func (a *Authenticator) throttleNoticeOf(n throttleNotice) string {
-	if a.sessions.bus == nil {
-		return ""
-	}
-	n.Origin = a.origin
-	b, err := json.Marshal(n)
-	if err != nil {
-		return "" // strings and a slice of them: cannot fail
-	}
-	return string(b)
-}
-
-// heardThrottle adopts what another replica stored.
-func (a *Authenticator) heardThrottle(payload string) {
-	var n throttleNotice
-	if err := json.Unmarshal([]byte(payload), &n); err != nil || n.Origin == a.origin {
-		return
-	}
-	ctx := context.Background()
-	if n.Clear != "" {
-		now := time.Now()
-		a.pairs.clearID(n.Clear, now)
-		a.accounts.clearID(n.Clear, now)
-	}
-	for _, k := range n.Keys {
-		key := throttleKey{id: k.ID, src: k.Src}
-		e, err := a.sessions.loadThrottleKey(ctx, k.Kind, key)
-		if err != nil {
-			a.log.Error("cannot read the login failures another gateway replica stored", "err", err)
-			continue
-		}
-		a.throttleOf(k.Kind).adopt(key, e)
-	}
-}
-
-// resyncThrottle reads the whole stored state again (the listener
-// reconnected: notices may have been missed).
-func (a *Authenticator) resyncThrottle() {
-	ctx := context.Background()
-	now := time.Now()
-	rows, err := a.sessions.loadThrottle(ctx, now, now.Add(-a.pairs.quiet()), a.pairs.maxTracked)
-	if err != nil {
-		a.log.Error("cannot reload the login throttle state", "err", err)
-		return
-	}
-	for _, r := range rows {
-		e := r.e
-		a.throttleOf(r.kind).adopt(r.key, &e)
-	}
-}
-
 // syncThrottle adopts the stored state of keys before a login attempt
-// counts against them, on a log shared with other replicas: their
-// failures count here even if their notice has not arrived, so that
-// guesses spread over the replicas one after the other get no more tries
-// than at one. A read that fails leaves the memory as it is.
+// counts against them, on a database shared with other replicas: their
+// failures, lockouts and an admin's clearing (all written through before
+// their call answers) count here at once, so that guesses spread over the
+// replicas get no more tries than at one. A read that fails leaves the
+// memory as it is.
 func (a *Authenticator) syncThrottle(ctx context.Context, keys ...throttleRef) {
 	for _, k := range keys {
 		e, err := a.sessions.loadThrottleKey(ctx, k.t.kind, k.key)

@@ -132,18 +132,12 @@ type userTx struct {
 // caller hanging up and no failure in between can leave the one without
 // the other. It returns how many sessions it ended.
 func (t *userTx) revokeSessions(clientID, keep string) (int64, error) {
-	now := t.now.UnixMilli()
-	res, err := t.tx.ExecContext(t.ctx,
-		`UPDATE sessions SET revoked_at = ? WHERE client_id = ? AND id != ? AND revoked_at IS NULL AND expires_at > ?`,
-		now, clientID, keep, now)
+	n, err := t.s.revokeOthersIn(t.ctx, t.tx, clientID, keep, t.now.UnixMilli())
 	if err != nil {
 		return 0, fmt.Errorf("auth: revoke sessions of %q: %w", clientID, err)
 	}
-	if err := t.s.bus.PublishIn(t.ctx, t.tx, topicSessions, noticeClient+clientID+" "+keep); err != nil {
-		return 0, err
-	}
 	t.ended = append(t.ended, [2]string{clientID, keep})
-	return res.RowsAffected()
+	return n, nil
 }
 
 func (s *Sessions) usersTx(ctx context.Context, fn func(t *userTx) error) error {

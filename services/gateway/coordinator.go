@@ -143,10 +143,7 @@ type Coordinator struct {
 
 	mu       sync.Mutex
 	inflight map[string]chan struct{} // transaction id -> closed when its first run ends
-	// shared is set when the log is shared with other gateway replicas
-	// (PostgreSQL): an undecided payment may be another replica's.
-	shared  bool
-	driving map[string]bool // phase two being driven in-process
+	driving  map[string]bool          // phase two being driven in-process
 	// redriving holds the banks whose re-driver worker is running.
 	redriving map[string]bool
 	wake      chan struct{}
@@ -823,7 +820,7 @@ func (c *Coordinator) Recover(ctx context.Context) error {
 	}
 	aborted := 0
 	for _, id := range ids {
-		if c.shared {
+		if c.store.Shared() {
 			t, err := c.store.Get(ctx, id)
 			if err != nil {
 				return fmt.Errorf("recovery: read %s: %w", id, err)
@@ -1096,7 +1093,7 @@ func (c *Coordinator) abortStale(ctx context.Context) {
 // ask for an outcome themselves anyway.
 func (c *Coordinator) staleAt(t *Txn, now time.Time) bool {
 	deadline := t.PrepareDeadline
-	if c.shared {
+	if c.store.Shared() {
 		deadline = deadline.Add(c.timing.ExpireGrace)
 	}
 	return now.After(deadline)
@@ -1135,7 +1132,7 @@ func (c *Coordinator) Outcome(ctx context.Context, bank, id string) (Decision, e
 	if t.Decision != DecisionNone {
 		return t.Decision, nil
 	}
-	if c.shared && !c.staleAt(t, time.Now()) {
+	if c.store.Shared() && !c.staleAt(t, time.Now()) {
 		// Another replica may own it still (a bank whose clock runs
 		// ahead asks early): the bank asks again later, as after any
 		// answer it did not get.

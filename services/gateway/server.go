@@ -238,7 +238,6 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer registry.Close()
 	coord := NewCoordinator(st, registry, log, cfg.Timing)
-	coord.shared = cfg.Database != ""
 	coord.audit = auditLog
 	coord.metrics = newCoordMetrics(reg)
 	reg.MustRegister(newStateCollector(st, registry), metrics.NewCommitCollector(map[string]func() store.GroupStats{"payments": st.CommitStats}))

@@ -374,10 +374,3 @@ func (c *Client) relogin(ctx context.Context, failed string) error {
 	_, err := c.Login(ctx, creds.ClientID, creds.Password)
 	return err
 }
-
-// CloseIdleConnections closes the idle connections of every replica.
-func (r *replicas) CloseIdleConnections() {
-	if c, ok := r.next.(interface{ CloseIdleConnections() }); ok {
-		c.CloseIdleConnections()
-	}
-}

@@ -37,19 +37,12 @@ func newReplicas(next http.RoundTripper, base string, more []string) (*replicas,
 		if err != nil {
 			return nil, err
 		}
-		if u.Path != r.path() && len(r.urls) > 0 {
+		if len(r.urls) > 0 && u.Path != r.urls[0].Path {
 			return nil, fmt.Errorf("gateway replica %q has another path than %q", raw, r.urls[0])
 		}
 		r.urls = append(r.urls, u)
 	}
 	return r, nil
-}
-
-func (r *replicas) path() string {
-	if len(r.urls) == 0 {
-		return ""
-	}
-	return r.urls[0].Path
 }
 
 // RoundTrip sends req to the current replica.
@@ -83,4 +76,11 @@ func (r *replicas) failover(from int32, err *Error) bool {
 // deadline was the attempt's, not its caller's).
 func unanswered(e *Error) bool {
 	return e != nil && (e.Code == connect.CodeUnavailable || e.Code == connect.CodeDeadlineExceeded)
+}
+
+// CloseIdleConnections closes the idle connections of every replica.
+func (r *replicas) CloseIdleConnections() {
+	if c, ok := r.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }

@@ -78,8 +78,7 @@ type member struct {
 	// healthy returns nil once the process answers its health check as
 	// serving.
 	healthy func(context.Context) error
-	// gateway is an SDK client of a gateway replica after the first
-	// (loadMembers returns the first's); nil for a bank.
+	// gateway is an SDK client of a gateway replica; nil for a bank.
 	gateway *client.Client
 	proc    *proc
 }
@@ -137,8 +136,7 @@ func Up(ctx context.Context, cfg UpConfig) error {
 		return err
 	}
 	defer func() {
-		gw.Close()
-		for _, m := range gateways(members)[1:] {
+		for _, m := range gateways(members) {
 			_ = m.gateway.Close() // only idle connections to close
 		}
 	}()
@@ -258,7 +256,7 @@ func loadMembers(l Layout) ([]*member, *client.Client, string, error) {
 	}
 	members := []*member{{
 		name: pki.GatewayName, config: l.GatewayConfig(), listen: g.Listen, url: gatewayURL, metrics: g.MetricsListen,
-		healthy: gw.Health,
+		healthy: gw.Health, gateway: gw,
 	}}
 	// Replicas of the gateway (gateway-2.yaml, ...), in order.
 	for r := 2; r <= MaxReplicas; r++ {
